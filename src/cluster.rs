@@ -1,0 +1,91 @@
+//! Connects to the cluster the way kubectl does: `--kubeconfig`, `KUBECONFIG`, `--context`,
+//! and the in-cluster service account when running in a pod.
+
+use std::path::PathBuf;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+/// Cluster connection flags shared by every command that talks to the apiserver.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClusterArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: the current context).
+    #[arg(long = "context", global = true, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+/// Errors while building a cluster client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read kubeconfig {path}")]
+    ReadKubeconfig {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot use kubeconfig{}", context.as_deref().map(|c| format!(" context {c:?}")).unwrap_or_default())]
+    Kubeconfig {
+        context: Option<String>,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("no cluster configuration found (set KUBECONFIG or --kubeconfig, or run in a pod)")]
+    Infer(#[source] kube::config::InferConfigError),
+    #[error("cannot create a Kubernetes client")]
+    Client(#[source] kube::Error),
+}
+
+impl ClusterArgs {
+    /// Resolves the client configuration as kubectl would.
+    pub async fn config(&self) -> Result<Config, Error> {
+        let options = KubeConfigOptions {
+            context: self.context.clone(),
+            ..Default::default()
+        };
+        if let Some(path) = &self.kubeconfig {
+            let kubeconfig =
+                Kubeconfig::read_from(path).map_err(|source| Error::ReadKubeconfig {
+                    path: path.clone(),
+                    source,
+                })?;
+            return Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|source| Error::Kubeconfig {
+                    context: self.context.clone(),
+                    source,
+                });
+        }
+        if self.context.is_some() {
+            return Config::from_kubeconfig(&options)
+                .await
+                .map_err(|source| Error::Kubeconfig {
+                    context: self.context.clone(),
+                    source,
+                });
+        }
+        Config::infer().await.map_err(Error::Infer)
+    }
+
+    /// Builds a client for the resolved configuration.
+    pub async fn client(&self) -> Result<Client, Error> {
+        let config = self.config().await?;
+        Client::try_from(config).map_err(Error::Client)
+    }
+
+    /// The namespace commands default to: the context's namespace, else `default` (like kubectl).
+    pub async fn default_namespace(&self) -> String {
+        match self.config().await {
+            Ok(config) => config.default_namespace,
+            Err(_) => "default".to_string(),
+        }
+    }
+}
+
+/// Installs the process-wide rustls crypto provider (ring) that kube and reqwest share.
+/// Safe to call more than once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,11 @@
+//! keelson keeps Helm releases on the newest container images their owners allow.
+//!
+//! The data flow, one module per box (see docs/architecture.md):
+//! release record → [`storage`] → coalesced values ([`values`]) → [`keel`] block →
+//! [`registry`] → [`policy`] → new values → [`render`] → [`apply`] → new revision ([`updater`]),
+//! driven by the [`controller`] and the [`cli`].
+
+pub mod cli;
+pub mod cluster;
+pub mod logging;
+pub mod render;

@@ -1,0 +1,126 @@
+//! Shared helpers for integration tests that run against the real test environment
+//! (`scripts/testenv up`). Every helper fails loudly, naming the command to run, when the
+//! environment is missing: these tests never pass silently.
+
+#![allow(dead_code)]
+
+pub mod registry;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const HOW_TO_START: &str = "the test environment is not running: run `make test` (or \
+`scripts/testenv up && eval \"$(scripts/testenv env)\"` before `cargo test`)";
+
+/// Reads a variable that `scripts/testenv env` exports; panics with how to start the env.
+pub fn env_var(name: &str) -> String {
+    if let Ok(value) = std::env::var(name) {
+        if !value.is_empty() {
+            return value;
+        }
+    }
+    // Fall back to the env file `scripts/testenv up` writes, so a plain `cargo test` works
+    // after the env is up.
+    if let Some(value) = env_file_value(name) {
+        return value;
+    }
+    panic!("{name} is not set: {HOW_TO_START}");
+}
+
+fn env_file_value(name: &str) -> Option<String> {
+    let dir = std::env::var("KEELSON_TESTENV_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/testenv"));
+    let text = std::fs::read_to_string(dir.join("env.sh")).ok()?;
+    let prefix = format!("export {name}='");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|rest| rest.strip_suffix('\''))
+        .map(str::to_string)
+}
+
+/// Paths of the real tools and the cluster of the test environment.
+pub struct TestEnv {
+    pub kubeconfig: String,
+    pub helm3: String,
+    pub helm4: String,
+    pub kubectl: String,
+}
+
+impl TestEnv {
+    pub fn get() -> Self {
+        let env = Self {
+            kubeconfig: env_var("KUBECONFIG"),
+            helm3: env_var("HELM3"),
+            helm4: env_var("HELM4"),
+            kubectl: env_var("KUBECTL"),
+        };
+        // Fail early and clearly when the variables point at an env that is down.
+        let probe = Command::new(&env.kubectl)
+            .args(["--kubeconfig", &env.kubeconfig, "get", "--raw", "/readyz"])
+            .output();
+        match probe {
+            Ok(out) if out.status.success() => env,
+            Ok(out) => panic!(
+                "the apiserver at {} is not ready ({}): {HOW_TO_START}",
+                env.kubeconfig,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(err) => panic!("cannot run {}: {err}: {HOW_TO_START}", env.kubectl),
+        }
+    }
+
+    /// Runs a tool with KUBECONFIG set; panics with its stderr when it fails.
+    pub fn run(&self, program: &str, args: &[&str]) -> String {
+        let out = self.run_status(program, args);
+        assert!(
+            out.status.success(),
+            "`{program} {}` failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a tool with KUBECONFIG set and returns whatever happened.
+    pub fn run_status(&self, program: &str, args: &[&str]) -> Output {
+        Command::new(program)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .unwrap_or_else(|err| panic!("cannot run {program}: {err}"))
+    }
+
+    pub fn helm3(&self, args: &[&str]) -> String {
+        self.run(&self.helm3, args)
+    }
+
+    pub fn helm4(&self, args: &[&str]) -> String {
+        self.run(&self.helm4, args)
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        self.run(&self.kubectl, args)
+    }
+
+    /// Creates a namespace unique to this test run, so tests never see each other's releases.
+    pub fn fresh_namespace(&self, prefix: &str) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!("{prefix}-{}-{nanos:x}", std::process::id());
+        self.kubectl(&["create", "namespace", &name]);
+        name
+    }
+}
+
+/// The project's own fixture chart directory by name.
+pub fn fixture_chart(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/charts")
+        .join(name)
+        .display()
+        .to_string()
+}
