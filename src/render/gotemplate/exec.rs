@@ -225,18 +225,6 @@ pub fn is_true(value: &Value) -> bool {
     }
 }
 
-fn truncate_context(context: &str) -> String {
-    if context.len() > 20 {
-        let mut end = 20;
-        while !context.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}...", &context[..end])
-    } else {
-        context.to_string()
-    }
-}
-
 impl<'a, 'c> State<'a, 'c> {
     fn error(&self, at: &At, message: impl std::fmt::Display) -> ExecError {
         ExecError {
@@ -244,7 +232,7 @@ impl<'a, 'c> State<'a, 'c> {
                 "template: {}: executing {} at <{}>: {}",
                 self.tree.location(at.pos),
                 print::go_quote(&self.tree.name),
-                truncate_context(&at.context),
+                at.context,
                 message
             ),
         }
@@ -903,6 +891,16 @@ impl<'a, 'c> State<'a, 'c> {
                 last = final_value;
             }
             return Ok(Typed::plain(last));
+        }
+        if name == "printf" && !self.context.funcs.contains(name) {
+            if let Some(first @ (Arg::Number { .. } | Arg::Bool { .. } | Arg::Nil { .. })) =
+                args.first()
+            {
+                return Err(self.error(
+                    &Self::at_arg(first),
+                    format!("expected string; found {first}"),
+                ));
+            }
         }
         let mut values = Vec::with_capacity(got);
         for arg in args {
