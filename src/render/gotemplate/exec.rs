@@ -892,15 +892,14 @@ impl<'a, 'c> State<'a, 'c> {
             }
             return Ok(Typed::plain(last));
         }
-        if name == "printf" && !self.context.funcs.contains(name) {
-            if let Some(first @ (Arg::Number { .. } | Arg::Bool { .. } | Arg::Nil { .. })) =
-                args.first()
-            {
-                return Err(self.error(
-                    &Self::at_arg(first),
-                    format!("expected string; found {first}"),
-                ));
-            }
+        // Go converts a constant to printf's `string` parameter before calling it.
+        if let ("printf", Some(first @ (Arg::Number { .. } | Arg::Bool { .. } | Arg::Nil { .. }))) =
+            (name, args.first())
+        {
+            return Err(self.error(
+                &Self::at_arg(first),
+                format!("expected string; found {first}"),
+            ));
         }
         let mut values = Vec::with_capacity(got);
         for arg in args {
