@@ -169,10 +169,33 @@ enum Flow {
     Continue,
 }
 
-/// Where an error happened: a node's position and its Go `String()`.
-struct At {
-    pos: usize,
-    context: String,
+/// Where an error happened: the node Go last pointed at; its `String()` is only built when
+/// an error is reported.
+enum At<'n> {
+    Arg(&'n Arg),
+    Command(&'n Command),
+    Pipe(&'n Pipe),
+    Text(usize, String),
+}
+
+impl At<'_> {
+    fn pos(&self) -> usize {
+        match self {
+            At::Arg(arg) => arg.pos(),
+            At::Command(cmd) => cmd.pos,
+            At::Pipe(pipe) => pipe.pos,
+            At::Text(pos, _) => *pos,
+        }
+    }
+
+    fn context(&self) -> String {
+        match self {
+            At::Arg(arg) => arg.to_string(),
+            At::Command(cmd) => cmd.to_string(),
+            At::Pipe(pipe) => pipe.to_string(),
+            At::Text(_, text) => text.clone(),
+        }
+    }
 }
 
 struct State<'a, 'c> {
@@ -226,23 +249,20 @@ pub fn is_true(value: &Value) -> bool {
 }
 
 impl<'a, 'c> State<'a, 'c> {
-    fn error(&self, at: &At, message: impl std::fmt::Display) -> ExecError {
+    fn error(&self, at: &At<'_>, message: impl std::fmt::Display) -> ExecError {
         ExecError {
             message: format!(
                 "template: {}: executing {} at <{}>: {}",
-                self.tree.location(at.pos),
+                self.tree.location(at.pos()),
                 print::go_quote(&self.tree.name),
-                at.context,
+                at.context(),
                 message
             ),
         }
     }
 
-    fn at_arg(arg: &Arg) -> At {
-        At {
-            pos: arg.pos(),
-            context: arg.to_string(),
-        }
+    fn at_arg(arg: &Arg) -> At<'_> {
+        At::Arg(arg)
     }
 
     fn walk_list(
@@ -278,22 +298,24 @@ impl<'a, 'c> State<'a, 'c> {
             Node::With(branch) => return self.walk_if_with(out, dot, boxed, branch, true),
             Node::Range(branch) => return self.walk_range(out, dot, boxed, branch),
             Node::Template { pos, name, pipe } => {
-                let at = At {
-                    pos: *pos,
-                    context: match pipe {
-                        Some(p) => format!("{{{{template {} {}}}}}", print::go_quote(name), p),
-                        None => format!("{{{{template {}}}}}", print::go_quote(name)),
-                    },
+                let at = || {
+                    At::Text(
+                        *pos,
+                        match pipe {
+                            Some(p) => format!("{{{{template {} {}}}}}", print::go_quote(name), p),
+                            None => format!("{{{{template {}}}}}", print::go_quote(name)),
+                        },
+                    )
                 };
                 let Some(tree) = self.scope.lookup(name) else {
                     return Err(self.error(
-                        &at,
+                        &at(),
                         format!("template {} not defined", print::go_quote(name)),
                     ));
                 };
                 if self.depth >= MAX_TEMPLATE_DEPTH {
                     return Err(self.error(
-                        &at,
+                        &at(),
                         format!("exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"),
                     ));
                 }
@@ -483,13 +505,10 @@ impl<'a, 'c> State<'a, 'c> {
     }
 
     /// The node Go last pointed at while evaluating a pipeline: its last command's first word.
-    fn pipe_at(&self, pipe: &Pipe) -> At {
+    fn pipe_at<'p>(&self, pipe: &'p Pipe) -> At<'p> {
         match pipe.cmds.last().and_then(|c| c.args.first()) {
-            Some(arg) => Self::at_arg(arg),
-            None => At {
-                pos: pipe.pos,
-                context: pipe.to_string(),
-            },
+            Some(arg) => At::Arg(arg),
+            None => At::Pipe(pipe),
         }
     }
 
@@ -512,10 +531,7 @@ impl<'a, 'c> State<'a, 'c> {
     fn not_a_function(&self, cmd: &Command, final_value: &Option<Value>) -> Res<()> {
         if cmd.args.len() > 1 || final_value.is_some() {
             let first = cmd.args.first();
-            let at = first.map(Self::at_arg).unwrap_or(At {
-                pos: cmd.pos,
-                context: cmd.to_string(),
-            });
+            let at = first.map(Self::at_arg).unwrap_or(At::Command(cmd));
             let name = first.map(|a| a.to_string()).unwrap_or_default();
             return Err(self.error(&at, format!("can't give argument to non-function {name}")));
         }
@@ -770,12 +786,7 @@ impl<'a, 'c> State<'a, 'c> {
                             if message.starts_with("wrong number of args for ") {
                                 Err(self.error(&at, message))
                             } else {
-                                let call_at = At {
-                                    pos: at.pos,
-                                    context: at.context.clone(),
-                                };
-                                Err(self
-                                    .error(&call_at, format!("error calling {name}: {message}")))
+                                Err(self.error(&at, format!("error calling {name}: {message}")))
                             }
                         }
                         None => {
@@ -869,10 +880,7 @@ impl<'a, 'c> State<'a, 'c> {
         args: &[Arg],
         final_value: Option<Value>,
     ) -> Res<Typed> {
-        let call_at = At {
-            pos: cmd.pos,
-            context: cmd.to_string(),
-        };
+        let call_at = At::Command(cmd);
         let got = args.len() + usize::from(final_value.is_some());
         // and/or evaluate their arguments lazily.
         if (name == "and" || name == "or") && !self.context.funcs.contains(name) {
