@@ -623,10 +623,13 @@ impl<'a, 'c> State<'a, 'c> {
     }
 
     /// Evaluates one argument (not the first word of a command).
-    fn eval_arg(&mut self, dot: &Value, boxed: bool, arg: &Arg) -> Res<Value> {
+    fn eval_arg_typed(&mut self, dot: &Value, boxed: bool, arg: &Arg) -> Res<Typed> {
         match arg {
-            Arg::Dot { .. } => Ok(dot.clone()),
-            Arg::Nil { .. } => Ok(Value::Nil),
+            Arg::Dot { .. } => Ok(Typed {
+                value: dot.clone(),
+                boxed,
+            }),
+            Arg::Nil { .. } => Ok(Typed::plain(Value::Nil)),
             Arg::Field { idents, .. } => {
                 let receiver = Typed {
                     value: dot.clone(),
@@ -636,49 +639,40 @@ impl<'a, 'c> State<'a, 'c> {
                     pos: arg.pos(),
                     args: Vec::new(),
                 };
-                Ok(self
-                    .eval_field_chain(dot, boxed, receiver, arg, idents, &cmd, None)?
-                    .value)
+                self.eval_field_chain(dot, boxed, receiver, arg, idents, &cmd, None)
             }
             Arg::Variable { idents, .. } => {
                 let Some(var_name) = idents.first() else {
-                    return Ok(Value::Nil);
+                    return Ok(Typed::plain(Value::Nil));
                 };
                 let value = self.var_value(var_name, arg)?;
                 if idents.len() == 1 {
-                    return Ok(value);
+                    return Ok(Typed::plain(value));
                 }
                 let cmd = Command {
                     pos: arg.pos(),
                     args: Vec::new(),
                 };
-                Ok(self
-                    .eval_field_chain(
-                        dot,
-                        boxed,
-                        Typed::plain(value),
-                        arg,
-                        &idents[1..],
-                        &cmd,
-                        None,
-                    )?
-                    .value)
+                self.eval_field_chain(
+                    dot,
+                    boxed,
+                    Typed::plain(value),
+                    arg,
+                    &idents[1..],
+                    &cmd,
+                    None,
+                )
             }
             Arg::Pipe(pipe) => {
-                let mark = self.vars.len();
-                let result = self.eval_pipeline(dot, boxed, pipe);
-                // Variables declared inside parentheses persist in Go; keep them.
-                let _ = mark;
-                result
+                // Variables declared inside parentheses persist in Go.
+                self.eval_pipeline(dot, boxed, pipe).map(Typed::plain)
             }
             Arg::Identifier { name, .. } => {
                 let cmd = Command {
                     pos: arg.pos(),
                     args: Vec::new(),
                 };
-                Ok(self
-                    .eval_function_with_args(dot, boxed, name, arg, &cmd, &[], None)?
-                    .value)
+                self.eval_function_with_args(dot, boxed, name, arg, &cmd, &[], None)
             }
             Arg::Chain { node, fields, .. } => {
                 if let Arg::Nil { .. } = node.as_ref() {
@@ -692,14 +686,18 @@ impl<'a, 'c> State<'a, 'c> {
                     pos: arg.pos(),
                     args: Vec::new(),
                 };
-                Ok(self
-                    .eval_field_chain(dot, boxed, receiver, arg, fields, &cmd, None)?
-                    .value)
+                self.eval_field_chain(dot, boxed, receiver, arg, fields, &cmd, None)
             }
-            Arg::Bool { value, .. } => Ok(Value::Bool(*value)),
-            Arg::Number { value, .. } => Ok(value.clone()),
-            Arg::String { value, .. } => Ok(Value::String(value.clone())),
+            Arg::Bool { value, .. } => Ok(Typed::plain(Value::Bool(*value))),
+            Arg::Number { value, .. } => Ok(Typed::plain(value.clone())),
+            Arg::String { value, .. } => Ok(Typed::plain(Value::String(value.clone()))),
         }
+    }
+
+    /// Evaluates one argument (not the first word of a command).
+    fn eval_arg(&mut self, dot: &Value, boxed: bool, arg: &Arg) -> Res<Value> {
+        self.eval_arg_typed(dot, boxed, arg)
+            .map(|typed| typed.value)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -910,9 +908,13 @@ impl<'a, 'c> State<'a, 'c> {
             ));
         }
         let mut values = Vec::with_capacity(got);
+        let mut boxed_args = Vec::with_capacity(args.len());
         for arg in args {
-            values.push(self.eval_arg(dot, boxed, arg)?);
+            let typed = self.eval_arg_typed(dot, boxed, arg)?;
+            boxed_args.push(typed.boxed);
+            values.push(typed.value);
         }
+        let has_final = final_value.is_some();
         if let Some(final_value) = final_value {
             values.push(final_value);
         }
@@ -927,12 +929,66 @@ impl<'a, 'c> State<'a, 'c> {
             Ok(value) => Ok(Typed::plain(value)),
             Err(message) => {
                 if message.starts_with("wrong number of args for ") {
-                    Err(self.error(&Self::at_arg(node), message))
-                } else {
-                    Err(self.error(&call_at, format!("error calling {name}: {message}")))
+                    return Err(self.error(&Self::at_arg(node), message));
                 }
+                if let Some(err) =
+                    self.conversion_error(node, args, &values, &boxed_args, has_final, &message)
+                {
+                    return Err(err);
+                }
+                Err(self.error(&call_at, format!("error calling {name}: {message}")))
             }
         }
+    }
+
+    /// Go converts arguments to a function's parameter types before calling it, and reports a
+    /// mismatch at the argument (or, for the piped value, at the function) without
+    /// `error calling`. The functions report `invalid value; expected T` (a nil) or
+    /// `wrong type for value; expected T; got U`; this finds the argument and words it as Go.
+    fn conversion_error(
+        &self,
+        node: &Arg,
+        args: &[Arg],
+        values: &[Value],
+        boxed_args: &[bool],
+        has_final: bool,
+        message: &str,
+    ) -> Option<ExecError> {
+        if let Some(expected) = message.strip_prefix("invalid value; expected ") {
+            let culprit = values.iter().position(Value::is_nil)?;
+            let Some(arg) = args.get(culprit) else {
+                // The piped value: Go checks it at the function name.
+                return has_final.then(|| self.error(&Self::at_arg(node), message));
+            };
+            let text = match arg {
+                Arg::Nil { .. } => format!("cannot assign nil to {expected}"),
+                _ if boxed_args.get(culprit).copied().unwrap_or(false) => {
+                    format!("wrong type for value; expected {expected}; got interface {{}}")
+                }
+                _ => message.to_string(),
+            };
+            return Some(self.error(&Self::at_arg(arg), text));
+        }
+        let rest = message.strip_prefix("wrong type for value; expected ")?;
+        let (expected, got) = rest.split_once("; got ")?;
+        let culprit = values.iter().position(|v| type_name(v) == got)?;
+        let Some(arg) = args.get(culprit) else {
+            return has_final.then(|| self.error(&Self::at_arg(node), message));
+        };
+        let text = match arg {
+            Arg::Number { .. } | Arg::Bool { .. } | Arg::String { .. } => {
+                let wanted = match expected {
+                    "string" => "string",
+                    "bool" => "bool",
+                    e if e.starts_with("int") || e.starts_with("uint") => "integer",
+                    e if e.starts_with("float") => "float",
+                    _ => return Some(self.error(&Self::at_arg(arg), message)),
+                };
+                format!("expected {wanted}; found {arg}")
+            }
+            _ => message.to_string(),
+        };
+        Some(self.error(&Self::at_arg(arg), text))
     }
 
     fn call_context_function(
