@@ -144,6 +144,8 @@ fn render_on_this_thread(
         strict: options.strict,
         lint_mode: options.lint_mode,
         range_over_int: options.range_over_int,
+        // The render thread's stack, less room for the functions nested templates call.
+        stack_budget: Some(RENDER_STACK_BYTES - 16 * 1024 * 1024),
         lookup: options.lookup.clone().map(|lookup| {
             let f: Arc<LookupFn> = Arc::new(
                 move |api_version: &str, kind: &str, namespace: &str, name: &str| {
@@ -424,6 +426,33 @@ mod golden_tests {
             failures.len(),
             checked,
             failures.join("\n\n")
+        );
+    }
+}
+
+#[cfg(test)]
+mod recursion_tests {
+    use super::*;
+
+    #[test]
+    fn endless_include_recursion_fails_with_helms_message() {
+        let files = vec![TemplateFile {
+            name: "c/templates/t.yaml".to_string(),
+            text: r#"{{ define "loop" }}{{ include "loop" . }}{{ end }}{{ include "loop" . }}"#
+                .to_string(),
+            dot: Value::map([]),
+        }];
+        let err = render(files, &RenderOptions::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.ends_with(
+                "error calling include: rendering template has a nested reference name: loop: \
+                 unable to execute template"
+            ),
+            "{}",
+            &err[err.len().saturating_sub(300)..]
         );
     }
 }

@@ -19,8 +19,11 @@ pub const WARN_END: &str = "HELM_ERR_END";
 /// Helm's limit on nested `include`s of one name.
 const INCLUDE_RECURSION_MAX: usize = 1000;
 /// Nested `template`/`include` calls keelson follows before failing (Go allows 100000, but
-/// real charts stay far below; this keeps the native stack bounded).
+/// real charts stay far below).
 const MAX_TEMPLATE_DEPTH: usize = 3000;
+/// Native stack an execution may use for nested templates unless the caller says more
+/// (`ExecOptions::stack_budget`): safe on any thread's default stack.
+const DEFAULT_STACK_BUDGET: usize = 1024 * 1024;
 
 /// Names Go's text/template defines itself.
 const BUILTINS: &[&str] = &[
@@ -52,6 +55,9 @@ pub struct ExecOptions {
     /// Go 1.24+ `range` over an integer.
     pub range_over_int: bool,
     pub lookup: Option<Arc<LookupFn>>,
+    /// Bytes of native stack nested templates may use; `None` is a budget that fits any
+    /// thread (1 MiB). The engine renders on a thread with a large stack and raises it.
+    pub stack_budget: Option<usize>,
 }
 
 /// A set of parsed templates that can call each other, with the functions they may use.
@@ -101,6 +107,7 @@ impl TemplateSet {
             options,
             root_name: &self.root_name,
             included: RefCell::new(HashMap::new()),
+            stack_base: stack_marker(),
         };
         let scope = Scope {
             trees: &self.trees,
@@ -161,6 +168,14 @@ struct Context<'a> {
     options: &'a ExecOptions,
     root_name: &'a str,
     included: RefCell<HashMap<String, usize>>,
+    /// Address of a local at the start of the execution: the stack grows away from it.
+    stack_base: usize,
+}
+
+/// An address on the current stack, to measure how deep the recursion went.
+fn stack_marker() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
 }
 
 enum Flow {
@@ -249,6 +264,17 @@ pub fn is_true(value: &Value) -> bool {
 }
 
 impl<'a, 'c> State<'a, 'c> {
+    /// Whether another nested template would exceed Go's depth limit or the stack budget.
+    fn too_deep(&self) -> bool {
+        let budget = self
+            .context
+            .options
+            .stack_budget
+            .unwrap_or(DEFAULT_STACK_BUDGET);
+        self.depth >= MAX_TEMPLATE_DEPTH
+            || stack_marker().abs_diff(self.context.stack_base) > budget
+    }
+
     fn error(&self, at: &At<'_>, message: impl std::fmt::Display) -> ExecError {
         ExecError {
             message: format!(
@@ -313,7 +339,7 @@ impl<'a, 'c> State<'a, 'c> {
                         format!("template {} not defined", print::go_quote(name)),
                     ));
                 };
-                if self.depth >= MAX_TEMPLATE_DEPTH {
+                if self.too_deep() {
                     return Err(self.error(
                         &at(),
                         format!("exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"),
@@ -1091,7 +1117,7 @@ impl<'a, 'c> State<'a, 'c> {
                 print::go_quote(self.context.root_name)
             ));
         };
-        if self.depth >= MAX_TEMPLATE_DEPTH {
+        if self.too_deep() {
             return Err(format!(
                 "template: {}: exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})",
                 tree.name
@@ -1114,6 +1140,12 @@ impl<'a, 'c> State<'a, 'c> {
     /// Helm's `tpl`: parse the text as a new template named after the set's root into a clone
     /// of the set (so its `define`s are visible to its own `include`s) and execute it.
     fn tpl(&mut self, text: &str, data: Value) -> Result<Value, String> {
+        if self.too_deep() {
+            return Err(format!(
+                "template: {}: exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})",
+                self.context.root_name
+            ));
+        }
         let funcs = self.context.funcs;
         let trees = parse::parse(self.context.root_name, text, &|f| has_function(funcs, f))
             .map_err(|e| format!("cannot parse template {}: {e}", print::go_quote(text)))?;
@@ -1501,4 +1533,175 @@ pub fn url_query_escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for Helm's `*chartutil.Capabilities`-like objects: a field, a no-argument
+    /// method and a method with an argument.
+    #[derive(Debug)]
+    struct Versions;
+
+    impl crate::render::gotemplate::value::Object for Versions {
+        fn type_name(&self) -> &str {
+            "chartutil.VersionSet"
+        }
+
+        fn field(&self, name: &str) -> Option<Value> {
+            (name == "Count").then_some(Value::Int(2))
+        }
+
+        fn call_method(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+            if name != "Has" {
+                return None;
+            }
+            Some(match args {
+                [Value::String(s)] => Ok(Value::Bool(s == "apps/v1")),
+                [_] => Err("wrong type for value; expected string; got int".to_string()),
+                _ => Err(format!(
+                    "wrong number of args for Has: want 1 got {}",
+                    args.len()
+                )),
+            })
+        }
+
+        fn to_go_string(&self) -> String {
+            "[apps/v1 v1]".to_string()
+        }
+
+        fn to_serializable(&self) -> Value {
+            Value::list([Value::from("apps/v1"), Value::from("v1")])
+        }
+    }
+
+    fn run(text: &str, dot: Value) -> Result<String, String> {
+        let mut set = TemplateSet::new("gotpl", Arc::new(FuncRegistry::new()));
+        set.parse("t.yaml", text).map_err(|e| e.to_string())?;
+        set.execute("t.yaml", dot, &ExecOptions::default())
+            .map_err(|e| e.message)
+    }
+
+    fn dot_with_object() -> Value {
+        Value::map([
+            ("V".to_string(), Value::Object(Arc::new(Versions))),
+            ("n".to_string(), Value::Int(3)),
+        ])
+    }
+
+    #[test]
+    fn methods_with_arguments_fields_and_printing_of_objects() {
+        let out = run(
+            r#"{{ .V.Has "apps/v1" }} {{ .V.Has "x" }} {{ "apps/v1" | .V.Has }} {{ .V.Count }} {{ .V }}"#,
+            dot_with_object(),
+        );
+        assert_eq!(out.as_deref(), Ok("true false true 2 [apps/v1 v1]"));
+    }
+
+    #[test]
+    fn method_errors_name_the_node() {
+        let err = run(r#"{{ .V.Has 1 }}"#, dot_with_object()).err();
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "template: t.yaml:1:5: executing \"t.yaml\" at <.V.Has>: error calling Has: \
+                 wrong type for value; expected string; got int"
+            )
+        );
+        let err = run(r#"{{ .V.Nope }}"#, dot_with_object()).err();
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "template: t.yaml:1:5: executing \"t.yaml\" at <.V.Nope>: can't evaluate field \
+                 Nope in type interface {}"
+            )
+        );
+    }
+
+    #[test]
+    fn range_over_int_only_when_enabled() {
+        let mut set = TemplateSet::new("gotpl", Arc::new(FuncRegistry::new()));
+        assert!(set.parse("t", "{{ range .n }}{{ . }}{{ end }}").is_ok());
+        let helm4 = ExecOptions {
+            range_over_int: true,
+            ..ExecOptions::default()
+        };
+        let out = set
+            .execute("t", dot_with_object(), &helm4)
+            .map_err(|e| e.message);
+        assert_eq!(out.as_deref(), Ok("012"));
+        let err = set
+            .execute("t", dot_with_object(), &ExecOptions::default())
+            .err()
+            .map(|e| e.message);
+        assert_eq!(
+            err.as_deref(),
+            Some("template: t:1:9: executing \"t\" at <.n>: range can't iterate over 3")
+        );
+    }
+
+    #[test]
+    fn strict_mode_reports_missing_keys() {
+        let mut set = TemplateSet::new("gotpl", Arc::new(FuncRegistry::new()));
+        assert!(set.parse("t", "{{ .missing }}").is_ok());
+        let strict = ExecOptions {
+            strict: true,
+            ..ExecOptions::default()
+        };
+        let err = set
+            .execute("t", Value::map([]), &strict)
+            .err()
+            .map(|e| e.message);
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "template: t:1:3: executing \"t\" at <.missing>: map has no entry for key \"missing\""
+            )
+        );
+    }
+
+    #[test]
+    fn lookup_is_empty_offline_and_asks_the_injected_client_otherwise() {
+        let out = run(
+            r#"{{ lookup "v1" "Secret" "ns" "name" | len }}"#,
+            Value::map([]),
+        );
+        assert_eq!(out.as_deref(), Ok("0"));
+        let mut set = TemplateSet::new("gotpl", Arc::new(FuncRegistry::new()));
+        assert!(
+            set.parse("t", r#"{{ (lookup "v1" "Secret" "ns" "db").kind }}"#)
+                .is_ok()
+        );
+        let online = ExecOptions {
+            lookup: Some(Arc::new(|_: &str, kind: &str, _: &str, name: &str| {
+                Ok(Value::map([(
+                    "kind".to_string(),
+                    Value::from(format!("{kind}/{name}")),
+                )]))
+            })),
+            ..ExecOptions::default()
+        };
+        let out = set
+            .execute("t", Value::map([]), &online)
+            .map_err(|e| e.message);
+        assert_eq!(out.as_deref(), Ok("Secret/db"));
+    }
+
+    #[test]
+    fn include_recursion_is_bounded() {
+        let err = run(
+            r#"{{ define "loop" }}{{ include "loop" . }}{{ end }}{{ include "loop" . }}"#,
+            Value::map([]),
+        )
+        .err()
+        .unwrap_or_default();
+        // On a test thread's small stack the stack budget stops it before Helm's limit of
+        // 1000 nested includes; under engine::render Helm's own message comes first.
+        assert!(
+            err.contains("rendering template has a nested reference name: loop")
+                || err.ends_with("exceeded maximum template depth (3000)"),
+            "{err}"
+        );
+    }
 }
