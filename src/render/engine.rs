@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::render::gotemplate::exec::{ExecOptions, LookupFn, TemplateSet, WARN_END, WARN_START};
+use crate::render::gotemplate::funcs;
 use crate::render::gotemplate::functions::FuncRegistry;
 use crate::render::gotemplate::value::Value;
 
@@ -110,7 +111,9 @@ pub fn helm_function_registry() -> FuncRegistry {
 }
 
 fn register_library_functions(registry: &mut FuncRegistry) {
-    let _ = registry;
+    registry.extend(funcs::sprig_functions());
+    // Helm's own replace Sprig's of the same name (toJson, fromJson...).
+    registry.extend(funcs::helm_functions());
 }
 
 /// Helm's parse order (`sortTemplates`): more path segments first; equal depth in reverse
