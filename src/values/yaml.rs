@@ -58,6 +58,16 @@ pub fn json_type_name(value: &Value) -> &'static str {
     }
 }
 
+/// A number as text the way Helm's loader turns a YAML number into a string field
+/// (`appVersion: 1.10` becomes `1.1`): integers without a fraction, others shortest.
+pub fn go_number_text(n: &Number) -> String {
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{}", f as i128),
+        Some(f) => format!("{f}"),
+        None => n.to_string(),
+    }
+}
+
 /// Parses up to `limit` documents.
 fn parse_documents(text: &str, source: &str, limit: usize) -> Result<Vec<Value>, ValuesError> {
     let mut loader = Loader {
