@@ -144,6 +144,8 @@ fn render_on_this_thread(
         strict: options.strict,
         lint_mode: options.lint_mode,
         range_over_int: options.range_over_int,
+        // The render thread's stack, less room for the functions nested templates call.
+        stack_budget: Some(RENDER_STACK_BYTES - 16 * 1024 * 1024),
         lookup: options.lookup.clone().map(|lookup| {
             let f: Arc<LookupFn> = Arc::new(
                 move |api_version: &str, kind: &str, namespace: &str, name: &str| {
@@ -199,4 +201,258 @@ fn cleanup_exec_error(filename: &str, message: &str) -> String {
         }
     }
     message.to_string()
+}
+
+#[cfg(test)]
+mod golden_tests {
+    //! Renders every fixtures/render/engine/<case>/chart with a minimal per-template `dot` and
+    //! compares with the real helm's output stored beside it (scripts/regen-engine-golden).
+
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    /// Values as Helm reads them from YAML: every number is a float64.
+    fn yaml_to_value(yaml: &serde_yaml::Value) -> Value {
+        match yaml {
+            serde_yaml::Value::Null => Value::Nil,
+            serde_yaml::Value::Bool(b) => Value::Bool(*b),
+            serde_yaml::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
+            serde_yaml::Value::String(s) => Value::String(s.clone()),
+            serde_yaml::Value::Sequence(items) => Value::list(items.iter().map(yaml_to_value)),
+            serde_yaml::Value::Mapping(map) => Value::map(map.iter().map(|(k, v)| {
+                let key = match k {
+                    serde_yaml::Value::String(s) => s.clone(),
+                    other => serde_yaml::to_string(other)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                };
+                (key, yaml_to_value(v))
+            })),
+            serde_yaml::Value::Tagged(tagged) => yaml_to_value(&tagged.value),
+        }
+    }
+
+    fn read_yaml(path: &Path) -> serde_yaml::Value {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| serde_yaml::from_str(&text).ok())
+            .unwrap_or(serde_yaml::Value::Null)
+    }
+
+    fn collect_templates(dir: &Path, prefix: &str, out: &mut Vec<(String, String)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let path = entry.path();
+            if path.is_dir() {
+                collect_templates(&path, &format!("{prefix}{name}/"), out);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                out.push((format!("{prefix}{name}"), text));
+            }
+        }
+    }
+
+    fn case_files(chart: &Path) -> Vec<TemplateFile> {
+        let meta = read_yaml(&chart.join("Chart.yaml"));
+        let field = |key: &str| {
+            meta.get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let chart_name = field("name");
+        let values = yaml_to_value(&read_yaml(&chart.join("values.yaml")));
+        let values = if values.is_nil() {
+            Value::map([])
+        } else {
+            values
+        };
+        let release = Value::map([
+            ("Name".to_string(), Value::from("rel")),
+            ("Namespace".to_string(), Value::from("demo")),
+            ("Service".to_string(), Value::from("Helm")),
+            ("IsInstall".to_string(), Value::Bool(true)),
+            ("IsUpgrade".to_string(), Value::Bool(false)),
+            ("Revision".to_string(), Value::Int(1)),
+        ]);
+        let chart_value = Value::map([
+            ("Name".to_string(), Value::from(field("name"))),
+            ("Version".to_string(), Value::from(field("version"))),
+            ("AppVersion".to_string(), Value::from(field("appVersion"))),
+        ]);
+        let mut templates = Vec::new();
+        collect_templates(&chart.join("templates"), "", &mut templates);
+        templates
+            .into_iter()
+            .map(|(rel, text)| {
+                let name = format!("{chart_name}/templates/{rel}");
+                let dot = Value::map([
+                    ("Values".to_string(), values.clone()),
+                    ("Release".to_string(), release.clone()),
+                    ("Chart".to_string(), chart_value.clone()),
+                    (
+                        "Template".to_string(),
+                        Value::map([
+                            ("Name".to_string(), Value::from(name.clone())),
+                            (
+                                "BasePath".to_string(),
+                                Value::from(format!("{chart_name}/templates")),
+                            ),
+                        ]),
+                    ),
+                ]);
+                TemplateFile { name, text, dot }
+            })
+            .collect()
+    }
+
+    /// Helm's `SplitManifests`: documents separated by `---` lines, each trimmed.
+    fn split_documents(text: &str) -> Vec<String> {
+        let trimmed = text.trim();
+        let mut docs = Vec::new();
+        let mut rest = trimmed.strip_prefix("---").unwrap_or(trimmed);
+        loop {
+            match rest.find("\n---") {
+                Some(i) => {
+                    docs.push(rest[..i].trim().to_string());
+                    rest = &rest[i + 4..];
+                }
+                None => {
+                    docs.push(rest.trim().to_string());
+                    break;
+                }
+            }
+        }
+        docs.retain(|d| !d.is_empty());
+        docs
+    }
+
+    /// `helm template` stdout as (source, document) pairs.
+    fn helm_documents(stdout: &str) -> Vec<(String, String)> {
+        let mut docs: Vec<(String, String)> = stdout
+            .split("---\n# Source: ")
+            .filter(|chunk| !chunk.is_empty())
+            .map(|chunk| {
+                let (name, content) = chunk.split_once('\n').unwrap_or((chunk, ""));
+                let content = content.strip_suffix('\n').unwrap_or(content);
+                (name.to_string(), content.to_string())
+            })
+            .collect();
+        docs.sort();
+        docs
+    }
+
+    fn keelson_documents(rendered: &BTreeMap<String, String>) -> Vec<(String, String)> {
+        let mut docs: Vec<(String, String)> = rendered
+            .iter()
+            .filter(|(name, _)| !name.ends_with("NOTES.txt"))
+            .flat_map(|(name, text)| {
+                split_documents(text)
+                    .into_iter()
+                    .map(move |doc| (name.clone(), doc))
+            })
+            .collect();
+        docs.sort();
+        docs
+    }
+
+    fn check_case(dir: &Path, helm4: bool) -> Option<String> {
+        let prefix = if helm4 { "expected-helm4" } else { "expected" };
+        let stdout = std::fs::read_to_string(dir.join(format!("{prefix}.txt"))).ok();
+        let error = std::fs::read_to_string(dir.join(format!("{prefix}-error.txt"))).ok();
+        if stdout.is_none() && error.is_none() {
+            return None;
+        }
+        let options = RenderOptions {
+            range_over_int: helm4,
+            ..RenderOptions::default()
+        };
+        let result = render(case_files(&dir.join("chart")), &options);
+        let case = dir.display();
+        match (result, stdout, error) {
+            (Ok(rendered), Some(stdout), _) => {
+                let want = helm_documents(&stdout);
+                let got = keelson_documents(&rendered);
+                (want != got).then(|| format!("{case} ({prefix}):\nwant {want:#?}\ngot  {got:#?}"))
+            }
+            (Err(err), _, Some(error)) => {
+                let want = error.trim_end();
+                let got = err.to_string();
+                (want != got)
+                    .then(|| format!("{case} ({prefix}):\nwant error {want}\ngot  error {got}"))
+            }
+            (Ok(rendered), None, Some(error)) => Some(format!(
+                "{case} ({prefix}): want error {error}, got output {rendered:?}"
+            )),
+            (Err(err), Some(_), _) => Some(format!("{case} ({prefix}): unexpected error {err}")),
+            (Err(err), None, None) => Some(format!("{case} ({prefix}): {err}")),
+            (Ok(_), None, None) => None,
+        }
+    }
+
+    #[test]
+    fn engine_fixtures_match_real_helm_output() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/render/engine");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        assert!(
+            dirs.len() > 10,
+            "engine fixtures missing under {}",
+            root.display()
+        );
+        let mut failures = Vec::new();
+        let mut checked = 0;
+        for dir in &dirs {
+            for helm4 in [false, true] {
+                if helm4 && !dir.join("expected-helm4.txt").exists() {
+                    continue;
+                }
+                checked += 1;
+                if let Some(failure) = check_case(dir, helm4) {
+                    failures.push(failure);
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{}/{} engine cases differ from helm:\n{}",
+            failures.len(),
+            checked,
+            failures.join("\n\n")
+        );
+    }
+}
+
+#[cfg(test)]
+mod recursion_tests {
+    use super::*;
+
+    #[test]
+    fn endless_include_recursion_fails_with_helms_message() {
+        let files = vec![TemplateFile {
+            name: "c/templates/t.yaml".to_string(),
+            text: r#"{{ define "loop" }}{{ include "loop" . }}{{ end }}{{ include "loop" . }}"#
+                .to_string(),
+            dot: Value::map([]),
+        }];
+        let err = render(files, &RenderOptions::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.ends_with(
+                "error calling include: rendering template has a nested reference name: loop: \
+                 unable to execute template"
+            ),
+            "{}",
+            &err[err.len().saturating_sub(300)..]
+        );
+    }
 }

@@ -19,8 +19,11 @@ pub const WARN_END: &str = "HELM_ERR_END";
 /// Helm's limit on nested `include`s of one name.
 const INCLUDE_RECURSION_MAX: usize = 1000;
 /// Nested `template`/`include` calls keelson follows before failing (Go allows 100000, but
-/// real charts stay far below; this keeps the native stack bounded).
+/// real charts stay far below).
 const MAX_TEMPLATE_DEPTH: usize = 3000;
+/// Native stack an execution may use for nested templates unless the caller says more
+/// (`ExecOptions::stack_budget`): safe on any thread's default stack.
+const DEFAULT_STACK_BUDGET: usize = 1024 * 1024;
 
 /// Names Go's text/template defines itself.
 const BUILTINS: &[&str] = &[
@@ -52,6 +55,9 @@ pub struct ExecOptions {
     /// Go 1.24+ `range` over an integer.
     pub range_over_int: bool,
     pub lookup: Option<Arc<LookupFn>>,
+    /// Bytes of native stack nested templates may use; `None` is a budget that fits any
+    /// thread (1 MiB). The engine renders on a thread with a large stack and raises it.
+    pub stack_budget: Option<usize>,
 }
 
 /// A set of parsed templates that can call each other, with the functions they may use.
@@ -101,6 +107,7 @@ impl TemplateSet {
             options,
             root_name: &self.root_name,
             included: RefCell::new(HashMap::new()),
+            stack_base: stack_marker(),
         };
         let scope = Scope {
             trees: &self.trees,
@@ -161,6 +168,14 @@ struct Context<'a> {
     options: &'a ExecOptions,
     root_name: &'a str,
     included: RefCell<HashMap<String, usize>>,
+    /// Address of a local at the start of the execution: the stack grows away from it.
+    stack_base: usize,
+}
+
+/// An address on the current stack, to measure how deep the recursion went.
+fn stack_marker() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
 }
 
 enum Flow {
@@ -169,10 +184,33 @@ enum Flow {
     Continue,
 }
 
-/// Where an error happened: a node's position and its Go `String()`.
-struct At {
-    pos: usize,
-    context: String,
+/// Where an error happened: the node Go last pointed at; its `String()` is only built when
+/// an error is reported.
+enum At<'n> {
+    Arg(&'n Arg),
+    Command(&'n Command),
+    Pipe(&'n Pipe),
+    Text(usize, String),
+}
+
+impl At<'_> {
+    fn pos(&self) -> usize {
+        match self {
+            At::Arg(arg) => arg.pos(),
+            At::Command(cmd) => cmd.pos,
+            At::Pipe(pipe) => pipe.pos,
+            At::Text(pos, _) => *pos,
+        }
+    }
+
+    fn context(&self) -> String {
+        match self {
+            At::Arg(arg) => arg.to_string(),
+            At::Command(cmd) => cmd.to_string(),
+            At::Pipe(pipe) => pipe.to_string(),
+            At::Text(_, text) => text.clone(),
+        }
+    }
 }
 
 struct State<'a, 'c> {
@@ -225,36 +263,32 @@ pub fn is_true(value: &Value) -> bool {
     }
 }
 
-fn truncate_context(context: &str) -> String {
-    if context.len() > 20 {
-        let mut end = 20;
-        while !context.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}...", &context[..end])
-    } else {
-        context.to_string()
-    }
-}
-
 impl<'a, 'c> State<'a, 'c> {
-    fn error(&self, at: &At, message: impl std::fmt::Display) -> ExecError {
+    /// Whether another nested template would exceed Go's depth limit or the stack budget.
+    fn too_deep(&self) -> bool {
+        let budget = self
+            .context
+            .options
+            .stack_budget
+            .unwrap_or(DEFAULT_STACK_BUDGET);
+        self.depth >= MAX_TEMPLATE_DEPTH
+            || stack_marker().abs_diff(self.context.stack_base) > budget
+    }
+
+    fn error(&self, at: &At<'_>, message: impl std::fmt::Display) -> ExecError {
         ExecError {
             message: format!(
                 "template: {}: executing {} at <{}>: {}",
-                self.tree.location(at.pos),
+                self.tree.location(at.pos()),
                 print::go_quote(&self.tree.name),
-                truncate_context(&at.context),
+                at.context(),
                 message
             ),
         }
     }
 
-    fn at_arg(arg: &Arg) -> At {
-        At {
-            pos: arg.pos(),
-            context: arg.to_string(),
-        }
+    fn at_arg(arg: &Arg) -> At<'_> {
+        At::Arg(arg)
     }
 
     fn walk_list(
@@ -290,22 +324,24 @@ impl<'a, 'c> State<'a, 'c> {
             Node::With(branch) => return self.walk_if_with(out, dot, boxed, branch, true),
             Node::Range(branch) => return self.walk_range(out, dot, boxed, branch),
             Node::Template { pos, name, pipe } => {
-                let at = At {
-                    pos: *pos,
-                    context: match pipe {
-                        Some(p) => format!("{{{{template {} {}}}}}", print::go_quote(name), p),
-                        None => format!("{{{{template {}}}}}", print::go_quote(name)),
-                    },
+                let at = || {
+                    At::Text(
+                        *pos,
+                        match pipe {
+                            Some(p) => format!("{{{{template {} {}}}}}", print::go_quote(name), p),
+                            None => format!("{{{{template {}}}}}", print::go_quote(name)),
+                        },
+                    )
                 };
                 let Some(tree) = self.scope.lookup(name) else {
                     return Err(self.error(
-                        &at,
+                        &at(),
                         format!("template {} not defined", print::go_quote(name)),
                     ));
                 };
-                if self.depth >= MAX_TEMPLATE_DEPTH {
+                if self.too_deep() {
                     return Err(self.error(
-                        &at,
+                        &at(),
                         format!("exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"),
                     ));
                 }
@@ -495,13 +531,10 @@ impl<'a, 'c> State<'a, 'c> {
     }
 
     /// The node Go last pointed at while evaluating a pipeline: its last command's first word.
-    fn pipe_at(&self, pipe: &Pipe) -> At {
+    fn pipe_at<'p>(&self, pipe: &'p Pipe) -> At<'p> {
         match pipe.cmds.last().and_then(|c| c.args.first()) {
-            Some(arg) => Self::at_arg(arg),
-            None => At {
-                pos: pipe.pos,
-                context: pipe.to_string(),
-            },
+            Some(arg) => At::Arg(arg),
+            None => At::Pipe(pipe),
         }
     }
 
@@ -524,10 +557,7 @@ impl<'a, 'c> State<'a, 'c> {
     fn not_a_function(&self, cmd: &Command, final_value: &Option<Value>) -> Res<()> {
         if cmd.args.len() > 1 || final_value.is_some() {
             let first = cmd.args.first();
-            let at = first.map(Self::at_arg).unwrap_or(At {
-                pos: cmd.pos,
-                context: cmd.to_string(),
-            });
+            let at = first.map(Self::at_arg).unwrap_or(At::Command(cmd));
             let name = first.map(|a| a.to_string()).unwrap_or_default();
             return Err(self.error(&at, format!("can't give argument to non-function {name}")));
         }
@@ -619,10 +649,13 @@ impl<'a, 'c> State<'a, 'c> {
     }
 
     /// Evaluates one argument (not the first word of a command).
-    fn eval_arg(&mut self, dot: &Value, boxed: bool, arg: &Arg) -> Res<Value> {
+    fn eval_arg_typed(&mut self, dot: &Value, boxed: bool, arg: &Arg) -> Res<Typed> {
         match arg {
-            Arg::Dot { .. } => Ok(dot.clone()),
-            Arg::Nil { .. } => Ok(Value::Nil),
+            Arg::Dot { .. } => Ok(Typed {
+                value: dot.clone(),
+                boxed,
+            }),
+            Arg::Nil { .. } => Ok(Typed::plain(Value::Nil)),
             Arg::Field { idents, .. } => {
                 let receiver = Typed {
                     value: dot.clone(),
@@ -632,49 +665,40 @@ impl<'a, 'c> State<'a, 'c> {
                     pos: arg.pos(),
                     args: Vec::new(),
                 };
-                Ok(self
-                    .eval_field_chain(dot, boxed, receiver, arg, idents, &cmd, None)?
-                    .value)
+                self.eval_field_chain(dot, boxed, receiver, arg, idents, &cmd, None)
             }
             Arg::Variable { idents, .. } => {
                 let Some(var_name) = idents.first() else {
-                    return Ok(Value::Nil);
+                    return Ok(Typed::plain(Value::Nil));
                 };
                 let value = self.var_value(var_name, arg)?;
                 if idents.len() == 1 {
-                    return Ok(value);
+                    return Ok(Typed::plain(value));
                 }
                 let cmd = Command {
                     pos: arg.pos(),
                     args: Vec::new(),
                 };
-                Ok(self
-                    .eval_field_chain(
-                        dot,
-                        boxed,
-                        Typed::plain(value),
-                        arg,
-                        &idents[1..],
-                        &cmd,
-                        None,
-                    )?
-                    .value)
+                self.eval_field_chain(
+                    dot,
+                    boxed,
+                    Typed::plain(value),
+                    arg,
+                    &idents[1..],
+                    &cmd,
+                    None,
+                )
             }
             Arg::Pipe(pipe) => {
-                let mark = self.vars.len();
-                let result = self.eval_pipeline(dot, boxed, pipe);
-                // Variables declared inside parentheses persist in Go; keep them.
-                let _ = mark;
-                result
+                // Variables declared inside parentheses persist in Go.
+                self.eval_pipeline(dot, boxed, pipe).map(Typed::plain)
             }
             Arg::Identifier { name, .. } => {
                 let cmd = Command {
                     pos: arg.pos(),
                     args: Vec::new(),
                 };
-                Ok(self
-                    .eval_function_with_args(dot, boxed, name, arg, &cmd, &[], None)?
-                    .value)
+                self.eval_function_with_args(dot, boxed, name, arg, &cmd, &[], None)
             }
             Arg::Chain { node, fields, .. } => {
                 if let Arg::Nil { .. } = node.as_ref() {
@@ -688,14 +712,18 @@ impl<'a, 'c> State<'a, 'c> {
                     pos: arg.pos(),
                     args: Vec::new(),
                 };
-                Ok(self
-                    .eval_field_chain(dot, boxed, receiver, arg, fields, &cmd, None)?
-                    .value)
+                self.eval_field_chain(dot, boxed, receiver, arg, fields, &cmd, None)
             }
-            Arg::Bool { value, .. } => Ok(Value::Bool(*value)),
-            Arg::Number { value, .. } => Ok(value.clone()),
-            Arg::String { value, .. } => Ok(Value::String(value.clone())),
+            Arg::Bool { value, .. } => Ok(Typed::plain(Value::Bool(*value))),
+            Arg::Number { value, .. } => Ok(Typed::plain(value.clone())),
+            Arg::String { value, .. } => Ok(Typed::plain(Value::String(value.clone()))),
         }
+    }
+
+    /// Evaluates one argument (not the first word of a command).
+    fn eval_arg(&mut self, dot: &Value, boxed: bool, arg: &Arg) -> Res<Value> {
+        self.eval_arg_typed(dot, boxed, arg)
+            .map(|typed| typed.value)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -782,12 +810,7 @@ impl<'a, 'c> State<'a, 'c> {
                             if message.starts_with("wrong number of args for ") {
                                 Err(self.error(&at, message))
                             } else {
-                                let call_at = At {
-                                    pos: at.pos,
-                                    context: at.context.clone(),
-                                };
-                                Err(self
-                                    .error(&call_at, format!("error calling {name}: {message}")))
+                                Err(self.error(&at, format!("error calling {name}: {message}")))
                             }
                         }
                         None => {
@@ -881,10 +904,7 @@ impl<'a, 'c> State<'a, 'c> {
         args: &[Arg],
         final_value: Option<Value>,
     ) -> Res<Typed> {
-        let call_at = At {
-            pos: cmd.pos,
-            context: cmd.to_string(),
-        };
+        let call_at = At::Command(cmd);
         let got = args.len() + usize::from(final_value.is_some());
         // and/or evaluate their arguments lazily.
         if (name == "and" || name == "or") && !self.context.funcs.contains(name) {
@@ -904,10 +924,23 @@ impl<'a, 'c> State<'a, 'c> {
             }
             return Ok(Typed::plain(last));
         }
-        let mut values = Vec::with_capacity(got);
-        for arg in args {
-            values.push(self.eval_arg(dot, boxed, arg)?);
+        // Go converts a constant to printf's `string` parameter before calling it.
+        if let ("printf", Some(first @ (Arg::Number { .. } | Arg::Bool { .. } | Arg::Nil { .. }))) =
+            (name, args.first())
+        {
+            return Err(self.error(
+                &Self::at_arg(first),
+                format!("expected string; found {first}"),
+            ));
         }
+        let mut values = Vec::with_capacity(got);
+        let mut boxed_args = Vec::with_capacity(args.len());
+        for arg in args {
+            let typed = self.eval_arg_typed(dot, boxed, arg)?;
+            boxed_args.push(typed.boxed);
+            values.push(typed.value);
+        }
+        let has_final = final_value.is_some();
         if let Some(final_value) = final_value {
             values.push(final_value);
         }
@@ -922,12 +955,66 @@ impl<'a, 'c> State<'a, 'c> {
             Ok(value) => Ok(Typed::plain(value)),
             Err(message) => {
                 if message.starts_with("wrong number of args for ") {
-                    Err(self.error(&Self::at_arg(node), message))
-                } else {
-                    Err(self.error(&call_at, format!("error calling {name}: {message}")))
+                    return Err(self.error(&Self::at_arg(node), message));
                 }
+                if let Some(err) =
+                    self.conversion_error(node, args, &values, &boxed_args, has_final, &message)
+                {
+                    return Err(err);
+                }
+                Err(self.error(&call_at, format!("error calling {name}: {message}")))
             }
         }
+    }
+
+    /// Go converts arguments to a function's parameter types before calling it, and reports a
+    /// mismatch at the argument (or, for the piped value, at the function) without
+    /// `error calling`. The functions report `invalid value; expected T` (a nil) or
+    /// `wrong type for value; expected T; got U`; this finds the argument and words it as Go.
+    fn conversion_error(
+        &self,
+        node: &Arg,
+        args: &[Arg],
+        values: &[Value],
+        boxed_args: &[bool],
+        has_final: bool,
+        message: &str,
+    ) -> Option<ExecError> {
+        if let Some(expected) = message.strip_prefix("invalid value; expected ") {
+            let culprit = values.iter().position(Value::is_nil)?;
+            let Some(arg) = args.get(culprit) else {
+                // The piped value: Go checks it at the function name.
+                return has_final.then(|| self.error(&Self::at_arg(node), message));
+            };
+            let text = match arg {
+                Arg::Nil { .. } => format!("cannot assign nil to {expected}"),
+                _ if boxed_args.get(culprit).copied().unwrap_or(false) => {
+                    format!("wrong type for value; expected {expected}; got interface {{}}")
+                }
+                _ => message.to_string(),
+            };
+            return Some(self.error(&Self::at_arg(arg), text));
+        }
+        let rest = message.strip_prefix("wrong type for value; expected ")?;
+        let (expected, got) = rest.split_once("; got ")?;
+        let culprit = values.iter().position(|v| type_name(v) == got)?;
+        let Some(arg) = args.get(culprit) else {
+            return has_final.then(|| self.error(&Self::at_arg(node), message));
+        };
+        let text = match arg {
+            Arg::Number { .. } | Arg::Bool { .. } | Arg::String { .. } => {
+                let wanted = match expected {
+                    "string" => "string",
+                    "bool" => "bool",
+                    e if e.starts_with("int") || e.starts_with("uint") => "integer",
+                    e if e.starts_with("float") => "float",
+                    _ => return Some(self.error(&Self::at_arg(arg), message)),
+                };
+                format!("expected {wanted}; found {arg}")
+            }
+            _ => message.to_string(),
+        };
+        Some(self.error(&Self::at_arg(arg), text))
     }
 
     fn call_context_function(
@@ -1030,7 +1117,7 @@ impl<'a, 'c> State<'a, 'c> {
                 print::go_quote(self.context.root_name)
             ));
         };
-        if self.depth >= MAX_TEMPLATE_DEPTH {
+        if self.too_deep() {
             return Err(format!(
                 "template: {}: exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})",
                 tree.name
@@ -1053,6 +1140,12 @@ impl<'a, 'c> State<'a, 'c> {
     /// Helm's `tpl`: parse the text as a new template named after the set's root into a clone
     /// of the set (so its `define`s are visible to its own `include`s) and execute it.
     fn tpl(&mut self, text: &str, data: Value) -> Result<Value, String> {
+        if self.too_deep() {
+            return Err(format!(
+                "template: {}: exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})",
+                self.context.root_name
+            ));
+        }
         let funcs = self.context.funcs;
         let trees = parse::parse(self.context.root_name, text, &|f| has_function(funcs, f))
             .map_err(|e| format!("cannot parse template {}: {e}", print::go_quote(text)))?;
@@ -1440,4 +1533,175 @@ pub fn url_query_escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for Helm's `*chartutil.Capabilities`-like objects: a field, a no-argument
+    /// method and a method with an argument.
+    #[derive(Debug)]
+    struct Versions;
+
+    impl crate::render::gotemplate::value::Object for Versions {
+        fn type_name(&self) -> &str {
+            "chartutil.VersionSet"
+        }
+
+        fn field(&self, name: &str) -> Option<Value> {
+            (name == "Count").then_some(Value::Int(2))
+        }
+
+        fn call_method(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+            if name != "Has" {
+                return None;
+            }
+            Some(match args {
+                [Value::String(s)] => Ok(Value::Bool(s == "apps/v1")),
+                [_] => Err("wrong type for value; expected string; got int".to_string()),
+                _ => Err(format!(
+                    "wrong number of args for Has: want 1 got {}",
+                    args.len()
+                )),
+            })
+        }
+
+        fn to_go_string(&self) -> String {
+            "[apps/v1 v1]".to_string()
+        }
+
+        fn to_serializable(&self) -> Value {
+            Value::list([Value::from("apps/v1"), Value::from("v1")])
+        }
+    }
+
+    fn run(text: &str, dot: Value) -> Result<String, String> {
+        let mut set = TemplateSet::new("gotpl", Arc::new(FuncRegistry::new()));
+        set.parse("t.yaml", text).map_err(|e| e.to_string())?;
+        set.execute("t.yaml", dot, &ExecOptions::default())
+            .map_err(|e| e.message)
+    }
+
+    fn dot_with_object() -> Value {
+        Value::map([
+            ("V".to_string(), Value::Object(Arc::new(Versions))),
+            ("n".to_string(), Value::Int(3)),
+        ])
+    }
+
+    #[test]
+    fn methods_with_arguments_fields_and_printing_of_objects() {
+        let out = run(
+            r#"{{ .V.Has "apps/v1" }} {{ .V.Has "x" }} {{ "apps/v1" | .V.Has }} {{ .V.Count }} {{ .V }}"#,
+            dot_with_object(),
+        );
+        assert_eq!(out.as_deref(), Ok("true false true 2 [apps/v1 v1]"));
+    }
+
+    #[test]
+    fn method_errors_name_the_node() {
+        let err = run(r#"{{ .V.Has 1 }}"#, dot_with_object()).err();
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "template: t.yaml:1:5: executing \"t.yaml\" at <.V.Has>: error calling Has: \
+                 wrong type for value; expected string; got int"
+            )
+        );
+        let err = run(r#"{{ .V.Nope }}"#, dot_with_object()).err();
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "template: t.yaml:1:5: executing \"t.yaml\" at <.V.Nope>: can't evaluate field \
+                 Nope in type interface {}"
+            )
+        );
+    }
+
+    #[test]
+    fn range_over_int_only_when_enabled() {
+        let mut set = TemplateSet::new("gotpl", Arc::new(FuncRegistry::new()));
+        assert!(set.parse("t", "{{ range .n }}{{ . }}{{ end }}").is_ok());
+        let helm4 = ExecOptions {
+            range_over_int: true,
+            ..ExecOptions::default()
+        };
+        let out = set
+            .execute("t", dot_with_object(), &helm4)
+            .map_err(|e| e.message);
+        assert_eq!(out.as_deref(), Ok("012"));
+        let err = set
+            .execute("t", dot_with_object(), &ExecOptions::default())
+            .err()
+            .map(|e| e.message);
+        assert_eq!(
+            err.as_deref(),
+            Some("template: t:1:9: executing \"t\" at <.n>: range can't iterate over 3")
+        );
+    }
+
+    #[test]
+    fn strict_mode_reports_missing_keys() {
+        let mut set = TemplateSet::new("gotpl", Arc::new(FuncRegistry::new()));
+        assert!(set.parse("t", "{{ .missing }}").is_ok());
+        let strict = ExecOptions {
+            strict: true,
+            ..ExecOptions::default()
+        };
+        let err = set
+            .execute("t", Value::map([]), &strict)
+            .err()
+            .map(|e| e.message);
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "template: t:1:3: executing \"t\" at <.missing>: map has no entry for key \"missing\""
+            )
+        );
+    }
+
+    #[test]
+    fn lookup_is_empty_offline_and_asks_the_injected_client_otherwise() {
+        let out = run(
+            r#"{{ lookup "v1" "Secret" "ns" "name" | len }}"#,
+            Value::map([]),
+        );
+        assert_eq!(out.as_deref(), Ok("0"));
+        let mut set = TemplateSet::new("gotpl", Arc::new(FuncRegistry::new()));
+        assert!(
+            set.parse("t", r#"{{ (lookup "v1" "Secret" "ns" "db").kind }}"#)
+                .is_ok()
+        );
+        let online = ExecOptions {
+            lookup: Some(Arc::new(|_: &str, kind: &str, _: &str, name: &str| {
+                Ok(Value::map([(
+                    "kind".to_string(),
+                    Value::from(format!("{kind}/{name}")),
+                )]))
+            })),
+            ..ExecOptions::default()
+        };
+        let out = set
+            .execute("t", Value::map([]), &online)
+            .map_err(|e| e.message);
+        assert_eq!(out.as_deref(), Ok("Secret/db"));
+    }
+
+    #[test]
+    fn include_recursion_is_bounded() {
+        let err = run(
+            r#"{{ define "loop" }}{{ include "loop" . }}{{ end }}{{ include "loop" . }}"#,
+            Value::map([]),
+        )
+        .err()
+        .unwrap_or_default();
+        // On a test thread's small stack the stack budget stops it before Helm's limit of
+        // 1000 nested includes; under engine::render Helm's own message comes first.
+        assert!(
+            err.contains("rendering template has a nested reference name: loop")
+                || err.ends_with("exceeded maximum template depth (3000)"),
+            "{err}"
+        );
+    }
 }

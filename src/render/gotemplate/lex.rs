@@ -65,15 +65,16 @@ impl TokenKind {
     }
 }
 
-/// One token: its kind, its byte offset in the template text and its text.
+/// One token: its kind, its byte offset in the template text and its text (borrowed from the
+/// template; owned only for error messages).
 #[derive(Clone, Debug)]
-pub struct Token {
+pub struct Token<'a> {
     pub kind: TokenKind,
     pub pos: usize,
-    pub text: String,
+    pub text: Cow<'a, str>,
 }
 
-impl std::fmt::Display for Token {
+impl std::fmt::Display for Token<'_> {
     /// Go's `item.String()`, used in parse error messages.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.kind {
@@ -99,6 +100,8 @@ impl std::fmt::Display for Token {
         }
     }
 }
+
+use std::borrow::Cow;
 
 const LEFT_DELIM: &str = "{{";
 const RIGHT_DELIM: &str = "}}";
@@ -143,7 +146,7 @@ fn keyword(word: &str) -> Option<TokenKind> {
 
 /// Splits `input` into tokens. Lexing stops after the first error token; the last token is
 /// always `Eof` or `Error`.
-pub fn lex(input: &str) -> Vec<Token> {
+pub fn lex(input: &str) -> Vec<Token<'_>> {
     let mut lexer = Lexer {
         input,
         start: 0,
@@ -159,7 +162,7 @@ struct Lexer<'a> {
     input: &'a str,
     start: usize,
     pos: usize,
-    tokens: Vec<Token>,
+    tokens: Vec<Token<'a>>,
     paren_depth: i32,
 }
 
@@ -208,11 +211,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn emit(&mut self, kind: TokenKind) {
-        let text = self
-            .input
-            .get(self.start..self.pos)
-            .unwrap_or("")
-            .to_string();
+        let text = Cow::Borrowed(self.input.get(self.start..self.pos).unwrap_or(""));
         self.tokens.push(Token {
             kind,
             pos: self.start,
@@ -229,7 +228,7 @@ impl<'a> Lexer<'a> {
         self.tokens.push(Token {
             kind: TokenKind::Error,
             pos: self.start,
-            text: message,
+            text: Cow::Owned(message),
         });
         State::Done
     }
@@ -612,7 +611,10 @@ mod tests {
     use super::*;
 
     fn kinds(input: &str) -> Vec<(TokenKind, String)> {
-        lex(input).into_iter().map(|t| (t.kind, t.text)).collect()
+        lex(input)
+            .into_iter()
+            .map(|t| (t.kind, t.text.into_owned()))
+            .collect()
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! built-in functions, Sprig and Helm's own functions.
 
 pub mod exec;
+pub mod funcs;
 pub mod functions;
 pub mod lex;
 pub mod parse;

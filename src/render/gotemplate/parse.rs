@@ -221,7 +221,8 @@ pub fn parse(
 ) -> Result<Vec<Tree>, ParseError> {
     let text: Arc<str> = Arc::from(text);
     let parse_name: Arc<str> = Arc::from(name);
-    let tokens = lex(&text);
+    let lexed_text = text.clone();
+    let tokens = lex(&lexed_text);
     let mut parser = Parser {
         tokens,
         index: 0,
@@ -277,8 +278,8 @@ enum Item {
     Else(usize),
 }
 
-struct Parser<'f> {
-    tokens: Vec<Token>,
+struct Parser<'f, 't> {
+    tokens: Vec<Token<'t>>,
     index: usize,
     text: Arc<str>,
     parse_name: Arc<str>,
@@ -289,7 +290,7 @@ struct Parser<'f> {
     action_line: usize,
 }
 
-impl Parser<'_> {
+impl<'t> Parser<'_, 't> {
     fn line_of(&self, pos: usize) -> usize {
         1 + self
             .text
@@ -318,18 +319,18 @@ impl Parser<'_> {
         self.tokens.get(i).map(|t| t.pos).unwrap_or(0)
     }
 
-    fn peek(&self) -> Token {
+    fn peek(&self) -> Token<'t> {
         self.tokens
             .get(self.index)
             .cloned()
             .unwrap_or_else(|| Token {
                 kind: TokenKind::Eof,
                 pos: self.text.len(),
-                text: String::new(),
+                text: std::borrow::Cow::Borrowed(""),
             })
     }
 
-    fn next(&mut self) -> Token {
+    fn next(&mut self) -> Token<'t> {
         let token = self.peek();
         if self.index < self.tokens.len() {
             self.index += 1;
@@ -341,7 +342,7 @@ impl Parser<'_> {
         self.index = self.index.saturating_sub(1);
     }
 
-    fn next_non_space(&mut self) -> Token {
+    fn next_non_space(&mut self) -> Token<'t> {
         loop {
             let token = self.next();
             if token.kind != TokenKind::Space {
@@ -350,7 +351,7 @@ impl Parser<'_> {
         }
     }
 
-    fn peek_non_space(&mut self) -> Token {
+    fn peek_non_space(&mut self) -> Token<'t> {
         let token = self.next_non_space();
         self.backup();
         token
@@ -374,7 +375,7 @@ impl Parser<'_> {
         self.error_at(token.pos, format!("unexpected {token} in {context}"))
     }
 
-    fn expect(&mut self, kind: TokenKind, context: &str) -> Result<Token, ParseError> {
+    fn expect(&mut self, kind: TokenKind, context: &str) -> Result<Token<'t>, ParseError> {
         let token = self.next_non_space();
         if token.kind != kind {
             return Err(self.unexpected(&token, context));
@@ -442,7 +443,7 @@ impl Parser<'_> {
     fn text_or_action(&mut self) -> Result<Item, ParseError> {
         let token = self.next_non_space();
         match token.kind {
-            TokenKind::Text => Ok(Item::Node(Node::Text(token.text))),
+            TokenKind::Text => Ok(Item::Node(Node::Text(token.text.into_owned()))),
             TokenKind::LeftDelim => {
                 self.action_line = self.line_of(token.pos);
                 let result = self.action();
@@ -610,14 +611,14 @@ impl Parser<'_> {
                 TokenKind::Assign | TokenKind::Declare => {
                     pipe.is_assign = next.kind == TokenKind::Assign;
                     self.next_non_space();
-                    pipe.decl.push(v.text.clone());
-                    self.vars.push(v.text);
+                    pipe.decl.push(v.text.to_string());
+                    self.vars.push(v.text.into_owned());
                     break;
                 }
                 TokenKind::Char if next.text == "," => {
                     self.next_non_space();
-                    pipe.decl.push(v.text.clone());
-                    self.vars.push(v.text);
+                    pipe.decl.push(v.text.to_string());
+                    self.vars.push(v.text.into_owned());
                     if context == "range" && pipe.decl.len() < 2 {
                         let after = self.peek_non_space();
                         if matches!(
@@ -772,7 +773,7 @@ impl Parser<'_> {
                 }
                 Arg::Identifier {
                     pos,
-                    name: token.text,
+                    name: token.text.into_owned(),
                 }
             }
             TokenKind::Dot => Arg::Dot { pos },
@@ -801,7 +802,7 @@ impl Parser<'_> {
                     .map_err(|message| self.error(message))?;
                 Arg::Number {
                     pos,
-                    text: token.text,
+                    text: token.text.into_owned(),
                     value,
                 }
             }
@@ -813,7 +814,7 @@ impl Parser<'_> {
                 let value = self.unquote(&token)?;
                 Arg::String {
                     pos,
-                    quoted: token.text,
+                    quoted: token.text.into_owned(),
                     value,
                 }
             }
