@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 use crate::cluster::ClusterArgs;
 use crate::logging::{self, LogFormat};
 
+pub mod template;
+
 /// keelson keeps Helm releases on the newest container images their `keel:` block allows.
 #[derive(Debug, Parser)]
 #[command(name = "keelson", version, about, propagate_version = true)]
@@ -34,6 +36,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Print the version of keelson.
     Version,
+    /// Render a chart locally exactly as `helm template` does.
+    Template(Box<template::TemplateArgs>),
 }
 
 /// Entry point of the binary: maps errors to exit code 1 with the full cause chain on stderr.
@@ -66,6 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("keelson {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Template(args) => template::run(&args),
     }
 }
 
