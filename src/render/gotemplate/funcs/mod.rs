@@ -25,6 +25,7 @@ mod regexes;
 mod semver;
 mod strings;
 mod toml;
+mod x509;
 mod yaml;
 
 pub use conv::{is_empty, strval, to_float64, to_int64};
