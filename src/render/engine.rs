@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::render::gotemplate::exec::{ExecOptions, LookupFn, TemplateSet, WARN_END, WARN_START};
+use crate::render::gotemplate::exec::{
+    ExecOptions, LookupFn, Session, TemplateSet, WARN_END, WARN_START,
+};
 use crate::render::gotemplate::funcs;
 use crate::render::gotemplate::functions::FuncRegistry;
 use crate::render::gotemplate::value::Value;
@@ -158,6 +160,7 @@ fn render_on_this_thread(
             f
         }),
     };
+    let session = Session::default();
     let mut rendered = BTreeMap::new();
     for name in &order {
         let base = name.rsplit('/').next().unwrap_or(name);
@@ -168,7 +171,7 @@ fn render_on_this_thread(
             continue;
         };
         let output = set
-            .execute(name, file.dot, &exec_options)
+            .execute_in(name, file.dot, &exec_options, &session)
             .map_err(|err| RenderError::Exec(cleanup_exec_error(name, &err.message)))?;
         rendered.insert(name.clone(), output.replace("<no value>", ""));
     }
