@@ -588,9 +588,14 @@ impl<'a, 'c> State<'a, 'c> {
         result.map(|_| Flow::Normal)
     }
 
-    fn set_var(&mut self, name: &str, value: Value) {
-        if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
-            slot.1 = value;
+    /// Go's `setVar`: false when no variable of that name is in scope.
+    fn set_var(&mut self, name: &str, value: Value) -> bool {
+        match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+            Some(slot) => {
+                slot.1 = value;
+                true
+            }
+            None => false,
         }
     }
 
@@ -613,9 +618,9 @@ impl<'a, 'c> State<'a, 'c> {
         if let Some(first) = decl.first() {
             if branch.pipe.is_assign {
                 if decl.len() > 1 {
-                    self.set_var(first, index.clone());
+                    let _ = self.set_var(first, index.clone());
                 } else {
-                    self.set_var(first, elem.clone());
+                    let _ = self.set_var(first, elem.clone());
                 }
             } else {
                 self.set_top_var(1, elem.clone());
@@ -623,7 +628,7 @@ impl<'a, 'c> State<'a, 'c> {
         }
         if let Some(second) = decl.get(1) {
             if branch.pipe.is_assign {
-                self.set_var(second, elem.clone());
+                let _ = self.set_var(second, elem.clone());
             } else {
                 self.set_top_var(2, index);
             }
@@ -730,7 +735,10 @@ impl<'a, 'c> State<'a, 'c> {
         let value = value.unwrap_or_default();
         for name in &pipe.decl {
             if pipe.is_assign {
-                self.set_var(name, value.clone());
+                if !self.set_var(name, value.clone()) {
+                    let at = self.pipe_at(pipe);
+                    return Err(self.error(&at, format!("undefined variable: {name}")));
+                }
             } else {
                 self.vars.push((name.clone(), value.clone()));
             }
@@ -1142,7 +1150,7 @@ impl<'a, 'c> State<'a, 'c> {
             let resolved: Vec<Value> = values.iter().map(|v| session.deep(v.clone())).collect();
             let result = match self.context.funcs.get(name) {
                 Some(func) => func(&resolved),
-                None => self.call_builtin(name, node, &resolved)?,
+                None => self.call_builtin(name, node, args, &resolved)?,
             };
             if let (Ok(changed), Some(original), true) =
                 (&result, &original, MUTATING_FUNCS.contains(&name))
@@ -1387,7 +1395,13 @@ impl<'a, 'c> State<'a, 'c> {
         Ok(Value::String(out.replace("<no value>", "")))
     }
 
-    fn call_builtin(&self, name: &str, node: &Arg, args: &[Value]) -> Res<Result<Value, String>> {
+    fn call_builtin(
+        &self,
+        name: &str,
+        node: &Arg,
+        args_nodes: &[Arg],
+        args: &[Value],
+    ) -> Res<Result<Value, String>> {
         let exact = |want: usize| -> Res<()> {
             if args.len() != want {
                 return Err(self.arity_error(node, name, want, args.len(), false));
@@ -1425,13 +1439,18 @@ impl<'a, 'c> State<'a, 'c> {
                 match &first {
                     Value::String(format) => Ok(Value::String(print::sprintf(format, &args[1..]))),
                     other => {
-                        return Err(self.error(
-                            &Self::at_arg(node),
+                        // Go converts the argument before the call: the error points at it
+                        // (or at printf for a piped value).
+                        let at = args_nodes.first().unwrap_or(node);
+                        let message = if other.is_nil() && args_nodes.is_empty() {
+                            "invalid value; expected string".to_string()
+                        } else {
                             format!(
                                 "wrong type for value; expected string; got {}",
                                 type_name(other)
-                            ),
-                        ));
+                            )
+                        };
+                        return Err(self.error(&Self::at_arg(at), message));
                     }
                 }
             }
@@ -1453,10 +1472,18 @@ impl<'a, 'c> State<'a, 'c> {
             "html" => Ok(Value::String(html_escape(&eval_args(args)))),
             "call" => {
                 at_least(1)?;
+                // Template values are never Go funcs, so call always fails as Go's does.
+                let callee = match args_nodes.first() {
+                    Some(arg) => format!("{arg} "),
+                    None => String::new(),
+                };
                 if first.is_nil() {
                     Err("call of nil".to_string())
                 } else {
-                    Err(format!("non-function of type {}", type_name(&first)))
+                    Err(format!(
+                        "non-function {callee}of type {}",
+                        type_name(&first)
+                    ))
                 }
             }
             other => {
@@ -1628,7 +1655,7 @@ pub fn builtin_eq(first: &Value, others: &[Value]) -> Result<bool, String> {
                     let non_comparable = if matches!(a, Value::Object(_)) { b } else { a };
                     return Err(format!(
                         "non-comparable type {}: {}",
-                        print::format_v(non_comparable),
+                        print::sprintf("%s", std::slice::from_ref(non_comparable)),
                         type_name(non_comparable)
                     ));
                 }
