@@ -462,3 +462,38 @@ mod recursion_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+
+    fn render_text(text: String) -> Result<BTreeMap<String, String>, RenderError> {
+        let files = vec![TemplateFile {
+            name: "c/templates/t.yaml".to_string(),
+            text,
+            dot: Value::map([]),
+        }];
+        render(files, &RenderOptions::default())
+    }
+
+    #[test]
+    fn deep_nesting_renders_up_to_gos_limit_and_fails_cleanly_beyond() {
+        let depth = 2000;
+        let text = format!("{{{{ {}1{} }}}}", "(".repeat(depth), ")".repeat(depth));
+        let rendered = render_text(text).map(|r| r.get("c/templates/t.yaml").cloned());
+        assert_eq!(rendered.ok().flatten().as_deref(), Some("1"));
+        let ifs = format!(
+            "{}x{}",
+            "{{ if true }}".repeat(depth),
+            "{{ end }}".repeat(depth)
+        );
+        let rendered = render_text(ifs).map(|r| r.get("c/templates/t.yaml").cloned());
+        assert_eq!(rendered.ok().flatten().as_deref(), Some("x"));
+        let too_deep = format!("{{{{ {}1{} }}}}", "(".repeat(10001), ")".repeat(10001));
+        let err = render_text(too_deep).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("parse error at (c/templates/t.yaml:1): max expression depth exceeded")
+        );
+    }
+}
