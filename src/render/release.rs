@@ -79,6 +79,23 @@ pub enum RenderFailure {
     Manifest(#[from] manifest::ManifestError),
     #[error("invalid release record: {0}")]
     Record(String),
+    #[error(
+        "chart requires kubeVersion: {required} which is incompatible with Kubernetes {actual}"
+    )]
+    KubeVersion { required: String, actual: String },
+}
+
+impl RenderFailure {
+    /// Whether Helm had already created the release object when this failed (template
+    /// execution and manifest errors); `helm template` then adds a hint about `--debug`.
+    pub fn after_release_created(&self) -> bool {
+        matches!(
+            self,
+            RenderFailure::Template(_)
+                | RenderFailure::Manifest(_)
+                | RenderFailure::KubeVersion { .. }
+        )
+    }
 }
 
 /// Renders `chart` with the user's values as `helm install` (or `template`) does.
@@ -111,10 +128,10 @@ pub fn render_chart(
     if !chart.metadata.kube_version.is_empty()
         && !is_compatible_range(&chart.metadata.kube_version, &kube_version.version)
     {
-        return Err(RenderFailure::Chart(format!(
-            "chart requires kubeVersion: {} which is incompatible with Kubernetes {}",
-            chart.metadata.kube_version, kube_version.version
-        )));
+        return Err(RenderFailure::KubeVersion {
+            required: chart.metadata.kube_version.clone(),
+            actual: kube_version.version.clone(),
+        });
     }
     let capabilities = Value::Object(Arc::new(Capabilities {
         api_versions: Arc::new(ApiVersions::helm3_defaults_with(&settings.api_versions)),
