@@ -12,7 +12,7 @@ use crate::render::engine::{self, Lookup, RenderOptions, TemplateFile};
 use crate::render::gotemplate::Value;
 use crate::render::manifest::{self, Hook, KindOrder, Manifest};
 use crate::render::objects::{
-    ApiVersions, Capabilities, ChartObject, Files, HELM3_DEFAULT_KUBE_VERSION, KubeVersion,
+    ApiVersions, Capabilities, ChartObject, Files, KubeVersion, chart_map, default_kube_version,
 };
 use crate::render::schema;
 use crate::render::semver_range::is_compatible_range;
@@ -118,8 +118,8 @@ pub fn render_chart(
     let kube_text = settings
         .kube_version
         .clone()
-        .unwrap_or_else(|| HELM3_DEFAULT_KUBE_VERSION.to_string());
-    let kube_version = KubeVersion::parse(&kube_text)
+        .unwrap_or_else(|| default_kube_version(settings.flavor).to_string());
+    let kube_version = KubeVersion::parse(&kube_text, settings.flavor)
         .ok_or_else(|| RenderFailure::Chart(format!("invalid kube version {kube_text:?}")))?;
     let coalesced = values::coalesce_values(&chart, user_values)?;
     if !settings.skip_schema_validation {
@@ -134,8 +134,12 @@ pub fn render_chart(
         });
     }
     let capabilities = Value::Object(Arc::new(Capabilities {
-        api_versions: Arc::new(ApiVersions::helm3_defaults_with(&settings.api_versions)),
+        api_versions: Arc::new(ApiVersions::defaults_with(
+            settings.flavor,
+            &settings.api_versions,
+        )),
         kube_version: Arc::new(kube_version),
+        flavor: settings.flavor,
     }));
     let release = Value::map([
         (
@@ -161,6 +165,7 @@ pub fn render_chart(
         &top_values,
         &release,
         &capabilities,
+        settings.flavor,
         &mut templates,
     );
     let options = RenderOptions {
@@ -207,6 +212,7 @@ fn collect_templates(
     top_values: &Value,
     release: &Value,
     capabilities: &Value,
+    flavor: HelmFlavor,
     out: &mut Vec<TemplateFile>,
 ) -> Value {
     let own_values = match parent_values {
@@ -226,6 +232,7 @@ fn collect_templates(
             top_values,
             release,
             capabilities,
+            flavor,
             out,
         );
         subcharts.insert(dep.name().to_string(), child);
@@ -236,13 +243,15 @@ fn collect_templates(
         .map(|f| (f.name.clone(), Arc::new(f.data.clone())))
         .collect();
     let mut data = BTreeMap::new();
-    data.insert(
-        "Chart".to_string(),
-        Value::Object(Arc::new(ChartObject {
+    let is_root = parent_values.is_none();
+    let chart_value = match flavor {
+        HelmFlavor::Helm3 => Value::Object(Arc::new(ChartObject {
             metadata: chart.metadata.clone(),
-            is_root: parent_values.is_none(),
+            is_root,
         })),
-    );
+        HelmFlavor::Helm4 => chart_map(&chart.metadata, is_root),
+    };
+    data.insert("Chart".to_string(), chart_value);
     data.insert(
         "Files".to_string(),
         Value::Object(Arc::new(Files::new(files))),
