@@ -36,6 +36,10 @@ const MUTATING_FUNCS: &[&str] = &[
     "mustMergeOverwrite",
 ];
 
+/// Functions that only store their arguments: maps changed later are found when the stored
+/// value is read, so the arguments need not be resolved deeply first (which would walk `$`).
+const STORING_FUNCS: &[&str] = &["dict", "list", "tuple", "set"];
+
 /// How deep [`Session::deep`] follows nested values before giving up (a map that contains
 /// itself, which Go would print forever).
 const MAX_RESOLVE_DEPTH: usize = 256;
@@ -1147,7 +1151,11 @@ impl<'a, 'c> State<'a, 'c> {
         } else {
             let session = self.context.session;
             let original = values.first().cloned();
-            let resolved: Vec<Value> = values.iter().map(|v| session.deep(v.clone())).collect();
+            let resolved: Vec<Value> = if STORING_FUNCS.contains(&name) {
+                values.clone()
+            } else {
+                values.iter().map(|v| session.deep(v.clone())).collect()
+            };
             let result = match self.context.funcs.get(name) {
                 Some(func) => func(&resolved),
                 None => self.call_builtin(name, node, args, &resolved)?,
