@@ -7,6 +7,9 @@
 //! corpus), KEELSON_CONFORMANCE_HELM=helm4 (compare with helm 4 instead of helm 3),
 //! KEELSON_CONFORMANCE_FILTER=substring (only matching cases).
 
+// tests/support (shared, not ours) trips this lint with the current clippy.
+#![allow(clippy::collapsible_if)]
+
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -71,14 +74,20 @@ fn corpus_cases(root: &Path) -> Vec<Case> {
     let mut charts: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     charts.sort();
     for values_dir in charts {
-        let Some(name) = values_dir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        let Some(name) = values_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+        else {
             continue;
         };
         let mut files: Vec<PathBuf> = std::fs::read_dir(&values_dir)
             .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
         files.sort();
-        for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
+        for file in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+        {
             let case_name = file
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -102,7 +111,10 @@ fn fixture_cases(root: &Path) -> Vec<Case> {
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     charts.sort();
-    for chart in charts.into_iter().filter(|c| c.join("Chart.yaml").is_file()) {
+    for chart in charts
+        .into_iter()
+        .filter(|c| c.join("Chart.yaml").is_file())
+    {
         let name = chart
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -177,7 +189,10 @@ fn unified_diff(label: &str, expected: &str, got: &str) -> String {
     let dir = std::env::temp_dir().join(format!("keelson-conformance-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let safe = label.replace('/', "__");
-    let (e, g) = (dir.join(format!("{safe}.helm")), dir.join(format!("{safe}.keelson")));
+    let (e, g) = (
+        dir.join(format!("{safe}.helm")),
+        dir.join(format!("{safe}.keelson")),
+    );
     let _ = std::fs::write(&e, expected);
     let _ = std::fs::write(&g, got);
     let out = Command::new("diff")
@@ -227,17 +242,26 @@ fn compare(set: &str, cases: &[Case]) -> (usize, usize) {
             args.push("--helm4".to_string());
         }
         let ours = run(keelson, &args, &cwd);
-        let (expected, got, was_masked) = if first.ok {
-            mask(&first.stdout, &second.stdout, &ours.stdout)
-        } else {
-            (first.stderr.clone(), ours.stderr.clone(), false)
-        };
+        // When both fail, stdout (empty) and the exit code are what a script sees; the two
+        // error messages are shown for comparison.
+        let (expected, got, was_masked) = mask(&first.stdout, &second.stdout, &ours.stdout);
+        if !first.ok && !ours.ok {
+            println!(
+                "        both fail: helm: {} | keelson: {}",
+                first.stderr.trim().lines().next().unwrap_or_default(),
+                ours.stderr.trim().lines().next().unwrap_or_default()
+            );
+        }
         if was_masked {
             masked_cases.push(case.label.clone());
         }
         if first.ok == ours.ok && expected == got {
             identical += 1;
-            println!("  ok    {}{}", case.label, if was_masked { " (masked)" } else { "" });
+            println!(
+                "  ok    {}{}",
+                case.label,
+                if was_masked { " (masked)" } else { "" }
+            );
         } else {
             println!("  DIFF  {}", case.label);
             let detail = if first.ok != ours.ok {
@@ -274,9 +298,16 @@ fn compare(set: &str, cases: &[Case]) -> (usize, usize) {
 fn fixture_charts_render_byte_identical_to_helm() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/charts");
     let cases = fixture_cases(&root);
-    assert!(!cases.is_empty(), "no fixture charts under {}", root.display());
+    assert!(
+        !cases.is_empty(),
+        "no fixture charts under {}",
+        root.display()
+    );
     let (identical, total) = compare("fixtures/charts", &cases);
-    assert_eq!(identical, total, "fixture cases differ from helm (see diffs above)");
+    assert_eq!(
+        identical, total,
+        "fixture cases differ from helm (see diffs above)"
+    );
 }
 
 /// The shared corpus: reported, and held at or above the level reached so far.
@@ -287,11 +318,18 @@ fn shared_corpus_renders_byte_identical_to_helm() {
         return;
     };
     if !root.is_dir() {
-        println!("{} is absent: skipping the shared chart corpus", root.display());
+        println!(
+            "{} is absent: skipping the shared chart corpus",
+            root.display()
+        );
         return;
     }
     let cases = corpus_cases(&root);
-    assert!(!cases.is_empty(), "no cases under {}/values", root.display());
+    assert!(
+        !cases.is_empty(),
+        "no cases under {}/values",
+        root.display()
+    );
     let (identical, total) = compare("shared corpus", &cases);
     let floor: usize = std::env::var("KEELSON_CORPUS_FLOOR")
         .ok()

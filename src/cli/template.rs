@@ -99,7 +99,13 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         lookup: None,
         skip_schema_validation: args.skip_schema_validation,
     };
-    let rendered = release::render_chart(&loaded, &user_values, &settings)?;
+    let rendered = match release::render_chart(&loaded, &user_values, &settings) {
+        Ok(rendered) => rendered,
+        Err(err) if err.after_release_created() => {
+            anyhow::bail!("{err}\n\nUse --debug flag to render out invalid YAML")
+        }
+        Err(err) => return Err(err.into()),
+    };
     let output = TemplateOutput {
         include_crds: args.include_crds,
         skip_tests: args.skip_tests,

@@ -116,13 +116,13 @@ pub enum ChartError {
     Io { path: String, message: String },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
-    #[error("cannot load {file}: {source}")]
+    #[error("cannot load {file}")]
     Values {
         file: String,
         #[source]
         source: ValuesError,
     },
-    #[error("error unpacking subchart {subchart} in {parent}: {source}")]
+    #[error("error unpacking subchart {subchart} in {parent}")]
     Subchart {
         subchart: String,
         parent: String,

@@ -207,8 +207,13 @@ fn read_head(doc: &str, path: &str) -> Result<Head, ManifestError> {
         path: path.to_string(),
         message,
     };
-    let parsed = yaml::parse_first_document(doc, path)
-        .map_err(|e| err(format!("error converting YAML to JSON: {e}")))?;
+    let parsed = yaml::parse_first_document(doc, path).map_err(|e| match e {
+        // go-yaml's wording: the file is already named by the outer message.
+        crate::values::ValuesError::Yaml { line, message, .. } => err(format!(
+            "error converting YAML to JSON: yaml: line {line}: {message}"
+        )),
+        other => err(format!("error converting YAML to JSON: {other}")),
+    })?;
     let field_string = |value: Option<&Json>, field: &str| -> Result<String, ManifestError> {
         match value {
             None | Some(Json::Null) => Ok(String::new()),

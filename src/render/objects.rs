@@ -6,13 +6,23 @@ use std::sync::Arc;
 
 use crate::render::chart::{Dependency, Maintainer, Metadata};
 use crate::render::gotemplate::{Object, Value};
+use crate::render::release::HelmFlavor;
 
 /// The API versions helm 3.17.3 reports when it has no cluster (`helm template`), in its order.
 const HELM3_DEFAULT_API_VERSIONS: &str =
     include_str!("../../fixtures/render/capabilities/helm3-api-versions.txt");
 
-/// The Kubernetes version `helm template` assumes without `--kube-version` (helm 3.17.3).
-pub const HELM3_DEFAULT_KUBE_VERSION: &str = "v1.32.0";
+/// The same for helm 4.1.4.
+const HELM4_DEFAULT_API_VERSIONS: &str =
+    include_str!("../../fixtures/render/capabilities/helm4-api-versions.txt");
+
+/// The Kubernetes version `helm template` assumes without `--kube-version`.
+pub fn default_kube_version(flavor: HelmFlavor) -> &'static str {
+    match flavor {
+        HelmFlavor::Helm3 => "v1.32.0",
+        HelmFlavor::Helm4 => "v1.35.0",
+    }
+}
 
 /// `.Files`: the chart's non-template files (Go type `engine.files`, a `map[string][]byte`).
 #[derive(Debug, Clone, Default)]
@@ -279,18 +289,28 @@ fn glob_from(p: &[char], pi: usize, n: &[char], ni: usize) -> bool {
 #[derive(Debug, Clone)]
 pub struct ApiVersions {
     versions: Vec<String>,
+    flavor: HelmFlavor,
 }
 
 impl ApiVersions {
     /// Helm 3's offline defaults plus the `--api-versions` given, in that order.
     pub fn helm3_defaults_with(extra: &[String]) -> Self {
-        let mut versions: Vec<String> = HELM3_DEFAULT_API_VERSIONS
+        Self::defaults_with(HelmFlavor::Helm3, extra)
+    }
+
+    /// The offline defaults of the given Helm plus the `--api-versions` given, in that order.
+    pub fn defaults_with(flavor: HelmFlavor, extra: &[String]) -> Self {
+        let defaults = match flavor {
+            HelmFlavor::Helm3 => HELM3_DEFAULT_API_VERSIONS,
+            HelmFlavor::Helm4 => HELM4_DEFAULT_API_VERSIONS,
+        };
+        let mut versions: Vec<String> = defaults
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(str::to_string)
             .collect();
         versions.extend(extra.iter().cloned());
-        ApiVersions { versions }
+        ApiVersions { versions, flavor }
     }
 
     pub fn has(&self, version: &str) -> bool {
@@ -304,7 +324,10 @@ impl ApiVersions {
 
 impl Object for ApiVersions {
     fn type_name(&self) -> &str {
-        "chartutil.VersionSet"
+        match self.flavor {
+            HelmFlavor::Helm3 => "chartutil.VersionSet",
+            HelmFlavor::Helm4 => "common.VersionSet",
+        }
     }
     fn field(&self, _name: &str) -> Option<Value> {
         None
@@ -339,23 +362,28 @@ pub struct KubeVersion {
     pub version: String,
     pub major: String,
     pub minor: String,
+    pub flavor: HelmFlavor,
 }
 
 impl KubeVersion {
     /// Parses `--kube-version` as Helm does (`1.30.0` or `v1.30`); `None` when invalid.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub fn parse(text: &str, flavor: HelmFlavor) -> Option<Self> {
         let version = crate::render::semver_range::parse_version(text)?;
         Some(KubeVersion {
             version: format!("v{}.{}.{}", version.major, version.minor, version.patch),
             major: version.major.to_string(),
             minor: version.minor.to_string(),
+            flavor,
         })
     }
 }
 
 impl Object for KubeVersion {
     fn type_name(&self) -> &str {
-        "chartutil.KubeVersion"
+        match self.flavor {
+            HelmFlavor::Helm3 => "chartutil.KubeVersion",
+            HelmFlavor::Helm4 => "common.KubeVersion",
+        }
     }
     fn field(&self, name: &str) -> Option<Value> {
         match name {
@@ -379,35 +407,69 @@ impl Object for KubeVersion {
 
 /// `.Capabilities.HelmVersion` (`version.BuildInfo`) of the helm release keelson matches.
 #[derive(Debug, Clone)]
-pub struct HelmVersion;
+pub struct HelmVersion(pub HelmFlavor);
 
-const HELM_VERSION: &str = "v3.17.3";
-const HELM_GIT_COMMIT: &str = "e4da49785aa6e6ee2b86efd5dd9e43400318262b";
-const HELM_GO_VERSION: &str = "go1.23.7";
+impl HelmVersion {
+    /// (version, git commit, Go version, kube client version) of the helm release matched.
+    fn parts(
+        &self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+    ) {
+        match self.0 {
+            HelmFlavor::Helm3 => (
+                "v3.17.3",
+                "e4da49785aa6e6ee2b86efd5dd9e43400318262b",
+                "go1.23.7",
+                None,
+            ),
+            HelmFlavor::Helm4 => (
+                "v4.1.4",
+                "05fa37973dc9e42b76e1d2883494c87174b6074f",
+                "go1.25.9",
+                Some("v1.35"),
+            ),
+        }
+    }
+}
 
 impl Object for HelmVersion {
     fn type_name(&self) -> &str {
         "version.BuildInfo"
     }
     fn field(&self, name: &str) -> Option<Value> {
+        let (version, commit, go, kube) = self.parts();
         match name {
-            "Version" => Some(Value::from(HELM_VERSION)),
-            "GitCommit" => Some(Value::from(HELM_GIT_COMMIT)),
+            "Version" => Some(Value::from(version)),
+            "GitCommit" => Some(Value::from(commit)),
             "GitTreeState" => Some(Value::from("clean")),
-            "GoVersion" => Some(Value::from(HELM_GO_VERSION)),
+            "GoVersion" => Some(Value::from(go)),
+            "KubeClientVersion" => kube.map(Value::from),
             _ => None,
         }
     }
     fn to_go_string(&self) -> String {
-        format!("{{{HELM_VERSION} {HELM_GIT_COMMIT} clean {HELM_GO_VERSION}}}")
+        let (version, commit, go, kube) = self.parts();
+        match kube {
+            Some(kube) => format!("{{{version} {commit} clean {go} {kube}}}"),
+            None => format!("{{{version} {commit} clean {go}}}"),
+        }
     }
     fn to_serializable(&self) -> Value {
-        Value::map([
-            ("version".to_string(), Value::from(HELM_VERSION)),
-            ("git_commit".to_string(), Value::from(HELM_GIT_COMMIT)),
+        let (version, commit, go, kube) = self.parts();
+        let mut entries = vec![
+            ("version".to_string(), Value::from(version)),
+            ("git_commit".to_string(), Value::from(commit)),
             ("git_tree_state".to_string(), Value::from("clean")),
-            ("go_version".to_string(), Value::from(HELM_GO_VERSION)),
-        ])
+            ("go_version".to_string(), Value::from(go)),
+        ];
+        if let Some(kube) = kube {
+            entries.push(("kube_client_version".to_string(), Value::from(kube)));
+        }
+        Value::map(entries)
     }
 }
 
@@ -416,17 +478,21 @@ impl Object for HelmVersion {
 pub struct Capabilities {
     pub api_versions: Arc<ApiVersions>,
     pub kube_version: Arc<KubeVersion>,
+    pub flavor: HelmFlavor,
 }
 
 impl Object for Capabilities {
     fn type_name(&self) -> &str {
-        "*chartutil.Capabilities"
+        match self.flavor {
+            HelmFlavor::Helm3 => "*chartutil.Capabilities",
+            HelmFlavor::Helm4 => "*common.Capabilities",
+        }
     }
     fn field(&self, name: &str) -> Option<Value> {
         match name {
             "APIVersions" => Some(Value::Object(self.api_versions.clone())),
             "KubeVersion" => Some(Value::Object(self.kube_version.clone())),
-            "HelmVersion" => Some(Value::Object(Arc::new(HelmVersion))),
+            "HelmVersion" => Some(Value::Object(Arc::new(HelmVersion(self.flavor)))),
             _ => None,
         }
     }
@@ -435,7 +501,7 @@ impl Object for Capabilities {
             "&{{{} {} {}}}",
             self.api_versions.to_go_string(),
             self.kube_version.to_go_string(),
-            HelmVersion.to_go_string()
+            HelmVersion(self.flavor).to_go_string()
         )
     }
     fn to_serializable(&self) -> Value {
@@ -448,9 +514,84 @@ impl Object for Capabilities {
                 "KubeVersion".to_string(),
                 self.kube_version.to_serializable(),
             ),
-            ("HelmVersion".to_string(), HelmVersion.to_serializable()),
+            (
+                "HelmVersion".to_string(),
+                HelmVersion(self.flavor).to_serializable(),
+            ),
         ])
     }
+}
+
+/// `.Chart` as helm 4 passes it: a `map[string]interface{}` of the metadata fields plus `IsRoot`.
+pub fn chart_map(metadata: &Metadata, is_root: bool) -> Value {
+    let object = ChartObject {
+        metadata: metadata.clone(),
+        is_root,
+    };
+    let as_map = |value: Value| -> Value {
+        match value {
+            Value::List(items) => Value::list(items.iter().map(|item| match item {
+                Value::Object(o) => {
+                    let serial = o.to_serializable();
+                    match serial.as_map() {
+                        // Go field names, not JSON names, as helm 4 builds the map.
+                        Some(_) => go_field_map(o.as_ref()),
+                        None => serial,
+                    }
+                }
+                other => other.clone(),
+            })),
+            other => other,
+        }
+    };
+    let names = [
+        "APIVersion",
+        "Annotations",
+        "AppVersion",
+        "Condition",
+        "Dependencies",
+        "Deprecated",
+        "Description",
+        "Home",
+        "Icon",
+        "IsRoot",
+        "Keywords",
+        "KubeVersion",
+        "Maintainers",
+        "Name",
+        "Sources",
+        "Tags",
+        "Type",
+        "Version",
+    ];
+    Value::map(
+        names
+            .iter()
+            .map(|n| (n.to_string(), as_map(object.field(n).unwrap_or_default()))),
+    )
+}
+
+/// A struct object as a map of its Go field names (helm 4's maintainers and dependencies).
+fn go_field_map(object: &dyn Object) -> Value {
+    let names: &[&str] = if object.type_name() == "*chart.Maintainer" {
+        &["Name", "Email", "URL"]
+    } else {
+        &[
+            "Name",
+            "Version",
+            "Repository",
+            "Condition",
+            "Tags",
+            "Enabled",
+            "ImportValues",
+            "Alias",
+        ]
+    };
+    Value::map(
+        names
+            .iter()
+            .map(|n| (n.to_string(), object.field(n).unwrap_or_default())),
+    )
 }
 
 /// `.Chart`: Helm 3's `struct { chart.Metadata; IsRoot bool }`.
@@ -672,11 +813,15 @@ mod tests {
         assert!(caps.has("apps/v1"));
         assert!(caps.has("foo/v1"));
         assert!(!caps.has("nope/v1"));
-        let kube = KubeVersion::parse("1.30.0");
+        let kube = KubeVersion::parse("1.30.0", HelmFlavor::Helm3);
         assert!(kube.is_some_and(|k| k.version == "v1.30.0" && k.minor == "30"));
         assert_eq!(
-            HelmVersion.to_go_string(),
+            HelmVersion(HelmFlavor::Helm3).to_go_string(),
             "{v3.17.3 e4da49785aa6e6ee2b86efd5dd9e43400318262b clean go1.23.7}"
+        );
+        assert_eq!(
+            HelmVersion(HelmFlavor::Helm4).to_go_string(),
+            "{v4.1.4 05fa37973dc9e42b76e1d2883494c87174b6074f clean go1.25.9 v1.35}"
         );
     }
 

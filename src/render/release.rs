@@ -12,7 +12,7 @@ use crate::render::engine::{self, Lookup, RenderOptions, TemplateFile};
 use crate::render::gotemplate::Value;
 use crate::render::manifest::{self, Hook, KindOrder, Manifest};
 use crate::render::objects::{
-    ApiVersions, Capabilities, ChartObject, Files, HELM3_DEFAULT_KUBE_VERSION, KubeVersion,
+    ApiVersions, Capabilities, ChartObject, Files, KubeVersion, chart_map, default_kube_version,
 };
 use crate::render::schema;
 use crate::render::semver_range::is_compatible_range;
@@ -79,6 +79,23 @@ pub enum RenderFailure {
     Manifest(#[from] manifest::ManifestError),
     #[error("invalid release record: {0}")]
     Record(String),
+    #[error(
+        "chart requires kubeVersion: {required} which is incompatible with Kubernetes {actual}"
+    )]
+    KubeVersion { required: String, actual: String },
+}
+
+impl RenderFailure {
+    /// Whether Helm had already created the release object when this failed (template
+    /// execution and manifest errors); `helm template` then adds a hint about `--debug`.
+    pub fn after_release_created(&self) -> bool {
+        matches!(
+            self,
+            RenderFailure::Template(_)
+                | RenderFailure::Manifest(_)
+                | RenderFailure::KubeVersion { .. }
+        )
+    }
 }
 
 /// Renders `chart` with the user's values as `helm install` (or `template`) does.
@@ -101,8 +118,8 @@ pub fn render_chart(
     let kube_text = settings
         .kube_version
         .clone()
-        .unwrap_or_else(|| HELM3_DEFAULT_KUBE_VERSION.to_string());
-    let kube_version = KubeVersion::parse(&kube_text)
+        .unwrap_or_else(|| default_kube_version(settings.flavor).to_string());
+    let kube_version = KubeVersion::parse(&kube_text, settings.flavor)
         .ok_or_else(|| RenderFailure::Chart(format!("invalid kube version {kube_text:?}")))?;
     let coalesced = values::coalesce_values(&chart, user_values)?;
     if !settings.skip_schema_validation {
@@ -111,14 +128,18 @@ pub fn render_chart(
     if !chart.metadata.kube_version.is_empty()
         && !is_compatible_range(&chart.metadata.kube_version, &kube_version.version)
     {
-        return Err(RenderFailure::Chart(format!(
-            "chart requires kubeVersion: {} which is incompatible with Kubernetes {}",
-            chart.metadata.kube_version, kube_version.version
-        )));
+        return Err(RenderFailure::KubeVersion {
+            required: chart.metadata.kube_version.clone(),
+            actual: kube_version.version.clone(),
+        });
     }
     let capabilities = Value::Object(Arc::new(Capabilities {
-        api_versions: Arc::new(ApiVersions::helm3_defaults_with(&settings.api_versions)),
+        api_versions: Arc::new(ApiVersions::defaults_with(
+            settings.flavor,
+            &settings.api_versions,
+        )),
         kube_version: Arc::new(kube_version),
+        flavor: settings.flavor,
     }));
     let release = Value::map([
         (
@@ -144,6 +165,7 @@ pub fn render_chart(
         &top_values,
         &release,
         &capabilities,
+        settings.flavor,
         &mut templates,
     );
     let options = RenderOptions {
@@ -190,6 +212,7 @@ fn collect_templates(
     top_values: &Value,
     release: &Value,
     capabilities: &Value,
+    flavor: HelmFlavor,
     out: &mut Vec<TemplateFile>,
 ) -> Value {
     let own_values = match parent_values {
@@ -209,6 +232,7 @@ fn collect_templates(
             top_values,
             release,
             capabilities,
+            flavor,
             out,
         );
         subcharts.insert(dep.name().to_string(), child);
@@ -219,13 +243,15 @@ fn collect_templates(
         .map(|f| (f.name.clone(), Arc::new(f.data.clone())))
         .collect();
     let mut data = BTreeMap::new();
-    data.insert(
-        "Chart".to_string(),
-        Value::Object(Arc::new(ChartObject {
+    let is_root = parent_values.is_none();
+    let chart_value = match flavor {
+        HelmFlavor::Helm3 => Value::Object(Arc::new(ChartObject {
             metadata: chart.metadata.clone(),
-            is_root: parent_values.is_none(),
+            is_root,
         })),
-    );
+        HelmFlavor::Helm4 => chart_map(&chart.metadata, is_root),
+    };
+    data.insert("Chart".to_string(), chart_value);
     data.insert(
         "Files".to_string(),
         Value::Object(Arc::new(Files::new(files))),
