@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::render::gotemplate::exec::{ExecOptions, LookupFn, TemplateSet, WARN_END, WARN_START};
+use crate::render::gotemplate::exec::{
+    ExecOptions, LookupFn, Session, TemplateSet, WARN_END, WARN_START,
+};
+use crate::render::gotemplate::funcs;
 use crate::render::gotemplate::functions::FuncRegistry;
 use crate::render::gotemplate::value::Value;
 
@@ -110,7 +113,9 @@ pub fn helm_function_registry() -> FuncRegistry {
 }
 
 fn register_library_functions(registry: &mut FuncRegistry) {
-    let _ = registry;
+    registry.extend(funcs::sprig_functions());
+    // Helm's own replace Sprig's of the same name (toJson, fromJson...).
+    registry.extend(funcs::helm_functions());
 }
 
 /// Helm's parse order (`sortTemplates`): more path segments first; equal depth in reverse
@@ -155,6 +160,7 @@ fn render_on_this_thread(
             f
         }),
     };
+    let session = Session::default();
     let mut rendered = BTreeMap::new();
     for name in &order {
         let base = name.rsplit('/').next().unwrap_or(name);
@@ -165,7 +171,7 @@ fn render_on_this_thread(
             continue;
         };
         let output = set
-            .execute(name, file.dot, &exec_options)
+            .execute_in(name, file.dot, &exec_options, &session)
             .map_err(|err| RenderError::Exec(cleanup_exec_error(name, &err.message)))?;
         rendered.insert(name.clone(), output.replace("<no value>", ""));
     }
@@ -453,6 +459,41 @@ mod recursion_tests {
             ),
             "{}",
             &err[err.len().saturating_sub(300)..]
+        );
+    }
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+
+    fn render_text(text: String) -> Result<BTreeMap<String, String>, RenderError> {
+        let files = vec![TemplateFile {
+            name: "c/templates/t.yaml".to_string(),
+            text,
+            dot: Value::map([]),
+        }];
+        render(files, &RenderOptions::default())
+    }
+
+    #[test]
+    fn deep_nesting_renders_up_to_gos_limit_and_fails_cleanly_beyond() {
+        let depth = 2000;
+        let text = format!("{{{{ {}1{} }}}}", "(".repeat(depth), ")".repeat(depth));
+        let rendered = render_text(text).map(|r| r.get("c/templates/t.yaml").cloned());
+        assert_eq!(rendered.ok().flatten().as_deref(), Some("1"));
+        let ifs = format!(
+            "{}x{}",
+            "{{ if true }}".repeat(depth),
+            "{{ end }}".repeat(depth)
+        );
+        let rendered = render_text(ifs).map(|r| r.get("c/templates/t.yaml").cloned());
+        assert_eq!(rendered.ok().flatten().as_deref(), Some("x"));
+        let too_deep = format!("{{{{ {}1{} }}}}", "(".repeat(10001), ")".repeat(10001));
+        let err = render_text(too_deep).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("parse error at (c/templates/t.yaml:1): max expression depth exceeded")
         );
     }
 }

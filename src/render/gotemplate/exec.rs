@@ -25,6 +25,21 @@ const MAX_TEMPLATE_DEPTH: usize = 3000;
 /// (`ExecOptions::stack_budget`): safe on any thread's default stack.
 const DEFAULT_STACK_BUDGET: usize = 1024 * 1024;
 
+/// Sprig functions that change their first argument in place in Go (maps are references):
+/// keelson's versions return the changed copy and the executor makes every holder see it.
+const MUTATING_FUNCS: &[&str] = &[
+    "set",
+    "unset",
+    "merge",
+    "mustMerge",
+    "mergeOverwrite",
+    "mustMergeOverwrite",
+];
+
+/// How deep [`Session::deep`] follows nested values before giving up (a map that contains
+/// itself, which Go would print forever).
+const MAX_RESOLVE_DEPTH: usize = 256;
+
 /// Names Go's text/template defines itself.
 const BUILTINS: &[&str] = &[
     "and", "or", "not", "len", "index", "slice", "print", "printf", "println", "eq", "ne", "lt",
@@ -102,11 +117,23 @@ impl TemplateSet {
         dot: Value,
         options: &ExecOptions,
     ) -> Result<String, ExecError> {
+        self.execute_in(name, dot, options, &Session::default())
+    }
+
+    /// Executes one template within a render-wide [`Session`], so that maps changed by one
+    /// template (`set .Values.x ...`) are seen changed by the next, as in Helm.
+    pub fn execute_in(
+        &self,
+        name: &str,
+        dot: Value,
+        options: &ExecOptions,
+        session: &Session,
+    ) -> Result<String, ExecError> {
         let context = Context {
             funcs: &self.funcs,
             options,
             root_name: &self.root_name,
-            included: RefCell::new(HashMap::new()),
+            session,
             stack_base: stack_marker(),
         };
         let scope = Scope {
@@ -163,11 +190,167 @@ impl Scope<'_> {
     }
 }
 
+/// What one render shares across all its template executions: Helm's `include` counters and
+/// the maps templates changed in place.
+#[derive(Default)]
+pub struct Session {
+    included: RefCell<HashMap<String, usize>>,
+    mutations: RefCell<Mutations>,
+}
+
+/// Go maps are references: after `set $d "k" v` every holder of that map sees `k`. Values
+/// here are immutable and shared (`Arc`), so a changed map is recorded as a replacement of
+/// the original (kept alive, so its address stays unique) and looked up wherever a map is read.
+#[derive(Default)]
+struct Mutations {
+    /// Address of a replaced map → (the original, its current replacement).
+    replaced: HashMap<usize, (Value, Value)>,
+    /// Address of a value → (the value, the value with every nested replacement applied);
+    /// cleared whenever a map changes.
+    resolved: HashMap<usize, (Value, Value)>,
+}
+
+fn shared_address(value: &Value) -> Option<usize> {
+    match value {
+        Value::Map(map) => Some(Arc::as_ptr(map) as *const u8 as usize),
+        Value::List(list) => Some(Arc::as_ptr(list) as *const u8 as usize),
+        _ => None,
+    }
+}
+
+impl Session {
+    /// The current version of a map someone may have changed in place.
+    fn shallow(&self, value: Value) -> Value {
+        let mutations = self.mutations.borrow();
+        if mutations.replaced.is_empty() {
+            return value;
+        }
+        let mut current = value;
+        for _ in 0..MAX_RESOLVE_DEPTH {
+            let Some(next) = shared_address(&current)
+                .and_then(|address| mutations.replaced.get(&address))
+                .map(|(_, replacement)| replacement.clone())
+            else {
+                break;
+            };
+            current = next;
+        }
+        current
+    }
+
+    /// The value with every changed map inside it replaced by its current version: what
+    /// functions and printing must see.
+    fn deep(&self, value: Value) -> Value {
+        if self.mutations.borrow().replaced.is_empty() {
+            return value;
+        }
+        self.deep_at(value, 0)
+    }
+
+    fn deep_at(&self, value: Value, depth: usize) -> Value {
+        let value = self.shallow(value);
+        let Some(address) = shared_address(&value) else {
+            return value;
+        };
+        if depth >= MAX_RESOLVE_DEPTH {
+            return value;
+        }
+        if let Some((_, resolved)) = self.mutations.borrow().resolved.get(&address) {
+            return resolved.clone();
+        }
+        let resolved = match &value {
+            Value::Map(map) => {
+                let mut changed = false;
+                let entries: Vec<(String, Value)> = map
+                    .iter()
+                    .map(|(key, item)| {
+                        let new = self.deep_at(item.clone(), depth + 1);
+                        changed |= !same_value(item, &new);
+                        (key.clone(), new)
+                    })
+                    .collect();
+                if changed {
+                    Value::map(entries)
+                } else {
+                    value.clone()
+                }
+            }
+            Value::List(items) => {
+                let mut changed = false;
+                let new_items: Vec<Value> = items
+                    .iter()
+                    .map(|item| {
+                        let new = self.deep_at(item.clone(), depth + 1);
+                        changed |= !same_value(item, &new);
+                        new
+                    })
+                    .collect();
+                if changed {
+                    Value::list(new_items)
+                } else {
+                    value.clone()
+                }
+            }
+            _ => value.clone(),
+        };
+        self.mutations
+            .borrow_mut()
+            .resolved
+            .insert(address, (value, resolved.clone()));
+        resolved
+    }
+
+    /// Records that a function changed `original` in place, its new content being `result`;
+    /// maps nested in both that differ were changed in place too (Go's merge recurses into
+    /// the destination's own maps).
+    fn record(&self, original: &Value, result: &Value) {
+        self.record_at(original, result, 0);
+        self.mutations.borrow_mut().resolved.clear();
+    }
+
+    fn record_at(&self, original: &Value, result: &Value, depth: usize) {
+        if depth >= MAX_RESOLVE_DEPTH {
+            return;
+        }
+        let original = self.shallow(original.clone());
+        let (Value::Map(before), Value::Map(after)) = (&original, result) else {
+            return;
+        };
+        if Arc::ptr_eq(before, after) {
+            return;
+        }
+        for (key, old) in before.iter() {
+            let Some(new) = after.get(key) else {
+                continue;
+            };
+            if matches!((old, new), (Value::Map(_), Value::Map(_))) && !same_value(old, new) {
+                self.record_at(old, new, depth + 1);
+            }
+        }
+        if let Some(address) = shared_address(&original) {
+            self.mutations
+                .borrow_mut()
+                .replaced
+                .insert(address, (original.clone(), result.clone()));
+        }
+    }
+}
+
+/// Whether two values are the same shared map or list (or equal scalars, which never change).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Map(x), Value::Map(y)) => Arc::ptr_eq(x, y),
+        (Value::List(x), Value::List(y)) => Arc::ptr_eq(x, y),
+        (Value::Map(_) | Value::List(_), _) | (_, Value::Map(_) | Value::List(_)) => false,
+        _ => true,
+    }
+}
+
 struct Context<'a> {
     funcs: &'a FuncRegistry,
     options: &'a ExecOptions,
     root_name: &'a str,
-    included: RefCell<HashMap<String, usize>>,
+    session: &'a Session,
     /// Address of a local at the start of the execution: the stack grows away from it.
     stack_base: usize,
 }
@@ -313,6 +496,7 @@ impl<'a, 'c> State<'a, 'c> {
             Node::Action(pipe) => {
                 let value = self.eval_pipeline(dot, boxed, pipe)?;
                 if pipe.decl.is_empty() {
+                    let value = self.context.session.deep(value);
                     match &value {
                         Value::Nil => out.push_str("<no value>"),
                         Value::String(s) => out.push_str(s),
@@ -404,9 +588,14 @@ impl<'a, 'c> State<'a, 'c> {
         result.map(|_| Flow::Normal)
     }
 
-    fn set_var(&mut self, name: &str, value: Value) {
-        if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
-            slot.1 = value;
+    /// Go's `setVar`: false when no variable of that name is in scope.
+    fn set_var(&mut self, name: &str, value: Value) -> bool {
+        match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+            Some(slot) => {
+                slot.1 = value;
+                true
+            }
+            None => false,
         }
     }
 
@@ -429,9 +618,9 @@ impl<'a, 'c> State<'a, 'c> {
         if let Some(first) = decl.first() {
             if branch.pipe.is_assign {
                 if decl.len() > 1 {
-                    self.set_var(first, index.clone());
+                    let _ = self.set_var(first, index.clone());
                 } else {
-                    self.set_var(first, elem.clone());
+                    let _ = self.set_var(first, elem.clone());
                 }
             } else {
                 self.set_top_var(1, elem.clone());
@@ -439,7 +628,7 @@ impl<'a, 'c> State<'a, 'c> {
         }
         if let Some(second) = decl.get(1) {
             if branch.pipe.is_assign {
-                self.set_var(second, elem.clone());
+                let _ = self.set_var(second, elem.clone());
             } else {
                 self.set_top_var(2, index);
             }
@@ -546,7 +735,10 @@ impl<'a, 'c> State<'a, 'c> {
         let value = value.unwrap_or_default();
         for name in &pipe.decl {
             if pipe.is_assign {
-                self.set_var(name, value.clone());
+                if !self.set_var(name, value.clone()) {
+                    let at = self.pipe_at(pipe);
+                    return Err(self.error(&at, format!("undefined variable: {name}")));
+                }
             } else {
                 self.vars.push((name.clone(), value.clone()));
             }
@@ -625,7 +817,7 @@ impl<'a, 'c> State<'a, 'c> {
             Arg::Dot { .. } => {
                 self.not_a_function(cmd, &final_value)?;
                 Ok(Typed {
-                    value: dot.clone(),
+                    value: self.context.session.shallow(dot.clone()),
                     boxed,
                 })
             }
@@ -643,7 +835,7 @@ impl<'a, 'c> State<'a, 'c> {
 
     fn var_value(&self, name: &str, arg: &Arg) -> Res<Value> {
         match self.vars.iter().rev().find(|(n, _)| n == name) {
-            Some((_, value)) => Ok(value.clone()),
+            Some((_, value)) => Ok(self.context.session.shallow(value.clone())),
             None => Err(self.error(&Self::at_arg(arg), format!("undefined variable: {name}"))),
         }
     }
@@ -652,7 +844,7 @@ impl<'a, 'c> State<'a, 'c> {
     fn eval_arg_typed(&mut self, dot: &Value, boxed: bool, arg: &Arg) -> Res<Typed> {
         match arg {
             Arg::Dot { .. } => Ok(Typed {
-                value: dot.clone(),
+                value: self.context.session.shallow(dot.clone()),
                 boxed,
             }),
             Arg::Nil { .. } => Ok(Typed::plain(Value::Nil)),
@@ -760,6 +952,10 @@ impl<'a, 'c> State<'a, 'c> {
     ) -> Res<Typed> {
         let at = Self::at_arg(node);
         let has_args = !args.is_empty() || final_value.is_some();
+        let receiver = Typed {
+            value: self.context.session.shallow(receiver.value),
+            boxed: receiver.boxed,
+        };
         match &receiver.value {
             Value::Nil if !receiver.boxed => {
                 if self.context.options.strict {
@@ -781,7 +977,7 @@ impl<'a, 'c> State<'a, 'c> {
                 }
                 match map.get(name) {
                     Some(value) => Ok(Typed {
-                        value: value.clone(),
+                        value: self.context.session.shallow(value.clone()),
                         boxed: true,
                     }),
                     None if self.context.options.strict => Err(self.error(
@@ -804,6 +1000,8 @@ impl<'a, 'c> State<'a, 'c> {
                     if let Some(final_value) = final_value {
                         values.push(final_value);
                     }
+                    let session = self.context.session;
+                    let values: Vec<Value> = values.into_iter().map(|v| session.deep(v)).collect();
                     return match object.call_method(name, &values) {
                         Some(Ok(value)) => Ok(Typed::plain(value)),
                         Some(Err(message)) => {
@@ -946,10 +1144,20 @@ impl<'a, 'c> State<'a, 'c> {
         }
         let result = if CONTEXT_FUNCS.contains(&name) {
             self.call_context_function(name, node, &values)?
-        } else if let Some(func) = self.context.funcs.get(name) {
-            func(&values)
         } else {
-            self.call_builtin(name, node, &values)?
+            let session = self.context.session;
+            let original = values.first().cloned();
+            let resolved: Vec<Value> = values.iter().map(|v| session.deep(v.clone())).collect();
+            let result = match self.context.funcs.get(name) {
+                Some(func) => func(&resolved),
+                None => self.call_builtin(name, node, args, &resolved)?,
+            };
+            if let (Ok(changed), Some(original), true) =
+                (&result, &original, MUTATING_FUNCS.contains(&name))
+            {
+                session.record(original, changed);
+            }
+            result
         };
         match result {
             Ok(value) => Ok(Typed::plain(value)),
@@ -1092,7 +1300,7 @@ impl<'a, 'c> State<'a, 'c> {
 
     fn include(&mut self, name: &str, data: Value) -> Result<Value, String> {
         {
-            let mut included = self.context.included.borrow_mut();
+            let mut included = self.context.session.included.borrow_mut();
             let count = included.entry(name.to_string()).or_insert(0);
             if *count > INCLUDE_RECURSION_MAX {
                 return Err(format!(
@@ -1102,7 +1310,7 @@ impl<'a, 'c> State<'a, 'c> {
             *count += 1;
         }
         let result = self.execute_named(name, data);
-        if let Some(count) = self.context.included.borrow_mut().get_mut(name) {
+        if let Some(count) = self.context.session.included.borrow_mut().get_mut(name) {
             *count = count.saturating_sub(1);
         }
         result.map(Value::String)
@@ -1187,7 +1395,13 @@ impl<'a, 'c> State<'a, 'c> {
         Ok(Value::String(out.replace("<no value>", "")))
     }
 
-    fn call_builtin(&self, name: &str, node: &Arg, args: &[Value]) -> Res<Result<Value, String>> {
+    fn call_builtin(
+        &self,
+        name: &str,
+        node: &Arg,
+        args_nodes: &[Arg],
+        args: &[Value],
+    ) -> Res<Result<Value, String>> {
         let exact = |want: usize| -> Res<()> {
             if args.len() != want {
                 return Err(self.arity_error(node, name, want, args.len(), false));
@@ -1225,13 +1439,18 @@ impl<'a, 'c> State<'a, 'c> {
                 match &first {
                     Value::String(format) => Ok(Value::String(print::sprintf(format, &args[1..]))),
                     other => {
-                        return Err(self.error(
-                            &Self::at_arg(node),
+                        // Go converts the argument before the call: the error points at it
+                        // (or at printf for a piped value).
+                        let at = args_nodes.first().unwrap_or(node);
+                        let message = if other.is_nil() && args_nodes.is_empty() {
+                            "invalid value; expected string".to_string()
+                        } else {
                             format!(
                                 "wrong type for value; expected string; got {}",
                                 type_name(other)
-                            ),
-                        ));
+                            )
+                        };
+                        return Err(self.error(&Self::at_arg(at), message));
                     }
                 }
             }
@@ -1253,10 +1472,18 @@ impl<'a, 'c> State<'a, 'c> {
             "html" => Ok(Value::String(html_escape(&eval_args(args)))),
             "call" => {
                 at_least(1)?;
+                // Template values are never Go funcs, so call always fails as Go's does.
+                let callee = match args_nodes.first() {
+                    Some(arg) => format!("{arg} "),
+                    None => String::new(),
+                };
                 if first.is_nil() {
                     Err("call of nil".to_string())
                 } else {
-                    Err(format!("non-function of type {}", type_name(&first)))
+                    Err(format!(
+                        "non-function {callee}of type {}",
+                        type_name(&first)
+                    ))
                 }
             }
             other => {
@@ -1428,7 +1655,7 @@ pub fn builtin_eq(first: &Value, others: &[Value]) -> Result<bool, String> {
                     let non_comparable = if matches!(a, Value::Object(_)) { b } else { a };
                     return Err(format!(
                         "non-comparable type {}: {}",
-                        print::format_v(non_comparable),
+                        print::sprintf("%s", std::slice::from_ref(non_comparable)),
                         type_name(non_comparable)
                     ));
                 }

@@ -233,6 +233,7 @@ pub fn parse(
         has_function,
         trees: Vec::new(),
         action_line: 0,
+        nesting: 0,
     };
     let mut root = Vec::new();
     while parser.peek().kind != TokenKind::Eof {
@@ -288,6 +289,8 @@ struct Parser<'f, 't> {
     has_function: &'f dyn Fn(&str) -> bool,
     trees: Vec<Tree>,
     action_line: usize,
+    /// Open parentheses and control bodies around the current token.
+    nesting: usize,
 }
 
 impl<'t> Parser<'_, 't> {
@@ -504,9 +507,14 @@ impl<'t> Parser<'_, 't> {
     }
 
     fn control(&mut self, context: &str) -> Result<Branch, ParseError> {
+        if self.nesting >= MAX_NESTING {
+            return Err(self.error("max expression depth exceeded".to_string()));
+        }
+        self.nesting += 1;
         let var_mark = self.vars.len();
         let result = self.control_inner(context);
         self.vars.truncate(var_mark);
+        self.nesting -= 1;
         result
     }
 
@@ -807,8 +815,13 @@ impl<'t> Parser<'_, 't> {
                 }
             }
             TokenKind::LeftParen => {
-                let pipe = self.pipeline("parenthesized pipeline", TokenKind::RightParen)?;
-                Arg::Pipe(Box::new(pipe))
+                if self.nesting >= MAX_NESTING {
+                    return Err(self.error("max expression depth exceeded".to_string()));
+                }
+                self.nesting += 1;
+                let pipe = self.pipeline("parenthesized pipeline", TokenKind::RightParen);
+                self.nesting -= 1;
+                Arg::Pipe(Box::new(pipe?))
             }
             TokenKind::String | TokenKind::RawString => {
                 let value = self.unquote(&token)?;
@@ -974,6 +987,10 @@ pub fn unquote_go(text: &str) -> Option<String> {
     }
     Some(out)
 }
+
+/// Go's cap on nested parenthesized pipelines (`maxStackDepth`); keelson applies it to nested
+/// `if`/`range`/`with`/`block` bodies too, so parsing recursion stays bounded.
+const MAX_NESTING: usize = 10000;
 
 /// All trees of a template set by name, shared by every execution.
 pub type TreeSet = HashMap<String, Arc<Tree>>;

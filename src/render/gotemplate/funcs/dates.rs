@@ -568,13 +568,12 @@ impl Object for GoTime {
 /// The `time.Time` Sprig's date functions take: a time, or unix seconds as an int.
 fn time_arg(value: &Value) -> GoTime {
     match value {
-        Value::Object(o) if o.type_name() == "time.Time" => {
-            // Our own objects print in UTC RFC3339Nano; parse that back.
-            let text = o.to_serializable();
-            text.as_str()
-                .and_then(|s| parse_time("2006-01-02T15:04:05.999999999Z07:00", s).ok())
-                .unwrap_or_else(GoTime::now)
-        }
+        Value::Object(o) if o.type_name() == "time.Time" => match o.field("UnixNano") {
+            Some(Value::Int(nanos)) => GoTime {
+                nanos: i128::from(nanos),
+            },
+            _ => GoTime::now(),
+        },
         Value::Int(seconds) => GoTime::from_unix(*seconds),
         _ => GoTime::now(),
     }

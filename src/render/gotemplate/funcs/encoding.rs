@@ -130,43 +130,66 @@ fn b32enc(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(out))
 }
 
-fn b32dec(args: &[Value]) -> Result<Value, FuncError> {
-    args::exact("b32dec", args, 1)?;
-    let s = args::string(args, 0)?;
-    let cleaned: Vec<(usize, u8)> = s
+/// Go's `base32.StdEncoding.DecodeString`: the error names the first offending input byte.
+fn go_base32_decode(s: &str) -> Result<Vec<u8>, String> {
+    let chars: Vec<(usize, u8)> = s
         .bytes()
         .enumerate()
         .filter(|(_, b)| *b != b'\n' && *b != b'\r')
         .collect();
-    if !cleaned.len().is_multiple_of(8) {
-        let at = (cleaned.len() / 8) * 8;
-        return Ok(Value::String(format!(
-            "illegal base32 data at input byte {at}"
-        )));
-    }
+    let corrupt = |at: usize| format!("illegal base32 data at input byte {at}");
     let mut out = Vec::new();
-    for chunk in cleaned.chunks(8) {
+    let mut index = 0;
+    while index < chars.len() {
+        let quantum = &chars[index..(index + 8).min(chars.len())];
         let mut bits = 0u64;
-        let mut count = 0;
-        for &(pos, b) in chunk {
+        let mut count = 0usize;
+        let mut padded = false;
+        for (j, &(pos, b)) in quantum.iter().enumerate() {
             if b == b'=' {
-                continue;
+                // Padding ends the data: the rest of the quantum must be padding too.
+                if j < 2 || index + 8 != chars.len() && quantum.len() == 8 {
+                    return Err(corrupt(pos));
+                }
+                if quantum[j..].iter().any(|&(_, c)| c != b'=') {
+                    let bad = quantum[j..]
+                        .iter()
+                        .find(|&&(_, c)| c != b'=')
+                        .map(|&(p, _)| p);
+                    return Err(corrupt(bad.unwrap_or(pos)));
+                }
+                padded = true;
+                break;
             }
             let Some(v) = BASE32.iter().position(|c| *c == b) else {
-                return Ok(Value::String(format!(
-                    "illegal base32 data at input byte {pos}"
-                )));
+                return Err(corrupt(pos));
             };
             bits = (bits << 5) | v as u64;
             count += 1;
+        }
+        if quantum.len() < 8 {
+            return Err(corrupt(chars.get(index).map(|&(p, _)| p).unwrap_or(0)));
         }
         let total_bits = count * 5;
         bits <<= 40 - total_bits;
         for i in 0..total_bits / 8 {
             out.push((bits >> (32 - i * 8)) as u8);
         }
+        index += 8;
+        if padded {
+            break;
+        }
     }
-    Ok(Value::String(String::from_utf8_lossy(&out).into_owned()))
+    Ok(out)
+}
+
+fn b32dec(args: &[Value]) -> Result<Value, FuncError> {
+    args::exact("b32dec", args, 1)?;
+    let s = args::string(args, 0)?;
+    Ok(Value::String(match go_base32_decode(s) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) => error,
+    }))
 }
 
 /// The parts of a URL as Go's `net/url.Parse` splits it (no normalization).

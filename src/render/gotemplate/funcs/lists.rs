@@ -120,7 +120,8 @@ fn rest(args: &[Value]) -> Result<Value, FuncError> {
     args::exact("rest", args, 1)?;
     let items = items_of(&args[0], "find rest")?;
     if items.is_empty() {
-        return Ok(Value::Nil);
+        // Sprig returns a nil []interface{}, which prints and serializes as an empty list.
+        return Ok(Value::list([]));
     }
     Ok(Value::list(items.into_iter().skip(1)))
 }
@@ -129,7 +130,7 @@ fn initial(args: &[Value]) -> Result<Value, FuncError> {
     args::exact("initial", args, 1)?;
     let mut items = items_of(&args[0], "find initial")?;
     if items.is_empty() {
-        return Ok(Value::Nil);
+        return Ok(Value::list([]));
     }
     items.pop();
     Ok(Value::list(items))
@@ -358,7 +359,7 @@ mod tests {
             has(&[Value::from("b"), Value::Nil]),
             Ok(Value::Bool(false))
         ));
-        assert!(matches!(rest(&[strs(&[])]), Ok(Value::Nil)));
+        assert!(matches!(rest(&[strs(&[])]), Ok(Value::List(v)) if v.is_empty()));
         assert_eq!(
             first(&[Value::from("x")]).err().as_deref(),
             Some("Cannot find first on type string")

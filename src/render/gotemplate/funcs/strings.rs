@@ -583,16 +583,18 @@ fn kebabcase(args: &[Value]) -> Result<Value, FuncError> {
     )))
 }
 
-/// xstrings' `ToPascalCase`: connectors removed, the first letter and each letter after a
-/// connector upper-cased, other letters kept.
+/// xstrings 1.5's `ToPascalCase`: connectors removed, the first letter and each letter after a
+/// connector upper-cased, and the rest of a leading upper-case run lower-cased.
 fn camelcase(args: &[Value]) -> Result<Value, FuncError> {
     let s = one_string("camelcase", args)?;
     let mut out = String::new();
     let mut chars = s.chars();
-    // Leading connectors stay.
+    let mut first_rune_upper = false;
     let mut r0 = None;
+    // Leading connectors stay.
     for c in chars.by_ref() {
         if !is_connector(c) {
+            first_rune_upper = c.is_uppercase();
             r0 = Some(go_upper(c));
             break;
         }
@@ -613,8 +615,16 @@ fn camelcase(args: &[Value]) -> Result<Value, FuncError> {
             continue;
         }
         if is_connector(r1) {
+            first_rune_upper = r0.is_uppercase();
             r0 = go_upper(r0);
         } else {
+            if first_rune_upper {
+                if r0.is_uppercase() {
+                    r0 = go_lower(r0);
+                } else {
+                    first_rune_upper = false;
+                }
+            }
             out.push(r1);
         }
     }

@@ -271,7 +271,8 @@ impl<'a> TomlParser<'a> {
         }
     }
 
-    fn key(&mut self) -> Result<Vec<String>, String> {
+    /// A dotted key; `closer` is what must follow it (`=` or `]`), for Go's error wording.
+    fn key(&mut self, closer: char) -> Result<Vec<String>, String> {
         let mut parts = Vec::new();
         loop {
             self.skip_blank();
@@ -287,7 +288,7 @@ impl<'a> TomlParser<'a> {
                         self.bump();
                     }
                     if start == self.pos {
-                        return Err(self.error("expected a key"));
+                        return Err(self.unexpected(closer));
                     }
                     self.text[start..self.pos].to_string()
                 }
@@ -299,6 +300,26 @@ impl<'a> TomlParser<'a> {
                 continue;
             }
             return Ok(parts);
+        }
+    }
+
+    /// BurntSushi's "expected '.' or '=', but got 'c' instead".
+    fn unexpected(&self, closer: char) -> String {
+        let got = match self.peek() {
+            Some(c) => {
+                let quoted = super::gofmt::go_quote(&c.to_string());
+                format!("'{}'", &quoted[1..quoted.len() - 1])
+            }
+            None => "EOF".to_string(),
+        };
+        if closer == ']' {
+            self.error(&format!(
+                "expected '.' or ']' to end table name, but got {got} instead"
+            ))
+        } else {
+            self.error(&format!(
+                "expected '.' or '{closer}', but got {got} instead"
+            ))
         }
     }
 
@@ -430,11 +451,12 @@ impl<'a> TomlParser<'a> {
                     return Ok(Value::Map(Arc::new(map)));
                 }
                 loop {
-                    let key = self.key()?;
+                    let key = self.key('=')?;
                     self.skip_blank();
-                    if self.bump() != Some('=') {
-                        return Err(self.error("expected '=' after a key"));
+                    if self.peek() != Some('=') {
+                        return Err(self.unexpected('='));
                     }
+                    self.bump();
                     let value = self.value()?;
                     insert_path(&mut map, &key, value).map_err(|e| self.error(&e))?;
                     self.skip_blank();
@@ -582,11 +604,11 @@ pub fn toml_unmarshal(text: &str) -> Result<BTreeMap<String, Value>, String> {
                 if array {
                     parser.bump();
                 }
-                let path = parser.key()?;
+                let path = parser.key(']')?;
                 parser.skip_blank();
                 let closing = if array { "]]" } else { "]" };
                 if !parser.rest().starts_with(closing) {
-                    return Err(parser.error("expected ']' to close the table name"));
+                    return Err(parser.unexpected(']'));
                 }
                 for _ in 0..closing.len() {
                     parser.bump();
@@ -614,11 +636,12 @@ pub fn toml_unmarshal(text: &str) -> Result<BTreeMap<String, Value>, String> {
                 current_path = path;
             }
             Some(_) => {
-                let key = parser.key()?;
+                let key = parser.key('=')?;
                 parser.skip_blank();
-                if parser.bump() != Some('=') {
-                    return Err(parser.error("expected '=' after a key"));
+                if parser.peek() != Some('=') {
+                    return Err(parser.unexpected('='));
                 }
+                parser.bump();
                 let value = parser.value()?;
                 parser.end_of_line()?;
                 let table = table_at(&mut root, &current_path).map_err(|e| parser.error(&e))?;

@@ -47,7 +47,7 @@ fn to_node(value: &Value) -> Result<Node, JsonError> {
         Value::Bool(b) => Node::Bool(*b),
         Value::Int(i) => Node::Number(i.to_string()),
         Value::Float(f) => Node::Number(yaml_number_after_json(*f)?),
-        Value::String(s) => Node::Str(s.clone()),
+        Value::String(s) => Node::Str(string_after_json(s, false)?),
         Value::Bytes(bytes) => {
             use base64::Engine as _;
             Node::Str(base64::engine::general_purpose::STANDARD.encode(&**bytes))
@@ -56,13 +56,58 @@ fn to_node(value: &Value) -> Result<Node, JsonError> {
         Value::Map(map) => {
             let mut entries = map
                 .iter()
-                .map(|(k, v)| Ok((k.clone(), to_node(v)?)))
+                .map(|(k, v)| Ok((string_after_json(k, true)?, to_node(v)?)))
                 .collect::<Result<Vec<_>, JsonError>>()?;
             entries.sort_by(|(a, _), (b, _)| go_yaml_key_order(a, b));
             Node::Map(entries)
         }
         Value::Object(object) => to_node(&object.to_serializable())?,
     })
+}
+
+/// A string as go-yaml reads it back from the JSON text encoding/json wrote: characters the
+/// YAML reader rejects fail the whole document, and a raw NEL (which JSON leaves alone but
+/// YAML 1.1 reads as a line break) is folded like any line break in a double-quoted scalar
+/// (and breaks a key).
+fn string_after_json(s: &str, key: bool) -> Result<String, JsonError> {
+    let rejected = |c: char| matches!(c as u32, 0x7F..=0x84 | 0x86..=0x9F | 0xFFFE | 0xFFFF);
+    if s.chars().any(rejected) {
+        return Err(JsonError(
+            "yaml: control characters are not allowed".to_string(),
+        ));
+    }
+    if !s.contains('\u{85}') {
+        return Ok(s.to_string());
+    }
+    if key {
+        return Err(JsonError("yaml: could not find expected ':'".to_string()));
+    }
+    let parts: Vec<&str> = s.split('\u{85}').collect();
+    let mut out = String::new();
+    let mut pending_breaks = 0usize;
+    for (i, part) in parts.iter().enumerate() {
+        let mut text = *part;
+        if i > 0 {
+            text = text.trim_start_matches([' ', '\t']);
+        }
+        if i + 1 < parts.len() {
+            text = text.trim_end_matches([' ', '\t']);
+        }
+        if i > 0 {
+            pending_breaks += 1;
+            if text.is_empty() && i + 1 < parts.len() {
+                continue;
+            }
+            if pending_breaks == 1 {
+                out.push(' ');
+            } else {
+                out.push_str(&"\n".repeat(pending_breaks - 1));
+            }
+            pending_breaks = 0;
+        }
+        out.push_str(text);
+    }
+    Ok(out)
 }
 
 /// A float64 goes out as JSON text and comes back through go-yaml's resolver: integral JSON
@@ -411,7 +456,9 @@ fn is_bom_start(b: &[u8]) -> bool {
     b.starts_with(&[0xEF, 0xBB, 0xBF])
 }
 
-fn analyze_scalar(value: &[u8]) -> ScalarAnalysis {
+/// `yaml_emitter_analyze_scalar`; `v3` applies go-yaml v3's rule that a tab keeps a scalar out
+/// of plain and single-quoted styles but is fine in block scalars.
+fn analyze_scalar(value: &[u8], v3: bool) -> ScalarAnalysis {
     if value.is_empty() {
         return ScalarAnalysis {
             multiline: false,
@@ -433,6 +480,7 @@ fn analyze_scalar(value: &[u8]) -> ScalarAnalysis {
     let mut space_break = false;
     let mut previous_space = false;
     let mut previous_break = false;
+    let mut tabs = false;
 
     if value.starts_with(b"---") || value.starts_with(b"...") {
         block_indicators = true;
@@ -480,7 +528,9 @@ fn analyze_scalar(value: &[u8]) -> ScalarAnalysis {
             }
         }
         // The emitter is in unicode mode: only non-printable characters are special.
-        if !is_printable(value, i) {
+        if v3 && c == b'\t' {
+            tabs = true;
+        } else if !is_printable(value, i) {
             special_characters = true;
         }
         if is_space(value, i) {
@@ -540,9 +590,12 @@ fn analyze_scalar(value: &[u8]) -> ScalarAnalysis {
         analysis.single_quoted_allowed = false;
         analysis.block_allowed = false;
     }
-    if line_breaks {
+    if line_breaks || tabs {
         analysis.flow_plain_allowed = false;
         analysis.block_plain_allowed = false;
+    }
+    if tabs {
+        analysis.single_quoted_allowed = false;
     }
     if flow_indicators {
         analysis.flow_plain_allowed = false;
@@ -564,6 +617,8 @@ struct Emitter {
     whitespace: bool,
     indention: bool,
     flow_level: i64,
+    /// go-yaml v3's scalar analysis (toYamlPretty) instead of v2's.
+    v3: bool,
     root_context: bool,
     mapping_context: bool,
     simple_key_context: bool,
@@ -581,6 +636,7 @@ impl Emitter {
             whitespace: true,
             indention: true,
             flow_level: 0,
+            v3: false,
             root_context: false,
             mapping_context: false,
             simple_key_context: false,
@@ -735,7 +791,7 @@ impl Emitter {
     }
 
     fn emit_scalar(&mut self, value: &[u8], requested: Style) {
-        let analysis = analyze_scalar(value);
+        let analysis = analyze_scalar(value, self.v3);
         let mut style = requested;
         if self.simple_key_context && analysis.multiline {
             style = Style::DoubleQuoted;
@@ -990,7 +1046,7 @@ impl Emitter {
 /// `yaml_emitter_check_simple_key` for a string key.
 fn check_simple_key(key: &Node) -> bool {
     match key {
-        Node::Str(s) => !analyze_scalar(s.as_bytes()).multiline && s.len() <= 128,
+        Node::Str(s) => !analyze_scalar(s.as_bytes(), false).multiline && s.len() <= 128,
         _ => true,
     }
 }
@@ -1163,7 +1219,6 @@ fn v3_needs_quotes(s: &str) -> bool {
             | "-.inf"
             | "-.Inf"
             | "-.INF"
-            | "<<"
     ) {
         return true;
     }
@@ -1175,9 +1230,11 @@ fn v3_needs_quotes(s: &str) -> bool {
 
 /// Helm's `toYamlPretty`: go-yaml v3 with indent 2, without the final newline.
 pub fn to_yaml_pretty(value: &Value) -> String {
-    let mut emitter = PrettyEmitter {
-        inner: Emitter::new(2),
-    };
+    let mut inner = Emitter::new(2);
+    // go-yaml v3 does not fold long lines.
+    inner.best_width = i64::MAX;
+    inner.v3 = true;
+    let mut emitter = PrettyEmitter { inner };
     emitter.emit(&to_pretty_node(value), true, false, false);
     emitter.inner.write_indent();
     let text = String::from_utf8_lossy(&emitter.inner.out).into_owned();
@@ -1194,111 +1251,140 @@ fn to_yaml_pretty_fn(args: &[Value]) -> Result<Value, FuncError> {
 // (map keys become strings, every number a float64).
 
 /// Parses one YAML document as `sigs.k8s.io/yaml.Unmarshal` into `interface{}` would,
-/// returning Helm's view of it (numbers float64). An empty document is `Nil`.
+/// returning Helm's view of it (numbers float64). An empty document is `Nil`. Like go-yaml,
+/// only the first document is read: anything after its root node is never looked at.
 pub fn yaml_to_value(text: &str) -> Result<Value, String> {
     let mut loader = Loader {
+        parser: Parser::new_from_str(text),
         anchors: BTreeMap::new(),
+        line: 1,
     };
-    let mut parser = Parser::new_from_str(text);
-    let mut events = Vec::new();
     loop {
-        match parser.next_event() {
-            None => break,
-            Some(Ok((event, span))) => events.push((event, span.start.line())),
-            Some(Err(error)) => {
-                return Err(format!(
-                    "error converting YAML to JSON: yaml: line {}: {}",
-                    error.marker().line(),
-                    error.info()
-                ));
-            }
+        match loader.next()? {
+            None => return Ok(Value::Nil),
+            Some(Event::DocumentStart(_)) => break,
+            Some(_) => {}
         }
     }
-    let mut position = 0;
-    let mut documents = Vec::new();
-    while position < events.len() {
-        match &events[position].0 {
-            Event::DocumentStart(_) => {
-                position += 1;
-                if matches!(events.get(position).map(|e| &e.0), Some(Event::DocumentEnd)) {
-                    documents.push(Value::Nil);
-                } else {
-                    documents.push(loader.node(&events, &mut position)?);
-                }
-            }
-            _ => position += 1,
-        }
+    match loader.next()? {
+        None | Some(Event::DocumentEnd) | Some(Event::StreamEnd) => Ok(Value::Nil),
+        Some(event) => loader.node(event),
     }
-    Ok(documents.into_iter().next().unwrap_or(Value::Nil))
 }
 
-struct Loader {
+/// go-yaml's wording for a saphyr parse error, with go-yaml's line numbering (parser errors
+/// count lines from 0, scanner errors from 1).
+fn parse_error(error: &saphyr_parser::ScanError) -> String {
+    let info = error.info();
+    let (parser_error, problem) = match info.strip_prefix("while parsing ") {
+        Some(rest) => (true, rest.split_once(", ").map(|(_, p)| p).unwrap_or(rest)),
+        None => (false, info),
+    };
+    let problem = if let Some(rest) = problem.strip_prefix("did not find expected") {
+        format!("did not find expected{rest}")
+    } else if let Some(rest) = problem.strip_prefix("expected ") {
+        format!("did not find expected {rest}")
+    } else {
+        problem.to_string()
+    };
+    let line = error.marker().line();
+    let line = if parser_error {
+        line.saturating_sub(1)
+    } else {
+        line
+    };
+    if line == 0 {
+        format!("error converting YAML to JSON: yaml: {problem}")
+    } else {
+        format!("error converting YAML to JSON: yaml: line {line}: {problem}")
+    }
+}
+
+struct Loader<'a> {
+    parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     anchors: BTreeMap<usize, Value>,
+    line: usize,
 }
 
-type Events<'a> = [(Event<'a>, usize)];
+impl<'a> Loader<'a> {
+    fn next(&mut self) -> Result<Option<Event<'a>>, String> {
+        match self.parser.next_event() {
+            None => Ok(None),
+            Some(Ok((event, span))) => {
+                self.line = span.start.line();
+                Ok(Some(event))
+            }
+            Some(Err(error)) => Err(parse_error(&error)),
+        }
+    }
 
-impl Loader {
-    fn node(&mut self, events: &Events<'_>, position: &mut usize) -> Result<Value, String> {
-        let Some((event, line)) = events.get(*position) else {
-            return Err(
-                "error converting YAML to JSON: yaml: unexpected end of document".to_string(),
-            );
-        };
-        *position += 1;
+    fn next_required(&mut self) -> Result<Event<'a>, String> {
+        self.next()?.ok_or_else(|| {
+            "error converting YAML to JSON: yaml: unexpected end of document".to_string()
+        })
+    }
+
+    fn node(&mut self, event: Event<'a>) -> Result<Value, String> {
+        let line = self.line;
         match event {
             Event::Scalar(text, style, anchor, tag) => {
-                let value = scalar_value(text, *style, tag.as_ref().map(|t| t.suffix.as_str()))
+                let value = scalar_value(&text, style, tag.as_ref().map(|t| t.suffix.as_str()))
                     .map_err(|e| {
                         format!("error converting YAML to JSON: yaml: line {line}: {e}")
                     })?;
-                if *anchor > 0 {
-                    self.anchors.insert(*anchor, value.clone());
+                if anchor > 0 {
+                    self.anchors.insert(anchor, value.clone());
                 }
                 Ok(value)
             }
-            Event::Alias(id) => self.anchors.get(id).cloned().ok_or_else(|| {
+            Event::Alias(id) => self.anchors.get(&id).cloned().ok_or_else(|| {
                 format!(
                     "error converting YAML to JSON: yaml: line {line}: unknown anchor referenced"
                 )
             }),
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
-                while !matches!(
-                    events.get(*position).map(|e| &e.0),
-                    Some(Event::SequenceEnd) | None
-                ) {
-                    items.push(self.node(events, position)?);
+                loop {
+                    match self.next_required()? {
+                        Event::SequenceEnd => break,
+                        event => items.push(self.node(event)?),
+                    }
                 }
-                *position += 1;
                 let value = Value::list(items);
-                if *anchor > 0 {
-                    self.anchors.insert(*anchor, value.clone());
+                if anchor > 0 {
+                    self.anchors.insert(anchor, value.clone());
                 }
                 Ok(value)
             }
             Event::MappingStart(anchor, _) => {
                 let mut map: BTreeMap<String, Value> = BTreeMap::new();
-                while !matches!(
-                    events.get(*position).map(|e| &e.0),
-                    Some(Event::MappingEnd) | None
-                ) {
+                loop {
+                    let key_event = self.next_required()?;
+                    if matches!(key_event, Event::MappingEnd) {
+                        break;
+                    }
                     let is_merge = matches!(
-                        events.get(*position).map(|e| &e.0),
-                        Some(Event::Scalar(text, ScalarStyle::Plain, _, None)) if text == "<<"
+                        &key_event,
+                        Event::Scalar(text, ScalarStyle::Plain, _, None) if text == "<<"
                     );
-                    let key = self.node(events, position)?;
-                    let value = self.node(events, position)?;
+                    let key = self.node(key_event)?;
+                    let value_event = self.next_required()?;
+                    let value = self.node(value_event)?;
                     if is_merge {
                         merge_into(&mut map, &value);
                         continue;
                     }
+                    if key.is_nil() {
+                        return Err(format!(
+                            "error converting YAML to JSON: unsupported map key of type: %!s(<nil>), key: <nil>, value: {}",
+                            super::gofmt::format_value(&value)
+                        ));
+                    }
                     map.insert(json_key(&key), value);
                 }
-                *position += 1;
                 let value = Value::Map(Arc::new(map));
-                if *anchor > 0 {
-                    self.anchors.insert(*anchor, value.clone());
+                if anchor > 0 {
+                    self.anchors.insert(anchor, value.clone());
                 }
                 Ok(value)
             }
