@@ -158,16 +158,13 @@ pub fn render_chart(
     let top_values = Value::from_json(&Json::Object(coalesced.clone()));
     let mut templates = Vec::new();
     let root_path = chart.name().to_string();
-    collect_templates(
-        &chart,
-        None,
-        &root_path,
-        &top_values,
-        &release,
-        &capabilities,
-        settings.flavor,
-        &mut templates,
-    );
+    let shared = SharedData {
+        top_values,
+        release,
+        capabilities,
+        flavor: settings.flavor,
+    };
+    collect_templates(&chart, None, &root_path, &shared, &mut templates);
     let options = RenderOptions {
         range_over_int: settings.flavor == HelmFlavor::Helm4,
         lookup: settings.lookup.clone(),
@@ -203,20 +200,25 @@ pub fn render_chart(
     })
 }
 
+/// What every template of a render shares.
+struct SharedData {
+    top_values: Value,
+    release: Value,
+    capabilities: Value,
+    flavor: HelmFlavor,
+}
+
 /// Helm's `recAllTpls`: the data each template of the tree sees, built top-down for `.Values`
 /// and bottom-up for `.Subcharts`. Returns this chart's data map.
 fn collect_templates(
     chart: &Chart,
     parent_values: Option<&Value>,
     full_path: &str,
-    top_values: &Value,
-    release: &Value,
-    capabilities: &Value,
-    flavor: HelmFlavor,
+    shared: &SharedData,
     out: &mut Vec<TemplateFile>,
 ) -> Value {
     let own_values = match parent_values {
-        None => top_values.clone(),
+        None => shared.top_values.clone(),
         Some(parent) => match parent.as_map().and_then(|m| m.get(chart.name())) {
             Some(Value::Map(section)) => Value::Map(section.clone()),
             _ => Value::map(Vec::new()),
@@ -225,16 +227,7 @@ fn collect_templates(
     let mut subcharts = BTreeMap::new();
     for dep in &chart.dependencies {
         let child_path = format!("{full_path}/charts/{}", dep.name());
-        let child = collect_templates(
-            dep,
-            Some(&own_values),
-            &child_path,
-            top_values,
-            release,
-            capabilities,
-            flavor,
-            out,
-        );
+        let child = collect_templates(dep, Some(&own_values), &child_path, shared, out);
         subcharts.insert(dep.name().to_string(), child);
     }
     let files = chart
@@ -244,7 +237,7 @@ fn collect_templates(
         .collect();
     let mut data = BTreeMap::new();
     let is_root = parent_values.is_none();
-    let chart_value = match flavor {
+    let chart_value = match shared.flavor {
         HelmFlavor::Helm3 => Value::Object(Arc::new(ChartObject {
             metadata: chart.metadata.clone(),
             is_root,
@@ -256,8 +249,8 @@ fn collect_templates(
         "Files".to_string(),
         Value::Object(Arc::new(Files::new(files))),
     );
-    data.insert("Release".to_string(), release.clone());
-    data.insert("Capabilities".to_string(), capabilities.clone());
+    data.insert("Release".to_string(), shared.release.clone());
+    data.insert("Capabilities".to_string(), shared.capabilities.clone());
     data.insert("Values".to_string(), own_values);
     data.insert("Subcharts".to_string(), Value::Map(Arc::new(subcharts)));
     let base_path = format!("{full_path}/templates");
