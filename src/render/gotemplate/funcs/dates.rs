@@ -33,10 +33,12 @@ pub fn functions() -> Vec<(&'static str, Func)> {
 
 const NANOS_PER_SECOND: i128 = 1_000_000_000;
 
-/// A Go `time.Time`: an instant (nanoseconds since the Unix epoch) shown in UTC.
+/// A Go `time.Time`: an instant (nanoseconds since the Unix epoch) and the fixed zone offset
+/// it is shown in (0 is UTC; a parsed `+02:00` keeps its offset, named like Go's "+0200").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GoTime {
     nanos: i128,
+    offset: i32,
 }
 
 impl GoTime {
@@ -45,12 +47,13 @@ impl GoTime {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as i128)
             .unwrap_or(0);
-        GoTime { nanos }
+        GoTime { nanos, offset: 0 }
     }
 
     pub fn from_unix(seconds: i64) -> GoTime {
         GoTime {
             nanos: i128::from(seconds) * NANOS_PER_SECOND,
+            offset: 0,
         }
     }
 
@@ -64,7 +67,7 @@ impl GoTime {
 
     /// (year, month 1–12, day, hour, minute, second, weekday 0=Sunday, yearday 1–366).
     fn civil(&self) -> (i64, i64, i64, i64, i64, i64, i64, i64) {
-        let seconds = self.unix();
+        let seconds = self.unix() + i64::from(self.offset);
         let days = seconds.div_euclid(86_400);
         let rem = seconds.rem_euclid(86_400);
         let (year, month, day) = civil_from_days(days);
@@ -80,6 +83,36 @@ impl GoTime {
             weekday,
             yearday,
         )
+    }
+
+    /// The same instant `nanos` later, in the same zone.
+    fn plus(&self, nanos: i128) -> GoTime {
+        GoTime {
+            nanos: self.nanos + nanos,
+            offset: self.offset,
+        }
+    }
+
+    /// The zone's name: UTC, or Go's name for an unnamed fixed zone (`+0200`).
+    fn zone_name(&self) -> String {
+        if self.offset == 0 {
+            "UTC".to_string()
+        } else {
+            self.offset_text(false, false)
+        }
+    }
+
+    /// `+hh`, `+hhmm`, `+hh:mm` (and `:ss` when asked).
+    fn offset_text(&self, colon: bool, seconds: bool) -> String {
+        let sign = if self.offset < 0 { '-' } else { '+' };
+        let abs = self.offset.unsigned_abs();
+        let (h, m, sec) = (abs / 3600, abs / 60 % 60, abs % 60);
+        let sep = if colon { ":" } else { "" };
+        let mut out = format!("{sign}{h:02}{sep}{m:02}");
+        if seconds {
+            out.push_str(&format!("{sep}{sec:02}"));
+        }
+        out
     }
 
     /// Go's `Time.Format(layout)`.
@@ -222,7 +255,7 @@ fn format_time(t: &GoTime, layout: &str) -> String {
             "Jan" => month_name.chars().take(3).collect(),
             "Monday" => day_name.to_string(),
             "Mon" => day_name.chars().take(3).collect(),
-            "MST" => "UTC".to_string(),
+            "MST" => t.zone_name(),
             "2006" => format!("{year:04}"),
             "06" => format!("{:02}", year.rem_euclid(100)),
             "01" => format!("{month:02}"),
@@ -240,11 +273,11 @@ fn format_time(t: &GoTime, layout: &str) -> String {
             "5" => second.to_string(),
             "PM" => if hour >= 12 { "PM" } else { "AM" }.to_string(),
             "pm" => if hour >= 12 { "pm" } else { "am" }.to_string(),
-            tok if tok.starts_with('Z') => "Z".to_string(),
-            "-07:00:00" => "+00:00:00".to_string(),
-            "-07:00" => "+00:00".to_string(),
-            "-0700" => "+0000".to_string(),
-            _ => "+00".to_string(),
+            tok if tok.starts_with('Z') && t.offset == 0 => "Z".to_string(),
+            "Z07:00:00" | "-07:00:00" => t.offset_text(true, true),
+            "Z07:00" | "-07:00" => t.offset_text(true, false),
+            "Z0700" | "-0700" => t.offset_text(false, false),
+            _ => t.offset_text(false, false)[..3].to_string(),
         };
         out.push_str(&text);
         rest = &rest[token.len()..];
@@ -407,6 +440,7 @@ fn parse_time(layout: &str, value: &str) -> Result<GoTime, String> {
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
     Ok(GoTime {
         nanos: i128::from(seconds) * NANOS_PER_SECOND + i128::from(nanos),
+        offset: offset as i32,
     })
 }
 
@@ -524,6 +558,8 @@ impl Object for GoTime {
         Some(match name {
             "Unix" => Value::Int(self.unix()),
             "UnixNano" => Value::Int(self.nanos as i64),
+            // Not a Go field: how keelson's own functions read a time's zone back.
+            "__offset" => Value::Int(i64::from(self.offset)),
             "UnixMilli" => Value::Int((self.nanos / 1_000_000) as i64),
             "Year" => Value::Int(year),
             "Month" => Value::Int(month),
@@ -547,9 +583,7 @@ impl Object for GoTime {
                 _ => Err("wrong type for value; expected string".to_string()),
             }),
             "Add" => Some(match args.first() {
-                Some(Value::Int(d)) => Ok(Value::Object(Arc::new(GoTime {
-                    nanos: self.nanos + i128::from(*d),
-                }))),
+                Some(Value::Int(d)) => Ok(Value::Object(Arc::new(self.plus(i128::from(*d))))),
                 _ => Err("wrong type for value; expected time.Duration".to_string()),
             }),
             _ => self.field(name).map(Ok),
@@ -571,6 +605,10 @@ fn time_arg(value: &Value) -> GoTime {
         Value::Object(o) if o.type_name() == "time.Time" => match o.field("UnixNano") {
             Some(Value::Int(nanos)) => GoTime {
                 nanos: i128::from(nanos),
+                offset: match o.field("__offset") {
+                    Some(Value::Int(offset)) => offset as i32,
+                    _ => 0,
+                },
             },
             _ => GoTime::now(),
         },
@@ -633,9 +671,7 @@ fn modify(args: &[Value], name: &str) -> Result<(GoTime, Result<i64, String>), F
 fn date_modify(args: &[Value]) -> Result<Value, FuncError> {
     let (t, change) = modify(args, "dateModify")?;
     Ok(time_value(match change {
-        Ok(d) => GoTime {
-            nanos: t.nanos + i128::from(d),
-        },
+        Ok(d) => t.plus(i128::from(d)),
         Err(_) => t,
     }))
 }
@@ -643,9 +679,7 @@ fn date_modify(args: &[Value]) -> Result<Value, FuncError> {
 fn must_date_modify(args: &[Value]) -> Result<Value, FuncError> {
     let (t, change) = modify(args, "mustDateModify")?;
     let d = change?;
-    Ok(time_value(GoTime {
-        nanos: t.nanos + i128::from(d),
-    }))
+    Ok(time_value(t.plus(i128::from(d))))
 }
 
 fn ago(args: &[Value]) -> Result<Value, FuncError> {
@@ -702,6 +736,7 @@ fn to_date(args: &[Value]) -> Result<Value, FuncError> {
     let text = args::string(args, 1)?;
     Ok(time_value(parse_time(layout, text).unwrap_or(GoTime {
         nanos: -62_135_596_800 * NANOS_PER_SECOND,
+        offset: 0,
     })))
 }
 

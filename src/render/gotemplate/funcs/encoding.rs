@@ -130,53 +130,60 @@ fn b32enc(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(out))
 }
 
-/// Go's `base32.StdEncoding.DecodeString`: the error names the first offending input byte.
+/// Go's `base32.StdEncoding.DecodeString` (newlines dropped first), with its error offsets.
 fn go_base32_decode(s: &str) -> Result<Vec<u8>, String> {
-    let chars: Vec<(usize, u8)> = s
-        .bytes()
-        .enumerate()
-        .filter(|(_, b)| *b != b'\n' && *b != b'\r')
-        .collect();
+    let src: Vec<u8> = s.bytes().filter(|b| *b != b'\n' && *b != b'\r').collect();
+    let olen = src.len();
     let corrupt = |at: usize| format!("illegal base32 data at input byte {at}");
     let mut out = Vec::new();
-    let mut index = 0;
-    while index < chars.len() {
-        let quantum = &chars[index..(index + 8).min(chars.len())];
-        let mut bits = 0u64;
-        let mut count = 0usize;
-        let mut padded = false;
-        for (j, &(pos, b)) in quantum.iter().enumerate() {
-            if b == b'=' {
-                // Padding ends the data: the rest of the quantum must be padding too.
-                if j < 2 || index + 8 != chars.len() && quantum.len() == 8 {
-                    return Err(corrupt(pos));
+    let mut pos = 0usize;
+    while pos < olen {
+        let mut dbuf = [0u8; 8];
+        let mut dlen = 8usize;
+        let mut end = false;
+        let mut j = 0usize;
+        while j < 8 {
+            if pos >= olen {
+                // The end came before the quantum (and its padding) was complete.
+                return Err(corrupt(olen - j));
+            }
+            let c = src[pos];
+            pos += 1;
+            let remaining = olen - pos;
+            if c == b'=' && j >= 2 && remaining < 8 {
+                if remaining + j < 7 {
+                    return Err(corrupt(olen));
                 }
-                if quantum[j..].iter().any(|&(_, c)| c != b'=') {
-                    let bad = quantum[j..]
-                        .iter()
-                        .find(|&&(_, c)| c != b'=')
-                        .map(|&(p, _)| p);
-                    return Err(corrupt(bad.unwrap_or(pos)));
+                for k in 0..7 - j {
+                    if remaining > k && src[pos + k] != b'=' {
+                        return Err(corrupt(pos + k));
+                    }
                 }
-                padded = true;
+                dlen = j;
+                end = true;
+                if matches!(dlen, 1 | 3 | 6) {
+                    return Err(corrupt(pos - 1));
+                }
                 break;
             }
-            let Some(v) = BASE32.iter().position(|c| *c == b) else {
-                return Err(corrupt(pos));
+            let Some(v) = BASE32.iter().position(|b| *b == c) else {
+                return Err(corrupt(pos - 1));
             };
-            bits = (bits << 5) | v as u64;
-            count += 1;
+            dbuf[j] = v as u8;
+            j += 1;
         }
-        if quantum.len() < 8 {
-            return Err(corrupt(chars.get(index).map(|&(p, _)| p).unwrap_or(0)));
-        }
-        let total_bits = count * 5;
-        bits <<= 40 - total_bits;
-        for i in 0..total_bits / 8 {
+        let bits = dbuf.iter().fold(0u64, |acc, d| (acc << 5) | u64::from(*d));
+        let bytes = match dlen {
+            8 => 5,
+            7 => 4,
+            5 => 3,
+            4 => 2,
+            _ => 1,
+        };
+        for i in 0..bytes {
             out.push((bits >> (32 - i * 8)) as u8);
         }
-        index += 8;
-        if padded {
+        if end {
             break;
         }
     }

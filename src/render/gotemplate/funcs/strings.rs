@@ -371,7 +371,9 @@ fn swapcase(args: &[Value]) -> Result<Value, FuncError> {
     let out = s
         .chars()
         .map(|c| {
-            if c.is_uppercase() {
+            // Go's unicode.IsTitle: letters like 'ǅ' that are neither upper nor lower case.
+            let title = !c.is_uppercase() && !c.is_lowercase() && go_lower(c) != c;
+            if c.is_uppercase() || title {
                 whitespace = false;
                 go_lower(c)
             } else if c.is_lowercase() {
