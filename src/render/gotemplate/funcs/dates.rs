@@ -1,7 +1,7 @@
 //! Sprig's date functions over a Go `time.Time` value (now, date, toDate, duration, ...).
 //!
-//! Go's `time.Local` is taken as UTC (the zone Helm runs in on keelson's machines); named
-//! zones other than UTC/Local fall back to UTC as Sprig does when a zone fails to load.
+//! Go's `time.Local` is the system zone (`TZ`, else /etc/localtime) and named zones come from
+//! the system's zoneinfo, as Go loads them; a zone that fails to load is UTC, as in Sprig.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,12 +33,82 @@ pub fn functions() -> Vec<(&'static str, Func)> {
 
 const NANOS_PER_SECOND: i128 = 1_000_000_000;
 
-/// A Go `time.Time`: an instant (nanoseconds since the Unix epoch) and the fixed zone offset
-/// it is shown in (0 is UTC; a parsed `+02:00` keeps its offset, named like Go's "+0200").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The location a Go `time.Time` is shown in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Zone {
+    Utc,
+    /// `time.Local`.
+    Local,
+    /// A zone from the zoneinfo database (`dateInZone ... "Europe/Paris"`).
+    Named(String),
+    /// An unnamed fixed offset in seconds (a parsed `+02:00`), printed like Go as `+0200`.
+    Fixed(i32),
+}
+
+impl Zone {
+    /// Go's `time.LoadLocation` (failures become UTC, as Sprig does).
+    pub fn load(name: &str) -> Zone {
+        match name {
+            "" | "UTC" => Zone::Utc,
+            "Local" => Zone::Local,
+            other => match jiff::tz::TimeZone::get(other) {
+                Ok(_) => Zone::Named(other.to_string()),
+                Err(_) => Zone::Utc,
+            },
+        }
+    }
+
+    fn time_zone(&self) -> Option<jiff::tz::TimeZone> {
+        match self {
+            Zone::Local => Some(jiff::tz::TimeZone::system()),
+            Zone::Named(name) => jiff::tz::TimeZone::get(name).ok(),
+            _ => None,
+        }
+    }
+
+    /// The offset east of UTC in seconds and the zone abbreviation at `unix` seconds.
+    fn at(&self, unix: i64) -> (i32, Option<String>) {
+        match self {
+            Zone::Utc => (0, Some("UTC".to_string())),
+            Zone::Fixed(offset) => (*offset, None),
+            zone => {
+                let Some(tz) = zone.time_zone() else {
+                    return (0, Some("UTC".to_string()));
+                };
+                let Ok(timestamp) = jiff::Timestamp::from_second(unix) else {
+                    return (0, Some("UTC".to_string()));
+                };
+                let info = tz.to_offset_info(timestamp);
+                (
+                    info.offset().seconds(),
+                    Some(info.abbreviation().to_string()),
+                )
+            }
+        }
+    }
+
+    fn encode(&self) -> String {
+        match self {
+            Zone::Utc => "UTC".to_string(),
+            Zone::Local => "Local".to_string(),
+            Zone::Named(name) => name.clone(),
+            Zone::Fixed(offset) => format!("fixed:{offset}"),
+        }
+    }
+
+    fn decode(text: &str) -> Zone {
+        match text.strip_prefix("fixed:") {
+            Some(offset) => Zone::Fixed(offset.parse().unwrap_or(0)),
+            None => Zone::load(text),
+        }
+    }
+}
+
+/// A Go `time.Time`: an instant (nanoseconds since the Unix epoch) and the zone it is shown in.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoTime {
     nanos: i128,
-    offset: i32,
+    zone: Zone,
 }
 
 impl GoTime {
@@ -47,13 +117,16 @@ impl GoTime {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as i128)
             .unwrap_or(0);
-        GoTime { nanos, offset: 0 }
+        GoTime {
+            nanos,
+            zone: Zone::Local,
+        }
     }
 
     pub fn from_unix(seconds: i64) -> GoTime {
         GoTime {
             nanos: i128::from(seconds) * NANOS_PER_SECOND,
-            offset: 0,
+            zone: Zone::Local,
         }
     }
 
@@ -67,7 +140,7 @@ impl GoTime {
 
     /// (year, month 1–12, day, hour, minute, second, weekday 0=Sunday, yearday 1–366).
     fn civil(&self) -> (i64, i64, i64, i64, i64, i64, i64, i64) {
-        let seconds = self.unix() + i64::from(self.offset);
+        let seconds = self.unix() + i64::from(self.offset());
         let days = seconds.div_euclid(86_400);
         let rem = seconds.rem_euclid(86_400);
         let (year, month, day) = civil_from_days(days);
@@ -89,23 +162,35 @@ impl GoTime {
     fn plus(&self, nanos: i128) -> GoTime {
         GoTime {
             nanos: self.nanos + nanos,
-            offset: self.offset,
+            zone: self.zone.clone(),
         }
     }
 
-    /// The zone's name: UTC, or Go's name for an unnamed fixed zone (`+0200`).
+    /// The same instant shown in another zone (`Time.In`).
+    pub fn in_zone(&self, zone: Zone) -> GoTime {
+        GoTime {
+            nanos: self.nanos,
+            zone,
+        }
+    }
+
+    fn offset(&self) -> i32 {
+        self.zone.at(self.unix()).0
+    }
+
+    /// The zone's abbreviation, or Go's name for an unnamed fixed zone (`+0200`).
     fn zone_name(&self) -> String {
-        if self.offset == 0 {
-            "UTC".to_string()
-        } else {
-            self.offset_text(false, false)
+        match self.zone.at(self.unix()).1 {
+            Some(name) => name,
+            None => self.offset_text(false, false),
         }
     }
 
     /// `+hh`, `+hhmm`, `+hh:mm` (and `:ss` when asked).
     fn offset_text(&self, colon: bool, seconds: bool) -> String {
-        let sign = if self.offset < 0 { '-' } else { '+' };
-        let abs = self.offset.unsigned_abs();
+        let offset = self.offset();
+        let sign = if offset < 0 { '-' } else { '+' };
+        let abs = offset.unsigned_abs();
         let (h, m, sec) = (abs / 3600, abs / 60 % 60, abs % 60);
         let sep = if colon { ":" } else { "" };
         let mut out = format!("{sign}{h:02}{sep}{m:02}");
@@ -273,7 +358,7 @@ fn format_time(t: &GoTime, layout: &str) -> String {
             "5" => second.to_string(),
             "PM" => if hour >= 12 { "PM" } else { "AM" }.to_string(),
             "pm" => if hour >= 12 { "pm" } else { "am" }.to_string(),
-            tok if tok.starts_with('Z') && t.offset == 0 => "Z".to_string(),
+            tok if tok.starts_with('Z') && t.offset() == 0 => "Z".to_string(),
             "Z07:00:00" | "-07:00:00" => t.offset_text(true, true),
             "Z07:00" | "-07:00" => t.offset_text(true, false),
             "Z0700" | "-0700" => t.offset_text(false, false),
@@ -299,7 +384,7 @@ fn parse_time(layout: &str, value: &str) -> Result<GoTime, String> {
     let (mut year, mut month, mut day, mut hour, mut minute, mut second) =
         (1i64, 1i64, 1i64, 0i64, 0i64, 0i64);
     let mut nanos = 0i64;
-    let mut offset = 0i64;
+    let mut offset: Option<i64> = None;
     let mut pm: Option<bool> = None;
     let mut l = layout;
     let mut v = value;
@@ -386,6 +471,7 @@ fn parse_time(layout: &str, value: &str) -> Result<GoTime, String> {
                     tok => {
                         if tok.starts_with('Z') && v.starts_with('Z') {
                             v = &v[1..];
+                            offset = Some(0);
                             continue;
                         }
                         let sign = match v.as_bytes().first() {
@@ -404,7 +490,7 @@ fn parse_time(layout: &str, value: &str) -> Result<GoTime, String> {
                         } else if tok.len() > 4 {
                             m = take_digits(&mut v, 2, 2).ok_or_else(err)?;
                         }
-                        offset = sign * (h * 3600 + m * 60);
+                        offset = Some(sign * (h * 3600 + m * 60));
                     }
                 }
             }
@@ -437,11 +523,39 @@ fn parse_time(layout: &str, value: &str) -> Result<GoTime, String> {
         ));
     }
     let days = days_from_civil(year, month, day);
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    let wall = days * 86_400 + hour * 3600 + minute * 60 + second;
+    let (seconds, zone) = match offset {
+        Some(offset) => {
+            let seconds = wall - offset;
+            // Go uses Local when its offset at that instant is the parsed one.
+            let zone = if Zone::Local.at(seconds).0 as i64 == offset {
+                Zone::Local
+            } else if offset == 0 && layout_has_z(layout) && value_has_z(value) {
+                Zone::Utc
+            } else {
+                Zone::Fixed(offset as i32)
+            };
+            (seconds, zone)
+        }
+        None => {
+            // A wall time in Local: take the offset in effect at about that time.
+            let guess = Zone::Local.at(wall).0 as i64;
+            let offset = Zone::Local.at(wall - guess).0 as i64;
+            (wall - offset, Zone::Local)
+        }
+    };
     Ok(GoTime {
         nanos: i128::from(seconds) * NANOS_PER_SECOND + i128::from(nanos),
-        offset: offset as i32,
+        zone,
     })
+}
+
+fn layout_has_z(layout: &str) -> bool {
+    layout.contains("Z07")
+}
+
+fn value_has_z(value: &str) -> bool {
+    value.contains('Z')
 }
 
 /// Go's `time.Duration.String()`.
@@ -559,7 +673,7 @@ impl Object for GoTime {
             "Unix" => Value::Int(self.unix()),
             "UnixNano" => Value::Int(self.nanos as i64),
             // Not a Go field: how keelson's own functions read a time's zone back.
-            "__offset" => Value::Int(i64::from(self.offset)),
+            "__zone" => Value::String(self.zone.encode()),
             "UnixMilli" => Value::Int((self.nanos / 1_000_000) as i64),
             "Year" => Value::Int(year),
             "Month" => Value::Int(month),
@@ -570,7 +684,8 @@ impl Object for GoTime {
             "Nanosecond" => Value::Int(self.nanosecond()),
             "Weekday" => Value::Int(weekday),
             "YearDay" => Value::Int(yearday),
-            "UTC" | "Local" => Value::Object(Arc::new(*self)),
+            "UTC" => Value::Object(Arc::new(self.in_zone(Zone::Utc))),
+            "Local" => Value::Object(Arc::new(self.in_zone(Zone::Local))),
             "String" => Value::String(self.to_go_string()),
             _ => return None,
         })
@@ -605,9 +720,9 @@ fn time_arg(value: &Value) -> GoTime {
         Value::Object(o) if o.type_name() == "time.Time" => match o.field("UnixNano") {
             Some(Value::Int(nanos)) => GoTime {
                 nanos: i128::from(nanos),
-                offset: match o.field("__offset") {
-                    Some(Value::Int(offset)) => offset as i32,
-                    _ => 0,
+                zone: match o.field("__zone") {
+                    Some(Value::String(zone)) => Zone::decode(&zone),
+                    _ => Zone::Local,
                 },
             },
             _ => GoTime::now(),
@@ -629,25 +744,33 @@ fn now(args: &[Value]) -> Result<Value, FuncError> {
 fn date(args: &[Value]) -> Result<Value, FuncError> {
     args::exact("date", args, 2)?;
     let layout = args::string(args, 0)?;
-    Ok(Value::String(time_arg(&args[1]).format(layout)))
+    Ok(Value::String(
+        time_arg(&args[1]).in_zone(Zone::Local).format(layout),
+    ))
 }
 
 fn date_in_zone(args: &[Value]) -> Result<Value, FuncError> {
     args::exact("dateInZone", args, 3)?;
     let layout = args::string(args, 0)?;
-    args::string(args, 2)?;
-    Ok(Value::String(time_arg(&args[1]).format(layout)))
+    let zone = Zone::load(args::string(args, 2)?);
+    Ok(Value::String(
+        time_arg(&args[1]).in_zone(zone).format(layout),
+    ))
 }
 
 fn html_date(args: &[Value]) -> Result<Value, FuncError> {
     args::exact("htmlDate", args, 1)?;
-    Ok(Value::String(time_arg(&args[0]).format("2006-01-02")))
+    Ok(Value::String(
+        time_arg(&args[0]).in_zone(Zone::Local).format("2006-01-02"),
+    ))
 }
 
 fn html_date_in_zone(args: &[Value]) -> Result<Value, FuncError> {
     args::exact("htmlDateInZone", args, 2)?;
-    args::string(args, 1)?;
-    Ok(Value::String(time_arg(&args[0]).format("2006-01-02")))
+    let zone = Zone::load(args::string(args, 1)?);
+    Ok(Value::String(
+        time_arg(&args[0]).in_zone(zone).format("2006-01-02"),
+    ))
 }
 
 fn time_param(args: &[Value], index: usize) -> Result<GoTime, FuncError> {
@@ -736,7 +859,7 @@ fn to_date(args: &[Value]) -> Result<Value, FuncError> {
     let text = args::string(args, 1)?;
     Ok(time_value(parse_time(layout, text).unwrap_or(GoTime {
         nanos: -62_135_596_800 * NANOS_PER_SECOND,
-        offset: 0,
+        zone: Zone::Utc,
     })))
 }
 
@@ -759,7 +882,7 @@ mod tests {
 
     #[test]
     fn formats_like_go() {
-        let t = GoTime::from_unix(1_700_000_000);
+        let t = GoTime::from_unix(1_700_000_000).in_zone(Zone::Utc);
         assert_eq!(
             t.format("2006-01-02T15:04:05Z07:00"),
             "2023-11-14T22:13:20Z"
@@ -767,8 +890,20 @@ mod tests {
         assert_eq!(t.format("Mon Jan _2 3:04PM"), "Tue Nov 14 10:13PM");
         assert_eq!(t.format("20060102150405"), "20231114221320");
         assert_eq!(t.to_go_string(), "2023-11-14 22:13:20 +0000 UTC");
-        let parsed = parse_time("2006-01-02", "2023-11-14").map(|t| t.unix());
+        let parsed =
+            parse_time("2006-01-02T15:04:05Z07:00", "2023-11-14T00:00:00Z").map(|t| t.unix());
         assert_eq!(parsed, Ok(1_699_920_000));
+        let fixed = parse_time("2006-01-02T15:04:05Z07:00", "2023-11-14T22:13:20+02:00");
+        assert_eq!(
+            fixed
+                .map(|t| t.in_zone(Zone::Fixed(7200)).to_go_string())
+                .as_deref(),
+            Ok("2023-11-14 22:13:20 +0200 +0200")
+        );
+        let paris = GoTime::from_unix(1_700_000_000).in_zone(Zone::load("Europe/Paris"));
+        if paris.zone == Zone::Named("Europe/Paris".to_string()) {
+            assert_eq!(paris.format("15:04 MST -07:00"), "23:13 CET +01:00");
+        }
     }
 
     #[test]
