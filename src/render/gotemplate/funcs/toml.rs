@@ -312,14 +312,14 @@ impl<'a> TomlParser<'a> {
             }
             None => "EOF".to_string(),
         };
+        // BurntSushi reports a newline on the line it ends.
+        let line = self.line + usize::from(self.peek() == Some('\n'));
         if closer == ']' {
-            self.error(&format!(
-                "expected '.' or ']' to end table name, but got {got} instead"
-            ))
+            format!(
+                "toml: line {line}: expected '.' or ']' to end table name, but got {got} instead"
+            )
         } else {
-            self.error(&format!(
-                "expected '.' or '{closer}', but got {got} instead"
-            ))
+            format!("toml: line {line}: expected '.' or '{closer}', but got {got} instead")
         }
     }
 

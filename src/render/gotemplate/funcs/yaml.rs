@@ -1256,6 +1256,7 @@ fn to_yaml_pretty_fn(args: &[Value]) -> Result<Value, FuncError> {
 pub fn yaml_to_value(text: &str) -> Result<Value, String> {
     let mut loader = Loader {
         parser: Parser::new_from_str(text),
+        text,
         anchors: BTreeMap::new(),
         line: 1,
     };
@@ -1272,36 +1273,70 @@ pub fn yaml_to_value(text: &str) -> Result<Value, String> {
     }
 }
 
-/// go-yaml's wording for a saphyr parse error, with go-yaml's line numbering (parser errors
-/// count lines from 0, scanner errors from 1).
-fn parse_error(error: &saphyr_parser::ScanError) -> String {
+/// go-yaml's wording for a saphyr parse error, with go-yaml's line rule: the 0-based line of
+/// the problem (plus one for scanner errors), left out when that is line 0.
+fn parse_error(error: &saphyr_parser::ScanError, text: &str) -> String {
     let info = error.info();
-    let (parser_error, problem) = match info.strip_prefix("while parsing ") {
-        Some(rest) => (true, rest.split_once(", ").map(|(_, p)| p).unwrap_or(rest)),
-        None => (false, info),
+    let parser_error = info.starts_with("while parsing ");
+    // Drop saphyr's "while scanning/parsing X, " context.
+    let problem = match info.strip_prefix("while ") {
+        Some(rest) => rest.split_once(", ").map(|(_, p)| p).unwrap_or(rest),
+        None => info,
     };
-    let problem = if let Some(rest) = problem.strip_prefix("did not find expected") {
-        format!("did not find expected{rest}")
+    let problem = if problem.starts_with("unexpected character") {
+        "found character that cannot start any token".to_string()
+    } else if problem.contains("unknown anchor") {
+        match unknown_alias(text) {
+            Some(name) => format!("unknown anchor '{name}' referenced"),
+            None => "unknown anchor referenced".to_string(),
+        }
     } else if let Some(rest) = problem.strip_prefix("expected ") {
         format!("did not find expected {rest}")
     } else {
         problem.to_string()
     };
-    let line = error.marker().line();
-    let line = if parser_error {
-        line.saturating_sub(1)
+    let zero_based = error.marker().line().saturating_sub(1);
+    let line = if zero_based == 0 {
+        0
+    } else if parser_error {
+        zero_based
     } else {
-        line
+        zero_based + 1
     };
-    if line == 0 {
+    if line == 0 || problem.starts_with("unknown anchor") {
         format!("error converting YAML to JSON: yaml: {problem}")
     } else {
         format!("error converting YAML to JSON: yaml: line {line}: {problem}")
     }
 }
 
+/// The first `*alias` in `text` without an `&anchor` before it.
+fn unknown_alias(text: &str) -> Option<String> {
+    let name_at = |i: usize| -> String {
+        text[i..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+            .collect()
+    };
+    let mut defined: Vec<String> = Vec::new();
+    for (i, c) in text.char_indices() {
+        match c {
+            '&' => defined.push(name_at(i + 1)),
+            '*' => {
+                let name = name_at(i + 1);
+                if !name.is_empty() && !defined.contains(&name) {
+                    return Some(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 struct Loader<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    text: &'a str,
     anchors: BTreeMap<usize, Value>,
     line: usize,
 }
@@ -1314,7 +1349,7 @@ impl<'a> Loader<'a> {
                 self.line = span.start.line();
                 Ok(Some(event))
             }
-            Some(Err(error)) => Err(parse_error(&error)),
+            Some(Err(error)) => Err(parse_error(&error, self.text)),
         }
     }
 
@@ -1330,7 +1365,11 @@ impl<'a> Loader<'a> {
             Event::Scalar(text, style, anchor, tag) => {
                 let value = scalar_value(&text, style, tag.as_ref().map(|t| t.suffix.as_str()))
                     .map_err(|e| {
-                        format!("error converting YAML to JSON: yaml: line {line}: {e}")
+                        if e.starts_with("json: ") {
+                            format!("error converting YAML to JSON: {e}")
+                        } else {
+                            format!("error converting YAML to JSON: yaml: line {line}: {e}")
+                        }
                     })?;
                 if anchor > 0 {
                     self.anchors.insert(anchor, value.clone());
