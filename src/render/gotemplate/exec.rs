@@ -1148,6 +1148,15 @@ impl<'a, 'c> State<'a, 'c> {
         }
         let result = if CONTEXT_FUNCS.contains(&name) {
             self.call_context_function(name, node, &values)?
+        } else if let ("len", [Value::Nil], false) =
+            (name, values.as_slice(), self.context.funcs.contains(name))
+        {
+            // Go's len sees a nil from a map as a nil interface, any other nil as no value.
+            if boxed_args.first().copied().unwrap_or(false) {
+                Err("len of nil pointer".to_string())
+            } else {
+                Err("reflect: call of reflect.Value.Type on zero Value".to_string())
+            }
         } else {
             let session = self.context.session;
             let original = values.first().cloned();
