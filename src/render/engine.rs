@@ -131,8 +131,9 @@ fn render_on_this_thread(
     files: Vec<TemplateFile>,
     options: &RenderOptions,
 ) -> Result<BTreeMap<String, String>, RenderError> {
-    let registry = Arc::new(helm_function_registry());
-    let mut set = TemplateSet::new("gotpl", registry);
+    static REGISTRY: std::sync::OnceLock<Arc<FuncRegistry>> = std::sync::OnceLock::new();
+    let registry = REGISTRY.get_or_init(|| Arc::new(helm_function_registry()));
+    let mut set = TemplateSet::new("gotpl", registry.clone());
     let mut by_name: BTreeMap<String, TemplateFile> = BTreeMap::new();
     for file in files {
         by_name.insert(file.name.clone(), file);

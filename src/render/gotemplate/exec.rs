@@ -36,6 +36,10 @@ const MUTATING_FUNCS: &[&str] = &[
     "mustMergeOverwrite",
 ];
 
+/// Functions that only store their arguments: maps changed later are found when the stored
+/// value is read, so the arguments need not be resolved deeply first (which would walk `$`).
+const STORING_FUNCS: &[&str] = &["dict", "list", "tuple", "set"];
+
 /// How deep [`Session::deep`] follows nested values before giving up (a map that contains
 /// itself, which Go would print forever).
 const MAX_RESOLVE_DEPTH: usize = 256;
@@ -1144,10 +1148,23 @@ impl<'a, 'c> State<'a, 'c> {
         }
         let result = if CONTEXT_FUNCS.contains(&name) {
             self.call_context_function(name, node, &values)?
+        } else if let ("len", [Value::Nil], false) =
+            (name, values.as_slice(), self.context.funcs.contains(name))
+        {
+            // Go's len sees a nil from a map as a nil interface, any other nil as no value.
+            if boxed_args.first().copied().unwrap_or(false) {
+                Err("len of nil pointer".to_string())
+            } else {
+                Err("reflect: call of reflect.Value.Type on zero Value".to_string())
+            }
         } else {
             let session = self.context.session;
             let original = values.first().cloned();
-            let resolved: Vec<Value> = values.iter().map(|v| session.deep(v.clone())).collect();
+            let resolved: Vec<Value> = if STORING_FUNCS.contains(&name) {
+                values.clone()
+            } else {
+                values.iter().map(|v| session.deep(v.clone())).collect()
+            };
             let result = match self.context.funcs.get(name) {
                 Some(func) => func(&resolved),
                 None => self.call_builtin(name, node, args, &resolved)?,

@@ -420,7 +420,58 @@ fn bad_verb(out: &mut String, arg: &Value, verb: char) {
     out.push(')');
 }
 
+/// Go's `%#v`: the value as Go syntax (`map[string]interface {}{"a":1}`).
+fn write_go_syntax(out: &mut String, value: &Value, depth: usize) {
+    match value {
+        Value::Nil => out.push_str(if depth == 0 {
+            "<nil>"
+        } else {
+            "interface {}(nil)"
+        }),
+        Value::String(s) => out.push_str(&go_quote(s)),
+        Value::Bytes(bytes) => {
+            out.push_str("[]byte{");
+            for (i, b) in bytes.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "0x{b:x}");
+            }
+            out.push('}');
+        }
+        Value::List(items) => {
+            out.push_str("[]interface {}{");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_go_syntax(out, item, depth + 1);
+            }
+            out.push('}');
+        }
+        Value::Map(map) => {
+            out.push_str("map[string]interface {}{");
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&go_quote(key));
+                out.push(':');
+                write_go_syntax(out, item, depth + 1);
+            }
+            out.push('}');
+        }
+        other => write_v(out, other),
+    }
+}
+
 fn format_arg(out: &mut String, arg: &Value, verb: char, spec: Spec, depth: usize) {
+    if verb == 'v' && spec.sharp {
+        let mut text = String::new();
+        write_go_syntax(&mut text, arg, depth);
+        pad(out, &text, spec, false);
+        return;
+    }
     match arg {
         Value::Nil => {
             if depth > 0 || verb == 'v' {
@@ -706,6 +757,11 @@ mod tests {
             "[a %!s(int=1)]"
         );
         assert_eq!(s("100%%", &[]), "100%");
+        let map = Value::from_json(&serde_json::json!({"a": 1.0, "b": ["x", null]}));
+        assert_eq!(
+            s("%#v", &[map]),
+            "map[string]interface {}{\"a\":1, \"b\":[]interface {}{\"x\", interface {}(nil)}}"
+        );
     }
 
     #[test]

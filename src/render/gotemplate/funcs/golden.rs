@@ -64,6 +64,11 @@ fn call(funcs: &HashMap<&'static str, Func>, name: &str, args: &[Value]) -> Resu
 
 fn golden_blocks(file: &str) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(format!("{FIXTURES}/{file}")).unwrap_or_default();
+    golden_blocks_of(&text)
+}
+
+/// Splits a golden body into (`group case function`, output) blocks.
+fn golden_blocks_of(text: &str) -> Vec<(String, String)> {
     text.split("\n### ")
         .skip(1)
         .map(|block| {
@@ -218,4 +223,65 @@ fn check(file: &str) {
 #[test]
 fn functions_match_helm3_golden_output() {
     check("golden-helm3.txt");
+}
+
+/// The same golden chart rendered end to end (chart loading, values, the template engine and
+/// these functions, with literal arguments converted as Go converts them) gives helm's bytes.
+#[test]
+fn golden_chart_renders_like_helm3() {
+    use base64::Engine as _;
+
+    use crate::render::release::{RenderSettings, render_chart};
+
+    let chart = crate::render::chart::load(std::path::Path::new(&format!("{FIXTURES}/chart")));
+    let Ok(chart) = chart else {
+        panic!("golden chart did not load: {:?}", chart.err());
+    };
+    let settings = RenderSettings {
+        release_name: "golden".to_string(),
+        namespace: "default".to_string(),
+        revision: 1,
+        ..RenderSettings::default()
+    };
+    let rendered = render_chart(&chart, &crate::values::Values::new(), &settings);
+    let Ok(rendered) = rendered else {
+        panic!(
+            "golden chart did not render: {}",
+            rendered.err().map(|e| e.to_string()).unwrap_or_default()
+        );
+    };
+    let encoded = rendered
+        .manifest
+        .lines()
+        .find_map(|line| line.strip_prefix("golden: "))
+        .unwrap_or_default()
+        .to_string();
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    let expected =
+        std::fs::read_to_string(format!("{FIXTURES}/golden-helm3.txt")).unwrap_or_default();
+    let got: BTreeMap<String, String> = golden_blocks_of(&body).into_iter().collect();
+    let mut differences = Vec::new();
+    for (header, want) in golden_blocks_of(&expected) {
+        if skipped(&header) {
+            continue;
+        }
+        let have = got
+            .get(&header)
+            .cloned()
+            .unwrap_or_else(|| "<missing>".to_string());
+        if have != want {
+            differences.push(format!(
+                "### {header}\n--- helm\n{want}\n--- keelson\n{have}"
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} golden blocks differ when rendered end to end:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
 }
