@@ -120,3 +120,67 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         .context("cannot write to stdout")?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Option<super::TemplateArgs> {
+        let mut argv = vec!["keelson", "template"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).ok()?.command {
+            Command::Template(args) => Some(*args),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn accepts_helm_template_arguments() {
+        let args = parse(&[
+            "rel",
+            "./chart",
+            "-n",
+            "demo",
+            "-f",
+            "a.yaml,b.yaml",
+            "--values",
+            "c.yaml",
+            "--set",
+            "a=1,b=2",
+            "--set",
+            "c=3",
+            "--set-string",
+            "d=4",
+            "--kube-version",
+            "1.30.0",
+            "--api-versions",
+            "x/v1,y/v1",
+            "-a",
+            "z/v1",
+            "--show-only",
+            "templates/a.yaml",
+            "--include-crds",
+            "--is-upgrade",
+        ]);
+        let Some(args) = args else {
+            panic!("helm template's arguments must parse");
+        };
+        assert_eq!(args.args, vec!["rel", "./chart"]);
+        assert_eq!(args.namespace, "demo");
+        assert_eq!(args.values.len(), 3);
+        assert_eq!(args.set, vec!["a=1,b=2", "c=3"]);
+        assert_eq!(args.api_versions, vec!["x/v1", "y/v1", "z/v1"]);
+        assert!(args.include_crds && args.is_upgrade);
+        assert_eq!(args.kube_version.as_deref(), Some("1.30.0"));
+    }
+
+    #[test]
+    fn one_argument_is_the_chart() {
+        let args = parse(&["./chart"]).map(|a| a.args);
+        assert_eq!(args, Some(vec!["./chart".to_string()]));
+        assert!(parse(&[]).is_none());
+        assert!(parse(&["a", "b", "c"]).is_none());
+    }
+}

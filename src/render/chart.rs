@@ -114,6 +114,8 @@ pub struct Chart {
 pub enum ChartError {
     #[error("cannot read chart {path}: {message}")]
     Io { path: String, message: String },
+    #[error("path {path:?} not found")]
+    NotFound { path: String },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
     #[error("cannot load {file}")]
@@ -165,9 +167,14 @@ fn has_manifest_extension(name: &str) -> bool {
 /// Loads a chart from a directory or a `.tgz`/`.tar.gz` archive.
 pub fn load(path: &Path) -> Result<Chart, ChartError> {
     let display = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| ChartError::Io {
-        path: display.clone(),
-        message: e.to_string(),
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ChartError::NotFound {
+            path: display.clone(),
+        },
+        _ => ChartError::Io {
+            path: display.clone(),
+            message: e.to_string(),
+        },
     })?;
     if meta.is_dir() {
         load_dir(path)

@@ -81,8 +81,7 @@ impl Files {
             };
             map.insert(base, Value::from(text));
         }
-        let to_yaml = crate::render::engine::helm_function_registry()
-            .get("toYaml")
+        let to_yaml = to_yaml_function()
             .ok_or_else(|| "toYaml is not registered in the template engine".to_string())?;
         let rendered = to_yaml(&[Value::Map(Arc::new(map))])?;
         // Helm's toYAML trims the final newline, as the template function does.
@@ -162,6 +161,13 @@ impl Object for Files {
                 .map(|(k, v)| (k.clone(), Value::Bytes(v.clone()))),
         )
     }
+}
+
+/// Helm's `toYaml`, looked up once from the engine's function registry.
+fn to_yaml_function() -> Option<crate::render::gotemplate::functions::Func> {
+    static TO_YAML: std::sync::OnceLock<Option<crate::render::gotemplate::functions::Func>> =
+        std::sync::OnceLock::new();
+    *TO_YAML.get_or_init(|| crate::render::engine::helm_function_registry().get("toYaml"))
 }
 
 fn go_type_of(value: &Value) -> &'static str {
@@ -805,6 +811,29 @@ mod tests {
             files.call_method("Get", &[]),
             Some(Err(message)) if message.contains("want 1 got 0")
         ));
+    }
+
+    #[test]
+    fn as_config_and_as_secrets_like_helm() {
+        let files = Files::new(BTreeMap::from([
+            (
+                "config/app.yaml".to_string(),
+                Arc::new(b"key: value\nlist:\n  - a\n".to_vec()),
+            ),
+            (
+                "config/nginx.conf".to_string(),
+                Arc::new(b"server {\n  listen 80;\n}\n".to_vec()),
+            ),
+        ]));
+        // Seen with helm 3.17.3 (fixtures/charts/files).
+        let config = files.call_method("AsConfig", &[]);
+        assert!(matches!(config, Some(Ok(Value::String(s))) if s ==
+            "app.yaml: |\n  key: value\n  list:\n    - a\nnginx.conf: |\n  server {\n    listen 80;\n  }"));
+        let secrets = files.field("AsSecrets");
+        assert!(matches!(secrets, Some(Value::String(s)) if s ==
+            "app.yaml: a2V5OiB2YWx1ZQpsaXN0OgogIC0gYQo=\nnginx.conf: c2VydmVyIHsKICBsaXN0ZW4gODA7Cn0K"));
+        let empty = Files::default().field("AsConfig");
+        assert!(matches!(empty, Some(Value::String(s)) if s.is_empty()));
     }
 
     #[test]

@@ -112,6 +112,7 @@ pub fn render_chart(
     if !chart.metadata.dependencies.is_empty() {
         check_dependencies(chart).map_err(RenderFailure::Chart)?;
     }
+    validate_release_name(&settings.release_name)?;
     let mut chart = chart.clone();
     process_dependencies(&mut chart, user_values)?;
 
@@ -206,6 +207,24 @@ struct SharedData {
     release: Value,
     capabilities: Value,
     flavor: HelmFlavor,
+}
+
+/// `chartutil.ValidateReleaseName`: a DNS-1123 subdomain of at most 53 characters.
+fn validate_release_name(name: &str) -> Result<(), RenderFailure> {
+    let label_ok = |label: &str| {
+        let bytes = label.as_bytes();
+        let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        !bytes.is_empty()
+            && bytes.first().is_some_and(edge)
+            && bytes.last().is_some_and(edge)
+            && bytes.iter().all(|b| edge(b) || *b == b'-')
+    };
+    if !name.is_empty() && name.len() <= 53 && name.split('.').all(label_ok) {
+        return Ok(());
+    }
+    Err(RenderFailure::Chart(format!(
+        "release name {name:?}: invalid release name, must match regex ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$ and the length must not be longer than 53"
+    )))
 }
 
 /// Helm's `recAllTpls`: the data each template of the tree sees, built top-down for `.Values`
@@ -449,6 +468,23 @@ pub fn render_from_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_names_like_helm() {
+        assert!(validate_release_name("rel").is_ok());
+        assert!(validate_release_name("a.b-c.d1").is_ok());
+        for bad in ["", "Bad_Name", "-a", "a-", "a..b", &"a".repeat(54)] {
+            assert!(validate_release_name(bad).is_err(), "{bad}");
+        }
+        let message = validate_release_name("Bad_Name")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            message,
+            r#"release name "Bad_Name": invalid release name, must match regex ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$ and the length must not be longer than 53"#
+        );
+    }
 
     #[test]
     fn show_only_source_path() {

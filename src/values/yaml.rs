@@ -74,6 +74,7 @@ fn parse_documents(text: &str, source: &str, limit: usize) -> Result<Vec<Value>,
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         source,
+        depth: 0,
     };
     let mut docs = Vec::new();
     loop {
@@ -104,7 +105,12 @@ struct Loader<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     anchors: HashMap<usize, Node>,
     source: &'a str,
+    depth: usize,
 }
+
+/// Deeper nesting than this is refused (it only comes from hostile input and would otherwise
+/// exhaust the stack).
+const MAX_DEPTH: usize = 1000;
 
 impl<'a> Loader<'a> {
     fn next(&mut self) -> Result<(Event<'a>, Span), ValuesError> {
@@ -121,6 +127,21 @@ impl<'a> Loader<'a> {
     }
 
     fn node(&mut self, event: Event<'a>, span: Span) -> Result<Node, ValuesError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(ValuesError::Yaml {
+                file: self.source.to_string(),
+                line: span.start.line(),
+                column: span.start.col() + 1,
+                message: format!("nesting deeper than {MAX_DEPTH} levels"),
+            });
+        }
+        self.depth += 1;
+        let result = self.node_inner(event, span);
+        self.depth -= 1;
+        result
+    }
+
+    fn node_inner(&mut self, event: Event<'a>, span: Span) -> Result<Node, ValuesError> {
         match event {
             Event::Alias(id) => self.anchors.get(&id).cloned().ok_or(ValuesError::Yaml {
                 file: self.source.to_string(),
@@ -556,6 +577,14 @@ mod tests {
         let err = parse_first_document("a: [1, 2\nb: c\n", "bad.yaml").err();
         let text = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(text.contains("bad.yaml:"), "{text}");
+    }
+
+    #[test]
+    fn hostile_nesting_is_an_error_not_a_crash() {
+        let deep = format!("a: {}{}", "[".repeat(5000), "]".repeat(5000));
+        let err = parse_first_document(&deep, "deep.yaml").err();
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(!text.is_empty(), "deep nesting must fail");
     }
 
     #[test]
