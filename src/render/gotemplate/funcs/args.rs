@@ -120,3 +120,16 @@ pub fn map(args: &[Value], index: usize) -> Result<Arc<BTreeMap<String, Value>>,
         None => Err("missing argument".to_string()),
     }
 }
+
+/// The most items or bytes one function call may produce. Go would try (and a huge template
+/// output is useless); keelson refuses instead of exhausting memory.
+pub const MAX_OUTPUT: usize = 64 * 1024 * 1024;
+
+/// A size a function is asked to allocate, refused with Go's makeslice wording when negative
+/// or beyond [`MAX_OUTPUT`].
+pub fn alloc_len(n: i64) -> Result<usize, FuncError> {
+    if n < 0 || n as u64 > MAX_OUTPUT as u64 {
+        return Err("runtime error: makeslice: len out of range".to_string());
+    }
+    Ok(n as usize)
+}

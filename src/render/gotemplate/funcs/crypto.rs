@@ -112,11 +112,8 @@ fn adler32sum(args: &[Value]) -> Result<Value, FuncError> {
 fn rand_bytes(args: &[Value]) -> Result<Value, FuncError> {
     use base64::Engine as _;
     args::exact("randBytes", args, 1)?;
-    let count = args::int(args, 0)?;
-    if count < 0 {
-        return Err("runtime error: makeslice: len out of range".to_string());
-    }
-    let mut buf = vec![0u8; count as usize];
+    let count = args::alloc_len(args::int(args, 0)?)?;
+    let mut buf = vec![0u8; count];
     random_fill(&mut buf)?;
     Ok(Value::String(
         base64::engine::general_purpose::STANDARD.encode(buf),

@@ -227,9 +227,14 @@ fn quote_char(c: char) -> String {
     }
 }
 
+/// How deep fromJson's input may nest (Go allows 10000; keelson stops earlier so that parsing
+/// hostile input cannot exhaust a thread's stack).
+pub const MAX_NESTING: usize = 1000;
+
 struct JsonParser<'a> {
     text: &'a str,
     pos: usize,
+    depth: usize,
 }
 
 impl<'a> JsonParser<'a> {
@@ -273,6 +278,19 @@ impl<'a> JsonParser<'a> {
 
     fn value(&mut self) -> Result<Value, String> {
         self.skip_space();
+        if matches!(self.peek(), Some('[' | '{')) {
+            self.depth += 1;
+            if self.depth > MAX_NESTING {
+                return Err(format!("exceeded max depth of {MAX_NESTING}"));
+            }
+            let nested = if self.peek() == Some('[') {
+                self.array()
+            } else {
+                self.object()
+            };
+            self.depth -= 1;
+            return nested;
+        }
         match self.peek() {
             None => Err("unexpected end of JSON input".to_string()),
             Some('{') => self.object(),
@@ -472,7 +490,11 @@ impl<'a> JsonParser<'a> {
 
 /// `json.Unmarshal` into `interface{}` (numbers float64), with Go's syntax error text.
 pub fn json_unmarshal(text: &str) -> Result<Value, String> {
-    let mut parser = JsonParser { text, pos: 0 };
+    let mut parser = JsonParser {
+        text,
+        pos: 0,
+        depth: 0,
+    };
     let value = parser.value()?;
     parser.skip_space();
     if parser.peek().is_some() {
@@ -551,6 +573,14 @@ mod tests {
         assert!(json_marshal(&Value::Float(f64::NAN), JsonStyle::Compact).is_err());
         assert_eq!(go_json_float(1e21).unwrap_or_default(), "1e+21");
         assert_eq!(go_json_float(12345678.0).unwrap_or_default(), "12345678");
+    }
+
+    #[test]
+    fn hostile_nesting_is_an_error() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(json_unmarshal(&deep).is_err());
+        let fine = format!("{}{}", "[".repeat(50), "]".repeat(50));
+        assert!(json_unmarshal(&fine).is_ok());
     }
 
     #[test]

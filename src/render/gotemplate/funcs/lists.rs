@@ -264,29 +264,42 @@ fn join(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(strslice(&args[1]).join(sep)))
 }
 
-/// Sprig's `untilStep`.
-fn until_step_values(start: i64, stop: i64, step: i64) -> Vec<i64> {
+/// Sprig's `untilStep`, refusing ranges beyond [`args::MAX_OUTPUT`] items.
+fn until_step_values(start: i64, stop: i64, step: i64) -> Result<Vec<i64>, FuncError> {
     let mut out = Vec::new();
+    let too_many = || {
+        let span = (i128::from(stop) - i128::from(start)).unsigned_abs();
+        span / u128::from(step.unsigned_abs().max(1)) > args::MAX_OUTPUT as u128
+    };
     if stop < start {
         if step >= 0 {
-            return out;
+            return Ok(out);
+        }
+        if too_many() {
+            return Err("runtime error: makeslice: len out of range".to_string());
         }
         let mut i = start;
         while i > stop {
             out.push(i);
-            i += step;
+            i = i.saturating_add(step);
         }
-        return out;
+        return Ok(out);
     }
     if step <= 0 {
-        return out;
+        return Ok(out);
+    }
+    if too_many() {
+        return Err("runtime error: makeslice: len out of range".to_string());
     }
     let mut i = start;
     while i < stop {
         out.push(i);
-        i += step;
+        i = i.saturating_add(step);
+        if i == i64::MAX {
+            break;
+        }
     }
-    out
+    Ok(out)
 }
 
 fn ints(values: Vec<i64>) -> Value {
@@ -297,7 +310,7 @@ fn until(args: &[Value]) -> Result<Value, FuncError> {
     args::exact("until", args, 1)?;
     let count = args::int(args, 0)?;
     let step = if count < 0 { -1 } else { 1 };
-    Ok(ints(until_step_values(0, count, step)))
+    Ok(ints(until_step_values(0, count, step)?))
 }
 
 fn until_step(args: &[Value]) -> Result<Value, FuncError> {
@@ -306,7 +319,7 @@ fn until_step(args: &[Value]) -> Result<Value, FuncError> {
         args::int(args, 0)?,
         args::int(args, 1)?,
         args::int(args, 2)?,
-    )))
+    )?))
 }
 
 fn seq(args: &[Value]) -> Result<Value, FuncError> {
@@ -316,11 +329,11 @@ fn seq(args: &[Value]) -> Result<Value, FuncError> {
     let values = match params.as_slice() {
         [end] => {
             let increment = if *end < 1 { -1 } else { 1 };
-            until_step_values(1, end + increment, increment)
+            until_step_values(1, end.saturating_add(increment), increment)?
         }
         [start, end] => {
             let step = if end < start { -1 } else { 1 };
-            until_step_values(*start, end + step, step)
+            until_step_values(*start, end.saturating_add(step), step)?
         }
         [start, step, end] => {
             let mut increment = 1;
@@ -330,7 +343,7 @@ fn seq(args: &[Value]) -> Result<Value, FuncError> {
                     return Ok(Value::from(""));
                 }
             }
-            until_step_values(*start, end + increment, *step)
+            until_step_values(*start, end.saturating_add(increment), *step)?
         }
         _ => return Ok(Value::from("")),
     };

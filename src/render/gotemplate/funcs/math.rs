@@ -88,7 +88,9 @@ fn rand_int(args: &[Value]) -> Result<Value, FuncError> {
     if span <= 0 {
         return Err("invalid argument to Intn".to_string());
     }
-    Ok(Value::Int(min + random_below(span as u64)? as i64))
+    Ok(Value::Int(
+        min.wrapping_add(random_below(span as u64)? as i64),
+    ))
 }
 
 /// A decimal number `mantissa × 10^exponent` (shopspring/decimal's model).

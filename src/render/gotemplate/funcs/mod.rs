@@ -333,4 +333,65 @@ mod tests {
             assert!(helm.contains(&name), "{name} missing from helm_functions");
         }
     }
+
+    /// Template authors pass anything: no function may panic, whatever the arguments.
+    #[test]
+    fn no_function_panics_on_odd_arguments() {
+        let samples = [
+            Value::Nil,
+            Value::Bool(true),
+            Value::Int(-3),
+            Value::Int(i64::MAX),
+            Value::Float(f64::NAN),
+            Value::Float(-1.5e300),
+            Value::from(""),
+            Value::from("é\u{0}x:\n- y"),
+            Value::from("10"),
+            Value::Bytes(std::sync::Arc::new(vec![0xff, 0x00])),
+            Value::list([Value::Nil, Value::Int(1)]),
+            Value::list([]),
+            Value::map([("a".to_string(), Value::list([Value::Nil]))]),
+        ];
+        // Key and password generators are slow by design; their own tests cover them.
+        let slow = [
+            "genPrivateKey",
+            "genCA",
+            "genSelfSignedCert",
+            "genSignedCert",
+            "derivePassword",
+            "bcrypt",
+            "htpasswd",
+        ];
+        let funcs: Vec<(&str, Func)> = sprig_functions()
+            .into_iter()
+            .chain(helm_functions())
+            .filter(|(name, _)| !slow.contains(name))
+            .collect();
+        let mut panicked = Vec::new();
+        for (name, func) in &funcs {
+            for count in 0..=6 {
+                for first in &samples {
+                    for second in &samples {
+                        let args: Vec<Value> = [first, second, first, second, first, second]
+                            .into_iter()
+                            .take(count)
+                            .cloned()
+                            .collect();
+                        let outcome =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| func(&args)));
+                        if outcome.is_err() {
+                            panicked.push(format!("{name}({args:?})"));
+                        }
+                        if count == 0 {
+                            break;
+                        }
+                    }
+                    if count == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        assert!(panicked.is_empty(), "functions panicked: {panicked:#?}");
+    }
 }

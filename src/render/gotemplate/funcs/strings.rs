@@ -270,6 +270,10 @@ fn repeat(args: &[Value]) -> Result<Value, FuncError> {
     if count < 0 {
         return Err("strings: negative Repeat count".to_string());
     }
+    let total = (count as u128) * (s.len() as u128);
+    if total > args::MAX_OUTPUT as u128 {
+        return Err("strings: Repeat output length overflow".to_string());
+    }
     Ok(Value::String(s.repeat(count as usize)))
 }
 
@@ -333,7 +337,8 @@ fn random_from(name: &str, args: &[Value], alphabet: &[u8]) -> Result<Value, Fun
     if count < 0 {
         return Ok(Value::from(""));
     }
-    let mut out = String::with_capacity(count as usize);
+    let count = args::alloc_len(count)?;
+    let mut out = String::with_capacity(count);
     for _ in 0..count {
         let index = random_below(alphabet.len() as u64)? as usize;
         out.push(char::from(alphabet[index]));
@@ -744,9 +749,13 @@ fn cat(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(parts.join(" ")))
 }
 
-fn indent_text(spaces: i64, s: &str) -> String {
+fn indent_text(spaces: i64, s: &str) -> Result<String, FuncError> {
+    let lines = s.matches('\n').count() as u128 + 1;
+    if (spaces.max(0) as u128) * lines + s.len() as u128 > args::MAX_OUTPUT as u128 {
+        return Err("strings: Repeat output length overflow".to_string());
+    }
     let pad = " ".repeat(spaces.max(0) as usize);
-    format!("{pad}{}", s.replace('\n', &format!("\n{pad}")))
+    Ok(format!("{pad}{}", s.replace('\n', &format!("\n{pad}"))))
 }
 
 fn indent(args: &[Value]) -> Result<Value, FuncError> {
@@ -756,7 +765,7 @@ fn indent(args: &[Value]) -> Result<Value, FuncError> {
     if spaces < 0 {
         return Err("strings: negative Repeat count".to_string());
     }
-    Ok(Value::String(indent_text(spaces, s)))
+    Ok(Value::String(indent_text(spaces, s)?))
 }
 
 fn nindent(args: &[Value]) -> Result<Value, FuncError> {
@@ -766,7 +775,7 @@ fn nindent(args: &[Value]) -> Result<Value, FuncError> {
     if spaces < 0 {
         return Err("strings: negative Repeat count".to_string());
     }
-    Ok(Value::String(format!("\n{}", indent_text(spaces, s))))
+    Ok(Value::String(format!("\n{}", indent_text(spaces, s)?)))
 }
 
 fn replace(args: &[Value]) -> Result<Value, FuncError> {

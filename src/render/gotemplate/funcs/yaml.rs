@@ -1257,6 +1257,7 @@ pub fn yaml_to_value(text: &str) -> Result<Value, String> {
     let mut loader = Loader {
         parser: Parser::new_from_str(text),
         text,
+        depth: 0,
         anchors: BTreeMap::new(),
         line: 1,
     };
@@ -1337,6 +1338,7 @@ fn unknown_alias(text: &str) -> Option<String> {
 struct Loader<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     text: &'a str,
+    depth: usize,
     anchors: BTreeMap<usize, Value>,
     line: usize,
 }
@@ -1351,6 +1353,18 @@ impl<'a> Loader<'a> {
             }
             Some(Err(error)) => Err(parse_error(&error, self.text)),
         }
+    }
+
+    /// One level deeper into nested collections, refused beyond the JSON nesting limit.
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > super::json::MAX_NESTING {
+            return Err(format!(
+                "error converting YAML to JSON: yaml: exceeded max depth of {}",
+                super::json::MAX_NESTING
+            ));
+        }
+        Ok(())
     }
 
     fn next_required(&mut self) -> Result<Event<'a>, String> {
@@ -1382,6 +1396,7 @@ impl<'a> Loader<'a> {
                 )
             }),
             Event::SequenceStart(anchor, _) => {
+                self.enter()?;
                 let mut items = Vec::new();
                 loop {
                     match self.next_required()? {
@@ -1389,6 +1404,7 @@ impl<'a> Loader<'a> {
                         event => items.push(self.node(event)?),
                     }
                 }
+                self.depth -= 1;
                 let value = Value::list(items);
                 if anchor > 0 {
                     self.anchors.insert(anchor, value.clone());
@@ -1396,6 +1412,7 @@ impl<'a> Loader<'a> {
                 Ok(value)
             }
             Event::MappingStart(anchor, _) => {
+                self.enter()?;
                 let mut map: BTreeMap<String, Value> = BTreeMap::new();
                 loop {
                     let key_event = self.next_required()?;
@@ -1421,6 +1438,7 @@ impl<'a> Loader<'a> {
                     }
                     map.insert(json_key(&key), value);
                 }
+                self.depth -= 1;
                 let value = Value::Map(Arc::new(map));
                 if anchor > 0 {
                     self.anchors.insert(anchor, value.clone());
@@ -1644,6 +1662,12 @@ mod tests {
         let first_line = yaml.lines().next().unwrap_or_default();
         assert!(first_line.len() > 80 && first_line.len() < 90, "{yaml}");
         assert!(yaml.lines().nth(1).is_some_and(|l| l.starts_with("  word")));
+    }
+
+    #[test]
+    fn hostile_nesting_is_an_error() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(yaml_to_value(&deep).is_err());
     }
 
     #[test]
