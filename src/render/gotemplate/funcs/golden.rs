@@ -182,7 +182,7 @@ fn actual(funcs: &HashMap<&'static str, Func>, values: &Value, header: &str) -> 
 fn skipped(header: &str) -> bool {
     // go-yaml v2's key order is not transitive for mixed digit/letter keys (a10 < a1b2 <
     // a9 < a10): the result depends on Go's map iteration order.
-    header.starts_with("yaml keys toYaml")
+    header == "yaml keys toYaml"
         // Known fromYaml differences (saphyr is not libyaml): a tab starting a block line is
         // accepted, a stray `]` after the first document is seen (go-yaml never reads that
         // far), and an unterminated quote is reported on its first line, not at the end.
