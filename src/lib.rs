@@ -5,6 +5,7 @@
 //! [`registry`] → [`policy`] → new values → [`render`] → [`apply`] → new revision ([`updater`]),
 //! driven by the [`controller`] and the [`cli`].
 
+pub mod apply;
 pub mod cli;
 pub mod cluster;
 pub mod logging;
