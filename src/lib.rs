@@ -10,3 +10,4 @@ pub mod cli;
 pub mod cluster;
 pub mod logging;
 pub mod render;
+pub mod updater;
