@@ -7,5 +7,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod keel;
 pub mod logging;
 pub mod render;
+pub mod storage;
