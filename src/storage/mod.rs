@@ -4,6 +4,8 @@
 pub mod codec;
 pub mod driver;
 pub mod record;
+#[cfg(test)]
+mod roundtrip_tests;
 
 use std::collections::BTreeMap;
 

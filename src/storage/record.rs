@@ -378,12 +378,18 @@ pub struct Chart {
         deserialize_with = "present"
     )]
     pub schema: Option<GoValue>,
+    /// Helm 4: modification time of values.schema.json (written even when zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schemamodtime: Option<String>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "present"
     )]
     pub files: Option<Option<Vec<File>>>,
+    /// Helm 4: modification time of the chart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modtime: Option<String>,
     #[serde(flatten)]
     pub extra: Carried,
 }
@@ -420,11 +426,11 @@ impl Chart {
 pub struct File {
     #[serde(default)]
     pub name: String,
+    #[serde(default, deserialize_with = "present")]
+    pub data: Option<String>,
     /// Helm 4: the file's modification time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modtime: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    pub data: Option<String>,
     #[serde(flatten)]
     pub extra: Carried,
 }
