@@ -8,6 +8,8 @@
 pub mod apply;
 pub mod cli;
 pub mod cluster;
+pub mod keel;
 pub mod logging;
 pub mod render;
 pub mod updater;
+pub mod storage;

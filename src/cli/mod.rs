@@ -1,5 +1,7 @@
 //! The `keelson` command line: parses arguments first, then builds clients, then runs one command.
 
+pub mod list;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +36,9 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Print the version of keelson.
     Version,
+    /// List releases with their keel policy and tracked images (like `helm list`).
+    #[command(visible_alias = "ls")]
+    List(list::ListArgs),
 }
 
 /// Entry point of the binary: maps errors to exit code 1 with the full cause chain on stderr.
@@ -66,6 +71,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("keelson {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::List(args) => list::run(args, &cli.global.cluster).await,
     }
 }
 
