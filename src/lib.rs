@@ -8,4 +8,6 @@
 pub mod cli;
 pub mod cluster;
 pub mod logging;
+pub mod policy;
+pub mod registry;
 pub mod render;
