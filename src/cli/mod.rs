@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod tags;
+
 use crate::cluster::ClusterArgs;
 use crate::logging::{self, LogFormat};
 
@@ -34,6 +36,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Print the version of keelson.
     Version,
+    /// List an image's tags newest first under a policy, and the tag the policy would pick.
+    Tags(tags::TagsArgs),
 }
 
 /// Entry point of the binary: maps errors to exit code 1 with the full cause chain on stderr.
@@ -66,6 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("keelson {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Tags(args) => tags::run(args).await,
     }
 }
 

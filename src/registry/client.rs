@@ -24,6 +24,8 @@ application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.docker.distribution.manifest.v2+json";
 
+/// How long the HTTPS probe of an insecure registry may take before plain HTTP is used.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 const DIGEST_HEADER: &str = "docker-content-digest";
 /// Page sizes tried in turn when a registry refuses the previous one; 0 means "no `n`".
 const PAGE_SIZE_FALLBACKS: [u32; 3] = [50, 10, 0];
@@ -492,12 +494,22 @@ impl RegistryClient {
                 let probe = join_url(&https, "/v2/")?;
                 state.wait_for_rate_slot().await;
                 state.counters.bump(RequestKind::Ping);
-                match self.inner.lax.get(probe).send().await {
+                // Any failure (refused TLS, handshake garbage, silence) means "no HTTPS here";
+                // if plain HTTP fails too, the real request reports it.
+                let probe_timeout = self.inner.config.request_timeout.min(PROBE_TIMEOUT);
+                match self
+                    .inner
+                    .lax
+                    .get(probe)
+                    .timeout(probe_timeout)
+                    .send()
+                    .await
+                {
                     Ok(_) => Ok(https),
-                    Err(err) if err.is_timeout() => Err(Error::Timeout {
-                        url: https.to_string(),
-                    }),
-                    Err(_) => parse_url(&format!("http://{host}/")),
+                    Err(err) => {
+                        tracing::debug!(host, error = %err, "no HTTPS; using plain HTTP");
+                        parse_url(&format!("http://{host}/"))
+                    }
                 }
             })
             .await?;
@@ -832,6 +844,7 @@ impl RegistryClient {
                     retry_after.unwrap_or_else(|| backoff(config, attempt))
                 }
                 Ok(_) => return result,
+                Err(Error::Timeout { .. }) if attempt < max_attempts => backoff(config, attempt),
                 Err(Error::Http { source, .. })
                     if attempt < max_attempts
                         && (source.is_connect() || source.is_timeout() || source.is_request()) =>

@@ -11,12 +11,14 @@
 //! # let _ = (tags, digest); Ok(()) }
 //! ```
 
+mod args;
 pub mod auth;
 mod client;
 pub mod reference;
 
 use std::time::Duration;
 
+pub use args::RegistryArgs;
 pub use auth::{AuthEntry, CredentialError, Credentials};
 pub use client::{
     Limits, MANIFEST_ACCEPT, RegistryClient, RegistryConfig, RequestCounts, RequestKind,
