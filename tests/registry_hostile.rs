@@ -258,6 +258,60 @@ async fn invalid_tag_names_are_dropped() {
     assert_eq!(tags, ["1.0.0", "ok_1"]);
 }
 
+/// distribution 2.8 (the test environment's registry) does not paginate tag lists, so the Link
+/// header forms other registries send (distribution 3, Harbor, GHCR, ECR, Artifactory) are
+/// scripted here: angle brackets or none, absolute or relative URLs, opaque continuation tokens.
+#[tokio::test]
+async fn pagination_follows_every_link_form() {
+    let peer = Peer::start(|r| {
+        ping_or(r, || {
+            let page = r
+                .query("last")
+                .or_else(|| r.query("token"))
+                .unwrap_or_default();
+            let host = r.header("host").unwrap_or_default().to_string();
+            let (tags, link): (&[&str], Option<String>) = match page.as_str() {
+                "" => (
+                    &["1.0", "1.1"],
+                    Some("</v2/paged/app/tags/list?n=100&last=1.1>; rel=\"next\"".into()),
+                ),
+                "1.1" => (
+                    &["1.2", "1.3"],
+                    Some(format!(
+                        "<http://{host}/v2/paged/app/tags/list?n=100&last=1.3>; rel=\"next\""
+                    )),
+                ),
+                "1.3" => (
+                    &["1.4"],
+                    Some("/v2/paged/app/tags/list?token=b3BhcXVl%2Bx; rel=next".into()),
+                ),
+                "b3BhcXVl+x" => (
+                    &["1.5"],
+                    Some(
+                        "<?token=last-page>; rel=\"next\", <http://elsewhere/>; rel=\"prev\""
+                            .into(),
+                    ),
+                ),
+                "last-page" => (&["1.6"], None),
+                other => panic!("unexpected page {other:?}"),
+            };
+            let reply = Reply::json(200, tags_json(tags.iter().map(|t| t.to_string())));
+            match link {
+                Some(link) => reply.header("Link", &link),
+                None => reply,
+            }
+        })
+    })
+    .await;
+    let client = client(fast_config());
+    let tags = client
+        .list_tags(&image(&peer, "paged/app"))
+        .await
+        .expect("every page");
+    assert_eq!(tags, ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6"]);
+    assert_eq!(client.requests_to(&peer.host()).tags, 5);
+}
+
 #[tokio::test]
 async fn refused_page_size_is_retried_smaller() {
     let peer = Peer::start(|r| {

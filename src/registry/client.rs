@@ -262,9 +262,10 @@ struct Inner {
 }
 
 impl RegistryClient {
-    /// Builds a client; install the rustls crypto provider first
-    /// (`keelson::cluster::install_crypto_provider`).
+    /// Builds a client (installing the ring crypto provider if nothing installed one yet).
     pub fn new(config: RegistryConfig) -> Result<Self, Error> {
+        // reqwest panics without a process-wide provider; installing it here is idempotent.
+        crate::cluster::install_crypto_provider();
         let build = |accept_invalid_certs: bool| {
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

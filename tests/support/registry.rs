@@ -123,11 +123,21 @@ impl TestRegistry {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let text = response.text().await.unwrap_or_default();
-        assert_eq!(status, StatusCode::CREATED, "put manifest {repository}:{reference}: {text}");
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "put manifest {repository}:{reference}: {text}"
+        );
         digest.unwrap_or_else(|| sha256_digest(body))
     }
 
-    async fn push_platform_manifest(&self, repository: &str, reference: &str, arch: &str, salt: &str) -> (String, usize) {
+    async fn push_platform_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        arch: &str,
+        salt: &str,
+    ) -> (String, usize) {
         let config = serde_json::json!({
             "architecture": arch,
             "os": "linux",
@@ -153,7 +163,9 @@ impl TestRegistry {
     /// gets a fresh config (salted with the tag and the time), so re-pushing a tag changes its digest.
     pub async fn push_tag(&self, repository: &str, tag: &str) -> String {
         let salt = format!("{tag}-{:?}", std::time::SystemTime::now());
-        self.push_platform_manifest(repository, tag, "amd64", &salt).await.0
+        self.push_platform_manifest(repository, tag, "amd64", &salt)
+            .await
+            .0
     }
 
     /// Pushes `repository:tag` as an OCI index with linux/amd64 and linux/arm64 images; returns
@@ -162,7 +174,9 @@ impl TestRegistry {
         let salt = format!("{tag}-{:?}", std::time::SystemTime::now());
         let mut manifests = Vec::new();
         for arch in ["amd64", "arm64"] {
-            let (digest, size) = self.push_platform_manifest(repository, &format!("{tag}-{arch}"), arch, &salt).await;
+            let (digest, size) = self
+                .push_platform_manifest(repository, &format!("{tag}-{arch}"), arch, &salt)
+                .await;
             manifests.push(serde_json::json!({
                 "mediaType": OCI_MANIFEST,
                 "digest": digest,
@@ -182,7 +196,10 @@ impl TestRegistry {
     /// Deletes the manifest a tag points to (distribution deletes by digest; every tag on that
     /// digest goes with it).
     pub async fn delete_tag(&self, repository: &str, tag: &str) {
-        let digest = self.digest_of(repository, tag).await.expect("tag to delete exists");
+        let digest = self
+            .digest_of(repository, tag)
+            .await
+            .expect("tag to delete exists");
         let response = self
             .request(
                 reqwest::Method::DELETE,
@@ -191,7 +208,11 @@ impl TestRegistry {
             .send()
             .await
             .expect("delete manifest");
-        assert_eq!(response.status(), StatusCode::ACCEPTED, "delete {repository}:{tag}");
+        assert_eq!(
+            response.status(),
+            StatusCode::ACCEPTED,
+            "delete {repository}:{tag}"
+        );
     }
 
     /// The digest a tag points to, or None when the tag does not exist.
@@ -225,11 +246,19 @@ impl TestRegistry {
             .send()
             .await
             .expect("list tags");
-        assert!(response.status().is_success(), "list tags of {repository}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "list tags of {repository}: {}",
+            response.status()
+        );
         let body: serde_json::Value = response.json().await.expect("tags json");
         body["tags"]
             .as_array()
-            .map(|tags| tags.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+            .map(|tags| {
+                tags.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
