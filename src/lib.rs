@@ -10,6 +10,8 @@ pub mod cli;
 pub mod cluster;
 pub mod keel;
 pub mod logging;
+pub mod policy;
+pub mod registry;
 pub mod render;
 pub mod updater;
 pub mod storage;

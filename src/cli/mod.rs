@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod tags;
+
 use crate::cluster::ClusterArgs;
 use crate::logging::{self, LogFormat};
 
@@ -39,6 +41,8 @@ pub enum Command {
     /// List releases with their keel policy and tracked images (like `helm list`).
     #[command(visible_alias = "ls")]
     List(list::ListArgs),
+    /// List an image's tags newest first under a policy, and the tag the policy would pick.
+    Tags(tags::TagsArgs),
 }
 
 /// Entry point of the binary: maps errors to exit code 1 with the full cause chain on stderr.
@@ -72,6 +76,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::List(args) => list::run(args, &cli.global.cluster).await,
+        Command::Tags(args) => tags::run(args).await,
     }
 }
 
