@@ -13,5 +13,5 @@ pub mod logging;
 pub mod policy;
 pub mod registry;
 pub mod render;
-pub mod updater;
 pub mod storage;
+pub mod updater;

@@ -299,6 +299,31 @@ impl Applier {
         Ok(report)
     }
 
+    /// Whether the cluster already runs the images `manifest` names: every workload document's
+    /// container images equal the live object's. Used to finish a revision a crash left pending.
+    pub async fn manifest_is_live(&self, namespace: &str, manifest: &str) -> Result<bool> {
+        let target = ReleaseTarget {
+            name: String::new(),
+            namespace: namespace.to_string(),
+        };
+        for document in parse_manifest("", "pending", manifest)? {
+            let wanted = container_images(&document.body);
+            if wanted.is_empty() {
+                continue;
+            }
+            let (api, _) = self.api(&target, &document).await?;
+            self.count();
+            let live = match api.get_opt(&document.name).await {
+                Ok(Some(live)) => serde_json::to_value(&live).unwrap_or(Value::Null),
+                Ok(None) | Err(_) => return Ok(false),
+            };
+            if container_images(&live) != wanted {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     async fn api(
         &self,
         target: &ReleaseTarget,
@@ -432,6 +457,32 @@ impl Applier {
             }),
         }
     }
+}
+
+/// `(container name, image)` of every container a workload document runs, sorted.
+fn container_images(body: &Value) -> Vec<(String, String)> {
+    let pod_specs = [
+        &body["spec"]["template"]["spec"],
+        &body["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        &body["spec"],
+    ];
+    let mut images = Vec::new();
+    for spec in pod_specs {
+        for list in ["initContainers", "containers"] {
+            for container in spec[list].as_array().into_iter().flatten() {
+                if let (Some(name), Some(image)) =
+                    (container["name"].as_str(), container["image"].as_str())
+                {
+                    images.push((format!("{list}/{name}"), image.to_string()));
+                }
+            }
+        }
+        if !images.is_empty() {
+            break;
+        }
+    }
+    images.sort();
+    images
 }
 
 fn describe(target: &ReleaseTarget, document: &Document) -> String {
