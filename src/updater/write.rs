@@ -180,7 +180,22 @@ impl Updater {
                 );
             }
         };
-        let plans = plan::plan_release(&latest, &block, &history, &self.registry, cache).await;
+        // Plan from the deployed revision: a newer failed one is not what runs, and the new
+        // revision is built on the deployed one.
+        let deployed = history
+            .iter()
+            .filter(|r| r.release.status() == Status::Deployed)
+            .max_by_key(|r| r.release.version());
+        let (base, block) = match deployed {
+            Some(deployed) if deployed.release.version() != latest.release.version() => {
+                match keel::read_release(&deployed.release) {
+                    Ok(Some(block)) => (deployed, block),
+                    _ => (&latest, block),
+                }
+            }
+            _ => (&latest, block),
+        };
+        let plans = plan::plan_release(base, &block, &history, &self.registry, cache).await;
         let changes: Vec<&ImagePlan> = plans.iter().filter(|p| p.target.is_some()).collect();
         if changes.is_empty() || self.config.dry_run {
             return done(plans, Outcome::UpToDate);
