@@ -473,3 +473,272 @@ fn a_pending_helm_upgrade_makes_keelson_back_off_until_the_next_cycle() {
     );
     env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
+
+/// A kubeconfig for a service account that may write Helm's Secrets but not patch
+/// Deployments, so the apiserver itself rejects keelson's apply.
+fn restricted_kubeconfig(env: &TestEnv, namespace: &str) -> PathBuf {
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: limited
+  namespace: {namespace}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: limited
+  namespace: {namespace}
+rules:
+  - apiGroups: [""]
+    resources: ["secrets"]
+    verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  - apiGroups: ["apps"]
+    resources: ["deployments"]
+    verbs: ["get", "list"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: limited
+  namespace: {namespace}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: limited
+subjects:
+  - kind: ServiceAccount
+    name: limited
+    namespace: {namespace}
+"#
+    );
+    let file = std::env::temp_dir().join(format!("keelson-rbac-{namespace}.yaml"));
+    std::fs::write(&file, manifest).expect("write RBAC manifest");
+    env.kubectl(&["apply", "-f", &file.display().to_string()]);
+    // The token controller fills in the service account's token Secret.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let secret = loop {
+        let name = env.kubectl(&[
+            "get",
+            "sa",
+            "limited",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.secrets[0].name}",
+        ]);
+        if !name.is_empty() {
+            break name;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no token for the service account"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let token = env.kubectl(&[
+        "get",
+        "secret",
+        &secret,
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.data.token}",
+    ]);
+    let token =
+        String::from_utf8(base64_decode(&token).expect("token is base64")).expect("token is text");
+    let admin = std::fs::read_to_string(&env.kubeconfig).expect("read kubeconfig");
+    let restricted = admin
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("token:") {
+                format!("    token: {token}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = std::env::temp_dir().join(format!("keelson-kubeconfig-{namespace}"));
+    std::fs::write(&path, restricted).expect("write restricted kubeconfig");
+    path
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+}
+
+#[test]
+fn an_apply_the_apiserver_rejects_ends_failed_and_the_release_stays_usable() {
+    let env = TestEnv::get();
+    let registry = TestRegistry::anonymous();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let namespace = env.fresh_namespace("e2e-rejected");
+    let repository = format!("{namespace}/app");
+    runtime.block_on(registry.push_tag(&repository, "1.0.0"));
+    let chart = chart_with_registry("netutils", &registry.host)
+        .display()
+        .to_string();
+    let image = format!("image.repository={}/{repository}", registry.host);
+    env.helm3(&[
+        "install",
+        "app",
+        &chart,
+        "-n",
+        &namespace,
+        "--set",
+        &image,
+        "--set",
+        "image.tag=1.0.0",
+    ]);
+    runtime.block_on(registry.push_tag(&repository, "1.1.0"));
+
+    let kubeconfig = restricted_kubeconfig(&env, &namespace);
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["reconcile", "--once", "-n", &namespace])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .expect("run keelson");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "a failed release makes reconcile exit non-zero: {stdout}"
+    );
+    assert!(stdout.contains("revision 2 failed"), "{stdout}");
+    assert!(
+        stdout.contains("forbidden") || stdout.contains("Forbidden"),
+        "{stdout}"
+    );
+
+    let revisions = history(&env, &env.helm3, "app", &namespace);
+    assert_eq!(revisions[0]["status"], "deployed", "{revisions:?}");
+    assert_eq!(revisions[1]["status"], "failed", "{revisions:?}");
+    assert!(
+        revisions[1]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("keelson"),
+        "{revisions:?}"
+    );
+    assert_eq!(
+        image_of(&env, &namespace, "app-netutils"),
+        format!("{}/{repository}:1.0.0", registry.host)
+    );
+    // helm upgrades on top of the failed revision as usual.
+    env.helm3(&["upgrade", "app", &chart, "-n", &namespace, "--reuse-values"]);
+    assert_eq!(
+        deployed_count(&history(&env, &env.helm3, "app", &namespace)),
+        1
+    );
+    env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}
+
+#[tokio::test]
+async fn a_pending_record_left_by_a_crash_is_repaired_at_the_next_run() {
+    use keelson::storage::{Driver, DriverKind, RevisionChange, Storage};
+    let env = TestEnv::get();
+    let registry = TestRegistry::anonymous();
+    let namespace = env.fresh_namespace("e2e-crash");
+    let repository = format!("{namespace}/app");
+    registry.push_tag(&repository, "1.0.0").await;
+    let chart = chart_with_registry("netutils", &registry.host)
+        .display()
+        .to_string();
+    let image = format!("image.repository={}/{repository}", registry.host);
+    for release in ["applied", "unapplied"] {
+        env.helm3(&[
+            "install",
+            release,
+            &chart,
+            "-n",
+            &namespace,
+            "--set",
+            &image,
+            "--set",
+            "image.tag=1.0.0",
+        ]);
+    }
+    registry.push_tag(&repository, "1.1.0").await;
+
+    keelson::cluster::install_crypto_provider();
+    let client = keelson::cluster::ClusterArgs {
+        kubeconfig: Some(env.kubeconfig.clone().into()),
+        context: None,
+    }
+    .client()
+    .await
+    .expect("client");
+    let storage = Storage::new(Driver::new(client, DriverKind::Secret));
+    // What a crash between "pending record written" and "apply finished" leaves behind.
+    for release in ["applied", "unapplied"] {
+        let deployed = storage
+            .deployed(&namespace, release)
+            .await
+            .expect("deployed revision");
+        let mut config = deployed.release.config();
+        config.insert("image".into(), serde_json::json!({"repository": format!("{}/{repository}", registry.host), "tag": "1.1.0"}));
+        let manifest = deployed
+            .release
+            .manifest
+            .clone()
+            .unwrap_or_default()
+            .replace(":1.0.0", ":1.1.0");
+        storage
+            .begin_upgrade(
+                &namespace,
+                release,
+                RevisionChange {
+                    config,
+                    manifest,
+                    description: "keelson: test".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("pending revision");
+    }
+    // For one release the apply had gone through before the crash.
+    let new_image = format!("netutils={}/{repository}:1.1.0", registry.host);
+    env.kubectl(&[
+        "set",
+        "image",
+        "deployment/applied-netutils",
+        &new_image,
+        "-n",
+        &namespace,
+    ]);
+
+    let output = reconcile(&env, &namespace);
+    assert!(
+        output.contains("applied: repaired pending revision 2 (now deployed)"),
+        "{output}"
+    );
+    assert!(
+        output.contains("unapplied: repaired pending revision 2 (now failed)"),
+        "{output}"
+    );
+    let applied = history(&env, &env.helm3, "applied", &namespace);
+    assert_eq!(
+        (applied[0]["status"].as_str(), applied[1]["status"].as_str()),
+        (Some("superseded"), Some("deployed"))
+    );
+
+    // The next run updates the release whose revision failed, and helm sees no pending state.
+    let output = reconcile(&env, &namespace);
+    assert!(
+        output.contains("unapplied: revision 3 deployed"),
+        "{output}"
+    );
+    env.helm3(&[
+        "upgrade",
+        "unapplied",
+        &chart,
+        "-n",
+        &namespace,
+        "--reuse-values",
+    ]);
+    env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}
