@@ -134,6 +134,51 @@ fn classic_flow(helm_of: fn(&TestEnv) -> String, label: &str) {
     let values: Value = serde_json::from_str(&values).expect("values JSON");
     assert_eq!(values["image"]["tag"], "4.5.6", "{values}");
 
+    // Byte for byte what helm writes: a twin release in another namespace, upgraded by helm
+    // itself to the same tag, stores the same manifest and the same user values.
+    assert!(description.ends_with("full render)"), "{description}");
+    let twin = env.fresh_namespace(&format!("e2e-twin-{label}"));
+    env.run(
+        &helm,
+        &[
+            "install",
+            "ithome",
+            &chart,
+            "-n",
+            &twin,
+            "--set",
+            &format!("image.repository={}/{repository}", registry.host),
+        ],
+    );
+    env.run(
+        &helm,
+        &[
+            "upgrade",
+            "ithome",
+            &chart,
+            "-n",
+            &twin,
+            "--reuse-values",
+            "--set",
+            "image.tag=4.5.6",
+        ],
+    );
+    assert_eq!(
+        env.run(&helm, &["get", "manifest", "ithome", "-n", &namespace]),
+        env.run(&helm, &["get", "manifest", "ithome", "-n", &twin])
+    );
+    assert_eq!(
+        env.run(
+            &helm,
+            &["get", "values", "ithome", "-n", &namespace, "-o", "json"]
+        ),
+        env.run(
+            &helm,
+            &["get", "values", "ithome", "-n", &twin, "-o", "json"]
+        )
+    );
+    env.kubectl(&["delete", "namespace", &twin, "--wait=false"]);
+
     // The deployment controller keeps both ReplicaSets.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {

@@ -81,8 +81,10 @@ async fn updater(
         Updater {
             storage,
             registry,
-            applier: Applier::new(client),
+            applier: Applier::new(client.clone()),
+            client,
             config,
+            capabilities: Default::default(),
         },
         namespace,
     ))

@@ -13,6 +13,7 @@ use crate::storage::{
 
 use super::patch_mode::{self, RenderedImage};
 use super::plan::{self, ImagePlan, TagCache, ValueChange, error_chain};
+use super::render::{ClusterCapabilities, full_render};
 
 use crate::storage::PREPARING_UPGRADE as PENDING_DESCRIPTION;
 
@@ -92,7 +93,10 @@ pub struct Updater {
     pub storage: Storage,
     pub registry: RegistryClient,
     pub applier: Applier,
+    pub client: kube::Client,
     pub config: UpdaterConfig,
+    /// Discovered once, the first time a release needs a render.
+    pub capabilities: tokio::sync::OnceCell<ClusterCapabilities>,
 }
 
 impl Updater {
@@ -240,15 +244,29 @@ impl Updater {
 
         let old_manifest = deployed.release.manifest.clone().unwrap_or_default();
         let old_hooks = deployed.release.hooks.clone().unwrap_or_default();
-        let (manifest, hooks, mode) =
-            self.new_manifest(deployed, &config, changes, &old_manifest, &old_hooks)?;
+        let next_version = history
+            .iter()
+            .map(|r| r.release.version())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let (manifest, hooks, notes, mode) = self
+            .new_manifest(
+                deployed,
+                &config,
+                next_version,
+                changes,
+                &old_manifest,
+                &old_hooks,
+            )
+            .await?;
 
         let description = describe(changes, mode);
         let change = RevisionChange {
             config,
             manifest: manifest.clone(),
             hooks: Some(hooks),
-            notes: None,
+            notes,
             description: description.clone(),
         };
         let storage = self
@@ -323,16 +341,26 @@ impl Updater {
     /// The render-verify guard: re-render the deployed revision from its stored chart and
     /// config; only when that reproduces the stored manifest byte for byte is the new manifest
     /// rendered, otherwise the stored one is patched.
-    fn new_manifest(
+    async fn new_manifest(
         &self,
         deployed: &StoredRelease,
         config: &Map<String, Value>,
+        next_version: i64,
         changes: &[&ImagePlan],
         old_manifest: &str,
         old_hooks: &[Hook],
-    ) -> Result<(String, Vec<Hook>, RenderMode), Outcome> {
-        if let Some(rendered) = super::render::full_render(deployed, config) {
-            return Ok((rendered.0, rendered.1, RenderMode::FullRender));
+    ) -> Result<(String, Vec<Hook>, Option<String>, RenderMode), Outcome> {
+        let capabilities = self
+            .capabilities
+            .get_or_init(|| ClusterCapabilities::discover(&self.client))
+            .await;
+        if let Some(rendered) = full_render(deployed, config, next_version, capabilities) {
+            return Ok((
+                rendered.manifest,
+                rendered.hooks,
+                Some(rendered.notes),
+                RenderMode::FullRender,
+            ));
         }
         let mut manifest = old_manifest.to_string();
         let mut hooks = old_hooks.to_vec();
@@ -356,7 +384,7 @@ impl Updater {
                 }
             }
         }
-        Ok((manifest, hooks, RenderMode::Patch))
+        Ok((manifest, hooks, None, RenderMode::Patch))
     }
 
     /// Repairs keelson's own pending record left by a crash: roll forward when the cluster
