@@ -46,12 +46,24 @@ pub enum RenderMode {
 }
 
 impl RenderMode {
-    fn label(self) -> &'static str {
+    /// How descriptions and `keelson check` name the mode.
+    pub fn label(self) -> &'static str {
         match self {
             RenderMode::FullRender => "full render",
             RenderMode::Patch => "patch mode",
         }
     }
+}
+
+/// A new revision computed but not yet written.
+struct Prepared<'h> {
+    deployed: &'h StoredRelease,
+    config: Map<String, Value>,
+    manifest: String,
+    hooks: Vec<Hook>,
+    notes: Option<String>,
+    mode: RenderMode,
+    description: String,
 }
 
 /// What happened to one release in a cycle.
@@ -200,23 +212,42 @@ impl Updater {
             _ => (&latest, block),
         };
         let plans = plan::plan_release(base, &block, &history, &self.registry, cache).await;
+        let mut plans = plans;
         let changes: Vec<&ImagePlan> = plans.iter().filter(|p| p.target.is_some()).collect();
-        if changes.is_empty() || self.config.dry_run {
+        if changes.is_empty() {
             return done(plans, Outcome::UpToDate);
         }
-        let outcome = match self.write_revision(&history, &changes).await {
-            Ok(outcome) => outcome,
+        let prepared = self.prepare_revision(&history, &changes).await;
+        let mode = prepared.as_ref().ok().map(|p| p.mode);
+        let outcome = match prepared {
+            Ok(_) if self.config.dry_run => Outcome::UpToDate,
+            Ok(prepared) => self.write_revision(prepared).await.unwrap_or_else(|o| o),
             Err(outcome) => outcome,
         };
+        for plan in plans.iter_mut().filter(|p| p.target.is_some()) {
+            plan.mode = mode.map(RenderMode::label);
+            // A revision that cannot even be built refuses every change it would carry.
+            if let (
+                None,
+                Outcome::Failed {
+                    reason,
+                    revision: None,
+                },
+            ) = (mode, &outcome)
+            {
+                plan.reason = Some(reason.clone());
+                plan.target = None;
+            }
+        }
         done(plans, outcome)
     }
 
     /// Writes the revision for `changes` on top of the deployed revision.
-    async fn write_revision(
+    async fn prepare_revision<'h>(
         &self,
-        history: &[StoredRelease],
+        history: &'h [StoredRelease],
         changes: &[&ImagePlan],
-    ) -> Result<Outcome, Outcome> {
+    ) -> Result<Prepared<'h>, Outcome> {
         let failed = |reason: String| Outcome::Failed {
             reason,
             revision: None,
@@ -228,12 +259,11 @@ impl Updater {
         else {
             return Err(failed("the release has no deployed revision".to_string()));
         };
-        let name = deployed.release.name().to_string();
-        let namespace = deployed.release.namespace().to_string();
-
         let mut config = Value::Object(deployed.release.config());
         let value_changes: Vec<&ValueChange> = changes.iter().flat_map(|p| &p.changes).collect();
+        let coalesced = keel::release_values(&deployed.release);
         for change in &value_changes {
+            copy_lists_from_defaults(&mut config, &coalesced, &change.path);
             set_path(&mut config, &change.path, Value::String(change.new.clone()))
                 .map_err(|reason| failed(format!("cannot set {}: {reason}", change.path)))?;
         }
@@ -261,7 +291,31 @@ impl Updater {
             )
             .await?;
 
-        let description = describe(changes, mode);
+        Ok(Prepared {
+            deployed,
+            config,
+            manifest,
+            hooks,
+            notes,
+            mode,
+            description: describe(changes, mode),
+        })
+    }
+
+    /// Writes the prepared revision: pending record, apply, then deployed (or failed).
+    async fn write_revision(&self, prepared: Prepared<'_>) -> Result<Outcome, Outcome> {
+        let Prepared {
+            deployed,
+            config,
+            manifest,
+            hooks,
+            notes,
+            mode,
+            description,
+        } = prepared;
+        let name = deployed.release.name().to_string();
+        let namespace = deployed.release.namespace().to_string();
+        let old_manifest = deployed.release.manifest.clone().unwrap_or_default();
         let change = RevisionChange {
             config,
             manifest: manifest.clone(),
@@ -505,6 +559,43 @@ fn describe(changes: &[&ImagePlan], mode: RenderMode) -> String {
     ))
 }
 
+/// A path through a list the user config does not hold (`sidecars[0].image` with `sidecars`
+/// only in the chart's defaults) needs that list in the config first: lists replace defaults
+/// whole when Helm coalesces, so the config gets the coalesced list, then the one change.
+fn copy_lists_from_defaults(config: &mut Value, coalesced: &Value, path: &ValuePath) {
+    let steps = path.steps();
+    for (position, step) in steps.iter().enumerate() {
+        if !matches!(step, PathStep::Index(_)) {
+            continue;
+        }
+        let Ok(prefix) = ValuePath::parse(&render_steps(&steps[..position])) else {
+            return;
+        };
+        if prefix.get(config).is_some() {
+            continue;
+        }
+        if let Some(list) = prefix.get(coalesced).filter(|v| v.is_array()) {
+            let _ = set_path(config, &prefix, list.clone());
+        }
+    }
+}
+
+fn render_steps(steps: &[PathStep]) -> String {
+    let mut text = String::new();
+    for step in steps {
+        match step {
+            PathStep::Key(key) => {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(key);
+            }
+            PathStep::Index(index) => text.push_str(&format!("[{index}]")),
+        }
+    }
+    text
+}
+
 /// Sets `path` in `values` to `new`, creating maps on the way; list indexes must exist.
 fn set_path(values: &mut Value, path: &ValuePath, new: Value) -> Result<(), String> {
     let mut cursor = values;
@@ -571,6 +662,20 @@ mod tests {
         let path = ValuePath::parse("image.tag").expect("valid path");
         set_path(&mut values, &path, json!("2")).expect("set");
         assert_eq!(values, json!({"image": {"tag": "2"}}));
+    }
+
+    #[test]
+    fn lists_only_in_the_chart_defaults_are_copied_before_the_change() {
+        let mut config = json!({"replicaCount": 2});
+        let coalesced =
+            json!({"replicaCount": 2, "sidecars": [{"image": "a:1"}, {"image": "b:1"}]});
+        let path = ValuePath::parse("sidecars[1].image").expect("valid path");
+        copy_lists_from_defaults(&mut config, &coalesced, &path);
+        set_path(&mut config, &path, json!("b:2")).expect("set");
+        assert_eq!(
+            config,
+            json!({"replicaCount": 2, "sidecars": [{"image": "a:1"}, {"image": "b:2"}]})
+        );
     }
 
     #[test]
