@@ -787,3 +787,101 @@ async fn a_pending_record_left_by_a_crash_is_repaired_at_the_next_run() {
     ]);
     env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
+
+#[test]
+fn hooks_run_only_when_asked_and_a_hook_that_never_finishes_fails_the_revision() {
+    let env = TestEnv::get();
+    let registry = TestRegistry::anonymous();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let namespace = env.fresh_namespace("e2e-hooks");
+    let repository = format!("{namespace}/app");
+    runtime.block_on(registry.push_tag(&repository, "1.0.0"));
+    let chart = chart_with_registry("hooked", &registry.host)
+        .display()
+        .to_string();
+    let image = format!("image.repository={}/{repository}", registry.host);
+    env.helm3(&[
+        "install", "quiet", &chart, "-n", &namespace, "--set", &image,
+    ]);
+    env.helm3(&["install", "loud", &chart, "-n", &namespace, "--set", &image]);
+    env.helm3(&[
+        "install",
+        "stuck",
+        &chart,
+        "-n",
+        &namespace,
+        "--set",
+        &image,
+        "--set",
+        "jobHook=true",
+    ]);
+    runtime.block_on(registry.push_tag(&repository, "1.1.0"));
+    let tag_of = |release: &str| {
+        env.kubectl(&[
+            "get",
+            "configmap",
+            &format!("{release}-migrated"),
+            "-n",
+            &namespace,
+            "-o",
+            "jsonpath={.data.tag}",
+        ])
+    };
+
+    // Default: no hooks run; the hook's resource stays as the install left it.
+    let out = keelson(
+        &env,
+        &["reconcile", "--once", "-n", &namespace, "-l", "name=quiet"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("quiet: revision 2 deployed"),
+        "{stdout}"
+    );
+    assert_eq!(tag_of("quiet"), "1.0.0");
+
+    // --run-hooks: the pre-upgrade hook is recreated from the new revision.
+    let out = keelson(
+        &env,
+        &[
+            "reconcile",
+            "--once",
+            "-n",
+            &namespace,
+            "-l",
+            "name=loud",
+            "--run-hooks",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("loud: revision 2 deployed"),
+        "{stdout}"
+    );
+    assert_eq!(tag_of("loud"), "1.1.0");
+
+    // A Job hook never completes without a kubelet: the revision fails after the timeout.
+    let out = keelson(
+        &env,
+        &[
+            "reconcile",
+            "--once",
+            "-n",
+            &namespace,
+            "-l",
+            "name=stuck",
+            "--run-hooks",
+            "--hook-timeout",
+            "2",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("stuck: revision 2 failed") && stdout.contains("did not finish within 2s"),
+        "{stdout}"
+    );
+    let revisions = history(&env, &env.helm3, "stuck", &namespace);
+    assert_eq!(revisions[1]["status"], "failed", "{revisions:?}");
+    env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}

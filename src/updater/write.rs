@@ -4,11 +4,13 @@
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
+use crate::apply::hooks::{HookRun, HookSpec};
 use crate::apply::{Applier, ApplyMethod, ReleaseTarget};
 use crate::keel::{self, PathStep, ValuePath};
 use crate::registry::RegistryClient;
 use crate::storage::{
-    Hook, RevisionChange, Status, Storage, StorageError, StoredRelease, fit_description,
+    Hook, PendingRevision, RevisionChange, Status, Storage, StorageError, StoredRelease,
+    fit_description,
 };
 
 use super::patch_mode::{self, RenderedImage};
@@ -16,10 +18,15 @@ use super::plan::{self, ImagePlan, TagCache, ValueChange, error_chain};
 use super::render::{ClusterCapabilities, full_render};
 
 use crate::storage::PREPARING_UPGRADE as PENDING_DESCRIPTION;
+use crate::storage::record::GoValue;
 
 /// Settings of the updater.
 #[derive(Debug, Clone)]
 pub struct UpdaterConfig {
+    /// Run the chart's pre-/post-upgrade hooks around the apply (default: off).
+    pub run_hooks: bool,
+    /// How long one hook (a Job or Pod) may take, like helm's `--timeout`.
+    pub hook_timeout: std::time::Duration,
     /// Revisions kept per release (`--history-max`); 0 keeps all. Helm's default is 10.
     pub history_max: usize,
     /// Plan only; write nothing (`keelson check`).
@@ -29,6 +36,8 @@ pub struct UpdaterConfig {
 impl Default for UpdaterConfig {
     fn default() -> Self {
         Self {
+            run_hooks: false,
+            hook_timeout: std::time::Duration::from_secs(300),
             history_max: crate::storage::DEFAULT_HISTORY_MAX,
             dry_run: false,
         }
@@ -118,8 +127,13 @@ impl Updater {
     pub async fn run_cycle(
         &self,
         namespace: Option<&str>,
+        selector: Option<&str>,
     ) -> Result<Vec<ReleaseOutcome>, StorageError> {
-        let listing = self.storage.latest_revisions(namespace).await?;
+        let selector = match selector.map(str::trim) {
+            Some(extra) if !extra.is_empty() => format!("owner=helm,{extra}"),
+            _ => "owner=helm".to_string(),
+        };
+        let listing = self.storage.driver().latest(namespace, &selector).await?;
         for skipped in &listing.skipped {
             warn!(object = %skipped.object, reason = %skipped.reason, "skipped a release record that cannot be decoded");
         }
@@ -355,13 +369,21 @@ impl Updater {
             namespace: namespace.clone(),
         };
         let method = ApplyMethod::from_record(deployed.release.apply_method.as_deref());
-        if let Err(err) = self
-            .applier
-            .apply(&target, &old_manifest, &manifest, method)
-            .await
-        {
+        let mut pending = pending;
+        let mut result = self.run_hooks(&target, &mut pending, "pre-upgrade").await;
+        if result.is_ok() {
+            result = self
+                .applier
+                .apply(&target, &old_manifest, &manifest, method)
+                .await
+                .map(|_| ());
+        }
+        if result.is_ok() {
+            result = self.run_hooks(&target, &mut pending, "post-upgrade").await;
+        }
+        if let Err(err) = result {
             let reason = error_chain(&err);
-            warn!(release = %name, %namespace, revision, %reason, "apply failed; marking the revision failed");
+            warn!(release = %name, %namespace, revision, %reason, "upgrade failed; marking the revision failed");
             if let Err(mark) = storage.fail_upgrade(pending, &reason).await {
                 warn!(release = %name, %namespace, revision, error = %error_chain(&mark), "could not mark the revision failed");
             }
@@ -390,6 +412,53 @@ impl Updater {
                 revision: Some(revision),
             }),
         }
+    }
+
+    /// Runs the new revision's hooks for `event` when hooks are enabled, recording each run in
+    /// the pending record's `last_run` as Helm does. Off by default: an image bump re-applies
+    /// the workloads, not the chart's install/upgrade jobs.
+    async fn run_hooks(
+        &self,
+        target: &ReleaseTarget,
+        pending: &mut PendingRevision,
+        event: &str,
+    ) -> Result<(), crate::apply::Error> {
+        if !self.config.run_hooks {
+            return Ok(());
+        }
+        let hooks = pending.pending.release.hooks.clone().unwrap_or_default();
+        let specs: Vec<HookSpec> = hooks
+            .iter()
+            .filter(|hook| {
+                hook.events
+                    .as_ref()
+                    .is_some_and(|events| events.iter().any(|e| e == event))
+            })
+            .map(|hook| HookSpec {
+                name: hook.name.clone().unwrap_or_default(),
+                manifest: hook.manifest.clone().unwrap_or_default(),
+                weight: hook.weight.unwrap_or(0),
+                delete_policies: hook.delete_policies.clone().unwrap_or_default(),
+            })
+            .collect();
+        if specs.is_empty() {
+            return Ok(());
+        }
+        let (runs, result) = self
+            .applier
+            .run_hooks(target, &specs, self.config.hook_timeout)
+            .await;
+        if let Some(stored_hooks) = pending.pending.release.hooks.as_mut() {
+            for run in runs {
+                if let Some(hook) = stored_hooks
+                    .iter_mut()
+                    .find(|h| h.name.as_deref() == Some(run.name.as_str()))
+                {
+                    hook.last_run = Some(last_run(&run));
+                }
+            }
+        }
+        result
     }
 
     /// The render-verify guard: re-render the deployed revision from its stored chart and
@@ -507,6 +576,25 @@ impl Updater {
         pending.release.set_status(Status::Deployed, description);
         self.storage.update(&pending).await
     }
+}
+
+/// `last_run` as Helm's record writes it.
+fn last_run(run: &HookRun) -> GoValue {
+    use crate::storage::record::{Carried, format_rfc3339_nano};
+    GoValue::Object(Carried(vec![
+        (
+            "started_at".to_string(),
+            GoValue::String(format_rfc3339_nano(&run.started_at)),
+        ),
+        (
+            "completed_at".to_string(),
+            GoValue::String(format_rfc3339_nano(&run.completed_at)),
+        ),
+        (
+            "phase".to_string(),
+            GoValue::String(run.phase.as_str().to_string()),
+        ),
+    ]))
 }
 
 /// The old and new references of a plan, as a chart would render them.
