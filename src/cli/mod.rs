@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod tags;
+pub mod update;
+
 use crate::cluster::ClusterArgs;
 use crate::logging::{self, LogFormat};
 
@@ -39,6 +42,12 @@ pub enum Command {
     /// List releases with their keel policy and tracked images (like `helm list`).
     #[command(visible_alias = "ls")]
     List(list::ListArgs),
+    /// List an image's tags newest first under a policy, and the tag the policy would pick.
+    Tags(tags::TagsArgs),
+    /// Show what keelson would change (the plan per tracked image); writes nothing.
+    Check(update::CheckArgs),
+    /// Plan and write new Helm revisions for releases with newer allowed images.
+    Reconcile(update::ReconcileArgs),
 }
 
 /// Entry point of the binary: maps errors to exit code 1 with the full cause chain on stderr.
@@ -72,6 +81,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::List(args) => list::run(args, &cli.global.cluster).await,
+        Command::Tags(args) => tags::run(args).await,
+        Command::Check(args) => update::check(args, &cli.global.cluster).await,
+        Command::Reconcile(args) => update::reconcile(args, &cli.global.cluster).await,
     }
 }
 

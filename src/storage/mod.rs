@@ -18,8 +18,9 @@ pub use record::{Chart, Hook, Info, Release, Status, Writer};
 pub const DEFAULT_HISTORY_MAX: usize = 10;
 /// Helm 4 refuses longer descriptions; keelson keeps every description within it.
 pub const MAX_DESCRIPTION_CHARS: usize = 256;
-/// The description Helm gives a revision while its upgrade runs.
-const PREPARING_UPGRADE: &str = "Preparing upgrade";
+/// The description of a revision while keelson's upgrade runs (Helm writes "Preparing upgrade";
+/// keelson's own wording lets a restart recognise a pending record a crash left behind).
+pub const PREPARING_UPGRADE: &str = "keelson: preparing upgrade";
 
 /// Failures of history operations, each naming the release.
 #[derive(Debug, thiserror::Error)]
