@@ -191,12 +191,22 @@ impl FieldError {
 /// `Ok(None)` means the release has no `keel:` block.
 pub fn read_release(release: &Release) -> Result<Option<KeelBlock>, KeelError> {
     let values = release_values(release);
-    read_values(&values).map_err(|e| KeelError {
+    let block = read_values(&values).map_err(|e| KeelError {
         release: release.name().to_string(),
         namespace: release.namespace().to_string(),
         field: e.field,
         problem: e.problem,
-    })
+    })?;
+    if let Some(block) = &block {
+        for warning in &block.warnings {
+            tracing::warn!(
+                release = release.name(),
+                namespace = release.namespace(),
+                "keel block: {warning}"
+            );
+        }
+    }
+    Ok(block)
 }
 
 /// The values a release was rendered with: chart defaults, then the user config on top.

@@ -243,27 +243,30 @@ async fn keelson_revision_is_accepted_by_each_helm() {
             assert_eq!(entries[1]["revision"], 2, "{context}");
             assert_eq!(entries[1]["description"], description, "{context}");
 
-            let values = helm_json(
-                &env,
-                helm_name,
-                driver,
-                &[
-                    "get",
-                    "values",
-                    release,
-                    "-n",
-                    &ns,
-                    "--revision",
-                    "2",
-                    "-o",
-                    "json",
-                ],
-            );
-            assert_eq!(
-                values,
-                serde_json::json!({"image": {"tag": "1.0.1"}, "replicaCount": 2}),
-                "{context}"
-            );
+            // Both helm versions read it, whichever wrote the release.
+            for reader in HELMS {
+                let values = helm_json(
+                    &env,
+                    reader,
+                    driver,
+                    &[
+                        "get",
+                        "values",
+                        release,
+                        "-n",
+                        &ns,
+                        "--revision",
+                        "2",
+                        "-o",
+                        "json",
+                    ],
+                );
+                assert_eq!(
+                    values,
+                    serde_json::json!({"image": {"tag": "1.0.1"}, "replicaCount": 2}),
+                    "{context} read by {reader}"
+                );
+            }
             let manifest = helm(
                 &env,
                 helm_name,
@@ -461,6 +464,26 @@ async fn keelson_list_matches_helm_list() {
     ]))
     .expect("json");
     assert_eq!(configmaps[0]["name"], "gamma");
+    // --time-format takes a Go layout, like helm's.
+    let layout = "Monday Jan _2 2006 3:04:05.000PM -07:00 MST";
+    let ours: Value = serde_json::from_str(&keelson(&[
+        "list",
+        "-n",
+        &ns,
+        "-o",
+        "json",
+        "--time-format",
+        layout,
+    ]))
+    .expect("json");
+    let theirs = helm_json(
+        &env,
+        "helm3",
+        DriverKind::Secret,
+        &["list", "-n", &ns, "-o", "json", "--time-format", layout],
+    );
+    assert_eq!(ours[0]["updated"], theirs[0]["updated"]);
+    assert_eq!(ours[1]["updated"], theirs[1]["updated"]);
     let short = keelson(&["list", "-n", &ns, "-q", "--filter", "^b"]);
     assert_eq!(short, "beta\n");
 }

@@ -26,8 +26,8 @@ pub struct ListArgs {
     /// Namespace scope (default: the kubeconfig context's namespace).
     #[arg(short = 'n', long, env = "HELM_NAMESPACE")]
     pub namespace: Option<String>,
-    /// List releases across all namespaces.
-    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    /// List releases across all namespaces (wins over --namespace, as in helm).
+    #[arg(short = 'A', long)]
     pub all_namespaces: bool,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
@@ -80,6 +80,9 @@ pub struct ListArgs {
     /// Don't print headers in the table format.
     #[arg(long)]
     pub no_headers: bool,
+    /// Format UPDATED with a Go time layout, e.g. "2006-01-02 15:04:05Z0700".
+    #[arg(long)]
+    pub time_format: Option<String>,
 }
 
 /// One row of `keelson list -o json|yaml`.
@@ -156,6 +159,12 @@ pub async fn run(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCo
         .filter(|r| filter.as_ref().is_none_or(|f| f.is_match(r.release.name())))
         .filter(|r| status_selected(&args, &r.release.status()))
         .map(listed_release)
+        .map(|mut row| {
+            if let Some(layout) = &args.time_format {
+                row.updated = format_go_layout(&row.last_deployed, layout);
+            }
+            row
+        })
         .collect();
     sort_rows(&mut rows, args.date, args.reverse);
     let rows: Vec<ListedRelease> = rows.into_iter().skip(args.offset).take(args.max).collect();
@@ -356,54 +365,7 @@ fn parse_time(text: &str) -> Option<jiff::Timestamp> {
 /// `2006-01-02 15:04:05.999999999 -0700 MST`, with `UTC` for `Z`, the local zone's abbreviation
 /// when the offset is the local one, else the numeric offset again. `-` for a missing time.
 pub fn go_time_string(rfc3339: &str) -> String {
-    let Some(timestamp) = parse_time(rfc3339) else {
-        return if rfc3339.is_empty() {
-            "-".to_string()
-        } else {
-            rfc3339.to_string()
-        };
-    };
-    let utc = rfc3339.ends_with('Z') || rfc3339.ends_with('z');
-    let offset = if utc {
-        jiff::tz::Offset::UTC
-    } else {
-        written_offset(rfc3339).unwrap_or(jiff::tz::Offset::UTC)
-    };
-    let dt = offset.to_datetime(timestamp);
-    let mut out = format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        dt.year(),
-        dt.month(),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    );
-    let nanos = dt.subsec_nanosecond();
-    if nanos > 0 {
-        out.push('.');
-        out.push_str(format!("{nanos:09}").trim_end_matches('0'));
-    }
-    let seconds = offset.seconds();
-    let sign = if seconds < 0 { '-' } else { '+' };
-    let minutes = seconds.unsigned_abs() / 60;
-    let numeric = format!("{sign}{:02}{:02}", minutes / 60, minutes % 60);
-    let zone = if utc {
-        "UTC".to_string()
-    } else {
-        let local = jiff::tz::TimeZone::system();
-        let info = local.to_offset_info(timestamp);
-        if info.offset() == offset {
-            info.abbreviation().to_string()
-        } else {
-            numeric.clone()
-        }
-    };
-    out.push(' ');
-    out.push_str(&numeric);
-    out.push(' ');
-    out.push_str(&zone);
-    out
+    format_go_layout(rfc3339, "2006-01-02 15:04:05.999999999 -0700 MST")
 }
 
 /// The `±hh:mm` offset at the end of an RFC 3339 time.
@@ -419,10 +381,254 @@ fn written_offset(rfc3339: &str) -> Option<jiff::tz::Offset> {
     jiff::tz::Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).ok()
 }
 
+/// A parsed release time: the instant as Go's `time.Parse` would hold it (the written offset,
+/// the local zone's abbreviation when the offset is the local one).
+struct GoTime {
+    datetime: jiff::civil::DateTime,
+    offset_seconds: i32,
+    zone: String,
+}
+
+fn go_time(rfc3339: &str) -> Option<GoTime> {
+    let timestamp = parse_time(rfc3339)?;
+    let utc = rfc3339.ends_with('Z') || rfc3339.ends_with('z');
+    let offset = if utc {
+        jiff::tz::Offset::UTC
+    } else {
+        written_offset(rfc3339).unwrap_or(jiff::tz::Offset::UTC)
+    };
+    let zone = if utc {
+        "UTC".to_string()
+    } else {
+        let local = jiff::tz::TimeZone::system();
+        let info = local.to_offset_info(timestamp);
+        if info.offset() == offset {
+            info.abbreviation().to_string()
+        } else {
+            String::new()
+        }
+    };
+    Some(GoTime {
+        datetime: offset.to_datetime(timestamp),
+        offset_seconds: offset.seconds(),
+        zone,
+    })
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// Formats a release time with a Go layout (`--time-format "2006-01-02 15:04:05Z0700"`), the
+/// reference-time tokens Go's `time.Format` knows; everything else is copied literally.
+pub fn format_go_layout(rfc3339: &str, layout: &str) -> String {
+    let Some(t) = go_time(rfc3339) else {
+        return if rfc3339.is_empty() {
+            "-".to_string()
+        } else {
+            rfc3339.to_string()
+        };
+    };
+    let dt = t.datetime;
+    let month_name = MONTHS
+        .get(usize::try_from(dt.month() - 1).unwrap_or(0))
+        .copied()
+        .unwrap_or_default();
+    let weekday_name = WEEKDAYS
+        .get(usize::try_from(dt.weekday().to_monday_zero_offset()).unwrap_or(0))
+        .copied()
+        .unwrap_or_default();
+    let hour12 = match dt.hour() % 12 {
+        0 => 12,
+        h => h,
+    };
+    let offset = |colon: bool, seconds: bool, minutes: bool| {
+        let sign = if t.offset_seconds < 0 { '-' } else { '+' };
+        let abs = t.offset_seconds.unsigned_abs();
+        let mut s = format!("{sign}{:02}", abs / 3600);
+        if minutes {
+            if colon {
+                s.push(':');
+            }
+            s.push_str(&format!("{:02}", abs / 60 % 60));
+        }
+        if seconds {
+            if colon {
+                s.push(':');
+            }
+            s.push_str(&format!("{:02}", abs % 60));
+        }
+        s
+    };
+    // Longest tokens first where one is a prefix of another, as Go's layout scanner decides.
+    const TOKENS: [&str; 36] = [
+        "January",
+        "Jan",
+        "Monday",
+        "Mon",
+        "MST",
+        "2006",
+        "_2006",
+        "002",
+        "__2",
+        "01",
+        "02",
+        "03",
+        "04",
+        "05",
+        "06",
+        "_2",
+        "15",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "PM",
+        "pm",
+        "-07:00:00",
+        "-070000",
+        "-07:00",
+        "-0700",
+        "-07",
+        "Z07:00:00",
+        "Z070000",
+        "Z07:00",
+        "Z0700",
+        "Z07",
+        "Z",
+        "-",
+    ];
+    let mut out = String::new();
+    let mut rest = layout;
+    'scan: while let Some(c) = rest.chars().next() {
+        if c == '.' || c == ',' {
+            let after_dot = rest.get(1..).unwrap_or_default();
+            let digits: String = match after_dot.chars().next() {
+                Some(d @ ('0' | '9')) => after_dot.chars().take_while(|x| *x == d).collect(),
+                _ => String::new(),
+            };
+            let after = after_dot.get(digits.len()..).unwrap_or_default();
+            if !digits.is_empty() && !after.starts_with(|a: char| a.is_ascii_digit()) {
+                let nanos = format!("{:09}", dt.subsec_nanosecond());
+                let fraction = nanos.get(..digits.len().min(9)).unwrap_or_default();
+                if digits.starts_with('0') {
+                    out.push(c);
+                    out.push_str(fraction);
+                } else {
+                    let trimmed = fraction.trim_end_matches('0');
+                    if !trimmed.is_empty() {
+                        out.push(c);
+                        out.push_str(trimmed);
+                    }
+                }
+                rest = after;
+                continue;
+            }
+        }
+        for token in TOKENS {
+            if !rest.starts_with(token) {
+                continue;
+            }
+            let text = match token {
+                "January" => month_name.to_string(),
+                "Jan" => month_name.get(..3).unwrap_or_default().to_string(),
+                "Monday" => weekday_name.to_string(),
+                "Mon" => weekday_name.get(..3).unwrap_or_default().to_string(),
+                "MST" if t.zone.is_empty() => offset(false, false, true),
+                "MST" => t.zone.clone(),
+                "2006" => format!("{:04}", dt.year()),
+                "_2006" => format!("_{:04}", dt.year()),
+                "002" => format!("{:03}", dt.day_of_year()),
+                "__2" => format!("{:>3}", dt.day_of_year()),
+                "01" => format!("{:02}", dt.month()),
+                "02" => format!("{:02}", dt.day()),
+                "03" => format!("{hour12:02}"),
+                "04" => format!("{:02}", dt.minute()),
+                "05" => format!("{:02}", dt.second()),
+                "06" => format!("{:02}", dt.year() % 100),
+                "_2" => format!("{:>2}", dt.day()),
+                "15" => format!("{:02}", dt.hour()),
+                "1" => dt.month().to_string(),
+                "2" => dt.day().to_string(),
+                "3" => hour12.to_string(),
+                "4" => dt.minute().to_string(),
+                "5" => dt.second().to_string(),
+                "PM" => (if dt.hour() >= 12 { "PM" } else { "AM" }).to_string(),
+                "pm" => (if dt.hour() >= 12 { "pm" } else { "am" }).to_string(),
+                "-07:00:00" => offset(true, true, true),
+                "-070000" => offset(false, true, true),
+                "-07:00" => offset(true, false, true),
+                "-0700" => offset(false, false, true),
+                "-07" => offset(false, false, false),
+                z if z.starts_with('Z') && t.offset_seconds == 0 => "Z".to_string(),
+                "Z07:00:00" => offset(true, true, true),
+                "Z070000" => offset(false, true, true),
+                "Z07:00" => offset(true, false, true),
+                "Z0700" => offset(false, false, true),
+                "Z07" => offset(false, false, false),
+                // Lone "Z" and "-" are literal text.
+                _ => continue,
+            };
+            out.push_str(&text);
+            rest = rest.get(token.len()..).unwrap_or_default();
+            continue 'scan;
+        }
+        out.push(c);
+        rest = rest.get(c.len_utf8()..).unwrap_or_default();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn go_layouts() {
+        let t = "2026-11-27T06:46:12.29936459Z";
+        assert_eq!(
+            format_go_layout(t, "2006-01-02 15:04:05Z0700"),
+            "2026-11-27 06:46:12Z"
+        );
+        assert_eq!(
+            format_go_layout(t, "Jan _2 3:04PM .000 .999 MST"),
+            "Nov 27 6:46AM .299 .299 UTC"
+        );
+        assert_eq!(
+            format_go_layout(t, "Monday January 2, 06 002"),
+            "Friday November 27, 26 331"
+        );
+        assert_eq!(
+            format_go_layout(
+                "2026-11-27T07:46:12+01:00",
+                "15:04:05 -07:00 Z0700 (literal)"
+            ),
+            "07:46:12 +01:00 +0100 (literal)"
+        );
+        assert_eq!(format_go_layout("", "2006"), "-");
+    }
 
     #[test]
     fn updated_column_matches_helms() {

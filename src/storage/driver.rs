@@ -284,17 +284,8 @@ impl Driver {
         selector: &str,
     ) -> Result<Listing, DriverError> {
         let raws = self.list_raw(namespace, selector).await?;
-        let mut listing = Listing::default();
-        for raw in raws {
-            match self.decode(raw) {
-                Ok(record) => listing.records.push(record),
-                Err(skipped) => {
-                    tracing::warn!(object = %skipped.object, reason = %skipped.reason, "skipping release record");
-                    listing.skipped.push(skipped);
-                }
-            }
-        }
-        Ok(listing)
+        let groups = raws.into_iter().map(|raw| vec![raw]).collect();
+        Ok(collect_groups(decode_groups(self.kind, groups)))
     }
 
     /// The newest decodable revision of every release matching `selector`, decoding only what
@@ -306,44 +297,42 @@ impl Driver {
         selector: &str,
     ) -> Result<Listing, DriverError> {
         let raws = self.list_raw(namespace, selector).await?;
-        let mut listing = Listing::default();
+        let mut unplaceable = Vec::new();
         let mut groups: BTreeMap<(String, String), Vec<(i64, RawRecord)>> = BTreeMap::new();
         for raw in raws {
-            let labels = raw.meta.labels.clone().unwrap_or_default();
-            let version = labels.get("version").and_then(|v| v.parse::<i64>().ok());
-            match (labels.get("name"), version) {
+            let labels = raw.meta.labels.as_ref();
+            let name = labels.and_then(|l| l.get("name")).cloned();
+            let version = labels
+                .and_then(|l| l.get("version"))
+                .and_then(|v| v.parse::<i64>().ok());
+            match (name, version) {
                 (Some(name), Some(version)) => {
                     let namespace = raw.meta.namespace.clone().unwrap_or_default();
                     groups
-                        .entry((namespace, name.clone()))
+                        .entry((namespace, name))
                         .or_default()
                         .push((version, raw));
                 }
-                _ => {
-                    // Without usable labels the record cannot be placed in any history.
-                    if let Err(skipped) = self.decode(raw) {
-                        tracing::warn!(object = %skipped.object, reason = %skipped.reason, "skipping release record");
-                        listing.skipped.push(skipped);
-                    }
-                }
+                // Without usable labels the record cannot be placed in any history; decoding
+                // it still says what is wrong with it.
+                _ => unplaceable.push(vec![raw]),
             }
         }
-        for (_, mut revisions) in groups {
-            revisions.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
-            for (_, raw) in revisions {
-                match self.decode(raw) {
-                    Ok(record) => {
-                        listing.records.push(record);
-                        break;
-                    }
-                    Err(skipped) => {
-                        tracing::warn!(object = %skipped.object, reason = %skipped.reason, "skipping release record");
-                        listing.skipped.push(skipped);
-                    }
-                }
-            }
+        let mut candidates: Vec<Vec<RawRecord>> = groups
+            .into_values()
+            .map(|mut revisions| {
+                revisions.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
+                revisions.into_iter().map(|(_, raw)| raw).collect()
+            })
+            .collect();
+        let releases = candidates.len();
+        candidates.extend(unplaceable);
+        let mut decoded = decode_groups(self.kind, candidates);
+        // An unplaceable record is never listed, even if it decodes.
+        for (record, _) in decoded.iter_mut().skip(releases) {
+            *record = None;
         }
-        Ok(listing)
+        Ok(collect_groups(decoded))
     }
 
     /// One revision by name; a record that cannot be decoded is an error naming the object.
@@ -377,7 +366,7 @@ impl Driver {
                 object_name,
             });
         };
-        self.decode(raw).map_err(|skipped| DriverError::Corrupt {
+        decode_raw(self.kind, raw).map_err(|skipped| DriverError::Corrupt {
             namespace: namespace.to_string(),
             object: self.kind.object_kind(),
             object_name: object_name.clone(),
@@ -573,32 +562,103 @@ impl Driver {
         };
         Ok((namespace, object_name, meta, payload))
     }
+}
 
-    /// Decodes and checks one object; the error names the object and says what is wrong.
-    fn decode(&self, raw: RawRecord) -> Result<StoredRelease, SkippedRecord> {
-        let namespace = raw.meta.namespace.clone().unwrap_or_default();
-        let object_name = raw.meta.name.clone().unwrap_or_default();
-        let skipped = |reason: String| SkippedRecord {
-            object: format!("{} {namespace}/{object_name}", self.kind.object_kind()),
-            reason,
-        };
-        if !raw.type_ok {
-            return Err(skipped(format!("type is not {SECRET_TYPE}")));
+/// Decodes groups of candidate records (newest first) on all cores; each group yields its
+/// first decodable record, if any, and the ones it had to skip. Order is preserved.
+fn decode_groups(
+    kind: DriverKind,
+    groups: Vec<Vec<RawRecord>>,
+) -> Vec<(Option<StoredRelease>, Vec<SkippedRecord>)> {
+    let decode_group = |group: Vec<RawRecord>| {
+        let mut skipped = Vec::new();
+        for raw in group {
+            match decode_raw(kind, raw) {
+                Ok(record) => return (Some(record), skipped),
+                Err(skip) => skipped.push(skip),
+            }
         }
-        let Some(payload) = raw.payload else {
-            return Err(skipped(format!("has no {RELEASE_KEY:?} data key")));
-        };
-        let release = codec::decode_release(&payload).map_err(|e| skipped(e.to_string()))?;
-        let labels = raw.meta.labels.unwrap_or_default();
-        check_labels(&release, &labels, &namespace, &object_name).map_err(skipped)?;
-        Ok(StoredRelease {
-            release,
-            labels: custom_labels(&labels),
-            namespace,
-            object_name,
-            resource_version: raw.meta.resource_version,
-        })
+        (None, skipped)
+    };
+    let threads = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, 8);
+    if threads == 1 || groups.len() < 32 {
+        return groups.into_iter().map(decode_group).collect();
     }
+    let chunk_len = groups.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<Vec<RawRecord>>> = Vec::with_capacity(threads);
+    let mut rest = groups.into_iter();
+    loop {
+        let chunk: Vec<_> = rest.by_ref().take(chunk_len).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(move || chunk.into_iter().map(decode_group).collect::<Vec<_>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| match handle.join() {
+                Ok(decoded) => decoded,
+                // Decoding does not panic on any input; if a thread died anyway, say so
+                // rather than lose the records silently.
+                Err(_) => vec![(
+                    None,
+                    vec![SkippedRecord {
+                        object: format!("{}s", kind.object_kind()),
+                        reason: "a decoding thread panicked".to_string(),
+                    }],
+                )],
+            })
+            .collect()
+    })
+}
+
+/// Flattens decoded groups into a listing, warning once per skipped record.
+fn collect_groups(decoded: Vec<(Option<StoredRelease>, Vec<SkippedRecord>)>) -> Listing {
+    let mut listing = Listing::default();
+    for (record, skipped) in decoded {
+        for skip in skipped {
+            tracing::warn!(object = %skip.object, reason = %skip.reason, "skipping release record");
+            listing.skipped.push(skip);
+        }
+        listing.records.extend(record);
+    }
+    listing
+}
+
+/// Decodes and checks one object; the error names the object and says what is wrong.
+fn decode_raw(kind: DriverKind, raw: RawRecord) -> Result<StoredRelease, SkippedRecord> {
+    let namespace = raw.meta.namespace.clone().unwrap_or_default();
+    let object_name = raw.meta.name.clone().unwrap_or_default();
+    let skipped = |reason: String| SkippedRecord {
+        object: format!("{} {namespace}/{object_name}", kind.object_kind()),
+        reason,
+    };
+    if !raw.type_ok {
+        return Err(skipped(format!("type is not {SECRET_TYPE}")));
+    }
+    let Some(payload) = raw.payload else {
+        return Err(skipped(format!("has no {RELEASE_KEY:?} data key")));
+    };
+    let release = codec::decode_release(&payload).map_err(|e| skipped(e.to_string()))?;
+    let labels = raw.meta.labels.unwrap_or_default();
+    check_labels(&release, &labels, &namespace, &object_name).map_err(skipped)?;
+    Ok(StoredRelease {
+        release,
+        labels: custom_labels(&labels),
+        namespace,
+        object_name,
+        resource_version: raw.meta.resource_version,
+    })
 }
 
 /// Checks that labels, object name and JSON agree, as Helm relies on: labels select records,
@@ -753,6 +813,47 @@ mod tests {
 
         let err = check_labels(&rel, &good, "other", "sh.helm.release.v1.web.v3").unwrap_err();
         assert!(err.contains("namespace"), "{err}");
+    }
+
+    fn fixture_secret() -> Secret {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/records/secret-demo-helm3-v1.json"
+        );
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn parallel_decoding_keeps_order_and_falls_back_past_corrupt_records() {
+        let good = fixture_secret();
+        let mut corrupt = good.clone();
+        corrupt.data = Some(BTreeMap::from([(
+            RELEASE_KEY.to_string(),
+            ByteString(b"%%%".to_vec()),
+        )]));
+        let groups: Vec<Vec<RawRecord>> = (0..100)
+            .map(|i| match i % 3 {
+                0 => vec![raw_from_secret(good.clone())],
+                1 => vec![
+                    raw_from_secret(corrupt.clone()),
+                    raw_from_secret(good.clone()),
+                ],
+                _ => vec![raw_from_secret(corrupt.clone())],
+            })
+            .collect();
+        let decoded = decode_groups(DriverKind::Secret, groups);
+        assert_eq!(decoded.len(), 100);
+        for (i, (record, skipped)) in decoded.iter().enumerate() {
+            match i % 3 {
+                0 => assert!(record.is_some() && skipped.is_empty(), "{i}"),
+                1 => assert!(record.is_some() && skipped.len() == 1, "{i}"),
+                _ => assert!(record.is_none() && skipped.len() == 1, "{i}"),
+            }
+        }
+        let listing = collect_groups(decoded);
+        assert_eq!(listing.records.len(), 67);
+        assert_eq!(listing.skipped.len(), 66);
+        assert!(listing.skipped[0].object.starts_with("Secret "));
     }
 
     #[test]
