@@ -357,3 +357,57 @@ async fn keelson_tags_with_pull_secret_file() {
     assert!(stderr.contains("/nonexistent/secret.yaml"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn keelson_tags_with_a_docker_credential_helper() {
+    let registry = basic_auth_registry();
+    let (user, password) = registry.credentials.clone().expect("auth registry");
+    let repository = fresh_repository("cli-helper");
+    push_all(
+        &registry,
+        &repository,
+        &["5.0.0".to_string(), "5.1.0".to_string()],
+    )
+    .await;
+
+    // A real helper executable speaking the docker-credential-helpers protocol on stdin/stdout.
+    let dir = std::env::temp_dir().join(format!("keelson-registry-helper-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let helper = dir.join("docker-credential-keelsontest");
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread -r server || true\nif [ \"$server\" = \"{host}\" ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{password}\"}}' \"$server\"\nelse\n  echo 'credentials not found in native keychain'\n  exit 1\nfi\n",
+        host = registry.host
+    );
+    std::fs::write(&helper, script).expect("write helper");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"credHelpers": {registry.host.clone(): "keelsontest"}}).to_string(),
+    )
+    .expect("write config");
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let reference = format!("{}/{repository}:5.0.0", registry.host);
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["tags", &reference, "--pull-secret"])
+        .arg(&config)
+        .args(["-o", "json"])
+        .env("PATH", path)
+        .output()
+        .expect("run keelson");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["selected"], "5.1.0");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -216,6 +216,43 @@ impl Credentials {
         Ok(credentials)
     }
 
+    /// Reads a pull Secret fetched from the cluster (what `imagePullSecrets` name).
+    pub fn from_secret(
+        secret: &k8s_openapi::api::core::v1::Secret,
+    ) -> Result<Self, CredentialError> {
+        let namespace = secret.metadata.namespace.as_deref().unwrap_or_default();
+        let name = secret.metadata.name.as_deref().unwrap_or_default();
+        let source_name = format!("Secret {namespace}/{name}");
+        let secret_type = secret.type_.as_deref().unwrap_or_default();
+        let key = match secret_type {
+            "kubernetes.io/dockerconfigjson" => ".dockerconfigjson",
+            "kubernetes.io/dockercfg" => ".dockercfg",
+            other => {
+                return Err(CredentialError::Shape {
+                    source_name,
+                    reason: format!("Secret has type {other:?}"),
+                });
+            }
+        };
+        let payload = secret
+            .data
+            .as_ref()
+            .and_then(|data| data.get(key))
+            .map(|bytes| bytes.0.clone())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|data| data.get(key))
+                    .map(|text| text.as_bytes().to_vec())
+            })
+            .ok_or_else(|| CredentialError::Shape {
+                source_name: source_name.clone(),
+                reason: format!("Secret has no data.{key}"),
+            })?;
+        Self::from_secret_data(secret_type, &payload, &source_name)
+    }
+
     /// Adds every entry of `other`; on equal keys the entries of `self` are tried first.
     pub fn merge(&mut self, other: Credentials) {
         self.entries.extend(other.entries);
@@ -708,6 +745,37 @@ mod tests {
             assert!(message.contains(needle), "{text:?}: {message}");
             assert!(message.contains("bad.yaml"), "{message}");
         }
+    }
+
+    #[test]
+    fn cluster_secret_objects() {
+        use k8s_openapi::ByteString;
+        let payload = serde_json::json!({"auths": {"quay.io": {"auth": b64("q:p")}}});
+        let secret = k8s_openapi::api::core::v1::Secret {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("regcred".into()),
+                namespace: Some("apps".into()),
+                ..Default::default()
+            },
+            type_: Some("kubernetes.io/dockerconfigjson".into()),
+            data: Some(
+                [(
+                    ".dockerconfigjson".to_string(),
+                    ByteString(payload.to_string().into_bytes()),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let credentials = Credentials::from_secret(&secret).expect("valid secret");
+        let matched = credentials.matching(&image("quay.io/org/app"));
+        assert_eq!(matched.first().map(|a| a.username.as_str()), Some("q"));
+        let opaque = k8s_openapi::api::core::v1::Secret {
+            type_: Some("Opaque".into()),
+            ..secret
+        };
+        let err = Credentials::from_secret(&opaque).expect_err("wrong type");
+        assert!(err.to_string().contains("Secret apps/regcred"), "{err}");
     }
 
     #[test]

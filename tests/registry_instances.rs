@@ -1,8 +1,12 @@
-//! Bearer token auth against a REAL docker-registry configured with `auth: token`: the registry
-//! validates every token itself (signature against a test certificate, issuer, audience,
-//! expiry, access claims). The token issuer is a small server this test runs on 127.0.0.1; it
-//! signs RS256 JWTs with a throwaway key made by `openssl`. A second docker-registry without
-//! auth shares the storage directory so the test can push images.
+//! docker-registry instances these tests start themselves, for what the shared test
+//! environment does not run:
+//! - Bearer token auth: a REAL docker-registry configured with `auth: token` validates every
+//!   token itself (signature against a test certificate, issuer, audience, expiry, access
+//!   claims). The token issuer is a small server the test runs on 127.0.0.1; it signs RS256
+//!   JWTs with a throwaway key made by `openssl`.
+//! - TLS with a self-signed certificate on loopback.
+//!
+//! A second docker-registry without auth shares each storage directory so tests can push.
 
 // tests/support is shared; its one collapsible `if` is not this file's to change.
 #[allow(clippy::collapsible_if)]
@@ -236,18 +240,37 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-async fn start_registry(dir: &Path, name: &str, auth: Option<(&str, &Path)>) -> RegistryProcess {
+/// How a started registry is configured beyond plain HTTP without auth.
+enum Extra<'a> {
+    None,
+    Token { realm: &'a str, cert: &'a Path },
+    Tls { cert: &'a Path, key: &'a Path },
+}
+
+async fn start_registry(dir: &Path, name: &str, extra: Extra<'_>) -> RegistryProcess {
     let port = free_port();
     let mut config = format!(
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: keelson-token-test\n",
         dir.join("data").display()
     );
-    if let Some((realm, cert)) = auth {
-        config.push_str(&format!(
-            "auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
-            cert.display()
-        ));
-    }
+    let scheme = match extra {
+        Extra::None => "http",
+        Extra::Token { realm, cert } => {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
+                cert.display()
+            ));
+            "http"
+        }
+        Extra::Tls { cert, key } => {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+            "https"
+        }
+    };
     let config_path = dir.join(format!("{name}.yml"));
     std::fs::write(&config_path, config).expect("registry config");
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
@@ -263,10 +286,13 @@ async fn start_registry(dir: &Path, name: &str, auth: Option<(&str, &Path)>) -> 
         child,
         host: format!("127.0.0.1:{port}"),
     };
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .expect("readiness client");
     for _ in 0..100 {
         if let Ok(response) = http
-            .get(format!("http://{}/v2/", process.host))
+            .get(format!("{scheme}://{}/v2/", process.host))
             .send()
             .await
         {
@@ -311,8 +337,16 @@ async fn setup(name: &str, expires_in: u64) -> Setup {
     let keys = Arc::new(make_keys(&dir));
     let issuer = Peer::start(issuer(keys.clone(), expires_in)).await;
     let realm = format!("http://{}/token", issuer.host());
-    let registry = start_registry(&dir, "token", Some((&realm, &keys.cert_path))).await;
-    let writer_process = start_registry(&dir, "writer", None).await;
+    let registry = start_registry(
+        &dir,
+        "token",
+        Extra::Token {
+            realm: &realm,
+            cert: &keys.cert_path,
+        },
+    )
+    .await;
+    let writer_process = start_registry(&dir, "writer", Extra::None).await;
     let writer = TestRegistry::new(writer_process.host.clone(), None);
     Setup {
         issuer,
@@ -441,4 +475,34 @@ async fn tokens_are_renewed_before_the_registry_would_reject_them() {
     assert_eq!(token_requests(&setup), 2);
     // No request carried an expired token: one 401 at the start, then only successes.
     assert_eq!(client.requests_to(&setup.registry.host).tags, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_registry_with_a_self_signed_certificate() {
+    keelson::cluster::install_crypto_provider();
+    let dir = std::env::temp_dir().join(format!("keelson-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let keys = make_keys(&dir);
+    let tls = start_registry(
+        &dir,
+        "tls",
+        Extra::Tls {
+            cert: &keys.cert_path,
+            key: &keys.key_path,
+        },
+    )
+    .await;
+    let writer_process = start_registry(&dir, "tls-writer", Extra::None).await;
+    let writer = TestRegistry::new(writer_process.host.clone(), None);
+    let pushed = writer.push_tag("secure/app", "4.0.0").await;
+
+    // Loopback: no --insecure-registry needed; HTTPS answers, so HTTPS (unverified) is used.
+    let client = RegistryClient::new(RegistryConfig::default()).expect("client");
+    let app = ImageRef::parse(&format!("{}/secure/app", tls.host)).expect("image");
+    assert_eq!(
+        client.list_tags(&app).await.expect("tags over TLS"),
+        ["4.0.0"]
+    );
+    assert_eq!(client.digest(&app, "4.0.0").await.expect("digest"), pushed);
+    let _ = std::fs::remove_dir_all(&dir);
 }
