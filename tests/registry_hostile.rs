@@ -601,6 +601,25 @@ async fn bearer_tokens_are_cached_per_scope_until_they_expire() {
 }
 
 #[tokio::test]
+async fn concurrent_requests_share_one_token() {
+    let peer = start_docker_hub_like(300, None).await;
+    let client = client(fast_config());
+    let app = image(&peer, "library/busy");
+    // Learn the challenge first, then drop into many concurrent first uses of a new scope.
+    client.list_tags(&app).await.expect("tags");
+    let other = image(&peer, "library/crowded");
+    let calls = (0..10).map(|_| {
+        let client = client.clone();
+        let other = other.clone();
+        async move { client.list_tags(&other).await }
+    });
+    for result in futures::future::join_all(calls).await {
+        result.expect("tags");
+    }
+    assert_eq!(peer.count(|r| r.path() == "/token"), 2);
+}
+
+#[tokio::test]
 async fn expired_tokens_are_renewed() {
     let peer = start_docker_hub_like(1, None).await;
     let client = client(fast_config());

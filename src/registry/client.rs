@@ -221,6 +221,9 @@ impl HostState {
     }
 }
 
+/// Tokens are cached per registry host and scope.
+type TokenKey = (String, String);
+
 #[derive(Debug, Clone)]
 struct CachedToken {
     token: String,
@@ -257,7 +260,9 @@ struct Inner {
     /// Accepts self-signed certificates; used only for insecure and loopback registries.
     lax: reqwest::Client,
     hosts: Mutex<HashMap<String, Arc<HostState>>>,
-    tokens: Mutex<HashMap<(String, String), CachedToken>>,
+    tokens: Mutex<HashMap<TokenKey, CachedToken>>,
+    /// One lock per registry + scope, so concurrent requests fetch one token, not one each.
+    token_fetches: Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<()>>>>,
     helper_credentials: tokio::sync::Mutex<HashMap<String, Option<AuthEntry>>>,
 }
 
@@ -283,6 +288,7 @@ impl RegistryClient {
                 config,
                 hosts: Mutex::new(HashMap::new()),
                 tokens: Mutex::new(HashMap::new()),
+                token_fetches: Mutex::new(HashMap::new()),
                 helper_credentials: tokio::sync::Mutex::new(HashMap::new()),
             }),
         })
@@ -612,11 +618,18 @@ impl RegistryClient {
             Some(AuthScheme::Bearer { realm, service }) => {
                 let registry = image.registry_host();
                 let key = (registry.to_string(), scope.to_string());
-                let cached = lock(&self.inner.tokens)
-                    .get(&key)
-                    .filter(|t| t.valid_until > Instant::now())
-                    .map(|t| t.token.clone());
-                let token = match cached {
+                let cached = || {
+                    lock(&self.inner.tokens)
+                        .get(&key)
+                        .filter(|t| t.valid_until > Instant::now())
+                        .map(|t| t.token.clone())
+                };
+                let fetch_lock = lock(&self.inner.token_fetches)
+                    .entry(key.clone())
+                    .or_default()
+                    .clone();
+                let _single_flight = fetch_lock.lock().await;
+                let token = match cached() {
                     Some(token) => token,
                     None => {
                         let credentials = self.credentials_for(image).await?;
