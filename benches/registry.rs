@@ -10,12 +10,15 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+#[path = "../tests/registry_peer/mod.rs"]
+mod peer;
+
 use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use keelson::policy::Policy;
-use keelson::registry::{Credentials, ImageRef, RegistryClient, RegistryConfig};
+use keelson::registry::{Credentials, ImageRef, RegistryClient, RegistryConfig, RequestCounts};
 use support::registry::TestRegistry;
 
 const RELEASES: usize = 200;
@@ -33,18 +36,36 @@ async fn main() {
         "registry benchmark: {RELEASES} releases tracking {REPOSITORIES} repositories, {CYCLES} cycles"
     );
     println!();
-    cycle_bench("anonymous registry", &anonymous, Credentials::none()).await;
+    cycle_bench(
+        "anonymous registry",
+        &anonymous,
+        &anonymous.host,
+        Credentials::none(),
+        "",
+    )
+    .await;
     let (user, password) = basic.credentials.clone().unwrap_or_default();
     let secret = serde_json::json!({"auths": {basic.host.clone(): {"username": user, "password": password}}});
     let credentials = Credentials::from_document(secret.to_string().as_bytes(), "bench-secret")
         .unwrap_or_else(|err| panic!("bench pull secret: {err}"));
-    cycle_bench("basic-auth registry", &basic, credentials).await;
+    cycle_bench("basic-auth registry", &basic, &basic.host, credentials, "").await;
+    // A docker-registry with `auth: token` and the tests' token issuer (tokens live 300 s):
+    // anonymous pull tokens for `public/` repositories, validated by the real registry.
+    let token = peer::instances::setup("bench", 300).await;
+    cycle_bench(
+        "token-auth registry",
+        &token.writer,
+        &token.registry.host,
+        Credentials::none(),
+        "public/",
+    )
+    .await;
     pick_bench();
 }
 
 async fn push_repositories(registry: &TestRegistry, prefix: &str) -> Vec<String> {
     let repositories: Vec<String> = (0..REPOSITORIES)
-        .map(|i| format!("keelson-bench/{prefix}-{}-{i}", std::process::id()))
+        .map(|i| format!("{prefix}-{}-{i}", std::process::id()))
         .collect();
     for repository in &repositories {
         let tags: Vec<String> = (0..TAGS_PER_REPOSITORY)
@@ -54,6 +75,19 @@ async fn push_repositories(registry: &TestRegistry, prefix: &str) -> Vec<String>
         futures::future::join_all(pushes).await;
     }
     repositories
+}
+
+/// Requests to every host (registry and token server) added up.
+fn all_requests(client: &RegistryClient) -> RequestCounts {
+    client
+        .request_counts()
+        .values()
+        .fold(RequestCounts::default(), |sum, c| RequestCounts {
+            ping: sum.ping + c.ping,
+            tags: sum.tags + c.tags,
+            manifest: sum.manifest + c.manifest,
+            token: sum.token + c.token,
+        })
 }
 
 /// One check cycle as the updater runs it: list each distinct repository once, then let each
@@ -83,16 +117,27 @@ async fn check_cycle(
         .count()
 }
 
-async fn cycle_bench(label: &str, registry: &TestRegistry, credentials: Credentials) {
-    let prefix = label.split_whitespace().next().unwrap_or("bench");
-    let repositories = push_repositories(registry, prefix).await;
+/// `writer` pushes the images; `read_host` is the registry the client reads them from (the
+/// same one except for the token registry, whose storage an unauthenticated writer shares).
+async fn cycle_bench(
+    label: &str,
+    writer: &TestRegistry,
+    read_host: &str,
+    credentials: Credentials,
+    repository_prefix: &str,
+) {
+    let prefix = format!(
+        "{repository_prefix}keelson-bench/{}",
+        label.split_whitespace().next().unwrap_or("bench")
+    );
+    let repositories = push_repositories(writer, &prefix).await;
     let releases: Vec<(ImageRef, String)> = (0..RELEASES)
         .map(|i| {
             let repository = repositories
                 .get(i % REPOSITORIES)
                 .cloned()
                 .unwrap_or_default();
-            let image = ImageRef::parse(&format!("{}/{repository}", registry.host))
+            let image = ImageRef::parse(&format!("{read_host}/{repository}"))
                 .unwrap_or_else(|err| panic!("bench image: {err}"));
             (image, "1.0.0".to_string())
         })
@@ -103,15 +148,15 @@ async fn cycle_bench(label: &str, registry: &TestRegistry, credentials: Credenti
         ..RegistryConfig::default()
     })
     .unwrap_or_else(|err| panic!("client: {err}"));
-    println!("== {label} ({})", registry.host);
+    println!("== {label} ({read_host})");
     println!("cycle  requests  tags  manifest  token  ping  updates  wall");
     let mut steady = Vec::new();
     for cycle in 1..=CYCLES {
-        let before = client.requests_to(&registry.host);
+        let before = all_requests(&client);
         let started = Instant::now();
         let updates = check_cycle(&client, &releases, &policy).await;
         let wall = started.elapsed();
-        let after = client.requests_to(&registry.host);
+        let after = all_requests(&client);
         let requests = after.total() - before.total();
         println!(
             "{cycle:>5}  {requests:>8}  {:>4}  {:>8}  {:>5}  {:>4}  {updates:>7}  {wall:>8.1?}",
