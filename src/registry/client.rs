@@ -269,8 +269,9 @@ struct Inner {
 impl RegistryClient {
     /// Builds a client (installing the ring crypto provider if nothing installed one yet).
     pub fn new(config: RegistryConfig) -> Result<Self, Error> {
-        // reqwest panics without a process-wide provider; installing it here is idempotent.
-        crate::cluster::install_crypto_provider();
+        // reqwest panics without a process-wide provider; installing it is idempotent (the
+        // same ring provider `cluster::install_crypto_provider` installs).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let build = |accept_invalid_certs: bool| {
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
