@@ -14,7 +14,9 @@ use tokio::time::Instant;
 
 use super::Error;
 use super::auth::{self, AuthEntry, Challenge, Credentials};
-use super::reference::{ImageRef, is_valid_digest, is_valid_tag};
+use super::reference::{
+    DOCKER_HUB_API_HOST, DOCKER_HUB_DOMAIN, ImageRef, is_valid_digest, is_valid_tag,
+};
 
 /// Every manifest type keelson can resolve a digest for: OCI index and manifest, Docker
 /// manifest list and v2 manifest. Without them a registry may answer with a converted
@@ -473,9 +475,12 @@ impl RegistryClient {
         hosts
             .entry(host.to_string())
             .or_insert_with(|| {
+                // Docker Hub is configured as `docker.io` but served by its API host.
+                let alias = (host == DOCKER_HUB_API_HOST).then_some(DOCKER_HUB_DOMAIN);
                 let limits = config
                     .registry_limits
                     .get(host)
+                    .or_else(|| alias.and_then(|a| config.registry_limits.get(a)))
                     .copied()
                     .unwrap_or(config.default_limits);
                 Arc::new(HostState::new(limits))
