@@ -13,7 +13,6 @@ mod support;
 #[path = "../tests/registry_peer/mod.rs"]
 mod peer;
 
-use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -97,22 +96,15 @@ async fn check_cycle(
     releases: &[(ImageRef, String)],
     policy: &Policy,
 ) -> usize {
-    let distinct: HashSet<&ImageRef> = releases.iter().map(|(image, _)| image).collect();
-    let listings = distinct.iter().map(|image| async move {
-        let tags = client
-            .list_tags(image)
-            .await
-            .unwrap_or_else(|err| panic!("list {image}: {err}"));
-        ((*image).clone(), tags)
-    });
-    let listed: Vec<(ImageRef, Vec<String>)> = futures::future::join_all(listings).await;
+    let listed = client
+        .list_tags_of_all(releases.iter().map(|(image, _)| image))
+        .await;
     releases
         .iter()
-        .filter(|(image, current)| {
-            listed
-                .iter()
-                .find(|(listed_image, _)| listed_image == image)
-                .is_some_and(|(_, tags)| policy.select(current, tags).tag().is_some())
+        .filter(|(image, current)| match listed.get(&image.repository()) {
+            Some(Ok(tags)) => policy.select(current, tags).tag().is_some(),
+            Some(Err(err)) => panic!("list {image}: {err}"),
+            None => panic!("{image} was not listed"),
         })
         .count()
 }

@@ -92,6 +92,31 @@ async fn lists_hundreds_of_tags() {
 }
 
 #[tokio::test]
+async fn one_listing_per_repository_however_many_images_share_it() {
+    let registry = anonymous_registry();
+    let repositories: Vec<String> = (0..3)
+        .map(|i| fresh_repository(&format!("shared{i}")))
+        .collect();
+    for repository in &repositories {
+        registry.push_tag(repository, "1.0.0").await;
+    }
+    // Twelve releases, four per repository, with different tags and digests pinned.
+    let images: Vec<ImageRef> = (0..12)
+        .map(|i| {
+            let repository = repositories.get(i % 3).expect("three repositories");
+            ImageRef::parse(&format!("{}/{repository}:1.0.{i}", registry.host)).expect("image")
+        })
+        .collect();
+    let client = new_client(RegistryConfig::default());
+    let listed = client.list_tags_of_all(&images).await;
+    assert_eq!(listed.len(), 3);
+    for (repository, tags) in &listed {
+        assert_eq!(tags.as_ref().expect(repository), &["1.0.0"]);
+    }
+    assert_eq!(client.requests_to(&registry.host).tags, 3);
+}
+
+#[tokio::test]
 async fn deleted_tags_disappear() {
     let registry = anonymous_registry();
     let repository = fresh_repository("deleted");

@@ -404,6 +404,26 @@ impl RegistryClient {
         Ok(tags)
     }
 
+    /// Lists every distinct repository among `images` exactly once, concurrently (per-registry
+    /// limits still apply): one check cycle costs one listing per repository however many
+    /// releases share it. Results are keyed by [`ImageRef::repository`].
+    pub async fn list_tags_of_all<'a>(
+        &self,
+        images: impl IntoIterator<Item = &'a ImageRef>,
+    ) -> BTreeMap<String, Result<Vec<String>, Error>> {
+        let mut distinct: BTreeMap<String, &ImageRef> = BTreeMap::new();
+        for image in images {
+            distinct.entry(image.repository()).or_insert(image);
+        }
+        let listings = distinct
+            .into_iter()
+            .map(|(repository, image)| async move { (repository, self.list_tags(image).await) });
+        futures::future::join_all(listings)
+            .await
+            .into_iter()
+            .collect()
+    }
+
     /// The manifest digest `reference` (a tag or digest) points to: `HEAD` with the full Accept
     /// list, `GET` only when the registry gives no `Docker-Content-Digest` on `HEAD`.
     pub async fn digest(&self, image: &ImageRef, reference: &str) -> Result<String, Error> {
