@@ -657,6 +657,28 @@ async fn credentialed_token_flow_and_rejected_credentials() {
 }
 
 #[tokio::test]
+async fn rejected_credentials_fall_back_to_the_next_match() {
+    let peer = start_docker_hub_like(300, Some("bob")).await;
+    // Kubelet order: the more specific key (with a path) is tried first and rejected.
+    let document = serde_json::json!({"auths": {
+        format!("{}/private", peer.host()): {"username": "mallory", "password": "pw"},
+        peer.host(): {"username": "bob", "password": "pw"},
+    }});
+    let credentials =
+        Credentials::from_document(document.to_string().as_bytes(), "two.json").expect("secret");
+    let client = client(RegistryConfig {
+        credentials,
+        ..fast_config()
+    });
+    let tags = client
+        .list_tags(&image(&peer, "private/app"))
+        .await
+        .expect("bob's credentials work");
+    assert_eq!(tags, ["1.0.0", "1.1.0"]);
+    assert_eq!(peer.count(|r| r.path() == "/token"), 2);
+}
+
+#[tokio::test]
 async fn endless_401_stops_after_one_retry() {
     let peer = Peer::start(|r| {
         if r.path() == "/token" {

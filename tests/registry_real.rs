@@ -218,6 +218,18 @@ async fn basic_auth_with_pull_secret() {
     assert_eq!(authorized.requests_to(&registry.host).tags, 2);
     assert_eq!(authorized.requests_to(&registry.host).manifest, 1);
 
+    // Two matching entries, the more specific one wrong: the next is tried, as the kubelet does.
+    let two = serde_json::json!({"auths": {
+        format!("{}/keelson-registry-tests", registry.host): {"username": "nobody", "password": "wrong"},
+        registry.host.clone(): {"username": registry.credentials.clone().expect("auth").0, "password": password},
+    }});
+    let fallback = new_client(RegistryConfig {
+        credentials: Credentials::from_document(two.to_string().as_bytes(), "two.json")
+            .expect("secret"),
+        ..RegistryConfig::default()
+    });
+    assert_eq!(fallback.list_tags(&image).await.expect("tags"), ["3.1.4"]);
+
     let anonymous = new_client(RegistryConfig::default());
     let err = anonymous
         .list_tags(&image)

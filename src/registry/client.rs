@@ -562,7 +562,12 @@ impl RegistryClient {
         let registry = image.registry_host();
         let scope = format!("repository:{}:pull", image.path);
         let state = self.host_state(registry);
-        let mut authorization = self.known_authorization(image, &state, &scope).await?;
+        // Index into the matching credentials; like the kubelet, the next one is tried when
+        // the registry or its token server rejects the current one.
+        let mut candidate = 0usize;
+        let mut authorization = self
+            .authorization(image, &state, &scope, &mut candidate)
+            .await?;
         let mut retried_after_challenge = false;
         loop {
             let response = self
@@ -587,8 +592,17 @@ impl RegistryClient {
                 .join(", ");
             let detail = body_snippet(response).await;
             if retried_after_challenge {
-                // Fresh credentials were rejected: stop here instead of looping on 401s.
                 self.forget_token(registry, &scope);
+                if authorization.is_some()
+                    && candidate + 1 < self.credential_candidates(image).await?.len()
+                {
+                    candidate += 1;
+                    authorization = self
+                        .authorization(image, &state, &scope, &mut candidate)
+                        .await?;
+                    continue;
+                }
+                // Fresh credentials were rejected: stop here instead of looping on 401s.
                 return Err(Error::Unauthorized {
                     image: image.repository(),
                     url: url.to_string(),
@@ -614,7 +628,9 @@ impl RegistryClient {
             })?;
             *lock(&state.auth_scheme) = Some(scheme);
             self.forget_token(registry, &scope);
-            authorization = self.known_authorization(image, &state, &scope).await?;
+            authorization = self
+                .authorization(image, &state, &scope, &mut candidate)
+                .await?;
             if authorization.is_none() {
                 return Err(Error::Unauthorized {
                     image: image.repository(),
@@ -627,20 +643,48 @@ impl RegistryClient {
         }
     }
 
-    /// The Authorization header for a registry whose auth scheme is known (None when unknown).
+    /// [`Self::known_authorization`], moving on to the next matching credential while the
+    /// token server rejects the current one.
+    async fn authorization(
+        &self,
+        image: &ImageRef,
+        state: &HostState,
+        scope: &str,
+        candidate: &mut usize,
+    ) -> Result<Option<HeaderValue>, Error> {
+        loop {
+            match self
+                .known_authorization(image, state, scope, *candidate)
+                .await
+            {
+                Err(Error::TokenRequest {
+                    status: 401 | 403, ..
+                }) if *candidate + 1 < self.credential_candidates(image).await?.len() => {
+                    *candidate += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The Authorization header for a registry whose auth scheme is known (None when unknown),
+    /// using the `candidate`-th matching credential.
     async fn known_authorization(
         &self,
         image: &ImageRef,
         state: &HostState,
         scope: &str,
+        candidate: usize,
     ) -> Result<Option<HeaderValue>, Error> {
         let scheme = lock(&state.auth_scheme).clone();
         match scheme {
             None => Ok(None),
-            Some(AuthScheme::Basic) => match self.credentials_for(image).await? {
-                Some(entry) => Ok(Some(basic_header(&entry.username, &entry.password)?)),
-                None => Ok(None),
-            },
+            Some(AuthScheme::Basic) => {
+                match self.credential_candidates(image).await?.get(candidate) {
+                    Some(entry) => Ok(Some(basic_header(&entry.username, &entry.password)?)),
+                    None => Ok(None),
+                }
+            }
             Some(AuthScheme::Bearer { realm, service }) => {
                 let registry = image.registry_host();
                 let key = (registry.to_string(), scope.to_string());
@@ -658,7 +702,11 @@ impl RegistryClient {
                 let token = match cached() {
                     Some(token) => token,
                     None => {
-                        let credentials = self.credentials_for(image).await?;
+                        let credentials = self
+                            .credential_candidates(image)
+                            .await?
+                            .get(candidate)
+                            .cloned();
                         let fresh = self
                             .fetch_token(&realm, service.as_deref(), scope, credentials.as_ref())
                             .await?;
@@ -681,23 +729,25 @@ impl RegistryClient {
         lock(&self.inner.tokens).remove(&(registry.to_string(), scope.to_string()));
     }
 
-    /// Credentials for the image: pull secrets first (kubelet order), then a credential helper.
-    async fn credentials_for(&self, image: &ImageRef) -> Result<Option<AuthEntry>, Error> {
+    /// Credentials for the image, in the order they are tried: every matching pull-secret
+    /// entry (kubelet order), else what the credential helper returns (asked once per client).
+    async fn credential_candidates(&self, image: &ImageRef) -> Result<Vec<AuthEntry>, Error> {
         let credentials = &self.inner.config.credentials;
-        if let Some(entry) = credentials.matching(image).into_iter().next() {
-            return Ok(Some(entry.clone()));
+        let matching = credentials.matching(image);
+        if !matching.is_empty() {
+            return Ok(matching.into_iter().cloned().collect());
         }
         let Some(helper) = credentials.helper_for(image) else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let cache_key = format!("{helper} {}", image.domain);
         let mut cache = self.inner.helper_credentials.lock().await;
         if let Some(entry) = cache.get(&cache_key) {
-            return Ok(entry.clone());
+            return Ok(entry.iter().cloned().collect());
         }
         let entry = auth::run_helper(helper, image).await?;
         cache.insert(cache_key, entry.clone());
-        Ok(entry)
+        Ok(entry.into_iter().collect())
     }
 
     /// Asks the token server for a pull token (GET with Basic, or the OAuth2 refresh-token POST
