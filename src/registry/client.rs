@@ -190,8 +190,9 @@ struct HostState {
 
 impl HostState {
     fn new(limits: Limits) -> Self {
+        // Clamped so the interval arithmetic can never overflow, whatever the configuration says.
         let rate = if limits.requests_per_second.is_finite() && limits.requests_per_second > 0.0 {
-            limits.requests_per_second
+            limits.requests_per_second.clamp(0.001, 1_000_000.0)
         } else {
             Limits::default().requests_per_second
         };
@@ -1311,7 +1312,13 @@ fn parse_http_date(value: &str) -> Option<SystemTime> {
     let year: i64 = parts.next()?.parse().ok()?;
     let mut clock = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
     let (hour, minute, second) = (clock.next()??, clock.next()??, clock.next()??);
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60
+    // The year range keeps the arithmetic below far from overflow on hostile input.
+    if parts.next()? != "GMT"
+        || !(1970..=9999).contains(&year)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
     {
         return None;
     }
@@ -1457,6 +1464,8 @@ mod tests {
             "soon",
             "Sun, 06 Foo 1994 08:49:37 GMT",
             "Sun, 06 Nov 1994 25:00:00 GMT",
+            "Sun, 06 Nov 99999999999999999 08:49:37 GMT",
+            "Sun, 06 Nov -99999999999999999 08:49:37 GMT",
             "",
         ] {
             assert_eq!(parse_http_date(bad), None, "{bad}");
