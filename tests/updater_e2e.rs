@@ -885,3 +885,59 @@ fn hooks_run_only_when_asked_and_a_hook_that_never_finishes_fails_the_revision()
     assert_eq!(revisions[1]["status"], "failed", "{revisions:?}");
     env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
+
+#[test]
+fn history_max_prunes_the_oldest_revisions_but_never_the_deployed_one() {
+    let env = TestEnv::get();
+    let registry = TestRegistry::anonymous();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let namespace = env.fresh_namespace("e2e-history");
+    let repository = format!("{namespace}/app");
+    runtime.block_on(registry.push_tag(&repository, "1.0.0"));
+    let chart = chart_with_registry("netutils", &registry.host)
+        .display()
+        .to_string();
+    let image = format!("image.repository={}/{repository}", registry.host);
+    env.helm4(&[
+        "install",
+        "app",
+        &chart,
+        "-n",
+        &namespace,
+        "--set",
+        &image,
+        "--set",
+        "image.tag=1.0.0",
+    ]);
+    for tag in ["1.0.1", "1.0.2", "1.0.3"] {
+        runtime.block_on(registry.push_tag(&repository, tag));
+        let out = keelson(
+            &env,
+            &[
+                "reconcile",
+                "--once",
+                "-n",
+                &namespace,
+                "--history-max",
+                "2",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let revisions = history(&env, &env.helm4, "app", &namespace);
+    let versions: Vec<i64> = revisions
+        .iter()
+        .filter_map(|r| r["revision"].as_i64())
+        .collect();
+    assert_eq!(versions, vec![3, 4], "{revisions:?}");
+    assert_eq!(revisions[1]["status"], "deployed");
+    assert_eq!(
+        image_of(&env, &namespace, "app-netutils"),
+        format!("{}/{repository}:1.0.3", registry.host)
+    );
+    env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}

@@ -394,13 +394,9 @@ impl Updater {
         }
         match storage.complete_upgrade(pending).await {
             Ok(_) => {
+                // History was already pruned to make room when the pending record was created,
+                // as Helm's storage does; no second pass (and no extra requests) here.
                 info!(release = %name, %namespace, revision, %description, "deployed");
-                if let Err(err) = storage
-                    .prune(&namespace, &name, self.config.history_max)
-                    .await
-                {
-                    warn!(release = %name, %namespace, error = %error_chain(&err), "history pruning failed");
-                }
                 Ok(Outcome::Updated {
                     revision,
                     description,
