@@ -435,6 +435,34 @@ impl Typed {
 
 type Res<T> = Result<T, ExecError>;
 
+/// Helm's named Go map/slice types, for objects that do not say so through
+/// [`Object::collection`](super::value::Object::collection).
+const GO_COLLECTION_TYPES: &[&str] = &[
+    "engine.files",
+    "chartutil.VersionSet",
+    "common.VersionSet",
+    "chartutil.Values",
+    "common.Values",
+];
+
+/// The map or list a named Go map/slice type holds (what range, len and index see).
+fn object_collection(object: &Arc<dyn super::value::Object>) -> Option<Value> {
+    let collection = object.collection().or_else(|| {
+        GO_COLLECTION_TYPES
+            .contains(&object.type_name())
+            .then(|| object.to_serializable())
+    })?;
+    matches!(collection, Value::Map(_) | Value::List(_)).then_some(collection)
+}
+
+/// The collection an object value stands for, if it is a named Go map/slice type.
+fn as_collection(value: &Value) -> Option<Value> {
+    match value {
+        Value::Object(object) => object_collection(object),
+        _ => None,
+    }
+}
+
 /// Go's truth: false, 0, nil, empty string/list/map are false.
 pub fn is_true(value: &Value) -> bool {
     match value {
@@ -650,7 +678,10 @@ impl<'a, 'c> State<'a, 'c> {
         boxed: bool,
         branch: &Branch,
     ) -> Res<()> {
-        let value = self.eval_pipeline(dot, boxed, &branch.pipe)?;
+        let mut value = self.eval_pipeline(dot, boxed, &branch.pipe)?;
+        if let Some(collection) = as_collection(&value) {
+            value = collection;
+        }
         let mut ran = false;
         match &value {
             Value::List(items) => {
@@ -1515,6 +1546,9 @@ impl<'a, 'c> State<'a, 'c> {
 
 fn builtin_len(value: &Value) -> Result<Value, String> {
     let len = match value {
+        Value::Object(_) if as_collection(value).is_some() => {
+            return builtin_len(&as_collection(value).unwrap_or_default());
+        }
         Value::Nil => return Err("len of untyped nil".to_string()),
         Value::String(s) => s.len(),
         Value::Bytes(b) => b.len(),
@@ -1548,6 +1582,9 @@ fn builtin_index(item: &Value, indexes: &[Value]) -> Result<Value, String> {
     }
     let mut current = item.clone();
     for index in indexes {
+        if let Some(collection) = as_collection(&current) {
+            current = collection;
+        }
         current = match &current {
             Value::Nil => return Err("index of nil pointer".to_string()),
             Value::List(items) => {
@@ -1861,6 +1898,41 @@ mod tests {
                  Nope in type interface {}"
             )
         );
+    }
+
+    /// A named Go map type with methods, like Helm's `engine.files`.
+    #[derive(Debug)]
+    struct Files;
+
+    impl crate::render::gotemplate::value::Object for Files {
+        fn type_name(&self) -> &str {
+            "engine.files"
+        }
+
+        fn field(&self, _: &str) -> Option<Value> {
+            None
+        }
+
+        fn to_go_string(&self) -> String {
+            "map[a.txt:[120]]".to_string()
+        }
+
+        fn to_serializable(&self) -> Value {
+            Value::map([
+                ("b.txt".to_string(), Value::Bytes(Arc::new(b"y".to_vec()))),
+                ("a.txt".to_string(), Value::Bytes(Arc::new(b"x".to_vec()))),
+            ])
+        }
+    }
+
+    #[test]
+    fn named_map_types_range_len_and_index_like_go_maps() {
+        let dot = Value::map([("F".to_string(), Value::Object(Arc::new(Files)))]);
+        let out = run(
+            r#"{{ range $k, $v := .F }}{{ $k }}={{ printf "%s" $v }};{{ end }}{{ len .F }} {{ index .F "b.txt" | printf "%s" }}"#,
+            dot,
+        );
+        assert_eq!(out.as_deref(), Ok("a.txt=x;b.txt=y;2 y"));
     }
 
     #[test]
