@@ -18,7 +18,7 @@ demo: env-up
 
 # Every test, against the real environment (brought up first when needed).
 test: env-up
-	eval "$$(scripts/testenv env)" && KEELSON_SHARED_CHARTS="$(CHARTS)" cargo test --all-targets -- --test-threads=2
+	eval "$$(scripts/testenv env)" && KEELSON_SHARED_CHARTS="$(CHARTS)" cargo test
 
 lint:
 	cargo fmt --check

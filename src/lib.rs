@@ -5,9 +5,14 @@
 //! [`registry`] → [`policy`] → new values → [`render`] → [`apply`] → new revision ([`updater`]),
 //! driven by the [`controller`] and the [`cli`].
 
+pub mod apply;
 pub mod cli;
 pub mod cluster;
+pub mod keel;
 pub mod logging;
 pub mod policy;
 pub mod registry;
 pub mod render;
+pub mod storage;
+pub mod updater;
+pub mod values;

@@ -23,10 +23,17 @@ pub fn init(verbosity: u8, format: LogFormat) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("keelson={default_level},warn")));
+        // kube warns on every connection to a cluster with insecure-skip-tls-verify; the
+        // kubeconfig asked for that, so it is not worth a line per command.
+        .unwrap_or_else(|_| {
+            EnvFilter::new(format!(
+                "keelson={default_level},kube_client::client::tls=error,warn"
+            ))
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // A second init (tests) is harmless: keep whichever subscriber came first.
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -1,13 +1,18 @@
 //! The `keelson` command line: parses arguments first, then builds clients, then runs one command.
 
+pub mod list;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 pub mod tags;
+pub mod update;
 
 use crate::cluster::ClusterArgs;
 use crate::logging::{self, LogFormat};
+
+pub mod template;
 
 /// keelson keeps Helm releases on the newest container images their `keel:` block allows.
 #[derive(Debug, Parser)]
@@ -36,8 +41,17 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Print the version of keelson.
     Version,
+    /// List releases with their keel policy and tracked images (like `helm list`).
+    #[command(visible_alias = "ls")]
+    List(list::ListArgs),
     /// List an image's tags newest first under a policy, and the tag the policy would pick.
     Tags(tags::TagsArgs),
+    /// Show what keelson would change (the plan per tracked image); writes nothing.
+    Check(update::CheckArgs),
+    /// Plan and write new Helm revisions for releases with newer allowed images.
+    Reconcile(update::ReconcileArgs),
+    /// Render a chart locally exactly as `helm template` does.
+    Template(Box<template::TemplateArgs>),
 }
 
 /// Entry point of the binary: maps errors to exit code 1 with the full cause chain on stderr.
@@ -70,7 +84,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("keelson {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::List(args) => list::run(args, &cli.global.cluster).await,
         Command::Tags(args) => tags::run(args).await,
+        Command::Check(args) => update::check(args, &cli.global.cluster).await,
+        Command::Reconcile(args) => update::reconcile(args, &cli.global.cluster).await,
+        Command::Template(args) => template::run(&args),
     }
 }
 

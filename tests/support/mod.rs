@@ -14,10 +14,10 @@ const HOW_TO_START: &str = "the test environment is not running: run `make test`
 
 /// Reads a variable that `scripts/testenv env` exports; panics with how to start the env.
 pub fn env_var(name: &str) -> String {
-    if let Ok(value) = std::env::var(name) {
-        if !value.is_empty() {
-            return value;
-        }
+    if let Ok(value) = std::env::var(name)
+        && !value.is_empty()
+    {
+        return value;
     }
     // Fall back to the env file `scripts/testenv up` writes, so a plain `cargo test` works
     // after the env is up.

@@ -27,6 +27,7 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 
 impl TestRegistry {
     pub fn new(host: impl Into<String>, credentials: Option<(String, String)>) -> Self {
+        keelson::cluster::install_crypto_provider();
         Self {
             host: host.into(),
             credentials,

@@ -1,0 +1,595 @@
+//! Applies a release's new manifest to the cluster the way the release's writer did: Helm 3
+//! (client-side) gets patches of just the changed documents, Helm 4 `ssa` releases get a
+//! server-side apply of each changed document with field manager `helm`.
+
+pub mod hooks;
+pub mod openapi;
+pub mod patch;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope};
+use serde_json::Value;
+use tokio::sync::{Mutex, OnceCell};
+
+use openapi::PatchSchema;
+
+/// How the release's writer applied resources (the record's `apply_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyMethod {
+    /// Helm 3, or Helm 4 with `apply_method: csa`: patches computed on the client.
+    ClientSide,
+    /// Helm 4 with `apply_method: ssa`: server-side apply, field manager `helm`.
+    ServerSide,
+}
+
+impl ApplyMethod {
+    /// Reads a record's `apply_method` (absent in Helm 3 records).
+    pub fn from_record(apply_method: Option<&str>) -> Self {
+        match apply_method {
+            Some("ssa") => ApplyMethod::ServerSide,
+            _ => ApplyMethod::ClientSide,
+        }
+    }
+}
+
+/// Field manager Helm 4 uses for server-side apply.
+pub const HELM_FIELD_MANAGER: &str = "helm";
+const KEEP_POLICY_ANNOTATION: &str = "helm.sh/resource-policy";
+
+/// Errors while applying a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("document {index} of the {which} manifest of release {release} is not valid YAML")]
+    ManifestYaml {
+        release: String,
+        which: &'static str,
+        index: usize,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("document {index} of the {which} manifest of release {release} lacks {field}")]
+    ManifestField {
+        release: String,
+        which: &'static str,
+        index: usize,
+        field: &'static str,
+    },
+    #[error("the cluster does not serve {api_version} {kind} (needed by release {release})")]
+    Discovery {
+        release: String,
+        api_version: String,
+        kind: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("hook {hook} of release {release} failed: {reason}")]
+    Hook {
+        release: String,
+        hook: String,
+        reason: String,
+    },
+    #[error("cannot read the apiserver's OpenAPI document")]
+    OpenApi(#[source] Box<kube::Error>),
+    #[error("the apiserver's OpenAPI document is not valid JSON")]
+    OpenApiJson(#[source] serde_json::Error),
+    #[error("cannot {verb} {kind} {namespace}/{name} of release {release}")]
+    Request {
+        release: String,
+        verb: &'static str,
+        kind: String,
+        namespace: String,
+        name: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The release a manifest belongs to.
+#[derive(Debug, Clone)]
+pub struct ReleaseTarget {
+    pub name: String,
+    pub namespace: String,
+}
+
+/// What an apply did, by `Kind/namespace/name`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub created: Vec<String>,
+    pub patched: Vec<String>,
+    pub deleted: Vec<String>,
+    pub kept: Vec<String>,
+    pub unchanged: usize,
+}
+
+/// One document of a rendered manifest.
+#[derive(Debug, Clone)]
+struct Document {
+    body: Value,
+    api_version: String,
+    kind: String,
+    name: String,
+    namespace: Option<String>,
+}
+
+impl Document {
+    /// Identity across renders: group, kind, namespace, name (a version bump is the same object).
+    fn identity(&self) -> (String, String, Option<String>, String) {
+        let group = self
+            .api_version
+            .split_once('/')
+            .map(|(group, _)| group)
+            .unwrap_or("")
+            .to_string();
+        (
+            group,
+            self.kind.clone(),
+            self.namespace.clone(),
+            self.name.clone(),
+        )
+    }
+}
+
+/// Splits a Helm manifest (documents separated by `---`, `# Source:` comments) into documents,
+/// skipping empty ones as Helm does.
+fn parse_manifest(release: &str, which: &'static str, manifest: &str) -> Result<Vec<Document>> {
+    let mut documents = Vec::new();
+    for (index, deserializer) in serde_yaml::Deserializer::from_str(manifest).enumerate() {
+        let value: Value = serde::Deserialize::deserialize(deserializer).map_err(|source| {
+            Error::ManifestYaml {
+                release: release.to_string(),
+                which,
+                index,
+                source,
+            }
+        })?;
+        if value.is_null() {
+            continue;
+        }
+        let field = |path: &[&str], name: &'static str| -> Result<String> {
+            let mut cursor = &value;
+            for key in path {
+                cursor = &cursor[*key];
+            }
+            cursor
+                .as_str()
+                .map(str::to_string)
+                .ok_or(Error::ManifestField {
+                    release: release.to_string(),
+                    which,
+                    index,
+                    field: name,
+                })
+        };
+        let api_version = field(&["apiVersion"], "apiVersion")?;
+        let kind = field(&["kind"], "kind")?;
+        let name = field(&["metadata", "name"], "metadata.name")?;
+        let namespace = value["metadata"]["namespace"].as_str().map(str::to_string);
+        documents.push(Document {
+            body: value,
+            api_version,
+            kind,
+            name,
+            namespace,
+        });
+    }
+    Ok(documents)
+}
+
+/// Applies manifests to one cluster, caching discovery and the OpenAPI merge metadata and
+/// counting the API requests it makes.
+pub struct Applier {
+    client: Client,
+    schema: OnceCell<Arc<PatchSchema>>,
+    resources: Mutex<HashMap<(String, String), (ApiResource, ApiCapabilities)>>,
+    requests: AtomicU64,
+}
+
+impl Applier {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            schema: OnceCell::new(),
+            resources: Mutex::new(HashMap::new()),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Kubernetes API requests made so far (discovery, OpenAPI, reads and writes).
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn schema(&self) -> Result<Arc<PatchSchema>> {
+        self.schema
+            .get_or_try_init(|| async {
+                self.count();
+                let request = http::Request::get("/openapi/v2")
+                    .body(Vec::new())
+                    .map_err(|err| Error::OpenApi(Box::new(kube::Error::HttpError(err))))?;
+                let bytes = self
+                    .client
+                    .request_text(request)
+                    .await
+                    .map_err(|err| Error::OpenApi(Box::new(err)))?;
+                PatchSchema::from_openapi_v2(bytes.as_bytes())
+                    .map(Arc::new)
+                    .map_err(Error::OpenApiJson)
+            })
+            .await
+            .cloned()
+    }
+
+    async fn resource(
+        &self,
+        release: &str,
+        document: &Document,
+    ) -> Result<(ApiResource, ApiCapabilities)> {
+        let key = (document.api_version.clone(), document.kind.clone());
+        if let Some(found) = self.resources.lock().await.get(&key) {
+            return Ok(found.clone());
+        }
+        let (group, version) = match document.api_version.split_once('/') {
+            Some((group, version)) => (group, version),
+            None => ("", document.api_version.as_str()),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, &document.kind);
+        self.count();
+        let found = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|source| Error::Discovery {
+                release: release.to_string(),
+                api_version: document.api_version.clone(),
+                kind: document.kind.clone(),
+                source: Box::new(source),
+            })?;
+        self.resources.lock().await.insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// Moves the cluster from `old_manifest` to `new_manifest` for `target`: patches or applies
+    /// changed documents, creates new ones, deletes vanished ones unless annotated
+    /// `helm.sh/resource-policy: keep`. Documents whose rendered content is unchanged are not
+    /// touched at all.
+    pub async fn apply(
+        &self,
+        target: &ReleaseTarget,
+        old_manifest: &str,
+        new_manifest: &str,
+        method: ApplyMethod,
+    ) -> Result<ApplyReport> {
+        let old = parse_manifest(&target.name, "current", old_manifest)?;
+        let new = parse_manifest(&target.name, "new", new_manifest)?;
+        let mut report = ApplyReport::default();
+        let old_by_identity: HashMap<_, _> = old.iter().map(|d| (d.identity(), d)).collect();
+
+        for document in &new {
+            match old_by_identity.get(&document.identity()) {
+                Some(previous) if previous.body == document.body => report.unchanged += 1,
+                Some(previous) => {
+                    self.update(target, previous, document, method).await?;
+                    report.patched.push(describe(target, document));
+                }
+                None => {
+                    self.create(target, document, method).await?;
+                    report.created.push(describe(target, document));
+                }
+            }
+        }
+
+        let new_identities: std::collections::HashSet<_> =
+            new.iter().map(Document::identity).collect();
+        for document in old
+            .iter()
+            .filter(|d| !new_identities.contains(&d.identity()))
+        {
+            let keep = document.body["metadata"]["annotations"][KEEP_POLICY_ANNOTATION].as_str()
+                == Some("keep");
+            if keep {
+                report.kept.push(describe(target, document));
+                continue;
+            }
+            self.delete(target, document).await?;
+            report.deleted.push(describe(target, document));
+        }
+        Ok(report)
+    }
+
+    /// Whether the cluster already runs the images `manifest` names: every workload document's
+    /// container images equal the live object's. Used to finish a revision a crash left pending.
+    pub async fn manifest_is_live(&self, namespace: &str, manifest: &str) -> Result<bool> {
+        let target = ReleaseTarget {
+            name: String::new(),
+            namespace: namespace.to_string(),
+        };
+        for document in parse_manifest("", "pending", manifest)? {
+            let wanted = container_images(&document.body);
+            if wanted.is_empty() {
+                continue;
+            }
+            let (api, _) = self.api(&target, &document).await?;
+            self.count();
+            let live = match api.get_opt(&document.name).await {
+                Ok(Some(live)) => serde_json::to_value(&live).unwrap_or(Value::Null),
+                Ok(None) | Err(_) => return Ok(false),
+            };
+            if container_images(&live) != wanted {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn api(
+        &self,
+        target: &ReleaseTarget,
+        document: &Document,
+    ) -> Result<(Api<DynamicObject>, String)> {
+        let (resource, capabilities) = self.resource(&target.name, document).await?;
+        Ok(match capabilities.scope {
+            Scope::Namespaced => {
+                let namespace = document
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| target.namespace.clone());
+                (
+                    Api::namespaced_with(self.client.clone(), &namespace, &resource),
+                    namespace,
+                )
+            }
+            Scope::Cluster => (Api::all_with(self.client.clone(), &resource), String::new()),
+        })
+    }
+
+    async fn update(
+        &self,
+        target: &ReleaseTarget,
+        previous: &Document,
+        document: &Document,
+        method: ApplyMethod,
+    ) -> Result<()> {
+        let (api, namespace) = self.api(target, document).await?;
+        let request_error = |source| Error::Request {
+            release: target.name.clone(),
+            verb: "patch",
+            kind: document.kind.clone(),
+            namespace: namespace.clone(),
+            name: document.name.clone(),
+            source: Box::new(source),
+        };
+        match method {
+            ApplyMethod::ServerSide => {
+                let body = with_ownership(target, &document.body);
+                self.count();
+                api.patch(
+                    &document.name,
+                    &PatchParams::apply(HELM_FIELD_MANAGER),
+                    &Patch::Apply(&body),
+                )
+                .await
+                .map_err(request_error)?;
+            }
+            ApplyMethod::ClientSide => {
+                let schema = self.schema().await?;
+                let definition = schema.definition_for(&document.api_version, &document.kind);
+                let patch = match definition {
+                    Some(definition) => patch::strategic_merge_patch(
+                        &schema,
+                        Some(definition),
+                        &previous.body,
+                        &document.body,
+                    )
+                    .map(Patch::Strategic),
+                    None => {
+                        patch::json_merge_patch(&previous.body, &document.body).map(Patch::Merge)
+                    }
+                };
+                if let Some(patch) = patch {
+                    self.count();
+                    api.patch(&document.name, &PatchParams::default(), &patch)
+                        .await
+                        .map_err(request_error)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        target: &ReleaseTarget,
+        document: &Document,
+        method: ApplyMethod,
+    ) -> Result<()> {
+        let (api, namespace) = self.api(target, document).await?;
+        let body = with_ownership(target, &document.body);
+        let request_error = |verb, source| Error::Request {
+            release: target.name.clone(),
+            verb,
+            kind: document.kind.clone(),
+            namespace: namespace.clone(),
+            name: document.name.clone(),
+            source: Box::new(source),
+        };
+        self.count();
+        match method {
+            ApplyMethod::ServerSide => {
+                api.patch(
+                    &document.name,
+                    &PatchParams::apply(HELM_FIELD_MANAGER),
+                    &Patch::Apply(&body),
+                )
+                .await
+                .map_err(|source| request_error("apply", source))?;
+            }
+            ApplyMethod::ClientSide => {
+                let object: DynamicObject = serde_json::from_value(body)
+                    .map_err(|err| request_error("create", kube::Error::SerdeError(err)))?;
+                api.create(&PostParams::default(), &object)
+                    .await
+                    .map_err(|source| request_error("create", source))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, target: &ReleaseTarget, document: &Document) -> Result<()> {
+        let (api, namespace) = self.api(target, document).await?;
+        self.count();
+        match api
+            .delete(&document.name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already gone: the goal is reached.
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(source) => Err(Error::Request {
+                release: target.name.clone(),
+                verb: "delete",
+                kind: document.kind.clone(),
+                namespace,
+                name: document.name.clone(),
+                source: Box::new(source),
+            }),
+        }
+    }
+}
+
+/// `(container name, image)` of every container a workload document runs, sorted.
+fn container_images(body: &Value) -> Vec<(String, String)> {
+    let pod_specs = [
+        &body["spec"]["template"]["spec"],
+        &body["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        &body["spec"],
+    ];
+    let mut images = Vec::new();
+    for spec in pod_specs {
+        for list in ["initContainers", "containers"] {
+            for container in spec[list].as_array().into_iter().flatten() {
+                if let (Some(name), Some(image)) =
+                    (container["name"].as_str(), container["image"].as_str())
+                {
+                    images.push((format!("{list}/{name}"), image.to_string()));
+                }
+            }
+        }
+        if !images.is_empty() {
+            break;
+        }
+    }
+    images.sort();
+    images
+}
+
+fn describe(target: &ReleaseTarget, document: &Document) -> String {
+    let namespace = document.namespace.as_deref().unwrap_or(&target.namespace);
+    format!("{}/{}/{}", document.kind, namespace, document.name)
+}
+
+/// Adds the ownership metadata Helm puts on every object it creates (and, under SSA, on every
+/// object it applies: leaving it out would make the `helm` manager drop those fields).
+fn with_ownership(target: &ReleaseTarget, body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Some(object) = body.as_object_mut() {
+        let metadata = object
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(metadata) = metadata.as_object_mut() {
+            insert_string(metadata, "labels", "app.kubernetes.io/managed-by", "Helm");
+            insert_string(
+                metadata,
+                "annotations",
+                "meta.helm.sh/release-name",
+                &target.name,
+            );
+            insert_string(
+                metadata,
+                "annotations",
+                "meta.helm.sh/release-namespace",
+                &target.namespace,
+            );
+        }
+    }
+    body
+}
+
+fn insert_string(
+    metadata: &mut serde_json::Map<String, Value>,
+    section: &str,
+    key: &str,
+    value: &str,
+) {
+    let entry = metadata
+        .entry(section)
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !entry.is_object() {
+        *entry = Value::Object(Default::default());
+    }
+    if let Some(map) = entry.as_object_mut() {
+        map.insert(key.to_string(), Value::String(value.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_split_into_documents_with_identity() {
+        let manifest = "---\n# Source: demo/templates/service.yaml\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\n---\n# Source: demo/templates/deployment.yaml\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  namespace: other\n";
+        let documents = parse_manifest("demo", "new", manifest).expect("valid manifest");
+        assert_eq!(documents.len(), 2);
+        assert_eq!(
+            documents[1].identity(),
+            (
+                "apps".to_string(),
+                "Deployment".to_string(),
+                Some("other".to_string()),
+                "d".to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn a_document_without_kind_is_an_error_naming_it() {
+        let error = parse_manifest("demo", "new", "apiVersion: v1\nmetadata:\n  name: x\n")
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("document 0 of the new manifest of release demo lacks kind")
+        );
+    }
+
+    #[test]
+    fn ownership_metadata_is_added() {
+        let target = ReleaseTarget {
+            name: "r".into(),
+            namespace: "ns".into(),
+        };
+        let body = with_ownership(&target, &serde_json::json!({"metadata": {"name": "x"}}));
+        assert_eq!(
+            body["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "Helm"
+        );
+        assert_eq!(
+            body["metadata"]["annotations"]["meta.helm.sh/release-name"],
+            "r"
+        );
+        assert_eq!(
+            body["metadata"]["annotations"]["meta.helm.sh/release-namespace"],
+            "ns"
+        );
+    }
+}

@@ -1,0 +1,720 @@
+//! `keelson list`: the releases Helm knows, like `helm list`, plus each one's keel policy and
+//! tracked images (or why it is not tracked).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::cluster::ClusterArgs;
+use crate::keel::{self, KeelBlock};
+use crate::storage::{Driver, DriverKind, Status, Storage, StoredRelease};
+
+/// How `keelson list` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Json,
+    Yaml,
+}
+
+/// Flags of `keelson list`, named as `helm list` names them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListArgs {
+    /// Namespace scope (default: the kubeconfig context's namespace).
+    #[arg(short = 'n', long, env = "HELM_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// List releases across all namespaces (wins over --namespace, as in helm).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Where Helm keeps release records (like HELM_DRIVER).
+    #[arg(long, value_enum, env = "HELM_DRIVER", ignore_case = true, default_value_t = DriverKind::Secret)]
+    pub driver: DriverKind,
+    /// Show all releases without any status filter applied.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Show deployed releases (the default together with --failed).
+    #[arg(long)]
+    pub deployed: bool,
+    /// Show failed releases.
+    #[arg(long)]
+    pub failed: bool,
+    /// Show pending releases.
+    #[arg(long)]
+    pub pending: bool,
+    /// Show superseded releases.
+    #[arg(long)]
+    pub superseded: bool,
+    /// Show uninstalled releases (kept with `helm uninstall --keep-history`).
+    #[arg(long)]
+    pub uninstalled: bool,
+    /// Show releases that are being uninstalled.
+    #[arg(long)]
+    pub uninstalling: bool,
+    /// A regular expression; only releases whose name matches are listed.
+    #[arg(short = 'f', long)]
+    pub filter: Option<String>,
+    /// Label selector on the release records (e.g. -l team=web), ANDed with owner=helm.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Sort by release date instead of name.
+    #[arg(short = 'd', long)]
+    pub date: bool,
+    /// Reverse the sort order.
+    #[arg(short = 'r', long)]
+    pub reverse: bool,
+    /// Maximum number of releases to print.
+    #[arg(short = 'm', long, default_value_t = 256)]
+    pub max: usize,
+    /// Index of the first release to print.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// Print release names only.
+    #[arg(short = 'q', long)]
+    pub short: bool,
+    /// Don't print headers in the table format.
+    #[arg(long)]
+    pub no_headers: bool,
+    /// Format UPDATED with a Go time layout, e.g. "2006-01-02 15:04:05Z0700".
+    #[arg(long)]
+    pub time_format: Option<String>,
+}
+
+/// One row of `keelson list -o json|yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListedRelease {
+    pub name: String,
+    pub namespace: String,
+    pub revision: i64,
+    pub updated: String,
+    pub status: String,
+    pub chart: String,
+    pub app_version: String,
+    /// The keel block with the current image values, or null when not tracked.
+    pub keel: Option<ListedKeel>,
+    /// Why the release is not tracked, or null.
+    pub error: Option<String>,
+    #[serde(skip)]
+    last_deployed: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListedKeel {
+    pub policy: String,
+    pub trigger: String,
+    pub poll_schedule: String,
+    pub images: Vec<ListedImage>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListedImage {
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    /// The policy in force for this image (the block's, or its own override).
+    pub policy: String,
+}
+
+/// Why a release is not tracked when it has no block at all.
+const NO_KEEL_BLOCK: &str = "no keel block in the release's values";
+
+pub async fn run(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCode> {
+    let filter = args
+        .filter
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .context("invalid --filter regular expression")?;
+    let namespace = if args.all_namespaces {
+        None
+    } else {
+        match &args.namespace {
+            Some(ns) => Some(ns.clone()),
+            None => Some(cluster.default_namespace().await),
+        }
+    };
+    let client = cluster.client().await?;
+    let storage = Storage::new(Driver::new(client, args.driver));
+    let selector = match args.selector.as_deref().map(str::trim) {
+        Some(extra) if !extra.is_empty() => format!("owner=helm,{extra}"),
+        _ => "owner=helm".to_string(),
+    };
+    let listing = storage
+        .driver()
+        .latest(namespace.as_deref(), &selector)
+        .await
+        .with_context(|| format!("cannot list releases ({} driver)", args.driver))?;
+    for skipped in &listing.skipped {
+        eprintln!("WARNING: skipped {}: {}", skipped.object, skipped.reason);
+    }
+    let mut rows: Vec<ListedRelease> = listing
+        .records
+        .iter()
+        .filter(|r| filter.as_ref().is_none_or(|f| f.is_match(r.release.name())))
+        .filter(|r| status_selected(&args, &r.release.status()))
+        .map(listed_release)
+        .map(|mut row| {
+            if let Some(layout) = &args.time_format {
+                row.updated = format_go_layout(&row.last_deployed, layout);
+            }
+            row
+        })
+        .collect();
+    sort_rows(&mut rows, args.date, args.reverse);
+    let rows: Vec<ListedRelease> = rows.into_iter().skip(args.offset).take(args.max).collect();
+
+    let mut out = std::io::stdout().lock();
+    if args.short {
+        for row in &rows {
+            writeln!(out, "{}", row.name)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match args.output {
+        OutputFormat::Table => out.write_all(render_table(&rows, !args.no_headers).as_bytes())?,
+        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string(&rows)?)?,
+        OutputFormat::Yaml => out.write_all(serde_yaml::to_string(&rows)?.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Helm's state mask: explicit flags, `--all`, or by default deployed and failed.
+fn status_selected(args: &ListArgs, status: &Status) -> bool {
+    if args.all {
+        return true;
+    }
+    let any_flag = args.deployed
+        || args.failed
+        || args.pending
+        || args.superseded
+        || args.uninstalled
+        || args.uninstalling;
+    match status {
+        Status::Deployed => args.deployed || !any_flag,
+        Status::Failed => args.failed || !any_flag,
+        Status::PendingInstall | Status::PendingUpgrade | Status::PendingRollback => args.pending,
+        Status::Superseded => args.superseded,
+        Status::Uninstalled => args.uninstalled,
+        Status::Uninstalling => args.uninstalling,
+        Status::Unknown | Status::Other(_) => false,
+    }
+}
+
+fn sort_rows(rows: &mut [ListedRelease], by_date: bool, reverse: bool) {
+    if by_date {
+        rows.sort_by(|a, b| {
+            parse_time(&a.last_deployed)
+                .cmp(&parse_time(&b.last_deployed))
+                .then_with(|| a.name.cmp(&b.name))
+        });
+    } else {
+        rows.sort_by(|a, b| (&a.name, &a.namespace).cmp(&(&b.name, &b.namespace)));
+    }
+    if reverse {
+        rows.reverse();
+    }
+}
+
+/// Builds the row for one release's newest revision.
+pub fn listed_release(stored: &StoredRelease) -> ListedRelease {
+    let release = &stored.release;
+    let (chart, app_version) = match &release.chart {
+        Some(chart) if chart.metadata.is_some() => (
+            chart.name_version(),
+            chart
+                .metadata_str("appVersion")
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        _ => ("MISSING".to_string(), "MISSING".to_string()),
+    };
+    let last_deployed = release
+        .info
+        .as_ref()
+        .and_then(|i| i.last_deployed.clone())
+        .unwrap_or_default();
+    let (keel, error) = match keel::read_release(release) {
+        Ok(Some(block)) => (Some(listed_keel(&block)), None),
+        Ok(None) => (None, Some(NO_KEEL_BLOCK.to_string())),
+        Err(err) => (
+            None,
+            Some(format!(
+                "malformed keel block: {}: {}",
+                err.field, err.problem
+            )),
+        ),
+    };
+    ListedRelease {
+        name: release.name().to_string(),
+        namespace: stored.namespace.clone(),
+        revision: release.version(),
+        updated: go_time_string(&last_deployed),
+        status: release.status().to_string(),
+        chart,
+        app_version,
+        keel,
+        error,
+        last_deployed,
+    }
+}
+
+fn listed_keel(block: &KeelBlock) -> ListedKeel {
+    ListedKeel {
+        policy: block.policy.clone(),
+        trigger: block.trigger.to_string(),
+        poll_schedule: block.poll_schedule().to_string(),
+        images: block
+            .images
+            .iter()
+            .map(|image| ListedImage {
+                repository: image.repository.clone(),
+                tag: image.tag.clone(),
+                digest: image.digest.clone(),
+                policy: image.effective_policy(block).to_string(),
+            })
+            .collect(),
+        warnings: block.warnings.clone(),
+    }
+}
+
+/// The table `helm list` prints (every cell padded to its column, cells joined by a tab),
+/// with keelson's KEEL POLICY and IMAGES columns added.
+pub fn render_table(rows: &[ListedRelease], headers: bool) -> String {
+    let mut table: Vec<Vec<String>> = Vec::with_capacity(rows.len() + 1);
+    if headers {
+        table.push(
+            [
+                "NAME",
+                "NAMESPACE",
+                "REVISION",
+                "UPDATED",
+                "STATUS",
+                "CHART",
+                "APP VERSION",
+                "KEEL POLICY",
+                "IMAGES",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        );
+    }
+    for row in rows {
+        let (policy, images) = match (&row.keel, &row.error) {
+            (Some(keel), _) => (
+                keel.policy.clone(),
+                keel.images
+                    .iter()
+                    .map(|image| match &image.tag {
+                        Some(tag) => format!("{}:{tag}", image.repository),
+                        None => image.repository.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            (None, Some(error)) => ("-".to_string(), error.clone()),
+            (None, None) => ("-".to_string(), String::new()),
+        };
+        table.push(vec![
+            row.name.clone(),
+            row.namespace.clone(),
+            row.revision.to_string(),
+            row.updated.clone(),
+            row.status.clone(),
+            row.chart.clone(),
+            row.app_version.clone(),
+            policy,
+            images,
+        ]);
+    }
+    let columns = table.first().map(Vec::len).unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            table
+                .iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in &table {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(&cells.join("\t"));
+        out.push('\n');
+    }
+    out
+}
+
+fn parse_time(text: &str) -> Option<jiff::Timestamp> {
+    text.parse::<jiff::Timestamp>().ok()
+}
+
+/// Formats an RFC 3339 time as Go's `time.Time.String()` does after `time.Parse`:
+/// `2006-01-02 15:04:05.999999999 -0700 MST`, with `UTC` for `Z`, the local zone's abbreviation
+/// when the offset is the local one, else the numeric offset again. `-` for a missing time.
+pub fn go_time_string(rfc3339: &str) -> String {
+    format_go_layout(rfc3339, "2006-01-02 15:04:05.999999999 -0700 MST")
+}
+
+/// The `±hh:mm` offset at the end of an RFC 3339 time.
+fn written_offset(rfc3339: &str) -> Option<jiff::tz::Offset> {
+    let tail = rfc3339.get(rfc3339.len().checked_sub(6)?..)?;
+    let sign = match tail.chars().next()? {
+        '+' => 1,
+        '-' => -1,
+        _ => return None,
+    };
+    let hours: i32 = tail.get(1..3)?.parse().ok()?;
+    let minutes: i32 = tail.get(4..6)?.parse().ok()?;
+    jiff::tz::Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).ok()
+}
+
+/// A parsed release time: the instant as Go's `time.Parse` would hold it (the written offset,
+/// the local zone's abbreviation when the offset is the local one).
+struct GoTime {
+    datetime: jiff::civil::DateTime,
+    offset_seconds: i32,
+    zone: String,
+}
+
+fn go_time(rfc3339: &str) -> Option<GoTime> {
+    let timestamp = parse_time(rfc3339)?;
+    let utc = rfc3339.ends_with('Z') || rfc3339.ends_with('z');
+    let offset = if utc {
+        jiff::tz::Offset::UTC
+    } else {
+        written_offset(rfc3339).unwrap_or(jiff::tz::Offset::UTC)
+    };
+    let zone = if utc {
+        "UTC".to_string()
+    } else {
+        let local = jiff::tz::TimeZone::system();
+        let info = local.to_offset_info(timestamp);
+        if info.offset() == offset {
+            info.abbreviation().to_string()
+        } else {
+            String::new()
+        }
+    };
+    Some(GoTime {
+        datetime: offset.to_datetime(timestamp),
+        offset_seconds: offset.seconds(),
+        zone,
+    })
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// Formats a release time with a Go layout (`--time-format "2006-01-02 15:04:05Z0700"`), the
+/// reference-time tokens Go's `time.Format` knows; everything else is copied literally.
+pub fn format_go_layout(rfc3339: &str, layout: &str) -> String {
+    let Some(t) = go_time(rfc3339) else {
+        return if rfc3339.is_empty() {
+            "-".to_string()
+        } else {
+            rfc3339.to_string()
+        };
+    };
+    let dt = t.datetime;
+    let month_name = MONTHS
+        .get(usize::try_from(dt.month() - 1).unwrap_or(0))
+        .copied()
+        .unwrap_or_default();
+    let weekday_name = WEEKDAYS
+        .get(usize::try_from(dt.weekday().to_monday_zero_offset()).unwrap_or(0))
+        .copied()
+        .unwrap_or_default();
+    let hour12 = match dt.hour() % 12 {
+        0 => 12,
+        h => h,
+    };
+    let offset = |colon: bool, seconds: bool, minutes: bool| {
+        let sign = if t.offset_seconds < 0 { '-' } else { '+' };
+        let abs = t.offset_seconds.unsigned_abs();
+        let mut s = format!("{sign}{:02}", abs / 3600);
+        if minutes {
+            if colon {
+                s.push(':');
+            }
+            s.push_str(&format!("{:02}", abs / 60 % 60));
+        }
+        if seconds {
+            if colon {
+                s.push(':');
+            }
+            s.push_str(&format!("{:02}", abs % 60));
+        }
+        s
+    };
+    // Longest tokens first where one is a prefix of another, as Go's layout scanner decides.
+    const TOKENS: [&str; 36] = [
+        "January",
+        "Jan",
+        "Monday",
+        "Mon",
+        "MST",
+        "2006",
+        "_2006",
+        "002",
+        "__2",
+        "01",
+        "02",
+        "03",
+        "04",
+        "05",
+        "06",
+        "_2",
+        "15",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "PM",
+        "pm",
+        "-07:00:00",
+        "-070000",
+        "-07:00",
+        "-0700",
+        "-07",
+        "Z07:00:00",
+        "Z070000",
+        "Z07:00",
+        "Z0700",
+        "Z07",
+        "Z",
+        "-",
+    ];
+    let mut out = String::new();
+    let mut rest = layout;
+    'scan: while let Some(c) = rest.chars().next() {
+        if c == '.' || c == ',' {
+            let after_dot = rest.get(1..).unwrap_or_default();
+            let digits: String = match after_dot.chars().next() {
+                Some(d @ ('0' | '9')) => after_dot.chars().take_while(|x| *x == d).collect(),
+                _ => String::new(),
+            };
+            let after = after_dot.get(digits.len()..).unwrap_or_default();
+            if !digits.is_empty() && !after.starts_with(|a: char| a.is_ascii_digit()) {
+                let nanos = format!("{:09}", dt.subsec_nanosecond());
+                let fraction = nanos.get(..digits.len().min(9)).unwrap_or_default();
+                if digits.starts_with('0') {
+                    out.push(c);
+                    out.push_str(fraction);
+                } else {
+                    let trimmed = fraction.trim_end_matches('0');
+                    if !trimmed.is_empty() {
+                        out.push(c);
+                        out.push_str(trimmed);
+                    }
+                }
+                rest = after;
+                continue;
+            }
+        }
+        for token in TOKENS {
+            if !rest.starts_with(token) {
+                continue;
+            }
+            let text = match token {
+                "January" => month_name.to_string(),
+                "Jan" => month_name.get(..3).unwrap_or_default().to_string(),
+                "Monday" => weekday_name.to_string(),
+                "Mon" => weekday_name.get(..3).unwrap_or_default().to_string(),
+                "MST" if t.zone.is_empty() => offset(false, false, true),
+                "MST" => t.zone.clone(),
+                "2006" => format!("{:04}", dt.year()),
+                "_2006" => format!("_{:04}", dt.year()),
+                "002" => format!("{:03}", dt.day_of_year()),
+                "__2" => format!("{:>3}", dt.day_of_year()),
+                "01" => format!("{:02}", dt.month()),
+                "02" => format!("{:02}", dt.day()),
+                "03" => format!("{hour12:02}"),
+                "04" => format!("{:02}", dt.minute()),
+                "05" => format!("{:02}", dt.second()),
+                "06" => format!("{:02}", dt.year() % 100),
+                "_2" => format!("{:>2}", dt.day()),
+                "15" => format!("{:02}", dt.hour()),
+                "1" => dt.month().to_string(),
+                "2" => dt.day().to_string(),
+                "3" => hour12.to_string(),
+                "4" => dt.minute().to_string(),
+                "5" => dt.second().to_string(),
+                "PM" => (if dt.hour() >= 12 { "PM" } else { "AM" }).to_string(),
+                "pm" => (if dt.hour() >= 12 { "pm" } else { "am" }).to_string(),
+                "-07:00:00" => offset(true, true, true),
+                "-070000" => offset(false, true, true),
+                "-07:00" => offset(true, false, true),
+                "-0700" => offset(false, false, true),
+                "-07" => offset(false, false, false),
+                z if z.starts_with('Z') && t.offset_seconds == 0 => "Z".to_string(),
+                "Z07:00:00" => offset(true, true, true),
+                "Z070000" => offset(false, true, true),
+                "Z07:00" => offset(true, false, true),
+                "Z0700" => offset(false, false, true),
+                "Z07" => offset(false, false, false),
+                // Lone "Z" and "-" are literal text.
+                _ => continue,
+            };
+            out.push_str(&text);
+            rest = rest.get(token.len()..).unwrap_or_default();
+            continue 'scan;
+        }
+        out.push(c);
+        rest = rest.get(c.len_utf8()..).unwrap_or_default();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn go_layouts() {
+        let t = "2026-11-27T06:46:12.29936459Z";
+        assert_eq!(
+            format_go_layout(t, "2006-01-02 15:04:05Z0700"),
+            "2026-11-27 06:46:12Z"
+        );
+        assert_eq!(
+            format_go_layout(t, "Jan _2 3:04PM .000 .999 MST"),
+            "Nov 27 6:46AM .299 .299 UTC"
+        );
+        assert_eq!(
+            format_go_layout(t, "Monday January 2, 06 002"),
+            "Friday November 27, 26 331"
+        );
+        assert_eq!(
+            format_go_layout(
+                "2026-11-27T07:46:12+01:00",
+                "15:04:05 -07:00 Z0700 (literal)"
+            ),
+            "07:46:12 +01:00 +0100 (literal)"
+        );
+        assert_eq!(format_go_layout("", "2006"), "-");
+    }
+
+    #[test]
+    fn updated_column_matches_helms() {
+        assert_eq!(
+            go_time_string("2026-11-27T06:46:12.29936459Z"),
+            "2026-11-27 06:46:12.29936459 +0000 UTC"
+        );
+        assert_eq!(
+            go_time_string("2026-11-27T06:46:12Z"),
+            "2026-11-27 06:46:12 +0000 UTC"
+        );
+        assert!(
+            go_time_string("2026-11-27T07:46:12.5+01:00")
+                .starts_with("2026-11-27 07:46:12.5 +0100 ")
+        );
+        assert_eq!(go_time_string(""), "-");
+    }
+
+    fn stored(values: serde_json::Value, status: &str) -> StoredRelease {
+        StoredRelease {
+            release: serde_json::from_value(serde_json::json!({
+                "name": "web", "version": 4, "namespace": "ns",
+                "info": {"last_deployed": "2026-11-27T06:46:11.615310595Z", "status": status},
+                "chart": {"metadata": {"name": "demo", "version": "0.1.0", "appVersion": "1.0.0"}, "values": values},
+            }))
+            .unwrap(),
+            labels: BTreeMap::new(),
+            namespace: "ns".into(),
+            object_name: "sh.helm.release.v1.web.v4".into(),
+            resource_version: None,
+        }
+    }
+
+    #[test]
+    fn rows_carry_keel_or_the_reason() {
+        let tracked = listed_release(&stored(
+            serde_json::json!({"image": {"repository": "r", "tag": "1"},
+                "keel": {"policy": "all", "trigger": "poll", "images": [{"repository": "image.repository", "tag": "image.tag"}]}}),
+            "deployed",
+        ));
+        assert_eq!(tracked.chart, "demo-0.1.0");
+        assert_eq!(tracked.revision, 4);
+        assert_eq!(tracked.error, None);
+        let json = serde_json::to_value(&tracked).unwrap();
+        assert_eq!(json["revision"], 4);
+        assert_eq!(json["keel"]["policy"], "all");
+        assert_eq!(json["keel"]["trigger"], "poll");
+        assert_eq!(json["keel"]["images"][0]["repository"], "r");
+        assert_eq!(json["keel"]["images"][0]["tag"], "1");
+
+        let untracked = listed_release(&stored(serde_json::json!({}), "deployed"));
+        assert_eq!(untracked.keel, None);
+        assert_eq!(untracked.error.as_deref(), Some(NO_KEEL_BLOCK));
+
+        let malformed = listed_release(&stored(
+            serde_json::json!({"keel": {"policy": 3}}),
+            "failed",
+        ));
+        assert!(malformed.error.unwrap().contains("keel.policy"));
+
+        let table = render_table(&[tracked], true);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("NAME\tNAMESPACE\tREVISION\tUPDATED"));
+        assert!(
+            lines[1].contains("\tdemo-0.1.0\t1.0.0      \tall        \tr:1"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn default_state_mask_is_deployed_and_failed() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ListArgs,
+        }
+        let args = Wrapper::parse_from(["x"]).args;
+        assert!(status_selected(&args, &Status::Deployed));
+        assert!(status_selected(&args, &Status::Failed));
+        assert!(!status_selected(&args, &Status::Superseded));
+        assert!(!status_selected(&args, &Status::PendingUpgrade));
+        let args = Wrapper::parse_from(["x", "--pending"]).args;
+        assert!(status_selected(&args, &Status::PendingUpgrade));
+        assert!(!status_selected(&args, &Status::Deployed));
+        let args = Wrapper::parse_from(["x", "-a"]).args;
+        assert!(status_selected(&args, &Status::Uninstalled));
+    }
+}

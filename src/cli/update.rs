@@ -1,0 +1,253 @@
+//! `keelson check` (the plan, writing nothing) and `keelson reconcile --once` (plan and write
+//! the new revisions) over the releases in a namespace or all namespaces.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::apply::Applier;
+use crate::cluster::ClusterArgs;
+use crate::registry::{RegistryArgs, RegistryClient};
+use crate::storage::{DEFAULT_HISTORY_MAX, Driver, DriverKind, Storage};
+use crate::updater::{ImagePlan, Outcome, ReleaseOutcome, Updater, UpdaterConfig};
+
+/// Which releases a command covers, named as helm names the flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScopeArgs {
+    /// Namespace scope (default: the kubeconfig context's namespace).
+    #[arg(short = 'n', long, env = "HELM_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// All namespaces.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Label selector on the release records (e.g. -l name=web), ANDed with owner=helm.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Where Helm keeps release records (like HELM_DRIVER).
+    #[arg(long, value_enum, env = "HELM_DRIVER", ignore_case = true, default_value_t = DriverKind::Secret)]
+    pub driver: DriverKind,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Output of `keelson check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CheckOutput {
+    #[default]
+    Table,
+    Json,
+}
+
+/// Arguments of `keelson check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = CheckOutput::Table)]
+    pub output: CheckOutput,
+}
+
+/// Arguments of `keelson reconcile`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// Run one cycle and exit (the controller runs cycles on each release's pollSchedule).
+    #[arg(long, required = true)]
+    pub once: bool,
+    /// Revisions kept per release, like helm's --history-max (0 = unlimited).
+    #[arg(long, default_value_t = DEFAULT_HISTORY_MAX)]
+    pub history_max: usize,
+    /// Run the chart's pre-upgrade and post-upgrade hooks around each image update. Off by
+    /// default: an image bump re-applies the workloads, not the chart's upgrade jobs.
+    #[arg(long)]
+    pub run_hooks: bool,
+    /// How long each hook Job or Pod may run when --run-hooks is set, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub hook_timeout: u64,
+}
+
+async fn updater(
+    scope: &ScopeArgs,
+    cluster: &ClusterArgs,
+    config: UpdaterConfig,
+) -> anyhow::Result<(Updater, Option<String>)> {
+    let namespace = if scope.all_namespaces {
+        None
+    } else {
+        match &scope.namespace {
+            Some(ns) => Some(ns.clone()),
+            None => Some(cluster.default_namespace().await),
+        }
+    };
+    let registry_config = scope.registry.config()?;
+    let registry =
+        RegistryClient::new(registry_config).context("cannot set up the registry client")?;
+    let client = cluster.client().await?;
+    let storage = Storage::new(Driver::new(client.clone(), scope.driver));
+    Ok((
+        Updater {
+            storage,
+            registry,
+            applier: Applier::new(client.clone()),
+            client,
+            config,
+            capabilities: Default::default(),
+        },
+        namespace,
+    ))
+}
+
+/// Runs `keelson check`.
+pub async fn check(args: CheckArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCode> {
+    let config = UpdaterConfig {
+        dry_run: true,
+        ..UpdaterConfig::default()
+    };
+    let (updater, namespace) = updater(&args.scope, cluster, config).await?;
+    let outcomes = updater
+        .run_cycle(namespace.as_deref(), args.scope.selector.as_deref())
+        .await
+        .with_context(|| format!("cannot list releases ({} driver)", args.scope.driver))?;
+    let plans: Vec<&ImagePlan> = outcomes.iter().flat_map(|o| &o.plans).collect();
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        CheckOutput::Json => writeln!(out, "{}", serde_json::to_string(&plans)?)?,
+        CheckOutput::Table => out.write_all(check_table(&outcomes).as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_table(outcomes: &[ReleaseOutcome]) -> String {
+    let mut rows = vec![[
+        "RELEASE".to_string(),
+        "NAMESPACE".to_string(),
+        "PATH".to_string(),
+        "CURRENT".to_string(),
+        "TARGET".to_string(),
+        "REASON".to_string(),
+    ]];
+    for outcome in outcomes {
+        for plan in &outcome.plans {
+            rows.push([
+                plan.release.clone(),
+                plan.namespace.clone(),
+                plan.path.clone(),
+                plan.current.clone(),
+                plan.target.clone().unwrap_or_else(|| "-".to_string()),
+                plan.reason.clone().unwrap_or_default(),
+            ]);
+        }
+        let reason = match &outcome.outcome {
+            Outcome::NotTracked {
+                reason: Some(reason),
+            } => Some(reason.clone()),
+            Outcome::Busy { reason } => Some(reason.clone()),
+            Outcome::Failed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            rows.push([
+                outcome.release.clone(),
+                outcome.namespace.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                reason,
+            ]);
+        }
+    }
+    table(&rows)
+}
+
+/// Columns padded like helm's tables (tab-free, two spaces between columns).
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < N {
+                let pad = widths[i] - cell.chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// Runs `keelson reconcile --once`. Exits 1 when any release failed.
+pub async fn reconcile(args: ReconcileArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCode> {
+    let config = UpdaterConfig {
+        history_max: args.history_max,
+        dry_run: false,
+        run_hooks: args.run_hooks,
+        hook_timeout: std::time::Duration::from_secs(args.hook_timeout),
+    };
+    let (updater, namespace) = updater(&args.scope, cluster, config).await?;
+    let outcomes = updater
+        .run_cycle(namespace.as_deref(), args.scope.selector.as_deref())
+        .await
+        .with_context(|| format!("cannot list releases ({} driver)", args.scope.driver))?;
+    let mut failed = false;
+    let mut out = std::io::stdout().lock();
+    for outcome in &outcomes {
+        let subject = format!("{}/{}", outcome.namespace, outcome.release);
+        match &outcome.outcome {
+            Outcome::Updated {
+                revision,
+                description,
+                ..
+            } => writeln!(
+                out,
+                "{subject}: revision {revision} deployed: {description}"
+            )?,
+            Outcome::UpToDate => {
+                let held: Vec<String> = outcome
+                    .plans
+                    .iter()
+                    .filter_map(|p| p.reason.as_ref().map(|r| format!("{}: {r}", p.path)))
+                    .collect();
+                if held.is_empty() {
+                    writeln!(out, "{subject}: up to date")?;
+                } else {
+                    writeln!(out, "{subject}: held back: {}", held.join("; "))?;
+                }
+            }
+            Outcome::NotTracked { reason: None } => {}
+            Outcome::NotTracked {
+                reason: Some(reason),
+            } => writeln!(out, "{subject}: not tracked: {reason}")?,
+            Outcome::Busy { reason } => writeln!(out, "{subject}: skipped: {reason}")?,
+            Outcome::Repaired { revision, status } => writeln!(
+                out,
+                "{subject}: repaired pending revision {revision} (now {})",
+                status.as_str()
+            )?,
+            Outcome::Failed { reason, revision } => {
+                failed = true;
+                match revision {
+                    Some(revision) => {
+                        writeln!(out, "{subject}: revision {revision} failed: {reason}")?
+                    }
+                    None => writeln!(out, "{subject}: failed: {reason}")?,
+                }
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

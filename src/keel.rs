@@ -1,0 +1,832 @@
+//! Reads the `keel:` block (Keel's schema plus keelson's extensions) and the current image
+//! references it points at from a release's values.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::storage::Release;
+
+/// Keel's default poll schedule when the block sets none.
+pub const DEFAULT_POLL_SCHEDULE: &str = "@every 1m";
+
+/// How updates are triggered (Keel's `trigger`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// Webhooks and events only (Keel's `default`).
+    Default,
+    /// Poll the registry on `pollSchedule`.
+    Poll,
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            Trigger::Default => "default",
+            Trigger::Poll => "poll",
+        })
+    }
+}
+
+/// One step of a value path: a map key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathStep {
+    Key(String),
+    Index(usize),
+}
+
+/// A value path such as `image.tag` or `sidecars[0].image`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValuePath {
+    text: String,
+    steps: Vec<PathStep>,
+}
+
+impl ValuePath {
+    /// Parses dotted keys with optional `[n]` list indexes.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut steps = Vec::new();
+        if text.trim().is_empty() {
+            return Err("empty value path".to_string());
+        }
+        for part in text.split('.') {
+            let (key, mut rest) = match part.find('[') {
+                Some(i) => part.split_at(i),
+                None => (part, ""),
+            };
+            if key.is_empty() && (steps.is_empty() || rest.is_empty()) {
+                return Err(format!("value path {text:?} has an empty key"));
+            }
+            if !key.is_empty() {
+                steps.push(PathStep::Key(key.to_string()));
+            }
+            while !rest.is_empty() {
+                let Some(inner) = rest.strip_prefix('[') else {
+                    return Err(format!("value path {text:?}: unexpected {rest:?}"));
+                };
+                let Some(close) = inner.find(']') else {
+                    return Err(format!("value path {text:?}: missing ']'"));
+                };
+                let (number, after) = inner.split_at(close);
+                let index = number
+                    .parse::<usize>()
+                    .map_err(|_| format!("value path {text:?}: {number:?} is not a list index"))?;
+                steps.push(PathStep::Index(index));
+                rest = after.strip_prefix(']').unwrap_or_default();
+            }
+        }
+        Ok(Self {
+            text: text.to_string(),
+            steps,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn steps(&self) -> &[PathStep] {
+        &self.steps
+    }
+
+    /// The value at this path, if every step exists.
+    pub fn get<'v>(&self, values: &'v Value) -> Option<&'v Value> {
+        let mut current = values;
+        for step in &self.steps {
+            current = match (step, current) {
+                (PathStep::Key(key), Value::Object(map)) => map.get(key)?,
+                (PathStep::Index(i), Value::Array(items)) => items.get(*i)?,
+                _ => return None,
+            };
+        }
+        Some(current)
+    }
+}
+
+impl fmt::Display for ValuePath {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// One `images[]` entry: where the image lives in the values, and what it holds now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedImage {
+    pub repository_path: ValuePath,
+    pub tag_path: Option<ValuePath>,
+    pub digest_path: Option<ValuePath>,
+    /// The pull secret named by the `imagePullSecret` value path, when set.
+    pub image_pull_secret: Option<String>,
+    pub release_notes: Option<String>,
+    /// Per-image override of the release's policy.
+    pub policy: Option<String>,
+    /// The repository as the values hold it now (without a tag).
+    pub repository: String,
+    /// The current tag: from the tag path, else from a `repo:tag` repository value.
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+impl TrackedImage {
+    /// The policy in force for this image.
+    pub fn effective_policy<'a>(&'a self, block: &'a KeelBlock) -> &'a str {
+        self.policy.as_deref().unwrap_or(&block.policy)
+    }
+}
+
+/// A parsed `keel:` block with the current values of its images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeelBlock {
+    pub policy: String,
+    pub trigger: Trigger,
+    pub poll_schedule: Option<String>,
+    pub match_tag: bool,
+    pub match_pre_release: bool,
+    pub approvals: u64,
+    /// Hours an approval request stays open.
+    pub approval_deadline: Option<u64>,
+    pub notification_channels: Vec<String>,
+    pub images: Vec<TrackedImage>,
+    /// Things accepted but worth telling the owner (string booleans, unknown keys).
+    pub warnings: Vec<String>,
+}
+
+impl KeelBlock {
+    pub fn poll_schedule(&self) -> &str {
+        self.poll_schedule
+            .as_deref()
+            .unwrap_or(DEFAULT_POLL_SCHEDULE)
+    }
+}
+
+/// A malformed `keel:` block: which release, which field, what is wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("release {release:?} in namespace {namespace:?}: {field}: {problem}")]
+pub struct KeelError {
+    pub release: String,
+    pub namespace: String,
+    /// E.g. `keel.images[1].tag`.
+    pub field: String,
+    pub problem: String,
+}
+
+/// A field-level problem before the release is known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl FieldError {
+    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Reads the block from a release: its chart's values coalesced with its user config.
+/// `Ok(None)` means the release has no `keel:` block.
+pub fn read_release(release: &Release) -> Result<Option<KeelBlock>, KeelError> {
+    let values = release_values(release);
+    let block = read_values(&values).map_err(|e| KeelError {
+        release: release.name().to_string(),
+        namespace: release.namespace().to_string(),
+        field: e.field,
+        problem: e.problem,
+    })?;
+    if let Some(block) = &block {
+        for warning in &block.warnings {
+            tracing::warn!(
+                release = release.name(),
+                namespace = release.namespace(),
+                "keel block: {warning}"
+            );
+        }
+    }
+    Ok(block)
+}
+
+/// The values a release was rendered with: chart defaults, then the user config on top.
+pub fn release_values(release: &Release) -> Value {
+    let defaults = release
+        .chart
+        .as_ref()
+        .and_then(|c| c.values.clone())
+        .unwrap_or(Value::Null);
+    let config = release.config.clone().unwrap_or_default();
+    coalesce(defaults, config)
+}
+
+/// Deep-merges user values over chart defaults: maps merge key by key, anything else from the
+/// user replaces the default, and a user `null` removes the default.
+fn coalesce(defaults: Value, overrides: Map<String, Value>) -> Value {
+    let mut merged = match defaults {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    for (key, value) in overrides {
+        match value {
+            Value::Null => {
+                merged.remove(&key);
+            }
+            Value::Object(user_map) => {
+                let base = merged.remove(&key).unwrap_or(Value::Null);
+                let combined = match base {
+                    Value::Object(_) => coalesce(base, user_map),
+                    _ => coalesce(Value::Null, user_map),
+                };
+                merged.insert(key, combined);
+            }
+            other => {
+                merged.insert(key, other);
+            }
+        }
+    }
+    Value::Object(merged)
+}
+
+const KNOWN_KEYS: [&str; 9] = [
+    "policy",
+    "trigger",
+    "pollSchedule",
+    "matchTag",
+    "matchPreRelease",
+    "approvals",
+    "approvalDeadline",
+    "notificationChannels",
+    "images",
+];
+const KNOWN_IMAGE_KEYS: [&str; 6] = [
+    "repository",
+    "tag",
+    "digest",
+    "imagePullSecret",
+    "releaseNotes",
+    "policy",
+];
+
+/// Reads the block from already coalesced values.
+pub fn read_values(values: &Value) -> Result<Option<KeelBlock>, FieldError> {
+    let Some(block) = values.get("keel") else {
+        return Ok(None);
+    };
+    let block = match block {
+        Value::Null => return Ok(None),
+        Value::Object(map) => map,
+        other => {
+            return Err(FieldError::new(
+                "keel",
+                format!("expected a map, found {}", kind_of(other)),
+            ));
+        }
+    };
+    let mut warnings = Vec::new();
+    for key in block.keys() {
+        if !KNOWN_KEYS.contains(&key.as_str()) {
+            warnings.push(format!("keel.{key}: unknown key, ignored"));
+        }
+    }
+    let policy = match optional_string(block, "policy", "keel.policy")? {
+        Some(p) => {
+            validate_policy(&p).map_err(|problem| FieldError::new("keel.policy", problem))?
+        }
+        None => {
+            return Err(FieldError::new(
+                "keel.policy",
+                "missing: no update policy set",
+            ));
+        }
+    };
+    let trigger = match optional_string(block, "trigger", "keel.trigger")?.as_deref() {
+        None | Some("") | Some("default") => Trigger::Default,
+        Some("poll") => Trigger::Poll,
+        Some(other) => {
+            return Err(FieldError::new(
+                "keel.trigger",
+                format!("{other:?} is not a trigger (poll or default)"),
+            ));
+        }
+    };
+    let poll_schedule =
+        optional_string(block, "pollSchedule", "keel.pollSchedule")?.filter(|s| !s.is_empty());
+    let match_tag = boolean(block, "matchTag", "keel.matchTag", &mut warnings)?;
+    let match_pre_release = boolean(
+        block,
+        "matchPreRelease",
+        "keel.matchPreRelease",
+        &mut warnings,
+    )?;
+    let approvals = count(block, "approvals", "keel.approvals", &mut warnings)?.unwrap_or(0);
+    let approval_deadline = count(
+        block,
+        "approvalDeadline",
+        "keel.approvalDeadline",
+        &mut warnings,
+    )?;
+    let notification_channels = match block.get("notificationChannels") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(FieldError::new(
+                    format!("keel.notificationChannels[{i}]"),
+                    format!("expected a string, found {}", kind_of(other)),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(FieldError::new(
+                "keel.notificationChannels",
+                format!("expected a list, found {}", kind_of(other)),
+            ));
+        }
+    };
+    let image_entries: &[Value] = match block.get("images") {
+        None | Some(Value::Null) => &[],
+        Some(Value::Array(items)) => items.as_slice(),
+        Some(other) => {
+            return Err(FieldError::new(
+                "keel.images",
+                format!("expected a list, found {}", kind_of(other)),
+            ));
+        }
+    };
+    let images = image_entries
+        .iter()
+        .enumerate()
+        .map(|(i, item)| read_image(values, i, item, &mut warnings))
+        .collect::<Result<Vec<_>, _>>()?;
+    if images.is_empty() {
+        return Err(FieldError::new("keel.images", "no images to track"));
+    }
+    Ok(Some(KeelBlock {
+        policy,
+        trigger,
+        poll_schedule,
+        match_tag,
+        match_pre_release,
+        approvals,
+        approval_deadline,
+        notification_channels,
+        images,
+        warnings,
+    }))
+}
+
+fn read_image(
+    values: &Value,
+    index: usize,
+    item: &Value,
+    warnings: &mut Vec<String>,
+) -> Result<TrackedImage, FieldError> {
+    let field = format!("keel.images[{index}]");
+    let Value::Object(entry) = item else {
+        return Err(FieldError::new(
+            field,
+            format!("expected a map, found {}", kind_of(item)),
+        ));
+    };
+    for key in entry.keys() {
+        if !KNOWN_IMAGE_KEYS.contains(&key.as_str()) {
+            warnings.push(format!("{field}.{key}: unknown key, ignored"));
+        }
+    }
+    let path = |key: &str| -> Result<Option<ValuePath>, FieldError> {
+        let name = format!("{field}.{key}");
+        match optional_string(entry, key, &name)? {
+            None => Ok(None),
+            Some(s) if s.is_empty() => Ok(None),
+            Some(s) => ValuePath::parse(&s)
+                .map(Some)
+                .map_err(|problem| FieldError::new(name, problem)),
+        }
+    };
+    let repository_path = path("repository")?.ok_or_else(|| {
+        FieldError::new(
+            format!("{field}.repository"),
+            "missing: no repository value path",
+        )
+    })?;
+    let tag_path = path("tag")?;
+    let digest_path = path("digest")?;
+    let pull_secret_path = path("imagePullSecret")?;
+    let release_notes = optional_string(entry, "releaseNotes", &format!("{field}.releaseNotes"))?
+        .filter(|s| !s.is_empty());
+    let policy = match optional_string(entry, "policy", &format!("{field}.policy"))? {
+        Some(p) if !p.is_empty() => Some(
+            validate_policy(&p)
+                .map_err(|problem| FieldError::new(format!("{field}.policy"), problem))?,
+        ),
+        _ => None,
+    };
+
+    let repository_value = image_string(values, &repository_path, &format!("{field}.repository"))?
+        .ok_or_else(|| {
+            FieldError::new(
+                format!("{field}.repository"),
+                format!("value path {repository_path} is not set in the release's values"),
+            )
+        })?;
+    if repository_value.is_empty() {
+        return Err(FieldError::new(
+            format!("{field}.repository"),
+            format!("value at {repository_path} is empty"),
+        ));
+    }
+    let (repository, tag) = match &tag_path {
+        Some(tag_path) => {
+            let tag =
+                image_string(values, tag_path, &format!("{field}.tag"))?.ok_or_else(|| {
+                    FieldError::new(
+                        format!("{field}.tag"),
+                        format!("value path {tag_path} is not set in the release's values"),
+                    )
+                })?;
+            (repository_value, Some(tag))
+        }
+        None => split_reference(&repository_value),
+    };
+    let digest = match &digest_path {
+        Some(p) => image_string(values, p, &format!("{field}.digest"))?.filter(|d| !d.is_empty()),
+        None => None,
+    };
+    let image_pull_secret = match &pull_secret_path {
+        Some(p) => {
+            image_string(values, p, &format!("{field}.imagePullSecret"))?.filter(|s| !s.is_empty())
+        }
+        None => None,
+    };
+    Ok(TrackedImage {
+        repository_path,
+        tag_path,
+        digest_path,
+        image_pull_secret,
+        release_notes,
+        policy,
+        repository,
+        tag,
+        digest,
+    })
+}
+
+/// Splits `registry:5000/repo:tag` (or `repo@digest`) into repository and tag, minding that a
+/// colon before the last `/` belongs to the registry host.
+fn split_reference(reference: &str) -> (String, Option<String>) {
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    let last_slash = without_digest.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match without_digest[last_slash..].rfind(':') {
+        Some(colon) => {
+            let at = last_slash + colon;
+            (
+                without_digest[..at].to_string(),
+                Some(without_digest[at + 1..].to_string()),
+            )
+        }
+        None => (without_digest.to_string(), None),
+    }
+}
+
+/// A string the values hold at `path`; integers are accepted (YAML `tag: 3`), floats are not,
+/// because Helm already turned `1.10` into `1.1`.
+fn image_string(
+    values: &Value,
+    path: &ValuePath,
+    field: &str,
+) -> Result<Option<String>, FieldError> {
+    match path.get(values) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+        Some(other) => Err(FieldError::new(
+            field,
+            format!(
+                "value at {path} is {} ({other}), not a string; quote it in the values",
+                kind_of(other)
+            ),
+        )),
+    }
+}
+
+fn optional_string(
+    map: &Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<Option<String>, FieldError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+        Some(other) => Err(FieldError::new(
+            field,
+            format!("expected a string, found {}", kind_of(other)),
+        )),
+    }
+}
+
+fn boolean(
+    map: &Map<String, Value>,
+    key: &str,
+    field: &str,
+    warnings: &mut Vec<String>,
+) -> Result<bool, FieldError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) => {
+            let parsed = match s.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(FieldError::new(
+                        field,
+                        format!("{s:?} is not a boolean (true or false)"),
+                    ));
+                }
+            };
+            warnings.push(format!(
+                "{field}: the string {s:?} was read as the boolean {parsed}; write it unquoted"
+            ));
+            Ok(parsed)
+        }
+        Some(other) => Err(FieldError::new(
+            field,
+            format!("expected a boolean, found {}", kind_of(other)),
+        )),
+    }
+}
+
+fn count(
+    map: &Map<String, Value>,
+    key: &str,
+    field: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<u64>, FieldError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v) => Ok(Some(v)),
+            // Helm stores YAML integers as float64; a whole float is still a count.
+            None => match n.as_f64() {
+                Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 1e15 => Ok(Some(f as u64)),
+                _ => Err(FieldError::new(
+                    field,
+                    format!("{n} is not a whole non-negative number"),
+                )),
+            },
+        },
+        Some(Value::String(s)) => match s.trim().parse::<u64>() {
+            Ok(v) => {
+                warnings.push(format!(
+                    "{field}: the string {s:?} was read as the number {v}; write it unquoted"
+                ));
+                Ok(Some(v))
+            }
+            Err(_) => Err(FieldError::new(
+                field,
+                format!("{s:?} is not a whole non-negative number"),
+            )),
+        },
+        Some(other) => Err(FieldError::new(
+            field,
+            format!("expected a number, found {}", kind_of(other)),
+        )),
+    }
+}
+
+/// Keel's policies: all, major, minor, patch, force, never, glob:<pattern>, regexp:<pattern>.
+fn validate_policy(policy: &str) -> Result<String, String> {
+    let lower = policy.to_ascii_lowercase();
+    let known = matches!(
+        lower.as_str(),
+        "all" | "major" | "minor" | "patch" | "force" | "never"
+    );
+    let patterned = ["glob:", "regexp:"]
+        .iter()
+        .any(|prefix| lower.starts_with(prefix) && policy.len() > prefix.len());
+    if known {
+        Ok(lower)
+    } else if patterned {
+        Ok(policy.to_string())
+    } else {
+        Err(format!(
+            "{policy:?} is not a policy (all, major, minor, patch, force, never, glob:…, regexp:…)"
+        ))
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn read(values: Value) -> Result<Option<KeelBlock>, FieldError> {
+        read_values(&values)
+    }
+
+    #[test]
+    fn reads_the_demo_block() {
+        let block = read(json!({
+            "image": {"repository": "127.0.0.1:5000/demo/app", "tag": "1.0.0"},
+            "keel": {"policy": "minor", "trigger": "poll", "pollSchedule": "@every 1m",
+                     "images": [{"repository": "image.repository", "tag": "image.tag"}]}
+        }))
+        .unwrap()
+        .unwrap();
+        assert_eq!(block.policy, "minor");
+        assert_eq!(block.trigger, Trigger::Poll);
+        assert_eq!(block.poll_schedule(), "@every 1m");
+        let image = &block.images[0];
+        assert_eq!(image.repository, "127.0.0.1:5000/demo/app");
+        assert_eq!(image.tag.as_deref(), Some("1.0.0"));
+        assert_eq!(image.effective_policy(&block), "minor");
+        assert!(block.warnings.is_empty());
+    }
+
+    #[test]
+    fn no_block_is_none() {
+        assert_eq!(read(json!({"image": {}})).unwrap(), None);
+        assert_eq!(read(json!({"keel": null})).unwrap(), None);
+    }
+
+    #[test]
+    fn list_indexes_repo_tag_values_and_overrides() {
+        let block = read(json!({
+            "sidecars": [{"image": "127.0.0.1:5000/side/car:2.0.1"}],
+            "app": {"image": "nginx", "digest": "sha256:abc", "secret": "regcred"},
+            "keel": {"policy": "all", "matchTag": "true", "approvals": "2",
+                     "images": [
+                        {"repository": "sidecars[0].image", "policy": "patch"},
+                        {"repository": "app.image", "digest": "app.digest", "imagePullSecret": "app.secret"}
+                     ]}
+        }))
+        .unwrap()
+        .unwrap();
+        assert!(block.match_tag);
+        assert_eq!(block.approvals, 2);
+        assert_eq!(block.warnings.len(), 2, "{:?}", block.warnings);
+        let side = &block.images[0];
+        assert_eq!(side.repository, "127.0.0.1:5000/side/car");
+        assert_eq!(side.tag.as_deref(), Some("2.0.1"));
+        assert_eq!(side.effective_policy(&block), "patch");
+        let app = &block.images[1];
+        assert_eq!(app.repository, "nginx");
+        assert_eq!(app.tag, None);
+        assert_eq!(app.digest.as_deref(), Some("sha256:abc"));
+        assert_eq!(app.image_pull_secret.as_deref(), Some("regcred"));
+    }
+
+    #[test]
+    fn malformed_blocks_name_the_field() {
+        let cases = [
+            (json!({"keel": "yes"}), "keel"),
+            (
+                json!({"keel": {"images": [{"repository": "a"}]}}),
+                "keel.policy",
+            ),
+            (
+                json!({"keel": {"policy": "sometimes", "images": []}}),
+                "keel.policy",
+            ),
+            (
+                json!({"keel": {"policy": "all", "trigger": "push"}}),
+                "keel.trigger",
+            ),
+            (
+                json!({"keel": {"policy": "all", "matchTag": "yes"}}),
+                "keel.matchTag",
+            ),
+            (
+                json!({"keel": {"policy": "all", "approvals": -1}}),
+                "keel.approvals",
+            ),
+            (
+                json!({"keel": {"policy": "all", "images": {}}}),
+                "keel.images",
+            ),
+            (
+                json!({"keel": {"policy": "all", "images": []}}),
+                "keel.images",
+            ),
+            (
+                json!({"keel": {"policy": "all", "images": [{"tag": "x"}]}}),
+                "keel.images[0].repository",
+            ),
+            (
+                json!({"keel": {"policy": "all", "images": [{"repository": "missing.path"}]}}),
+                "keel.images[0].repository",
+            ),
+            (
+                json!({"i": {"r": "x", "t": 1.5}, "keel": {"policy": "all", "images": [{"repository": "i.r", "tag": "i.t"}]}}),
+                "keel.images[0].tag",
+            ),
+            (
+                json!({"i": {"r": "x"}, "keel": {"policy": "all", "images": [{"repository": "i.r", "tag": "i.t"}]}}),
+                "keel.images[0].tag",
+            ),
+            (
+                json!({"keel": {"policy": "all", "images": [{"repository": "a[x]"}]}}),
+                "keel.images[0].repository",
+            ),
+            (
+                json!({"keel": {"policy": "all", "notificationChannels": [1]}}),
+                "keel.notificationChannels[0]",
+            ),
+        ];
+        for (values, field) in cases {
+            let err = read(values.clone()).unwrap_err();
+            assert_eq!(err.field, field, "{values}: {}", err.problem);
+            assert!(!err.problem.is_empty());
+        }
+    }
+
+    #[test]
+    fn value_paths() {
+        let p = ValuePath::parse("a.b[2][0].c").unwrap();
+        assert_eq!(
+            p.steps(),
+            &[
+                PathStep::Key("a".into()),
+                PathStep::Key("b".into()),
+                PathStep::Index(2),
+                PathStep::Index(0),
+                PathStep::Key("c".into())
+            ]
+        );
+        for bad in ["", "a..b", "a[", "a[1", "a[-1]", "a[1]x", ".a"] {
+            assert!(ValuePath::parse(bad).is_err(), "{bad}");
+        }
+        let v = json!({"a": {"b": [0, 1, [["x"]]]}});
+        assert_eq!(
+            ValuePath::parse("a.b[2][0][0]").unwrap().get(&v),
+            Some(&json!("x"))
+        );
+        assert_eq!(ValuePath::parse("a.b[9]").unwrap().get(&v), None);
+    }
+
+    #[test]
+    fn references_split_like_docker() {
+        assert_eq!(
+            split_reference("127.0.0.1:5000/a/b"),
+            ("127.0.0.1:5000/a/b".into(), None)
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/a/b:1.2"),
+            ("127.0.0.1:5000/a/b".into(), Some("1.2".into()))
+        );
+        assert_eq!(
+            split_reference("nginx:1"),
+            ("nginx".into(), Some("1".into()))
+        );
+        assert_eq!(split_reference("nginx@sha256:abc"), ("nginx".into(), None));
+    }
+
+    #[test]
+    fn user_config_wins_and_null_removes_defaults() {
+        let merged = coalesce(
+            json!({"image": {"repository": "r", "tag": "1", "pullPolicy": "Always"}, "keel": {"policy": "all"}}),
+            serde_json::from_value(
+                json!({"image": {"tag": "2", "pullPolicy": null}, "keel": null}),
+            )
+            .unwrap(),
+        );
+        assert_eq!(merged, json!({"image": {"repository": "r", "tag": "2"}}));
+    }
+
+    #[test]
+    fn reads_from_a_release() {
+        let release: Release = serde_json::from_value(json!({
+            "name": "web", "namespace": "ns",
+            "chart": {"metadata": {"name": "demo"}, "values": {"image": {"repository": "r", "tag": "1"},
+                      "keel": {"policy": "bogus", "images": [{"repository": "image.repository", "tag": "image.tag"}]}}},
+            "config": {"image": {"tag": "2"}}
+        }))
+        .unwrap();
+        let err = read_release(&release).unwrap_err();
+        assert!(err.to_string().contains("release \"web\""), "{err}");
+        assert_eq!(err.field, "keel.policy");
+
+        let mut fixed = release.clone();
+        fixed.config = Some(
+            serde_json::from_value(json!({"image": {"tag": "2"}, "keel": {"policy": "patch"}}))
+                .unwrap(),
+        );
+        let block = read_release(&fixed).unwrap().unwrap();
+        assert_eq!(block.policy, "patch");
+        assert_eq!(block.images[0].tag.as_deref(), Some("2"));
+    }
+}

@@ -1,0 +1,12 @@
+//! The updater: plans image changes for each release from its `keel:` block and writes the new
+//! Helm revision — changed values, re-rendered (or patched) manifest, resources applied, record
+//! `pending-upgrade` → `deployed` — so `helm history` shows it and `helm rollback` undoes it.
+
+pub mod patch_mode;
+pub mod plan;
+pub mod render;
+pub mod rollback;
+mod write;
+
+pub use plan::{ImagePlan, TagCache, ValueChange};
+pub use write::{Outcome, ReleaseOutcome, RenderMode, Updater, UpdaterConfig};

@@ -1,0 +1,347 @@
+//! Planning: for each tracked image of a release, the current reference from its values, the
+//! registry's tags, the policy's choice, and the rollback guard — a change or the reason for none.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::keel::{self, KeelBlock, TrackedImage, ValuePath};
+use crate::policy::{Policy, PolicyOptions, Selection};
+use crate::registry::{ImageRef, RegistryClient};
+use crate::storage::StoredRelease;
+
+use super::rollback::{self, RevisionImage};
+
+/// One tracked image's plan, as `keelson check -o json` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImagePlan {
+    pub release: String,
+    pub namespace: String,
+    /// The repository as written in the values.
+    pub image: String,
+    /// The value path that changes (the tag path, else the repository path).
+    pub path: String,
+    /// The current reference (`repo:tag`, with `@digest` when a digest path is set).
+    pub current: String,
+    /// The reference the image moves to; `None` when there is nothing to do.
+    pub target: Option<String>,
+    /// Why the image is held back or refused; `None` when it moves or is simply current.
+    pub reason: Option<String>,
+    /// How the new manifest is made (`full render` or `patch mode`) when the image moves.
+    pub mode: Option<&'static str>,
+    /// The value changes that realize `target`.
+    #[serde(skip)]
+    pub changes: Vec<ValueChange>,
+    /// The policy that decided (for the revision's description).
+    #[serde(skip)]
+    pub policy: String,
+}
+
+/// One value path set to a new string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueChange {
+    pub path: ValuePath,
+    pub old: Option<String>,
+    pub new: String,
+}
+
+/// Tags of each repository, fetched once per cycle however many releases track it.
+#[derive(Default)]
+pub struct TagCache {
+    tags: HashMap<String, Result<Vec<String>, String>>,
+    digests: HashMap<(String, String), Result<String, String>>,
+}
+
+impl TagCache {
+    async fn tags(
+        &mut self,
+        registry: &RegistryClient,
+        image: &ImageRef,
+    ) -> Result<Vec<String>, String> {
+        let key = image.repository();
+        if let Some(found) = self.tags.get(&key) {
+            return found.clone();
+        }
+        let result = registry
+            .list_tags(image)
+            .await
+            .map_err(|err| format!("cannot list tags of {key}: {}", error_chain(&err)));
+        self.tags.insert(key, result.clone());
+        result
+    }
+
+    async fn digest(
+        &mut self,
+        registry: &RegistryClient,
+        image: &ImageRef,
+        tag: &str,
+    ) -> Result<String, String> {
+        let key = (image.repository(), tag.to_string());
+        if let Some(found) = self.digests.get(&key) {
+            return found.clone();
+        }
+        let result = registry.digest(image, tag).await.map_err(|err| {
+            format!(
+                "cannot read the digest of {}:{tag}: {}",
+                image.repository(),
+                error_chain(&err)
+            )
+        });
+        self.digests.insert(key, result.clone());
+        result
+    }
+}
+
+/// `error: cause: cause` in one line, for reasons shown in tables and logs.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The values a release's history holds at `path` per revision, for the rollback guard.
+fn history_of(history: &[StoredRelease], tracked: &TrackedImage) -> Vec<RevisionImage> {
+    history
+        .iter()
+        .map(|stored| {
+            let block = keel::read_release(&stored.release).ok().flatten();
+            let image = block.as_ref().and_then(|b| {
+                b.images
+                    .iter()
+                    .find(|i| i.repository_path == tracked.repository_path)
+            });
+            let tag = image.and_then(|i| i.tag.clone());
+            let info = stored.release.info.as_ref();
+            RevisionImage {
+                version: stored.release.version(),
+                description: stored.release.description().to_string(),
+                rollback_revision: info.and_then(|i| {
+                    i.extra
+                        .get("rollback_revision")
+                        .and_then(|v| v.to_json().as_i64())
+                }),
+                tag,
+            }
+        })
+        .collect()
+}
+
+fn reference_text(repository: &str, tag: Option<&str>, digest: Option<&str>) -> String {
+    let mut text = repository.to_string();
+    if let Some(tag) = tag {
+        text.push(':');
+        text.push_str(tag);
+    }
+    if let Some(digest) = digest {
+        text.push('@');
+        text.push_str(digest);
+    }
+    text
+}
+
+/// Plans every tracked image of `latest` (the newest revision); `history` is the release's
+/// whole history (any order) for the rollback guard.
+pub async fn plan_release(
+    latest: &StoredRelease,
+    block: &KeelBlock,
+    history: &[StoredRelease],
+    registry: &RegistryClient,
+    cache: &mut TagCache,
+) -> Vec<ImagePlan> {
+    let mut plans = Vec::with_capacity(block.images.len());
+    for tracked in &block.images {
+        plans.push(plan_image(latest, block, tracked, history, registry, cache).await);
+    }
+    plans
+}
+
+async fn plan_image(
+    latest: &StoredRelease,
+    block: &KeelBlock,
+    tracked: &TrackedImage,
+    history: &[StoredRelease],
+    registry: &RegistryClient,
+    cache: &mut TagCache,
+) -> ImagePlan {
+    let policy_text = tracked.effective_policy(block).to_string();
+    let current = reference_text(
+        &tracked.repository,
+        tracked.tag.as_deref(),
+        tracked.digest_path.as_ref().and(tracked.digest.as_deref()),
+    );
+    let mut plan = ImagePlan {
+        release: latest.release.name().to_string(),
+        namespace: latest.release.namespace().to_string(),
+        image: tracked.repository.clone(),
+        path: tracked
+            .tag_path
+            .as_ref()
+            .unwrap_or(&tracked.repository_path)
+            .to_string(),
+        current,
+        target: None,
+        reason: None,
+        mode: None,
+        changes: Vec::new(),
+        policy: policy_text.clone(),
+    };
+    let hold = |mut plan: ImagePlan, reason: String| {
+        plan.reason = Some(reason);
+        plan
+    };
+
+    let policy = match Policy::parse_with(
+        &policy_text,
+        PolicyOptions {
+            match_tag: block.match_tag,
+            match_pre_release: block.match_pre_release,
+        },
+    ) {
+        Ok(policy) => policy,
+        Err(err) => return hold(plan, format!("invalid policy: {err}")),
+    };
+    // keel.rs splits a `repo:tag` repository value, so `repository` is always bare here.
+    let reference_value = reference_text(&tracked.repository, tracked.tag.as_deref(), None);
+    let image = match ImageRef::parse(&reference_value) {
+        Ok(image) => image,
+        Err(err) => return hold(plan, format!("invalid image reference: {err}")),
+    };
+    let current_tag = image.tag.clone().unwrap_or_default();
+    let tags = match cache.tags(registry, &image).await {
+        Ok(tags) => tags,
+        Err(reason) => return hold(plan, reason),
+    };
+
+    // Rollback sticks: tags undone by a rollback only count when something newer appears.
+    let rolled_back = rollback::rolled_back_tags(&history_of(history, tracked));
+    let candidates: Vec<String> = match &rolled_back {
+        Some(undone) => newer_than_all(&policy, &tags, &undone.tags),
+        None => tags.clone(),
+    };
+
+    match policy.select(&current_tag, &candidates) {
+        Selection::Update(tag) => {
+            let mut changes = Vec::new();
+            match &tracked.tag_path {
+                Some(path) => changes.push(ValueChange {
+                    path: path.clone(),
+                    old: tracked.tag.clone(),
+                    new: tag.clone(),
+                }),
+                None => changes.push(ValueChange {
+                    path: tracked.repository_path.clone(),
+                    old: Some(reference_value.clone()),
+                    new: reference_text(&tracked.repository, Some(&tag), None),
+                }),
+            }
+            let mut digest = None;
+            if let Some(digest_path) = &tracked.digest_path {
+                match cache.digest(registry, &image, &tag).await {
+                    Ok(found) => {
+                        changes.push(ValueChange {
+                            path: digest_path.clone(),
+                            old: tracked.digest.clone(),
+                            new: found.clone(),
+                        });
+                        digest = Some(found);
+                    }
+                    Err(reason) => return hold(plan, reason),
+                }
+            }
+            plan.target = Some(reference_text(
+                &tracked.repository,
+                Some(&tag),
+                digest.as_deref(),
+            ));
+            plan.changes = changes;
+            plan
+        }
+        Selection::WatchDigest(tag) => {
+            let Some(digest_path) = &tracked.digest_path else {
+                return hold(
+                    plan,
+                    format!(
+                        "policy {policy_text} follows the digest of {tag:?}, but the image has no digest value path to write it to"
+                    ),
+                );
+            };
+            let found = match cache.digest(registry, &image, &tag).await {
+                Ok(found) => found,
+                Err(reason) => return hold(plan, reason),
+            };
+            if tracked.digest.as_deref() == Some(found.as_str()) {
+                return plan;
+            }
+            plan.target = Some(reference_text(
+                &tracked.repository,
+                Some(&tag),
+                Some(&found),
+            ));
+            plan.changes = vec![ValueChange {
+                path: digest_path.clone(),
+                old: tracked.digest.clone(),
+                new: found,
+            }];
+            plan
+        }
+        Selection::Hold(reason) => {
+            // Explain a rollback hold rather than the generic "up to date".
+            if let Some(undone) = &rolled_back
+                && let Selection::Update(blocked) = policy.select(&current_tag, &tags)
+            {
+                return hold(
+                    plan,
+                    format!(
+                        "{blocked} was rolled back (revision {} returned to revision {}); waiting for a tag newer than {}",
+                        undone.rollback,
+                        undone.target,
+                        undone.tags.join(", ")
+                    ),
+                );
+            }
+            match reason {
+                crate::policy::HoldReason::UpToDate { .. } => plan,
+                other => hold(plan, other.to_string()),
+            }
+        }
+    }
+}
+
+/// The tags the policy ranks above every one of `blocked`.
+fn newer_than_all(policy: &Policy, tags: &[String], blocked: &[String]) -> Vec<String> {
+    let mut all: Vec<String> = tags.to_vec();
+    for tag in blocked {
+        if !all.contains(tag) {
+            all.push(tag.clone());
+        }
+    }
+    policy
+        .order(&all)
+        .into_iter()
+        .take_while(|tag| !blocked.iter().any(|b| b == tag))
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollback_guard_keeps_only_strictly_newer_tags() {
+        let policy = Policy::parse("all").expect("valid policy");
+        let tags: Vec<String> = ["3.4.5", "4.5.6", "4.5.7", "4.0.0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            newer_than_all(&policy, &tags, &["4.5.6".to_string()]),
+            vec!["4.5.7".to_string()]
+        );
+    }
+}

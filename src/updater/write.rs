@@ -1,0 +1,774 @@
+//! Writing a revision: new config with only the changed paths, the render-verify guard choosing
+//! full render or patch mode, the pending record, the apply, and the final status.
+
+use serde_json::{Map, Value};
+use tracing::{info, warn};
+
+use crate::apply::hooks::{HookRun, HookSpec};
+use crate::apply::{Applier, ApplyMethod, ReleaseTarget};
+use crate::keel::{self, PathStep, ValuePath};
+use crate::registry::RegistryClient;
+use crate::storage::{
+    Hook, PendingRevision, RevisionChange, Status, Storage, StorageError, StoredRelease,
+    fit_description,
+};
+
+use super::patch_mode::{self, RenderedImage};
+use super::plan::{self, ImagePlan, TagCache, ValueChange, error_chain};
+use super::render::{ClusterCapabilities, full_render};
+
+use crate::storage::PREPARING_UPGRADE as PENDING_DESCRIPTION;
+use crate::storage::record::GoValue;
+
+/// Settings of the updater.
+#[derive(Debug, Clone)]
+pub struct UpdaterConfig {
+    /// Run the chart's pre-/post-upgrade hooks around the apply (default: off).
+    pub run_hooks: bool,
+    /// How long one hook (a Job or Pod) may take, like helm's `--timeout`.
+    pub hook_timeout: std::time::Duration,
+    /// Revisions kept per release (`--history-max`); 0 keeps all. Helm's default is 10.
+    pub history_max: usize,
+    /// Plan only; write nothing (`keelson check`).
+    pub dry_run: bool,
+}
+
+impl Default for UpdaterConfig {
+    fn default() -> Self {
+        Self {
+            run_hooks: false,
+            hook_timeout: std::time::Duration::from_secs(300),
+            history_max: crate::storage::DEFAULT_HISTORY_MAX,
+            dry_run: false,
+        }
+    }
+}
+
+/// How the new manifest was produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenderMode {
+    /// The chart was re-rendered with the new values (the current revision re-rendered
+    /// byte-identically first).
+    FullRender,
+    /// The stored manifest with exactly the old image references replaced.
+    Patch,
+}
+
+impl RenderMode {
+    /// How descriptions and `keelson check` name the mode.
+    pub fn label(self) -> &'static str {
+        match self {
+            RenderMode::FullRender => "full render",
+            RenderMode::Patch => "patch mode",
+        }
+    }
+}
+
+/// A new revision computed but not yet written.
+struct Prepared<'h> {
+    deployed: &'h StoredRelease,
+    config: Map<String, Value>,
+    manifest: String,
+    hooks: Vec<Hook>,
+    notes: Option<String>,
+    mode: RenderMode,
+    description: String,
+}
+
+/// What happened to one release in a cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Nothing to do (all images current, or held back: see the plans).
+    UpToDate,
+    /// A new revision was deployed.
+    Updated {
+        revision: i64,
+        description: String,
+        mode: RenderMode,
+    },
+    /// The release could not be updated this cycle; nothing was written, or the new revision
+    /// ended `failed` with this reason.
+    Failed {
+        reason: String,
+        revision: Option<i64>,
+    },
+    /// The release is not tracked (no keel block) or its block is malformed.
+    NotTracked { reason: Option<String> },
+    /// A crashed run's pending record was repaired.
+    Repaired { revision: i64, status: Status },
+    /// Another writer's operation is in progress; try again next cycle.
+    Busy { reason: String },
+}
+
+/// One release's plan and outcome.
+#[derive(Debug, Clone)]
+pub struct ReleaseOutcome {
+    pub release: String,
+    pub namespace: String,
+    pub plans: Vec<ImagePlan>,
+    pub outcome: Outcome,
+}
+
+/// Plans and writes revisions for the releases in one cluster.
+pub struct Updater {
+    pub storage: Storage,
+    pub registry: RegistryClient,
+    pub applier: Applier,
+    pub client: kube::Client,
+    pub config: UpdaterConfig,
+    /// Discovered once, the first time a release needs a render.
+    pub capabilities: tokio::sync::OnceCell<ClusterCapabilities>,
+}
+
+impl Updater {
+    /// One pass over the releases in `namespace` (`None`: all namespaces): plan every tracked
+    /// image, then write a revision for each release with changes. One broken release never
+    /// stops the others. Each repository's tags are fetched once per cycle.
+    pub async fn run_cycle(
+        &self,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<Vec<ReleaseOutcome>, StorageError> {
+        let selector = match selector.map(str::trim) {
+            Some(extra) if !extra.is_empty() => format!("owner=helm,{extra}"),
+            _ => "owner=helm".to_string(),
+        };
+        let listing = self.storage.driver().latest(namespace, &selector).await?;
+        for skipped in &listing.skipped {
+            warn!(object = %skipped.object, reason = %skipped.reason, "skipped a release record that cannot be decoded");
+        }
+        let mut cache = TagCache::default();
+        let mut outcomes = Vec::with_capacity(listing.records.len());
+        let mut latest = listing.records;
+        latest.sort_by(|a, b| {
+            (a.release.namespace(), a.release.name())
+                .cmp(&(b.release.namespace(), b.release.name()))
+        });
+        for stored in latest {
+            outcomes.push(self.reconcile_release(stored, &mut cache).await);
+        }
+        Ok(outcomes)
+    }
+
+    /// Plans and (unless dry-run) writes one release, starting from its newest revision.
+    pub async fn reconcile_release(
+        &self,
+        latest: StoredRelease,
+        cache: &mut TagCache,
+    ) -> ReleaseOutcome {
+        let release = latest.release.name().to_string();
+        let namespace = latest.release.namespace().to_string();
+        let done = |plans, outcome| ReleaseOutcome {
+            release: release.clone(),
+            namespace: namespace.clone(),
+            plans,
+            outcome,
+        };
+        let block = match keel::read_release(&latest.release) {
+            Ok(Some(block)) => block,
+            Ok(None) => return done(Vec::new(), Outcome::NotTracked { reason: None }),
+            Err(err) => {
+                warn!(%release, %namespace, error = %err, "malformed keel block");
+                return done(
+                    Vec::new(),
+                    Outcome::NotTracked {
+                        reason: Some(err.to_string()),
+                    },
+                );
+            }
+        };
+        for warning in &block.warnings {
+            warn!(%release, %namespace, "{warning}");
+        }
+
+        let status = latest.release.status();
+        if status.is_pending() {
+            if latest.release.description() == PENDING_DESCRIPTION && !self.config.dry_run {
+                return done(Vec::new(), self.repair_pending(latest).await);
+            }
+            return done(
+                Vec::new(),
+                Outcome::Busy {
+                    reason: format!(
+                        "revision {} is {}; another operation is in progress",
+                        latest.release.version(),
+                        status.as_str()
+                    ),
+                },
+            );
+        }
+
+        let history = match self.storage.history(&namespace, &release).await {
+            Ok(history) => history,
+            Err(err) => {
+                return done(
+                    Vec::new(),
+                    Outcome::Failed {
+                        reason: error_chain(&err),
+                        revision: None,
+                    },
+                );
+            }
+        };
+        // Plan from the deployed revision: a newer failed one is not what runs, and the new
+        // revision is built on the deployed one.
+        let deployed = history
+            .iter()
+            .filter(|r| r.release.status() == Status::Deployed)
+            .max_by_key(|r| r.release.version());
+        let (base, block) = match deployed {
+            Some(deployed) if deployed.release.version() != latest.release.version() => {
+                match keel::read_release(&deployed.release) {
+                    Ok(Some(block)) => (deployed, block),
+                    _ => (&latest, block),
+                }
+            }
+            _ => (&latest, block),
+        };
+        let plans = plan::plan_release(base, &block, &history, &self.registry, cache).await;
+        let mut plans = plans;
+        let changes: Vec<&ImagePlan> = plans.iter().filter(|p| p.target.is_some()).collect();
+        if changes.is_empty() {
+            return done(plans, Outcome::UpToDate);
+        }
+        let prepared = self.prepare_revision(&history, &changes).await;
+        let mode = prepared.as_ref().ok().map(|p| p.mode);
+        let outcome = match prepared {
+            Ok(_) if self.config.dry_run => Outcome::UpToDate,
+            Ok(prepared) => self.write_revision(prepared).await.unwrap_or_else(|o| o),
+            Err(outcome) => outcome,
+        };
+        for plan in plans.iter_mut().filter(|p| p.target.is_some()) {
+            plan.mode = mode.map(RenderMode::label);
+            // A revision that cannot even be built refuses every change it would carry.
+            if let (
+                None,
+                Outcome::Failed {
+                    reason,
+                    revision: None,
+                },
+            ) = (mode, &outcome)
+            {
+                plan.reason = Some(reason.clone());
+                plan.target = None;
+            }
+        }
+        done(plans, outcome)
+    }
+
+    /// Writes the revision for `changes` on top of the deployed revision.
+    async fn prepare_revision<'h>(
+        &self,
+        history: &'h [StoredRelease],
+        changes: &[&ImagePlan],
+    ) -> Result<Prepared<'h>, Outcome> {
+        let failed = |reason: String| Outcome::Failed {
+            reason,
+            revision: None,
+        };
+        let Some(deployed) = history
+            .iter()
+            .filter(|r| r.release.status() == Status::Deployed)
+            .max_by_key(|r| r.release.version())
+        else {
+            return Err(failed("the release has no deployed revision".to_string()));
+        };
+        let mut config = Value::Object(deployed.release.config());
+        let value_changes: Vec<&ValueChange> = changes.iter().flat_map(|p| &p.changes).collect();
+        let coalesced = keel::release_values(&deployed.release);
+        for change in &value_changes {
+            copy_lists_from_defaults(&mut config, &coalesced, &change.path);
+            set_path(&mut config, &change.path, Value::String(change.new.clone()))
+                .map_err(|reason| failed(format!("cannot set {}: {reason}", change.path)))?;
+        }
+        let config = match config {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+
+        let old_manifest = deployed.release.manifest.clone().unwrap_or_default();
+        let old_hooks = deployed.release.hooks.clone().unwrap_or_default();
+        let next_version = history
+            .iter()
+            .map(|r| r.release.version())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let (manifest, hooks, notes, mode) = self
+            .new_manifest(
+                deployed,
+                &config,
+                next_version,
+                changes,
+                &old_manifest,
+                &old_hooks,
+            )
+            .await?;
+
+        Ok(Prepared {
+            deployed,
+            config,
+            manifest,
+            hooks,
+            notes,
+            mode,
+            description: describe(changes, mode),
+        })
+    }
+
+    /// Writes the prepared revision: pending record, apply, then deployed (or failed).
+    async fn write_revision(&self, prepared: Prepared<'_>) -> Result<Outcome, Outcome> {
+        let Prepared {
+            deployed,
+            config,
+            manifest,
+            hooks,
+            notes,
+            mode,
+            description,
+        } = prepared;
+        let name = deployed.release.name().to_string();
+        let namespace = deployed.release.namespace().to_string();
+        let old_manifest = deployed.release.manifest.clone().unwrap_or_default();
+        let change = RevisionChange {
+            config,
+            manifest: manifest.clone(),
+            hooks: Some(hooks),
+            notes,
+            description: description.clone(),
+        };
+        let storage = self
+            .storage
+            .clone()
+            .with_history_max(self.config.history_max);
+        let pending = match storage.begin_upgrade(&namespace, &name, change).await {
+            Ok(pending) => pending,
+            Err(err) => {
+                return Err(Outcome::Busy {
+                    reason: error_chain(&err),
+                });
+            }
+        };
+        let revision = pending.pending.release.version();
+        if pending.previous.release.version() != deployed.release.version() {
+            // Someone deployed another revision between our read and our write: our values
+            // were computed from an older one. Give up this cycle without touching the cluster.
+            let reason = format!(
+                "revision {} was deployed while keelson planned from revision {}; retrying next cycle",
+                pending.previous.release.version(),
+                deployed.release.version()
+            );
+            let _ = storage.fail_upgrade(pending, &reason).await;
+            return Err(Outcome::Failed {
+                reason,
+                revision: Some(revision),
+            });
+        }
+        let target = ReleaseTarget {
+            name: name.clone(),
+            namespace: namespace.clone(),
+        };
+        let method = ApplyMethod::from_record(deployed.release.apply_method.as_deref());
+        let mut pending = pending;
+        let mut result = self.run_hooks(&target, &mut pending, "pre-upgrade").await;
+        if result.is_ok() {
+            result = self
+                .applier
+                .apply(&target, &old_manifest, &manifest, method)
+                .await
+                .map(|_| ());
+        }
+        if result.is_ok() {
+            result = self.run_hooks(&target, &mut pending, "post-upgrade").await;
+        }
+        if let Err(err) = result {
+            let reason = error_chain(&err);
+            warn!(release = %name, %namespace, revision, %reason, "upgrade failed; marking the revision failed");
+            if let Err(mark) = storage.fail_upgrade(pending, &reason).await {
+                warn!(release = %name, %namespace, revision, error = %error_chain(&mark), "could not mark the revision failed");
+            }
+            return Err(Outcome::Failed {
+                reason,
+                revision: Some(revision),
+            });
+        }
+        match storage.complete_upgrade(pending).await {
+            Ok(_) => {
+                // History was already pruned to make room when the pending record was created,
+                // as Helm's storage does; no second pass (and no extra requests) here.
+                info!(release = %name, %namespace, revision, %description, "deployed");
+                Ok(Outcome::Updated {
+                    revision,
+                    description,
+                    mode,
+                })
+            }
+            Err(err) => Err(Outcome::Failed {
+                reason: error_chain(&err),
+                revision: Some(revision),
+            }),
+        }
+    }
+
+    /// Runs the new revision's hooks for `event` when hooks are enabled, recording each run in
+    /// the pending record's `last_run` as Helm does. Off by default: an image bump re-applies
+    /// the workloads, not the chart's install/upgrade jobs.
+    async fn run_hooks(
+        &self,
+        target: &ReleaseTarget,
+        pending: &mut PendingRevision,
+        event: &str,
+    ) -> Result<(), crate::apply::Error> {
+        if !self.config.run_hooks {
+            return Ok(());
+        }
+        let hooks = pending.pending.release.hooks.clone().unwrap_or_default();
+        let specs: Vec<HookSpec> = hooks
+            .iter()
+            .filter(|hook| {
+                hook.events
+                    .as_ref()
+                    .is_some_and(|events| events.iter().any(|e| e == event))
+            })
+            .map(|hook| HookSpec {
+                name: hook.name.clone().unwrap_or_default(),
+                manifest: hook.manifest.clone().unwrap_or_default(),
+                weight: hook.weight.unwrap_or(0),
+                delete_policies: hook.delete_policies.clone().unwrap_or_default(),
+            })
+            .collect();
+        if specs.is_empty() {
+            return Ok(());
+        }
+        let (runs, result) = self
+            .applier
+            .run_hooks(target, &specs, self.config.hook_timeout)
+            .await;
+        if let Some(stored_hooks) = pending.pending.release.hooks.as_mut() {
+            for run in runs {
+                if let Some(hook) = stored_hooks
+                    .iter_mut()
+                    .find(|h| h.name.as_deref() == Some(run.name.as_str()))
+                {
+                    hook.last_run = Some(last_run(&run));
+                }
+            }
+        }
+        result
+    }
+
+    /// The render-verify guard: re-render the deployed revision from its stored chart and
+    /// config; only when that reproduces the stored manifest byte for byte is the new manifest
+    /// rendered, otherwise the stored one is patched.
+    async fn new_manifest(
+        &self,
+        deployed: &StoredRelease,
+        config: &Map<String, Value>,
+        next_version: i64,
+        changes: &[&ImagePlan],
+        old_manifest: &str,
+        old_hooks: &[Hook],
+    ) -> Result<(String, Vec<Hook>, Option<String>, RenderMode), Outcome> {
+        let capabilities = self
+            .capabilities
+            .get_or_init(|| ClusterCapabilities::discover(&self.client))
+            .await;
+        if let Some(rendered) = full_render(deployed, config, next_version, capabilities) {
+            return Ok((
+                rendered.manifest,
+                rendered.hooks,
+                Some(rendered.notes),
+                RenderMode::FullRender,
+            ));
+        }
+        let mut manifest = old_manifest.to_string();
+        let mut hooks = old_hooks.to_vec();
+        for plan in changes {
+            let (old, new) = rendered_images(plan);
+            let hook_texts: Vec<String> = hooks
+                .iter()
+                .map(|h| h.manifest.clone().unwrap_or_default())
+                .collect();
+            let (patched, patched_hooks) =
+                patch_mode::patch_manifest(&manifest, &hook_texts, &old, &new).map_err(|err| {
+                    Outcome::Failed {
+                        reason: format!("{}: {err}", plan.image),
+                        revision: None,
+                    }
+                })?;
+            manifest = patched;
+            for (hook, text) in hooks.iter_mut().zip(patched_hooks) {
+                if hook.manifest.is_some() {
+                    hook.manifest = Some(text);
+                }
+            }
+        }
+        Ok((manifest, hooks, None, RenderMode::Patch))
+    }
+
+    /// Repairs keelson's own pending record left by a crash: roll forward when the cluster
+    /// already runs what the record says, else mark it failed.
+    async fn repair_pending(&self, pending: StoredRelease) -> Outcome {
+        let name = pending.release.name().to_string();
+        let namespace = pending.release.namespace().to_string();
+        let revision = pending.release.version();
+        let manifest = pending.release.manifest.clone().unwrap_or_default();
+        let applied = self.applier.manifest_is_live(&namespace, &manifest).await;
+        let result = match applied {
+            Ok(true) => {
+                self.finish_pending(pending, true, "keelson: completed after an interrupted run")
+                    .await
+            }
+            Ok(false) | Err(_) => {
+                self.finish_pending(
+                    pending,
+                    false,
+                    "keelson: interrupted before the apply finished; marked failed at restart",
+                )
+                .await
+            }
+        };
+        match result {
+            Ok(stored) => Outcome::Repaired {
+                revision,
+                status: stored.release.status(),
+            },
+            Err(err) => {
+                warn!(release = %name, %namespace, revision, error = %error_chain(&err), "could not repair a pending revision");
+                Outcome::Failed {
+                    reason: error_chain(&err),
+                    revision: Some(revision),
+                }
+            }
+        }
+    }
+}
+
+impl Updater {
+    /// Ends a pending record: deployed (the previous deployed revision superseded) or failed.
+    async fn finish_pending(
+        &self,
+        mut pending: StoredRelease,
+        success: bool,
+        description: &str,
+    ) -> Result<StoredRelease, StorageError> {
+        let name = pending.release.name().to_string();
+        let namespace = pending.release.namespace().to_string();
+        if !success {
+            pending.release.set_status(Status::Failed, description);
+            return self.storage.update(&pending).await;
+        }
+        match self.storage.deployed(&namespace, &name).await {
+            Ok(mut previous) if previous.release.version() != pending.release.version() => {
+                previous.release.set_status(
+                    Status::Superseded,
+                    previous.release.description().to_string(),
+                );
+                self.storage.update(&previous).await?;
+            }
+            Ok(_) | Err(StorageError::NoDeployed { .. }) => {}
+            Err(err) => return Err(err),
+        }
+        pending.release.set_status(Status::Deployed, description);
+        self.storage.update(&pending).await
+    }
+}
+
+/// `last_run` as Helm's record writes it.
+fn last_run(run: &HookRun) -> GoValue {
+    use crate::storage::record::{Carried, format_rfc3339_nano};
+    GoValue::Object(Carried(vec![
+        (
+            "started_at".to_string(),
+            GoValue::String(format_rfc3339_nano(&run.started_at)),
+        ),
+        (
+            "completed_at".to_string(),
+            GoValue::String(format_rfc3339_nano(&run.completed_at)),
+        ),
+        (
+            "phase".to_string(),
+            GoValue::String(run.phase.as_str().to_string()),
+        ),
+    ]))
+}
+
+/// The old and new references of a plan, as a chart would render them.
+fn rendered_images(plan: &ImagePlan) -> (RenderedImage, RenderedImage) {
+    let split = |reference: &str| -> RenderedImage {
+        let (rest, digest) = match reference.split_once('@') {
+            Some((rest, digest)) => (rest, Some(digest.to_string())),
+            None => (reference, None),
+        };
+        let (repository, tag) = match rest.rfind(':') {
+            Some(colon) if !rest[colon..].contains('/') => (
+                rest[..colon].to_string(),
+                Some(rest[colon + 1..].to_string()),
+            ),
+            _ => (rest.to_string(), None),
+        };
+        RenderedImage {
+            repository,
+            tag,
+            digest,
+        }
+    };
+    let old = split(&plan.current);
+    let new = split(plan.target.as_deref().unwrap_or(&plan.current));
+    (old, new)
+}
+
+/// `keelson: image.tag 3.4.5 → 4.5.6 (policy all, full render)`, within Helm 4's 256 characters.
+fn describe(changes: &[&ImagePlan], mode: RenderMode) -> String {
+    let mut parts = Vec::new();
+    let mut policies: Vec<&str> = Vec::new();
+    for plan in changes {
+        for change in &plan.changes {
+            parts.push(format!(
+                "{} {} → {}",
+                change.path,
+                change.old.as_deref().unwrap_or("(unset)"),
+                change.new
+            ));
+        }
+        if !policies.contains(&plan.policy.as_str()) {
+            policies.push(&plan.policy);
+        }
+    }
+    fit_description(&format!(
+        "keelson: {} (policy {}, {})",
+        parts.join(", "),
+        policies.join("/"),
+        mode.label()
+    ))
+}
+
+/// A path through a list the user config does not hold (`sidecars[0].image` with `sidecars`
+/// only in the chart's defaults) needs that list in the config first: lists replace defaults
+/// whole when Helm coalesces, so the config gets the coalesced list, then the one change.
+fn copy_lists_from_defaults(config: &mut Value, coalesced: &Value, path: &ValuePath) {
+    let steps = path.steps();
+    for (position, step) in steps.iter().enumerate() {
+        if !matches!(step, PathStep::Index(_)) {
+            continue;
+        }
+        let Ok(prefix) = ValuePath::parse(&render_steps(&steps[..position])) else {
+            return;
+        };
+        if prefix.get(config).is_some() {
+            continue;
+        }
+        if let Some(list) = prefix.get(coalesced).filter(|v| v.is_array()) {
+            let _ = set_path(config, &prefix, list.clone());
+        }
+    }
+}
+
+fn render_steps(steps: &[PathStep]) -> String {
+    let mut text = String::new();
+    for step in steps {
+        match step {
+            PathStep::Key(key) => {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(key);
+            }
+            PathStep::Index(index) => text.push_str(&format!("[{index}]")),
+        }
+    }
+    text
+}
+
+/// Sets `path` in `values` to `new`, creating maps on the way; list indexes must exist.
+fn set_path(values: &mut Value, path: &ValuePath, new: Value) -> Result<(), String> {
+    let mut cursor = values;
+    let steps = path.steps();
+    for (position, step) in steps.iter().enumerate() {
+        let last = position + 1 == steps.len();
+        cursor = match step {
+            PathStep::Key(key) => {
+                if !cursor.is_object() {
+                    if cursor.is_null() {
+                        *cursor = Value::Object(Map::new());
+                    } else {
+                        return Err(format!("{key:?} is inside a value that is not a map"));
+                    }
+                }
+                let Some(map) = cursor.as_object_mut() else {
+                    return Err(format!("{key:?} is inside a value that is not a map"));
+                };
+                if last {
+                    map.insert(key.clone(), new);
+                    return Ok(());
+                }
+                map.entry(key.clone()).or_insert(Value::Null)
+            }
+            PathStep::Index(index) => {
+                let Some(items) = cursor.as_array_mut() else {
+                    return Err(format!(
+                        "[{index}] is applied to a value that is not a list"
+                    ));
+                };
+                let Some(slot) = items.get_mut(*index) else {
+                    return Err(format!("list index {index} is out of range"));
+                };
+                if last {
+                    *slot = new;
+                    return Ok(());
+                }
+                slot
+            }
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn set_path_changes_only_the_path() {
+        let mut values = json!({"image": {"tag": "1", "pullPolicy": "Always"}, "other": [1]});
+        let path = ValuePath::parse("image.tag").expect("valid path");
+        set_path(&mut values, &path, json!("2")).expect("set");
+        assert_eq!(
+            values,
+            json!({"image": {"tag": "2", "pullPolicy": "Always"}, "other": [1]})
+        );
+    }
+
+    #[test]
+    fn set_path_creates_maps_when_the_user_config_lacks_them() {
+        let mut values = json!({});
+        let path = ValuePath::parse("image.tag").expect("valid path");
+        set_path(&mut values, &path, json!("2")).expect("set");
+        assert_eq!(values, json!({"image": {"tag": "2"}}));
+    }
+
+    #[test]
+    fn lists_only_in_the_chart_defaults_are_copied_before_the_change() {
+        let mut config = json!({"replicaCount": 2});
+        let coalesced =
+            json!({"replicaCount": 2, "sidecars": [{"image": "a:1"}, {"image": "b:1"}]});
+        let path = ValuePath::parse("sidecars[1].image").expect("valid path");
+        copy_lists_from_defaults(&mut config, &coalesced, &path);
+        set_path(&mut config, &path, json!("b:2")).expect("set");
+        assert_eq!(
+            config,
+            json!({"replicaCount": 2, "sidecars": [{"image": "a:1"}, {"image": "b:2"}]})
+        );
+    }
+
+    #[test]
+    fn set_path_follows_list_indexes() {
+        let mut values = json!({"sidecars": [{"image": "a:1"}]});
+        let path = ValuePath::parse("sidecars[0].image").expect("valid path");
+        set_path(&mut values, &path, json!("a:2")).expect("set");
+        assert_eq!(values, json!({"sidecars": [{"image": "a:2"}]}));
+        let missing = ValuePath::parse("sidecars[3].image").expect("valid path");
+        assert!(set_path(&mut values, &missing, json!("x")).is_err());
+    }
+}
