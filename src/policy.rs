@@ -532,23 +532,24 @@ fn newest_allowed(
 ) -> Option<String> {
     candidates
         .iter()
-        .filter_map(|t| Version::parse(t))
-        .filter(|v| v > current && allowed(v))
-        .max_by(|a, b| {
+        .filter_map(|t| Version::parse(t).map(|v| (t, v)))
+        .filter(|(_, v)| v > current && allowed(v))
+        .max_by(|(a_tag, a), (b_tag, b)| {
             a.cmp(b)
                 .then_with(|| a.shape_score(current).cmp(&b.shape_score(current)))
-                .then_with(|| b.original.cmp(&a.original))
+                .then_with(|| b_tag.cmp(a_tag))
         })
-        .map(|v| v.original)
+        .map(|(tag, _)| tag.clone())
 }
 
 /// A version tag: optional `v`, two to four numeric parts, optional `-pre.release` and `+build`.
 #[derive(Debug, Clone)]
 pub struct Version {
-    numbers: Vec<u64>,
+    /// Missing parts are zero; `part_count` says how many were written.
+    numbers: [u64; 4],
+    part_count: u8,
     pre: Vec<PreId>,
     has_v_prefix: bool,
-    original: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -573,17 +574,21 @@ impl Version {
             Some((core, pre)) => (core, Some(pre)),
             None => (rest, None),
         };
-        let numbers: Vec<u64> = core
-            .split('.')
-            .map(|part| {
-                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                    None
-                } else {
-                    part.parse().ok()
-                }
-            })
-            .collect::<Option<_>>()?;
-        if !(2..=4).contains(&numbers.len()) {
+        // Cheap rejection first: most non-version tags fail here without allocating.
+        if !core.starts_with(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
+        let mut numbers = [0u64; 4];
+        let mut part_count = 0u8;
+        for part in core.split('.') {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let slot = numbers.get_mut(usize::from(part_count))?;
+            *slot = part.parse().ok()?;
+            part_count += 1;
+        }
+        if part_count < 2 {
             return None;
         }
         let pre = match pre {
@@ -607,15 +612,10 @@ impl Version {
         };
         Some(Self {
             numbers,
+            part_count,
             pre,
             has_v_prefix,
-            original: tag.to_string(),
         })
-    }
-
-    /// The tag as written.
-    pub fn as_str(&self) -> &str {
-        &self.original
     }
 
     fn number(&self, index: usize) -> u64 {
@@ -637,7 +637,7 @@ impl Version {
     /// Among equal versions, prefer the one written like the current tag (`v` prefix, part count).
     fn shape_score(&self, current: &Version) -> u8 {
         u8::from(self.has_v_prefix == current.has_v_prefix)
-            + u8::from(self.numbers.len() == current.numbers.len())
+            + u8::from(self.part_count == current.part_count)
     }
 }
 
@@ -657,16 +657,14 @@ impl PartialOrd for Version {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        (0..4)
-            .map(|i| self.number(i).cmp(&other.number(i)))
-            .find(|o| *o != Ordering::Equal)
-            .unwrap_or(Ordering::Equal)
-            .then_with(|| match (self.pre.is_empty(), other.pre.is_empty()) {
+        self.numbers.cmp(&other.numbers).then_with(|| {
+            match (self.pre.is_empty(), other.pre.is_empty()) {
                 (true, true) => Ordering::Equal,
                 (true, false) => Ordering::Greater,
                 (false, true) => Ordering::Less,
                 (false, false) => self.pre.cmp(&other.pre),
-            })
+            }
+        })
     }
 }
 
@@ -824,8 +822,9 @@ mod tests {
             let (Some(a), Some(b)) = (pair.first(), pair.get(1)) else {
                 continue;
             };
-            let (a, b) = (Version::parse(a).expect("a"), Version::parse(b).expect("b"));
-            assert!(a < b, "{} < {}", a.as_str(), b.as_str());
+            let (a_version, b_version) =
+                (Version::parse(a).expect("a"), Version::parse(b).expect("b"));
+            assert!(a_version < b_version, "{a} < {b}");
         }
     }
 

@@ -230,6 +230,21 @@ async fn basic_auth_with_pull_secret() {
     });
     assert_eq!(fallback.list_tags(&image).await.expect("tags"), ["3.1.4"]);
 
+    // A burst of first requests to a fresh client: one 401 teaches the scheme to all of them.
+    let burst = new_client(RegistryConfig {
+        credentials: Credentials::from_document(
+            pull_secret_document(&registry, &password).as_bytes(),
+            "pull-secret.json",
+        )
+        .expect("secret"),
+        ..RegistryConfig::default()
+    });
+    let calls = (0..8).map(|_| burst.list_tags(&image));
+    for result in futures::future::join_all(calls).await {
+        assert_eq!(result.expect("tags"), ["3.1.4"]);
+    }
+    assert_eq!(burst.requests_to(&registry.host).tags, 9);
+
     let anonymous = new_client(RegistryConfig::default());
     let err = anonymous
         .list_tags(&image)

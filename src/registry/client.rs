@@ -185,6 +185,9 @@ struct HostState {
     burst: u32,
     base_url: tokio::sync::OnceCell<Url>,
     auth_scheme: Mutex<Option<AuthScheme>>,
+    /// True once a request got past auth (or learnt the scheme). Until then requests to this
+    /// host go one at a time, so a burst of first requests costs one 401, not one each.
+    auth_discovered: tokio::sync::Mutex<bool>,
     counters: Counters,
 }
 
@@ -203,6 +206,7 @@ impl HostState {
             burst: limits.burst.max(1),
             base_url: tokio::sync::OnceCell::new(),
             auth_scheme: Mutex::new(None),
+            auth_discovered: tokio::sync::Mutex::new(false),
             counters: Counters::default(),
         }
     }
@@ -563,11 +567,41 @@ impl RegistryClient {
         let registry = image.registry_host();
         let scope = format!("repository:{}:pull", image.path);
         let state = self.host_state(registry);
+        let mut discovery = state.auth_discovered.lock().await;
+        if *discovery {
+            drop(discovery);
+            return self
+                .send_authorized(image, &state, &scope, method, url, accept, kind)
+                .await;
+        }
+        // First contact: hold the gate through this request so concurrent ones wait and then
+        // reuse what it learnt.
+        let result = self
+            .send_authorized(image, &state, &scope, method, url, accept, kind)
+            .await;
+        if result.is_ok() || lock(&state.auth_scheme).is_some() {
+            *discovery = true;
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_authorized(
+        &self,
+        image: &ImageRef,
+        state: &HostState,
+        scope: &str,
+        method: Method,
+        url: Url,
+        accept: Option<&str>,
+        kind: RequestKind,
+    ) -> Result<reqwest::Response, Error> {
+        let registry = image.registry_host();
         // Index into the matching credentials; like the kubelet, the next one is tried when
         // the registry or its token server rejects the current one.
         let mut candidate = 0usize;
         let mut authorization = self
-            .authorization(image, &state, &scope, &mut candidate)
+            .authorization(image, state, scope, &mut candidate)
             .await?;
         let mut retried_after_challenge = false;
         loop {
@@ -593,13 +627,13 @@ impl RegistryClient {
                 .join(", ");
             let detail = body_snippet(response).await;
             if retried_after_challenge {
-                self.forget_token(registry, &scope);
+                self.forget_token(registry, scope);
                 if authorization.is_some()
                     && candidate + 1 < self.credential_candidates(image).await?.len()
                 {
                     candidate += 1;
                     authorization = self
-                        .authorization(image, &state, &scope, &mut candidate)
+                        .authorization(image, state, scope, &mut candidate)
                         .await?;
                     continue;
                 }
@@ -628,9 +662,9 @@ impl RegistryClient {
                 reason: "no Bearer challenge with a realm and no Basic challenge".to_string(),
             })?;
             *lock(&state.auth_scheme) = Some(scheme);
-            self.forget_token(registry, &scope);
+            self.forget_token(registry, scope);
             authorization = self
-                .authorization(image, &state, &scope, &mut candidate)
+                .authorization(image, state, scope, &mut candidate)
                 .await?;
             if authorization.is_none() {
                 return Err(Error::Unauthorized {
