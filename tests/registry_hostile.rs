@@ -3,7 +3,6 @@
 //! the correct answer), never a panic, unbounded memory or an endless loop.
 
 // tests/support is shared; its one collapsible `if` is not this file's to change.
-#[allow(clippy::collapsible_if)]
 mod support;
 
 #[path = "registry_peer/mod.rs"]

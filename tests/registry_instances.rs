@@ -9,7 +9,6 @@
 //! A second docker-registry without auth shares each storage directory so tests can push.
 
 // tests/support is shared; its one collapsible `if` is not this file's to change.
-#[allow(clippy::collapsible_if)]
 mod support;
 
 #[path = "registry_peer/mod.rs"]

@@ -2,7 +2,6 @@
 //! environment (anonymous and htpasswd basic auth): listing hundreds of tags, deleted tags, digests of manifests and indexes, re-pushed tags, auth errors.
 
 // tests/support is shared; its one collapsible `if` is not this file's to change.
-#[allow(clippy::collapsible_if)]
 mod support;
 
 use std::collections::BTreeSet;
