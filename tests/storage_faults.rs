@@ -288,6 +288,8 @@ async fn corrupt_secrets_are_skipped_named_and_never_overwritten() {
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(rows[0]["name"], "broken");
     assert_eq!(rows[0]["revision"], 1);
+    // Passed: leave the shared cluster as it was (a failing test keeps its namespace to inspect).
+    env.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,6 +338,8 @@ async fn corrupt_configmaps_are_skipped() {
     }));
     let latest = storage.latest_revisions(Some(&ns)).await.expect("latest");
     assert_eq!(latest.records[0].release.version(), 1);
+    // Passed: leave the shared cluster as it was (a failing test keeps its namespace to inspect).
+    env.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,6 +420,8 @@ async fn oversize_records_are_refused_before_writing_and_stale_writes_conflict()
     // Helm still reads the record keelson rewrote.
     let status = env.helm4(&["status", "big", "-n", &ns, "-o", "json"]);
     assert!(status.contains("touched by the first writer"), "{status}");
+    // Passed: leave the shared cluster as it was (a failing test keeps its namespace to inspect).
+    env.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -571,6 +577,8 @@ async fn helm_and_keelson_racing_for_a_revision_have_exactly_one_winner() {
             }
         );
     }
+    // Passed: leave the shared cluster as it was (a failing test keeps its namespace to inspect).
+    env.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -665,4 +673,6 @@ async fn failures_pending_and_pruning_follow_helm() {
     assert_eq!(revisions, [5, 6, 7]);
     assert_eq!(history[2]["description"], "keelson: image.tag → 1.1.4");
     assert_eq!(history[1]["status"], "superseded");
+    // Passed: leave the shared cluster as it was (a failing test keeps its namespace to inspect).
+    env.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }

@@ -147,12 +147,10 @@ pub async fn run(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCo
     };
     let listing = storage
         .driver()
-        .latest(namespace.as_deref(), &selector)
+        .latest_cached(namespace.as_deref(), &selector)
         .await
         .with_context(|| format!("cannot list releases ({} driver)", args.driver))?;
-    for skipped in &listing.skipped {
-        eprintln!("WARNING: skipped {}: {}", skipped.object, skipped.reason);
-    }
+    // Skipped records were already reported as warnings (naming each object) by the driver.
     let mut rows: Vec<ListedRelease> = listing
         .records
         .iter()
