@@ -69,9 +69,14 @@ impl ClusterArgs {
         Config::infer().await.map_err(Error::Infer)
     }
 
-    /// Builds a client for the resolved configuration.
+    /// Builds a client for the resolved configuration. Requests carry the user agent
+    /// `keelson/<version>`, so audit logs and apiserver metrics can tell keelson apart.
     pub async fn client(&self) -> Result<Client, Error> {
-        let config = self.config().await?;
+        let mut config = self.config().await?;
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(concat!("keelson/", env!("CARGO_PKG_VERSION"))),
+        ));
         Client::try_from(config).map_err(Error::Client)
     }
 

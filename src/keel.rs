@@ -210,7 +210,7 @@ pub fn read_release(release: &Release) -> Result<Option<KeelBlock>, KeelError> {
 }
 
 /// The values a release was rendered with: chart defaults, then the user config on top.
-fn release_values(release: &Release) -> Value {
+pub fn release_values(release: &Release) -> Value {
     let defaults = release
         .chart
         .as_ref()

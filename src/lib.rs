@@ -15,3 +15,4 @@ pub mod registry;
 pub mod render;
 pub mod storage;
 pub mod updater;
+pub mod values;

@@ -1026,6 +1026,62 @@ mod tests {
         );
     }
 
+    /// Deterministic pseudo-random tag sets: whatever the policy picks is a candidate, newer
+    /// than the current tag, and the newest allowed one.
+    #[test]
+    fn selections_are_always_newer_candidates() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let shapes = [
+            "{a}.{b}.{c}",
+            "v{a}.{b}",
+            "{a}.{b}.{c}-rc.{d}",
+            "{a}.{b}.{c}.{d}",
+            "x{a}",
+        ];
+        for round in 0..300 {
+            let mut make = || {
+                let shape = shapes[(next() % shapes.len() as u64) as usize];
+                shape
+                    .replace("{a}", &(next() % 4).to_string())
+                    .replace("{b}", &(next() % 12).to_string())
+                    .replace("{c}", &(next() % 12).to_string())
+                    .replace("{d}", &(next() % 12).to_string())
+            };
+            let current = make();
+            let candidates: Vec<String> = (0..20).map(|_| make()).collect();
+            for text in [
+                "all",
+                "major",
+                "minor",
+                "patch",
+                "force",
+                "glob:*",
+                "regexp:^[0-9]",
+            ] {
+                let policy = Policy::parse(text).expect("valid policy");
+                if let Selection::Update(tag) = policy.select(&current, &candidates) {
+                    assert!(
+                        candidates.contains(&tag),
+                        "round {round} {text}: {tag} not offered"
+                    );
+                    if let (Some(new), Some(old)) = (Version::parse(&tag), Version::parse(&current))
+                    {
+                        assert!(
+                            new > old,
+                            "round {round} {text}: {tag} is not newer than {current}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn natural_ordering() {
         assert_eq!(natural_cmp("1.10", "1.9"), Ordering::Greater);

@@ -601,6 +601,25 @@ async fn bearer_tokens_are_cached_per_scope_until_they_expire() {
 }
 
 #[tokio::test]
+async fn concurrent_requests_share_one_token() {
+    let peer = start_docker_hub_like(300, None).await;
+    let client = client(fast_config());
+    let app = image(&peer, "library/busy");
+    // Learn the challenge first, then drop into many concurrent first uses of a new scope.
+    client.list_tags(&app).await.expect("tags");
+    let other = image(&peer, "library/crowded");
+    let calls = (0..10).map(|_| {
+        let client = client.clone();
+        let other = other.clone();
+        async move { client.list_tags(&other).await }
+    });
+    for result in futures::future::join_all(calls).await {
+        result.expect("tags");
+    }
+    assert_eq!(peer.count(|r| r.path() == "/token"), 2);
+}
+
+#[tokio::test]
 async fn expired_tokens_are_renewed() {
     let peer = start_docker_hub_like(1, None).await;
     let client = client(fast_config());
@@ -635,6 +654,28 @@ async fn credentialed_token_flow_and_rejected_credentials() {
         "{err}"
     );
     assert!(err.to_string().contains("/token"), "{err}");
+}
+
+#[tokio::test]
+async fn rejected_credentials_fall_back_to_the_next_match() {
+    let peer = start_docker_hub_like(300, Some("bob")).await;
+    // Kubelet order: the more specific key (with a path) is tried first and rejected.
+    let document = serde_json::json!({"auths": {
+        format!("{}/private", peer.host()): {"username": "mallory", "password": "pw"},
+        peer.host(): {"username": "bob", "password": "pw"},
+    }});
+    let credentials =
+        Credentials::from_document(document.to_string().as_bytes(), "two.json").expect("secret");
+    let client = client(RegistryConfig {
+        credentials,
+        ..fast_config()
+    });
+    let tags = client
+        .list_tags(&image(&peer, "private/app"))
+        .await
+        .expect("bob's credentials work");
+    assert_eq!(tags, ["1.0.0", "1.1.0"]);
+    assert_eq!(peer.count(|r| r.path() == "/token"), 2);
 }
 
 #[tokio::test]

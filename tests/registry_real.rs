@@ -92,6 +92,31 @@ async fn lists_hundreds_of_tags() {
 }
 
 #[tokio::test]
+async fn one_listing_per_repository_however_many_images_share_it() {
+    let registry = anonymous_registry();
+    let repositories: Vec<String> = (0..3)
+        .map(|i| fresh_repository(&format!("shared{i}")))
+        .collect();
+    for repository in &repositories {
+        registry.push_tag(repository, "1.0.0").await;
+    }
+    // Twelve releases, four per repository, with different tags and digests pinned.
+    let images: Vec<ImageRef> = (0..12)
+        .map(|i| {
+            let repository = repositories.get(i % 3).expect("three repositories");
+            ImageRef::parse(&format!("{}/{repository}:1.0.{i}", registry.host)).expect("image")
+        })
+        .collect();
+    let client = new_client(RegistryConfig::default());
+    let listed = client.list_tags_of_all(&images).await;
+    assert_eq!(listed.len(), 3);
+    for (repository, tags) in &listed {
+        assert_eq!(tags.as_ref().expect(repository), &["1.0.0"]);
+    }
+    assert_eq!(client.requests_to(&registry.host).tags, 3);
+}
+
+#[tokio::test]
 async fn deleted_tags_disappear() {
     let registry = anonymous_registry();
     let repository = fresh_repository("deleted");
@@ -192,6 +217,18 @@ async fn basic_auth_with_pull_secret() {
     // The first request learns the Basic challenge; every later one sends credentials at once.
     assert_eq!(authorized.requests_to(&registry.host).tags, 2);
     assert_eq!(authorized.requests_to(&registry.host).manifest, 1);
+
+    // Two matching entries, the more specific one wrong: the next is tried, as the kubelet does.
+    let two = serde_json::json!({"auths": {
+        format!("{}/keelson-registry-tests", registry.host): {"username": "nobody", "password": "wrong"},
+        registry.host.clone(): {"username": registry.credentials.clone().expect("auth").0, "password": password},
+    }});
+    let fallback = new_client(RegistryConfig {
+        credentials: Credentials::from_document(two.to_string().as_bytes(), "two.json")
+            .expect("secret"),
+        ..RegistryConfig::default()
+    });
+    assert_eq!(fallback.list_tags(&image).await.expect("tags"), ["3.1.4"]);
 
     let anonymous = new_client(RegistryConfig::default());
     let err = anonymous
@@ -355,5 +392,59 @@ async fn keelson_tags_with_pull_secret_file() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/secret.yaml"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn keelson_tags_with_a_docker_credential_helper() {
+    let registry = basic_auth_registry();
+    let (user, password) = registry.credentials.clone().expect("auth registry");
+    let repository = fresh_repository("cli-helper");
+    push_all(
+        &registry,
+        &repository,
+        &["5.0.0".to_string(), "5.1.0".to_string()],
+    )
+    .await;
+
+    // A real helper executable speaking the docker-credential-helpers protocol on stdin/stdout.
+    let dir = std::env::temp_dir().join(format!("keelson-registry-helper-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let helper = dir.join("docker-credential-keelsontest");
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread -r server || true\nif [ \"$server\" = \"{host}\" ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{password}\"}}' \"$server\"\nelse\n  echo 'credentials not found in native keychain'\n  exit 1\nfi\n",
+        host = registry.host
+    );
+    std::fs::write(&helper, script).expect("write helper");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"credHelpers": {registry.host.clone(): "keelsontest"}}).to_string(),
+    )
+    .expect("write config");
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let reference = format!("{}/{repository}:5.0.0", registry.host);
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["tags", &reference, "--pull-secret"])
+        .arg(&config)
+        .args(["-o", "json"])
+        .env("PATH", path)
+        .output()
+        .expect("run keelson");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["selected"], "5.1.0");
     let _ = std::fs::remove_dir_all(&dir);
 }

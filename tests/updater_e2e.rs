@@ -134,6 +134,51 @@ fn classic_flow(helm_of: fn(&TestEnv) -> String, label: &str) {
     let values: Value = serde_json::from_str(&values).expect("values JSON");
     assert_eq!(values["image"]["tag"], "4.5.6", "{values}");
 
+    // Byte for byte what helm writes: a twin release in another namespace, upgraded by helm
+    // itself to the same tag, stores the same manifest and the same user values.
+    assert!(description.ends_with("full render)"), "{description}");
+    let twin = env.fresh_namespace(&format!("e2e-twin-{label}"));
+    env.run(
+        &helm,
+        &[
+            "install",
+            "ithome",
+            &chart,
+            "-n",
+            &twin,
+            "--set",
+            &format!("image.repository={}/{repository}", registry.host),
+        ],
+    );
+    env.run(
+        &helm,
+        &[
+            "upgrade",
+            "ithome",
+            &chart,
+            "-n",
+            &twin,
+            "--reuse-values",
+            "--set",
+            "image.tag=4.5.6",
+        ],
+    );
+    assert_eq!(
+        env.run(&helm, &["get", "manifest", "ithome", "-n", &namespace]),
+        env.run(&helm, &["get", "manifest", "ithome", "-n", &twin])
+    );
+    assert_eq!(
+        env.run(
+            &helm,
+            &["get", "values", "ithome", "-n", &namespace, "-o", "json"]
+        ),
+        env.run(
+            &helm,
+            &["get", "values", "ithome", "-n", &twin, "-o", "json"]
+        )
+    );
+    env.kubectl(&["delete", "namespace", &twin, "--wait=false"]);
+
     // The deployment controller keeps both ReplicaSets.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -740,5 +785,159 @@ async fn a_pending_record_left_by_a_crash_is_repaired_at_the_next_run() {
         &namespace,
         "--reuse-values",
     ]);
+    env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}
+
+#[test]
+fn hooks_run_only_when_asked_and_a_hook_that_never_finishes_fails_the_revision() {
+    let env = TestEnv::get();
+    let registry = TestRegistry::anonymous();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let namespace = env.fresh_namespace("e2e-hooks");
+    let repository = format!("{namespace}/app");
+    runtime.block_on(registry.push_tag(&repository, "1.0.0"));
+    let chart = chart_with_registry("hooked", &registry.host)
+        .display()
+        .to_string();
+    let image = format!("image.repository={}/{repository}", registry.host);
+    env.helm3(&[
+        "install", "quiet", &chart, "-n", &namespace, "--set", &image,
+    ]);
+    env.helm3(&["install", "loud", &chart, "-n", &namespace, "--set", &image]);
+    env.helm3(&[
+        "install",
+        "stuck",
+        &chart,
+        "-n",
+        &namespace,
+        "--set",
+        &image,
+        "--set",
+        "jobHook=true",
+    ]);
+    runtime.block_on(registry.push_tag(&repository, "1.1.0"));
+    let tag_of = |release: &str| {
+        env.kubectl(&[
+            "get",
+            "configmap",
+            &format!("{release}-migrated"),
+            "-n",
+            &namespace,
+            "-o",
+            "jsonpath={.data.tag}",
+        ])
+    };
+
+    // Default: no hooks run; the hook's resource stays as the install left it.
+    let out = keelson(
+        &env,
+        &["reconcile", "--once", "-n", &namespace, "-l", "name=quiet"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("quiet: revision 2 deployed"),
+        "{stdout}"
+    );
+    assert_eq!(tag_of("quiet"), "1.0.0");
+
+    // --run-hooks: the pre-upgrade hook is recreated from the new revision.
+    let out = keelson(
+        &env,
+        &[
+            "reconcile",
+            "--once",
+            "-n",
+            &namespace,
+            "-l",
+            "name=loud",
+            "--run-hooks",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("loud: revision 2 deployed"),
+        "{stdout}"
+    );
+    assert_eq!(tag_of("loud"), "1.1.0");
+
+    // A Job hook never completes without a kubelet: the revision fails after the timeout.
+    let out = keelson(
+        &env,
+        &[
+            "reconcile",
+            "--once",
+            "-n",
+            &namespace,
+            "-l",
+            "name=stuck",
+            "--run-hooks",
+            "--hook-timeout",
+            "2",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("stuck: revision 2 failed") && stdout.contains("did not finish within 2s"),
+        "{stdout}"
+    );
+    let revisions = history(&env, &env.helm3, "stuck", &namespace);
+    assert_eq!(revisions[1]["status"], "failed", "{revisions:?}");
+    env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}
+
+#[test]
+fn history_max_prunes_the_oldest_revisions_but_never_the_deployed_one() {
+    let env = TestEnv::get();
+    let registry = TestRegistry::anonymous();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let namespace = env.fresh_namespace("e2e-history");
+    let repository = format!("{namespace}/app");
+    runtime.block_on(registry.push_tag(&repository, "1.0.0"));
+    let chart = chart_with_registry("netutils", &registry.host)
+        .display()
+        .to_string();
+    let image = format!("image.repository={}/{repository}", registry.host);
+    env.helm4(&[
+        "install",
+        "app",
+        &chart,
+        "-n",
+        &namespace,
+        "--set",
+        &image,
+        "--set",
+        "image.tag=1.0.0",
+    ]);
+    for tag in ["1.0.1", "1.0.2", "1.0.3"] {
+        runtime.block_on(registry.push_tag(&repository, tag));
+        let out = keelson(
+            &env,
+            &[
+                "reconcile",
+                "--once",
+                "-n",
+                &namespace,
+                "--history-max",
+                "2",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let revisions = history(&env, &env.helm4, "app", &namespace);
+    let versions: Vec<i64> = revisions
+        .iter()
+        .filter_map(|r| r["revision"].as_i64())
+        .collect();
+    assert_eq!(versions, vec![3, 4], "{revisions:?}");
+    assert_eq!(revisions[1]["status"], "deployed");
+    assert_eq!(
+        image_of(&env, &namespace, "app-netutils"),
+        format!("{}/{repository}:1.0.3", registry.host)
+    );
     env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }

@@ -2,6 +2,7 @@
 //! (client-side) gets patches of just the changed documents, Helm 4 `ssa` releases get a
 //! server-side apply of each changed document with field manager `helm`.
 
+pub mod hooks;
 pub mod openapi;
 pub mod patch;
 
@@ -66,6 +67,12 @@ pub enum Error {
         kind: String,
         #[source]
         source: Box<kube::Error>,
+    },
+    #[error("hook {hook} of release {release} failed: {reason}")]
+    Hook {
+        release: String,
+        hook: String,
+        reason: String,
     },
     #[error("cannot read the apiserver's OpenAPI document")]
     OpenApi(#[source] Box<kube::Error>),

@@ -12,6 +12,8 @@ pub mod update;
 use crate::cluster::ClusterArgs;
 use crate::logging::{self, LogFormat};
 
+pub mod template;
+
 /// keelson keeps Helm releases on the newest container images their `keel:` block allows.
 #[derive(Debug, Parser)]
 #[command(name = "keelson", version, about, propagate_version = true)]
@@ -48,6 +50,8 @@ pub enum Command {
     Check(update::CheckArgs),
     /// Plan and write new Helm revisions for releases with newer allowed images.
     Reconcile(update::ReconcileArgs),
+    /// Render a chart locally exactly as `helm template` does.
+    Template(Box<template::TemplateArgs>),
 }
 
 /// Entry point of the binary: maps errors to exit code 1 with the full cause chain on stderr.
@@ -84,6 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tags(args) => tags::run(args).await,
         Command::Check(args) => update::check(args, &cli.global.cluster).await,
         Command::Reconcile(args) => update::reconcile(args, &cli.global.cluster).await,
+        Command::Template(args) => template::run(&args),
     }
 }
 

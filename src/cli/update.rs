@@ -21,6 +21,9 @@ pub struct ScopeArgs {
     /// All namespaces.
     #[arg(short = 'A', long, conflicts_with = "namespace")]
     pub all_namespaces: bool,
+    /// Label selector on the release records (e.g. -l name=web), ANDed with owner=helm.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
     /// Where Helm keeps release records (like HELM_DRIVER).
     #[arg(long, value_enum, env = "HELM_DRIVER", ignore_case = true, default_value_t = DriverKind::Secret)]
     pub driver: DriverKind,
@@ -57,6 +60,13 @@ pub struct ReconcileArgs {
     /// Revisions kept per release, like helm's --history-max (0 = unlimited).
     #[arg(long, default_value_t = DEFAULT_HISTORY_MAX)]
     pub history_max: usize,
+    /// Run the chart's pre-upgrade and post-upgrade hooks around each image update. Off by
+    /// default: an image bump re-applies the workloads, not the chart's upgrade jobs.
+    #[arg(long)]
+    pub run_hooks: bool,
+    /// How long each hook Job or Pod may run when --run-hooks is set, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub hook_timeout: u64,
 }
 
 async fn updater(
@@ -81,8 +91,10 @@ async fn updater(
         Updater {
             storage,
             registry,
-            applier: Applier::new(client),
+            applier: Applier::new(client.clone()),
+            client,
             config,
+            capabilities: Default::default(),
         },
         namespace,
     ))
@@ -96,7 +108,7 @@ pub async fn check(args: CheckArgs, cluster: &ClusterArgs) -> anyhow::Result<Exi
     };
     let (updater, namespace) = updater(&args.scope, cluster, config).await?;
     let outcomes = updater
-        .run_cycle(namespace.as_deref())
+        .run_cycle(namespace.as_deref(), args.scope.selector.as_deref())
         .await
         .with_context(|| format!("cannot list releases ({} driver)", args.scope.driver))?;
     let plans: Vec<&ImagePlan> = outcomes.iter().flat_map(|o| &o.plans).collect();
@@ -179,10 +191,12 @@ pub async fn reconcile(args: ReconcileArgs, cluster: &ClusterArgs) -> anyhow::Re
     let config = UpdaterConfig {
         history_max: args.history_max,
         dry_run: false,
+        run_hooks: args.run_hooks,
+        hook_timeout: std::time::Duration::from_secs(args.hook_timeout),
     };
     let (updater, namespace) = updater(&args.scope, cluster, config).await?;
     let outcomes = updater
-        .run_cycle(namespace.as_deref())
+        .run_cycle(namespace.as_deref(), args.scope.selector.as_deref())
         .await
         .with_context(|| format!("cannot list releases ({} driver)", args.scope.driver))?;
     let mut failed = false;

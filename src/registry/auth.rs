@@ -216,6 +216,43 @@ impl Credentials {
         Ok(credentials)
     }
 
+    /// Reads a pull Secret fetched from the cluster (what `imagePullSecrets` name).
+    pub fn from_secret(
+        secret: &k8s_openapi::api::core::v1::Secret,
+    ) -> Result<Self, CredentialError> {
+        let namespace = secret.metadata.namespace.as_deref().unwrap_or_default();
+        let name = secret.metadata.name.as_deref().unwrap_or_default();
+        let source_name = format!("Secret {namespace}/{name}");
+        let secret_type = secret.type_.as_deref().unwrap_or_default();
+        let key = match secret_type {
+            "kubernetes.io/dockerconfigjson" => ".dockerconfigjson",
+            "kubernetes.io/dockercfg" => ".dockercfg",
+            other => {
+                return Err(CredentialError::Shape {
+                    source_name,
+                    reason: format!("Secret has type {other:?}"),
+                });
+            }
+        };
+        let payload = secret
+            .data
+            .as_ref()
+            .and_then(|data| data.get(key))
+            .map(|bytes| bytes.0.clone())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|data| data.get(key))
+                    .map(|text| text.as_bytes().to_vec())
+            })
+            .ok_or_else(|| CredentialError::Shape {
+                source_name: source_name.clone(),
+                reason: format!("Secret has no data.{key}"),
+            })?;
+        Self::from_secret_data(secret_type, &payload, &source_name)
+    }
+
     /// Adds every entry of `other`; on equal keys the entries of `self` are tried first.
     pub fn merge(&mut self, other: Credentials) {
         self.entries.extend(other.entries);
@@ -372,7 +409,74 @@ impl KeyPattern {
                 .host_parts
                 .iter()
                 .zip(&target.host_parts)
-                .all(|(glob, label)| crate::policy::glob_match(glob, label))
+                .all(|(glob, label)| label_matches(glob, label))
+    }
+}
+
+/// Go's `filepath.Match` on one host label, as the kubelet uses it: `*` (any run), `?` (one
+/// character) and `[...]` classes with ranges and `^`/`!` negation. A malformed class never
+/// matches (Go reports an error, which the kubelet treats as no match).
+fn label_matches(pattern: &str, label: &str) -> bool {
+    let pattern: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
+    let label: Vec<char> = label.to_ascii_lowercase().chars().collect();
+    match_from(&pattern, &label)
+}
+
+fn match_from(pattern: &[char], text: &[char]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some(('*', rest)) => {
+            (0..=text.len()).any(|skip| match_from(rest, text.get(skip..).unwrap_or(&[])))
+        }
+        Some(('?', rest)) => text
+            .split_first()
+            .is_some_and(|(_, text_rest)| match_from(rest, text_rest)),
+        Some(('[', rest)) => {
+            let Some((first, text_rest)) = text.split_first() else {
+                return false;
+            };
+            match class_matches(rest, *first) {
+                Some((true, after_class)) => match_from(after_class, text_rest),
+                _ => false,
+            }
+        }
+        Some(('\\', rest)) => match (rest.split_first(), text.split_first()) {
+            (Some((escaped, rest)), Some((first, text_rest))) => {
+                escaped == first && match_from(rest, text_rest)
+            }
+            _ => false,
+        },
+        Some((literal, rest)) => text
+            .split_first()
+            .is_some_and(|(first, text_rest)| first == literal && match_from(rest, text_rest)),
+    }
+}
+
+/// Matches `ch` against a class body (after `[`); returns whether it matched and the pattern
+/// after the closing `]`, or `None` when the class is malformed.
+fn class_matches(body: &[char], ch: char) -> Option<(bool, &[char])> {
+    let (negated, mut rest) = match body.split_first() {
+        Some(('^' | '!', rest)) => (true, rest),
+        _ => (false, body),
+    };
+    let mut matched = false;
+    let mut first = true;
+    loop {
+        let (&low, after_low) = rest.split_first()?;
+        if low == ']' && !first {
+            return Some((matched != negated, after_low));
+        }
+        first = false;
+        rest = after_low;
+        if let Some((&'-', after_dash)) = rest.split_first()
+            && let Some((&high, after_high)) = after_dash.split_first()
+            && high != ']'
+        {
+            matched |= low <= ch && ch <= high;
+            rest = after_high;
+            continue;
+        }
+        matched |= low == ch;
     }
 }
 
@@ -707,6 +811,58 @@ mod tests {
             let message = err.to_string();
             assert!(message.contains(needle), "{text:?}: {message}");
             assert!(message.contains("bad.yaml"), "{message}");
+        }
+    }
+
+    #[test]
+    fn cluster_secret_objects() {
+        use k8s_openapi::ByteString;
+        let payload = serde_json::json!({"auths": {"quay.io": {"auth": b64("q:p")}}});
+        let secret = k8s_openapi::api::core::v1::Secret {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("regcred".into()),
+                namespace: Some("apps".into()),
+                ..Default::default()
+            },
+            type_: Some("kubernetes.io/dockerconfigjson".into()),
+            data: Some(
+                [(
+                    ".dockerconfigjson".to_string(),
+                    ByteString(payload.to_string().into_bytes()),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let credentials = Credentials::from_secret(&secret).expect("valid secret");
+        let matched = credentials.matching(&image("quay.io/org/app"));
+        assert_eq!(matched.first().map(|a| a.username.as_str()), Some("q"));
+        let opaque = k8s_openapi::api::core::v1::Secret {
+            type_: Some("Opaque".into()),
+            ..secret
+        };
+        let err = Credentials::from_secret(&opaque).expect_err("wrong type");
+        assert!(err.to_string().contains("Secret apps/regcred"), "{err}");
+    }
+
+    #[test]
+    fn host_label_globs_like_filepath_match() {
+        let table = [
+            ("*", "registry", true),
+            ("reg*", "registry", true),
+            ("r?g", "reg", true),
+            ("r?g", "rg", false),
+            ("[a-c]b", "bb", true),
+            ("[^a-c]b", "bb", false),
+            ("[!a-c]b", "xb", true),
+            ("[]a]", "]", true),
+            ("[a-", "a", false),
+            ("REG", "reg", true),
+            ("a\\*", "a*", true),
+            ("a\\*", "ab", false),
+        ];
+        for (pattern, label, want) in table {
+            assert_eq!(label_matches(pattern, label), want, "{pattern} vs {label}");
         }
     }
 

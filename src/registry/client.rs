@@ -14,7 +14,9 @@ use tokio::time::Instant;
 
 use super::Error;
 use super::auth::{self, AuthEntry, Challenge, Credentials};
-use super::reference::{ImageRef, is_valid_digest, is_valid_tag};
+use super::reference::{
+    DOCKER_HUB_API_HOST, DOCKER_HUB_DOMAIN, ImageRef, is_valid_digest, is_valid_tag,
+};
 
 /// Every manifest type keelson can resolve a digest for: OCI index and manifest, Docker
 /// manifest list and v2 manifest. Without them a registry may answer with a converted
@@ -188,8 +190,9 @@ struct HostState {
 
 impl HostState {
     fn new(limits: Limits) -> Self {
+        // Clamped so the interval arithmetic can never overflow, whatever the configuration says.
         let rate = if limits.requests_per_second.is_finite() && limits.requests_per_second > 0.0 {
-            limits.requests_per_second
+            limits.requests_per_second.clamp(0.001, 1_000_000.0)
         } else {
             Limits::default().requests_per_second
         };
@@ -220,6 +223,9 @@ impl HostState {
         tokio::time::sleep_until(start).await;
     }
 }
+
+/// Tokens are cached per registry host and scope.
+type TokenKey = (String, String);
 
 #[derive(Debug, Clone)]
 struct CachedToken {
@@ -257,15 +263,18 @@ struct Inner {
     /// Accepts self-signed certificates; used only for insecure and loopback registries.
     lax: reqwest::Client,
     hosts: Mutex<HashMap<String, Arc<HostState>>>,
-    tokens: Mutex<HashMap<(String, String), CachedToken>>,
+    tokens: Mutex<HashMap<TokenKey, CachedToken>>,
+    /// One lock per registry + scope, so concurrent requests fetch one token, not one each.
+    token_fetches: Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<()>>>>,
     helper_credentials: tokio::sync::Mutex<HashMap<String, Option<AuthEntry>>>,
 }
 
 impl RegistryClient {
     /// Builds a client (installing the ring crypto provider if nothing installed one yet).
     pub fn new(config: RegistryConfig) -> Result<Self, Error> {
-        // reqwest panics without a process-wide provider; installing it here is idempotent.
-        crate::cluster::install_crypto_provider();
+        // reqwest panics without a process-wide provider; installing it is idempotent (the
+        // same ring provider `cluster::install_crypto_provider` installs).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let build = |accept_invalid_certs: bool| {
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -283,6 +292,7 @@ impl RegistryClient {
                 config,
                 hosts: Mutex::new(HashMap::new()),
                 tokens: Mutex::new(HashMap::new()),
+                token_fetches: Mutex::new(HashMap::new()),
                 helper_credentials: tokio::sync::Mutex::new(HashMap::new()),
             }),
         })
@@ -395,6 +405,26 @@ impl RegistryClient {
         Ok(tags)
     }
 
+    /// Lists every distinct repository among `images` exactly once, concurrently (per-registry
+    /// limits still apply): one check cycle costs one listing per repository however many
+    /// releases share it. Results are keyed by [`ImageRef::repository`].
+    pub async fn list_tags_of_all<'a>(
+        &self,
+        images: impl IntoIterator<Item = &'a ImageRef>,
+    ) -> BTreeMap<String, Result<Vec<String>, Error>> {
+        let mut distinct: BTreeMap<String, &ImageRef> = BTreeMap::new();
+        for image in images {
+            distinct.entry(image.repository()).or_insert(image);
+        }
+        let listings = distinct
+            .into_iter()
+            .map(|(repository, image)| async move { (repository, self.list_tags(image).await) });
+        futures::future::join_all(listings)
+            .await
+            .into_iter()
+            .collect()
+    }
+
     /// The manifest digest `reference` (a tag or digest) points to: `HEAD` with the full Accept
     /// list, `GET` only when the registry gives no `Docker-Content-Digest` on `HEAD`.
     pub async fn digest(&self, image: &ImageRef, reference: &str) -> Result<String, Error> {
@@ -466,9 +496,12 @@ impl RegistryClient {
         hosts
             .entry(host.to_string())
             .or_insert_with(|| {
+                // Docker Hub is configured as `docker.io` but served by its API host.
+                let alias = (host == DOCKER_HUB_API_HOST).then_some(DOCKER_HUB_DOMAIN);
                 let limits = config
                     .registry_limits
                     .get(host)
+                    .or_else(|| alias.and_then(|a| config.registry_limits.get(a)))
                     .copied()
                     .unwrap_or(config.default_limits);
                 Arc::new(HostState::new(limits))
@@ -530,7 +563,12 @@ impl RegistryClient {
         let registry = image.registry_host();
         let scope = format!("repository:{}:pull", image.path);
         let state = self.host_state(registry);
-        let mut authorization = self.known_authorization(image, &state, &scope).await?;
+        // Index into the matching credentials; like the kubelet, the next one is tried when
+        // the registry or its token server rejects the current one.
+        let mut candidate = 0usize;
+        let mut authorization = self
+            .authorization(image, &state, &scope, &mut candidate)
+            .await?;
         let mut retried_after_challenge = false;
         loop {
             let response = self
@@ -555,8 +593,17 @@ impl RegistryClient {
                 .join(", ");
             let detail = body_snippet(response).await;
             if retried_after_challenge {
-                // Fresh credentials were rejected: stop here instead of looping on 401s.
                 self.forget_token(registry, &scope);
+                if authorization.is_some()
+                    && candidate + 1 < self.credential_candidates(image).await?.len()
+                {
+                    candidate += 1;
+                    authorization = self
+                        .authorization(image, &state, &scope, &mut candidate)
+                        .await?;
+                    continue;
+                }
+                // Fresh credentials were rejected: stop here instead of looping on 401s.
                 return Err(Error::Unauthorized {
                     image: image.repository(),
                     url: url.to_string(),
@@ -582,7 +629,9 @@ impl RegistryClient {
             })?;
             *lock(&state.auth_scheme) = Some(scheme);
             self.forget_token(registry, &scope);
-            authorization = self.known_authorization(image, &state, &scope).await?;
+            authorization = self
+                .authorization(image, &state, &scope, &mut candidate)
+                .await?;
             if authorization.is_none() {
                 return Err(Error::Unauthorized {
                     image: image.repository(),
@@ -595,31 +644,70 @@ impl RegistryClient {
         }
     }
 
-    /// The Authorization header for a registry whose auth scheme is known (None when unknown).
+    /// [`Self::known_authorization`], moving on to the next matching credential while the
+    /// token server rejects the current one.
+    async fn authorization(
+        &self,
+        image: &ImageRef,
+        state: &HostState,
+        scope: &str,
+        candidate: &mut usize,
+    ) -> Result<Option<HeaderValue>, Error> {
+        loop {
+            match self
+                .known_authorization(image, state, scope, *candidate)
+                .await
+            {
+                Err(Error::TokenRequest {
+                    status: 401 | 403, ..
+                }) if *candidate + 1 < self.credential_candidates(image).await?.len() => {
+                    *candidate += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The Authorization header for a registry whose auth scheme is known (None when unknown),
+    /// using the `candidate`-th matching credential.
     async fn known_authorization(
         &self,
         image: &ImageRef,
         state: &HostState,
         scope: &str,
+        candidate: usize,
     ) -> Result<Option<HeaderValue>, Error> {
         let scheme = lock(&state.auth_scheme).clone();
         match scheme {
             None => Ok(None),
-            Some(AuthScheme::Basic) => match self.credentials_for(image).await? {
-                Some(entry) => Ok(Some(basic_header(&entry.username, &entry.password)?)),
-                None => Ok(None),
-            },
+            Some(AuthScheme::Basic) => {
+                match self.credential_candidates(image).await?.get(candidate) {
+                    Some(entry) => Ok(Some(basic_header(&entry.username, &entry.password)?)),
+                    None => Ok(None),
+                }
+            }
             Some(AuthScheme::Bearer { realm, service }) => {
                 let registry = image.registry_host();
                 let key = (registry.to_string(), scope.to_string());
-                let cached = lock(&self.inner.tokens)
-                    .get(&key)
-                    .filter(|t| t.valid_until > Instant::now())
-                    .map(|t| t.token.clone());
-                let token = match cached {
+                let cached = || {
+                    lock(&self.inner.tokens)
+                        .get(&key)
+                        .filter(|t| t.valid_until > Instant::now())
+                        .map(|t| t.token.clone())
+                };
+                let fetch_lock = lock(&self.inner.token_fetches)
+                    .entry(key.clone())
+                    .or_default()
+                    .clone();
+                let _single_flight = fetch_lock.lock().await;
+                let token = match cached() {
                     Some(token) => token,
                     None => {
-                        let credentials = self.credentials_for(image).await?;
+                        let credentials = self
+                            .credential_candidates(image)
+                            .await?
+                            .get(candidate)
+                            .cloned();
                         let fresh = self
                             .fetch_token(&realm, service.as_deref(), scope, credentials.as_ref())
                             .await?;
@@ -642,23 +730,25 @@ impl RegistryClient {
         lock(&self.inner.tokens).remove(&(registry.to_string(), scope.to_string()));
     }
 
-    /// Credentials for the image: pull secrets first (kubelet order), then a credential helper.
-    async fn credentials_for(&self, image: &ImageRef) -> Result<Option<AuthEntry>, Error> {
+    /// Credentials for the image, in the order they are tried: every matching pull-secret
+    /// entry (kubelet order), else what the credential helper returns (asked once per client).
+    async fn credential_candidates(&self, image: &ImageRef) -> Result<Vec<AuthEntry>, Error> {
         let credentials = &self.inner.config.credentials;
-        if let Some(entry) = credentials.matching(image).into_iter().next() {
-            return Ok(Some(entry.clone()));
+        let matching = credentials.matching(image);
+        if !matching.is_empty() {
+            return Ok(matching.into_iter().cloned().collect());
         }
         let Some(helper) = credentials.helper_for(image) else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let cache_key = format!("{helper} {}", image.domain);
         let mut cache = self.inner.helper_credentials.lock().await;
         if let Some(entry) = cache.get(&cache_key) {
-            return Ok(entry.clone());
+            return Ok(entry.iter().cloned().collect());
         }
         let entry = auth::run_helper(helper, image).await?;
         cache.insert(cache_key, entry.clone());
-        Ok(entry)
+        Ok(entry.into_iter().collect())
     }
 
     /// Asks the token server for a pull token (GET with Basic, or the OAuth2 refresh-token POST
@@ -1222,7 +1312,13 @@ fn parse_http_date(value: &str) -> Option<SystemTime> {
     let year: i64 = parts.next()?.parse().ok()?;
     let mut clock = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
     let (hour, minute, second) = (clock.next()??, clock.next()??, clock.next()??);
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60
+    // The year range keeps the arithmetic below far from overflow on hostile input.
+    if parts.next()? != "GMT"
+        || !(1970..=9999).contains(&year)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
     {
         return None;
     }
@@ -1368,6 +1464,8 @@ mod tests {
             "soon",
             "Sun, 06 Foo 1994 08:49:37 GMT",
             "Sun, 06 Nov 1994 25:00:00 GMT",
+            "Sun, 06 Nov 99999999999999999 08:49:37 GMT",
+            "Sun, 06 Nov -99999999999999999 08:49:37 GMT",
             "",
         ] {
             assert_eq!(parse_http_date(bad), None, "{bad}");

@@ -405,6 +405,36 @@ mod tests {
         ));
     }
 
+    /// Arbitrary input never panics, and whatever parses prints back to itself.
+    #[test]
+    fn parse_display_round_trip_on_noise() {
+        let alphabet: Vec<char> = "ab9:/@._-A[]:sha256 \u{e9}".chars().collect();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..(state % 24) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            if let Ok(image) = ImageRef::parse(&text) {
+                accepted += 1;
+                let printed = image.to_string();
+                assert_eq!(
+                    ImageRef::parse(&printed).as_ref(),
+                    Ok(&image),
+                    "{text:?} → {printed:?}"
+                );
+            }
+        }
+        assert!(
+            accepted > 0,
+            "the noise should contain some valid references"
+        );
+    }
+
     #[test]
     fn with_tag_replaces_tag_and_drops_digest() {
         let image = ImageRef::parse(&format!("nginx:1@{DIGEST}")).expect("parses");

@@ -1,4 +1,13 @@
 //! Renders Helm charts exactly as Helm does: Go templates with Sprig and Helm's functions,
 //! chart loading, values coalescing and manifest sorting.
 
+pub mod chart;
+pub mod dependencies;
+pub mod engine;
 pub mod gotemplate;
+pub mod helmignore;
+pub mod manifest;
+pub mod objects;
+pub mod release;
+pub mod schema;
+pub mod semver_range;

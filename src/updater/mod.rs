@@ -4,7 +4,7 @@
 
 pub mod patch_mode;
 pub mod plan;
-mod render;
+pub mod render;
 pub mod rollback;
 mod write;
 

@@ -27,6 +27,8 @@ pub struct ImagePlan {
     pub target: Option<String>,
     /// Why the image is held back or refused; `None` when it moves or is simply current.
     pub reason: Option<String>,
+    /// How the new manifest is made (`full render` or `patch mode`) when the image moves.
+    pub mode: Option<&'static str>,
     /// The value changes that realize `target`.
     #[serde(skip)]
     pub changes: Vec<ValueChange>,
@@ -184,6 +186,7 @@ async fn plan_image(
         current,
         target: None,
         reason: None,
+        mode: None,
         changes: Vec::new(),
         policy: policy_text.clone(),
     };

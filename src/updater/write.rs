@@ -4,21 +4,29 @@
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
+use crate::apply::hooks::{HookRun, HookSpec};
 use crate::apply::{Applier, ApplyMethod, ReleaseTarget};
 use crate::keel::{self, PathStep, ValuePath};
 use crate::registry::RegistryClient;
 use crate::storage::{
-    Hook, RevisionChange, Status, Storage, StorageError, StoredRelease, fit_description,
+    Hook, PendingRevision, RevisionChange, Status, Storage, StorageError, StoredRelease,
+    fit_description,
 };
 
 use super::patch_mode::{self, RenderedImage};
 use super::plan::{self, ImagePlan, TagCache, ValueChange, error_chain};
+use super::render::{ClusterCapabilities, full_render};
 
 use crate::storage::PREPARING_UPGRADE as PENDING_DESCRIPTION;
+use crate::storage::record::GoValue;
 
 /// Settings of the updater.
 #[derive(Debug, Clone)]
 pub struct UpdaterConfig {
+    /// Run the chart's pre-/post-upgrade hooks around the apply (default: off).
+    pub run_hooks: bool,
+    /// How long one hook (a Job or Pod) may take, like helm's `--timeout`.
+    pub hook_timeout: std::time::Duration,
     /// Revisions kept per release (`--history-max`); 0 keeps all. Helm's default is 10.
     pub history_max: usize,
     /// Plan only; write nothing (`keelson check`).
@@ -28,6 +36,8 @@ pub struct UpdaterConfig {
 impl Default for UpdaterConfig {
     fn default() -> Self {
         Self {
+            run_hooks: false,
+            hook_timeout: std::time::Duration::from_secs(300),
             history_max: crate::storage::DEFAULT_HISTORY_MAX,
             dry_run: false,
         }
@@ -45,12 +55,24 @@ pub enum RenderMode {
 }
 
 impl RenderMode {
-    fn label(self) -> &'static str {
+    /// How descriptions and `keelson check` name the mode.
+    pub fn label(self) -> &'static str {
         match self {
             RenderMode::FullRender => "full render",
             RenderMode::Patch => "patch mode",
         }
     }
+}
+
+/// A new revision computed but not yet written.
+struct Prepared<'h> {
+    deployed: &'h StoredRelease,
+    config: Map<String, Value>,
+    manifest: String,
+    hooks: Vec<Hook>,
+    notes: Option<String>,
+    mode: RenderMode,
+    description: String,
 }
 
 /// What happened to one release in a cycle.
@@ -92,7 +114,10 @@ pub struct Updater {
     pub storage: Storage,
     pub registry: RegistryClient,
     pub applier: Applier,
+    pub client: kube::Client,
     pub config: UpdaterConfig,
+    /// Discovered once, the first time a release needs a render.
+    pub capabilities: tokio::sync::OnceCell<ClusterCapabilities>,
 }
 
 impl Updater {
@@ -102,8 +127,13 @@ impl Updater {
     pub async fn run_cycle(
         &self,
         namespace: Option<&str>,
+        selector: Option<&str>,
     ) -> Result<Vec<ReleaseOutcome>, StorageError> {
-        let listing = self.storage.latest_revisions(namespace).await?;
+        let selector = match selector.map(str::trim) {
+            Some(extra) if !extra.is_empty() => format!("owner=helm,{extra}"),
+            _ => "owner=helm".to_string(),
+        };
+        let listing = self.storage.driver().latest(namespace, &selector).await?;
         for skipped in &listing.skipped {
             warn!(object = %skipped.object, reason = %skipped.reason, "skipped a release record that cannot be decoded");
         }
@@ -196,23 +226,42 @@ impl Updater {
             _ => (&latest, block),
         };
         let plans = plan::plan_release(base, &block, &history, &self.registry, cache).await;
+        let mut plans = plans;
         let changes: Vec<&ImagePlan> = plans.iter().filter(|p| p.target.is_some()).collect();
-        if changes.is_empty() || self.config.dry_run {
+        if changes.is_empty() {
             return done(plans, Outcome::UpToDate);
         }
-        let outcome = match self.write_revision(&history, &changes).await {
-            Ok(outcome) => outcome,
+        let prepared = self.prepare_revision(&history, &changes).await;
+        let mode = prepared.as_ref().ok().map(|p| p.mode);
+        let outcome = match prepared {
+            Ok(_) if self.config.dry_run => Outcome::UpToDate,
+            Ok(prepared) => self.write_revision(prepared).await.unwrap_or_else(|o| o),
             Err(outcome) => outcome,
         };
+        for plan in plans.iter_mut().filter(|p| p.target.is_some()) {
+            plan.mode = mode.map(RenderMode::label);
+            // A revision that cannot even be built refuses every change it would carry.
+            if let (
+                None,
+                Outcome::Failed {
+                    reason,
+                    revision: None,
+                },
+            ) = (mode, &outcome)
+            {
+                plan.reason = Some(reason.clone());
+                plan.target = None;
+            }
+        }
         done(plans, outcome)
     }
 
     /// Writes the revision for `changes` on top of the deployed revision.
-    async fn write_revision(
+    async fn prepare_revision<'h>(
         &self,
-        history: &[StoredRelease],
+        history: &'h [StoredRelease],
         changes: &[&ImagePlan],
-    ) -> Result<Outcome, Outcome> {
+    ) -> Result<Prepared<'h>, Outcome> {
         let failed = |reason: String| Outcome::Failed {
             reason,
             revision: None,
@@ -224,12 +273,11 @@ impl Updater {
         else {
             return Err(failed("the release has no deployed revision".to_string()));
         };
-        let name = deployed.release.name().to_string();
-        let namespace = deployed.release.namespace().to_string();
-
         let mut config = Value::Object(deployed.release.config());
         let value_changes: Vec<&ValueChange> = changes.iter().flat_map(|p| &p.changes).collect();
+        let coalesced = keel::release_values(&deployed.release);
         for change in &value_changes {
+            copy_lists_from_defaults(&mut config, &coalesced, &change.path);
             set_path(&mut config, &change.path, Value::String(change.new.clone()))
                 .map_err(|reason| failed(format!("cannot set {}: {reason}", change.path)))?;
         }
@@ -240,15 +288,53 @@ impl Updater {
 
         let old_manifest = deployed.release.manifest.clone().unwrap_or_default();
         let old_hooks = deployed.release.hooks.clone().unwrap_or_default();
-        let (manifest, hooks, mode) =
-            self.new_manifest(deployed, &config, changes, &old_manifest, &old_hooks)?;
+        let next_version = history
+            .iter()
+            .map(|r| r.release.version())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let (manifest, hooks, notes, mode) = self
+            .new_manifest(
+                deployed,
+                &config,
+                next_version,
+                changes,
+                &old_manifest,
+                &old_hooks,
+            )
+            .await?;
 
-        let description = describe(changes, mode);
+        Ok(Prepared {
+            deployed,
+            config,
+            manifest,
+            hooks,
+            notes,
+            mode,
+            description: describe(changes, mode),
+        })
+    }
+
+    /// Writes the prepared revision: pending record, apply, then deployed (or failed).
+    async fn write_revision(&self, prepared: Prepared<'_>) -> Result<Outcome, Outcome> {
+        let Prepared {
+            deployed,
+            config,
+            manifest,
+            hooks,
+            notes,
+            mode,
+            description,
+        } = prepared;
+        let name = deployed.release.name().to_string();
+        let namespace = deployed.release.namespace().to_string();
+        let old_manifest = deployed.release.manifest.clone().unwrap_or_default();
         let change = RevisionChange {
             config,
             manifest: manifest.clone(),
             hooks: Some(hooks),
-            notes: None,
+            notes,
             description: description.clone(),
         };
         let storage = self
@@ -283,13 +369,21 @@ impl Updater {
             namespace: namespace.clone(),
         };
         let method = ApplyMethod::from_record(deployed.release.apply_method.as_deref());
-        if let Err(err) = self
-            .applier
-            .apply(&target, &old_manifest, &manifest, method)
-            .await
-        {
+        let mut pending = pending;
+        let mut result = self.run_hooks(&target, &mut pending, "pre-upgrade").await;
+        if result.is_ok() {
+            result = self
+                .applier
+                .apply(&target, &old_manifest, &manifest, method)
+                .await
+                .map(|_| ());
+        }
+        if result.is_ok() {
+            result = self.run_hooks(&target, &mut pending, "post-upgrade").await;
+        }
+        if let Err(err) = result {
             let reason = error_chain(&err);
-            warn!(release = %name, %namespace, revision, %reason, "apply failed; marking the revision failed");
+            warn!(release = %name, %namespace, revision, %reason, "upgrade failed; marking the revision failed");
             if let Err(mark) = storage.fail_upgrade(pending, &reason).await {
                 warn!(release = %name, %namespace, revision, error = %error_chain(&mark), "could not mark the revision failed");
             }
@@ -300,13 +394,9 @@ impl Updater {
         }
         match storage.complete_upgrade(pending).await {
             Ok(_) => {
+                // History was already pruned to make room when the pending record was created,
+                // as Helm's storage does; no second pass (and no extra requests) here.
                 info!(release = %name, %namespace, revision, %description, "deployed");
-                if let Err(err) = storage
-                    .prune(&namespace, &name, self.config.history_max)
-                    .await
-                {
-                    warn!(release = %name, %namespace, error = %error_chain(&err), "history pruning failed");
-                }
                 Ok(Outcome::Updated {
                     revision,
                     description,
@@ -320,19 +410,76 @@ impl Updater {
         }
     }
 
+    /// Runs the new revision's hooks for `event` when hooks are enabled, recording each run in
+    /// the pending record's `last_run` as Helm does. Off by default: an image bump re-applies
+    /// the workloads, not the chart's install/upgrade jobs.
+    async fn run_hooks(
+        &self,
+        target: &ReleaseTarget,
+        pending: &mut PendingRevision,
+        event: &str,
+    ) -> Result<(), crate::apply::Error> {
+        if !self.config.run_hooks {
+            return Ok(());
+        }
+        let hooks = pending.pending.release.hooks.clone().unwrap_or_default();
+        let specs: Vec<HookSpec> = hooks
+            .iter()
+            .filter(|hook| {
+                hook.events
+                    .as_ref()
+                    .is_some_and(|events| events.iter().any(|e| e == event))
+            })
+            .map(|hook| HookSpec {
+                name: hook.name.clone().unwrap_or_default(),
+                manifest: hook.manifest.clone().unwrap_or_default(),
+                weight: hook.weight.unwrap_or(0),
+                delete_policies: hook.delete_policies.clone().unwrap_or_default(),
+            })
+            .collect();
+        if specs.is_empty() {
+            return Ok(());
+        }
+        let (runs, result) = self
+            .applier
+            .run_hooks(target, &specs, self.config.hook_timeout)
+            .await;
+        if let Some(stored_hooks) = pending.pending.release.hooks.as_mut() {
+            for run in runs {
+                if let Some(hook) = stored_hooks
+                    .iter_mut()
+                    .find(|h| h.name.as_deref() == Some(run.name.as_str()))
+                {
+                    hook.last_run = Some(last_run(&run));
+                }
+            }
+        }
+        result
+    }
+
     /// The render-verify guard: re-render the deployed revision from its stored chart and
     /// config; only when that reproduces the stored manifest byte for byte is the new manifest
     /// rendered, otherwise the stored one is patched.
-    fn new_manifest(
+    async fn new_manifest(
         &self,
         deployed: &StoredRelease,
         config: &Map<String, Value>,
+        next_version: i64,
         changes: &[&ImagePlan],
         old_manifest: &str,
         old_hooks: &[Hook],
-    ) -> Result<(String, Vec<Hook>, RenderMode), Outcome> {
-        if let Some(rendered) = super::render::full_render(deployed, config) {
-            return Ok((rendered.0, rendered.1, RenderMode::FullRender));
+    ) -> Result<(String, Vec<Hook>, Option<String>, RenderMode), Outcome> {
+        let capabilities = self
+            .capabilities
+            .get_or_init(|| ClusterCapabilities::discover(&self.client))
+            .await;
+        if let Some(rendered) = full_render(deployed, config, next_version, capabilities) {
+            return Ok((
+                rendered.manifest,
+                rendered.hooks,
+                Some(rendered.notes),
+                RenderMode::FullRender,
+            ));
         }
         let mut manifest = old_manifest.to_string();
         let mut hooks = old_hooks.to_vec();
@@ -356,7 +503,7 @@ impl Updater {
                 }
             }
         }
-        Ok((manifest, hooks, RenderMode::Patch))
+        Ok((manifest, hooks, None, RenderMode::Patch))
     }
 
     /// Repairs keelson's own pending record left by a crash: roll forward when the cluster
@@ -427,6 +574,25 @@ impl Updater {
     }
 }
 
+/// `last_run` as Helm's record writes it.
+fn last_run(run: &HookRun) -> GoValue {
+    use crate::storage::record::{Carried, format_rfc3339_nano};
+    GoValue::Object(Carried(vec![
+        (
+            "started_at".to_string(),
+            GoValue::String(format_rfc3339_nano(&run.started_at)),
+        ),
+        (
+            "completed_at".to_string(),
+            GoValue::String(format_rfc3339_nano(&run.completed_at)),
+        ),
+        (
+            "phase".to_string(),
+            GoValue::String(run.phase.as_str().to_string()),
+        ),
+    ]))
+}
+
 /// The old and new references of a plan, as a chart would render them.
 fn rendered_images(plan: &ImagePlan) -> (RenderedImage, RenderedImage) {
     let split = |reference: &str| -> RenderedImage {
@@ -475,6 +641,43 @@ fn describe(changes: &[&ImagePlan], mode: RenderMode) -> String {
         policies.join("/"),
         mode.label()
     ))
+}
+
+/// A path through a list the user config does not hold (`sidecars[0].image` with `sidecars`
+/// only in the chart's defaults) needs that list in the config first: lists replace defaults
+/// whole when Helm coalesces, so the config gets the coalesced list, then the one change.
+fn copy_lists_from_defaults(config: &mut Value, coalesced: &Value, path: &ValuePath) {
+    let steps = path.steps();
+    for (position, step) in steps.iter().enumerate() {
+        if !matches!(step, PathStep::Index(_)) {
+            continue;
+        }
+        let Ok(prefix) = ValuePath::parse(&render_steps(&steps[..position])) else {
+            return;
+        };
+        if prefix.get(config).is_some() {
+            continue;
+        }
+        if let Some(list) = prefix.get(coalesced).filter(|v| v.is_array()) {
+            let _ = set_path(config, &prefix, list.clone());
+        }
+    }
+}
+
+fn render_steps(steps: &[PathStep]) -> String {
+    let mut text = String::new();
+    for step in steps {
+        match step {
+            PathStep::Key(key) => {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(key);
+            }
+            PathStep::Index(index) => text.push_str(&format!("[{index}]")),
+        }
+    }
+    text
 }
 
 /// Sets `path` in `values` to `new`, creating maps on the way; list indexes must exist.
@@ -543,6 +746,20 @@ mod tests {
         let path = ValuePath::parse("image.tag").expect("valid path");
         set_path(&mut values, &path, json!("2")).expect("set");
         assert_eq!(values, json!({"image": {"tag": "2"}}));
+    }
+
+    #[test]
+    fn lists_only_in_the_chart_defaults_are_copied_before_the_change() {
+        let mut config = json!({"replicaCount": 2});
+        let coalesced =
+            json!({"replicaCount": 2, "sidecars": [{"image": "a:1"}, {"image": "b:1"}]});
+        let path = ValuePath::parse("sidecars[1].image").expect("valid path");
+        copy_lists_from_defaults(&mut config, &coalesced, &path);
+        set_path(&mut config, &path, json!("b:2")).expect("set");
+        assert_eq!(
+            config,
+            json!({"replicaCount": 2, "sidecars": [{"image": "a:1"}, {"image": "b:2"}]})
+        );
     }
 
     #[test]

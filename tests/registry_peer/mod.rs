@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod instances;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 

@@ -54,6 +54,13 @@ pub trait Object: fmt::Debug + Send + Sync {
 
     /// The value `toYaml` / `toJson` serialize (Go marshals the struct by its json tags).
     fn to_serializable(&self) -> Value;
+
+    /// For a named Go map or slice type with methods (Helm's `engine.files` is a
+    /// `map[string][]byte`, `chartutil.VersionSet` a `[]string`): its elements as a `Map` or
+    /// `List`, so `range`, `len` and `index` work on it as in Go. `None` for structs.
+    fn collection(&self) -> Option<Value> {
+        None
+    }
 }
 
 impl Value {

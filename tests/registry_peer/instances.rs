@@ -1,15 +1,9 @@
-//! Bearer token auth against a REAL docker-registry configured with `auth: token`: the registry
-//! validates every token itself (signature against a test certificate, issuer, audience,
-//! expiry, access claims). The token issuer is a small server this test runs on 127.0.0.1; it
-//! signs RS256 JWTs with a throwaway key made by `openssl`. A second docker-registry without
-//! auth shares the storage directory so the test can push images.
+//! docker-registry instances that tests and benchmarks start themselves: token auth checked by
+//! the real registry against a small RS256 token issuer (signed with a throwaway `openssl` key),
+//! TLS with a self-signed certificate, and an unauthenticated writer sharing the storage so
+//! images can be pushed. Processes are killed (by their own handle) when dropped.
 
-// tests/support is shared; its one collapsible `if` is not this file's to change.
-#[allow(clippy::collapsible_if)]
-mod support;
-
-#[path = "registry_peer/mod.rs"]
-mod peer;
+#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -19,16 +13,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use keelson::registry::{Credentials, Error, ImageRef, RegistryClient, RegistryConfig};
-use peer::{Peer, Reply, Request};
-use support::registry::TestRegistry;
 
-const SERVICE: &str = "keelson-test-registry";
-const ISSUER: &str = "keelson-test-issuer";
-const USER: &str = "token-user";
-const PASSWORD: &str = "token-password";
+use super::{Peer, Reply, Request};
+use crate::support::registry::TestRegistry;
+
+pub const SERVICE: &str = "keelson-test-registry";
+pub const ISSUER: &str = "keelson-test-issuer";
+pub const USER: &str = "token-user";
+pub const PASSWORD: &str = "token-password";
 /// Repositories under this prefix may be pulled anonymously; others need USER.
-const PUBLIC_PREFIX: &str = "public/";
+pub const PUBLIC_PREFIX: &str = "public/";
 
 fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -49,7 +43,7 @@ fn run(program: &str, args: &[&str]) -> Vec<u8> {
 
 /// libtrust's key ID, which distribution matches against the `kid` of a token: SHA-256 of the
 /// DER public key, truncated to 240 bits, base32, in twelve groups of four.
-fn libtrust_key_id(public_key_der: &[u8]) -> String {
+pub fn libtrust_key_id(public_key_der: &[u8]) -> String {
     use sha2::Digest;
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let hash = sha2::Sha256::digest(public_key_der);
@@ -75,13 +69,13 @@ fn libtrust_key_id(public_key_der: &[u8]) -> String {
 }
 
 /// Signing material: an RSA key and its self-signed certificate (the registry's root bundle).
-struct Keys {
-    key_path: PathBuf,
-    cert_path: PathBuf,
-    key_id: String,
+pub struct Keys {
+    pub key_path: PathBuf,
+    pub cert_path: PathBuf,
+    pub key_id: String,
 }
 
-fn make_keys(dir: &Path) -> Keys {
+pub fn make_keys(dir: &Path) -> Keys {
     let key_path = dir.join("issuer-key.pem");
     let cert_path = dir.join("issuer-cert.pem");
     let der_path = dir.join("issuer-pub.der");
@@ -124,7 +118,7 @@ fn make_keys(dir: &Path) -> Keys {
     }
 }
 
-fn sign_jwt(keys: &Keys, claims: &serde_json::Value) -> String {
+pub fn sign_jwt(keys: &Keys, claims: &serde_json::Value) -> String {
     let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": keys.key_id});
     let signing_input = format!(
         "{}.{}",
@@ -160,7 +154,10 @@ fn now() -> u64 {
 }
 
 /// The token server: GET /token?service=…&scope=repository:NAME:ACTIONS with optional Basic.
-fn issuer(keys: Arc<Keys>, expires_in: u64) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
+pub fn issuer(
+    keys: Arc<Keys>,
+    expires_in: u64,
+) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
     let serial = AtomicU64::new(0);
     move |request: &Request| {
         if request.path() != "/token" {
@@ -217,9 +214,10 @@ fn issuer(keys: Arc<Keys>, expires_in: u64) -> impl Fn(&Request) -> Reply + Send
 }
 
 /// A docker-registry process this test started; killed (by its own handle) when dropped.
-struct RegistryProcess {
+pub struct RegistryProcess {
     child: Child,
-    host: String,
+    /// `127.0.0.1:port`
+    pub host: String,
 }
 
 impl Drop for RegistryProcess {
@@ -236,18 +234,37 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-async fn start_registry(dir: &Path, name: &str, auth: Option<(&str, &Path)>) -> RegistryProcess {
+/// How a started registry is configured beyond plain HTTP without auth.
+pub enum Extra<'a> {
+    None,
+    Token { realm: &'a str, cert: &'a Path },
+    Tls { cert: &'a Path, key: &'a Path },
+}
+
+pub async fn start_registry(dir: &Path, name: &str, extra: Extra<'_>) -> RegistryProcess {
     let port = free_port();
     let mut config = format!(
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: keelson-token-test\n",
         dir.join("data").display()
     );
-    if let Some((realm, cert)) = auth {
-        config.push_str(&format!(
-            "auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
-            cert.display()
-        ));
-    }
+    let scheme = match extra {
+        Extra::None => "http",
+        Extra::Token { realm, cert } => {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
+                cert.display()
+            ));
+            "http"
+        }
+        Extra::Tls { cert, key } => {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+            "https"
+        }
+    };
     let config_path = dir.join(format!("{name}.yml"));
     std::fs::write(&config_path, config).expect("registry config");
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
@@ -263,10 +280,13 @@ async fn start_registry(dir: &Path, name: &str, auth: Option<(&str, &Path)>) -> 
         child,
         host: format!("127.0.0.1:{port}"),
     };
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .expect("readiness client");
     for _ in 0..100 {
         if let Ok(response) = http
-            .get(format!("http://{}/v2/", process.host))
+            .get(format!("{scheme}://{}/v2/", process.host))
             .send()
             .await
         {
@@ -283,12 +303,12 @@ async fn start_registry(dir: &Path, name: &str, auth: Option<(&str, &Path)>) -> 
     );
 }
 
-struct Setup {
-    issuer: Peer,
-    registry: RegistryProcess,
-    writer: TestRegistry,
+pub struct Setup {
+    pub issuer: Peer,
+    pub registry: RegistryProcess,
+    pub writer: TestRegistry,
     _writer_process: RegistryProcess,
-    dir: PathBuf,
+    pub dir: PathBuf,
 }
 
 impl Drop for Setup {
@@ -297,7 +317,7 @@ impl Drop for Setup {
     }
 }
 
-async fn setup(name: &str, expires_in: u64) -> Setup {
+pub async fn setup(name: &str, expires_in: u64) -> Setup {
     keelson::cluster::install_crypto_provider();
     let dir = std::env::temp_dir().join(format!(
         "keelson-token-{name}-{}-{:x}",
@@ -311,8 +331,16 @@ async fn setup(name: &str, expires_in: u64) -> Setup {
     let keys = Arc::new(make_keys(&dir));
     let issuer = Peer::start(issuer(keys.clone(), expires_in)).await;
     let realm = format!("http://{}/token", issuer.host());
-    let registry = start_registry(&dir, "token", Some((&realm, &keys.cert_path))).await;
-    let writer_process = start_registry(&dir, "writer", None).await;
+    let registry = start_registry(
+        &dir,
+        "token",
+        Extra::Token {
+            realm: &realm,
+            cert: &keys.cert_path,
+        },
+    )
+    .await;
+    let writer_process = start_registry(&dir, "writer", Extra::None).await;
     let writer = TestRegistry::new(writer_process.host.clone(), None);
     Setup {
         issuer,
@@ -321,124 +349,4 @@ async fn setup(name: &str, expires_in: u64) -> Setup {
         _writer_process: writer_process,
         dir,
     }
-}
-
-fn image(setup: &Setup, repository: &str) -> ImageRef {
-    ImageRef::parse(&format!("{}/{repository}", setup.registry.host)).expect("valid image")
-}
-
-fn token_requests(setup: &Setup) -> usize {
-    setup.issuer.count(|r| r.path() == "/token")
-}
-
-fn credentials(host: &str, password: &str) -> Credentials {
-    let document = serde_json::json!({"auths": {host: {"username": USER, "password": password}}});
-    Credentials::from_document(document.to_string().as_bytes(), "token-secret.json")
-        .expect("secret")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn anonymous_bearer_flow_with_a_real_token_registry() {
-    let setup = setup("anonymous", 300).await;
-    let repository = "public/app";
-    let pushed = setup.writer.push_tag(repository, "1.0.0").await;
-    setup.writer.push_tag(repository, "1.1.0").await;
-
-    let client = RegistryClient::new(RegistryConfig::default()).expect("client");
-    let app = image(&setup, repository);
-    for _ in 0..3 {
-        let mut tags = client.list_tags(&app).await.expect("anonymous pull token");
-        tags.sort();
-        assert_eq!(tags, ["1.0.0", "1.1.0"]);
-    }
-    assert_eq!(client.digest(&app, "1.0.0").await.expect("digest"), pushed);
-    // One token for the scope, reused until it expires; one 401 to learn the challenge.
-    assert_eq!(token_requests(&setup), 1);
-    let token_request = setup
-        .issuer
-        .requests()
-        .into_iter()
-        .find(|r| r.path() == "/token")
-        .expect("token request");
-    assert_eq!(token_request.query("service").as_deref(), Some(SERVICE));
-    assert_eq!(
-        token_request.query("scope").as_deref(),
-        Some("repository:public/app:pull")
-    );
-    assert_eq!(token_request.header("authorization"), None);
-    let counts = client.requests_to(&setup.registry.host);
-    assert_eq!(counts.tags, 4, "{counts:?}");
-    assert_eq!(counts.manifest, 1, "{counts:?}");
-
-    // A private repository without credentials: the real registry refuses the empty grant.
-    setup.writer.push_tag("private/app", "1.0.0").await;
-    let err = client
-        .list_tags(&image(&setup, "private/app"))
-        .await
-        .expect_err("no grant without credentials");
-    assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
-    assert!(err.to_string().contains("private/app"), "{err}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn credentialed_bearer_flow_with_a_real_token_registry() {
-    let setup = setup("credentials", 300).await;
-    let repository = "private/service";
-    let pushed = setup.writer.push_index(repository, "2.0.0").await;
-
-    let client = RegistryClient::new(RegistryConfig {
-        credentials: credentials(&setup.registry.host, PASSWORD),
-        ..RegistryConfig::default()
-    })
-    .expect("client");
-    let service = image(&setup, repository);
-    let tags = client.list_tags(&service).await.expect("credentialed pull");
-    assert!(tags.contains(&"2.0.0".to_string()), "{tags:?}");
-    assert_eq!(
-        client.digest(&service, "2.0.0").await.expect("digest"),
-        pushed
-    );
-    assert_eq!(token_requests(&setup), 1);
-    let token_request = setup
-        .issuer
-        .requests()
-        .into_iter()
-        .find(|r| r.path() == "/token")
-        .expect("token request");
-    assert_eq!(token_request.query("account").as_deref(), Some(USER));
-    assert!(
-        token_request
-            .header("authorization")
-            .is_some_and(|a| a.starts_with("Basic ")),
-        "credentials go to the token server"
-    );
-
-    let wrong = RegistryClient::new(RegistryConfig {
-        credentials: credentials(&setup.registry.host, "wrong"),
-        ..RegistryConfig::default()
-    })
-    .expect("client");
-    let err = wrong.list_tags(&service).await.expect_err("wrong password");
-    assert!(
-        matches!(err, Error::TokenRequest { status: 401, .. }),
-        "{err}"
-    );
-    assert!(err.to_string().contains(&setup.issuer.host()), "{err}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_are_renewed_before_the_registry_would_reject_them() {
-    let setup = setup("expiry", 2).await;
-    let repository = "public/short-lived";
-    setup.writer.push_tag(repository, "0.1.0").await;
-    let client = RegistryClient::new(RegistryConfig::default()).expect("client");
-    let app = image(&setup, repository);
-    client.list_tags(&app).await.expect("first token");
-    client.list_tags(&app).await.expect("cached token");
-    assert_eq!(token_requests(&setup), 1);
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    client.list_tags(&app).await.expect("renewed token");
-    assert_eq!(token_requests(&setup), 2);
-    // No request carried an expired token: one 401 at the start, then only successes.
-    assert_eq!(client.requests_to(&setup.registry.host).tags, 4);
 }

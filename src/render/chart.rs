@@ -1,0 +1,602 @@
+//! Loads Helm charts from a directory or a `.tgz` exactly as Helm's loader sorts their files.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::render::helmignore::IgnoreRules;
+use crate::values::{Values, ValuesError, yaml};
+
+/// A file of a chart: its path relative to the chart root (`templates/x.yaml`, `files/a.txt`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChartFile {
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+/// One dependency entry of Chart.yaml (or requirements.yaml for apiVersion v1).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependency {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub repository: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub condition: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enabled: bool,
+    #[serde(
+        default,
+        rename = "import-values",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub import_values: Vec<Json>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub alias: String,
+}
+
+/// A maintainer entry of Chart.yaml.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Maintainer {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub email: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub url: String,
+}
+
+/// Chart.yaml as Helm's `chart.Metadata` holds it (JSON field names as Helm stores them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub home: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintainers: Vec<Maintainer>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub icon: String,
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub condition: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tags: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub app_version: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deprecated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kube_version: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Dependency>,
+    #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
+    pub chart_type: String,
+}
+
+/// A loaded chart: metadata, default values, templates, other files and subcharts.
+#[derive(Clone, Debug, Default)]
+pub struct Chart {
+    pub metadata: Metadata,
+    /// values.yaml as Helm reads it (numbers are float64).
+    pub values: Values,
+    /// values.schema.json, when present.
+    pub schema: Option<Vec<u8>>,
+    /// Files under `templates/`, in the order the loader saw them.
+    pub templates: Vec<ChartFile>,
+    /// Every other file (`.Files` sees these), except Chart.yaml, values.yaml, the schema, locks.
+    pub files: Vec<ChartFile>,
+    /// Subcharts, first those vendored under charts/ (sorted by directory name).
+    pub dependencies: Vec<Chart>,
+}
+
+/// What can go wrong loading a chart; each names the chart path or file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("cannot read chart {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("path {path:?} not found")]
+    NotFound { path: String },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("cannot load {file}")]
+    Values {
+        file: String,
+        #[source]
+        source: ValuesError,
+    },
+    #[error("error unpacking subchart {subchart} in {parent}")]
+    Subchart {
+        subchart: String,
+        parent: String,
+        #[source]
+        source: Box<ChartError>,
+    },
+}
+
+impl Chart {
+    /// The chart's name (an alias once dependencies are processed).
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    pub fn is_library(&self) -> bool {
+        self.metadata.chart_type == "library"
+    }
+
+    /// `crds/` files with a manifest extension, this chart's first, then its subcharts'.
+    pub fn crd_objects(&self, full_path: &str) -> Vec<(String, &ChartFile)> {
+        let mut crds = Vec::new();
+        for file in &self.files {
+            if file.name.starts_with("crds/") && has_manifest_extension(&file.name) {
+                crds.push((format!("{full_path}/{}", file.name), file));
+            }
+        }
+        for dep in &self.dependencies {
+            crds.extend(dep.crd_objects(&format!("{full_path}/charts/{}", dep.name())));
+        }
+        crds
+    }
+}
+
+fn has_manifest_extension(name: &str) -> bool {
+    [".yaml", ".yml", ".json"]
+        .iter()
+        .any(|ext| name.to_ascii_lowercase().ends_with(ext))
+}
+
+/// Loads a chart from a directory or a `.tgz`/`.tar.gz` archive.
+pub fn load(path: &Path) -> Result<Chart, ChartError> {
+    let display = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ChartError::NotFound {
+            path: display.clone(),
+        },
+        _ => ChartError::Io {
+            path: display.clone(),
+            message: e.to_string(),
+        },
+    })?;
+    if meta.is_dir() {
+        load_dir(path)
+    } else {
+        let bytes = std::fs::read(path).map_err(|e| ChartError::Io {
+            path: display.clone(),
+            message: e.to_string(),
+        })?;
+        load_archive(&bytes, &display)
+    }
+}
+
+/// `loader.LoadDir`: walks the directory in lexical order, applying `.helmignore`.
+pub fn load_dir(root: &Path) -> Result<Chart, ChartError> {
+    let display = root.display().to_string();
+    let mut rules = IgnoreRules::defaults();
+    let ignore_file = root.join(".helmignore");
+    if ignore_file.is_file() {
+        let text = std::fs::read_to_string(&ignore_file).map_err(|e| ChartError::Io {
+            path: ignore_file.display().to_string(),
+            message: e.to_string(),
+        })?;
+        rules = IgnoreRules::parse(&text).map_err(|message| ChartError::Invalid {
+            path: ignore_file.display().to_string(),
+            message,
+        })?;
+    }
+    let mut files = Vec::new();
+    walk(root, root, &rules, &mut files)?;
+    load_files(files, &display)
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    rules: &IgnoreRules,
+    out: &mut Vec<ChartFile>,
+) -> Result<(), ChartError> {
+    let io_err = |p: &Path, e: std::io::Error| ChartError::Io {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io_err(dir, e))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| io_err(dir, e))?;
+    entries.sort();
+    for path in entries {
+        let relative = path
+            .strip_prefix(root)
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default();
+        // Helm follows symlinks for the chart's files.
+        let meta = std::fs::metadata(&path).map_err(|e| io_err(&path, e))?;
+        if meta.is_dir() {
+            if rules.ignore(&relative, true) {
+                continue;
+            }
+            walk(root, &path, rules, out)?;
+            continue;
+        }
+        if rules.ignore(&relative, false) {
+            continue;
+        }
+        if !meta.is_file() {
+            return Err(ChartError::Invalid {
+                path: path.display().to_string(),
+                message: "cannot load irregular file as it has file mode type bits set".into(),
+            });
+        }
+        let data = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
+        out.push(ChartFile {
+            name: relative,
+            data: strip_bom(data),
+        });
+    }
+    Ok(())
+}
+
+fn strip_bom(mut data: Vec<u8>) -> Vec<u8> {
+    if data.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        data.drain(..3);
+    }
+    data
+}
+
+/// `loader.LoadArchive`: a gzipped tar whose entries all live under one top directory.
+pub fn load_archive(bytes: &[u8], display: &str) -> Result<Chart, ChartError> {
+    let invalid = |message: String| ChartError::Invalid {
+        path: display.to_string(),
+        message,
+    };
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let mut files = Vec::new();
+    let entries = archive
+        .entries()
+        .map_err(|e| invalid(format!("not a gzipped tar archive: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| invalid(format!("corrupt archive: {e}")))?;
+        let kind = entry.header().entry_type();
+        if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            continue;
+        }
+        let name = entry
+            .path()
+            .map_err(|e| invalid(format!("bad entry name: {e}")))?
+            .to_string_lossy()
+            .replace('\\', "/");
+        if name == "pax_global_header" {
+            continue;
+        }
+        let mut parts = name.splitn(2, '/');
+        let top = parts.next().unwrap_or_default();
+        let Some(relative) = parts.next() else {
+            if top == "Chart.yaml" {
+                return Err(invalid("chart yaml not in base directory".into()));
+            }
+            continue;
+        };
+        if relative.is_empty() {
+            continue;
+        }
+        let mut data = Vec::new();
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| invalid(format!("cannot read {name}: {e}")))?;
+        files.push(ChartFile {
+            name: relative.to_string(),
+            data: strip_bom(data),
+        });
+    }
+    if files.is_empty() {
+        return Err(invalid("no files in chart archive".into()));
+    }
+    load_files(files, display)
+}
+
+/// `loader.LoadFiles`: sorts files into metadata, values, schema, templates, subcharts, files.
+pub fn load_files(files: Vec<ChartFile>, display: &str) -> Result<Chart, ChartError> {
+    let mut chart = Chart::default();
+    let mut have_metadata = false;
+    let mut requirements: Option<Vec<Dependency>> = None;
+    let mut subchart_files: std::collections::BTreeMap<String, Vec<ChartFile>> = Default::default();
+    // Chart.yaml first: other files' handling depends on the apiVersion.
+    if let Some(file) = files.iter().find(|f| f.name == "Chart.yaml") {
+        chart.metadata = parse_metadata(&file.data, &format!("{display}/Chart.yaml"))?;
+        if chart.metadata.api_version.is_empty() {
+            chart.metadata.api_version = "v1".to_string();
+        }
+        have_metadata = true;
+    }
+    let is_v1 = chart.metadata.api_version == "v1";
+    for file in files {
+        match file.name.as_str() {
+            "Chart.yaml" | "Chart.lock" => {}
+            "values.yaml" => {
+                let source = format!("{display}/values.yaml");
+                let text = String::from_utf8_lossy(&file.data);
+                chart.values =
+                    yaml::parse_values(&text, &source).map_err(|e| ChartError::Values {
+                        file: source.clone(),
+                        source: e,
+                    })?;
+            }
+            "values.schema.json" => chart.schema = Some(file.data),
+            "requirements.yaml" => {
+                let source = format!("{display}/requirements.yaml");
+                let doc = yaml::parse_first_document(&String::from_utf8_lossy(&file.data), &source)
+                    .map_err(|e| ChartError::Values {
+                        file: source.clone(),
+                        source: e,
+                    })?;
+                let deps = doc.get("dependencies").cloned().unwrap_or(Json::Null);
+                if !deps.is_null() {
+                    requirements =
+                        Some(
+                            serde_json::from_value(deps).map_err(|e| ChartError::Invalid {
+                                path: source.clone(),
+                                message: format!("cannot load requirements.yaml: {e}"),
+                            })?,
+                        );
+                }
+                if is_v1 {
+                    chart.files.push(file);
+                }
+            }
+            "requirements.lock" => {
+                if is_v1 {
+                    chart.files.push(file);
+                }
+            }
+            name if name.starts_with("templates/") => chart.templates.push(file),
+            name if name.starts_with("charts/") => {
+                if name.ends_with(".prov") {
+                    chart.files.push(file);
+                    continue;
+                }
+                let rest = &name["charts/".len()..];
+                let (subchart, inner) = match rest.split_once('/') {
+                    Some((s, i)) => (s.to_string(), i.to_string()),
+                    None => (rest.to_string(), rest.to_string()),
+                };
+                subchart_files.entry(subchart).or_default().push(ChartFile {
+                    name: inner,
+                    data: file.data,
+                });
+            }
+            _ => chart.files.push(file),
+        }
+    }
+    if let Some(deps) = requirements {
+        chart.metadata.dependencies = deps;
+    }
+    if !have_metadata {
+        return Err(ChartError::Invalid {
+            path: display.to_string(),
+            message: "Chart.yaml file is missing".into(),
+        });
+    }
+    validate_metadata(&chart.metadata, display)?;
+    for (name, files) in subchart_files {
+        if name.starts_with('_') || name.starts_with('.') {
+            continue;
+        }
+        let sub_display = format!("{display}/charts/{name}");
+        let loaded = if name.ends_with(".tgz") {
+            match files.into_iter().find(|f| f.name == name) {
+                Some(file) => load_archive(&file.data, &sub_display),
+                None => Err(ChartError::Invalid {
+                    path: sub_display.clone(),
+                    message: format!("error unpacking subchart tar: expected {name}"),
+                }),
+            }
+        } else {
+            let inner: Vec<ChartFile> = files.into_iter().filter(|f| f.name != name).collect();
+            load_files(inner, &sub_display)
+        };
+        let sub = loaded.map_err(|e| ChartError::Subchart {
+            subchart: name.clone(),
+            parent: chart.metadata.name.clone(),
+            source: Box::new(e),
+        })?;
+        chart.dependencies.push(sub);
+    }
+    Ok(chart)
+}
+
+/// Parses Chart.yaml; string fields accept YAML numbers and booleans as Helm's loader does.
+fn parse_metadata(data: &[u8], source: &str) -> Result<Metadata, ChartError> {
+    let doc = yaml::parse_first_document(&String::from_utf8_lossy(data), source).map_err(|e| {
+        ChartError::Values {
+            file: source.to_string(),
+            source: e,
+        }
+    })?;
+    let doc = stringify_scalars(doc, &["version", "appVersion", "kubeVersion", "name"]);
+    serde_json::from_value(doc).map_err(|e| ChartError::Invalid {
+        path: source.to_string(),
+        message: format!("cannot load Chart.yaml: {e}"),
+    })
+}
+
+/// Turns number/bool values of the named top-level keys (and dependency versions) into strings.
+fn stringify_scalars(doc: Json, keys: &[&str]) -> Json {
+    let Json::Object(mut map) = doc else {
+        return doc;
+    };
+    let to_text = |v: &Json| match v {
+        Json::Number(n) => Some(Json::String(crate::values::yaml::go_number_text(n))),
+        Json::Bool(b) => Some(Json::String(b.to_string())),
+        _ => None,
+    };
+    for key in keys {
+        if let Some(text) = map.get(*key).and_then(to_text) {
+            map.insert((*key).to_string(), text);
+        }
+    }
+    if let Some(Json::Array(deps)) = map.get_mut("dependencies") {
+        for dep in deps {
+            if let Some(obj) = dep.as_object_mut()
+                && let Some(text) = obj.get("version").and_then(to_text)
+            {
+                obj.insert("version".into(), text);
+            }
+        }
+    }
+    Json::Object(map)
+}
+
+fn validate_metadata(metadata: &Metadata, display: &str) -> Result<(), ChartError> {
+    let invalid = |message: String| ChartError::Invalid {
+        path: display.to_string(),
+        message: format!("validation: {message}"),
+    };
+    if metadata.api_version.is_empty() {
+        return Err(invalid("chart.metadata.apiVersion is required".into()));
+    }
+    if metadata.name.is_empty() {
+        return Err(invalid("chart.metadata.name is required".into()));
+    }
+    if metadata.name.contains('/') || metadata.name.contains('\\') {
+        return Err(invalid(format!(
+            "chart.metadata.name {:?} is invalid",
+            metadata.name
+        )));
+    }
+    if metadata.version.is_empty() {
+        return Err(invalid("chart.metadata.version is required".into()));
+    }
+    if crate::render::semver_range::parse_version(&metadata.version).is_none() {
+        return Err(invalid(format!(
+            "chart.metadata.version {:?} is invalid",
+            metadata.version
+        )));
+    }
+    if !metadata.chart_type.is_empty()
+        && metadata.chart_type != "application"
+        && metadata.chart_type != "library"
+    {
+        return Err(invalid(
+            "chart.metadata.type must be application or library".into(),
+        ));
+    }
+    for dep in &metadata.dependencies {
+        if dep.name.is_empty() {
+            return Err(invalid("dependencies must have a name".into()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, data: &str) -> ChartFile {
+        ChartFile {
+            name: name.to_string(),
+            data: data.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn sorts_files_like_helms_loader() {
+        let chart = load_files(
+            vec![
+                file("Chart.yaml", "apiVersion: v2\nname: top\nversion: 1.0.0\n"),
+                file("values.yaml", "a: 1\n"),
+                file("templates/x.yaml", "x"),
+                file("files/a.txt", "A"),
+                file("charts/sub/Chart.yaml", "name: sub\nversion: 0.1.0\n"),
+                file("charts/sub/templates/y.yaml", "y"),
+                file("charts/.hidden/Chart.yaml", "broken"),
+            ],
+            "top",
+        );
+        let chart = match chart {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(chart.name(), "top");
+        assert_eq!(chart.templates.len(), 1);
+        assert_eq!(chart.files.len(), 1);
+        assert_eq!(chart.dependencies.len(), 1);
+        assert_eq!(chart.dependencies[0].metadata.api_version, "v1");
+        assert!(chart.values.get("a").is_some_and(|v| v.is_f64()));
+    }
+
+    #[test]
+    fn missing_or_bad_metadata_is_a_clear_error() {
+        let no_chart = load_files(vec![file("values.yaml", "")], "c").err();
+        assert!(no_chart.is_some_and(|e| e.to_string().contains("Chart.yaml file is missing")));
+        let bad_version = load_files(
+            vec![file(
+                "Chart.yaml",
+                "apiVersion: v2\nname: c\nversion: abc\n",
+            )],
+            "c",
+        )
+        .err();
+        assert!(bad_version.is_some_and(|e| e.to_string().contains("is invalid")));
+    }
+
+    #[test]
+    fn numeric_versions_become_strings() {
+        let chart = load_files(
+            vec![file(
+                "Chart.yaml",
+                "apiVersion: v2\nname: c\nversion: 1.0.0\nappVersion: 1.10\n",
+            )],
+            "c",
+        );
+        assert!(chart.is_ok_and(|c| c.metadata.app_version == "1.1"));
+    }
+
+    #[test]
+    fn archives_load_like_directories() {
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (name, data) in [
+            ("c/Chart.yaml", "apiVersion: v2\nname: c\nversion: 1.0.0\n"),
+            ("c/templates/a.yaml", "a: 1\n"),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            assert!(
+                builder
+                    .append_data(&mut header, name, data.as_bytes())
+                    .is_ok()
+            );
+        }
+        let bytes = builder
+            .into_inner()
+            .and_then(|gz| gz.finish())
+            .unwrap_or_default();
+        let chart = load_archive(&bytes, "c.tgz");
+        assert!(chart.is_ok_and(|c| c.templates.len() == 1 && c.name() == "c"));
+        assert!(load_archive(b"not an archive", "x.tgz").is_err());
+    }
+}

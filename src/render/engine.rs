@@ -1,0 +1,500 @@
+//! Helm's rendering engine (pkg/engine): parses a chart tree's templates into one set in Helm's
+//! order and executes every non-partial template with its own data.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::render::gotemplate::exec::{
+    ExecOptions, LookupFn, Session, TemplateSet, WARN_END, WARN_START,
+};
+use crate::render::gotemplate::funcs;
+use crate::render::gotemplate::functions::FuncRegistry;
+use crate::render::gotemplate::value::Value;
+
+/// One template file of a chart tree, with the data Helm passes when executing it.
+#[derive(Clone, Debug)]
+pub struct TemplateFile {
+    /// The full template name Helm uses: `mychart/templates/deployment.yaml`,
+    /// `mychart/charts/sub/templates/_helpers.tpl`.
+    pub name: String,
+    /// The template source.
+    pub text: String,
+    /// The data (`.`) the template executes with: `Values`, `Release`, `Chart`, `Files`,
+    /// `Capabilities`, `Subcharts` and `Template` {Name, BasePath}.
+    pub dot: Value,
+}
+
+/// What `lookup` asks a cluster: `lookup apiVersion kind namespace name`. Returns the object
+/// (or, with an empty name, the list object) as a map; an empty map when absent.
+pub trait Lookup: Send + Sync {
+    fn lookup(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Value, String>;
+}
+
+/// How to render: Helm's engine switches plus the Go version's behaviour.
+#[derive(Clone, Default)]
+pub struct RenderOptions {
+    /// `missingkey=error` (Helm's `--strict` lint mode) instead of `missingkey=zero`.
+    pub strict: bool,
+    /// Lint mode: `required` does not fail on missing values.
+    pub lint_mode: bool,
+    /// `range` over an integer (Go 1.24+, so helm 4); helm 3.17 fails with
+    /// `range can't iterate over N`.
+    pub range_over_int: bool,
+    /// Answers `lookup`; `None` renders offline (an empty map, as `helm template`).
+    pub lookup: Option<Arc<dyn Lookup>>,
+}
+
+impl std::fmt::Debug for RenderOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderOptions")
+            .field("strict", &self.strict)
+            .field("lint_mode", &self.lint_mode)
+            .field("range_over_int", &self.range_over_int)
+            .field("lookup", &self.lookup.is_some())
+            .finish()
+    }
+}
+
+/// A template that does not parse or fails while executing. The message is Helm's own text
+/// (what `helm template` prints after `Error: `), naming template, line and column.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RenderError {
+    /// `parse error at (NAME:LINE): MESSAGE`
+    #[error("{0}")]
+    Parse(String),
+    /// `template: NAME:LINE:COL: executing "NAME" at <...>: MESSAGE` or, for `required` and
+    /// `fail`, `execution error at (NAME:LINE:COL): MESSAGE`.
+    #[error("{0}")]
+    Exec(String),
+}
+
+/// Renders a chart tree's templates as Helm's engine does: all files are parsed into one set
+/// (deeper paths first, so the root chart's `define`s win), every file whose base name does not
+/// start with `_` is executed with its own `dot`, and `<no value>` is removed from the output.
+/// Returns the output per template name (partials are not in the map).
+pub fn render(
+    files: Vec<TemplateFile>,
+    options: &RenderOptions,
+) -> Result<BTreeMap<String, String>, RenderError> {
+    // Deeply nested includes recurse natively; a dedicated thread gives them a roomy stack
+    // whatever thread the caller runs on.
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("keelson-render".to_string())
+            .stack_size(RENDER_STACK_BYTES)
+            .spawn_scoped(scope, || render_on_this_thread(files, options));
+        match worker {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err(RenderError::Exec(
+                    "rendering template failed: the renderer thread panicked".to_string(),
+                ))
+            }),
+            Err(err) => Err(RenderError::Exec(format!(
+                "rendering template failed: cannot start the renderer thread: {err}"
+            ))),
+        }
+    })
+}
+
+const RENDER_STACK_BYTES: usize = 512 * 1024 * 1024;
+
+/// The function registry every chart sees: Sprig's functions and Helm's own (the context
+/// functions `include`, `tpl`, `required`, `fail` and `lookup` live in the executor).
+pub fn helm_function_registry() -> FuncRegistry {
+    let mut registry = FuncRegistry::new();
+    register_library_functions(&mut registry);
+    registry
+}
+
+fn register_library_functions(registry: &mut FuncRegistry) {
+    registry.extend(funcs::sprig_functions());
+    // Helm's own replace Sprig's of the same name (toJson, fromJson...).
+    registry.extend(funcs::helm_functions());
+}
+
+/// Helm's parse order (`sortTemplates`): more path segments first; equal depth in reverse
+/// lexical order.
+fn helm_parse_order(names: &mut [String]) {
+    names.sort_by(|a, b| {
+        let (ca, cb) = (a.matches('/').count(), b.matches('/').count());
+        cb.cmp(&ca).then_with(|| b.cmp(a))
+    });
+}
+
+fn render_on_this_thread(
+    files: Vec<TemplateFile>,
+    options: &RenderOptions,
+) -> Result<BTreeMap<String, String>, RenderError> {
+    static REGISTRY: std::sync::OnceLock<Arc<FuncRegistry>> = std::sync::OnceLock::new();
+    let registry = REGISTRY.get_or_init(|| Arc::new(helm_function_registry()));
+    let mut set = TemplateSet::new("gotpl", registry.clone());
+    let mut by_name: BTreeMap<String, TemplateFile> = BTreeMap::new();
+    for file in files {
+        by_name.insert(file.name.clone(), file);
+    }
+    let mut order: Vec<String> = by_name.keys().cloned().collect();
+    helm_parse_order(&mut order);
+    for name in &order {
+        if let Some(file) = by_name.get(name) {
+            set.parse(name, &file.text)
+                .map_err(|err| RenderError::Parse(cleanup_parse_error(name, &err.to_string())))?;
+        }
+    }
+    let exec_options = ExecOptions {
+        strict: options.strict,
+        lint_mode: options.lint_mode,
+        range_over_int: options.range_over_int,
+        // The render thread's stack, less room for the functions nested templates call.
+        stack_budget: Some(RENDER_STACK_BYTES - 16 * 1024 * 1024),
+        lookup: options.lookup.clone().map(|lookup| {
+            let f: Arc<LookupFn> = Arc::new(
+                move |api_version: &str, kind: &str, namespace: &str, name: &str| {
+                    lookup.lookup(api_version, kind, namespace, name)
+                },
+            );
+            f
+        }),
+    };
+    let session = Session::default();
+    let mut rendered = BTreeMap::new();
+    for name in &order {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        if base.starts_with('_') {
+            continue;
+        }
+        let Some(file) = by_name.remove(name) else {
+            continue;
+        };
+        let output = set
+            .execute_in(name, file.dot, &exec_options, &session)
+            .map_err(|err| RenderError::Exec(cleanup_exec_error(name, &err.message)))?;
+        rendered.insert(name.clone(), output.replace("<no value>", ""));
+    }
+    Ok(rendered)
+}
+
+/// Helm's `cleanupParseError`: `parse error at (FILE:LINE): LAST-MESSAGE-PART`.
+fn cleanup_parse_error(filename: &str, message: &str) -> String {
+    let tokens: Vec<&str> = message.split(": ").collect();
+    if tokens.len() == 1 {
+        return format!("parse error in ({filename}): {message}");
+    }
+    let location = tokens.get(1).copied().unwrap_or_default();
+    let last = tokens.last().copied().unwrap_or_default();
+    format!("parse error at ({location}): {last}")
+}
+
+/// Helm's `cleanupExecError`: `required`/`fail` messages become
+/// `execution error at (FILE:LINE:COL): MESSAGE`; other errors stay Go's text.
+fn cleanup_exec_error(filename: &str, message: &str) -> String {
+    let tokens: Vec<&str> = message.splitn(3, ": ").collect();
+    if tokens.len() != 3 {
+        return format!("execution error in ({filename}): {message}");
+    }
+    let location = tokens[1];
+    // Go's regexp `HELM_ERR_START(.*)HELM_ERR_END`: `.` stops at newlines, `*` is greedy.
+    for line in tokens[2].split('\n') {
+        if let Some(start) = line.find(WARN_START) {
+            let after = &line[start + WARN_START.len()..];
+            if let Some(end) = after.rfind(WARN_END) {
+                return format!("execution error at ({location}): {}", &after[..end]);
+            }
+        }
+    }
+    message.to_string()
+}
+
+#[cfg(test)]
+mod golden_tests {
+    //! Renders every fixtures/render/engine/<case>/chart with a minimal per-template `dot` and
+    //! compares with the real helm's output stored beside it (scripts/regen-engine-golden).
+
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    /// Values as Helm reads them from YAML: every number is a float64.
+    fn yaml_to_value(yaml: &serde_yaml::Value) -> Value {
+        match yaml {
+            serde_yaml::Value::Null => Value::Nil,
+            serde_yaml::Value::Bool(b) => Value::Bool(*b),
+            serde_yaml::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
+            serde_yaml::Value::String(s) => Value::String(s.clone()),
+            serde_yaml::Value::Sequence(items) => Value::list(items.iter().map(yaml_to_value)),
+            serde_yaml::Value::Mapping(map) => Value::map(map.iter().map(|(k, v)| {
+                let key = match k {
+                    serde_yaml::Value::String(s) => s.clone(),
+                    other => serde_yaml::to_string(other)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                };
+                (key, yaml_to_value(v))
+            })),
+            serde_yaml::Value::Tagged(tagged) => yaml_to_value(&tagged.value),
+        }
+    }
+
+    fn read_yaml(path: &Path) -> serde_yaml::Value {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| serde_yaml::from_str(&text).ok())
+            .unwrap_or(serde_yaml::Value::Null)
+    }
+
+    fn collect_templates(dir: &Path, prefix: &str, out: &mut Vec<(String, String)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let path = entry.path();
+            if path.is_dir() {
+                collect_templates(&path, &format!("{prefix}{name}/"), out);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                out.push((format!("{prefix}{name}"), text));
+            }
+        }
+    }
+
+    fn case_files(chart: &Path) -> Vec<TemplateFile> {
+        let meta = read_yaml(&chart.join("Chart.yaml"));
+        let field = |key: &str| {
+            meta.get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let chart_name = field("name");
+        let values = yaml_to_value(&read_yaml(&chart.join("values.yaml")));
+        let values = if values.is_nil() {
+            Value::map([])
+        } else {
+            values
+        };
+        let release = Value::map([
+            ("Name".to_string(), Value::from("rel")),
+            ("Namespace".to_string(), Value::from("demo")),
+            ("Service".to_string(), Value::from("Helm")),
+            ("IsInstall".to_string(), Value::Bool(true)),
+            ("IsUpgrade".to_string(), Value::Bool(false)),
+            ("Revision".to_string(), Value::Int(1)),
+        ]);
+        let chart_value = Value::map([
+            ("Name".to_string(), Value::from(field("name"))),
+            ("Version".to_string(), Value::from(field("version"))),
+            ("AppVersion".to_string(), Value::from(field("appVersion"))),
+        ]);
+        let mut templates = Vec::new();
+        collect_templates(&chart.join("templates"), "", &mut templates);
+        templates
+            .into_iter()
+            .map(|(rel, text)| {
+                let name = format!("{chart_name}/templates/{rel}");
+                let dot = Value::map([
+                    ("Values".to_string(), values.clone()),
+                    ("Release".to_string(), release.clone()),
+                    ("Chart".to_string(), chart_value.clone()),
+                    (
+                        "Template".to_string(),
+                        Value::map([
+                            ("Name".to_string(), Value::from(name.clone())),
+                            (
+                                "BasePath".to_string(),
+                                Value::from(format!("{chart_name}/templates")),
+                            ),
+                        ]),
+                    ),
+                ]);
+                TemplateFile { name, text, dot }
+            })
+            .collect()
+    }
+
+    /// Helm's `SplitManifests`: documents separated by `---` lines, each trimmed.
+    fn split_documents(text: &str) -> Vec<String> {
+        let trimmed = text.trim();
+        let mut docs = Vec::new();
+        let mut rest = trimmed.strip_prefix("---").unwrap_or(trimmed);
+        loop {
+            match rest.find("\n---") {
+                Some(i) => {
+                    docs.push(rest[..i].trim().to_string());
+                    rest = &rest[i + 4..];
+                }
+                None => {
+                    docs.push(rest.trim().to_string());
+                    break;
+                }
+            }
+        }
+        docs.retain(|d| !d.is_empty());
+        docs
+    }
+
+    /// `helm template` stdout as (source, document) pairs.
+    fn helm_documents(stdout: &str) -> Vec<(String, String)> {
+        let mut docs: Vec<(String, String)> = stdout
+            .split("---\n# Source: ")
+            .filter(|chunk| !chunk.is_empty())
+            .map(|chunk| {
+                let (name, content) = chunk.split_once('\n').unwrap_or((chunk, ""));
+                let content = content.strip_suffix('\n').unwrap_or(content);
+                (name.to_string(), content.to_string())
+            })
+            .collect();
+        docs.sort();
+        docs
+    }
+
+    fn keelson_documents(rendered: &BTreeMap<String, String>) -> Vec<(String, String)> {
+        let mut docs: Vec<(String, String)> = rendered
+            .iter()
+            .filter(|(name, _)| !name.ends_with("NOTES.txt"))
+            .flat_map(|(name, text)| {
+                split_documents(text)
+                    .into_iter()
+                    .map(move |doc| (name.clone(), doc))
+            })
+            .collect();
+        docs.sort();
+        docs
+    }
+
+    fn check_case(dir: &Path, helm4: bool) -> Option<String> {
+        let prefix = if helm4 { "expected-helm4" } else { "expected" };
+        let stdout = std::fs::read_to_string(dir.join(format!("{prefix}.txt"))).ok();
+        let error = std::fs::read_to_string(dir.join(format!("{prefix}-error.txt"))).ok();
+        if stdout.is_none() && error.is_none() {
+            return None;
+        }
+        let options = RenderOptions {
+            range_over_int: helm4,
+            ..RenderOptions::default()
+        };
+        let result = render(case_files(&dir.join("chart")), &options);
+        let case = dir.display();
+        match (result, stdout, error) {
+            (Ok(rendered), Some(stdout), _) => {
+                let want = helm_documents(&stdout);
+                let got = keelson_documents(&rendered);
+                (want != got).then(|| format!("{case} ({prefix}):\nwant {want:#?}\ngot  {got:#?}"))
+            }
+            (Err(err), _, Some(error)) => {
+                let want = error.trim_end();
+                let got = err.to_string();
+                (want != got)
+                    .then(|| format!("{case} ({prefix}):\nwant error {want}\ngot  error {got}"))
+            }
+            (Ok(rendered), None, Some(error)) => Some(format!(
+                "{case} ({prefix}): want error {error}, got output {rendered:?}"
+            )),
+            (Err(err), Some(_), _) => Some(format!("{case} ({prefix}): unexpected error {err}")),
+            (Err(err), None, None) => Some(format!("{case} ({prefix}): {err}")),
+            (Ok(_), None, None) => None,
+        }
+    }
+
+    #[test]
+    fn engine_fixtures_match_real_helm_output() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/render/engine");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        assert!(
+            dirs.len() > 10,
+            "engine fixtures missing under {}",
+            root.display()
+        );
+        let mut failures = Vec::new();
+        let mut checked = 0;
+        for dir in &dirs {
+            for helm4 in [false, true] {
+                if helm4 && !dir.join("expected-helm4.txt").exists() {
+                    continue;
+                }
+                checked += 1;
+                if let Some(failure) = check_case(dir, helm4) {
+                    failures.push(failure);
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{}/{} engine cases differ from helm:\n{}",
+            failures.len(),
+            checked,
+            failures.join("\n\n")
+        );
+    }
+}
+
+#[cfg(test)]
+mod recursion_tests {
+    use super::*;
+
+    #[test]
+    fn endless_include_recursion_fails_with_helms_message() {
+        let files = vec![TemplateFile {
+            name: "c/templates/t.yaml".to_string(),
+            text: r#"{{ define "loop" }}{{ include "loop" . }}{{ end }}{{ include "loop" . }}"#
+                .to_string(),
+            dot: Value::map([]),
+        }];
+        let err = render(files, &RenderOptions::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.ends_with(
+                "error calling include: rendering template has a nested reference name: loop: \
+                 unable to execute template"
+            ),
+            "{}",
+            &err[err.len().saturating_sub(300)..]
+        );
+    }
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+
+    fn render_text(text: String) -> Result<BTreeMap<String, String>, RenderError> {
+        let files = vec![TemplateFile {
+            name: "c/templates/t.yaml".to_string(),
+            text,
+            dot: Value::map([]),
+        }];
+        render(files, &RenderOptions::default())
+    }
+
+    #[test]
+    fn deep_nesting_renders_up_to_gos_limit_and_fails_cleanly_beyond() {
+        let depth = 2000;
+        let text = format!("{{{{ {}1{} }}}}", "(".repeat(depth), ")".repeat(depth));
+        let rendered = render_text(text).map(|r| r.get("c/templates/t.yaml").cloned());
+        assert_eq!(rendered.ok().flatten().as_deref(), Some("1"));
+        let ifs = format!(
+            "{}x{}",
+            "{{ if true }}".repeat(depth),
+            "{{ end }}".repeat(depth)
+        );
+        let rendered = render_text(ifs).map(|r| r.get("c/templates/t.yaml").cloned());
+        assert_eq!(rendered.ok().flatten().as_deref(), Some("x"));
+        let too_deep = format!("{{{{ {}1{} }}}}", "(".repeat(10001), ")".repeat(10001));
+        let err = render_text(too_deep).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("parse error at (c/templates/t.yaml:1): max expression depth exceeded")
+        );
+    }
+}

@@ -1,0 +1,1061 @@
+//! Go text/template's parser: builds parse trees with Go's semantics (define/block/template,
+//! if/else-if/else-with chains, range with break/continue, variable scoping, parse errors).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::lex::{Token, TokenKind, lex};
+use super::value::Value;
+
+/// A parsed template: its name, the file it came from (for error locations), its body.
+#[derive(Debug)]
+pub struct Tree {
+    pub name: String,
+    /// The name of the file being parsed (Go's `ParseName`), used in error locations.
+    pub parse_name: Arc<str>,
+    /// The whole file's text (positions index into it).
+    pub text: Arc<str>,
+    pub root: Vec<Node>,
+}
+
+impl Tree {
+    /// Go's `ErrorContext` location: `FILE:LINE:COL` with a 0-based byte column.
+    pub fn location(&self, pos: usize) -> String {
+        let before = self.text.get(..pos).unwrap_or(&self.text);
+        let line = 1 + before.matches('\n').count();
+        let col = match before.rfind('\n') {
+            Some(nl) => pos - (nl + 1),
+            None => pos,
+        };
+        format!("{}:{}:{}", self.parse_name, line, col)
+    }
+}
+
+#[derive(Debug)]
+pub enum Node {
+    Text(String),
+    Action(Pipe),
+    If(Branch),
+    Range(Branch),
+    With(Branch),
+    Template {
+        pos: usize,
+        name: String,
+        pipe: Option<Pipe>,
+    },
+    Break {
+        pos: usize,
+    },
+    Continue {
+        pos: usize,
+    },
+}
+
+/// The shared shape of if/range/with.
+#[derive(Debug)]
+pub struct Branch {
+    pub pos: usize,
+    pub pipe: Pipe,
+    pub list: Vec<Node>,
+    pub else_list: Option<Vec<Node>>,
+}
+
+#[derive(Debug)]
+pub struct Pipe {
+    pub pos: usize,
+    pub is_assign: bool,
+    pub decl: Vec<String>,
+    pub cmds: Vec<Command>,
+}
+
+#[derive(Debug)]
+pub struct Command {
+    pub pos: usize,
+    pub args: Vec<Arg>,
+}
+
+#[derive(Debug)]
+pub enum Arg {
+    /// `.a.b`: the names without dots.
+    Field {
+        pos: usize,
+        idents: Vec<String>,
+    },
+    /// `$x.a.b`: `$x` first.
+    Variable {
+        pos: usize,
+        idents: Vec<String>,
+    },
+    Dot {
+        pos: usize,
+    },
+    Nil {
+        pos: usize,
+    },
+    Bool {
+        pos: usize,
+        value: bool,
+    },
+    Number {
+        pos: usize,
+        text: String,
+        value: Value,
+    },
+    String {
+        pos: usize,
+        quoted: String,
+        value: String,
+    },
+    /// A function name.
+    Identifier {
+        pos: usize,
+        name: String,
+    },
+    /// `(pipe).a.b` or `fn.a`.
+    Chain {
+        pos: usize,
+        node: Box<Arg>,
+        fields: Vec<String>,
+    },
+    Pipe(Box<Pipe>),
+}
+
+impl Arg {
+    pub fn pos(&self) -> usize {
+        match self {
+            Arg::Field { pos, .. }
+            | Arg::Variable { pos, .. }
+            | Arg::Dot { pos }
+            | Arg::Nil { pos }
+            | Arg::Bool { pos, .. }
+            | Arg::Number { pos, .. }
+            | Arg::String { pos, .. }
+            | Arg::Identifier { pos, .. }
+            | Arg::Chain { pos, .. } => *pos,
+            Arg::Pipe(pipe) => pipe.pos,
+        }
+    }
+}
+
+impl fmt::Display for Arg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Arg::Field { idents, .. } => {
+                for ident in idents {
+                    write!(f, ".{ident}")?;
+                }
+                Ok(())
+            }
+            Arg::Variable { idents, .. } => write!(f, "{}", idents.join(".")),
+            Arg::Dot { .. } => write!(f, "."),
+            Arg::Nil { .. } => write!(f, "nil"),
+            Arg::Bool { value, .. } => write!(f, "{value}"),
+            Arg::Number { text, .. } => write!(f, "{text}"),
+            Arg::String { quoted, .. } => write!(f, "{quoted}"),
+            Arg::Identifier { name, .. } => write!(f, "{name}"),
+            Arg::Chain { node, fields, .. } => {
+                if let Arg::Pipe(pipe) = node.as_ref() {
+                    write!(f, "({pipe})")?;
+                } else {
+                    write!(f, "{node}")?;
+                }
+                for field in fields {
+                    write!(f, ".{field}")?;
+                }
+                Ok(())
+            }
+            Arg::Pipe(pipe) => write!(f, "{pipe}"),
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, arg) in self.args.iter().enumerate() {
+            if i > 0 {
+                write!(f, " ")?;
+            }
+            if let Arg::Pipe(pipe) = arg {
+                write!(f, "({pipe})")?;
+            } else {
+                write!(f, "{arg}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Pipe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.decl.is_empty() {
+            write!(f, "{}", self.decl.join(", "))?;
+            write!(f, "{}", if self.is_assign { " = " } else { " := " })?;
+        }
+        for (i, cmd) in self.cmds.iter().enumerate() {
+            if i > 0 {
+                write!(f, " | ")?;
+            }
+            write!(f, "{cmd}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A parse error with Go's full text: `template: NAME:LINE: MESSAGE`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("template: {parse_name}:{line}: {message}")]
+pub struct ParseError {
+    pub parse_name: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Parses one file into its top-level tree (named `name`) and the templates it defines, in
+/// definition order. `has_function` says whether a function name exists (Go checks at parse
+/// time).
+pub fn parse(
+    name: &str,
+    text: &str,
+    has_function: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Tree>, ParseError> {
+    let text: Arc<str> = Arc::from(text);
+    let parse_name: Arc<str> = Arc::from(name);
+    let lexed_text = text.clone();
+    let tokens = lex(&lexed_text);
+    let mut parser = Parser {
+        tokens,
+        index: 0,
+        text: text.clone(),
+        parse_name: parse_name.clone(),
+        vars: vec!["$".to_string()],
+        range_depth: 0,
+        has_function,
+        trees: Vec::new(),
+        action_line: 0,
+        nesting: 0,
+    };
+    let mut root = Vec::new();
+    while parser.peek().kind != TokenKind::Eof {
+        if parser.peek().kind == TokenKind::LeftDelim {
+            let save = parser.index;
+            parser.next();
+            if parser.next_non_space().kind == TokenKind::Define {
+                parser.parse_definition()?;
+                continue;
+            }
+            parser.index = save;
+        }
+        match parser.text_or_action()? {
+            Item::Node(node) => root.push(node),
+            Item::End(pos) => return Err(parser.error_at(pos, "unexpected {{end}}".to_string())),
+            Item::Else(pos) => {
+                return Err(parser.error_at(pos, "unexpected {{else}}".to_string()));
+            }
+        }
+    }
+    let top = Tree {
+        name: name.to_string(),
+        parse_name,
+        text,
+        root,
+    };
+    let mut trees = parser.trees;
+    trees.insert(0, top);
+    Ok(trees)
+}
+
+/// Go's `IsEmptyTree`: only whitespace text (defines-only files like `_helpers.tpl`).
+pub fn is_empty_tree(nodes: &[Node]) -> bool {
+    nodes.iter().all(|node| match node {
+        Node::Text(text) => text.trim_matches(|c: char| c.is_whitespace()).is_empty(),
+        _ => false,
+    })
+}
+
+enum Item {
+    Node(Node),
+    End(usize),
+    Else(usize),
+}
+
+struct Parser<'f, 't> {
+    tokens: Vec<Token<'t>>,
+    index: usize,
+    text: Arc<str>,
+    parse_name: Arc<str>,
+    vars: Vec<String>,
+    range_depth: usize,
+    has_function: &'f dyn Fn(&str) -> bool,
+    trees: Vec<Tree>,
+    action_line: usize,
+    /// Open parentheses and control bodies around the current token.
+    nesting: usize,
+}
+
+impl<'t> Parser<'_, 't> {
+    fn line_of(&self, pos: usize) -> usize {
+        1 + self
+            .text
+            .get(..pos)
+            .unwrap_or(&self.text)
+            .matches('\n')
+            .count()
+    }
+
+    fn error_at(&self, pos: usize, message: String) -> ParseError {
+        ParseError {
+            parse_name: self.parse_name.to_string(),
+            line: self.line_of(pos),
+            message,
+        }
+    }
+
+    /// An error at the current token (Go reports the line of the token being looked at).
+    fn error(&self, message: String) -> ParseError {
+        let pos = self.current_pos();
+        self.error_at(pos, message)
+    }
+
+    fn current_pos(&self) -> usize {
+        let i = self.index.saturating_sub(1);
+        self.tokens.get(i).map(|t| t.pos).unwrap_or(0)
+    }
+
+    fn peek(&self) -> Token<'t> {
+        self.tokens
+            .get(self.index)
+            .cloned()
+            .unwrap_or_else(|| Token {
+                kind: TokenKind::Eof,
+                pos: self.text.len(),
+                text: std::borrow::Cow::Borrowed(""),
+            })
+    }
+
+    fn next(&mut self) -> Token<'t> {
+        let token = self.peek();
+        if self.index < self.tokens.len() {
+            self.index += 1;
+        }
+        token
+    }
+
+    fn backup(&mut self) {
+        self.index = self.index.saturating_sub(1);
+    }
+
+    fn next_non_space(&mut self) -> Token<'t> {
+        loop {
+            let token = self.next();
+            if token.kind != TokenKind::Space {
+                return token;
+            }
+        }
+    }
+
+    fn peek_non_space(&mut self) -> Token<'t> {
+        let token = self.next_non_space();
+        self.backup();
+        token
+    }
+
+    fn unexpected(&self, token: &Token, context: &str) -> ParseError {
+        if token.kind == TokenKind::Error {
+            let mut extra = String::new();
+            let line = self.line_of(token.pos);
+            if self.action_line != 0 && self.action_line != line {
+                extra = format!(
+                    " in action started at {}:{}",
+                    self.parse_name, self.action_line
+                );
+                if token.text.starts_with(" action") {
+                    extra = extra[" in action".len()..].to_string();
+                }
+            }
+            return self.error_at(token.pos, format!("{token}{extra}"));
+        }
+        self.error_at(token.pos, format!("unexpected {token} in {context}"))
+    }
+
+    fn expect(&mut self, kind: TokenKind, context: &str) -> Result<Token<'t>, ParseError> {
+        let token = self.next_non_space();
+        if token.kind != kind {
+            return Err(self.unexpected(&token, context));
+        }
+        Ok(token)
+    }
+
+    fn unquote(&self, token: &Token) -> Result<String, ParseError> {
+        unquote_go(&token.text)
+            .ok_or_else(|| self.error_at(token.pos, "invalid syntax".to_string()))
+    }
+
+    fn parse_definition(&mut self) -> Result<(), ParseError> {
+        let context = "define clause";
+        let token = self.next_non_space();
+        if !matches!(token.kind, TokenKind::String | TokenKind::RawString) {
+            return Err(self.unexpected(&token, context));
+        }
+        let name = self.unquote(&token)?;
+        self.expect(TokenKind::RightDelim, context)?;
+        let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+        let (list, end) = self.item_list()?;
+        self.vars = saved_vars;
+        if let Item::Else(pos) = end {
+            return Err(self.error_at(pos, format!("unexpected {{{{else}}}} in {context}")));
+        }
+        self.add_tree(name, list)
+    }
+
+    fn add_tree(&mut self, name: String, root: Vec<Node>) -> Result<(), ParseError> {
+        if let Some(existing) = self.trees.iter_mut().find(|t| t.name == name) {
+            if is_empty_tree(&existing.root) {
+                existing.root = root;
+                return Ok(());
+            }
+            if !is_empty_tree(&root) {
+                return Err(self.error(format!(
+                    "template: multiple definition of template {}",
+                    super::print::go_quote(&name)
+                )));
+            }
+            return Ok(());
+        }
+        self.trees.push(Tree {
+            name,
+            parse_name: self.parse_name.clone(),
+            text: self.text.clone(),
+            root,
+        });
+        Ok(())
+    }
+
+    /// textOrAction* up to `{{end}}` or `{{else}}`, which is returned separately.
+    fn item_list(&mut self) -> Result<(Vec<Node>, Item), ParseError> {
+        let mut list = Vec::new();
+        while self.peek_non_space().kind != TokenKind::Eof {
+            match self.text_or_action()? {
+                Item::Node(node) => list.push(node),
+                other => return Ok((list, other)),
+            }
+        }
+        Err(self.error("unexpected EOF".to_string()))
+    }
+
+    fn text_or_action(&mut self) -> Result<Item, ParseError> {
+        let token = self.next_non_space();
+        match token.kind {
+            TokenKind::Text => Ok(Item::Node(Node::Text(token.text.into_owned()))),
+            TokenKind::LeftDelim => {
+                self.action_line = self.line_of(token.pos);
+                let result = self.action();
+                self.action_line = 0;
+                result
+            }
+            _ => Err(self.unexpected(&token, "input")),
+        }
+    }
+
+    fn action(&mut self) -> Result<Item, ParseError> {
+        let token = self.next_non_space();
+        match token.kind {
+            TokenKind::Block => return self.block_control().map(Item::Node),
+            TokenKind::Break | TokenKind::Continue => {
+                let is_break = token.kind == TokenKind::Break;
+                let name = if is_break {
+                    "{{break}}"
+                } else {
+                    "{{continue}}"
+                };
+                let next = self.next_non_space();
+                if next.kind != TokenKind::RightDelim {
+                    return Err(self.unexpected(&next, name));
+                }
+                if self.range_depth == 0 {
+                    return Err(self.error(format!("{name} outside {{{{range}}}}")));
+                }
+                return Ok(Item::Node(if is_break {
+                    Node::Break { pos: token.pos }
+                } else {
+                    Node::Continue { pos: token.pos }
+                }));
+            }
+            TokenKind::Else => {
+                let peek = self.peek_non_space();
+                if matches!(peek.kind, TokenKind::If | TokenKind::With) {
+                    return Ok(Item::Else(peek.pos));
+                }
+                let token = self.expect(TokenKind::RightDelim, "else")?;
+                return Ok(Item::Else(token.pos));
+            }
+            TokenKind::End => {
+                let token = self.expect(TokenKind::RightDelim, "end")?;
+                return Ok(Item::End(token.pos));
+            }
+            TokenKind::If => return self.control("if").map(|b| Item::Node(Node::If(b))),
+            TokenKind::Range => {
+                return self.control("range").map(|b| Item::Node(Node::Range(b)));
+            }
+            TokenKind::With => return self.control("with").map(|b| Item::Node(Node::With(b))),
+            TokenKind::Template => return self.template_control().map(Item::Node),
+            _ => {}
+        }
+        self.backup();
+        let pipe = self.pipeline("command", TokenKind::RightDelim)?;
+        Ok(Item::Node(Node::Action(pipe)))
+    }
+
+    fn control(&mut self, context: &str) -> Result<Branch, ParseError> {
+        if self.nesting >= MAX_NESTING {
+            return Err(self.error("max expression depth exceeded".to_string()));
+        }
+        self.nesting += 1;
+        let var_mark = self.vars.len();
+        let result = self.control_inner(context);
+        self.vars.truncate(var_mark);
+        self.nesting -= 1;
+        result
+    }
+
+    fn control_inner(&mut self, context: &str) -> Result<Branch, ParseError> {
+        let pipe = self.pipeline(context, TokenKind::RightDelim)?;
+        if context == "range" {
+            self.range_depth += 1;
+        }
+        let listed = self.item_list();
+        if context == "range" {
+            self.range_depth -= 1;
+        }
+        let (list, next) = listed?;
+        let mut else_list = None;
+        if let Item::Else(_) = next {
+            let peek = self.peek();
+            if context == "if" && peek.kind == TokenKind::If {
+                self.next();
+                else_list = Some(vec![Node::If(self.control("if")?)]);
+            } else if context == "with" && peek.kind == TokenKind::With {
+                self.next();
+                else_list = Some(vec![Node::With(self.control("with")?)]);
+            } else {
+                let (list, next) = self.item_list()?;
+                if let Item::Else(pos) = next {
+                    return Err(self.error_at(pos, "expected end; found {{else}}".to_string()));
+                }
+                else_list = Some(list);
+            }
+        }
+        Ok(Branch {
+            pos: pipe.pos,
+            pipe,
+            list,
+            else_list,
+        })
+    }
+
+    fn template_name(&mut self, token: &Token, context: &str) -> Result<String, ParseError> {
+        match token.kind {
+            TokenKind::String | TokenKind::RawString => self.unquote(token),
+            _ => Err(self.unexpected(token, context)),
+        }
+    }
+
+    fn template_control(&mut self) -> Result<Node, ParseError> {
+        let context = "template clause";
+        let token = self.next_non_space();
+        let name = self.template_name(&token, context)?;
+        let pipe = if self.next_non_space().kind != TokenKind::RightDelim {
+            self.backup();
+            Some(self.pipeline(context, TokenKind::RightDelim)?)
+        } else {
+            None
+        };
+        Ok(Node::Template {
+            pos: token.pos,
+            name,
+            pipe,
+        })
+    }
+
+    fn block_control(&mut self) -> Result<Node, ParseError> {
+        let context = "block clause";
+        let token = self.next_non_space();
+        let name = self.template_name(&token, context)?;
+        let pipe = self.pipeline(context, TokenKind::RightDelim)?;
+        let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+        let saved_depth = std::mem::replace(&mut self.range_depth, 0);
+        let listed = self.item_list();
+        self.vars = saved_vars;
+        self.range_depth = saved_depth;
+        let (list, end) = listed?;
+        if let Item::Else(pos) = end {
+            return Err(self.error_at(pos, format!("unexpected {{{{else}}}} in {context}")));
+        }
+        self.add_tree(name.clone(), list)?;
+        Ok(Node::Template {
+            pos: token.pos,
+            name,
+            pipe: Some(pipe),
+        })
+    }
+
+    fn pipeline(&mut self, context: &str, end: TokenKind) -> Result<Pipe, ParseError> {
+        let start = self.peek_non_space();
+        let mut pipe = Pipe {
+            pos: start.pos,
+            is_assign: false,
+            decl: Vec::new(),
+            cmds: Vec::new(),
+        };
+        loop {
+            let v = self.peek_non_space();
+            if v.kind != TokenKind::Variable {
+                break;
+            }
+            let save = self.index;
+            self.next_non_space();
+            let next = self.peek_non_space();
+            match next.kind {
+                TokenKind::Assign | TokenKind::Declare => {
+                    pipe.is_assign = next.kind == TokenKind::Assign;
+                    self.next_non_space();
+                    pipe.decl.push(v.text.to_string());
+                    self.vars.push(v.text.into_owned());
+                    break;
+                }
+                TokenKind::Char if next.text == "," => {
+                    self.next_non_space();
+                    pipe.decl.push(v.text.to_string());
+                    self.vars.push(v.text.into_owned());
+                    if context == "range" && pipe.decl.len() < 2 {
+                        let after = self.peek_non_space();
+                        if matches!(
+                            after.kind,
+                            TokenKind::Variable | TokenKind::RightDelim | TokenKind::RightParen
+                        ) {
+                            continue;
+                        }
+                        return Err(self.error("range can only initialize variables".to_string()));
+                    }
+                    return Err(self.error(format!("too many declarations in {context}")));
+                }
+                _ => {
+                    self.index = save;
+                    break;
+                }
+            }
+        }
+        loop {
+            let token = self.next_non_space();
+            if token.kind == end {
+                self.check_pipeline(&pipe, context)?;
+                return Ok(pipe);
+            }
+            match token.kind {
+                TokenKind::Bool
+                | TokenKind::CharConstant
+                | TokenKind::Dot
+                | TokenKind::Field
+                | TokenKind::Identifier
+                | TokenKind::Number
+                | TokenKind::Nil
+                | TokenKind::RawString
+                | TokenKind::String
+                | TokenKind::Variable
+                | TokenKind::LeftParen => {
+                    self.backup();
+                    let cmd = self.command()?;
+                    pipe.cmds.push(cmd);
+                }
+                _ => return Err(self.unexpected(&token, context)),
+            }
+        }
+    }
+
+    fn check_pipeline(&self, pipe: &Pipe, context: &str) -> Result<(), ParseError> {
+        if pipe.cmds.is_empty() {
+            return Err(self.error(format!("missing value for {context}")));
+        }
+        for (i, cmd) in pipe.cmds.iter().enumerate().skip(1) {
+            if matches!(
+                cmd.args.first(),
+                Some(
+                    Arg::Bool { .. }
+                        | Arg::Dot { .. }
+                        | Arg::Nil { .. }
+                        | Arg::Number { .. }
+                        | Arg::String { .. }
+                )
+            ) {
+                return Err(self.error(format!(
+                    "non executable command in pipeline stage {}",
+                    i + 1
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn command(&mut self) -> Result<Command, ParseError> {
+        let start = self.peek_non_space();
+        let mut cmd = Command {
+            pos: start.pos,
+            args: Vec::new(),
+        };
+        loop {
+            self.peek_non_space();
+            if let Some(operand) = self.operand()? {
+                cmd.args.push(operand);
+            }
+            let token = self.next();
+            match token.kind {
+                TokenKind::Space => continue,
+                TokenKind::RightDelim | TokenKind::RightParen => self.backup(),
+                TokenKind::Pipe => {}
+                _ => return Err(self.unexpected(&token, "operand")),
+            }
+            break;
+        }
+        if cmd.args.is_empty() {
+            return Err(self.error("empty command".to_string()));
+        }
+        Ok(cmd)
+    }
+
+    fn operand(&mut self) -> Result<Option<Arg>, ParseError> {
+        let Some(node) = self.term()? else {
+            return Ok(None);
+        };
+        if self.peek().kind != TokenKind::Field {
+            return Ok(Some(node));
+        }
+        let chain_pos = self.peek().pos;
+        let mut fields = Vec::new();
+        while self.peek().kind == TokenKind::Field {
+            let token = self.next();
+            fields.push(token.text.trim_start_matches('.').to_string());
+        }
+        Ok(Some(match node {
+            Arg::Field { mut idents, .. } => {
+                idents.extend(fields);
+                Arg::Field {
+                    pos: chain_pos,
+                    idents,
+                }
+            }
+            Arg::Variable { mut idents, .. } => {
+                idents.extend(fields);
+                Arg::Variable {
+                    pos: chain_pos,
+                    idents,
+                }
+            }
+            Arg::Bool { .. }
+            | Arg::String { .. }
+            | Arg::Number { .. }
+            | Arg::Nil { .. }
+            | Arg::Dot { .. } => {
+                return Err(self.error(format!(
+                    "unexpected . after term {}",
+                    super::print::go_quote(&node.to_string())
+                )));
+            }
+            other => Arg::Chain {
+                pos: chain_pos,
+                node: Box::new(other),
+                fields,
+            },
+        }))
+    }
+
+    fn term(&mut self) -> Result<Option<Arg>, ParseError> {
+        let token = self.next_non_space();
+        let pos = token.pos;
+        Ok(Some(match token.kind {
+            TokenKind::Identifier => {
+                if !(self.has_function)(&token.text) {
+                    return Err(self.error(format!(
+                        "function {} not defined",
+                        super::print::go_quote(&token.text)
+                    )));
+                }
+                Arg::Identifier {
+                    pos,
+                    name: token.text.into_owned(),
+                }
+            }
+            TokenKind::Dot => Arg::Dot { pos },
+            TokenKind::Nil => Arg::Nil { pos },
+            TokenKind::Variable => {
+                let idents: Vec<String> = token.text.split('.').map(str::to_string).collect();
+                let first = idents.first().cloned().unwrap_or_default();
+                if !self.vars.contains(&first) {
+                    return Err(self.error(format!(
+                        "undefined variable {}",
+                        super::print::go_quote(&first)
+                    )));
+                }
+                Arg::Variable { pos, idents }
+            }
+            TokenKind::Field => Arg::Field {
+                pos,
+                idents: vec![token.text.trim_start_matches('.').to_string()],
+            },
+            TokenKind::Bool => Arg::Bool {
+                pos,
+                value: token.text == "true",
+            },
+            TokenKind::CharConstant | TokenKind::Number => {
+                let value = parse_number(&token.text, token.kind == TokenKind::CharConstant)
+                    .map_err(|message| self.error(message))?;
+                Arg::Number {
+                    pos,
+                    text: token.text.into_owned(),
+                    value,
+                }
+            }
+            TokenKind::LeftParen => {
+                if self.nesting >= MAX_NESTING {
+                    return Err(self.error("max expression depth exceeded".to_string()));
+                }
+                self.nesting += 1;
+                let pipe = self.pipeline("parenthesized pipeline", TokenKind::RightParen);
+                self.nesting -= 1;
+                Arg::Pipe(Box::new(pipe?))
+            }
+            TokenKind::String | TokenKind::RawString => {
+                let value = self.unquote(&token)?;
+                Arg::String {
+                    pos,
+                    quoted: token.text.into_owned(),
+                    value,
+                }
+            }
+            _ => {
+                self.backup();
+                return Ok(None);
+            }
+        }))
+    }
+}
+
+/// A number constant as Go's template executor sees it (`idealConstant`): integers become Go
+/// `int`, numbers with a fraction or exponent become `float64`, character constants `int`.
+fn parse_number(text: &str, is_char: bool) -> Result<Value, String> {
+    if is_char {
+        let inner = unquote_go(text).ok_or_else(|| "malformed character constant".to_string())?;
+        let mut chars = inner.chars();
+        return match (chars.next(), chars.next()) {
+            (Some(c), None) => Ok(Value::Int(c as i64)),
+            _ => Err(format!("malformed character constant: {text}")),
+        };
+    }
+    if text.ends_with('i') {
+        return Err(format!(
+            "complex number constants are not supported: {}",
+            super::print::go_quote(text)
+        ));
+    }
+    let cleaned: String = text.chars().filter(|c| *c != '_').collect();
+    let (negative, digits) = match cleaned.strip_prefix('-') {
+        Some(rest) => (true, rest.to_string()),
+        None => (false, cleaned.trim_start_matches('+').to_string()),
+    };
+    let lower = digits.to_ascii_lowercase();
+    let int_value = if let Some(hex) = lower.strip_prefix("0x") {
+        if hex.contains('p') || hex.contains('.') {
+            None
+        } else {
+            u64::from_str_radix(hex, 16).ok()
+        }
+    } else if let Some(oct) = lower.strip_prefix("0o") {
+        u64::from_str_radix(oct, 8).ok()
+    } else if let Some(bin) = lower.strip_prefix("0b") {
+        u64::from_str_radix(bin, 2).ok()
+    } else if lower.len() > 1 && lower.starts_with('0') && lower.bytes().all(|b| b.is_ascii_digit())
+    {
+        u64::from_str_radix(&lower[1..], 8).ok()
+    } else if lower.bytes().all(|b| b.is_ascii_digit()) {
+        lower.parse::<u64>().ok()
+    } else {
+        None
+    };
+    if let Some(u) = int_value {
+        let signed = if negative {
+            if u <= i64::MAX as u64 + 1 {
+                Some((u as i128).wrapping_neg() as i64)
+            } else {
+                None
+            }
+        } else {
+            i64::try_from(u).ok()
+        };
+        return signed
+            .map(Value::Int)
+            .ok_or_else(|| format!("{text} overflows int"));
+    }
+    let float = if lower.starts_with("0x") {
+        None
+    } else {
+        lower.parse::<f64>().ok()
+    };
+    match float {
+        Some(f) => Ok(Value::Float(if negative { -f } else { f })),
+        None => Err(format!(
+            "illegal number syntax: {}",
+            super::print::go_quote(text)
+        )),
+    }
+}
+
+/// Go's `strconv.Unquote` for "..." , `...` and '...' literals.
+pub fn unquote_go(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 2 {
+        return None;
+    }
+    let quote = bytes[0];
+    if bytes[bytes.len() - 1] != quote {
+        return None;
+    }
+    let inner = &text[1..text.len() - 1];
+    if quote == b'`' {
+        if inner.contains('`') {
+            return None;
+        }
+        return Some(inner.replace('\r', ""));
+    }
+    if quote != b'"' && quote != b'\'' {
+        return None;
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\n' {
+            return None;
+        }
+        if c != '\\' {
+            if c as u32 == quote as u32 {
+                return None;
+            }
+            out.push(c);
+            continue;
+        }
+        let escaped = chars.next()?;
+        match escaped {
+            'a' => out.push('\u{7}'),
+            'b' => out.push('\u{8}'),
+            'f' => out.push('\u{c}'),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            'v' => out.push('\u{b}'),
+            '\\' => out.push('\\'),
+            '\'' if quote == b'\'' => out.push('\''),
+            '"' if quote == b'"' => out.push('"'),
+            'x' | 'u' | 'U' => {
+                let len = match escaped {
+                    'x' => 2,
+                    'u' => 4,
+                    _ => 8,
+                };
+                let hex: String = (0..len).filter_map(|_| chars.next()).collect();
+                if hex.len() != len {
+                    return None;
+                }
+                let code = u32::from_str_radix(&hex, 16).ok()?;
+                if escaped == 'x' {
+                    // A \x byte: only valid as a whole UTF-8 sequence; keelson keeps ASCII ones
+                    // and maps others to their Latin-1 code point.
+                    out.push(char::from_u32(code)?);
+                } else {
+                    out.push(char::from_u32(code)?);
+                }
+            }
+            '0'..='7' => {
+                let mut code = escaped.to_digit(8)?;
+                for _ in 0..2 {
+                    code = code * 8 + chars.next()?.to_digit(8)?;
+                }
+                if code > 255 {
+                    return None;
+                }
+                out.push(char::from_u32(code)?);
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Go's cap on nested parenthesized pipelines (`maxStackDepth`); keelson applies it to nested
+/// `if`/`range`/`with`/`block` bodies too, so parsing recursion stays bounded.
+const MAX_NESTING: usize = 10000;
+
+/// All trees of a template set by name, shared by every execution.
+pub type TreeSet = HashMap<String, Arc<Tree>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(text: &str) -> Result<Vec<Tree>, ParseError> {
+        parse("t.yaml", text, &|name| name == "include" || name == "upper")
+    }
+
+    #[test]
+    fn defines_are_separate_trees() {
+        let trees = parse_all("a{{define \"x\"}}b{{end}}c").unwrap_or_default();
+        let names: Vec<&str> = trees.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, vec!["t.yaml", "x"]);
+    }
+
+    #[test]
+    fn parse_errors_use_go_wording() {
+        let err = parse_all("{{ x }}").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("template: t.yaml:1: function \"x\" not defined")
+        );
+        let err = parse_all("\n{{ end }}").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("template: t.yaml:2: unexpected {{end}}")
+        );
+        let err = parse_all("{{ if }}").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("template: t.yaml:1: missing value for if")
+        );
+        let err = parse_all("{{ $x }}").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("template: t.yaml:1: undefined variable \"$x\"")
+        );
+        let err = parse_all("{{ break }}").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("template: t.yaml:1: {{break}} outside {{range}}")
+        );
+    }
+
+    #[test]
+    fn field_chain_position_is_the_second_field() {
+        let trees = parse_all("x: {{ .Values.a.b }}").unwrap_or_default();
+        let pos = trees.first().and_then(|t| match t.root.get(1) {
+            Some(Node::Action(pipe)) => {
+                pipe.cmds.first().and_then(|c| c.args.first()).map(Arg::pos)
+            }
+            _ => None,
+        });
+        assert_eq!(pos, Some(13));
+    }
+
+    #[test]
+    fn numbers_follow_go_constants() {
+        assert!(matches!(parse_number("0x1F", false), Ok(Value::Int(31))));
+        assert!(matches!(parse_number("-3", false), Ok(Value::Int(-3))));
+        assert!(matches!(parse_number("1e3", false), Ok(Value::Float(f)) if f == 1000.0));
+        assert!(matches!(parse_number("'a'", true), Ok(Value::Int(97))));
+    }
+}

@@ -1,0 +1,780 @@
+//! Go's fmt printing of template values: `%v` of maps, slices, nil and float64, and Go's
+//! `Sprint`, `Sprintln` and `Sprintf` with their verbs, flags and error notations.
+
+use std::fmt::Write as _;
+
+use super::value::Value;
+
+/// Go's type name of a value as `%T` prints it.
+pub fn type_name(value: &Value) -> String {
+    match value {
+        Value::Nil => "<nil>".to_string(),
+        Value::Bool(_) => "bool".to_string(),
+        Value::Int(_) => "int".to_string(),
+        Value::Float(_) => "float64".to_string(),
+        Value::String(_) => "string".to_string(),
+        Value::Bytes(_) => "[]uint8".to_string(),
+        Value::List(_) => "[]interface {}".to_string(),
+        Value::Map(_) => "map[string]interface {}".to_string(),
+        Value::Object(object) => object.type_name().to_string(),
+    }
+}
+
+/// Go's `strconv.Quote`.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        push_escaped(&mut out, c, '"', false);
+    }
+    out.push('"');
+    out
+}
+
+fn push_escaped(out: &mut String, c: char, quote: char, ascii_only: bool) {
+    match c {
+        '\u{7}' => out.push_str("\\a"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{b}' => out.push_str("\\v"),
+        '\\' => out.push_str("\\\\"),
+        c if c == quote => {
+            out.push('\\');
+            out.push(c);
+        }
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c if (c as u32) < 0x80 => out.push(c),
+        c if !ascii_only && is_go_printable(c) => out.push(c),
+        c if (c as u32) < 0x10000 => {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        }
+        c => {
+            let _ = write!(out, "\\U{:08x}", c as u32);
+        }
+    }
+}
+
+/// An approximation of Go's `unicode.IsPrint` for non-ASCII characters.
+fn is_go_printable(c: char) -> bool {
+    let code = c as u32;
+    let invisible = c.is_control()
+        || matches!(code, 0xad | 0x2028 | 0x2029 | 0xfeff | 0xfff9..=0xfffb)
+        || (0xe000..=0xf8ff).contains(&code)
+        || (c.is_whitespace() && c != ' ');
+    !invisible
+}
+
+/// Go's `%#U`: `U+0023 '#'`.
+pub fn go_unicode_repr(c: char) -> String {
+    if is_go_printable(c) && !c.is_control() {
+        format!("U+{:04X} '{}'", c as u32, c)
+    } else {
+        format!("U+{:04X}", c as u32)
+    }
+}
+
+/// Go's `%v` of a float64: the shortest representation, exponent form when the exponent is
+/// below -4 or at least 21 digits... as strconv's `'g'` with precision -1 decides (>= 6 here).
+pub fn format_float_v(f: f64) -> String {
+    format_float_g(f, None, false)
+}
+
+fn special_float(f: f64, plus: bool) -> Option<String> {
+    if f.is_nan() {
+        return Some("NaN".to_string());
+    }
+    if f.is_infinite() {
+        return Some(if f > 0.0 { "+Inf" } else { "-Inf" }.to_string());
+    }
+    let _ = plus;
+    None
+}
+
+/// Decimal digits (no trailing zeros, at least one digit) and the decimal point position of
+/// `|f|`, shortest or rounded to `significant` digits.
+fn decimal_digits(f: f64, significant: Option<usize>) -> (String, i32) {
+    let formatted = match significant {
+        None => format!("{:e}", f.abs()),
+        Some(p) => format!("{:.*e}", p.saturating_sub(1), f.abs()),
+    };
+    let (mantissa, exponent) = formatted.split_once('e').unwrap_or((&formatted, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let mut digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    while digits.len() > 1 && digits.ends_with('0') {
+        digits.pop();
+    }
+    if digits == "0" {
+        return (digits, 1);
+    }
+    (digits, exponent + 1)
+}
+
+fn fmt_e(digits: &str, dp: i32, fraction_digits: usize, upper: bool) -> String {
+    let mut out = String::new();
+    let mut chars = digits.chars();
+    out.push(chars.next().unwrap_or('0'));
+    if fraction_digits > 0 {
+        out.push('.');
+        let rest: String = chars.collect();
+        out.push_str(&rest);
+        for _ in rest.len()..fraction_digits {
+            out.push('0');
+        }
+    }
+    let exp = if digits == "0" { 0 } else { dp - 1 };
+    out.push(if upper { 'E' } else { 'e' });
+    out.push(if exp < 0 { '-' } else { '+' });
+    let abs = exp.unsigned_abs();
+    if abs < 10 {
+        out.push('0');
+    }
+    let _ = write!(out, "{abs}");
+    out
+}
+
+fn fmt_f(digits: &str, dp: i32, fraction_digits: usize) -> String {
+    let mut out = String::new();
+    let bytes = digits.as_bytes();
+    if dp <= 0 {
+        out.push('0');
+    } else {
+        for i in 0..dp as usize {
+            out.push(bytes.get(i).map(|b| *b as char).unwrap_or('0'));
+        }
+    }
+    if fraction_digits > 0 {
+        out.push('.');
+        for i in 0..fraction_digits {
+            let index = dp + i as i32;
+            let c = if index < 0 {
+                '0'
+            } else {
+                bytes.get(index as usize).map(|b| *b as char).unwrap_or('0')
+            };
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn format_float_g(f: f64, precision: Option<usize>, upper: bool) -> String {
+    if let Some(special) = special_float(f, false) {
+        return special;
+    }
+    let negative = f.is_sign_negative() && f != 0.0 || (f == 0.0 && f.is_sign_negative());
+    let significant = precision.map(|p| p.max(1));
+    let (digits, dp) = decimal_digits(f, significant);
+    let nd = digits.len() as i32;
+    let mut eprec = significant.map(|p| p as i32).unwrap_or(6);
+    if significant.is_some() && eprec > nd && nd >= dp {
+        eprec = nd;
+    }
+    if significant.is_none() {
+        eprec = 6;
+    }
+    let exp = dp - 1;
+    let body = if exp < -4 || exp >= eprec {
+        fmt_e(&digits, dp, (nd - 1).max(0) as usize, upper)
+    } else {
+        fmt_f(&digits, dp, (nd - dp).max(0) as usize)
+    };
+    if negative { format!("-{body}") } else { body }
+}
+
+/// Go's `%v` formatting of any value (also what `{{ . }}` prints, except top-level nil).
+pub fn format_v(value: &Value) -> String {
+    let mut out = String::new();
+    write_v(&mut out, value);
+    out
+}
+
+pub fn write_v(out: &mut String, value: &Value) {
+    match value {
+        Value::Nil => out.push_str("<nil>"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) => out.push_str(&format_float_v(*f)),
+        Value::String(s) => out.push_str(s),
+        Value::Bytes(bytes) => {
+            out.push('[');
+            for (i, b) in bytes.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                let _ = write!(out, "{b}");
+            }
+            out.push(']');
+        }
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                write_v(out, item);
+            }
+            out.push(']');
+        }
+        Value::Map(map) => {
+            out.push_str("map[");
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(key);
+                out.push(':');
+                write_v(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(object) => out.push_str(&object.to_go_string()),
+    }
+}
+
+/// Go's `fmt.Sprint`: spaces between operands when neither is a string.
+pub fn sprint(args: &[Value]) -> String {
+    let mut out = String::new();
+    let mut prev_string = false;
+    for (i, arg) in args.iter().enumerate() {
+        let is_string = matches!(arg, Value::String(_));
+        if i > 0 && !is_string && !prev_string {
+            out.push(' ');
+        }
+        write_v(&mut out, arg);
+        prev_string = is_string;
+    }
+    out
+}
+
+/// Go's `fmt.Sprintln`: spaces between all operands and a final newline.
+pub fn sprintln(args: &[Value]) -> String {
+    let mut out = String::new();
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        write_v(&mut out, arg);
+    }
+    out.push('\n');
+    out
+}
+
+#[derive(Default, Clone, Copy)]
+struct Spec {
+    minus: bool,
+    plus: bool,
+    sharp: bool,
+    space: bool,
+    zero: bool,
+    width: Option<usize>,
+    precision: Option<usize>,
+}
+
+/// Go's `fmt.Sprintf`.
+pub fn sprintf(format: &str, args: &[Value]) -> String {
+    let mut out = String::new();
+    let mut arg_index = 0;
+    let mut chars = format.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut spec = Spec::default();
+        // Flags.
+        while let Some(&(_, f)) = chars.peek() {
+            match f {
+                '-' => {
+                    spec.minus = true;
+                    spec.zero = false;
+                }
+                '+' => spec.plus = true,
+                '#' => spec.sharp = true,
+                ' ' => spec.space = true,
+                '0' => spec.zero = !spec.minus,
+                _ => break,
+            }
+            chars.next();
+        }
+        // Width.
+        if let Some(&(_, '*')) = chars.peek() {
+            chars.next();
+            match args.get(arg_index) {
+                Some(Value::Int(w)) => {
+                    if *w < 0 {
+                        spec.minus = true;
+                        spec.zero = false;
+                    }
+                    spec.width = Some(w.unsigned_abs() as usize);
+                }
+                _ => out.push_str("%!(BADWIDTH)"),
+            }
+            arg_index += 1;
+        } else {
+            let mut width = None;
+            while let Some(&(_, d)) = chars.peek() {
+                let Some(digit) = d.to_digit(10) else { break };
+                width = Some(width.unwrap_or(0) * 10 + digit as usize);
+                chars.next();
+            }
+            spec.width = width;
+        }
+        // Precision.
+        if let Some(&(_, '.')) = chars.peek() {
+            chars.next();
+            if let Some(&(_, '*')) = chars.peek() {
+                chars.next();
+                match args.get(arg_index) {
+                    Some(Value::Int(p)) if *p >= 0 => spec.precision = Some(*p as usize),
+                    _ => out.push_str("%!(BADPREC)"),
+                }
+                arg_index += 1;
+            } else {
+                let mut precision = 0;
+                while let Some(&(_, d)) = chars.peek() {
+                    let Some(digit) = d.to_digit(10) else { break };
+                    precision = precision * 10 + digit as usize;
+                    chars.next();
+                }
+                spec.precision = Some(precision);
+            }
+        }
+        let Some((_, verb)) = chars.next() else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        let Some(arg) = args.get(arg_index) else {
+            let _ = write!(out, "%!{verb}(MISSING)");
+            continue;
+        };
+        arg_index += 1;
+        if verb == 'T' {
+            pad(&mut out, &type_name(arg), spec, false);
+            continue;
+        }
+        format_arg(&mut out, arg, verb, spec, 0);
+    }
+    if arg_index < args.len() {
+        out.push_str("%!(EXTRA ");
+        for (i, arg) in args.iter().enumerate().skip(arg_index) {
+            if i > arg_index {
+                out.push_str(", ");
+            }
+            out.push_str(&type_name(arg));
+            out.push('=');
+            write_v(&mut out, arg);
+        }
+        out.push(')');
+    }
+    out
+}
+
+fn pad(out: &mut String, body: &str, spec: Spec, zero_ok: bool) {
+    let len = body.chars().count();
+    let width = spec.width.unwrap_or(0);
+    if len >= width {
+        out.push_str(body);
+        return;
+    }
+    let fill = width - len;
+    if spec.minus {
+        out.push_str(body);
+        out.extend(std::iter::repeat_n(' ', fill));
+    } else if spec.zero && zero_ok {
+        // Zero padding goes after the sign.
+        let (sign, rest) = match body.chars().next() {
+            Some(c @ ('+' | '-' | ' ')) => (Some(c), &body[1..]),
+            _ => (None, body),
+        };
+        if let Some(sign) = sign {
+            out.push(sign);
+        }
+        out.extend(std::iter::repeat_n('0', fill));
+        out.push_str(rest);
+    } else {
+        out.extend(std::iter::repeat_n(' ', fill));
+        out.push_str(body);
+    }
+}
+
+fn bad_verb(out: &mut String, arg: &Value, verb: char) {
+    let _ = write!(out, "%!{verb}(");
+    if arg.is_nil() {
+        out.push_str("<nil>");
+    } else {
+        out.push_str(&type_name(arg));
+        out.push('=');
+        write_v(out, arg);
+    }
+    out.push(')');
+}
+
+/// Go's `%#v`: the value as Go syntax (`map[string]interface {}{"a":1}`).
+fn write_go_syntax(out: &mut String, value: &Value, depth: usize) {
+    match value {
+        Value::Nil => out.push_str(if depth == 0 {
+            "<nil>"
+        } else {
+            "interface {}(nil)"
+        }),
+        Value::String(s) => out.push_str(&go_quote(s)),
+        Value::Bytes(bytes) => {
+            out.push_str("[]byte{");
+            for (i, b) in bytes.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "0x{b:x}");
+            }
+            out.push('}');
+        }
+        Value::List(items) => {
+            out.push_str("[]interface {}{");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_go_syntax(out, item, depth + 1);
+            }
+            out.push('}');
+        }
+        Value::Map(map) => {
+            out.push_str("map[string]interface {}{");
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&go_quote(key));
+                out.push(':');
+                write_go_syntax(out, item, depth + 1);
+            }
+            out.push('}');
+        }
+        other => write_v(out, other),
+    }
+}
+
+fn format_arg(out: &mut String, arg: &Value, verb: char, spec: Spec, depth: usize) {
+    if verb == 'v' && spec.sharp {
+        let mut text = String::new();
+        write_go_syntax(&mut text, arg, depth);
+        pad(out, &text, spec, false);
+        return;
+    }
+    match arg {
+        Value::Nil => {
+            if depth > 0 || verb == 'v' {
+                pad(out, "<nil>", spec, false);
+            } else {
+                bad_verb(out, arg, verb);
+            }
+        }
+        Value::Bool(b) => match verb {
+            't' | 'v' => pad(out, if *b { "true" } else { "false" }, spec, false),
+            _ => bad_verb(out, arg, verb),
+        },
+        Value::Int(i) => format_int(out, arg, *i, verb, spec),
+        Value::Float(f) => format_float(out, arg, *f, verb, spec),
+        Value::String(s) => format_string(out, arg, s.as_bytes(), verb, spec),
+        Value::Bytes(bytes) => match verb {
+            's' | 'q' | 'x' | 'X' => format_string(out, arg, bytes, verb, spec),
+            _ => {
+                out.push('[');
+                for (i, b) in bytes.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    format_int(out, &Value::Int(*b as i64), *b as i64, verb, spec);
+                }
+                out.push(']');
+            }
+        },
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                format_arg(out, item, verb, spec, depth + 1);
+            }
+            out.push(']');
+        }
+        Value::Map(map) => {
+            out.push_str("map[");
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                format_string(out, &Value::String(key.clone()), key.as_bytes(), verb, spec);
+                out.push(':');
+                format_arg(out, item, verb, spec, depth + 1);
+            }
+            out.push(']');
+        }
+        Value::Object(object) => match verb {
+            'v' | 's' | 'q' | 'x' | 'X' => {
+                let text = object.to_go_string();
+                format_string(
+                    out,
+                    &Value::String(text.clone()),
+                    text.as_bytes(),
+                    verb,
+                    spec,
+                );
+            }
+            _ => bad_verb(out, arg, verb),
+        },
+    }
+}
+
+fn format_int(out: &mut String, arg: &Value, i: i64, verb: char, spec: Spec) {
+    let negative = i < 0;
+    let magnitude = i.unsigned_abs();
+    let digits = match verb {
+        'd' | 'v' => magnitude.to_string(),
+        'b' => format!("{magnitude:b}"),
+        'o' | 'O' => format!("{magnitude:o}"),
+        'x' => format!("{magnitude:x}"),
+        'X' => format!("{magnitude:X}"),
+        'c' => {
+            let c = char::from_u32(i as u32).unwrap_or('\u{fffd}');
+            pad(out, &c.to_string(), spec, false);
+            return;
+        }
+        'q' => {
+            let c = char::from_u32(i as u32).unwrap_or('\u{fffd}');
+            let mut quoted = String::from("'");
+            push_escaped(&mut quoted, c, '\'', spec.plus);
+            quoted.push('\'');
+            pad(out, &quoted, spec, false);
+            return;
+        }
+        'U' => {
+            pad(out, &format!("U+{:04X}", i), spec, false);
+            return;
+        }
+        _ => {
+            bad_verb(out, arg, verb);
+            return;
+        }
+    };
+    let mut digits = digits;
+    if let Some(p) = spec.precision {
+        if p == 0 && magnitude == 0 {
+            digits.clear();
+        }
+        while digits.len() < p {
+            digits.insert(0, '0');
+        }
+    }
+    let mut body = String::new();
+    if negative {
+        body.push('-');
+    } else if spec.plus {
+        body.push('+');
+    } else if spec.space {
+        body.push(' ');
+    }
+    if spec.sharp {
+        match verb {
+            'x' => body.push_str("0x"),
+            'X' => body.push_str("0X"),
+            'o' if !digits.starts_with('0') => body.push('0'),
+            'b' => body.push_str("0b"),
+            _ => {}
+        }
+    }
+    if verb == 'O' {
+        body.push_str("0o");
+    }
+    body.push_str(&digits);
+    pad(out, &body, spec, spec.precision.is_none());
+}
+
+fn format_float(out: &mut String, arg: &Value, f: f64, verb: char, spec: Spec) {
+    let body = match verb {
+        'v' | 'g' | 'G' => format_float_g(f, spec.precision, verb == 'G'),
+        'e' | 'E' => {
+            if let Some(special) = special_float(f, spec.plus) {
+                special
+            } else {
+                let p = spec.precision.unwrap_or(6);
+                let (digits, dp) = decimal_digits(f, Some(p + 1));
+                let body = fmt_e(&digits, dp, p, verb == 'E');
+                if f.is_sign_negative() {
+                    format!("-{body}")
+                } else {
+                    body
+                }
+            }
+        }
+        'f' | 'F' => {
+            if let Some(special) = special_float(f, spec.plus) {
+                special
+            } else {
+                format!("{:.*}", spec.precision.unwrap_or(6), f)
+            }
+        }
+        _ => {
+            bad_verb(out, arg, verb);
+            return;
+        }
+    };
+    let body = if spec.plus && !body.starts_with(['-', '+']) {
+        format!("+{body}")
+    } else if spec.space && !body.starts_with(['-', '+']) {
+        format!(" {body}")
+    } else if !spec.plus && body == "+Inf" {
+        "+Inf".to_string()
+    } else {
+        body
+    };
+    pad(out, &body, spec, f.is_finite());
+}
+
+fn format_string(out: &mut String, arg: &Value, bytes: &[u8], verb: char, spec: Spec) {
+    let text = String::from_utf8_lossy(bytes);
+    match verb {
+        'v' | 's' => {
+            let shown: String = match spec.precision {
+                Some(p) => text.chars().take(p).collect(),
+                None => text.into_owned(),
+            };
+            pad(out, &shown, spec, false);
+        }
+        'q' => {
+            let shown: String = match spec.precision {
+                Some(p) => text.chars().take(p).collect(),
+                None => text.into_owned(),
+            };
+            let quoted = if spec.sharp && !shown.contains('`') && !shown.contains('\r') {
+                format!("`{shown}`")
+            } else if spec.plus {
+                let mut q = String::from("\"");
+                for c in shown.chars() {
+                    push_escaped(&mut q, c, '"', true);
+                }
+                q.push('"');
+                q
+            } else {
+                go_quote(&shown)
+            };
+            pad(out, &quoted, spec, false);
+        }
+        'x' | 'X' => {
+            let mut hex = String::new();
+            let shown = match spec.precision {
+                Some(p) => &bytes[..p.min(bytes.len())],
+                None => bytes,
+            };
+            for (i, b) in shown.iter().enumerate() {
+                if spec.space && i > 0 {
+                    hex.push(' ');
+                }
+                if spec.sharp && (spec.space || i == 0) {
+                    hex.push_str(if verb == 'x' { "0x" } else { "0X" });
+                }
+                if verb == 'x' {
+                    let _ = write!(hex, "{b:02x}");
+                } else {
+                    let _ = write!(hex, "{b:02X}");
+                }
+            }
+            pad(out, &hex, spec, false);
+        }
+        _ => bad_verb(out, arg, verb),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_like_go() {
+        assert_eq!(format_float_v(12345678.0), "1.2345678e+07");
+        assert_eq!(format_float_v(100000.0), "100000");
+        assert_eq!(format_float_v(1000000.0), "1e+06");
+        assert_eq!(format_float_v(2.5), "2.5");
+        assert_eq!(format_float_v(0.0001), "0.0001");
+        assert_eq!(format_float_v(0.00001), "1e-05");
+        assert_eq!(format_float_v(-3.0), "-3");
+        assert_eq!(format_float_v(0.0), "0");
+        assert_eq!(format_float_v(f64::INFINITY), "+Inf");
+    }
+
+    #[test]
+    fn maps_and_lists_print_like_go() {
+        let value =
+            Value::from_json(&serde_json::json!({"z": 1, "a": "x", "l": [1, 2.5], "n": null}));
+        assert_eq!(format_v(&value), "map[a:x l:[1 2.5] n:<nil> z:1]");
+    }
+
+    #[test]
+    fn sprintf_verbs_and_errors() {
+        let s = |f: &str, args: &[Value]| sprintf(f, args);
+        assert_eq!(s("%d", &[Value::Float(80.0)]), "%!d(float64=80)");
+        assert_eq!(s("%s-%d", &[Value::from("a"), Value::Int(3)]), "a-3");
+        assert_eq!(s("%q", &[Value::from("a\"b")]), "\"a\\\"b\"");
+        assert_eq!(
+            s(
+                "%05d|%-4s|%x",
+                &[Value::Int(42), Value::from("ab"), Value::from("hi")]
+            ),
+            "00042|ab  |6869"
+        );
+        assert_eq!(s("%v %v", &[Value::Nil]), "<nil> %!v(MISSING)");
+        assert_eq!(s("%s", &[Value::Nil]), "%!s(<nil>)");
+        assert_eq!(s("a", &[Value::Int(1)]), "a%!(EXTRA int=1)");
+        assert_eq!(
+            s(
+                "%.2f %e %g",
+                &[
+                    Value::Float(2.41596),
+                    Value::Float(1234.5),
+                    Value::Float(1e21)
+                ]
+            ),
+            "2.42 1.234500e+03 1e+21"
+        );
+        assert_eq!(
+            s("%T %T", &[Value::list([]), Value::Float(1.0)]),
+            "[]interface {} float64"
+        );
+        assert_eq!(
+            s("%s", &[Value::list([Value::from("a"), Value::Int(1)])]),
+            "[a %!s(int=1)]"
+        );
+        assert_eq!(s("100%%", &[]), "100%");
+        let map = Value::from_json(&serde_json::json!({"a": 1.0, "b": ["x", null]}));
+        assert_eq!(
+            s("%#v", &[map]),
+            "map[string]interface {}{\"a\":1, \"b\":[]interface {}{\"x\", interface {}(nil)}}"
+        );
+    }
+
+    #[test]
+    fn sprint_spaces_between_non_strings() {
+        assert_eq!(
+            sprint(&[
+                Value::Int(1),
+                Value::Int(2),
+                Value::from("a"),
+                Value::Int(3)
+            ]),
+            "1 2a3"
+        );
+        assert_eq!(sprintln(&[Value::Int(1), Value::from("a")]), "1 a\n");
+    }
+}

@@ -1,0 +1,45 @@
+//! Values as Helm computes them: YAML reading, `--set` parsing, coalescing, and value paths.
+
+pub mod coalesce;
+pub mod path;
+pub mod strvals;
+pub mod yaml;
+
+pub use coalesce::{
+    ChartTree, coalesce_tables, coalesce_values, merge_tables, merge_values, table_at,
+};
+pub use path::{PathSegment, ValuePath};
+pub use strvals::{SetKind, ValueOptions};
+
+/// Values as Helm holds them: a JSON-like tree whose maps have sorted keys.
+pub type Values = serde_json::Map<String, serde_json::Value>;
+
+/// What can go wrong reading, parsing or combining values. Every variant names its input.
+#[derive(Debug, thiserror::Error)]
+pub enum ValuesError {
+    #[error("{file}:{line}:{column}: {message}")]
+    Yaml {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "{file}: error unmarshaling JSON: json: cannot unmarshal {found} into Go value of type map[string]interface {{}}"
+    )]
+    NotAMap { file: String, found: String },
+    #[error("failed parsing {flag} data {input:?}: {message}")]
+    Set {
+        flag: &'static str,
+        input: String,
+        message: String,
+    },
+    #[error("cannot read values file {path}: {message}")]
+    ReadFile { path: String, message: String },
+    #[error("type mismatch on {name}: {found}")]
+    TypeMismatch { name: String, found: String },
+    #[error("invalid value path {path:?}: {message}")]
+    BadPath { path: String, message: String },
+    #[error("value path {path:?}: {message}")]
+    PathConflict { path: String, message: String },
+}

@@ -1,0 +1,600 @@
+//! Reads YAML the way Helm does (sigs.k8s.io/yaml over go-yaml v2): YAML 1.1 scalars, then JSON.
+//!
+//! Helm never looks at YAML values directly: it converts YAML to JSON and decodes that JSON into
+//! `interface{}`. So every number becomes a float64, map keys become strings (`on:` is the key
+//! `"true"`), timestamps stay strings, and `yes`/`no`/`on`/`off`/`y`/`n` are booleans.
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use serde_json::{Map, Number, Value};
+
+use super::ValuesError;
+
+/// One YAML node before the JSON conversion (keys may still be non-strings).
+#[derive(Clone, Debug)]
+enum Node {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+/// Parses the first document of `text` (what go-yaml's `Unmarshal` reads) into JSON as Helm sees
+/// it. An empty document gives `Value::Null`. `source` names the file in errors.
+pub fn parse_first_document(text: &str, source: &str) -> Result<Value, ValuesError> {
+    let mut docs = parse_documents(text, source, 1)?;
+    Ok(if docs.is_empty() {
+        Value::Null
+    } else {
+        docs.swap_remove(0)
+    })
+}
+
+/// Parses a values file: the first document must be a map (or empty, which gives `{}`).
+pub fn parse_values(text: &str, source: &str) -> Result<Map<String, Value>, ValuesError> {
+    match parse_first_document(text, source)? {
+        Value::Null => Ok(Map::new()),
+        Value::Object(map) => Ok(map),
+        other => Err(ValuesError::NotAMap {
+            file: source.to_string(),
+            found: json_type_name(&other).to_string(),
+        }),
+    }
+}
+
+/// The name Go's encoding/json uses for the kind of a JSON value in its errors.
+pub fn json_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// A number as text the way Helm's loader turns a YAML number into a string field
+/// (`appVersion: 1.10` becomes `1.1`): integers without a fraction, others shortest.
+pub fn go_number_text(n: &Number) -> String {
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{}", f as i128),
+        Some(f) => format!("{f}"),
+        None => n.to_string(),
+    }
+}
+
+/// Parses up to `limit` documents.
+fn parse_documents(text: &str, source: &str, limit: usize) -> Result<Vec<Value>, ValuesError> {
+    let mut loader = Loader {
+        parser: Parser::new_from_str(text),
+        anchors: HashMap::new(),
+        source,
+        depth: 0,
+    };
+    let mut docs = Vec::new();
+    loop {
+        let (event, span) = loader.next()?;
+        match event {
+            Event::StreamEnd => break,
+            Event::DocumentStart(_) => {
+                let (first, first_span) = loader.next()?;
+                if matches!(first, Event::DocumentEnd) {
+                    docs.push(Value::Null);
+                } else {
+                    let node = loader.node(first, first_span)?;
+                    // Consume DocumentEnd.
+                    let (_end, _) = loader.next()?;
+                    docs.push(to_json(node, source, span)?);
+                }
+                if docs.len() >= limit {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(docs)
+}
+
+struct Loader<'a> {
+    parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    anchors: HashMap<usize, Node>,
+    source: &'a str,
+    depth: usize,
+}
+
+/// Deeper nesting than this is refused (it only comes from hostile input and would otherwise
+/// exhaust the stack).
+const MAX_DEPTH: usize = 1000;
+
+impl<'a> Loader<'a> {
+    fn next(&mut self) -> Result<(Event<'a>, Span), ValuesError> {
+        match self.parser.next_event() {
+            Some(Ok(pair)) => Ok(pair),
+            Some(Err(err)) => Err(ValuesError::Yaml {
+                file: self.source.to_string(),
+                line: err.marker().line(),
+                column: err.marker().col() + 1,
+                message: err.info().to_string(),
+            }),
+            None => Ok((Event::StreamEnd, Span::default())),
+        }
+    }
+
+    fn node(&mut self, event: Event<'a>, span: Span) -> Result<Node, ValuesError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(ValuesError::Yaml {
+                file: self.source.to_string(),
+                line: span.start.line(),
+                column: span.start.col() + 1,
+                message: format!("nesting deeper than {MAX_DEPTH} levels"),
+            });
+        }
+        self.depth += 1;
+        let result = self.node_inner(event, span);
+        self.depth -= 1;
+        result
+    }
+
+    fn node_inner(&mut self, event: Event<'a>, span: Span) -> Result<Node, ValuesError> {
+        match event {
+            Event::Alias(id) => self.anchors.get(&id).cloned().ok_or(ValuesError::Yaml {
+                file: self.source.to_string(),
+                line: span.start.line(),
+                column: span.start.col() + 1,
+                message: "unknown anchor".to_string(),
+            }),
+            Event::Scalar(text, style, anchor, tag) => {
+                let tag_name = tag.map(|t| format!("{}{}", t.handle, t.suffix));
+                let node = resolve_scalar(&text, style, tag_name.as_deref());
+                if anchor > 0 {
+                    self.anchors.insert(anchor, node.clone());
+                }
+                Ok(node)
+            }
+            Event::SequenceStart(anchor, _) => {
+                let mut items = Vec::new();
+                loop {
+                    let (event, span) = self.next()?;
+                    if matches!(event, Event::SequenceEnd) {
+                        break;
+                    }
+                    if matches!(event, Event::StreamEnd) {
+                        return Err(self.unexpected_end(span));
+                    }
+                    items.push(self.node(event, span)?);
+                }
+                let node = Node::Seq(items);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, node.clone());
+                }
+                Ok(node)
+            }
+            Event::MappingStart(anchor, _) => {
+                let mut entries: Vec<(Node, Node)> = Vec::new();
+                loop {
+                    let (event, span) = self.next()?;
+                    if matches!(event, Event::MappingEnd) {
+                        break;
+                    }
+                    if matches!(event, Event::StreamEnd) {
+                        return Err(self.unexpected_end(span));
+                    }
+                    let is_merge = matches!(&event, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
+                    let key = self.node(event, span)?;
+                    let (event, span) = self.next()?;
+                    let value = self.node(event, span)?;
+                    if is_merge {
+                        // go-yaml v2 merges `<<` maps in place: their keys overwrite earlier ones.
+                        let sources = match value {
+                            Node::Map(m) => vec![Node::Map(m)],
+                            Node::Seq(items) => items,
+                            _ => Vec::new(),
+                        };
+                        for source in sources {
+                            if let Node::Map(pairs) = source {
+                                for (k, v) in pairs {
+                                    set_entry(&mut entries, k, v);
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    set_entry(&mut entries, key, value);
+                }
+                let node = Node::Map(entries);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, node.clone());
+                }
+                Ok(node)
+            }
+            _ => Err(ValuesError::Yaml {
+                file: self.source.to_string(),
+                line: span.start.line(),
+                column: span.start.col() + 1,
+                message: "unexpected YAML event".to_string(),
+            }),
+        }
+    }
+
+    fn unexpected_end(&self, span: Span) -> ValuesError {
+        ValuesError::Yaml {
+            file: self.source.to_string(),
+            line: span.start.line(),
+            column: span.start.col() + 1,
+            message: "unexpected end of stream".to_string(),
+        }
+    }
+}
+
+/// A later duplicate key replaces the earlier value (go-yaml v2's non-strict decoding into maps).
+fn set_entry(entries: &mut Vec<(Node, Node)>, key: Node, value: Node) {
+    let key_text = key_string(&key);
+    if let Some(slot) = entries
+        .iter_mut()
+        .find(|(k, _)| key_string(k).is_some() && key_string(k) == key_text)
+    {
+        slot.1 = value;
+    } else {
+        entries.push((key, value));
+    }
+}
+
+/// Resolves a scalar as go-yaml v2 does (YAML 1.1 booleans, Go's number syntaxes).
+fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Node {
+    match tag {
+        Some("tag:yaml.org,2002:str") => return Node::Str(text.to_string()),
+        Some("tag:yaml.org,2002:binary") => {
+            use base64::Engine as _;
+            let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            return match base64::engine::general_purpose::STANDARD.decode(compact) {
+                Ok(bytes) => Node::Str(String::from_utf8_lossy(&bytes).into_owned()),
+                Err(_) => Node::Str(text.to_string()),
+            };
+        }
+        _ => {}
+    }
+    if style != ScalarStyle::Plain && tag.is_none() {
+        return Node::Str(text.to_string());
+    }
+    resolve_plain(text)
+}
+
+fn resolve_plain(text: &str) -> Node {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Node::Null,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Node::Bool(true);
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Node::Bool(false);
+        }
+        ".nan" | ".NaN" | ".NAN" => return Node::Float(f64::NAN),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Node::Float(f64::INFINITY);
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Node::Float(f64::NEG_INFINITY),
+        _ => {}
+    }
+    let Some(first) = text.chars().next() else {
+        return Node::Null;
+    };
+    if first == '.' {
+        if let Some(f) = go_parse_float(text) {
+            return Node::Float(f);
+        }
+        return Node::Str(text.to_string());
+    }
+    if first.is_ascii_digit() || first == '+' || first == '-' {
+        if looks_like_timestamp(text) {
+            // go-yaml v2 keeps timestamps as strings when decoding into interface{}.
+            return Node::Str(text.to_string());
+        }
+        let plain: String = text.chars().filter(|c| *c != '_').collect();
+        if let Some(i) = go_parse_int_base0(&plain) {
+            return Node::Int(i);
+        }
+        if is_yaml_style_float(&plain)
+            && let Ok(f) = plain.parse::<f64>()
+        {
+            return Node::Float(f);
+        }
+    }
+    Node::Str(text.to_string())
+}
+
+/// `strconv.ParseInt(s, 0, 64)` / `ParseUint` together: sign, 0x / 0o / 0b / leading-0 octal.
+fn go_parse_int_base0(s: &str) -> Option<i128> {
+    let (negative, body) = match s.as_bytes().first() {
+        Some(b'+') => (false, &s[1..]),
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits) = if let Some(rest) = lower.strip_prefix("0x") {
+        (16, rest)
+    } else if let Some(rest) = lower.strip_prefix("0o") {
+        (8, rest)
+    } else if let Some(rest) = lower.strip_prefix("0b") {
+        (2, rest)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u64::from_str_radix(digits, radix).ok()?;
+    let value = if negative {
+        -(magnitude as i128)
+    } else {
+        magnitude as i128
+    };
+    // ParseInt accepts [-2^63, 2^63-1]; ParseUint (no sign) up to 2^64-1.
+    if negative && value < i64::MIN as i128 {
+        return None;
+    }
+    if s.starts_with('+') && value > i64::MAX as i128 {
+        return None;
+    }
+    Some(value)
+}
+
+/// go-yaml v2's `yamlStyleFloat`: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
+fn is_yaml_style_float(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    if matches!(bytes.first(), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < bytes.len() && bytes[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    if bytes.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    } else {
+        if digits(&mut i) == 0 {
+            return false;
+        }
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+            digits(&mut i);
+        }
+    }
+    if matches!(bytes.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(bytes.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == bytes.len()
+}
+
+/// Go's `strconv.ParseFloat` for the decimal forms a YAML plain scalar starting with `.` can take.
+fn go_parse_float(s: &str) -> Option<f64> {
+    if is_yaml_style_float(s) {
+        s.parse::<f64>().ok()
+    } else {
+        None
+    }
+}
+
+/// go-yaml v2's timestamp forms: `2006-01-02`, `2006-01-02T15:04:05...`, `2006-01-02 15:04:05...`.
+fn looks_like_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 10 {
+        return false;
+    }
+    let date_ok = b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-'
+        && b[8..10].iter().all(u8::is_ascii_digit);
+    if !date_ok {
+        return false;
+    }
+    if b.len() == 10 {
+        return true;
+    }
+    // Anything longer must parse as one of Go's layouts; accept the common time part shape.
+    let rest = &s[10..];
+    let rest = rest
+        .strip_prefix('T')
+        .or_else(|| rest.strip_prefix('t'))
+        .or_else(|| rest.strip_prefix(' '))
+        .unwrap_or("");
+    let rb = rest.as_bytes();
+    rb.len() >= 8
+        && rb[..2].iter().all(u8::is_ascii_digit)
+        && rb[2] == b':'
+        && rb[3..5].iter().all(u8::is_ascii_digit)
+        && rb[5] == b':'
+        && rb[6..8].iter().all(u8::is_ascii_digit)
+}
+
+/// A map key as sigs.k8s.io/yaml turns it into a JSON object key.
+fn key_string(node: &Node) -> Option<String> {
+    match node {
+        Node::Str(s) => Some(s.clone()),
+        Node::Bool(b) => Some(b.to_string()),
+        Node::Int(i) => Some(i.to_string()),
+        Node::Float(f) => Some(go_format_float32_g(*f)),
+        Node::Null | Node::Seq(_) | Node::Map(_) => None,
+    }
+}
+
+/// `strconv.FormatFloat(f, 'g', -1, 32)`, which sigs.k8s.io/yaml uses for float keys.
+fn go_format_float32_g(f: f64) -> String {
+    let f32_value = f as f32;
+    if f32_value.is_infinite() {
+        return if f32_value > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+    }
+    if f32_value.is_nan() {
+        return "NaN".to_string();
+    }
+    let shortest = format!("{f32_value:e}");
+    let (mantissa, exponent) = shortest.split_once('e').unwrap_or((&shortest, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let digits = mantissa.replace(['.', '-'], "").len() as i32;
+    if exponent < -4 || exponent >= digits.max(21) {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.abs())
+    } else {
+        format!("{f32_value}")
+    }
+}
+
+fn to_json(node: Node, source: &str, span: Span) -> Result<Value, ValuesError> {
+    Ok(match node {
+        Node::Null => Value::Null,
+        Node::Bool(b) => Value::Bool(b),
+        // JSON decoding into interface{} makes every number a float64.
+        Node::Int(i) => float_value(i as f64, source, span)?,
+        Node::Float(f) => float_value(f, source, span)?,
+        Node::Str(s) => Value::String(s),
+        Node::Seq(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|n| to_json(n, source, span))
+                .collect::<Result<_, _>>()?,
+        ),
+        Node::Map(entries) => {
+            let mut map = Map::new();
+            for (key, value) in entries {
+                let Some(key) = key_string(&key) else {
+                    return Err(ValuesError::Yaml {
+                        file: source.to_string(),
+                        line: span.start.line(),
+                        column: span.start.col() + 1,
+                        message: "unsupported map key (null, list or map)".to_string(),
+                    });
+                };
+                map.insert(key, to_json(value, source, span)?);
+            }
+            Value::Object(map)
+        }
+    })
+}
+
+fn float_value(f: f64, source: &str, span: Span) -> Result<Value, ValuesError> {
+    Number::from_f64(f)
+        .map(Value::Number)
+        .ok_or_else(|| ValuesError::Yaml {
+            file: source.to_string(),
+            line: span.start.line(),
+            column: span.start.col() + 1,
+            message: format!(
+                "error converting YAML to JSON: json: unsupported value: {}",
+                if f.is_nan() {
+                    "NaN"
+                } else if f > 0.0 {
+                    "+Inf"
+                } else {
+                    "-Inf"
+                }
+            ),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(text: &str) -> Value {
+        match parse_first_document(text, "test.yaml") {
+            Ok(v) => v,
+            Err(e) => panic!("parse failed: {e}"),
+        }
+    }
+
+    #[test]
+    fn numbers_become_floats() {
+        let v = parse("a: 1\nb: 12345678\nc: 0x1F\nd: 0777\ne: 1_000\nf: 1e3\ng: .5\nh: 08\n");
+        assert_eq!(
+            v,
+            json!({"a": 1.0, "b": 12345678.0, "c": 31.0, "d": 511.0, "e": 1000.0, "f": 1000.0, "g": 0.5, "h": 8.0})
+        );
+        assert!(v["a"].is_f64());
+    }
+
+    #[test]
+    fn yaml11_booleans_and_keys() {
+        // Seen with helm 3.17.3: `y:`/`n:` keys are booleans too, a later `on:` replaces `y:`.
+        let v = parse("y: 2\nn: 3\non: 4\nx: yes\nw: Off\nz: 'yes'\nq: ~\n1: one\n");
+        assert_eq!(
+            v,
+            json!({"true": 4.0, "false": 3.0, "x": true, "w": false, "z": "yes", "q": null, "1": "one"})
+        );
+    }
+
+    #[test]
+    fn timestamps_stay_strings_and_versions_too() {
+        let v = parse("t: 2001-12-14\nv: 1.2.3\nw: 1.10\n");
+        assert_eq!(v, json!({"t": "2001-12-14", "v": "1.2.3", "w": 1.1}));
+    }
+
+    #[test]
+    fn anchors_and_merges() {
+        let v = parse("base: &b\n  x: 1\n  k: 2\nother:\n  <<: *b\n  k: 3\nlist: [*b]\n");
+        assert_eq!(
+            v,
+            json!({"base": {"x": 1.0, "k": 2.0}, "other": {"x": 1.0, "k": 3.0}, "list": [{"x": 1.0, "k": 2.0}]})
+        );
+    }
+
+    #[test]
+    fn empty_and_non_map_documents() {
+        assert!(matches!(parse_values("", "e.yaml"), Ok(m) if m.is_empty()));
+        assert!(matches!(parse_values("# only a comment\n", "e.yaml"), Ok(m) if m.is_empty()));
+        assert!(matches!(
+            parse_values("- a\n", "list.yaml"),
+            Err(ValuesError::NotAMap { .. })
+        ));
+    }
+
+    #[test]
+    fn syntax_errors_name_file_line_and_column() {
+        let err = parse_first_document("a: [1, 2\nb: c\n", "bad.yaml").err();
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("bad.yaml:"), "{text}");
+    }
+
+    #[test]
+    fn hostile_nesting_is_an_error_not_a_crash() {
+        let deep = format!("a: {}{}", "[".repeat(5000), "]".repeat(5000));
+        let err = parse_first_document(&deep, "deep.yaml").err();
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(!text.is_empty(), "deep nesting must fail");
+    }
+
+    #[test]
+    fn infinity_is_rejected_like_json_marshal() {
+        assert!(parse_first_document("a: .inf\n", "inf.yaml").is_err());
+    }
+
+    #[test]
+    fn block_scalars_are_strings() {
+        let v = parse("a: |\n  line1\n  line2\nb: >-\n  folded\n  text\n");
+        assert_eq!(v, json!({"a": "line1\nline2\n", "b": "folded text"}));
+    }
+}
