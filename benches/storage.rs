@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use keelson::cluster::ClusterArgs;
 use keelson::storage::codec::decode_release;
-use keelson::storage::{Driver, DriverKind, Storage};
+use keelson::storage::{Driver, DriverKind, Status, Storage, StorageError};
 use kube::Api;
 use kube::api::ListParams;
 
@@ -148,27 +148,76 @@ fn main() {
         );
     });
 
-    // Whole process, alternating so both see the same cluster state and machine load.
+    compare(keelson, &helm, &kubeconfig, &namespace, "1 revision each");
+
+    // Realistic histories: two more revisions per release (the older ones superseded), as
+    // Helm's upgrade leaves them.
+    runtime.block_on(async {
+        let client = ClusterArgs {
+            kubeconfig: Some(kubeconfig.clone().into()),
+            context: None,
+        }
+        .client()
+        .await
+        .expect("kube client");
+        let storage = Storage::new(Driver::new(client, DriverKind::Secret));
+        let start = Instant::now();
+        let names: Vec<String> = std::iter::once("bench-source".to_string())
+            .chain((0..RELEASES - 1).map(|i| format!("bench-{i:04}")))
+            .collect();
+        futures::stream::iter(names)
+            .map(|name| {
+                let storage = storage.clone();
+                let namespace = namespace.clone();
+                async move {
+                    let mut previous = storage.get(&namespace, &name, 1).await?;
+                    for version in 2..=3 {
+                        let mut next = previous.release.clone();
+                        next.version = Some(version);
+                        let created = storage.create(&namespace, &next, &previous.labels).await?;
+                        previous
+                            .release
+                            .set_status(Status::Superseded, "Upgrade complete");
+                        storage.update(&previous).await?;
+                        previous = created;
+                    }
+                    Ok::<_, StorageError>(())
+                }
+            })
+            .buffer_unordered(16)
+            .try_collect::<Vec<_>>()
+            .await
+            .expect("add revisions");
+        println!(
+            "added 2 revisions to each of {RELEASES} releases in {:.2?}",
+            start.elapsed()
+        );
+    });
+    compare(keelson, &helm, &kubeconfig, &namespace, "3 revisions each");
+    ok(
+        &kubectl,
+        &["delete", "namespace", &namespace, "--wait=false"],
+    );
+}
+
+/// Whole-process times, alternating so both see the same cluster state and machine load.
+fn compare(keelson: &str, helm: &str, kubeconfig: &str, namespace: &str, what: &str) {
     for (label, scope) in [
         ("-A", vec!["list", "-A"]),
-        ("-n", vec!["list", "-n", namespace.as_str()]),
+        ("-n", vec!["list", "-n", namespace]),
     ] {
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
         for _ in 0..ROUNDS {
-            ours.push(run(keelson, &scope, &kubeconfig));
-            theirs.push(run(&helm, &scope, &kubeconfig));
+            ours.push(run(keelson, &scope, kubeconfig));
+            theirs.push(run(helm, &scope, kubeconfig));
         }
         let (ours, theirs) = (median(ours), median(theirs));
         println!(
-            "list {label}: keelson {:.0} ms, helm {:.0} ms (median of {ROUNDS}) → keelson is {:.1}× faster",
+            "{what}: list {label}: keelson {:.0} ms, helm {:.0} ms (median of {ROUNDS}) → keelson is {:.1}× faster",
             ours.as_secs_f64() * 1000.0,
             theirs.as_secs_f64() * 1000.0,
             theirs.as_secs_f64() / ours.as_secs_f64()
         );
     }
-    ok(
-        &kubectl,
-        &["delete", "namespace", &namespace, "--wait=false"],
-    );
 }

@@ -151,6 +151,7 @@ async fn install_upgrade_rollback_by_each_helm_decode_completely() {
             assert_eq!(latest.records.len(), 1);
             assert_eq!(latest.records[0].release.version(), 3);
             assert!(latest.skipped.is_empty());
+            env.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
         }
     }
 }
@@ -346,6 +347,7 @@ async fn keelson_revision_is_accepted_by_each_helm() {
             let all = storage.history(&ns, release).await.expect("history");
             assert_eq!(all.len(), 5, "{context}");
             assert_eq!(all[4].release.description(), "Rollback to 2", "{context}");
+            env.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
         }
     }
 }
@@ -486,4 +488,6 @@ async fn keelson_list_matches_helm_list() {
     assert_eq!(ours[1]["updated"], theirs[1]["updated"]);
     let short = keelson(&["list", "-n", &ns, "-q", "--filter", "^b"]);
     assert_eq!(short, "beta\n");
+    // Passed: leave the shared cluster as it was (a failing test keeps its namespace to inspect).
+    env.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }

@@ -141,18 +141,13 @@ pub async fn run(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCo
     };
     let client = cluster.client().await?;
     let storage = Storage::new(Driver::new(client, args.driver));
-    let selector = match args.selector.as_deref().map(str::trim) {
-        Some(extra) if !extra.is_empty() => format!("owner=helm,{extra}"),
-        _ => "owner=helm".to_string(),
-    };
+    let selector = list_selector(&args);
     let listing = storage
         .driver()
-        .latest(namespace.as_deref(), &selector)
+        .latest_cached(namespace.as_deref(), &selector)
         .await
         .with_context(|| format!("cannot list releases ({} driver)", args.driver))?;
-    for skipped in &listing.skipped {
-        eprintln!("WARNING: skipped {}: {}", skipped.object, skipped.reason);
-    }
+    // Skipped records were already reported as warnings (naming each object) by the driver.
     let mut rows: Vec<ListedRelease> = listing
         .records
         .iter()
@@ -182,6 +177,26 @@ pub async fn run(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCo
         OutputFormat::Yaml => out.write_all(serde_yaml::to_string(&rows)?.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The label query for the records `list` needs. A release's newest revision is never
+/// `superseded` (Helm supersedes a revision only once a newer one is deployed), so unless
+/// superseded releases were asked for, the apiserver can leave out every old revision.
+fn list_selector(args: &ListArgs) -> String {
+    let mut selector = "owner=helm".to_string();
+    if !(args.all || args.superseded) {
+        selector.push_str(",status!=superseded");
+    }
+    if let Some(extra) = args
+        .selector
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        selector.push(',');
+        selector.push_str(extra);
+    }
+    selector
 }
 
 /// Helm's state mask: explicit flags, `--all`, or by default deployed and failed.
@@ -716,5 +731,13 @@ mod tests {
         assert!(!status_selected(&args, &Status::Deployed));
         let args = Wrapper::parse_from(["x", "-a"]).args;
         assert!(status_selected(&args, &Status::Uninstalled));
+        assert_eq!(list_selector(&args), "owner=helm");
+        let args = Wrapper::parse_from(["x", "-l", "team=web"]).args;
+        assert_eq!(
+            list_selector(&args),
+            "owner=helm,status!=superseded,team=web"
+        );
+        let args = Wrapper::parse_from(["x", "--superseded"]).args;
+        assert_eq!(list_selector(&args), "owner=helm");
     }
 }

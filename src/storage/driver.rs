@@ -197,6 +197,15 @@ impl fmt::Debug for Driver {
     }
 }
 
+/// How fresh a list must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// A quorum read from etcd, as Helm does.
+    Consistent,
+    /// Whatever the apiserver's watch cache holds.
+    Cached,
+}
+
 /// The payload and metadata common to both object kinds.
 struct RawRecord {
     meta: ObjectMeta,
@@ -255,8 +264,12 @@ impl Driver {
         &self,
         namespace: Option<&str>,
         selector: &str,
+        read: Read,
     ) -> Result<Vec<RawRecord>, DriverError> {
-        let params = ListParams::default().labels(selector);
+        let params = match read {
+            Read::Consistent => ListParams::default().labels(selector),
+            Read::Cached => ListParams::default().labels(selector).match_any(),
+        };
         match self.kind {
             DriverKind::Secret => {
                 let list = self
@@ -283,7 +296,7 @@ impl Driver {
         namespace: Option<&str>,
         selector: &str,
     ) -> Result<Listing, DriverError> {
-        let raws = self.list_raw(namespace, selector).await?;
+        let raws = self.list_raw(namespace, selector, Read::Consistent).await?;
         let groups = raws.into_iter().map(|raw| vec![raw]).collect();
         Ok(collect_groups(decode_groups(self.kind, groups)))
     }
@@ -296,7 +309,28 @@ impl Driver {
         namespace: Option<&str>,
         selector: &str,
     ) -> Result<Listing, DriverError> {
-        let raws = self.list_raw(namespace, selector).await?;
+        self.latest_with(namespace, selector, Read::Consistent)
+            .await
+    }
+
+    /// [`Driver::latest`] served from the apiserver's watch cache (`resourceVersion=0`): much
+    /// cheaper for the apiserver, possibly a moment stale. For display (`keelson list`) only,
+    /// never for decisions that write.
+    pub async fn latest_cached(
+        &self,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Listing, DriverError> {
+        self.latest_with(namespace, selector, Read::Cached).await
+    }
+
+    async fn latest_with(
+        &self,
+        namespace: Option<&str>,
+        selector: &str,
+        read: Read,
+    ) -> Result<Listing, DriverError> {
+        let raws = self.list_raw(namespace, selector, read).await?;
         let mut unplaceable = Vec::new();
         let mut groups: BTreeMap<(String, String), Vec<(i64, RawRecord)>> = BTreeMap::new();
         for raw in raws {
