@@ -941,3 +941,65 @@ fn history_max_prunes_the_oldest_revisions_but_never_the_deployed_one() {
     );
     env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
+
+#[test]
+fn an_image_pull_secret_in_the_release_namespace_authenticates_the_registry() {
+    let env = TestEnv::get();
+    let registry = TestRegistry::with_basic_auth();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let namespace = env.fresh_namespace("e2e-pullsecret");
+    let repository = format!("{namespace}/private");
+    runtime.block_on(registry.push_tag(&repository, "1.0.0"));
+    runtime.block_on(registry.push_tag(&repository, "1.1.0"));
+    let (user, password) = registry
+        .credentials
+        .clone()
+        .expect("auth registry credentials");
+    env.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        "-n",
+        &namespace,
+        &format!("--docker-server={}", registry.host),
+        &format!("--docker-username={user}"),
+        &format!("--docker-password={password}"),
+    ]);
+    let chart = chart_with_registry("netutils", &registry.host)
+        .display()
+        .to_string();
+    for (release, secret) in [("private", "regcred"), ("missing", "nosuch")] {
+        env.helm3(&[
+            "install",
+            release,
+            &chart,
+            "-n",
+            &namespace,
+            "--set",
+            &format!("image.repository={}/{repository}", registry.host),
+            "--set",
+            "image.tag=1.0.0",
+            "--set",
+            &format!("image.pullSecret={secret}"),
+            "--set",
+            "keel.images[0].repository=image.repository",
+            "--set",
+            "keel.images[0].tag=image.tag",
+            "--set",
+            "keel.images[0].imagePullSecret=image.pullSecret",
+        ]);
+    }
+    let out = keelson(&env, &["reconcile", "--once", "-n", &namespace]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("private: revision 2 deployed"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("cannot read pull secret {namespace}/nosuch")),
+        "{stdout}"
+    );
+    assert_eq!(
+        image_of(&env, &namespace, "private-netutils"),
+        format!("{}/{repository}:1.1.0", registry.host)
+    );
+    env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}

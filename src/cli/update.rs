@@ -83,8 +83,8 @@ async fn updater(
         }
     };
     let registry_config = scope.registry.config()?;
-    let registry =
-        RegistryClient::new(registry_config).context("cannot set up the registry client")?;
+    let registry = RegistryClient::new(registry_config.clone())
+        .context("cannot set up the registry client")?;
     let client = cluster.client().await?;
     let storage = Storage::new(Driver::new(client.clone(), scope.driver));
     Ok((
@@ -93,6 +93,7 @@ async fn updater(
             registry,
             applier: Applier::new(client.clone()),
             client,
+            registry_config,
             config,
             capabilities: Default::default(),
         },

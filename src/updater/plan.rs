@@ -52,20 +52,45 @@ pub struct TagCache {
     digests: HashMap<(String, String), Result<String, String>>,
 }
 
+/// The registry clients a plan may use: the default one, and one per pull secret named by an
+/// image's `imagePullSecret` (or why that secret cannot be used).
+pub struct Registries<'a> {
+    pub default: &'a RegistryClient,
+    pub by_secret: &'a HashMap<String, Result<std::sync::Arc<RegistryClient>, String>>,
+}
+
+impl<'a> Registries<'a> {
+    fn for_image(&self, tracked: &TrackedImage) -> Result<(&'a RegistryClient, String), String> {
+        match &tracked.image_pull_secret {
+            None => Ok((self.default, String::new())),
+            Some(secret) => match self.by_secret.get(secret) {
+                Some(Ok(client)) => Ok((client.as_ref(), secret.clone())),
+                Some(Err(reason)) => Err(reason.clone()),
+                None => Ok((self.default, String::new())),
+            },
+        }
+    }
+}
+
 impl TagCache {
     async fn tags(
         &mut self,
         registry: &RegistryClient,
+        scope: &str,
         image: &ImageRef,
     ) -> Result<Vec<String>, String> {
-        let key = image.repository();
+        // Listings with different credentials may differ, so the pull secret is part of the key.
+        let key = format!("{scope}|{}", image.repository());
         if let Some(found) = self.tags.get(&key) {
             return found.clone();
         }
-        let result = registry
-            .list_tags(image)
-            .await
-            .map_err(|err| format!("cannot list tags of {key}: {}", error_chain(&err)));
+        let result = registry.list_tags(image).await.map_err(|err| {
+            format!(
+                "cannot list tags of {}: {}",
+                image.repository(),
+                error_chain(&err)
+            )
+        });
         self.tags.insert(key, result.clone());
         result
     }
@@ -73,10 +98,11 @@ impl TagCache {
     async fn digest(
         &mut self,
         registry: &RegistryClient,
+        scope: &str,
         image: &ImageRef,
         tag: &str,
     ) -> Result<String, String> {
-        let key = (image.repository(), tag.to_string());
+        let key = (format!("{scope}|{}", image.repository()), tag.to_string());
         if let Some(found) = self.digests.get(&key) {
             return found.clone();
         }
@@ -150,12 +176,12 @@ pub async fn plan_release(
     latest: &StoredRelease,
     block: &KeelBlock,
     history: &[StoredRelease],
-    registry: &RegistryClient,
+    registries: &Registries<'_>,
     cache: &mut TagCache,
 ) -> Vec<ImagePlan> {
     let mut plans = Vec::with_capacity(block.images.len());
     for tracked in &block.images {
-        plans.push(plan_image(latest, block, tracked, history, registry, cache).await);
+        plans.push(plan_image(latest, block, tracked, history, registries, cache).await);
     }
     plans
 }
@@ -165,7 +191,7 @@ async fn plan_image(
     block: &KeelBlock,
     tracked: &TrackedImage,
     history: &[StoredRelease],
-    registry: &RegistryClient,
+    registries: &Registries<'_>,
     cache: &mut TagCache,
 ) -> ImagePlan {
     let policy_text = tracked.effective_policy(block).to_string();
@@ -212,7 +238,11 @@ async fn plan_image(
         Err(err) => return hold(plan, format!("invalid image reference: {err}")),
     };
     let current_tag = image.tag.clone().unwrap_or_default();
-    let tags = match cache.tags(registry, &image).await {
+    let (registry, scope) = match registries.for_image(tracked) {
+        Ok(found) => found,
+        Err(reason) => return hold(plan, reason),
+    };
+    let tags = match cache.tags(registry, &scope, &image).await {
         Ok(tags) => tags,
         Err(reason) => return hold(plan, reason),
     };
@@ -241,7 +271,7 @@ async fn plan_image(
             }
             let mut digest = None;
             if let Some(digest_path) = &tracked.digest_path {
-                match cache.digest(registry, &image, &tag).await {
+                match cache.digest(registry, &scope, &image, &tag).await {
                     Ok(found) => {
                         changes.push(ValueChange {
                             path: digest_path.clone(),
@@ -270,7 +300,7 @@ async fn plan_image(
                     ),
                 );
             };
-            let found = match cache.digest(registry, &image, &tag).await {
+            let found = match cache.digest(registry, &scope, &image, &tag).await {
                 Ok(found) => found,
                 Err(reason) => return hold(plan, reason),
             };

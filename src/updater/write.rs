@@ -7,7 +7,10 @@ use tracing::{info, warn};
 use crate::apply::hooks::{HookRun, HookSpec};
 use crate::apply::{Applier, ApplyMethod, ReleaseTarget};
 use crate::keel::{self, PathStep, ValuePath};
-use crate::registry::RegistryClient;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::registry::{Credentials, RegistryClient};
 use crate::storage::{
     Hook, PendingRevision, RevisionChange, Status, Storage, StorageError, StoredRelease,
     fit_description,
@@ -115,6 +118,8 @@ pub struct Updater {
     pub registry: RegistryClient,
     pub applier: Applier,
     pub client: kube::Client,
+    /// The default registry configuration; pull secrets add their credentials to a copy.
+    pub registry_config: crate::registry::RegistryConfig,
     pub config: UpdaterConfig,
     /// Discovered once, the first time a release needs a render.
     pub capabilities: tokio::sync::OnceCell<ClusterCapabilities>,
@@ -225,7 +230,12 @@ impl Updater {
             }
             _ => (&latest, block),
         };
-        let plans = plan::plan_release(base, &block, &history, &self.registry, cache).await;
+        let by_secret = self.pull_secret_clients(&namespace, &block).await;
+        let registries = plan::Registries {
+            default: &self.registry,
+            by_secret: &by_secret,
+        };
+        let plans = plan::plan_release(base, &block, &history, &registries, cache).await;
         let mut plans = plans;
         let changes: Vec<&ImagePlan> = plans.iter().filter(|p| p.target.is_some()).collect();
         if changes.is_empty() {
@@ -545,6 +555,47 @@ impl Updater {
 }
 
 impl Updater {
+    /// A registry client per `imagePullSecret` the block names, with that Secret's credentials
+    /// (from the release's namespace) on top of the default ones.
+    async fn pull_secret_clients(
+        &self,
+        namespace: &str,
+        block: &keel::KeelBlock,
+    ) -> HashMap<String, Result<Arc<RegistryClient>, String>> {
+        let mut clients = HashMap::new();
+        for secret in block
+            .images
+            .iter()
+            .filter_map(|i| i.image_pull_secret.as_ref())
+        {
+            if clients.contains_key(secret) {
+                continue;
+            }
+            let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+                kube::Api::namespaced(self.client.clone(), namespace);
+            let client = match api.get(secret).await {
+                Err(err) => Err(format!(
+                    "cannot read pull secret {namespace}/{secret}: {}",
+                    error_chain(&err)
+                )),
+                Ok(object) => match Credentials::from_secret(&object) {
+                    Err(err) => Err(format!("pull secret {namespace}/{secret}: {err}")),
+                    Ok(credentials) => {
+                        let mut config = self.registry_config.clone();
+                        let mut merged = credentials;
+                        merged.merge(config.credentials.clone());
+                        config.credentials = merged;
+                        RegistryClient::new(config).map(Arc::new).map_err(|err| {
+                            format!("pull secret {namespace}/{secret}: {}", error_chain(&err))
+                        })
+                    }
+                },
+            };
+            clients.insert(secret.clone(), client);
+        }
+        clients
+    }
+
     /// Ends a pending record: deployed (the previous deployed revision superseded) or failed.
     async fn finish_pending(
         &self,
