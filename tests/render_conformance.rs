@@ -360,10 +360,8 @@ fn shared_corpus_renders_byte_identical_to_helm() {
 }
 
 /// Fixture cases that still differ, each with the entry of docs/renderer-gaps.md that explains it.
-const KNOWN_FIXTURE_GAPS: &[(&str, &str)] = &[(
-    "files/default",
-    "docs/renderer-gaps.md 1: the engine cannot range over .Files.Glob (a map-like Object)",
-)];
+/// Empty: every fixture case is byte-identical.
+const KNOWN_FIXTURE_GAPS: &[(&str, &str)] = &[];
 
 /// Corpus cases known to be byte-identical; raise it as the renderer improves.
 const CORPUS_FLOOR: usize = 30;
