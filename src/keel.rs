@@ -29,86 +29,7 @@ impl fmt::Display for Trigger {
     }
 }
 
-/// One step of a value path: a map key or a list index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathStep {
-    Key(String),
-    Index(usize),
-}
-
-/// A value path such as `image.tag` or `sidecars[0].image`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValuePath {
-    text: String,
-    steps: Vec<PathStep>,
-}
-
-impl ValuePath {
-    /// Parses dotted keys with optional `[n]` list indexes.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut steps = Vec::new();
-        if text.trim().is_empty() {
-            return Err("empty value path".to_string());
-        }
-        for part in text.split('.') {
-            let (key, mut rest) = match part.find('[') {
-                Some(i) => part.split_at(i),
-                None => (part, ""),
-            };
-            if key.is_empty() && (steps.is_empty() || rest.is_empty()) {
-                return Err(format!("value path {text:?} has an empty key"));
-            }
-            if !key.is_empty() {
-                steps.push(PathStep::Key(key.to_string()));
-            }
-            while !rest.is_empty() {
-                let Some(inner) = rest.strip_prefix('[') else {
-                    return Err(format!("value path {text:?}: unexpected {rest:?}"));
-                };
-                let Some(close) = inner.find(']') else {
-                    return Err(format!("value path {text:?}: missing ']'"));
-                };
-                let (number, after) = inner.split_at(close);
-                let index = number
-                    .parse::<usize>()
-                    .map_err(|_| format!("value path {text:?}: {number:?} is not a list index"))?;
-                steps.push(PathStep::Index(index));
-                rest = after.strip_prefix(']').unwrap_or_default();
-            }
-        }
-        Ok(Self {
-            text: text.to_string(),
-            steps,
-        })
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    pub fn steps(&self) -> &[PathStep] {
-        &self.steps
-    }
-
-    /// The value at this path, if every step exists.
-    pub fn get<'v>(&self, values: &'v Value) -> Option<&'v Value> {
-        let mut current = values;
-        for step in &self.steps {
-            current = match (step, current) {
-                (PathStep::Key(key), Value::Object(map)) => map.get(key)?,
-                (PathStep::Index(i), Value::Array(items)) => items.get(*i)?,
-                _ => return None,
-            };
-        }
-        Some(current)
-    }
-}
-
-impl fmt::Display for ValuePath {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
+pub use crate::values::{PathSegment, ValuePath};
 
 /// One `images[]` entry: where the image lives in the values, and what it holds now.
 #[derive(Debug, Clone, PartialEq)]
@@ -401,9 +322,10 @@ fn read_image(
         match optional_string(entry, key, &name)? {
             None => Ok(None),
             Some(s) if s.is_empty() => Ok(None),
-            Some(s) => ValuePath::parse(&s)
+            Some(s) => s
+                .parse::<ValuePath>()
                 .map(Some)
-                .map_err(|problem| FieldError::new(name, problem)),
+                .map_err(|problem| FieldError::new(name, problem.to_string())),
         }
     };
     let repository_path = path("repository")?.ok_or_else(|| {
@@ -756,26 +678,26 @@ mod tests {
 
     #[test]
     fn value_paths() {
-        let p = ValuePath::parse("a.b[2][0].c").unwrap();
+        let p: ValuePath = "a.b[2][0].c".parse().unwrap();
         assert_eq!(
-            p.steps(),
+            p.segments(),
             &[
-                PathStep::Key("a".into()),
-                PathStep::Key("b".into()),
-                PathStep::Index(2),
-                PathStep::Index(0),
-                PathStep::Key("c".into())
+                PathSegment::Key("a".into()),
+                PathSegment::Key("b".into()),
+                PathSegment::Index(2),
+                PathSegment::Index(0),
+                PathSegment::Key("c".into())
             ]
         );
         for bad in ["", "a..b", "a[", "a[1", "a[-1]", "a[1]x", ".a"] {
-            assert!(ValuePath::parse(bad).is_err(), "{bad}");
+            assert!(bad.parse::<ValuePath>().is_err(), "{bad}");
         }
         let v = json!({"a": {"b": [0, 1, [["x"]]]}});
         assert_eq!(
-            ValuePath::parse("a.b[2][0][0]").unwrap().get(&v),
+            "a.b[2][0][0]".parse::<ValuePath>().unwrap().get(&v),
             Some(&json!("x"))
         );
-        assert_eq!(ValuePath::parse("a.b[9]").unwrap().get(&v), None);
+        assert_eq!("a.b[9]".parse::<ValuePath>().unwrap().get(&v), None);
     }
 
     #[test]

@@ -6,7 +6,8 @@ use tracing::{info, warn};
 
 use crate::apply::hooks::{HookRun, HookSpec};
 use crate::apply::{Applier, ApplyMethod, ReleaseTarget};
-use crate::keel::{self, PathStep, ValuePath};
+use crate::keel;
+use crate::values::{PathSegment, ValuePath};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -698,81 +699,35 @@ fn describe(changes: &[&ImagePlan], mode: RenderMode) -> String {
 /// only in the chart's defaults) needs that list in the config first: lists replace defaults
 /// whole when Helm coalesces, so the config gets the coalesced list, then the one change.
 fn copy_lists_from_defaults(config: &mut Value, coalesced: &Value, path: &ValuePath) {
-    let steps = path.steps();
-    for (position, step) in steps.iter().enumerate() {
-        if !matches!(step, PathStep::Index(_)) {
+    let segments = path.segments();
+    for (position, segment) in segments.iter().enumerate() {
+        if !matches!(segment, PathSegment::Index(_)) {
             continue;
         }
-        let Ok(prefix) = ValuePath::parse(&render_steps(&steps[..position])) else {
-            return;
-        };
+        let prefix = ValuePath::from_segments(segments[..position].to_vec());
         if prefix.get(config).is_some() {
             continue;
         }
         if let Some(list) = prefix.get(coalesced).filter(|v| v.is_array()) {
-            let _ = set_path(config, &prefix, list.clone());
+            let _ = prefix.set(config, list.clone());
         }
     }
 }
 
-fn render_steps(steps: &[PathStep]) -> String {
-    let mut text = String::new();
-    for step in steps {
-        match step {
-            PathStep::Key(key) => {
-                if !text.is_empty() {
-                    text.push('.');
-                }
-                text.push_str(key);
-            }
-            PathStep::Index(index) => text.push_str(&format!("[{index}]")),
-        }
-    }
-    text
-}
-
-/// Sets `path` in `values` to `new`, creating maps on the way; list indexes must exist.
+/// Sets `path` in `values` to `new`: only that path changes. A list index must name an existing
+/// element: padding a list with nulls would invent entries the chart never had.
 fn set_path(values: &mut Value, path: &ValuePath, new: Value) -> Result<(), String> {
-    let mut cursor = values;
-    let steps = path.steps();
-    for (position, step) in steps.iter().enumerate() {
-        let last = position + 1 == steps.len();
-        cursor = match step {
-            PathStep::Key(key) => {
-                if !cursor.is_object() {
-                    if cursor.is_null() {
-                        *cursor = Value::Object(Map::new());
-                    } else {
-                        return Err(format!("{key:?} is inside a value that is not a map"));
-                    }
-                }
-                let Some(map) = cursor.as_object_mut() else {
-                    return Err(format!("{key:?} is inside a value that is not a map"));
-                };
-                if last {
-                    map.insert(key.clone(), new);
-                    return Ok(());
-                }
-                map.entry(key.clone()).or_insert(Value::Null)
+    let segments = path.segments();
+    for (position, segment) in segments.iter().enumerate() {
+        if let PathSegment::Index(index) = segment {
+            let list = ValuePath::from_segments(segments[..position].to_vec());
+            let length = list.get(values).and_then(Value::as_array).map(Vec::len);
+            if length.is_none_or(|length| *index >= length) {
+                return Err(format!("list index {index} is out of range"));
             }
-            PathStep::Index(index) => {
-                let Some(items) = cursor.as_array_mut() else {
-                    return Err(format!(
-                        "[{index}] is applied to a value that is not a list"
-                    ));
-                };
-                let Some(slot) = items.get_mut(*index) else {
-                    return Err(format!("list index {index} is out of range"));
-                };
-                if last {
-                    *slot = new;
-                    return Ok(());
-                }
-                slot
-            }
-        };
+        }
     }
-    Ok(())
+    path.set(values, new).map_err(|err| err.to_string())
 }
 
 #[cfg(test)]
@@ -783,7 +738,7 @@ mod tests {
     #[test]
     fn set_path_changes_only_the_path() {
         let mut values = json!({"image": {"tag": "1", "pullPolicy": "Always"}, "other": [1]});
-        let path = ValuePath::parse("image.tag").expect("valid path");
+        let path = "image.tag".parse::<ValuePath>().expect("valid path");
         set_path(&mut values, &path, json!("2")).expect("set");
         assert_eq!(
             values,
@@ -794,7 +749,7 @@ mod tests {
     #[test]
     fn set_path_creates_maps_when_the_user_config_lacks_them() {
         let mut values = json!({});
-        let path = ValuePath::parse("image.tag").expect("valid path");
+        let path = "image.tag".parse::<ValuePath>().expect("valid path");
         set_path(&mut values, &path, json!("2")).expect("set");
         assert_eq!(values, json!({"image": {"tag": "2"}}));
     }
@@ -804,7 +759,9 @@ mod tests {
         let mut config = json!({"replicaCount": 2});
         let coalesced =
             json!({"replicaCount": 2, "sidecars": [{"image": "a:1"}, {"image": "b:1"}]});
-        let path = ValuePath::parse("sidecars[1].image").expect("valid path");
+        let path = "sidecars[1].image"
+            .parse::<ValuePath>()
+            .expect("valid path");
         copy_lists_from_defaults(&mut config, &coalesced, &path);
         set_path(&mut config, &path, json!("b:2")).expect("set");
         assert_eq!(
@@ -816,10 +773,14 @@ mod tests {
     #[test]
     fn set_path_follows_list_indexes() {
         let mut values = json!({"sidecars": [{"image": "a:1"}]});
-        let path = ValuePath::parse("sidecars[0].image").expect("valid path");
+        let path = "sidecars[0].image"
+            .parse::<ValuePath>()
+            .expect("valid path");
         set_path(&mut values, &path, json!("a:2")).expect("set");
         assert_eq!(values, json!({"sidecars": [{"image": "a:2"}]}));
-        let missing = ValuePath::parse("sidecars[3].image").expect("valid path");
+        let missing = "sidecars[3].image"
+            .parse::<ValuePath>()
+            .expect("valid path");
         assert!(set_path(&mut values, &missing, json!("x")).is_err());
     }
 }

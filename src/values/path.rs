@@ -24,6 +24,11 @@ pub struct ValuePath {
 }
 
 impl ValuePath {
+    /// A path made of these segments.
+    pub fn from_segments(segments: Vec<PathSegment>) -> Self {
+        Self { segments }
+    }
+
     pub fn segments(&self) -> &[PathSegment] {
         &self.segments
     }
