@@ -87,6 +87,85 @@ fn deployed_count(history: &[Value]) -> usize {
     history.iter().filter(|r| r["status"] == "deployed").count()
 }
 
+/// One test's world: a fresh namespace, its own repository (with tag 1.0.0 pushed) in the
+/// anonymous registry, and a copy of a fixture chart pointing at that registry.
+struct Scenario {
+    env: TestEnv,
+    registry: TestRegistry,
+    runtime: tokio::runtime::Runtime,
+    namespace: String,
+    repository: String,
+    chart: String,
+}
+
+impl Scenario {
+    fn new(prefix: &str, chart: &str) -> Self {
+        let env = TestEnv::get();
+        let registry = TestRegistry::anonymous();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let namespace = env.fresh_namespace(prefix);
+        let repository = format!("{namespace}/app");
+        runtime.block_on(registry.push_tag(&repository, "1.0.0"));
+        let chart = chart_with_registry(chart, &registry.host)
+            .display()
+            .to_string();
+        Self {
+            env,
+            registry,
+            runtime,
+            namespace,
+            repository,
+            chart,
+        }
+    }
+
+    /// `image.repository=<this test's repository>` for `--set`.
+    fn image_value(&self) -> String {
+        format!(
+            "image.repository={}/{}",
+            self.registry.host, self.repository
+        )
+    }
+
+    /// The full image reference of this test's repository at `tag`.
+    fn image(&self, tag: &str) -> String {
+        format!("{}/{}:{tag}", self.registry.host, self.repository)
+    }
+
+    /// Installs `release` with `helm` at image tag 1.0.0.
+    fn install(&self, helm: &str, release: &str) {
+        let image = self.image_value();
+        self.env.run(
+            helm,
+            &[
+                "install",
+                release,
+                &self.chart,
+                "-n",
+                &self.namespace,
+                "--set",
+                &image,
+                "--set",
+                "image.tag=1.0.0",
+            ],
+        );
+    }
+
+    fn push(&self, tag: &str) {
+        self.runtime
+            .block_on(self.registry.push_tag(&self.repository, tag));
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        let _ = self.env.run_status(
+            &self.env.kubectl,
+            &["delete", "namespace", &self.namespace, "--wait=false"],
+        );
+    }
+}
+
 /// The classic Keel flow, then a rollback that sticks, then a newer tag that moves on.
 fn classic_flow(helm_of: fn(&TestEnv) -> String, label: &str) {
     let env = TestEnv::get();
@@ -447,37 +526,19 @@ fn an_unreachable_registry_writes_nothing() {
 
 #[test]
 fn a_pending_helm_upgrade_makes_keelson_back_off_until_the_next_cycle() {
-    let env = TestEnv::get();
-    let registry = TestRegistry::anonymous();
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let namespace = env.fresh_namespace("e2e-busy");
-    let repository = format!("{namespace}/app");
-    runtime.block_on(registry.push_tag(&repository, "1.0.0"));
-    let chart = chart_with_registry("netutils", &registry.host)
-        .display()
-        .to_string();
-    let image = format!("image.repository={}/{repository}", registry.host);
-    env.helm3(&[
-        "install",
-        "app",
-        &chart,
-        "-n",
-        &namespace,
-        "--set",
-        &image,
-        "--set",
-        "image.tag=1.0.0",
-    ]);
-    runtime.block_on(registry.push_tag(&repository, "1.1.0"));
+    let world = Scenario::new("e2e-busy", "netutils");
+    let (env, namespace, chart) = (&world.env, &world.namespace, &world.chart);
+    world.install(&env.helm3, "app");
+    world.push("1.1.0");
 
     // Pods never become ready without a kubelet, so `--wait` keeps helm's revision pending.
     let mut helm = Command::new(&env.helm3)
         .args([
             "upgrade",
             "app",
-            &chart,
+            chart,
             "-n",
-            &namespace,
+            namespace,
             "--reuse-values",
             "--set",
             "replicaCount=2",
@@ -489,20 +550,20 @@ fn a_pending_helm_upgrade_makes_keelson_back_off_until_the_next_cycle() {
         .spawn()
         .expect("start helm upgrade");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while history(&env, &env.helm3, "app", &namespace).len() < 2 {
+    while history(env, &env.helm3, "app", namespace).len() < 2 {
         assert!(
             std::time::Instant::now() < deadline,
             "helm upgrade never created revision 2"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let output = reconcile(&env, &namespace);
+    let output = reconcile(env, namespace);
     assert!(
         output.contains("another operation is in progress"),
         "{output}"
     );
     let _ = helm.wait();
-    let revisions = history(&env, &env.helm3, "app", &namespace);
+    let revisions = history(env, &env.helm3, "app", namespace);
     assert_eq!(
         revisions.len(),
         2,
@@ -510,13 +571,12 @@ fn a_pending_helm_upgrade_makes_keelson_back_off_until_the_next_cycle() {
     );
 
     // Next cycle: helm's upgrade has ended (failed: pods never ready); keelson moves on.
-    let output = reconcile(&env, &namespace);
+    let output = reconcile(env, namespace);
     assert!(output.contains("revision 3 deployed"), "{output}");
     assert_eq!(
-        image_of(&env, &namespace, "app-netutils"),
-        format!("{}/{repository}:1.1.0", registry.host)
+        image_of(env, namespace, "app-netutils"),
+        world.image("1.1.0")
     );
-    env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
 
 /// A kubeconfig for a service account that may write Helm's Secrets but not patch
@@ -888,36 +948,18 @@ fn hooks_run_only_when_asked_and_a_hook_that_never_finishes_fails_the_revision()
 
 #[test]
 fn history_max_prunes_the_oldest_revisions_but_never_the_deployed_one() {
-    let env = TestEnv::get();
-    let registry = TestRegistry::anonymous();
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let namespace = env.fresh_namespace("e2e-history");
-    let repository = format!("{namespace}/app");
-    runtime.block_on(registry.push_tag(&repository, "1.0.0"));
-    let chart = chart_with_registry("netutils", &registry.host)
-        .display()
-        .to_string();
-    let image = format!("image.repository={}/{repository}", registry.host);
-    env.helm4(&[
-        "install",
-        "app",
-        &chart,
-        "-n",
-        &namespace,
-        "--set",
-        &image,
-        "--set",
-        "image.tag=1.0.0",
-    ]);
+    let world = Scenario::new("e2e-history", "netutils");
+    let env = &world.env;
+    world.install(&env.helm4, "app");
     for tag in ["1.0.1", "1.0.2", "1.0.3"] {
-        runtime.block_on(registry.push_tag(&repository, tag));
+        world.push(tag);
         let out = keelson(
-            &env,
+            env,
             &[
                 "reconcile",
                 "--once",
                 "-n",
-                &namespace,
+                &world.namespace,
                 "--history-max",
                 "2",
             ],
@@ -928,7 +970,7 @@ fn history_max_prunes_the_oldest_revisions_but_never_the_deployed_one() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    let revisions = history(&env, &env.helm4, "app", &namespace);
+    let revisions = history(env, &env.helm4, "app", &world.namespace);
     let versions: Vec<i64> = revisions
         .iter()
         .filter_map(|r| r["revision"].as_i64())
@@ -936,10 +978,9 @@ fn history_max_prunes_the_oldest_revisions_but_never_the_deployed_one() {
     assert_eq!(versions, vec![3, 4], "{revisions:?}");
     assert_eq!(revisions[1]["status"], "deployed");
     assert_eq!(
-        image_of(&env, &namespace, "app-netutils"),
-        format!("{}/{repository}:1.0.3", registry.host)
+        image_of(env, &world.namespace, "app-netutils"),
+        world.image("1.0.3")
     );
-    env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
 
 #[test]
