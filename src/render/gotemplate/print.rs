@@ -59,14 +59,23 @@ fn push_escaped(out: &mut String, c: char, quote: char, ascii_only: bool) {
     }
 }
 
-/// An approximation of Go's `unicode.IsPrint` for non-ASCII characters.
+/// Go's `strconv.IsPrint` (letters, marks, numbers, punctuation, symbols and the ASCII space),
+/// approximated over Unicode's control, format, separator, surrogate and private-use ranges.
 fn is_go_printable(c: char) -> bool {
     let code = c as u32;
-    let invisible = c.is_control()
-        || matches!(code, 0xad | 0x2028 | 0x2029 | 0xfeff | 0xfff9..=0xfffb)
-        || (0xe000..=0xf8ff).contains(&code)
-        || (c.is_whitespace() && c != ' ');
-    !invisible
+    if code < 0x20 || (0x7f..0xa0).contains(&code) {
+        return false;
+    }
+    if c == ' ' {
+        return true;
+    }
+    if c.is_whitespace() {
+        return false;
+    }
+    !matches!(code,
+        0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e | 0x200b..=0x200f
+        | 0x2028..=0x202e | 0x2060..=0x206f | 0xd800..=0xdfff | 0xe000..=0xf8ff | 0xfeff
+        | 0xfff0..=0xfffb | 0xfffe | 0xffff | 0xf0000..=0x10ffff)
 }
 
 /// Go's `%#U`: `U+0023 '#'`.

@@ -2,54 +2,10 @@
 
 use crate::render::gotemplate::value::Value;
 
-/// `fmt.Sprintf("%v", v)` as Go prints template values.
+/// `fmt.Sprintf("%v", v)` as Go prints template values: the engine's printer, so functions and
+/// `{{ . }}` print alike.
 pub fn format_value(value: &Value) -> String {
-    let mut out = String::new();
-    write_value(&mut out, value);
-    out
-}
-
-fn write_value(out: &mut String, value: &Value) {
-    match value {
-        Value::Nil => out.push_str("<nil>"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => out.push_str(&i.to_string()),
-        Value::Float(f) => out.push_str(&format_float(*f, 'g', -1)),
-        Value::String(s) => out.push_str(s),
-        Value::Bytes(bytes) => {
-            out.push('[');
-            for (i, b) in bytes.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                out.push_str(&b.to_string());
-            }
-            out.push(']');
-        }
-        Value::List(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                write_value(out, item);
-            }
-            out.push(']');
-        }
-        Value::Map(map) => {
-            out.push_str("map[");
-            for (i, (k, v)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                out.push_str(k);
-                out.push(':');
-                write_value(out, v);
-            }
-            out.push(']');
-        }
-        Value::Object(object) => out.push_str(&object.to_go_string()),
-    }
+    crate::render::gotemplate::print::format_v(value)
 }
 
 /// The shortest decimal digits of `f` (no sign) and its decimal point position: the value is
@@ -216,49 +172,8 @@ fn digits_fixed(digits: &str, point: i32, _decimals: Option<usize>) -> String {
     out
 }
 
-/// Whether Go's `strconv.IsPrint` holds (letters, marks, numbers, punctuation, symbols and the
-/// ASCII space); an approximation over Unicode's control, format, separator and private ranges.
-pub fn is_go_printable(c: char) -> bool {
-    let code = c as u32;
-    if code < 0x20 || (0x7f..0xa0).contains(&code) {
-        return false;
-    }
-    if c == ' ' {
-        return true;
-    }
-    if c.is_whitespace() {
-        return false;
-    }
-    !matches!(code,
-        0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e | 0x200b..=0x200f
-        | 0x2028..=0x202e | 0x2060..=0x206f | 0xd800..=0xdfff | 0xe000..=0xf8ff | 0xfeff
-        | 0xfff0..=0xfffb | 0xfffe | 0xffff | 0xf0000..=0x10ffff)
-}
-
-/// `strconv.Quote(s)` (what `%q` prints for a string).
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if is_go_printable(c) => out.push(c),
-            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push('"');
-    out
-}
+/// `strconv.Quote(s)` (what `%q` prints for a string): the engine's implementation.
+pub use crate::render::gotemplate::print::go_quote;
 
 #[cfg(test)]
 mod tests {
