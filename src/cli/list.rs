@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::cluster::ClusterArgs;
 use crate::keel::{self, KeelBlock};
+use crate::render::gotemplate::funcs::dates::{GoTime, Zone};
 use crate::storage::{Driver, DriverKind, Status, Storage, StoredRelease};
 
 /// How `keelson list` prints.
@@ -396,223 +397,32 @@ fn written_offset(rfc3339: &str) -> Option<jiff::tz::Offset> {
     jiff::tz::Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).ok()
 }
 
-/// A parsed release time: the instant as Go's `time.Parse` would hold it (the written offset,
-/// the local zone's abbreviation when the offset is the local one).
-struct GoTime {
-    datetime: jiff::civil::DateTime,
-    offset_seconds: i32,
-    zone: String,
-}
-
-fn go_time(rfc3339: &str) -> Option<GoTime> {
-    let timestamp = parse_time(rfc3339)?;
-    let utc = rfc3339.ends_with('Z') || rfc3339.ends_with('z');
-    let offset = if utc {
-        jiff::tz::Offset::UTC
-    } else {
-        written_offset(rfc3339).unwrap_or(jiff::tz::Offset::UTC)
-    };
-    let zone = if utc {
-        "UTC".to_string()
-    } else {
-        let local = jiff::tz::TimeZone::system();
-        let info = local.to_offset_info(timestamp);
-        if info.offset() == offset {
-            info.abbreviation().to_string()
-        } else {
-            String::new()
-        }
-    };
-    Some(GoTime {
-        datetime: offset.to_datetime(timestamp),
-        offset_seconds: offset.seconds(),
-        zone,
-    })
-}
-
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
-
-/// Formats a release time with a Go layout (`--time-format "2006-01-02 15:04:05Z0700"`), the
-/// reference-time tokens Go's `time.Format` knows; everything else is copied literally.
+/// Formats a release time with a Go layout (`--time-format "2006-01-02 15:04:05Z0700"`) through
+/// the same Go time formatter Sprig's `date` uses. The zone is what Go's `time.Parse` gives the
+/// written offset: `UTC` for `Z`, the local zone when the offset is the local one, else an
+/// unnamed fixed zone.
 pub fn format_go_layout(rfc3339: &str, layout: &str) -> String {
-    let Some(t) = go_time(rfc3339) else {
+    let Some(timestamp) = parse_time(rfc3339) else {
         return if rfc3339.is_empty() {
             "-".to_string()
         } else {
             rfc3339.to_string()
         };
     };
-    let dt = t.datetime;
-    let month_name = MONTHS
-        .get(usize::try_from(dt.month() - 1).unwrap_or(0))
-        .copied()
-        .unwrap_or_default();
-    let weekday_name = WEEKDAYS
-        .get(usize::try_from(dt.weekday().to_monday_zero_offset()).unwrap_or(0))
-        .copied()
-        .unwrap_or_default();
-    let hour12 = match dt.hour() % 12 {
-        0 => 12,
-        h => h,
+    let zone = if rfc3339.ends_with('Z') || rfc3339.ends_with('z') {
+        Zone::Utc
+    } else {
+        let written = written_offset(rfc3339).unwrap_or(jiff::tz::Offset::UTC);
+        let local = jiff::tz::TimeZone::system()
+            .to_offset_info(timestamp)
+            .offset();
+        if local == written {
+            Zone::Local
+        } else {
+            Zone::Fixed(written.seconds())
+        }
     };
-    let offset = |colon: bool, seconds: bool, minutes: bool| {
-        let sign = if t.offset_seconds < 0 { '-' } else { '+' };
-        let abs = t.offset_seconds.unsigned_abs();
-        let mut s = format!("{sign}{:02}", abs / 3600);
-        if minutes {
-            if colon {
-                s.push(':');
-            }
-            s.push_str(&format!("{:02}", abs / 60 % 60));
-        }
-        if seconds {
-            if colon {
-                s.push(':');
-            }
-            s.push_str(&format!("{:02}", abs % 60));
-        }
-        s
-    };
-    // Longest tokens first where one is a prefix of another, as Go's layout scanner decides.
-    const TOKENS: [&str; 36] = [
-        "January",
-        "Jan",
-        "Monday",
-        "Mon",
-        "MST",
-        "2006",
-        "_2006",
-        "002",
-        "__2",
-        "01",
-        "02",
-        "03",
-        "04",
-        "05",
-        "06",
-        "_2",
-        "15",
-        "1",
-        "2",
-        "3",
-        "4",
-        "5",
-        "PM",
-        "pm",
-        "-07:00:00",
-        "-070000",
-        "-07:00",
-        "-0700",
-        "-07",
-        "Z07:00:00",
-        "Z070000",
-        "Z07:00",
-        "Z0700",
-        "Z07",
-        "Z",
-        "-",
-    ];
-    let mut out = String::new();
-    let mut rest = layout;
-    'scan: while let Some(c) = rest.chars().next() {
-        if c == '.' || c == ',' {
-            let after_dot = rest.get(1..).unwrap_or_default();
-            let digits: String = match after_dot.chars().next() {
-                Some(d @ ('0' | '9')) => after_dot.chars().take_while(|x| *x == d).collect(),
-                _ => String::new(),
-            };
-            let after = after_dot.get(digits.len()..).unwrap_or_default();
-            if !digits.is_empty() && !after.starts_with(|a: char| a.is_ascii_digit()) {
-                let nanos = format!("{:09}", dt.subsec_nanosecond());
-                let fraction = nanos.get(..digits.len().min(9)).unwrap_or_default();
-                if digits.starts_with('0') {
-                    out.push(c);
-                    out.push_str(fraction);
-                } else {
-                    let trimmed = fraction.trim_end_matches('0');
-                    if !trimmed.is_empty() {
-                        out.push(c);
-                        out.push_str(trimmed);
-                    }
-                }
-                rest = after;
-                continue;
-            }
-        }
-        for token in TOKENS {
-            if !rest.starts_with(token) {
-                continue;
-            }
-            let text = match token {
-                "January" => month_name.to_string(),
-                "Jan" => month_name.get(..3).unwrap_or_default().to_string(),
-                "Monday" => weekday_name.to_string(),
-                "Mon" => weekday_name.get(..3).unwrap_or_default().to_string(),
-                "MST" if t.zone.is_empty() => offset(false, false, true),
-                "MST" => t.zone.clone(),
-                "2006" => format!("{:04}", dt.year()),
-                "_2006" => format!("_{:04}", dt.year()),
-                "002" => format!("{:03}", dt.day_of_year()),
-                "__2" => format!("{:>3}", dt.day_of_year()),
-                "01" => format!("{:02}", dt.month()),
-                "02" => format!("{:02}", dt.day()),
-                "03" => format!("{hour12:02}"),
-                "04" => format!("{:02}", dt.minute()),
-                "05" => format!("{:02}", dt.second()),
-                "06" => format!("{:02}", dt.year() % 100),
-                "_2" => format!("{:>2}", dt.day()),
-                "15" => format!("{:02}", dt.hour()),
-                "1" => dt.month().to_string(),
-                "2" => dt.day().to_string(),
-                "3" => hour12.to_string(),
-                "4" => dt.minute().to_string(),
-                "5" => dt.second().to_string(),
-                "PM" => (if dt.hour() >= 12 { "PM" } else { "AM" }).to_string(),
-                "pm" => (if dt.hour() >= 12 { "pm" } else { "am" }).to_string(),
-                "-07:00:00" => offset(true, true, true),
-                "-070000" => offset(false, true, true),
-                "-07:00" => offset(true, false, true),
-                "-0700" => offset(false, false, true),
-                "-07" => offset(false, false, false),
-                z if z.starts_with('Z') && t.offset_seconds == 0 => "Z".to_string(),
-                "Z07:00:00" => offset(true, true, true),
-                "Z070000" => offset(false, true, true),
-                "Z07:00" => offset(true, false, true),
-                "Z0700" => offset(false, false, true),
-                "Z07" => offset(false, false, false),
-                // Lone "Z" and "-" are literal text.
-                _ => continue,
-            };
-            out.push_str(&text);
-            rest = rest.get(token.len()..).unwrap_or_default();
-            continue 'scan;
-        }
-        out.push(c);
-        rest = rest.get(c.len_utf8()..).unwrap_or_default();
-    }
-    out
+    GoTime::from_unix_nanos(timestamp.as_nanosecond(), zone).format(layout)
 }
 
 #[cfg(test)]

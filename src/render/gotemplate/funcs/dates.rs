@@ -123,6 +123,11 @@ impl GoTime {
         }
     }
 
+    /// The instant `nanos` after the Unix epoch, shown in `zone`.
+    pub fn from_unix_nanos(nanos: i128, zone: Zone) -> GoTime {
+        GoTime { nanos, zone }
+    }
+
     pub fn from_unix(seconds: i64) -> GoTime {
         GoTime {
             nanos: i128::from(seconds) * NANOS_PER_SECOND,

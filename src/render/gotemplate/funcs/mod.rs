@@ -11,7 +11,7 @@
 mod args;
 mod conv;
 mod crypto;
-mod dates;
+pub mod dates;
 mod dicts;
 mod encoding;
 mod gofmt;
