@@ -194,10 +194,14 @@ fn main() {
         );
     });
     compare(keelson, &helm, &kubeconfig, &namespace, "3 revisions each");
-    ok(
-        &kubectl,
-        &["delete", "namespace", &namespace, "--wait=false"],
-    );
+    if std::env::var_os("KEELSON_BENCH_KEEP").is_some() {
+        println!("kept namespace {namespace} (KEELSON_BENCH_KEEP is set)");
+    } else {
+        ok(
+            &kubectl,
+            &["delete", "namespace", &namespace, "--wait=false"],
+        );
+    }
 }
 
 /// Whole-process times, alternating so both see the same cluster state and machine load.

@@ -77,7 +77,7 @@ impl ClusterArgs {
             http::header::USER_AGENT,
             http::HeaderValue::from_static(concat!("keelson/", env!("CARGO_PKG_VERSION"))),
         ));
-        Client::try_from(config).map_err(Error::Client)
+        client_for(config).map_err(Error::Client)
     }
 
     /// The namespace commands default to: the context's namespace, else `default` (like kubectl).
@@ -87,6 +87,47 @@ impl ClusterArgs {
             Err(_) => "default".to_string(),
         }
     }
+}
+
+/// A client like `Client::try_from(config)` builds, except that its sockets set `TCP_NODELAY`.
+///
+/// kube 5's own connector leaves Nagle's algorithm on (kube-rs issue #2056). After the TLS
+/// handshake the client's Finished message is still unacknowledged when the request is written,
+/// so Nagle holds the request back until the apiserver's delayed ACK arrives: 40 ms on Linux,
+/// measured here as most of a short `keelson list`. Only the connector differs from kube's
+/// stack (TLS from the kubeconfig, timeouts, base URI, retries, auth, extra headers). Set-ups
+/// this stack does not reproduce (proxies, client certificates from exec plugins, whose expiry
+/// kube tracks) keep kube's builder.
+fn client_for(config: Config) -> Result<Client, kube::Error> {
+    use kube::client::ConfigExt;
+    use tower::ServiceBuilder;
+
+    if config.proxy_url.is_some() || config.auth_info.exec.is_some() {
+        return Client::try_from(config);
+    }
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = config.rustls_https_connector_with_connector(http)?;
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let http_client: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector);
+    let retry = config
+        .default_retry
+        .then(|| tower::retry::RetryLayer::new(kube::client::retry::RetryPolicy::server_retry()));
+    let service = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(retry)
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(http_client);
+    Ok(kube::client::ClientBuilder::new(service, config.default_namespace).build())
 }
 
 /// Installs the process-wide rustls crypto provider (ring) that kube and reqwest share.
