@@ -72,10 +72,28 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("Error: {err:#}");
+            eprintln!("Error: {}", error_chain(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The cause chain on one line, like anyhow's `{:#}`, except that an apiserver's answer is
+/// given as its message and code (`secrets is forbidden: … (403 Forbidden)`): kube's own
+/// display of it repeats the message and adds a debug dump of the whole Status.
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in err.chain() {
+        if let Some(kube::Error::Api(status)) = cause.downcast_ref::<kube::Error>() {
+            parts.push(format!(
+                "{} ({} {})",
+                status.message, status.code, status.reason
+            ));
+            break;
+        }
+        parts.push(cause.to_string());
+    }
+    parts.join(": ")
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -100,5 +118,26 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::error_chain;
+
+    #[test]
+    fn apiserver_answers_print_as_message_and_code() {
+        let status = kube::core::Status::failure("secrets is forbidden: User \"x\"", "Forbidden")
+            .with_code(403);
+        let err = anyhow::Error::new(kube::Error::Api(status.boxed()))
+            .context("cannot list Secrets in namespace \"a\"")
+            .context("cannot list releases (secret driver)");
+        assert_eq!(
+            error_chain(&err),
+            "cannot list releases (secret driver): cannot list Secrets in namespace \"a\": \
+             secrets is forbidden: User \"x\" (403 Forbidden)"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_chain(&plain), "outer: inner");
     }
 }

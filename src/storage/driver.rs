@@ -8,11 +8,15 @@ use std::str::FromStr;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, ListParams, ObjectList, PostParams, Preconditions};
 use kube::{Api, Client};
 
 use super::codec::{self, CodecError};
 use super::record::Release;
+use super::wire;
+
+/// What a LIST asks for: protobuf, else JSON.
+const LIST_ACCEPT: &str = "application/vnd.kubernetes.protobuf, application/json";
 
 /// The Secret type Helm 3 and 4 give release records.
 pub const SECRET_TYPE: &str = "helm.sh/release.v1";
@@ -140,6 +144,12 @@ pub enum DriverError {
         object_name: String,
         resource_version: String,
     },
+    #[error("cannot read the list of {object}s {scope}: {reason}")]
+    MalformedList {
+        object: &'static str,
+        scope: String,
+        reason: String,
+    },
     #[error(
         "{object} {namespace}/{object_name} cannot be decoded: {reason}; refusing to use or overwrite it"
     )]
@@ -260,6 +270,8 @@ impl Driver {
 
     /// Lists the raw objects matching a label selector (Helm's queries: `owner=helm`,
     /// `name=X,owner=helm`, `name=X,owner=helm,status=deployed`).
+    /// Lists the records matching `selector` in one request, asking for protobuf (see
+    /// [`super::wire`]) and reading JSON when the apiserver answers with that instead.
     async fn list_raw(
         &self,
         namespace: Option<&str>,
@@ -270,21 +282,64 @@ impl Driver {
             Read::Consistent => ListParams::default().labels(selector),
             Read::Cached => ListParams::default().labels(selector).match_any(),
         };
+        let url = match self.kind {
+            DriverKind::Secret => self.secrets(namespace).resource_url().to_string(),
+            DriverKind::ConfigMap => self.config_maps(namespace).resource_url().to_string(),
+        };
+        let api_error = |source| self.api_error("list", namespace, source);
+        let mut request = kube::core::Request::new(url)
+            .list(&params)
+            .map_err(|e| api_error(kube::Error::BuildRequest(e)))?;
+        request.headers_mut().insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static(LIST_ACCEPT),
+        );
+        let response = self
+            .client
+            .send(request.map(kube::client::Body::from))
+            .await
+            .map_err(api_error)?;
+        let status = response.status();
+        let protobuf = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(wire::PROTOBUF));
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .map_err(|e| api_error(kube::Error::Service(e.into())))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(api_error(kube::Error::Api(
+                error_status(status, &body).boxed(),
+            )));
+        }
+        let malformed = |reason: String| DriverError::MalformedList {
+            object: self.kind.object_kind(),
+            scope: Self::scope(namespace),
+            reason,
+        };
+        if protobuf {
+            let kind = match self.kind {
+                DriverKind::Secret => wire::ObjectKind::Secret,
+                DriverKind::ConfigMap => wire::ObjectKind::ConfigMap,
+            };
+            let objects = wire::decode_list(&body, kind, RELEASE_KEY)
+                .map_err(|e| malformed(e.to_string()))?;
+            return Ok(objects
+                .into_iter()
+                .map(|object| raw_from_listed(self.kind, object))
+                .collect());
+        }
         match self.kind {
             DriverKind::Secret => {
-                let list = self
-                    .secrets(namespace)
-                    .list(&params)
-                    .await
-                    .map_err(|e| self.api_error("list", namespace, e))?;
+                let list: ObjectList<Secret> =
+                    serde_json::from_slice(&body).map_err(|e| malformed(e.to_string()))?;
                 Ok(list.items.into_iter().map(raw_from_secret).collect())
             }
             DriverKind::ConfigMap => {
-                let list = self
-                    .config_maps(namespace)
-                    .list(&params)
-                    .await
-                    .map_err(|e| self.api_error("list", namespace, e))?;
+                let list: ObjectList<ConfigMap> =
+                    serde_json::from_slice(&body).map_err(|e| malformed(e.to_string()))?;
                 Ok(list.items.into_iter().map(raw_from_config_map).collect())
             }
         }
@@ -754,6 +809,46 @@ fn unix_now() -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0)
         .to_string()
+}
+
+fn raw_from_listed(kind: DriverKind, object: wire::ListedObject) -> RawRecord {
+    RawRecord {
+        meta: ObjectMeta {
+            name: object.name,
+            namespace: object.namespace,
+            resource_version: object.resource_version,
+            labels: object.labels,
+            ..ObjectMeta::default()
+        },
+        payload: object.payload,
+        type_ok: kind == DriverKind::ConfigMap
+            || object.secret_type.as_deref() == Some(SECRET_TYPE),
+    }
+}
+
+/// The Status of an error response, read from protobuf or JSON; other bodies (a proxy's
+/// HTML, plain text) become the message, as kube does.
+fn error_status(code: http::StatusCode, body: &[u8]) -> kube::core::Status {
+    if let Some(status) = wire::decode_status(body) {
+        let reason = if status.reason.is_empty() {
+            code.canonical_reason().unwrap_or_default().to_string()
+        } else {
+            status.reason
+        };
+        return kube::core::Status::failure(&status.message, &reason).with_code(
+            if status.code == 0 {
+                code.as_u16()
+            } else {
+                status.code
+            },
+        );
+    }
+    if let Ok(status) = serde_json::from_slice::<kube::core::Status>(body) {
+        return status;
+    }
+    let text = String::from_utf8_lossy(body);
+    kube::core::Status::failure(text.trim(), code.canonical_reason().unwrap_or_default())
+        .with_code(code.as_u16())
 }
 
 fn raw_from_secret(secret: Secret) -> RawRecord {

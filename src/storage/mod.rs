@@ -6,6 +6,7 @@ pub mod driver;
 pub mod record;
 #[cfg(test)]
 mod roundtrip_tests;
+pub mod wire;
 
 use std::collections::BTreeMap;
 
