@@ -491,3 +491,102 @@ async fn keelson_list_matches_helm_list() {
     // Passed: leave the shared cluster as it was (a failing test keeps its namespace to inspect).
     env.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
+
+/// Paging, ordering and status flags pick the same releases as helm's, over releases enough to
+/// page through. keelson decodes only the releases it prints when sorting by name, so this is
+/// where that shortcut is held to helm's answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_paging_and_filters_pick_what_helm_picks() {
+    let env = TestEnv::get();
+    let chart = support::fixture_chart("demo");
+    let ns = env.fresh_namespace("st-page");
+    helm(
+        &env,
+        "helm3",
+        DriverKind::Secret,
+        &["install", "page-src", &chart, "-n", &ns],
+    );
+    let storage = storage(&env, DriverKind::Secret).await;
+    let source = storage
+        .get(&ns, "page-src", 1)
+        .await
+        .expect("helm's record");
+    // 16 more releases: distinct times (for --date), every third one failed, and one whose
+    // newest revision is pending.
+    for i in 0..16 {
+        let mut release = source.release.clone();
+        release.name = Some(format!("page-{:02}", (i * 7) % 16));
+        if let Some(info) = release.info.as_mut() {
+            info.last_deployed = Some(format!("2026-01-{:02}T10:00:00Z", 16 - i));
+        }
+        if i % 3 == 0 {
+            release.set_status(Status::Failed, "Upgrade failed");
+        }
+        if i == 5 {
+            release.set_status(Status::PendingUpgrade, "Preparing upgrade");
+        }
+        let labels = source.labels.clone();
+        storage
+            .create(&ns, &release, &labels)
+            .await
+            .expect("create record");
+    }
+    let keelson_names = |args: &[&str]| -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+            .args(["list", "-n", &ns, "-o", "json"])
+            .args(args)
+            .env("KUBECONFIG", &env.kubeconfig)
+            .env_remove("HELM_DRIVER")
+            .output()
+            .expect("keelson runs");
+        assert!(
+            out.status.success(),
+            "keelson list {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: Value = serde_json::from_slice(&out.stdout).expect("json");
+        rows.as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let helm_names = |args: &[&str]| -> Vec<String> {
+        let mut full = vec!["list", "-n", &ns, "-o", "json"];
+        full.extend_from_slice(args);
+        let rows = helm_json(&env, "helm3", DriverKind::Secret, &full);
+        rows.as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let cases: [&[&str]; 13] = [
+        &[],
+        &["--max", "5"],
+        &["--max", "5", "--offset", "3"],
+        &["-r", "--max", "4"],
+        &["--max", "0"],
+        &["-a"],
+        &["-a", "--max", "3", "--offset", "12"],
+        &["--failed", "--max", "2"],
+        &["--pending"],
+        &["--offset", "40"],
+        &["-d", "--max", "3"],
+        &["-d", "-r", "--max", "3"],
+        &["-f", "^page-1", "--max", "3"],
+    ];
+    for args in cases {
+        let ours = keelson_names(args);
+        let theirs = helm_names(args);
+        assert_eq!(ours, theirs, "list {args:?}");
+    }
+    // 17 releases; by default helm shows deployed and failed ones: only the pending one is hidden.
+    assert_eq!(keelson_names(&["--max", "0"]).len(), 16);
+    assert_eq!(keelson_names(&["--pending"]), ["page-03"]);
+    env.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::cluster::ClusterArgs;
 use crate::keel::{self, KeelBlock};
 use crate::render::gotemplate::funcs::dates::{GoTime, Zone};
-use crate::storage::{Driver, DriverKind, Status, Storage, StoredRelease};
+use crate::storage::{Driver, DriverKind, ReleaseRecords, Status, StoredRelease, decode_releases};
 
 /// How `keelson list` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -69,7 +69,7 @@ pub struct ListArgs {
     /// Reverse the sort order.
     #[arg(short = 'r', long)]
     pub reverse: bool,
-    /// Maximum number of releases to print.
+    /// Maximum number of releases to print (0: no limit).
     #[arg(short = 'm', long, default_value_t = 256)]
     pub max: usize,
     /// Index of the first release to print.
@@ -141,30 +141,23 @@ pub async fn run(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCo
         }
     };
     let client = cluster.client().await?;
-    let storage = Storage::new(Driver::new(client, args.driver));
+    let driver = Driver::new(client, args.driver);
     let selector = list_selector(&args);
-    let listing = storage
-        .driver()
-        .latest_cached(namespace.as_deref(), &selector)
+    let found = driver
+        .newest_cached(namespace.as_deref(), &selector)
         .await
         .with_context(|| format!("cannot list releases ({} driver)", args.driver))?;
-    // Skipped records were already reported as warnings (naming each object) by the driver.
-    let mut rows: Vec<ListedRelease> = listing
-        .records
-        .iter()
-        .filter(|r| filter.as_ref().is_none_or(|f| f.is_match(r.release.name())))
-        .filter(|r| status_selected(&args, &r.release.status()))
-        .map(listed_release)
-        .map(|mut row| {
-            if let Some(layout) = &args.time_format {
-                row.updated = format_go_layout(&row.last_deployed, layout);
-            }
-            row
+    // Skipped records are reported as warnings (naming each object) while decoding.
+    let (kind, releases, _unplaceable) = found.into_releases();
+    let candidates: Vec<ReleaseRecords> = releases
+        .into_iter()
+        .filter(|r| filter.as_ref().is_none_or(|f| f.is_match(&r.name)))
+        .filter(|r| {
+            r.status_labels()
+                .any(|label| status_selected(&args, &Status::parse(label)))
         })
         .collect();
-    sort_rows(&mut rows, args.date, args.reverse);
-    let rows: Vec<ListedRelease> = rows.into_iter().skip(args.offset).take(args.max).collect();
-
+    let rows = select_rows(&args, kind, candidates);
     let mut out = std::io::stdout().lock();
     if args.short {
         for row in &rows {
@@ -235,6 +228,57 @@ fn sort_rows(rows: &mut [ListedRelease], by_date: bool, reverse: bool) {
     if reverse {
         rows.reverse();
     }
+}
+
+/// The rows to print, in order: decoded, filtered by status, sorted, then `--offset` and
+/// `--max` applied as helm applies them (`--max 0` means no limit).
+///
+/// Sorted by name (the default), the rows to print are the first ones in label order, so
+/// releases are decoded in that order and only until enough rows are found: `list` of many
+/// releases decodes the 256 it prints, not all of them. Sorted by date, everything is decoded.
+fn select_rows(
+    args: &ListArgs,
+    kind: DriverKind,
+    mut candidates: Vec<ReleaseRecords>,
+) -> Vec<ListedRelease> {
+    let rows_of = |batch: Vec<ReleaseRecords>| -> Vec<ListedRelease> {
+        decode_releases(kind, batch)
+            .records
+            .iter()
+            .filter(|r| status_selected(args, &r.release.status()))
+            .map(listed_release)
+            .map(|mut row| {
+                if let Some(layout) = &args.time_format {
+                    row.updated = format_go_layout(&row.last_deployed, layout);
+                }
+                row
+            })
+            .collect()
+    };
+    let wanted = args.offset.saturating_add(args.max);
+    let mut rows = if args.date || args.max == 0 {
+        rows_of(candidates)
+    } else {
+        candidates.sort_by(|a, b| (&a.name, &a.namespace).cmp(&(&b.name, &b.namespace)));
+        if args.reverse {
+            candidates.reverse();
+        }
+        let mut rows = Vec::new();
+        let mut rest = candidates.into_iter();
+        while rows.len() < wanted {
+            // Decoding may drop releases (status filter, corrupt records): ask for exactly
+            // the rows still missing, until the candidates run out.
+            let batch: Vec<ReleaseRecords> = rest.by_ref().take(wanted - rows.len()).collect();
+            if batch.is_empty() {
+                break;
+            }
+            rows.extend(rows_of(batch));
+        }
+        rows
+    };
+    sort_rows(&mut rows, args.date, args.reverse);
+    let limit = if args.max == 0 { usize::MAX } else { args.max };
+    rows.into_iter().skip(args.offset).take(limit).collect()
 }
 
 /// Builds the row for one release's newest revision.

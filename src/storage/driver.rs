@@ -216,6 +216,92 @@ enum Read {
     Cached,
 }
 
+/// The records of one release that a label query found, newest first, not yet decoded.
+pub struct ReleaseRecords {
+    pub namespace: String,
+    /// The release name, from the records' `name` label.
+    pub name: String,
+    newest_first: Vec<RawRecord>,
+}
+
+impl ReleaseRecords {
+    /// The `status` labels of the records, newest first. Decoding checks that each agrees
+    /// with its record, so they tell which releases a status filter can leave undecoded.
+    pub fn status_labels(&self) -> impl Iterator<Item = &str> {
+        self.newest_first.iter().filter_map(|raw| {
+            raw.meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("status"))
+                .map(String::as_str)
+        })
+    }
+}
+
+/// What a label query found, grouped per release and not yet decoded.
+pub struct Undecoded {
+    kind: DriverKind,
+    pub releases: Vec<ReleaseRecords>,
+    /// Records whose labels place them in no release; decoded only to say what is wrong.
+    unplaceable: Vec<RawRecord>,
+}
+
+impl Undecoded {
+    /// Decodes every release's newest decodable revision, warning about the rest.
+    pub fn decode_all(self) -> Listing {
+        let Undecoded {
+            kind,
+            releases,
+            unplaceable,
+        } = self;
+        let mut listing = decode_releases(kind, releases);
+        listing
+            .skipped
+            .extend(report_unplaceable(kind, unplaceable));
+        listing
+    }
+
+    /// Splits off the records with no release, reporting what is wrong with each; what stays
+    /// is decoded per release with [`decode_releases`].
+    pub fn into_releases(self) -> (DriverKind, Vec<ReleaseRecords>, Vec<SkippedRecord>) {
+        let skipped = report_unplaceable(self.kind, self.unplaceable);
+        (self.kind, self.releases, skipped)
+    }
+}
+
+/// Decodes the newest decodable revision of each release (older ones only when a newer one
+/// is corrupt), in parallel, warning once per skipped record.
+pub fn decode_releases(kind: DriverKind, releases: Vec<ReleaseRecords>) -> Listing {
+    let groups = releases.into_iter().map(|r| r.newest_first).collect();
+    collect_groups(decode_groups(kind, groups))
+}
+
+/// An unplaceable record is never listed, even if it decodes; the warning says why it is
+/// unusable (decoding names the fault; one that decodes has labels that place it nowhere).
+fn report_unplaceable(kind: DriverKind, raws: Vec<RawRecord>) -> Vec<SkippedRecord> {
+    let groups = raws.into_iter().map(|raw| vec![raw]).collect();
+    decode_groups(kind, groups)
+        .into_iter()
+        .flat_map(|(record, mut skipped)| {
+            if let Some(record) = record {
+                skipped.push(SkippedRecord {
+                    object: format!(
+                        "{} {}/{}",
+                        kind.object_kind(),
+                        record.namespace,
+                        record.object_name
+                    ),
+                    reason: "its name and version labels place it in no release".to_string(),
+                });
+            }
+            skipped
+        })
+        .inspect(|skip| {
+            tracing::warn!(object = %skip.object, reason = %skip.reason, "skipping release record");
+        })
+        .collect()
+}
+
 /// The payload and metadata common to both object kinds.
 struct RawRecord {
     meta: ObjectMeta,
@@ -385,6 +471,30 @@ impl Driver {
         selector: &str,
         read: Read,
     ) -> Result<Listing, DriverError> {
+        Ok(self
+            .newest_with(namespace, selector, read)
+            .await?
+            .decode_all())
+    }
+
+    /// The records matching `selector` from the apiserver's watch cache, grouped per release
+    /// and not yet decoded, so a caller that shows only some releases (`keelson list` prints
+    /// 256 by default, as helm does) decodes only those. For display only, like
+    /// [`Driver::latest_cached`].
+    pub async fn newest_cached(
+        &self,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Undecoded, DriverError> {
+        self.newest_with(namespace, selector, Read::Cached).await
+    }
+
+    async fn newest_with(
+        &self,
+        namespace: Option<&str>,
+        selector: &str,
+        read: Read,
+    ) -> Result<Undecoded, DriverError> {
         let raws = self.list_raw(namespace, selector, read).await?;
         let mut unplaceable = Vec::new();
         let mut groups: BTreeMap<(String, String), Vec<(i64, RawRecord)>> = BTreeMap::new();
@@ -404,24 +514,25 @@ impl Driver {
                 }
                 // Without usable labels the record cannot be placed in any history; decoding
                 // it still says what is wrong with it.
-                _ => unplaceable.push(vec![raw]),
+                _ => unplaceable.push(raw),
             }
         }
-        let mut candidates: Vec<Vec<RawRecord>> = groups
-            .into_values()
-            .map(|mut revisions| {
+        let releases = groups
+            .into_iter()
+            .map(|((namespace, name), mut revisions)| {
                 revisions.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
-                revisions.into_iter().map(|(_, raw)| raw).collect()
+                ReleaseRecords {
+                    namespace,
+                    name,
+                    newest_first: revisions.into_iter().map(|(_, raw)| raw).collect(),
+                }
             })
             .collect();
-        let releases = candidates.len();
-        candidates.extend(unplaceable);
-        let mut decoded = decode_groups(self.kind, candidates);
-        // An unplaceable record is never listed, even if it decodes.
-        for (record, _) in decoded.iter_mut().skip(releases) {
-            *record = None;
-        }
-        Ok(collect_groups(decoded))
+        Ok(Undecoded {
+            kind: self.kind,
+            releases,
+            unplaceable,
+        })
     }
 
     /// One revision by name; a record that cannot be decoded is an error naming the object.

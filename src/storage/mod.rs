@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-pub use driver::{Driver, DriverError, DriverKind, Listing, SkippedRecord, StoredRelease};
+pub use driver::{
+    Driver, DriverError, DriverKind, Listing, ReleaseRecords, SkippedRecord, StoredRelease,
+    Undecoded, decode_releases,
+};
 pub use record::{Chart, Hook, Info, Release, Status, Writer};
 
 /// Helm's default `--history-max`.
