@@ -206,9 +206,11 @@ fn main() {
 
 /// Whole-process times, alternating so both see the same cluster state and machine load.
 fn compare(keelson: &str, helm: &str, kubeconfig: &str, namespace: &str, what: &str) {
+    // Both print at most 256 releases by default; `--max 0` prints all of them.
     for (label, scope) in [
         ("-A", vec!["list", "-A"]),
         ("-n", vec!["list", "-n", namespace]),
+        ("-A --max 0", vec!["list", "-A", "--max", "0"]),
     ] {
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
