@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::strconv;
 use super::value::Value;
 
 /// Go's type name of a value as `%T` prints it.
@@ -87,114 +88,6 @@ pub fn go_unicode_repr(c: char) -> String {
     }
 }
 
-/// Go's `%v` of a float64: the shortest representation, exponent form when the exponent is
-/// below -4 or at least 21 digits... as strconv's `'g'` with precision -1 decides (>= 6 here).
-pub fn format_float_v(f: f64) -> String {
-    format_float_g(f, None, false)
-}
-
-fn special_float(f: f64, plus: bool) -> Option<String> {
-    if f.is_nan() {
-        return Some("NaN".to_string());
-    }
-    if f.is_infinite() {
-        return Some(if f > 0.0 { "+Inf" } else { "-Inf" }.to_string());
-    }
-    let _ = plus;
-    None
-}
-
-/// Decimal digits (no trailing zeros, at least one digit) and the decimal point position of
-/// `|f|`, shortest or rounded to `significant` digits.
-fn decimal_digits(f: f64, significant: Option<usize>) -> (String, i32) {
-    let formatted = match significant {
-        None => format!("{:e}", f.abs()),
-        Some(p) => format!("{:.*e}", p.saturating_sub(1), f.abs()),
-    };
-    let (mantissa, exponent) = formatted.split_once('e').unwrap_or((&formatted, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let mut digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    while digits.len() > 1 && digits.ends_with('0') {
-        digits.pop();
-    }
-    if digits == "0" {
-        return (digits, 1);
-    }
-    (digits, exponent + 1)
-}
-
-fn fmt_e(digits: &str, dp: i32, fraction_digits: usize, upper: bool) -> String {
-    let mut out = String::new();
-    let mut chars = digits.chars();
-    out.push(chars.next().unwrap_or('0'));
-    if fraction_digits > 0 {
-        out.push('.');
-        let rest: String = chars.collect();
-        out.push_str(&rest);
-        for _ in rest.len()..fraction_digits {
-            out.push('0');
-        }
-    }
-    let exp = if digits == "0" { 0 } else { dp - 1 };
-    out.push(if upper { 'E' } else { 'e' });
-    out.push(if exp < 0 { '-' } else { '+' });
-    let abs = exp.unsigned_abs();
-    if abs < 10 {
-        out.push('0');
-    }
-    let _ = write!(out, "{abs}");
-    out
-}
-
-fn fmt_f(digits: &str, dp: i32, fraction_digits: usize) -> String {
-    let mut out = String::new();
-    let bytes = digits.as_bytes();
-    if dp <= 0 {
-        out.push('0');
-    } else {
-        for i in 0..dp as usize {
-            out.push(bytes.get(i).map(|b| *b as char).unwrap_or('0'));
-        }
-    }
-    if fraction_digits > 0 {
-        out.push('.');
-        for i in 0..fraction_digits {
-            let index = dp + i as i32;
-            let c = if index < 0 {
-                '0'
-            } else {
-                bytes.get(index as usize).map(|b| *b as char).unwrap_or('0')
-            };
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn format_float_g(f: f64, precision: Option<usize>, upper: bool) -> String {
-    if let Some(special) = special_float(f, false) {
-        return special;
-    }
-    let negative = f.is_sign_negative() && f != 0.0 || (f == 0.0 && f.is_sign_negative());
-    let significant = precision.map(|p| p.max(1));
-    let (digits, dp) = decimal_digits(f, significant);
-    let nd = digits.len() as i32;
-    let mut eprec = significant.map(|p| p as i32).unwrap_or(6);
-    if significant.is_some() && eprec > nd && nd >= dp {
-        eprec = nd;
-    }
-    if significant.is_none() {
-        eprec = 6;
-    }
-    let exp = dp - 1;
-    let body = if exp < -4 || exp >= eprec {
-        fmt_e(&digits, dp, (nd - 1).max(0) as usize, upper)
-    } else {
-        fmt_f(&digits, dp, (nd - dp).max(0) as usize)
-    };
-    if negative { format!("-{body}") } else { body }
-}
-
 /// Go's `%v` formatting of any value (also what `{{ . }}` prints, except top-level nil).
 pub fn format_v(value: &Value) -> String {
     let mut out = String::new();
@@ -209,7 +102,7 @@ pub fn write_v(out: &mut String, value: &Value) {
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        Value::Float(f) => out.push_str(&format_float_v(*f)),
+        Value::Float(f) => out.push_str(&strconv::format_float(*f, 'g', None)),
         Value::String(s) => out.push_str(s),
         Value::Bytes(bytes) => {
             out.push('[');
@@ -612,29 +505,12 @@ fn format_int(out: &mut String, arg: &Value, i: i64, verb: char, spec: Spec) {
 }
 
 fn format_float(out: &mut String, arg: &Value, f: f64, verb: char, spec: Spec) {
+    // `%v` is `%g`; `%e` and `%f` default to six decimals, `%g` to the shortest digits.
     let body = match verb {
-        'v' | 'g' | 'G' => format_float_g(f, spec.precision, verb == 'G'),
-        'e' | 'E' => {
-            if let Some(special) = special_float(f, spec.plus) {
-                special
-            } else {
-                let p = spec.precision.unwrap_or(6);
-                let (digits, dp) = decimal_digits(f, Some(p + 1));
-                let body = fmt_e(&digits, dp, p, verb == 'E');
-                if f.is_sign_negative() {
-                    format!("-{body}")
-                } else {
-                    body
-                }
-            }
-        }
-        'f' | 'F' => {
-            if let Some(special) = special_float(f, spec.plus) {
-                special
-            } else {
-                format!("{:.*}", spec.precision.unwrap_or(6), f)
-            }
-        }
+        'v' | 'g' => strconv::format_float(f, 'g', spec.precision),
+        'G' => strconv::format_float(f, 'G', spec.precision),
+        'e' | 'E' => strconv::format_float(f, verb, Some(spec.precision.unwrap_or(6))),
+        'f' | 'F' => strconv::format_float(f, 'f', Some(spec.precision.unwrap_or(6))),
         _ => {
             bad_verb(out, arg, verb);
             return;
@@ -644,8 +520,6 @@ fn format_float(out: &mut String, arg: &Value, f: f64, verb: char, spec: Spec) {
         format!("+{body}")
     } else if spec.space && !body.starts_with(['-', '+']) {
         format!(" {body}")
-    } else if !spec.plus && body == "+Inf" {
-        "+Inf".to_string()
     } else {
         body
     };
@@ -712,15 +586,25 @@ mod tests {
 
     #[test]
     fn floats_print_like_go() {
-        assert_eq!(format_float_v(12345678.0), "1.2345678e+07");
-        assert_eq!(format_float_v(100000.0), "100000");
-        assert_eq!(format_float_v(1000000.0), "1e+06");
-        assert_eq!(format_float_v(2.5), "2.5");
-        assert_eq!(format_float_v(0.0001), "0.0001");
-        assert_eq!(format_float_v(0.00001), "1e-05");
-        assert_eq!(format_float_v(-3.0), "-3");
-        assert_eq!(format_float_v(0.0), "0");
-        assert_eq!(format_float_v(f64::INFINITY), "+Inf");
+        let v = |f: f64| format_v(&Value::Float(f));
+        assert_eq!(v(12345678.0), "1.2345678e+07");
+        assert_eq!(v(100000.0), "100000");
+        assert_eq!(v(1000000.0), "1e+06");
+        assert_eq!(v(2.5), "2.5");
+        assert_eq!(v(0.0001), "0.0001");
+        assert_eq!(v(0.00001), "1e-05");
+        assert_eq!(v(-3.0), "-3");
+        assert_eq!(v(0.0), "0");
+        assert_eq!(v(f64::INFINITY), "+Inf");
+        // Every verb of the format gets the same float.
+        let s = |f: &str, x: f64| sprintf(f, &vec![Value::Float(x); f.matches('%').count()]);
+        assert_eq!(s("%+.1f|%08.3f|% g", 2.25), "+2.2|0002.250| 2.25");
+        assert_eq!(s("%-8.2e|%E", -1234.5), "-1.23e+03|-1.234500E+03");
+        assert_eq!(
+            s("%.3v|%G|%F", 123456789.0),
+            "1.23e+08|1.23456789E+08|123456789.000000"
+        );
+        assert_eq!(s("%+v|%5v|%05v", f64::INFINITY), "+Inf| +Inf| +Inf");
     }
 
     #[test]
