@@ -47,6 +47,7 @@ nested:
   extra: added
   deep:
     b: replaced
+    gone: null
 int:
   a: null
   b: 1

@@ -217,14 +217,9 @@ fn coalesce_globals(dest: &mut Values, parent: &Values, prefix: &str) {
     dest.insert(GLOBAL_KEY.to_string(), Value::Object(dest_globals));
 }
 
-/// `coalesceTablesFullKey`: `dst` has precedence; with `merge` false a `null` in `dst` deletes.
-fn coalesce_tables_full_key(dst: &mut Values, mut src: Values, prefix: &str, merge: bool) {
-    // Helm marks dst's nulls in src first, so they are visited (and deleted) below.
-    for (key, value) in dst.iter() {
-        if value.is_null() {
-            src.insert(key.clone(), Value::Null);
-        }
-    }
+/// `coalesceTablesFullKey`: `dst` has precedence; with `merge` false a `null` in `dst` deletes
+/// the key `src` has. A `null` for a key `src` lacks stays, as helm 3.17 and 4.1 keep it.
+fn coalesce_tables_full_key(dst: &mut Values, src: Values, prefix: &str, merge: bool) {
     for (key, src_value) in src {
         let full_key = concat_prefix(prefix, &key);
         match dst.get_mut(&key) {
@@ -341,6 +336,14 @@ mod tests {
         let top = chart("top", json!({}), vec![sub]);
         let err = coalesce_values(&top, &map(json!({"sub": "oops"}))).err();
         assert!(matches!(err, Some(ValuesError::TypeMismatch { name, .. }) if name == "sub"));
+    }
+
+    #[test]
+    fn nested_null_without_default_stays() {
+        let parent = chart("top", json!({"m": {"a": 1, "n": {"k": 1}}}), vec![]);
+        let user = map(json!({"m": {"a": null, "n": null, "new": null}}));
+        let out = coalesce_values(&parent, &user).unwrap_or_default();
+        assert_eq!(Value::Object(out), json!({"m": {"new": null}}));
     }
 
     #[test]
