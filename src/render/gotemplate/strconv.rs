@@ -1,10 +1,22 @@
-//! Go's `strconv.FormatFloat` for float64: decimal digits laid out as `'e'`, `'f'` or `'g'`.
+//! Go's `strconv.FormatFloat` for float64 and float32: decimal digits laid out as `'e'`, `'f'`
+//! or `'g'`.
 
 use std::fmt::Write as _;
 
 /// `strconv.FormatFloat(f, fmt, prec, 64)` for `fmt` in `e`, `E`, `f`, `g`, `G`; a `precision` of
 /// `None` is Go's `-1`: the fewest digits that read back as `f`.
 pub fn format_float(f: f64, fmt: char, precision: Option<usize>) -> String {
+    format_sized(f, fmt, precision, false)
+}
+
+/// `strconv.FormatFloat(f, fmt, prec, 32)`: `f` rounded to a float32 first, and `None` precision
+/// giving the fewest digits that read back as that float32 (sigs.k8s.io/yaml's float keys).
+pub fn format_float32(f: f64, fmt: char, precision: Option<usize>) -> String {
+    format_sized(f64::from(f as f32), fmt, precision, true)
+}
+
+/// Formats `f`; `single` asks for float32's shortest digits (`f` is then a float32's value).
+fn format_sized(f: f64, fmt: char, precision: Option<usize>, single: bool) -> String {
     if f.is_nan() {
         return "NaN".to_string();
     }
@@ -18,7 +30,7 @@ pub fn format_float(f: f64, fmt: char, precision: Option<usize>) -> String {
     }
     match fmt {
         'e' | 'E' => {
-            let (digits, point) = decimal_digits(f, precision.map(|p| p + 1));
+            let (digits, point) = decimal_digits(f, precision.map(|p| p + 1), single);
             let fraction_digits = precision.unwrap_or(digits.len() - 1);
             push_exponent_form(&mut out, &digits, point, fraction_digits, fmt == 'E');
         }
@@ -28,7 +40,7 @@ pub fn format_float(f: f64, fmt: char, precision: Option<usize>) -> String {
                 let _ = write!(out, "{:.*}", p, f.abs());
             }
             None => {
-                let (digits, point) = decimal_digits(f, None);
+                let (digits, point) = decimal_digits(f, None, single);
                 let fraction_digits = (digits.len() as i32 - point).max(0) as usize;
                 push_fixed_form(&mut out, &digits, point, fraction_digits);
             }
@@ -36,7 +48,7 @@ pub fn format_float(f: f64, fmt: char, precision: Option<usize>) -> String {
         'g' | 'G' => {
             // Go rounds `%.0g` to one digit.
             let significant = precision.map(|p| p.max(1));
-            let (digits, point) = decimal_digits(f, significant);
+            let (digits, point) = decimal_digits(f, significant, single);
             let digit_count = digits.len() as i32;
             // The exponent form is used when the exponent is below -4 or reaches the precision;
             // shortest digits decide with precision 6, and a precision beyond the digits of an
@@ -71,12 +83,13 @@ pub fn format_float(f: f64, fmt: char, precision: Option<usize>) -> String {
 }
 
 /// The decimal digits of `|f|` (at least one, no trailing zeros) and the decimal point's
-/// position (the value is `0.DIGITS × 10^point`): the shortest that read back as `f`, or rounded
-/// to `significant` digits.
-fn decimal_digits(f: f64, significant: Option<usize>) -> (String, i32) {
+/// position (the value is `0.DIGITS × 10^point`): the shortest that read back as `f` (as a
+/// float32 when `single`), or rounded to `significant` digits.
+fn decimal_digits(f: f64, significant: Option<usize>, single: bool) -> (String, i32) {
     // Rust's `{:e}` gives the shortest round-tripping digits, and `{:.Ne}` rounds the exact
     // binary value half to even, both as Go's strconv does.
     let formatted = match significant {
+        None if single => format!("{:e}", (f as f32).abs()),
         None => format!("{:e}", f.abs()),
         Some(p) => format!("{:.*e}", p.saturating_sub(1), f.abs()),
     };
@@ -186,6 +199,20 @@ mod tests {
         assert_eq!(format_float(100.0, 'g', Some(5)), "100");
         assert_eq!(format_float(0.5, 'g', Some(0)), "0.5");
         assert_eq!(format_float(123456789.0, 'G', Some(3)), "1.23E+08");
+    }
+
+    #[test]
+    fn float32_formats_like_go() {
+        let g = |f: f64| format_float32(f, 'g', None);
+        assert_eq!(g(1234567.5), "1.2345675e+06");
+        assert_eq!(g(123456.7), "123456.7");
+        assert_eq!(g(0.1234567891), "0.12345679");
+        assert_eq!(g(1e20), "1e+20");
+        assert_eq!(g(0.00001), "1e-05");
+        assert_eq!(g(1.1), "1.1");
+        assert_eq!(g(3.0), "3");
+        assert_eq!(g(1e300), "+Inf");
+        assert_eq!(format_float32(0.1, 'f', Some(10)), "0.1000000015");
     }
 
     #[test]
