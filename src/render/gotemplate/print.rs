@@ -209,7 +209,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
         if let Some(&(_, '*')) = chars.peek() {
             chars.next();
             match args.get(arg_index) {
-                Some(Value::Int(w)) => {
+                Some(Value::Int(w)) if w.unsigned_abs() <= MAX_WIDTH_OR_PRECISION => {
                     if *w < 0 {
                         spec.minus = true;
                         spec.zero = false;
@@ -220,13 +220,13 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             }
             arg_index += 1;
         } else {
-            let mut width = None;
-            while let Some(&(_, d)) = chars.peek() {
-                let Some(digit) = d.to_digit(10) else { break };
-                width = Some(width.unwrap_or(0) * 10 + digit as usize);
-                chars.next();
+            match parse_number(&mut chars) {
+                Ok(width) => spec.width = width,
+                Err(TooLarge) => {
+                    out.push_str("%!(NOVERB)");
+                    break;
+                }
             }
-            spec.width = width;
         }
         // Precision.
         if let Some(&(_, '.')) = chars.peek() {
@@ -234,18 +234,20 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             if let Some(&(_, '*')) = chars.peek() {
                 chars.next();
                 match args.get(arg_index) {
-                    Some(Value::Int(p)) if *p >= 0 => spec.precision = Some(*p as usize),
+                    Some(Value::Int(p)) if (0..=MAX_WIDTH_OR_PRECISION as i64).contains(p) => {
+                        spec.precision = Some(*p as usize)
+                    }
                     _ => out.push_str("%!(BADPREC)"),
                 }
                 arg_index += 1;
             } else {
-                let mut precision = 0;
-                while let Some(&(_, d)) = chars.peek() {
-                    let Some(digit) = d.to_digit(10) else { break };
-                    precision = precision * 10 + digit as usize;
-                    chars.next();
+                match parse_number(&mut chars) {
+                    Ok(precision) => spec.precision = Some(precision.unwrap_or(0)),
+                    Err(TooLarge) => {
+                        out.push_str("%!(NOVERB)");
+                        break;
+                    }
                 }
-                spec.precision = Some(precision);
             }
         }
         let Some((_, verb)) = chars.next() else {
@@ -280,6 +282,32 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
         out.push(')');
     }
     out
+}
+
+/// Go's limit on a width or precision (its `tooLarge`): beyond it a `*` argument is bad and a
+/// written number ends the format.
+const MAX_WIDTH_OR_PRECISION: u64 = 1_000_000;
+
+/// A written width or precision past Go's limit.
+struct TooLarge;
+
+/// Go's `parsenum`: the decimal number at the front of `chars`, if any. A number that grows past
+/// Go's limit consumes the rest of the format, as Go gives up on it (`%!(NOVERB)` follows).
+fn parse_number(
+    chars: &mut std::iter::Peekable<std::str::CharIndices>,
+) -> Result<Option<usize>, TooLarge> {
+    let mut number: Option<u64> = None;
+    while let Some(&(_, c)) = chars.peek() {
+        let Some(digit) = c.to_digit(10) else { break };
+        let so_far = number.unwrap_or(0);
+        if so_far > MAX_WIDTH_OR_PRECISION {
+            chars.for_each(drop);
+            return Err(TooLarge);
+        }
+        number = Some(so_far * 10 + u64::from(digit));
+        chars.next();
+    }
+    Ok(number.map(|n| n as usize))
 }
 
 fn pad(out: &mut String, body: &str, spec: Spec, zero_ok: bool) {
@@ -650,6 +678,28 @@ mod tests {
             "[a %!s(int=1)]"
         );
         assert_eq!(s("100%%", &[]), "100%");
+        // Go's limits on widths and precisions (helm prints these).
+        assert_eq!(
+            s("%.99999999999999999999f|", &[Value::Float(1.5)]),
+            "%!(NOVERB)%!(EXTRA float64=1.5)"
+        );
+        assert_eq!(
+            s("%99999999999999999999d|", &[Value::Int(3)]),
+            "%!(NOVERB)%!(EXTRA int=3)"
+        );
+        assert_eq!(
+            s(
+                "%*d|%.*f",
+                &[
+                    Value::Int(1 << 40),
+                    Value::Int(3),
+                    Value::Int(-1),
+                    Value::Float(1.5)
+                ]
+            ),
+            "%!(BADWIDTH)3|%!(BADPREC)1.500000"
+        );
+        assert_eq!(s("%*d", &[Value::Int(-3), Value::Int(7)]), "7  ");
         let map = Value::from_json(&serde_json::json!({"a": 1.0, "b": ["x", null]}));
         assert_eq!(
             s("%#v", &[map]),
