@@ -263,6 +263,10 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             continue;
         };
         arg_index += 1;
+        if verb == 'v' {
+            // Go moves `%+v`'s plus to struct field names, which template values have none of.
+            spec.plus = false;
+        }
         if verb == 'T' {
             pad(&mut out, &type_name(arg), spec, false);
             continue;
@@ -534,7 +538,7 @@ fn format_int(out: &mut String, arg: &Value, i: i64, verb: char, spec: Spec) {
 
 fn format_float(out: &mut String, arg: &Value, f: f64, verb: char, spec: Spec) {
     // `%v` is `%g`; `%e` and `%f` default to six decimals, `%g` to the shortest digits.
-    let body = match verb {
+    let number = match verb {
         'v' | 'g' => strconv::format_float(f, 'g', spec.precision),
         'G' => strconv::format_float(f, 'G', spec.precision),
         'e' | 'E' => strconv::format_float(f, verb, Some(spec.precision.unwrap_or(6))),
@@ -544,14 +548,66 @@ fn format_float(out: &mut String, arg: &Value, f: f64, verb: char, spec: Spec) {
             return;
         }
     };
-    let body = if spec.plus && !body.starts_with(['-', '+']) {
-        format!("+{body}")
-    } else if spec.space && !body.starts_with(['-', '+']) {
-        format!(" {body}")
-    } else {
-        body
+    // Go's fmt: a sign is decided first (`+`, `-`, or a space for the space flag)...
+    let (sign, magnitude) = match number.strip_prefix('-') {
+        Some(rest) => ('-', rest),
+        None => ('+', number.strip_prefix('+').unwrap_or(&number)),
     };
-    pad(out, &body, spec, f.is_finite());
+    let sign = if spec.space && sign == '+' && !spec.plus {
+        ' '
+    } else {
+        sign
+    };
+    // ...infinities keep theirs and are never zero padded; NaN shows one only when asked...
+    if !f.is_finite() {
+        let text = if f.is_nan() && !spec.space && !spec.plus {
+            magnitude.to_string()
+        } else {
+            format!("{sign}{magnitude}")
+        };
+        pad(out, &text, spec, false);
+        return;
+    }
+    let magnitude = if spec.sharp {
+        with_point_and_zeros(magnitude, verb, spec.precision)
+    } else {
+        magnitude.to_string()
+    };
+    // ...and a finite number shows it when it is not `+` or `+` is asked for.
+    if spec.plus || sign != '+' {
+        pad(out, &format!("{sign}{magnitude}"), spec, true);
+    } else {
+        pad(out, &magnitude, spec, true);
+    }
+}
+
+/// Go's `#` flag on a float: a decimal point always, and for `%g` trailing zeros up to the
+/// precision's significant digits (six when none is given).
+fn with_point_and_zeros(magnitude: &str, verb: char, precision: Option<usize>) -> String {
+    let mut zeros_wanted = match verb {
+        'g' | 'G' => precision.map_or(6, |p| p as i64),
+        _ => 0,
+    };
+    let (mantissa, exponent) =
+        magnitude.split_at(magnitude.find(['e', 'E']).unwrap_or(magnitude.len()));
+    let mut seen_nonzero = false;
+    for c in mantissa.chars().filter(|c| *c != '.') {
+        seen_nonzero |= c != '0';
+        if seen_nonzero {
+            zeros_wanted -= 1;
+        }
+    }
+    let mut out = mantissa.to_string();
+    if !mantissa.contains('.') {
+        // A lone zero counts as a significant digit.
+        if mantissa == "0" {
+            zeros_wanted -= 1;
+        }
+        out.push('.');
+    }
+    out.extend(std::iter::repeat_n('0', zeros_wanted.max(0) as usize));
+    out.push_str(exponent);
+    out
 }
 
 fn format_string(out: &mut String, arg: &Value, bytes: &[u8], verb: char, spec: Spec) {
@@ -700,6 +756,53 @@ mod tests {
             "%!(BADWIDTH)3|%!(BADPREC)1.500000"
         );
         assert_eq!(s("%*d", &[Value::Int(-3), Value::Int(7)]), "7  ");
+        // Float flags as helm prints them.
+        let floats = |f: &str, xs: &[f64]| {
+            sprintf(f, &xs.iter().map(|x| Value::Float(*x)).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            floats(
+                "% v|%+v|%v|% 6v|%06v|% v|%+v|%+f",
+                &[
+                    f64::INFINITY,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                    f64::INFINITY
+                ]
+                .into_iter()
+                .chain([f64::NEG_INFINITY, f64::NAN, f64::NAN, f64::NAN])
+                .collect::<Vec<_>>()
+            ),
+            " Inf|+Inf|-Inf|   Inf|  -Inf| NaN|NaN|+NaN"
+        );
+        assert_eq!(
+            floats(
+                "%#g|%#.3g|%#e|%#.0e|%#f|%#.0f|%#g|%#g|%#G|%#.2g|%#10.3g|%#g",
+                &[
+                    1.0,
+                    1.0,
+                    2.0,
+                    3.0,
+                    4.0,
+                    5.0,
+                    0.0,
+                    123456789.0,
+                    1e-7,
+                    100.0,
+                    1.5,
+                    0.000123
+                ]
+            ),
+            "1.00000|1.00|2.000000e+00|3.e+00|4.000000|5.|0.00000|1.23456789e+08|1.00000E-07|1.0e+02|      1.50|0.000123000"
+        );
+        let list = Value::list([Value::Int(1), Value::Int(-2), Value::Float(2.5)]);
+        assert_eq!(
+            s(
+                "%+v|%+v|%+v|%+d",
+                &[Value::Int(3), Value::Float(1.5), list, Value::Int(4)]
+            ),
+            "3|1.5|[1 -2 2.5]|+4"
+        );
         let map = Value::from_json(&serde_json::json!({"a": 1.0, "b": ["x", null]}));
         assert_eq!(
             s("%#v", &[map]),
