@@ -6,6 +6,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::storage::Release;
+use crate::values::{self, Values};
 
 /// Keel's default poll schedule when the block sets none.
 pub const DEFAULT_POLL_SCHEDULE: &str = "@every 1m";
@@ -130,43 +131,20 @@ pub fn read_release(release: &Release) -> Result<Option<KeelBlock>, KeelError> {
     Ok(block)
 }
 
-/// The values a release was rendered with: chart defaults, then the user config on top.
+/// The values a release was rendered with: Helm's `CoalesceValues` of its chart's defaults and
+/// its user config (records keep no subcharts, so this is `.Values` of the release's own chart).
 pub fn release_values(release: &Release) -> Value {
-    let defaults = release
-        .chart
-        .as_ref()
-        .and_then(|c| c.values.clone())
-        .unwrap_or(Value::Null);
-    let config = release.config.clone().unwrap_or_default();
-    coalesce(defaults, config)
-}
-
-/// Deep-merges user values over chart defaults: maps merge key by key, anything else from the
-/// user replaces the default, and a user `null` removes the default.
-fn coalesce(defaults: Value, overrides: Map<String, Value>) -> Value {
-    let mut merged = match defaults {
-        Value::Object(map) => map,
-        _ => Map::new(),
+    let no_values = Values::new();
+    let chart = release.chart.as_ref();
+    let chart_name = chart
+        .and_then(|c| c.metadata_str("name"))
+        .unwrap_or_default();
+    let defaults = match chart.and_then(|c| c.values.as_ref()) {
+        Some(Value::Object(map)) => map,
+        _ => &no_values,
     };
-    for (key, value) in overrides {
-        match value {
-            Value::Null => {
-                merged.remove(&key);
-            }
-            Value::Object(user_map) => {
-                let base = merged.remove(&key).unwrap_or(Value::Null);
-                let combined = match base {
-                    Value::Object(_) => coalesce(base, user_map),
-                    _ => coalesce(Value::Null, user_map),
-                };
-                merged.insert(key, combined);
-            }
-            other => {
-                merged.insert(key, other);
-            }
-        }
-    }
-    Value::Object(merged)
+    let user = release.config.as_ref().unwrap_or(&no_values);
+    Value::Object(values::coalesce_single_chart(chart_name, defaults, user))
 }
 
 const KNOWN_KEYS: [&str; 9] = [
@@ -718,15 +696,24 @@ mod tests {
     }
 
     #[test]
-    fn user_config_wins_and_null_removes_defaults() {
-        let merged = coalesce(
-            json!({"image": {"repository": "r", "tag": "1", "pullPolicy": "Always"}, "keel": {"policy": "all"}}),
-            serde_json::from_value(
-                json!({"image": {"tag": "2", "pullPolicy": null}, "keel": null}),
-            )
-            .unwrap(),
+    fn release_values_coalesce_like_helm() {
+        // What `helm template` prints for `.Values` of this chart and user config.
+        let release: Release = serde_json::from_value(json!({
+            "name": "web", "namespace": "ns",
+            "chart": {"metadata": {"name": "demo"}, "values": {
+                "image": {"repository": "r", "tag": "1", "pullPolicy": "Always"},
+                "keel": {"policy": "all"}, "scalar": 5}},
+            "config": {"image": {"tag": "2", "pullPolicy": null}, "keel": null, "absent": null,
+                       "scalar": {"a": null, "b": 1}, "newmap": {"x": null, "y": 1}}
+        }))
+        .unwrap();
+        assert_eq!(
+            release_values(&release),
+            json!({"absent": null, "image": {"repository": "r", "tag": "2"},
+                   "newmap": {"x": null, "y": 1}, "scalar": {"a": null, "b": 1}})
         );
-        assert_eq!(merged, json!({"image": {"repository": "r", "tag": "2"}}));
+        let bare: Release = serde_json::from_value(json!({"name": "web"})).unwrap();
+        assert_eq!(release_values(&bare), json!({}));
     }
 
     #[test]

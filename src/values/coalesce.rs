@@ -23,6 +23,14 @@ pub fn coalesce_values<C: ChartTree>(chart: &C, user: &Values) -> Result<Values,
     Ok(dest)
 }
 
+/// [`coalesce_values`] for a chart without subcharts (as Helm's release records store charts):
+/// `user` over `defaults`. It cannot fail: only a subchart's section can have the wrong type.
+pub fn coalesce_single_chart(chart_name: &str, defaults: &Values, user: &Values) -> Values {
+    let mut dest = user.clone();
+    coalesce_chart_defaults(chart_name, defaults, &[], &mut dest, "", false);
+    dest
+}
+
 /// `chartutil.MergeValues`: like [`coalesce_values`] but keeps `null`s (used for import-values).
 pub fn merge_values<C: ChartTree>(chart: &C, user: &Values) -> Result<Values, ValuesError> {
     let mut dest = user.clone();
@@ -60,7 +68,16 @@ fn coalesce<C: ChartTree>(
     prefix: &str,
     merge: bool,
 ) -> Result<(), ValuesError> {
-    coalesce_chart_defaults(chart, dest, prefix, merge);
+    let subcharts = chart.subcharts();
+    let subchart_names: Vec<&str> = subcharts.iter().map(|c| c.chart_name()).collect();
+    coalesce_chart_defaults(
+        chart.chart_name(),
+        chart.default_values(),
+        &subchart_names,
+        dest,
+        prefix,
+        merge,
+    );
     coalesce_dependencies(chart, dest, prefix, merge)
 }
 
@@ -72,23 +89,25 @@ fn concat_prefix(prefix: &str, key: &str) -> String {
     }
 }
 
-/// `coalesceValues`: puts the chart's own defaults under `dest`.
-fn coalesce_chart_defaults<C: ChartTree>(chart: &C, dest: &mut Values, prefix: &str, merge: bool) {
-    let sub_prefix = concat_prefix(prefix, chart.chart_name());
-    let subchart_names: Vec<String> = chart
-        .subcharts()
-        .iter()
-        .map(|c| c.chart_name().to_string())
-        .collect();
-    for (key, default) in chart.default_values() {
+/// `coalesceValues`: puts a chart's own defaults under `dest`; the sections named after its
+/// subcharts merge (their `null`s are left for the subcharts to handle).
+fn coalesce_chart_defaults(
+    chart_name: &str,
+    defaults: &Values,
+    subchart_names: &[&str],
+    dest: &mut Values,
+    prefix: &str,
+    merge: bool,
+) {
+    let sub_prefix = concat_prefix(prefix, chart_name);
+    for (key, default) in defaults {
         match dest.get_mut(key) {
             Some(Value::Null) if !merge => {
                 dest.remove(key);
             }
             Some(Value::Object(dest_table)) => match default {
                 Value::Object(src) => {
-                    // A subchart's section always merges (its nulls are handled by the subchart).
-                    let merge_here = merge || subchart_names.iter().any(|n| n == key);
+                    let merge_here = merge || subchart_names.contains(&key.as_str());
                     coalesce_tables_full_key(
                         dest_table,
                         src.clone(),
@@ -198,14 +217,9 @@ fn coalesce_globals(dest: &mut Values, parent: &Values, prefix: &str) {
     dest.insert(GLOBAL_KEY.to_string(), Value::Object(dest_globals));
 }
 
-/// `coalesceTablesFullKey`: `dst` has precedence; with `merge` false a `null` in `dst` deletes.
-fn coalesce_tables_full_key(dst: &mut Values, mut src: Values, prefix: &str, merge: bool) {
-    // Helm marks dst's nulls in src first, so they are visited (and deleted) below.
-    for (key, value) in dst.iter() {
-        if value.is_null() {
-            src.insert(key.clone(), Value::Null);
-        }
-    }
+/// `coalesceTablesFullKey`: `dst` has precedence; with `merge` false a `null` in `dst` deletes
+/// the key `src` has. A `null` for a key `src` lacks stays, as helm 3.17 and 4.1 keep it.
+fn coalesce_tables_full_key(dst: &mut Values, src: Values, prefix: &str, merge: bool) {
     for (key, src_value) in src {
         let full_key = concat_prefix(prefix, &key);
         match dst.get_mut(&key) {
@@ -322,6 +336,14 @@ mod tests {
         let top = chart("top", json!({}), vec![sub]);
         let err = coalesce_values(&top, &map(json!({"sub": "oops"}))).err();
         assert!(matches!(err, Some(ValuesError::TypeMismatch { name, .. }) if name == "sub"));
+    }
+
+    #[test]
+    fn nested_null_without_default_stays() {
+        let parent = chart("top", json!({"m": {"a": 1, "n": {"k": 1}}}), vec![]);
+        let user = map(json!({"m": {"a": null, "n": null, "new": null}}));
+        let out = coalesce_values(&parent, &user).unwrap_or_default();
+        assert_eq!(Value::Object(out), json!({"m": {"new": null}}));
     }
 
     #[test]

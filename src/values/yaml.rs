@@ -10,6 +10,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
 
 use super::ValuesError;
+use crate::render::gotemplate::strconv;
 
 /// One YAML node before the JSON conversion (keys may still be non-strings).
 #[derive(Clone, Debug)]
@@ -59,11 +60,13 @@ pub fn json_type_name(value: &Value) -> &'static str {
 }
 
 /// A number as text the way Helm's loader turns a YAML number into a string field
-/// (`appVersion: 1.10` becomes `1.1`): integers without a fraction, others shortest.
+/// (`appVersion: 1.10` becomes `1.1`): integers without a fraction, floats as sigs.k8s.io/yaml
+/// prints them, `strconv.FormatFloat(f, 'g', -1, 32)`.
 pub fn go_number_text(n: &Number) -> String {
     match n.as_f64() {
+        // The loader keeps no integer/float distinction, so integral values print as integers.
         Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{}", f as i128),
-        Some(f) => format!("{f}"),
+        Some(f) => strconv::format_float32(f, 'g', None),
         None => n.to_string(),
     }
 }
@@ -437,29 +440,9 @@ fn key_string(node: &Node) -> Option<String> {
         Node::Str(s) => Some(s.clone()),
         Node::Bool(b) => Some(b.to_string()),
         Node::Int(i) => Some(i.to_string()),
-        Node::Float(f) => Some(go_format_float32_g(*f)),
+        // sigs.k8s.io/yaml: strconv.FormatFloat(key, 'g', -1, 32).
+        Node::Float(f) => Some(strconv::format_float32(*f, 'g', None)),
         Node::Null | Node::Seq(_) | Node::Map(_) => None,
-    }
-}
-
-/// `strconv.FormatFloat(f, 'g', -1, 32)`, which sigs.k8s.io/yaml uses for float keys.
-fn go_format_float32_g(f: f64) -> String {
-    let f32_value = f as f32;
-    if f32_value.is_infinite() {
-        return if f32_value > 0.0 { "+Inf" } else { "-Inf" }.to_string();
-    }
-    if f32_value.is_nan() {
-        return "NaN".to_string();
-    }
-    let shortest = format!("{f32_value:e}");
-    let (mantissa, exponent) = shortest.split_once('e').unwrap_or((&shortest, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits = mantissa.replace(['.', '-'], "").len() as i32;
-    if exponent < -4 || exponent >= digits.max(21) {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exponent.abs())
-    } else {
-        format!("{f32_value}")
     }
 }
 

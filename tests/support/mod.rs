@@ -104,6 +104,18 @@ impl TestEnv {
         self.run(&self.kubectl, args)
     }
 
+    /// A kube client for the env's cluster, built from its kubeconfig as keelson builds one.
+    pub async fn client(&self) -> kube::Client {
+        keelson::cluster::install_crypto_provider();
+        keelson::cluster::ClusterArgs {
+            kubeconfig: Some(self.kubeconfig.clone().into()),
+            context: None,
+        }
+        .client()
+        .await
+        .expect("kube client for the test env")
+    }
+
     /// Creates a namespace unique to this test run, so tests never see each other's releases.
     pub fn fresh_namespace(&self, prefix: &str) -> String {
         let nanos = std::time::SystemTime::now()

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::strconv;
 use super::value::Value;
 
 /// Go's type name of a value as `%T` prints it.
@@ -87,114 +88,6 @@ pub fn go_unicode_repr(c: char) -> String {
     }
 }
 
-/// Go's `%v` of a float64: the shortest representation, exponent form when the exponent is
-/// below -4 or at least 21 digits... as strconv's `'g'` with precision -1 decides (>= 6 here).
-pub fn format_float_v(f: f64) -> String {
-    format_float_g(f, None, false)
-}
-
-fn special_float(f: f64, plus: bool) -> Option<String> {
-    if f.is_nan() {
-        return Some("NaN".to_string());
-    }
-    if f.is_infinite() {
-        return Some(if f > 0.0 { "+Inf" } else { "-Inf" }.to_string());
-    }
-    let _ = plus;
-    None
-}
-
-/// Decimal digits (no trailing zeros, at least one digit) and the decimal point position of
-/// `|f|`, shortest or rounded to `significant` digits.
-fn decimal_digits(f: f64, significant: Option<usize>) -> (String, i32) {
-    let formatted = match significant {
-        None => format!("{:e}", f.abs()),
-        Some(p) => format!("{:.*e}", p.saturating_sub(1), f.abs()),
-    };
-    let (mantissa, exponent) = formatted.split_once('e').unwrap_or((&formatted, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let mut digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    while digits.len() > 1 && digits.ends_with('0') {
-        digits.pop();
-    }
-    if digits == "0" {
-        return (digits, 1);
-    }
-    (digits, exponent + 1)
-}
-
-fn fmt_e(digits: &str, dp: i32, fraction_digits: usize, upper: bool) -> String {
-    let mut out = String::new();
-    let mut chars = digits.chars();
-    out.push(chars.next().unwrap_or('0'));
-    if fraction_digits > 0 {
-        out.push('.');
-        let rest: String = chars.collect();
-        out.push_str(&rest);
-        for _ in rest.len()..fraction_digits {
-            out.push('0');
-        }
-    }
-    let exp = if digits == "0" { 0 } else { dp - 1 };
-    out.push(if upper { 'E' } else { 'e' });
-    out.push(if exp < 0 { '-' } else { '+' });
-    let abs = exp.unsigned_abs();
-    if abs < 10 {
-        out.push('0');
-    }
-    let _ = write!(out, "{abs}");
-    out
-}
-
-fn fmt_f(digits: &str, dp: i32, fraction_digits: usize) -> String {
-    let mut out = String::new();
-    let bytes = digits.as_bytes();
-    if dp <= 0 {
-        out.push('0');
-    } else {
-        for i in 0..dp as usize {
-            out.push(bytes.get(i).map(|b| *b as char).unwrap_or('0'));
-        }
-    }
-    if fraction_digits > 0 {
-        out.push('.');
-        for i in 0..fraction_digits {
-            let index = dp + i as i32;
-            let c = if index < 0 {
-                '0'
-            } else {
-                bytes.get(index as usize).map(|b| *b as char).unwrap_or('0')
-            };
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn format_float_g(f: f64, precision: Option<usize>, upper: bool) -> String {
-    if let Some(special) = special_float(f, false) {
-        return special;
-    }
-    let negative = f.is_sign_negative() && f != 0.0 || (f == 0.0 && f.is_sign_negative());
-    let significant = precision.map(|p| p.max(1));
-    let (digits, dp) = decimal_digits(f, significant);
-    let nd = digits.len() as i32;
-    let mut eprec = significant.map(|p| p as i32).unwrap_or(6);
-    if significant.is_some() && eprec > nd && nd >= dp {
-        eprec = nd;
-    }
-    if significant.is_none() {
-        eprec = 6;
-    }
-    let exp = dp - 1;
-    let body = if exp < -4 || exp >= eprec {
-        fmt_e(&digits, dp, (nd - 1).max(0) as usize, upper)
-    } else {
-        fmt_f(&digits, dp, (nd - dp).max(0) as usize)
-    };
-    if negative { format!("-{body}") } else { body }
-}
-
 /// Go's `%v` formatting of any value (also what `{{ . }}` prints, except top-level nil).
 pub fn format_v(value: &Value) -> String {
     let mut out = String::new();
@@ -209,7 +102,7 @@ pub fn write_v(out: &mut String, value: &Value) {
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        Value::Float(f) => out.push_str(&format_float_v(*f)),
+        Value::Float(f) => out.push_str(&strconv::format_float(*f, 'g', None)),
         Value::String(s) => out.push_str(s),
         Value::Bytes(bytes) => {
             out.push('[');
@@ -316,7 +209,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
         if let Some(&(_, '*')) = chars.peek() {
             chars.next();
             match args.get(arg_index) {
-                Some(Value::Int(w)) => {
+                Some(Value::Int(w)) if w.unsigned_abs() <= MAX_WIDTH_OR_PRECISION => {
                     if *w < 0 {
                         spec.minus = true;
                         spec.zero = false;
@@ -327,13 +220,13 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             }
             arg_index += 1;
         } else {
-            let mut width = None;
-            while let Some(&(_, d)) = chars.peek() {
-                let Some(digit) = d.to_digit(10) else { break };
-                width = Some(width.unwrap_or(0) * 10 + digit as usize);
-                chars.next();
+            match parse_number(&mut chars) {
+                Ok(width) => spec.width = width,
+                Err(TooLarge) => {
+                    out.push_str("%!(NOVERB)");
+                    break;
+                }
             }
-            spec.width = width;
         }
         // Precision.
         if let Some(&(_, '.')) = chars.peek() {
@@ -341,18 +234,20 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             if let Some(&(_, '*')) = chars.peek() {
                 chars.next();
                 match args.get(arg_index) {
-                    Some(Value::Int(p)) if *p >= 0 => spec.precision = Some(*p as usize),
+                    Some(Value::Int(p)) if (0..=MAX_WIDTH_OR_PRECISION as i64).contains(p) => {
+                        spec.precision = Some(*p as usize)
+                    }
                     _ => out.push_str("%!(BADPREC)"),
                 }
                 arg_index += 1;
             } else {
-                let mut precision = 0;
-                while let Some(&(_, d)) = chars.peek() {
-                    let Some(digit) = d.to_digit(10) else { break };
-                    precision = precision * 10 + digit as usize;
-                    chars.next();
+                match parse_number(&mut chars) {
+                    Ok(precision) => spec.precision = Some(precision.unwrap_or(0)),
+                    Err(TooLarge) => {
+                        out.push_str("%!(NOVERB)");
+                        break;
+                    }
                 }
-                spec.precision = Some(precision);
             }
         }
         let Some((_, verb)) = chars.next() else {
@@ -368,6 +263,10 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             continue;
         };
         arg_index += 1;
+        if verb == 'v' {
+            // Go moves `%+v`'s plus to struct field names, which template values have none of.
+            spec.plus = false;
+        }
         if verb == 'T' {
             pad(&mut out, &type_name(arg), spec, false);
             continue;
@@ -387,6 +286,32 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
         out.push(')');
     }
     out
+}
+
+/// Go's limit on a width or precision (its `tooLarge`): beyond it a `*` argument is bad and a
+/// written number ends the format.
+const MAX_WIDTH_OR_PRECISION: u64 = 1_000_000;
+
+/// A written width or precision past Go's limit.
+struct TooLarge;
+
+/// Go's `parsenum`: the decimal number at the front of `chars`, if any. A number that grows past
+/// Go's limit consumes the rest of the format, as Go gives up on it (`%!(NOVERB)` follows).
+fn parse_number(
+    chars: &mut std::iter::Peekable<std::str::CharIndices>,
+) -> Result<Option<usize>, TooLarge> {
+    let mut number: Option<u64> = None;
+    while let Some(&(_, c)) = chars.peek() {
+        let Some(digit) = c.to_digit(10) else { break };
+        let so_far = number.unwrap_or(0);
+        if so_far > MAX_WIDTH_OR_PRECISION {
+            chars.for_each(drop);
+            return Err(TooLarge);
+        }
+        number = Some(so_far * 10 + u64::from(digit));
+        chars.next();
+    }
+    Ok(number.map(|n| n as usize))
 }
 
 fn pad(out: &mut String, body: &str, spec: Spec, zero_ok: bool) {
@@ -612,44 +537,77 @@ fn format_int(out: &mut String, arg: &Value, i: i64, verb: char, spec: Spec) {
 }
 
 fn format_float(out: &mut String, arg: &Value, f: f64, verb: char, spec: Spec) {
-    let body = match verb {
-        'v' | 'g' | 'G' => format_float_g(f, spec.precision, verb == 'G'),
-        'e' | 'E' => {
-            if let Some(special) = special_float(f, spec.plus) {
-                special
-            } else {
-                let p = spec.precision.unwrap_or(6);
-                let (digits, dp) = decimal_digits(f, Some(p + 1));
-                let body = fmt_e(&digits, dp, p, verb == 'E');
-                if f.is_sign_negative() {
-                    format!("-{body}")
-                } else {
-                    body
-                }
-            }
-        }
-        'f' | 'F' => {
-            if let Some(special) = special_float(f, spec.plus) {
-                special
-            } else {
-                format!("{:.*}", spec.precision.unwrap_or(6), f)
-            }
-        }
+    // `%v` is `%g`; `%e` and `%f` default to six decimals, `%g` to the shortest digits.
+    let number = match verb {
+        'v' | 'g' => strconv::format_float(f, 'g', spec.precision),
+        'G' => strconv::format_float(f, 'G', spec.precision),
+        'e' | 'E' => strconv::format_float(f, verb, Some(spec.precision.unwrap_or(6))),
+        'f' | 'F' => strconv::format_float(f, 'f', Some(spec.precision.unwrap_or(6))),
         _ => {
             bad_verb(out, arg, verb);
             return;
         }
     };
-    let body = if spec.plus && !body.starts_with(['-', '+']) {
-        format!("+{body}")
-    } else if spec.space && !body.starts_with(['-', '+']) {
-        format!(" {body}")
-    } else if !spec.plus && body == "+Inf" {
-        "+Inf".to_string()
-    } else {
-        body
+    // Go's fmt: a sign is decided first (`+`, `-`, or a space for the space flag)...
+    let (sign, magnitude) = match number.strip_prefix('-') {
+        Some(rest) => ('-', rest),
+        None => ('+', number.strip_prefix('+').unwrap_or(&number)),
     };
-    pad(out, &body, spec, f.is_finite());
+    let sign = if spec.space && sign == '+' && !spec.plus {
+        ' '
+    } else {
+        sign
+    };
+    // ...infinities keep theirs and are never zero padded; NaN shows one only when asked...
+    if !f.is_finite() {
+        let text = if f.is_nan() && !spec.space && !spec.plus {
+            magnitude.to_string()
+        } else {
+            format!("{sign}{magnitude}")
+        };
+        pad(out, &text, spec, false);
+        return;
+    }
+    let magnitude = if spec.sharp {
+        with_point_and_zeros(magnitude, verb, spec.precision)
+    } else {
+        magnitude.to_string()
+    };
+    // ...and a finite number shows it when it is not `+` or `+` is asked for.
+    if spec.plus || sign != '+' {
+        pad(out, &format!("{sign}{magnitude}"), spec, true);
+    } else {
+        pad(out, &magnitude, spec, true);
+    }
+}
+
+/// Go's `#` flag on a float: a decimal point always, and for `%g` trailing zeros up to the
+/// precision's significant digits (six when none is given).
+fn with_point_and_zeros(magnitude: &str, verb: char, precision: Option<usize>) -> String {
+    let mut zeros_wanted = match verb {
+        'g' | 'G' => precision.map_or(6, |p| p as i64),
+        _ => 0,
+    };
+    let (mantissa, exponent) =
+        magnitude.split_at(magnitude.find(['e', 'E']).unwrap_or(magnitude.len()));
+    let mut seen_nonzero = false;
+    for c in mantissa.chars().filter(|c| *c != '.') {
+        seen_nonzero |= c != '0';
+        if seen_nonzero {
+            zeros_wanted -= 1;
+        }
+    }
+    let mut out = mantissa.to_string();
+    if !mantissa.contains('.') {
+        // A lone zero counts as a significant digit.
+        if mantissa == "0" {
+            zeros_wanted -= 1;
+        }
+        out.push('.');
+    }
+    out.extend(std::iter::repeat_n('0', zeros_wanted.max(0) as usize));
+    out.push_str(exponent);
+    out
 }
 
 fn format_string(out: &mut String, arg: &Value, bytes: &[u8], verb: char, spec: Spec) {
@@ -712,15 +670,25 @@ mod tests {
 
     #[test]
     fn floats_print_like_go() {
-        assert_eq!(format_float_v(12345678.0), "1.2345678e+07");
-        assert_eq!(format_float_v(100000.0), "100000");
-        assert_eq!(format_float_v(1000000.0), "1e+06");
-        assert_eq!(format_float_v(2.5), "2.5");
-        assert_eq!(format_float_v(0.0001), "0.0001");
-        assert_eq!(format_float_v(0.00001), "1e-05");
-        assert_eq!(format_float_v(-3.0), "-3");
-        assert_eq!(format_float_v(0.0), "0");
-        assert_eq!(format_float_v(f64::INFINITY), "+Inf");
+        let v = |f: f64| format_v(&Value::Float(f));
+        assert_eq!(v(12345678.0), "1.2345678e+07");
+        assert_eq!(v(100000.0), "100000");
+        assert_eq!(v(1000000.0), "1e+06");
+        assert_eq!(v(2.5), "2.5");
+        assert_eq!(v(0.0001), "0.0001");
+        assert_eq!(v(0.00001), "1e-05");
+        assert_eq!(v(-3.0), "-3");
+        assert_eq!(v(0.0), "0");
+        assert_eq!(v(f64::INFINITY), "+Inf");
+        // Every verb of the format gets the same float.
+        let s = |f: &str, x: f64| sprintf(f, &vec![Value::Float(x); f.matches('%').count()]);
+        assert_eq!(s("%+.1f|%08.3f|% g", 2.25), "+2.2|0002.250| 2.25");
+        assert_eq!(s("%-8.2e|%E", -1234.5), "-1.23e+03|-1.234500E+03");
+        assert_eq!(
+            s("%.3v|%G|%F", 123456789.0),
+            "1.23e+08|1.23456789E+08|123456789.000000"
+        );
+        assert_eq!(s("%+v|%5v|%05v", f64::INFINITY), "+Inf| +Inf| +Inf");
     }
 
     #[test]
@@ -766,6 +734,75 @@ mod tests {
             "[a %!s(int=1)]"
         );
         assert_eq!(s("100%%", &[]), "100%");
+        // Go's limits on widths and precisions (helm prints these).
+        assert_eq!(
+            s("%.99999999999999999999f|", &[Value::Float(1.5)]),
+            "%!(NOVERB)%!(EXTRA float64=1.5)"
+        );
+        assert_eq!(
+            s("%99999999999999999999d|", &[Value::Int(3)]),
+            "%!(NOVERB)%!(EXTRA int=3)"
+        );
+        assert_eq!(
+            s(
+                "%*d|%.*f",
+                &[
+                    Value::Int(1 << 40),
+                    Value::Int(3),
+                    Value::Int(-1),
+                    Value::Float(1.5)
+                ]
+            ),
+            "%!(BADWIDTH)3|%!(BADPREC)1.500000"
+        );
+        assert_eq!(s("%*d", &[Value::Int(-3), Value::Int(7)]), "7  ");
+        // Float flags as helm prints them.
+        let floats = |f: &str, xs: &[f64]| {
+            sprintf(f, &xs.iter().map(|x| Value::Float(*x)).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            floats(
+                "% v|%+v|%v|% 6v|%06v|% v|%+v|%+f",
+                &[
+                    f64::INFINITY,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                    f64::INFINITY
+                ]
+                .into_iter()
+                .chain([f64::NEG_INFINITY, f64::NAN, f64::NAN, f64::NAN])
+                .collect::<Vec<_>>()
+            ),
+            " Inf|+Inf|-Inf|   Inf|  -Inf| NaN|NaN|+NaN"
+        );
+        assert_eq!(
+            floats(
+                "%#g|%#.3g|%#e|%#.0e|%#f|%#.0f|%#g|%#g|%#G|%#.2g|%#10.3g|%#g",
+                &[
+                    1.0,
+                    1.0,
+                    2.0,
+                    3.0,
+                    4.0,
+                    5.0,
+                    0.0,
+                    123456789.0,
+                    1e-7,
+                    100.0,
+                    1.5,
+                    0.000123
+                ]
+            ),
+            "1.00000|1.00|2.000000e+00|3.e+00|4.000000|5.|0.00000|1.23456789e+08|1.00000E-07|1.0e+02|      1.50|0.000123000"
+        );
+        let list = Value::list([Value::Int(1), Value::Int(-2), Value::Float(2.5)]);
+        assert_eq!(
+            s(
+                "%+v|%+v|%+v|%+d",
+                &[Value::Int(3), Value::Float(1.5), list, Value::Int(4)]
+            ),
+            "3|1.5|[1 -2 2.5]|+4"
+        );
         let map = Value::from_json(&serde_json::json!({"a": 1.0, "b": ["x", null]}));
         assert_eq!(
             s("%#v", &[map]),

@@ -58,12 +58,12 @@ pub fn go_json_float(f: f64) -> Result<String, JsonError> {
     if !f.is_finite() {
         return Err(JsonError(format!(
             "json: unsupported value: {}",
-            format_float(f, 'g', -1)
+            format_float(f, 'g', None)
         )));
     }
     let abs = f.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let mut text = format_float(f, 'e', -1);
+        let mut text = format_float(f, 'e', None);
         // Go cleans e-09 to e-9.
         let n = text.len();
         if n >= 4 && &text[n - 4..n - 2] == "e-" && &text[n - 2..n - 1] == "0" {
@@ -71,7 +71,7 @@ pub fn go_json_float(f: f64) -> Result<String, JsonError> {
         }
         return Ok(text);
     }
-    Ok(format_float(f, 'f', -1))
+    Ok(format_float(f, 'f', None))
 }
 
 fn write_string(out: &mut String, s: &str, escape_html: bool) {

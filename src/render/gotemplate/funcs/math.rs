@@ -112,7 +112,7 @@ impl Decimal {
                 exponent: 0,
             });
         }
-        let text = format_float(f, 'e', -1);
+        let text = format_float(f, 'e', None);
         let (mantissa, exponent) = text.split_once('e')?;
         let negative = mantissa.starts_with('-');
         let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();

@@ -89,7 +89,7 @@ impl TomlEncoder {
                 } else if f.is_infinite() {
                     self.out.push_str(if *f < 0.0 { "-inf" } else { "inf" });
                 } else {
-                    let text = format_float(*f, 'f', -1);
+                    let text = format_float(*f, 'f', None);
                     self.out.push_str(&text);
                     if !text.contains('.') {
                         self.out.push_str(".0");

@@ -120,7 +120,7 @@ fn yaml_number_after_json(f: f64) -> Result<String, JsonError> {
     if json.bytes().all(|b| b.is_ascii_digit()) && json.parse::<u64>().is_ok() {
         return Ok(json);
     }
-    Ok(format_float(f, 'g', -1))
+    Ok(format_float(f, 'g', None))
 }
 
 /// go-yaml v2's `keyList.Less` for string keys: runs of digits compare as numbers and
@@ -1096,7 +1096,7 @@ fn to_pretty_node(value: &Value) -> Node {
         Value::Nil => Node::Null,
         Value::Bool(b) => Node::Bool(*b),
         Value::Int(i) => Node::Number(i.to_string()),
-        Value::Float(f) => Node::Number(match format_float(*f, 'g', -1).as_str() {
+        Value::Float(f) => Node::Number(match format_float(*f, 'g', None).as_str() {
             "+Inf" => ".inf".to_string(),
             "-Inf" => "-.inf".to_string(),
             "NaN" => ".nan".to_string(),
@@ -1475,7 +1475,7 @@ fn json_key(key: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Bool(b) => b.to_string(),
         Value::Nil => "null".to_string(),
-        Value::Float(f) => format_float(*f, 'g', -1),
+        Value::Float(f) => format_float(*f, 'g', None),
         Value::Int(i) => i.to_string(),
         other => super::gofmt::format_value(other),
     }
@@ -1509,7 +1509,7 @@ fn plain_value(text: &str) -> Result<Value, String> {
             } else {
                 return Err(format!(
                     "json: unsupported value: {}",
-                    format_float(f, 'g', -1)
+                    format_float(f, 'g', None)
                 ));
             }
         }
