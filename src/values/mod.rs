@@ -2,6 +2,7 @@
 
 pub mod coalesce;
 pub mod path;
+pub mod strconv;
 pub mod strvals;
 pub mod yaml;
 

@@ -10,7 +10,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
 
 use super::ValuesError;
-use crate::render::gotemplate::strconv;
+use super::strconv;
 
 /// One YAML node before the JSON conversion (keys may still be non-strings).
 #[derive(Clone, Debug)]

@@ -7,7 +7,6 @@ pub mod functions;
 pub mod lex;
 pub mod parse;
 pub mod print;
-pub mod strconv;
 pub mod value;
 
 pub use value::{Object, Value};

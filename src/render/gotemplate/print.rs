@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::strconv;
 use super::value::Value;
+use crate::values::strconv;
 
 /// Go's type name of a value as `%T` prints it.
 pub fn type_name(value: &Value) -> String {

@@ -9,7 +9,7 @@ pub fn format_value(value: &Value) -> String {
 }
 
 /// `strconv.FormatFloat(f, fmt, prec, 64)`: the engine's implementation.
-pub use crate::render::gotemplate::strconv::format_float;
+pub use crate::values::strconv::format_float;
 
 /// `strconv.Quote(s)` (what `%q` prints for a string): the engine's implementation.
 pub use crate::render::gotemplate::print::go_quote;

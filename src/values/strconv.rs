@@ -1,5 +1,6 @@
 //! Go's `strconv.FormatFloat` for float64 and float32: decimal digits laid out as `'e'`, `'f'`
-//! or `'g'`.
+//! or `'g'`. Values are Go numbers: go-yaml prints float keys with it, and the renderer's fmt
+//! verbs and Sprig functions build on it.
 
 use std::fmt::Write as _;
 
