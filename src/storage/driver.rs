@@ -450,37 +450,16 @@ impl Driver {
         namespace: Option<&str>,
         selector: &str,
     ) -> Result<Listing, DriverError> {
-        self.latest_with(namespace, selector, Read::Consistent)
-            .await
-    }
-
-    /// [`Driver::latest`] served from the apiserver's watch cache (`resourceVersion=0`): much
-    /// cheaper for the apiserver, possibly a moment stale. For display (`keelson list`) only,
-    /// never for decisions that write.
-    pub async fn latest_cached(
-        &self,
-        namespace: Option<&str>,
-        selector: &str,
-    ) -> Result<Listing, DriverError> {
-        self.latest_with(namespace, selector, Read::Cached).await
-    }
-
-    async fn latest_with(
-        &self,
-        namespace: Option<&str>,
-        selector: &str,
-        read: Read,
-    ) -> Result<Listing, DriverError> {
         Ok(self
-            .newest_with(namespace, selector, read)
+            .newest_with(namespace, selector, Read::Consistent)
             .await?
             .decode_all())
     }
 
-    /// The records matching `selector` from the apiserver's watch cache, grouped per release
-    /// and not yet decoded, so a caller that shows only some releases (`keelson list` prints
-    /// 256 by default, as helm does) decodes only those. For display only, like
-    /// [`Driver::latest_cached`].
+    /// The records matching `selector` from the apiserver's watch cache (`resourceVersion=0`:
+    /// much cheaper for the apiserver, possibly a moment stale), grouped per release and not yet
+    /// decoded, so a caller that shows only some releases (`keelson list` prints 256 by default,
+    /// as helm does) decodes only those. For display only, never for decisions that write.
     pub async fn newest_cached(
         &self,
         namespace: Option<&str>,
