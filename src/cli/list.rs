@@ -10,7 +10,9 @@ use serde::Serialize;
 use crate::cluster::ClusterArgs;
 use crate::keel::{self, KeelBlock};
 use crate::render::gotemplate::funcs::dates::{GoTime, Zone};
-use crate::storage::{Driver, DriverKind, ReleaseRecords, Status, StoredRelease, decode_releases};
+use crate::storage::{
+    Driver, DriverKind, ReleaseRecords, Status, StoredRelease, decode_releases_map,
+};
 
 /// How `keelson list` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -242,18 +244,16 @@ fn select_rows(
     mut candidates: Vec<ReleaseRecords>,
 ) -> Vec<ListedRelease> {
     let rows_of = |batch: Vec<ReleaseRecords>| -> Vec<ListedRelease> {
-        decode_releases(kind, batch)
-            .records
-            .iter()
-            .filter(|r| status_selected(args, &r.release.status()))
-            .map(listed_release)
-            .map(|mut row| {
-                if let Some(layout) = &args.time_format {
-                    row.updated = format_go_layout(&row.last_deployed, layout);
-                }
-                row
-            })
-            .collect()
+        decode_releases_map(kind, batch, &|stored| {
+            if !status_selected(args, &stored.release.status()) {
+                return None;
+            }
+            let mut row = listed_release(&stored);
+            if let Some(layout) = &args.time_format {
+                row.updated = format_go_layout(&row.last_deployed, layout);
+            }
+            Some(row)
+        })
     };
     let wanted = args.offset.saturating_add(args.max);
     let mut rows = if args.date || args.max == 0 {

@@ -276,6 +276,24 @@ pub fn decode_releases(kind: DriverKind, releases: Vec<ReleaseRecords>) -> Listi
     collect_groups(decode_groups(kind, groups))
 }
 
+/// [`decode_releases`], keeping of each release only what `map` makes of its record (`None`:
+/// nothing). `map` runs on the decoding threads.
+pub fn decode_releases_map<T: Send>(
+    kind: DriverKind,
+    releases: Vec<ReleaseRecords>,
+    map: &(dyn Fn(StoredRelease) -> Option<T> + Sync),
+) -> Vec<T> {
+    let groups = releases.into_iter().map(|r| r.newest_first).collect();
+    let mut kept = Vec::new();
+    for (record, skipped) in decode_groups_map(kind, groups, map) {
+        for skip in skipped {
+            tracing::warn!(object = %skip.object, reason = %skip.reason, "skipping release record");
+        }
+        kept.extend(record.flatten());
+    }
+    kept
+}
+
 /// An unplaceable record is never listed, even if it decodes; the warning says why it is
 /// unusable (decoding names the fault; one that decodes has labels that place it nowhere).
 fn report_unplaceable(kind: DriverKind, raws: Vec<RawRecord>) -> Vec<SkippedRecord> {
@@ -749,11 +767,21 @@ fn decode_groups(
     kind: DriverKind,
     groups: Vec<Vec<RawRecord>>,
 ) -> Vec<(Option<StoredRelease>, Vec<SkippedRecord>)> {
+    decode_groups_map(kind, groups, &|record| record)
+}
+
+/// [`decode_groups`], turning each decoded record into what the caller keeps of it on the
+/// decoding thread, so that work (and freeing the record) is spread over the cores too.
+fn decode_groups_map<T: Send>(
+    kind: DriverKind,
+    groups: Vec<Vec<RawRecord>>,
+    map: &(dyn Fn(StoredRelease) -> T + Sync),
+) -> Vec<(Option<T>, Vec<SkippedRecord>)> {
     let decode_group = |group: Vec<RawRecord>| {
         let mut skipped = Vec::new();
         for raw in group {
             match decode_raw(kind, raw) {
-                Ok(record) => return (Some(record), skipped),
+                Ok(record) => return (Some(map(record)), skipped),
                 Err(skip) => skipped.push(skip),
             }
         }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 pub use driver::{
     Driver, DriverError, DriverKind, Listing, ReleaseRecords, SkippedRecord, StoredRelease,
-    Undecoded, decode_releases,
+    Undecoded, decode_releases, decode_releases_map,
 };
 pub use record::{Chart, Hook, Info, Release, Status, Writer};
 
