@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::storage::Release;
+use crate::storage::{Release, Writer};
 use crate::values::{self, Values};
 
 /// Keel's default poll schedule when the block sets none.
@@ -132,7 +132,8 @@ pub fn read_release(release: &Release) -> Result<Option<KeelBlock>, KeelError> {
 }
 
 /// The values a release was rendered with: Helm's `CoalesceValues` of its chart's defaults and
-/// its user config (records keep no subcharts, so this is `.Values` of the release's own chart).
+/// its user config (records keep no subcharts, so this is `.Values` of the release's own chart),
+/// coalesced as the Helm that wrote the record does.
 pub fn release_values(release: &Release) -> Value {
     let no_values = Values::new();
     let chart = release.chart.as_ref();
@@ -144,7 +145,16 @@ pub fn release_values(release: &Release) -> Value {
         _ => &no_values,
     };
     let user = release.config.as_ref().unwrap_or(&no_values);
-    Value::Object(values::coalesce_single_chart(chart_name, defaults, user))
+    let null_over_null = match release.writer() {
+        Writer::Helm3 => values::NullOverNull::Delete,
+        Writer::Helm4 => values::NullOverNull::Keep,
+    };
+    Value::Object(values::coalesce_single_chart(
+        chart_name,
+        defaults,
+        user,
+        null_over_null,
+    ))
 }
 
 const KNOWN_KEYS: [&str; 9] = [

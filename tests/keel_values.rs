@@ -24,6 +24,11 @@ nested:
 int: 42
 big: 12345678
 tilde: ~
+nullDefaults:
+  both: ~
+  onlyDefault: ~
+  deep:
+    both: ~
 keel:
   policy: minor
   images:
@@ -40,7 +45,8 @@ data:
 ";
 
 /// User values on Helm's edge cases: `null` deleting a default (also inside a map), `null` kept
-/// for a key without default, a map over a default scalar, a new map with a `null` inside.
+/// for a key without default, a map over a default scalar, a new map with a `null` inside, and
+/// `null` over a `null` default inside a map (helm 3.17 deletes the key, helm 4.1 keeps it).
 const USER_VALUES: &str = "\
 nested:
   drop: null
@@ -59,6 +65,10 @@ image:
   tag: 2.0.0
 tilde: now-set
 big: null
+nullDefaults:
+  both: null
+  deep:
+    both: null
 ";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,6 +91,7 @@ async fn release_values_equal_helm_get_values_all() {
 
     let storage = Storage::new(Driver::new(env.client().await, DriverKind::Secret));
 
+    let mut keeps_null_over_null = Vec::new();
     for helm in ["helm3", "helm4"] {
         let run = |args: &[&str]| {
             if helm == "helm3" {
@@ -119,7 +130,13 @@ async fn release_values_equal_helm_get_values_all() {
             from_helm,
             "{helm}: release values differ from `helm get values --all`"
         );
+        keeps_null_over_null.push(from_helm.pointer("/nullDefaults/both").is_some());
         env.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
     }
+    assert_eq!(
+        keeps_null_over_null,
+        [false, true],
+        "helm 3.17 deletes a null over a null default inside a map, helm 4.1 keeps it"
+    );
     let _ = std::fs::remove_dir_all(&work);
 }

@@ -5,7 +5,7 @@ use serde_json::Value as Json;
 
 use crate::render::chart::{Chart, Dependency};
 use crate::render::semver_range::is_compatible_range;
-use crate::values::{self, ChartTree, Values, ValuesError, table_at};
+use crate::values::{self, ChartTree, NullOverNull, Values, ValuesError, table_at};
 
 impl ChartTree for Chart {
     fn chart_name(&self) -> &str {
@@ -40,8 +40,12 @@ pub fn check_dependencies(chart: &Chart) -> Result<(), String> {
 
 /// `chartutil.ProcessDependenciesWithMerge`: applies aliases, drops disabled subcharts and
 /// imports child values, changing `chart` in place as Helm does before rendering.
-pub fn process_dependencies(chart: &mut Chart, user_values: &Values) -> Result<(), ValuesError> {
-    process_enabled(chart, user_values, "")?;
+pub fn process_dependencies(
+    chart: &mut Chart,
+    user_values: &Values,
+    null_over_null: NullOverNull,
+) -> Result<(), ValuesError> {
+    process_enabled(chart, user_values, "", null_over_null)?;
     process_import_values(chart)
 }
 
@@ -56,7 +60,12 @@ fn alias_dependency(charts: &[Chart], req: &Dependency) -> Option<Chart> {
     Some(copy)
 }
 
-fn process_enabled(chart: &mut Chart, values: &Values, path: &str) -> Result<(), ValuesError> {
+fn process_enabled(
+    chart: &mut Chart,
+    values: &Values,
+    path: &str,
+    null_over_null: NullOverNull,
+) -> Result<(), ValuesError> {
     if chart.metadata.dependencies.is_empty() {
         return Ok(());
     }
@@ -82,7 +91,7 @@ fn process_enabled(chart: &mut Chart, values: &Values, path: &str) -> Result<(),
     for req in chart.metadata.dependencies.iter_mut() {
         req.enabled = true;
     }
-    let coalesced = values::coalesce_values(chart, values)?;
+    let coalesced = values::coalesce_values(chart, values, null_over_null)?;
     apply_tags(&mut chart.metadata.dependencies, &coalesced);
     apply_conditions(&mut chart.metadata.dependencies, &coalesced, path);
     let disabled: Vec<String> = chart
@@ -101,7 +110,7 @@ fn process_enabled(chart: &mut Chart, values: &Values, path: &str) -> Result<(),
         .retain(|r| !disabled.contains(&r.name));
     for sub in chart.dependencies.iter_mut() {
         let sub_path = format!("{path}{}.", sub.name());
-        process_enabled(sub, &coalesced, &sub_path)?;
+        process_enabled(sub, &coalesced, &sub_path, null_over_null)?;
     }
     Ok(())
 }
@@ -268,7 +277,7 @@ mod tests {
         assert!(check_dependencies(&chart).is_ok());
         let user: Values = serde_json::from_value(serde_json::json!({"first": {"enabled": false}}))
             .unwrap_or_default();
-        assert!(process_dependencies(&mut chart, &user).is_ok());
+        assert!(process_dependencies(&mut chart, &user, NullOverNull::Delete).is_ok());
         let names: Vec<&str> = chart.dependencies.iter().map(|d| d.name()).collect();
         assert_eq!(names, vec!["second"]);
         assert_eq!(

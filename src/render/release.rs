@@ -26,6 +26,16 @@ pub enum HelmFlavor {
     Helm4,
 }
 
+impl HelmFlavor {
+    /// How this Helm's values coalescing treats a user `null` over a `null` default.
+    pub fn null_over_null(self) -> values::NullOverNull {
+        match self {
+            HelmFlavor::Helm3 => values::NullOverNull::Delete,
+            HelmFlavor::Helm4 => values::NullOverNull::Keep,
+        }
+    }
+}
+
 /// The release-level inputs of a render (what `helm template` flags and a release record give).
 #[derive(Clone, Default)]
 pub struct RenderSettings {
@@ -114,7 +124,8 @@ pub fn render_chart(
     }
     validate_release_name(&settings.release_name)?;
     let mut chart = chart.clone();
-    process_dependencies(&mut chart, user_values)?;
+    let null_over_null = settings.flavor.null_over_null();
+    process_dependencies(&mut chart, user_values, null_over_null)?;
 
     let kube_text = settings
         .kube_version
@@ -122,7 +133,7 @@ pub fn render_chart(
         .unwrap_or_else(|| default_kube_version(settings.flavor).to_string());
     let kube_version = KubeVersion::parse(&kube_text, settings.flavor)
         .ok_or_else(|| RenderFailure::Chart(format!("invalid kube version {kube_text:?}")))?;
-    let coalesced = values::coalesce_values(&chart, user_values)?;
+    let coalesced = values::coalesce_values(&chart, user_values, null_over_null)?;
     if !settings.skip_schema_validation {
         schema::validate_chart_tree(&chart, &coalesced).map_err(RenderFailure::Schema)?;
     }

@@ -15,38 +15,67 @@ pub trait ChartTree {
 
 const GLOBAL_KEY: &str = "global";
 
+/// What a user's `null` does to a key inside a map whose chart default is `null` too. Helm
+/// 3.17 deletes the key; helm 4.1.3 and later keep it (helm/helm d94a5c97 and 8c5fe4ef, for
+/// issue 31643). A top-level `null` deletes the key in both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NullOverNull {
+    /// helm 3.17: any user `null` over a default deletes the key.
+    #[default]
+    Delete,
+    /// helm 4.1: only a `null` over a non-`null` default deletes it.
+    Keep,
+}
+
 /// `chartutil.CoalesceValues`: user values over the chart's defaults, recursively for subcharts;
 /// a user `null` removes the default.
-pub fn coalesce_values<C: ChartTree>(chart: &C, user: &Values) -> Result<Values, ValuesError> {
+pub fn coalesce_values<C: ChartTree>(
+    chart: &C,
+    user: &Values,
+    null_over_null: NullOverNull,
+) -> Result<Values, ValuesError> {
     let mut dest = user.clone();
-    coalesce(chart, &mut dest, "", false)?;
+    coalesce(chart, &mut dest, "", false, null_over_null)?;
     Ok(dest)
 }
 
 /// [`coalesce_values`] for a chart without subcharts (as Helm's release records store charts):
 /// `user` over `defaults`. It cannot fail: only a subchart's section can have the wrong type.
-pub fn coalesce_single_chart(chart_name: &str, defaults: &Values, user: &Values) -> Values {
+pub fn coalesce_single_chart(
+    chart_name: &str,
+    defaults: &Values,
+    user: &Values,
+    null_over_null: NullOverNull,
+) -> Values {
     let mut dest = user.clone();
-    coalesce_chart_defaults(chart_name, defaults, &[], &mut dest, "", false);
+    coalesce_chart_defaults(
+        chart_name,
+        defaults,
+        &[],
+        &mut dest,
+        "",
+        false,
+        null_over_null,
+    );
     dest
 }
 
 /// `chartutil.MergeValues`: like [`coalesce_values`] but keeps `null`s (used for import-values).
 pub fn merge_values<C: ChartTree>(chart: &C, user: &Values) -> Result<Values, ValuesError> {
     let mut dest = user.clone();
-    coalesce(chart, &mut dest, "", true)?;
+    coalesce(chart, &mut dest, "", true, NullOverNull::Keep)?;
     Ok(dest)
 }
 
 /// `chartutil.CoalesceTables`: `dst` wins over `src`; `null`s in `dst` remove keys.
-pub fn coalesce_tables(mut dst: Values, src: Values) -> Values {
-    coalesce_tables_full_key(&mut dst, src, "", false);
+pub fn coalesce_tables(mut dst: Values, src: Values, null_over_null: NullOverNull) -> Values {
+    coalesce_tables_full_key(&mut dst, src, "", false, null_over_null);
     dst
 }
 
 /// `chartutil.MergeTables`: `dst` wins over `src`; `null`s are kept.
 pub fn merge_tables(mut dst: Values, src: Values) -> Values {
-    coalesce_tables_full_key(&mut dst, src, "", true);
+    coalesce_tables_full_key(&mut dst, src, "", true, NullOverNull::Keep);
     dst
 }
 
@@ -67,6 +96,7 @@ fn coalesce<C: ChartTree>(
     dest: &mut Values,
     prefix: &str,
     merge: bool,
+    null_over_null: NullOverNull,
 ) -> Result<(), ValuesError> {
     let subcharts = chart.subcharts();
     let subchart_names: Vec<&str> = subcharts.iter().map(|c| c.chart_name()).collect();
@@ -77,8 +107,9 @@ fn coalesce<C: ChartTree>(
         dest,
         prefix,
         merge,
+        null_over_null,
     );
-    coalesce_dependencies(chart, dest, prefix, merge)
+    coalesce_dependencies(chart, dest, prefix, merge, null_over_null)
 }
 
 fn concat_prefix(prefix: &str, key: &str) -> String {
@@ -98,6 +129,7 @@ fn coalesce_chart_defaults(
     dest: &mut Values,
     prefix: &str,
     merge: bool,
+    null_over_null: NullOverNull,
 ) {
     let sub_prefix = concat_prefix(prefix, chart_name);
     for (key, default) in defaults {
@@ -113,6 +145,7 @@ fn coalesce_chart_defaults(
                         src.clone(),
                         &concat_prefix(&sub_prefix, key),
                         merge_here,
+                        null_over_null,
                     );
                 }
                 Value::Null => {}
@@ -132,6 +165,7 @@ fn coalesce_dependencies<C: ChartTree>(
     dest: &mut Values,
     prefix: &str,
     merge: bool,
+    null_over_null: NullOverNull,
 ) -> Result<(), ValuesError> {
     let sub_prefix = concat_prefix(prefix, chart.chart_name());
     for subchart in chart.subcharts() {
@@ -146,7 +180,7 @@ fn coalesce_dependencies<C: ChartTree>(
             }
         };
         coalesce_globals(&mut section, dest, &sub_prefix);
-        coalesce(subchart, &mut section, &sub_prefix, merge)?;
+        coalesce(subchart, &mut section, &sub_prefix, merge, null_over_null)?;
         dest.insert(name, Value::Object(section));
     }
     Ok(())
@@ -195,6 +229,7 @@ fn coalesce_globals(dest: &mut Values, parent: &Values, prefix: &str) {
                         sub_table,
                         &concat_prefix(prefix, &key),
                         true,
+                        NullOverNull::Keep,
                     );
                     dest_globals.insert(key, Value::Object(merged));
                 }
@@ -218,12 +253,21 @@ fn coalesce_globals(dest: &mut Values, parent: &Values, prefix: &str) {
 }
 
 /// `coalesceTablesFullKey`: `dst` has precedence; with `merge` false a `null` in `dst` deletes
-/// the key `src` has. A `null` for a key `src` lacks stays, as helm 3.17 and 4.1 keep it.
-fn coalesce_tables_full_key(dst: &mut Values, src: Values, prefix: &str, merge: bool) {
+/// the key `src` has (unless `src` has `null` too and `null_over_null` keeps it). A `null` for
+/// a key `src` lacks stays, as helm 3.17 and 4.1 keep it.
+fn coalesce_tables_full_key(
+    dst: &mut Values,
+    src: Values,
+    prefix: &str,
+    merge: bool,
+    null_over_null: NullOverNull,
+) {
     for (key, src_value) in src {
         let full_key = concat_prefix(prefix, &key);
         match dst.get_mut(&key) {
-            Some(Value::Null) if !merge => {
+            Some(Value::Null)
+                if !merge && (null_over_null == NullOverNull::Delete || !src_value.is_null()) =>
+            {
                 dst.remove(&key);
             }
             None => {
@@ -231,7 +275,13 @@ fn coalesce_tables_full_key(dst: &mut Values, src: Values, prefix: &str, merge: 
             }
             Some(dst_value) => match (dst_value, src_value) {
                 (Value::Object(dst_table), Value::Object(src_table)) => {
-                    coalesce_tables_full_key(dst_table, src_table, &full_key, merge);
+                    coalesce_tables_full_key(
+                        dst_table,
+                        src_table,
+                        &full_key,
+                        merge,
+                        null_over_null,
+                    );
                 }
                 (_, Value::Object(_)) => {
                     tracing::warn!("cannot overwrite table with non table for {full_key}");
@@ -293,7 +343,7 @@ mod tests {
             vec![],
         );
         let user = map(json!({"a": 5, "b": {"y": null, "z": 3}, "c": null, "d": null}));
-        let out = coalesce_values(&parent, &user).unwrap_or_default();
+        let out = coalesce_values(&parent, &user, NullOverNull::Delete).unwrap_or_default();
         assert_eq!(
             Value::Object(out),
             json!({"a": 5, "b": {"x": 1.0, "z": 3}, "d": null})
@@ -312,7 +362,7 @@ mod tests {
             json!({"global": {"region": "us"}, "sub": {"image": {"tag": "2.0"}}}),
             vec![sub],
         );
-        let out = coalesce_values(&top, &Values::new()).unwrap_or_default();
+        let out = coalesce_values(&top, &Values::new(), NullOverNull::Delete).unwrap_or_default();
         assert_eq!(
             Value::Object(out),
             json!({
@@ -326,7 +376,7 @@ mod tests {
     fn parent_null_for_subchart_default_is_deleted_in_the_subchart() {
         let sub = chart("sub", json!({"x": 1.0, "y": 2.0}), vec![]);
         let top = chart("top", json!({"sub": {"x": null}}), vec![sub]);
-        let out = coalesce_values(&top, &Values::new()).unwrap_or_default();
+        let out = coalesce_values(&top, &Values::new(), NullOverNull::Delete).unwrap_or_default();
         assert_eq!(Value::Object(out), json!({"sub": {"y": 2.0, "global": {}}}));
     }
 
@@ -334,7 +384,7 @@ mod tests {
     fn scalar_in_place_of_subchart_section_is_an_error() {
         let sub = chart("sub", json!({}), vec![]);
         let top = chart("top", json!({}), vec![sub]);
-        let err = coalesce_values(&top, &map(json!({"sub": "oops"}))).err();
+        let err = coalesce_values(&top, &map(json!({"sub": "oops"})), NullOverNull::Delete).err();
         assert!(matches!(err, Some(ValuesError::TypeMismatch { name, .. }) if name == "sub"));
     }
 
@@ -342,8 +392,31 @@ mod tests {
     fn nested_null_without_default_stays() {
         let parent = chart("top", json!({"m": {"a": 1, "n": {"k": 1}}}), vec![]);
         let user = map(json!({"m": {"a": null, "n": null, "new": null}}));
-        let out = coalesce_values(&parent, &user).unwrap_or_default();
+        let out = coalesce_values(&parent, &user, NullOverNull::Delete).unwrap_or_default();
         assert_eq!(Value::Object(out), json!({"m": {"new": null}}));
+    }
+
+    #[test]
+    fn nested_null_over_null_default_is_deleted_by_helm3_and_kept_by_helm4() {
+        let parent = chart(
+            "top",
+            json!({"top": null, "m": {"both": null, "set": 1, "deep": {"both": null}}}),
+            vec![],
+        );
+        let user =
+            map(json!({"top": null, "m": {"both": null, "set": null, "deep": {"both": null}}}));
+        let helm3 = coalesce_values(&parent, &user, NullOverNull::Delete).unwrap_or_default();
+        assert_eq!(Value::Object(helm3), json!({"m": {"deep": {}}}));
+        let helm4 = coalesce_values(&parent, &user, NullOverNull::Keep).unwrap_or_default();
+        assert_eq!(
+            Value::Object(helm4),
+            json!({"m": {"both": null, "deep": {"both": null}}})
+        );
+        let single = coalesce_single_chart("top", &parent.values, &user, NullOverNull::Keep);
+        assert_eq!(
+            Value::Object(single),
+            json!({"m": {"both": null, "deep": {"both": null}}})
+        );
     }
 
     #[test]
@@ -355,7 +428,7 @@ mod tests {
             json!({"a": null, "b": 1, "c": 3})
         );
         assert_eq!(
-            Value::Object(coalesce_tables(dst, src)),
+            Value::Object(coalesce_tables(dst, src, NullOverNull::Delete)),
             json!({"b": 1, "c": 3})
         );
     }

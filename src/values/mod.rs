@@ -7,8 +7,8 @@ pub mod strvals;
 pub mod yaml;
 
 pub use coalesce::{
-    ChartTree, coalesce_single_chart, coalesce_tables, coalesce_values, merge_tables, merge_values,
-    table_at,
+    ChartTree, NullOverNull, coalesce_single_chart, coalesce_tables, coalesce_values, merge_tables,
+    merge_values, table_at,
 };
 pub use path::{PathSegment, ValuePath};
 pub use strvals::{SetKind, ValueOptions};

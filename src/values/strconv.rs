@@ -1,11 +1,11 @@
 //! Go's `strconv.FormatFloat` for float64 and float32: decimal digits laid out as `'e'`, `'f'`
-//! or `'g'`. Values are Go numbers: go-yaml prints float keys with it, and the renderer's fmt
-//! verbs and Sprig functions build on it.
+//! or `'g'`, or the binary forms `'b'`, `'x'` and `'X'`. Values are Go numbers: go-yaml prints
+//! float keys with it, and the renderer's fmt verbs and Sprig functions build on it.
 
 use std::fmt::Write as _;
 
-/// `strconv.FormatFloat(f, fmt, prec, 64)` for `fmt` in `e`, `E`, `f`, `g`, `G`; a `precision` of
-/// `None` is Go's `-1`: the fewest digits that read back as `f`.
+/// `strconv.FormatFloat(f, fmt, prec, 64)` for `fmt` in `e`, `E`, `f`, `g`, `G`, `b`, `x`, `X`; a
+/// `precision` of `None` is Go's `-1`: the fewest digits that read back as `f` (`b` has none).
 pub fn format_float(f: f64, fmt: char, precision: Option<usize>) -> String {
     format_sized(f, fmt, precision, false)
 }
@@ -30,6 +30,8 @@ fn format_sized(f: f64, fmt: char, precision: Option<usize>, single: bool) -> St
         out.push('-');
     }
     match fmt {
+        'b' => push_binary_form(&mut out, f, single),
+        'x' | 'X' => push_hex_form(&mut out, f, single, precision, fmt == 'X'),
         'e' | 'E' => {
             let (digits, point) = decimal_digits(f, precision.map(|p| p + 1), single);
             let fraction_digits = precision.unwrap_or(digits.len() - 1);
@@ -81,6 +83,115 @@ fn format_sized(f: f64, fmt: char, precision: Option<usize>, single: bool) -> St
         }
     }
     out
+}
+
+/// The IEEE layout of a float64 or float32 (Go's `floatInfo`).
+struct FloatLayout {
+    mantissa_bits: u32,
+    exponent_bits: u32,
+    bias: i32,
+}
+
+const FLOAT64: FloatLayout = FloatLayout {
+    mantissa_bits: 52,
+    exponent_bits: 11,
+    bias: -1023,
+};
+const FLOAT32: FloatLayout = FloatLayout {
+    mantissa_bits: 23,
+    exponent_bits: 8,
+    bias: -127,
+};
+
+/// `|f|` (finite) as Go's `genericFtoa` unpacks it: an integer mantissa with the implicit top
+/// bit added for normal numbers, and the exponent of that top bit (`|f| = mant × 2^(exp −
+/// mantissa_bits)`). `single` reads `f` as the float32 it holds.
+fn binary_parts(f: f64, single: bool) -> (u64, i32, &'static FloatLayout) {
+    let (bits, layout) = if single {
+        (u64::from((f as f32).to_bits()), &FLOAT32)
+    } else {
+        (f.to_bits(), &FLOAT64)
+    };
+    let mut mantissa = bits & ((1u64 << layout.mantissa_bits) - 1);
+    let biased = (bits >> layout.mantissa_bits) & ((1u64 << layout.exponent_bits) - 1);
+    let mut exponent = biased as i32;
+    if biased == 0 {
+        // Subnormal: no implicit bit, and the smallest normal exponent.
+        exponent += 1;
+    } else {
+        mantissa |= 1u64 << layout.mantissa_bits;
+    }
+    (mantissa, exponent + layout.bias, layout)
+}
+
+/// Go's `fmtB` (`%b`): `MANTISSAp±EXP`, the integer mantissa in decimal and a power of two.
+fn push_binary_form(out: &mut String, f: f64, single: bool) {
+    let (mantissa, exponent, layout) = binary_parts(f, single);
+    let exponent = exponent - layout.mantissa_bits as i32;
+    let sign = if exponent >= 0 { "+" } else { "" };
+    let _ = write!(out, "{mantissa}p{sign}{exponent}");
+}
+
+/// Go's `fmtX` (`%x`): `0x1.HEXp±DD`, the leading digit 1 (0 for zero), the fraction in hex
+/// (shortest, or rounded half to even to `precision` digits) and a power of two with at least
+/// two digits.
+fn push_hex_form(out: &mut String, f: f64, single: bool, precision: Option<usize>, upper: bool) {
+    // The mantissa is shifted so its leading 1 sits at bit 60: fifteen hex digits follow it.
+    const LEADING: u64 = 1 << 60;
+    let (mut mantissa, mut exponent, layout) = binary_parts(f, single);
+    if mantissa == 0 {
+        exponent = 0;
+    }
+    mantissa <<= 60 - layout.mantissa_bits;
+    while mantissa != 0 && mantissa & LEADING == 0 {
+        mantissa <<= 1;
+        exponent -= 1;
+    }
+    if let Some(digits) = precision.filter(|p| *p < 15) {
+        let shift = digits as u32 * 4;
+        let dropped = (mantissa << shift) & (LEADING - 1);
+        mantissa >>= 60 - shift;
+        if dropped | (mantissa & 1) > LEADING >> 1 {
+            mantissa += 1;
+        }
+        mantissa <<= 60 - shift;
+        if mantissa & (LEADING << 1) != 0 {
+            // Rounded up to 2: renormalize.
+            mantissa >>= 1;
+            exponent += 1;
+        }
+    }
+    let hex: &[u8; 16] = if upper {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
+    out.push_str(if upper { "0X" } else { "0x" });
+    out.push(if mantissa & LEADING != 0 { '1' } else { '0' });
+    // Drop the leading digit; each step then brings the next hex digit to bits 60..64.
+    mantissa <<= 4;
+    let push_digit = |out: &mut String, mantissa: &mut u64| {
+        out.push(char::from(hex[((*mantissa >> 60) & 15) as usize]));
+        *mantissa <<= 4;
+    };
+    match precision {
+        None if mantissa != 0 => {
+            out.push('.');
+            while mantissa != 0 {
+                push_digit(out, &mut mantissa);
+            }
+        }
+        Some(digits) if digits > 0 => {
+            out.push('.');
+            for _ in 0..digits {
+                push_digit(out, &mut mantissa);
+            }
+        }
+        _ => {}
+    }
+    out.push(if upper { 'P' } else { 'p' });
+    out.push(if exponent < 0 { '-' } else { '+' });
+    let _ = write!(out, "{:02}", exponent.unsigned_abs());
 }
 
 /// The decimal digits of `|f|` (at least one, no trailing zeros) and the decimal point's
@@ -217,7 +328,40 @@ mod tests {
     }
 
     #[test]
+    fn binary_forms_format_like_go() {
+        let x = |f: f64, p: Option<usize>| format_float(f, 'x', p);
+        assert_eq!(x(1.5, None), "0x1.8p+00");
+        assert_eq!(x(1.0, None), "0x1p+00");
+        assert_eq!(x(0.0, None), "0x0p+00");
+        assert_eq!(x(-0.0, None), "-0x0p+00");
+        assert_eq!(x(0.1, None), "0x1.999999999999ap-04");
+        assert_eq!(x(5e-324, None), "0x1p-1074");
+        assert_eq!(x(f64::MAX, None), "0x1.fffffffffffffp+1023");
+        assert_eq!(x(1.9999999, Some(3)), "0x1.000p+01");
+        // Half to even: 1.8 (hex) rounds up to 2, 1.4 down.
+        assert_eq!(x(1.5, Some(0)), "0x1p+01");
+        assert_eq!(x(1.25, Some(0)), "0x1p+00");
+        assert_eq!(x(1.03125, Some(1)), "0x1.0p+00");
+        assert_eq!(x(1.09375, Some(1)), "0x1.2p+00");
+        assert_eq!(x(1.0 / 3.0, Some(14)), "0x1.55555555555550p-02");
+        assert_eq!(x(0.1, Some(20)), "0x1.999999999999a0000000p-04");
+        assert_eq!(format_float(-2.75, 'X', None), "-0X1.6P+01".to_string());
+        assert_eq!(format_float(0.1, 'X', Some(3)), "0X1.99AP-04");
+        let b = |f: f64| format_float(f, 'b', None);
+        assert_eq!(b(1.5), "6755399441055744p-52");
+        assert_eq!(b(0.0), "0p-1074");
+        assert_eq!(b(-2.75), "-6192449487634432p-51");
+        assert_eq!(b(1e300), "6724873095247260p+944");
+        assert_eq!(b(2.2250738585072014e-308), "4503599627370496p-1074");
+        assert_eq!(format_float32(1.5, 'x', None), "0x1.8p+00");
+        assert_eq!(format_float32(0.1, 'x', Some(3)), "0x1.99ap-04");
+        assert_eq!(format_float32(0.1, 'b', None), "13421773p-27");
+        assert_eq!(format_float32(1e-45, 'x', None), "0x1p-149");
+        assert_eq!(format_float32(1e-45, 'b', None), "1p-149");
+    }
+
+    #[test]
     fn unknown_formats_answer_like_go() {
-        assert_eq!(format_float(1.0, 'x', None), "%x");
+        assert_eq!(format_float(1.0, 'q', None), "%q");
     }
 }

@@ -537,10 +537,12 @@ fn format_int(out: &mut String, arg: &Value, i: i64, verb: char, spec: Spec) {
 }
 
 fn format_float(out: &mut String, arg: &Value, f: f64, verb: char, spec: Spec) {
-    // `%v` is `%g`; `%e` and `%f` default to six decimals, `%g` to the shortest digits.
+    // `%v` is `%g`; `%e` and `%f` default to six decimals, `%g` and `%x` to the shortest
+    // digits; `%b` has no precision.
     let number = match verb {
         'v' | 'g' => strconv::format_float(f, 'g', spec.precision),
-        'G' => strconv::format_float(f, 'G', spec.precision),
+        'G' | 'x' | 'X' => strconv::format_float(f, verb, spec.precision),
+        'b' => strconv::format_float(f, 'b', None),
         'e' | 'E' => strconv::format_float(f, verb, Some(spec.precision.unwrap_or(6))),
         'f' | 'F' => strconv::format_float(f, 'f', Some(spec.precision.unwrap_or(6))),
         _ => {
@@ -568,7 +570,7 @@ fn format_float(out: &mut String, arg: &Value, f: f64, verb: char, spec: Spec) {
         pad(out, &text, spec, false);
         return;
     }
-    let magnitude = if spec.sharp {
+    let magnitude = if spec.sharp && verb != 'b' {
         with_point_and_zeros(magnitude, verb, spec.precision)
     } else {
         magnitude.to_string()
@@ -581,15 +583,19 @@ fn format_float(out: &mut String, arg: &Value, f: f64, verb: char, spec: Spec) {
     }
 }
 
-/// Go's `#` flag on a float: a decimal point always, and for `%g` trailing zeros up to the
-/// precision's significant digits (six when none is given).
+/// Go's `#` flag on a float: a decimal point always, and for `%g` and `%x` (not `%X`) trailing
+/// zeros up to the precision's significant digits (six when none is given). As in Go, the `x`
+/// of `0x` counts as a digit, and `e` is a hex digit, not an exponent, for `%x`.
 fn with_point_and_zeros(magnitude: &str, verb: char, precision: Option<usize>) -> String {
     let mut zeros_wanted = match verb {
-        'g' | 'G' => precision.map_or(6, |p| p as i64),
+        'g' | 'G' | 'x' => precision.map_or(6, |p| p as i64),
         _ => 0,
     };
-    let (mantissa, exponent) =
-        magnitude.split_at(magnitude.find(['e', 'E']).unwrap_or(magnitude.len()));
+    let hex = matches!(verb, 'x' | 'X');
+    let exponent_start = magnitude
+        .find(|c| matches!(c, 'p' | 'P') || (!hex && matches!(c, 'e' | 'E')))
+        .unwrap_or(magnitude.len());
+    let (mantissa, exponent) = magnitude.split_at(exponent_start);
     let mut seen_nonzero = false;
     for c in mantissa.chars().filter(|c| *c != '.') {
         seen_nonzero |= c != '0';
@@ -689,6 +695,40 @@ mod tests {
             "1.23e+08|1.23456789E+08|123456789.000000"
         );
         assert_eq!(s("%+v|%5v|%05v", f64::INFINITY), "+Inf| +Inf| +Inf");
+    }
+
+    #[test]
+    fn floats_print_in_binary_forms_like_go() {
+        let s = |f: &str, x: f64| sprintf(f, &vec![Value::Float(x); f.matches('%').count()]);
+        assert_eq!(
+            s("%x|%X|%b|%.3x|%.0x|%.20x", 1.5),
+            "0x1.8p+00|0X1.8P+00|6755399441055744p-52|0x1.800p+00|0x1p+01|0x1.80000000000000000000p+00"
+        );
+        // `#` pads `%x` to six digits (the `x` counts as one), gives `%X` a point only, and
+        // leaves `%b` alone; `%b` ignores the precision.
+        assert_eq!(
+            s("%#x|%#X|%#.0x|%#.3x|%#b|%.3b", 1.0),
+            "0x1.0000p+00|0X1.P+00|0x1.p+00|0x1.000p+00|4503599627370496p-52|4503599627370496p-52"
+        );
+        assert_eq!(
+            s("%#x|%#.10x", 0.1),
+            "0x1.999999999999ap-04|0x1.999999999ap-04"
+        );
+        assert_eq!(
+            s("%+x|% x|%012x|%-12x|%+012X|%12b", -2.75),
+            "-0x1.6p+01|-0x1.6p+01|-000x1.6p+01|-0x1.6p+01  |-000X1.6P+01|-6192449487634432p-51"
+        );
+        assert_eq!(
+            s("%+x|% x|%012x|% 030b", 0.5),
+            "+0x1p-01| 0x1p-01|000000x1p-01| 0000000004503599627370496p-53"
+        );
+        assert_eq!(s("%x|%b", 0.0), "0x0p+00|0p-1074");
+        assert_eq!(s("%x|%b", 5e-324), "0x1p-1074|1p-1074");
+        assert_eq!(
+            s("%x|%+x|%010x|% b", f64::INFINITY),
+            "+Inf|+Inf|      +Inf| Inf"
+        );
+        assert_eq!(s("%x|%+x|%b", f64::NAN), "NaN|+NaN|NaN");
     }
 
     #[test]
