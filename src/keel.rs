@@ -149,12 +149,14 @@ pub fn release_values(release: &Release) -> Value {
         Writer::Helm3 => values::NullOverNull::Delete,
         Writer::Helm4 => values::NullOverNull::Keep,
     };
-    Value::Object(values::coalesce_single_chart(
-        chart_name,
-        defaults,
-        user,
-        null_over_null,
-    ))
+    // Helm prints coalescing warnings ("skipped value for x: Not a table.") when it renders a
+    // chart, not when it reads a release's values. keelson reads them for every release on
+    // every `list` and poll, so here they stay quiet; rendering still warns as helm does.
+    let quiet = tracing::subscriber::NoSubscriber::default();
+    let coalesced = tracing::subscriber::with_default(quiet, || {
+        values::coalesce_single_chart(chart_name, defaults, user, null_over_null)
+    });
+    Value::Object(coalesced)
 }
 
 const KNOWN_KEYS: [&str; 9] = [
@@ -546,6 +548,58 @@ mod tests {
 
     fn read(values: Value) -> Result<Option<KeelBlock>, FieldError> {
         read_values(&values)
+    }
+
+    /// Counts the events a closure emits, through a scoped subscriber.
+    fn events_during(f: impl FnOnce()) -> usize {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Counter(Arc<AtomicUsize>);
+        impl tracing::Subscriber for Counter {
+            fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+                true
+            }
+            fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+                tracing::span::Id::from_u64(1)
+            }
+            fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+            fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+            fn event(&self, _: &tracing::Event<'_>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+            fn enter(&self, _: &tracing::span::Id) {}
+            fn exit(&self, _: &tracing::span::Id) {}
+        }
+        let count = Arc::new(AtomicUsize::new(0));
+        tracing::subscriber::with_default(Counter(count.clone()), f);
+        count.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn reading_release_values_is_quiet_where_rendering_warns() {
+        // The user puts a table where the chart has a scalar: Helm warns when it renders.
+        let defaults = json!({"image": "nginx:1.0.0"});
+        let user = json!({"image": {"tag": "2.0.0"}});
+        let release = Release {
+            name: Some("web".into()),
+            chart: Some(crate::storage::Chart {
+                metadata: serde_json::from_value(json!({"name": "web", "version": "1.0.0"})).ok(),
+                values: Some(defaults.clone()),
+                ..Default::default()
+            }),
+            config: user.as_object().cloned(),
+            ..Default::default()
+        };
+        let (Value::Object(defaults), Value::Object(user)) = (defaults, user) else {
+            unreachable!("literal objects")
+        };
+        let warned = events_during(|| {
+            values::coalesce_single_chart("web", &defaults, &user, values::NullOverNull::Delete);
+        });
+        assert!(warned > 0, "coalescing itself warns, as Helm's does");
+        let mut read = Value::Null;
+        assert_eq!(events_during(|| read = release_values(&release)), 0);
+        assert_eq!(read["image"]["tag"], "2.0.0");
     }
 
     #[test]
