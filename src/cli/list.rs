@@ -150,7 +150,7 @@ pub async fn run(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCo
         .await
         .with_context(|| format!("cannot list releases ({} driver)", args.driver))?;
     // Skipped records are reported as warnings (naming each object) while decoding.
-    let (kind, releases, _unplaceable) = found.into_releases();
+    let (kind, releases) = found.into_releases();
     let candidates: Vec<ReleaseRecords> = releases
         .into_iter()
         .filter(|r| filter.as_ref().is_none_or(|f| f.is_match(&r.name)))
@@ -244,7 +244,8 @@ fn select_rows(
     mut candidates: Vec<ReleaseRecords>,
 ) -> Vec<ListedRelease> {
     let rows_of = |batch: Vec<ReleaseRecords>| -> Vec<ListedRelease> {
-        decode_releases_map(kind, batch, &|stored| {
+        // Skipped records were already reported as warnings naming each object.
+        let (rows, _skipped) = decode_releases_map(kind, batch, &|stored| {
             if !status_selected(args, &stored.release.status()) {
                 return None;
             }
@@ -253,7 +254,8 @@ fn select_rows(
                 row.updated = format_go_layout(&row.last_deployed, layout);
             }
             Some(row)
-        })
+        });
+        rows
     };
     let wanted = args.offset.saturating_add(args.max);
     let mut rows = if args.date || args.max == 0 {

@@ -261,19 +261,19 @@ impl Undecoded {
         listing
     }
 
-    /// Splits off the records with no release, reporting what is wrong with each; what stays
-    /// is decoded per release with [`decode_releases`].
-    pub fn into_releases(self) -> (DriverKind, Vec<ReleaseRecords>, Vec<SkippedRecord>) {
-        let skipped = report_unplaceable(self.kind, self.unplaceable);
-        (self.kind, self.releases, skipped)
+    /// Splits off the records with no release, warning about each; what stays is decoded per
+    /// release with [`decode_releases_map`].
+    pub fn into_releases(self) -> (DriverKind, Vec<ReleaseRecords>) {
+        report_unplaceable(self.kind, self.unplaceable);
+        (self.kind, self.releases)
     }
 }
 
 /// Decodes the newest decodable revision of each release (older ones only when a newer one
 /// is corrupt), in parallel, warning once per skipped record.
 pub fn decode_releases(kind: DriverKind, releases: Vec<ReleaseRecords>) -> Listing {
-    let groups = releases.into_iter().map(|r| r.newest_first).collect();
-    collect_groups(decode_groups(kind, groups))
+    let (records, skipped) = decode_releases_map(kind, releases, &Some);
+    Listing { records, skipped }
 }
 
 /// [`decode_releases`], keeping of each release only what `map` makes of its record (`None`:
@@ -282,42 +282,18 @@ pub fn decode_releases_map<T: Send>(
     kind: DriverKind,
     releases: Vec<ReleaseRecords>,
     map: &(dyn Fn(StoredRelease) -> Option<T> + Sync),
-) -> Vec<T> {
+) -> (Vec<T>, Vec<SkippedRecord>) {
     let groups = releases.into_iter().map(|r| r.newest_first).collect();
-    let mut kept = Vec::new();
-    for (record, skipped) in decode_groups_map(kind, groups, map) {
-        for skip in skipped {
-            tracing::warn!(object = %skip.object, reason = %skip.reason, "skipping release record");
-        }
-        kept.extend(record.flatten());
-    }
-    kept
+    let (kept, skipped) = collect_groups(decode_groups_map(kind, groups, map));
+    (kept.into_iter().flatten().collect(), skipped)
 }
 
-/// An unplaceable record is never listed, even if it decodes; the warning says why it is
-/// unusable (decoding names the fault; one that decodes has labels that place it nowhere).
+/// Records whose labels place them in no release are never listed. Decoding them only says
+/// what is wrong: decoding checks the `name` and `version` labels against the record, so it
+/// names the fault.
 fn report_unplaceable(kind: DriverKind, raws: Vec<RawRecord>) -> Vec<SkippedRecord> {
     let groups = raws.into_iter().map(|raw| vec![raw]).collect();
-    decode_groups(kind, groups)
-        .into_iter()
-        .flat_map(|(record, mut skipped)| {
-            if let Some(record) = record {
-                skipped.push(SkippedRecord {
-                    object: format!(
-                        "{} {}/{}",
-                        kind.object_kind(),
-                        record.namespace,
-                        record.object_name
-                    ),
-                    reason: "its name and version labels place it in no release".to_string(),
-                });
-            }
-            skipped
-        })
-        .inspect(|skip| {
-            tracing::warn!(object = %skip.object, reason = %skip.reason, "skipping release record");
-        })
-        .collect()
+    collect_groups(decode_groups(kind, groups)).1
 }
 
 /// The payload and metadata common to both object kinds.
@@ -457,7 +433,8 @@ impl Driver {
     ) -> Result<Listing, DriverError> {
         let raws = self.list_raw(namespace, selector, Read::Consistent).await?;
         let groups = raws.into_iter().map(|raw| vec![raw]).collect();
-        Ok(collect_groups(decode_groups(self.kind, groups)))
+        let (records, skipped) = collect_groups(decode_groups(self.kind, groups));
+        Ok(Listing { records, skipped })
     }
 
     /// The newest decodable revision of every release matching `selector`, decoding only what
@@ -829,17 +806,21 @@ fn decode_groups_map<T: Send>(
     })
 }
 
-/// Flattens decoded groups into a listing, warning once per skipped record.
-fn collect_groups(decoded: Vec<(Option<StoredRelease>, Vec<SkippedRecord>)>) -> Listing {
-    let mut listing = Listing::default();
+/// Flattens decoded groups into what was kept and what was skipped, warning once per skipped
+/// record.
+fn collect_groups<T>(
+    decoded: Vec<(Option<T>, Vec<SkippedRecord>)>,
+) -> (Vec<T>, Vec<SkippedRecord>) {
+    let mut kept = Vec::new();
+    let mut all_skipped = Vec::new();
     for (record, skipped) in decoded {
         for skip in skipped {
             tracing::warn!(object = %skip.object, reason = %skip.reason, "skipping release record");
-            listing.skipped.push(skip);
+            all_skipped.push(skip);
         }
-        listing.records.extend(record);
+        kept.extend(record);
     }
-    listing
+    (kept, all_skipped)
 }
 
 /// Decodes and checks one object; the error names the object and says what is wrong.
@@ -1097,10 +1078,10 @@ mod tests {
                 _ => assert!(record.is_none() && skipped.len() == 1, "{i}"),
             }
         }
-        let listing = collect_groups(decoded);
-        assert_eq!(listing.records.len(), 67);
-        assert_eq!(listing.skipped.len(), 66);
-        assert!(listing.skipped[0].object.starts_with("Secret "));
+        let (records, skipped) = collect_groups(decoded);
+        assert_eq!(records.len(), 67);
+        assert_eq!(skipped.len(), 66);
+        assert!(skipped[0].object.starts_with("Secret "));
     }
 
     #[test]
