@@ -79,14 +79,6 @@ impl ClusterArgs {
         ));
         client_for(config).map_err(Error::Client)
     }
-
-    /// The namespace commands default to: the context's namespace, else `default` (like kubectl).
-    pub async fn default_namespace(&self) -> String {
-        match self.config().await {
-            Ok(config) => config.default_namespace,
-            Err(_) => "default".to_string(),
-        }
-    }
 }
 
 /// A client like `Client::try_from(config)` builds, except that its sockets set `TCP_NODELAY`.

@@ -134,15 +134,17 @@ pub async fn run(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCo
         .map(regex::Regex::new)
         .transpose()
         .context("invalid --filter regular expression")?;
+    let client = cluster.client().await?;
+    // The kubeconfig is read once: the client knows the context's namespace.
     let namespace = if args.all_namespaces {
         None
     } else {
-        match &args.namespace {
-            Some(ns) => Some(ns.clone()),
-            None => Some(cluster.default_namespace().await),
-        }
+        Some(
+            args.namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_string()),
+        )
     };
-    let client = cluster.client().await?;
     let driver = Driver::new(client, args.driver);
     let selector = list_selector(&args);
     let found = driver

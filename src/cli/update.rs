@@ -74,18 +74,21 @@ async fn updater(
     cluster: &ClusterArgs,
     config: UpdaterConfig,
 ) -> anyhow::Result<(Updater, Option<String>)> {
-    let namespace = if scope.all_namespaces {
-        None
-    } else {
-        match &scope.namespace {
-            Some(ns) => Some(ns.clone()),
-            None => Some(cluster.default_namespace().await),
-        }
-    };
     let registry_config = scope.registry.config()?;
     let registry = RegistryClient::new(registry_config.clone())
         .context("cannot set up the registry client")?;
     let client = cluster.client().await?;
+    // The kubeconfig is read once: the client knows the context's namespace.
+    let namespace = if scope.all_namespaces {
+        None
+    } else {
+        Some(
+            scope
+                .namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_string()),
+        )
+    };
     let storage = Storage::new(Driver::new(client.clone(), scope.driver));
     Ok((
         Updater {
