@@ -2,6 +2,7 @@
 //! registry's tags, the policy's choice, and the rollback guard — a change or the reason for none.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -45,16 +46,107 @@ pub struct ValueChange {
     pub new: String,
 }
 
-/// Tags of each repository, fetched once per cycle however many releases track it.
-#[derive(Default)]
+/// Which listing a cached answer belongs to: listings with different credentials may differ,
+/// so the pull secret (namespace/name; empty for the default credentials) is part of the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TagKey {
+    pub scope: String,
+    /// The normalized repository (`docker.io/library/nginx`).
+    pub repository: String,
+}
+
+type Shared<T> = Arc<tokio::sync::OnceCell<Result<T, String>>>;
+
+/// Tags (and digests) of each repository, fetched once however many releases track it. Clones
+/// share one cache, and concurrent plans asking for the same repository wait for one request,
+/// so a cycle costs one tag listing per repository.
+#[derive(Clone, Default)]
 pub struct TagCache {
-    tags: HashMap<String, Result<Vec<String>, String>>,
-    digests: HashMap<(String, String), Result<String, String>>,
+    tags: Arc<Mutex<HashMap<TagKey, Shared<Vec<String>>>>>,
+    digests: Arc<Mutex<HashMap<(TagKey, String), Shared<String>>>>,
+}
+
+impl TagCache {
+    /// A cache that starts with answers already known (e.g. from an earlier, still fresh check).
+    pub fn seed_tags(&self, key: TagKey, tags: Result<Vec<String>, String>) {
+        let cell = tokio::sync::OnceCell::new_with(Some(tags));
+        lock(&self.tags).insert(key, Arc::new(cell));
+    }
+
+    /// Every tag listing this cache has answered (or was seeded with).
+    pub fn tag_results(&self) -> Vec<(TagKey, Result<Vec<String>, String>)> {
+        lock(&self.tags)
+            .iter()
+            .filter_map(|(key, cell)| cell.get().map(|found| (key.clone(), found.clone())))
+            .collect()
+    }
+
+    async fn tags(
+        &self,
+        registry: &RegistryClient,
+        scope: &str,
+        image: &ImageRef,
+    ) -> Result<Vec<String>, String> {
+        let key = TagKey {
+            scope: scope.to_string(),
+            repository: image.repository(),
+        };
+        let cell = lock(&self.tags).entry(key).or_default().clone();
+        cell.get_or_init(|| async {
+            registry.list_tags(image).await.map_err(|err| {
+                format!(
+                    "cannot list tags of {}: {}",
+                    image.repository(),
+                    error_chain(&err)
+                )
+            })
+        })
+        .await
+        .clone()
+    }
+
+    async fn digest(
+        &self,
+        registry: &RegistryClient,
+        scope: &str,
+        image: &ImageRef,
+        tag: &str,
+    ) -> Result<String, String> {
+        let key = (
+            TagKey {
+                scope: scope.to_string(),
+                repository: image.repository(),
+            },
+            tag.to_string(),
+        );
+        let cell = lock(&self.digests).entry(key).or_default().clone();
+        cell.get_or_init(|| async {
+            registry.digest(image, tag).await.map_err(|err| {
+                format!(
+                    "cannot read the digest of {}:{tag}: {}",
+                    image.repository(),
+                    error_chain(&err)
+                )
+            })
+        })
+        .await
+        .clone()
+    }
+}
+
+/// The cache's maps stay usable even if a holder of the lock panicked: entries are only ever
+/// inserted whole.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The registry clients a plan may use: the default one, and one per pull secret named by an
 /// image's `imagePullSecret` (or why that secret cannot be used).
 pub struct Registries<'a> {
+    /// The namespace the pull secrets are read from (the release's).
+    pub namespace: &'a str,
     pub default: &'a RegistryClient,
     pub by_secret: &'a HashMap<String, Result<std::sync::Arc<RegistryClient>, String>>,
 }
@@ -64,57 +156,11 @@ impl<'a> Registries<'a> {
         match &tracked.image_pull_secret {
             None => Ok((self.default, String::new())),
             Some(secret) => match self.by_secret.get(secret) {
-                Some(Ok(client)) => Ok((client.as_ref(), secret.clone())),
+                Some(Ok(client)) => Ok((client.as_ref(), format!("{}/{secret}", self.namespace))),
                 Some(Err(reason)) => Err(reason.clone()),
                 None => Ok((self.default, String::new())),
             },
         }
-    }
-}
-
-impl TagCache {
-    async fn tags(
-        &mut self,
-        registry: &RegistryClient,
-        scope: &str,
-        image: &ImageRef,
-    ) -> Result<Vec<String>, String> {
-        // Listings with different credentials may differ, so the pull secret is part of the key.
-        let key = format!("{scope}|{}", image.repository());
-        if let Some(found) = self.tags.get(&key) {
-            return found.clone();
-        }
-        let result = registry.list_tags(image).await.map_err(|err| {
-            format!(
-                "cannot list tags of {}: {}",
-                image.repository(),
-                error_chain(&err)
-            )
-        });
-        self.tags.insert(key, result.clone());
-        result
-    }
-
-    async fn digest(
-        &mut self,
-        registry: &RegistryClient,
-        scope: &str,
-        image: &ImageRef,
-        tag: &str,
-    ) -> Result<String, String> {
-        let key = (format!("{scope}|{}", image.repository()), tag.to_string());
-        if let Some(found) = self.digests.get(&key) {
-            return found.clone();
-        }
-        let result = registry.digest(image, tag).await.map_err(|err| {
-            format!(
-                "cannot read the digest of {}:{tag}: {}",
-                image.repository(),
-                error_chain(&err)
-            )
-        });
-        self.digests.insert(key, result.clone());
-        result
     }
 }
 
@@ -170,29 +216,42 @@ fn reference_text(repository: &str, tag: Option<&str>, digest: Option<&str>) -> 
     text
 }
 
-/// Plans every tracked image of `latest` (the newest revision); `history` is the release's
-/// whole history (any order) for the rollback guard.
+/// Plans every tracked image of release `name` in `namespace` from its `block` (read from the
+/// revision planned from); `history` is the release's whole history (any order) for the
+/// rollback guard. Without history the guard is off: a plan with no target then has none with
+/// history either, since the guard only ever removes candidates.
 pub async fn plan_release(
-    latest: &StoredRelease,
+    name: &str,
+    namespace: &str,
     block: &KeelBlock,
     history: &[StoredRelease],
     registries: &Registries<'_>,
-    cache: &mut TagCache,
+    cache: &TagCache,
 ) -> Vec<ImagePlan> {
     let mut plans = Vec::with_capacity(block.images.len());
     for tracked in &block.images {
-        plans.push(plan_image(latest, block, tracked, history, registries, cache).await);
+        plans.push(
+            plan_image(
+                (name, namespace),
+                block,
+                tracked,
+                history,
+                registries,
+                cache,
+            )
+            .await,
+        );
     }
     plans
 }
 
 async fn plan_image(
-    latest: &StoredRelease,
+    (name, namespace): (&str, &str),
     block: &KeelBlock,
     tracked: &TrackedImage,
     history: &[StoredRelease],
     registries: &Registries<'_>,
-    cache: &mut TagCache,
+    cache: &TagCache,
 ) -> ImagePlan {
     let policy_text = tracked.effective_policy(block).to_string();
     let current = reference_text(
@@ -201,8 +260,8 @@ async fn plan_image(
         tracked.digest_path.as_ref().and(tracked.digest.as_deref()),
     );
     let mut plan = ImagePlan {
-        release: latest.release.name().to_string(),
-        namespace: latest.release.namespace().to_string(),
+        release: name.to_string(),
+        namespace: namespace.to_string(),
         image: tracked.repository.clone(),
         path: tracked
             .tag_path

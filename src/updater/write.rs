@@ -143,7 +143,7 @@ impl Updater {
         for skipped in &listing.skipped {
             warn!(object = %skipped.object, reason = %skipped.reason, "skipped a release record that cannot be decoded");
         }
-        let mut cache = TagCache::default();
+        let cache = TagCache::default();
         let mut outcomes = Vec::with_capacity(listing.records.len());
         let mut latest = listing.records;
         latest.sort_by(|a, b| {
@@ -151,7 +151,7 @@ impl Updater {
                 .cmp(&(b.release.namespace(), b.release.name()))
         });
         for stored in latest {
-            outcomes.push(self.reconcile_release(stored, &mut cache).await);
+            outcomes.push(self.reconcile_release(stored, &cache).await);
         }
         Ok(outcomes)
     }
@@ -160,7 +160,7 @@ impl Updater {
     pub async fn reconcile_release(
         &self,
         latest: StoredRelease,
-        cache: &mut TagCache,
+        cache: &TagCache,
     ) -> ReleaseOutcome {
         let release = latest.release.name().to_string();
         let namespace = latest.release.namespace().to_string();
@@ -204,6 +204,16 @@ impl Updater {
             );
         }
 
+        // Most cycles change nothing: plan from the newest revision alone first, and read the
+        // history (one more request per release) only when it is deployed and an image would
+        // move, or when it is not the deployed one.
+        if status == Status::Deployed {
+            let plans = self.plan_tracked(&release, &namespace, &block, cache).await;
+            if plans.iter().all(|p| p.target.is_none()) {
+                return done(plans, Outcome::UpToDate);
+            }
+        }
+
         let history = match self.storage.history(&namespace, &release).await {
             Ok(history) => history,
             Err(err) => {
@@ -233,10 +243,19 @@ impl Updater {
         };
         let by_secret = self.pull_secret_clients(&namespace, &block).await;
         let registries = plan::Registries {
+            namespace: &namespace,
             default: &self.registry,
             by_secret: &by_secret,
         };
-        let plans = plan::plan_release(base, &block, &history, &registries, cache).await;
+        let plans = plan::plan_release(
+            base.release.name(),
+            base.release.namespace(),
+            &block,
+            &history,
+            &registries,
+            cache,
+        )
+        .await;
         let mut plans = plans;
         let changes: Vec<&ImagePlan> = plans.iter().filter(|p| p.target.is_some()).collect();
         if changes.is_empty() {
@@ -556,6 +575,25 @@ impl Updater {
 }
 
 impl Updater {
+    /// Plans `block`'s images without the release's history: what the registries offer under
+    /// the policy, with no rollback guard. Enough to tell that nothing moves; a plan with
+    /// targets must be confirmed by [`Updater::reconcile_release`], which reads the history.
+    pub async fn plan_tracked(
+        &self,
+        release: &str,
+        namespace: &str,
+        block: &keel::KeelBlock,
+        cache: &TagCache,
+    ) -> Vec<ImagePlan> {
+        let by_secret = self.pull_secret_clients(namespace, block).await;
+        let registries = plan::Registries {
+            namespace,
+            default: &self.registry,
+            by_secret: &by_secret,
+        };
+        plan::plan_release(release, namespace, block, &[], &registries, cache).await
+    }
+
     /// A registry client per `imagePullSecret` the block names, with that Secret's credentials
     /// (from the release's namespace) on top of the default ones.
     async fn pull_secret_clients(

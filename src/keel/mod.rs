@@ -1,12 +1,16 @@
 //! Reads the `keel:` block (Keel's schema plus keelson's extensions) and the current image
 //! references it points at from a release's values.
 
+pub mod schedule;
+
 use std::fmt;
 
 use serde_json::{Map, Value};
 
 use crate::storage::{Release, Writer};
 use crate::values::{self, Values};
+
+pub use schedule::{Schedule, ScheduleError};
 
 /// Keel's default poll schedule when the block sets none.
 pub const DEFAULT_POLL_SCHEDULE: &str = "@every 1m";
@@ -63,6 +67,8 @@ pub struct KeelBlock {
     pub policy: String,
     pub trigger: Trigger,
     pub poll_schedule: Option<String>,
+    /// `poll_schedule` (or Keel's default) parsed; a block with a bad schedule is refused.
+    pub schedule: Schedule,
     pub match_tag: bool,
     pub match_pre_release: bool,
     pub approvals: u64,
@@ -223,6 +229,8 @@ pub fn read_values(values: &Value) -> Result<Option<KeelBlock>, FieldError> {
     };
     let poll_schedule =
         optional_string(block, "pollSchedule", "keel.pollSchedule")?.filter(|s| !s.is_empty());
+    let schedule = Schedule::parse(poll_schedule.as_deref().unwrap_or(DEFAULT_POLL_SCHEDULE))
+        .map_err(|err| FieldError::new("keel.pollSchedule", err.to_string()))?;
     let match_tag = boolean(block, "matchTag", "keel.matchTag", &mut warnings)?;
     let match_pre_release = boolean(
         block,
@@ -279,6 +287,7 @@ pub fn read_values(values: &Value) -> Result<Option<KeelBlock>, FieldError> {
         policy,
         trigger,
         poll_schedule,
+        schedule,
         match_tag,
         match_pre_release,
         approvals,
@@ -673,6 +682,14 @@ mod tests {
             (
                 json!({"keel": {"policy": "all", "matchTag": "yes"}}),
                 "keel.matchTag",
+            ),
+            (
+                json!({"keel": {"policy": "all", "pollSchedule": "@every soon"}}),
+                "keel.pollSchedule",
+            ),
+            (
+                json!({"keel": {"policy": "all", "pollSchedule": "61 * * * *"}}),
+                "keel.pollSchedule",
             ),
             (
                 json!({"keel": {"policy": "all", "approvals": -1}}),
