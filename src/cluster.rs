@@ -127,3 +127,15 @@ fn client_for(config: Config) -> Result<Client, kube::Error> {
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// A kube client error as users should read it: an apiserver's answer as its message and code
+/// (`secrets is forbidden: … (403 Forbidden)`), anything else as its own text. kube's display
+/// of an answer repeats the message and dumps the whole Status.
+pub fn api_error_text(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => {
+            format!("{} ({} {})", status.message, status.code, status.reason)
+        }
+        other => other.to_string(),
+    }
+}

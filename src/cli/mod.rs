@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod run;
 pub mod tags;
 pub mod update;
 
@@ -52,6 +53,8 @@ pub enum Command {
     Reconcile(update::ReconcileArgs),
     /// Render a chart locally exactly as `helm template` does.
     Template(Box<template::TemplateArgs>),
+    /// Run the controller: watch releases, poll registries, take webhooks, write revisions.
+    Run(Box<run::RunArgs>),
 }
 
 /// Entry point of the binary: maps errors to exit code 1 with the full cause chain on stderr.
@@ -107,6 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => update::check(args, &cli.global.cluster).await,
         Command::Reconcile(args) => update::reconcile(args, &cli.global.cluster).await,
         Command::Template(args) => template::run(&args),
+        Command::Run(args) => run::run(*args, &cli.global.cluster).await,
     }
 }
 

@@ -197,6 +197,7 @@ pub async fn reconcile(args: ReconcileArgs, cluster: &ClusterArgs) -> anyhow::Re
         dry_run: false,
         run_hooks: args.run_hooks,
         hook_timeout: std::time::Duration::from_secs(args.hook_timeout),
+        ..UpdaterConfig::default()
     };
     let (updater, namespace) = updater(&args.scope, cluster, config).await?;
     let outcomes = updater

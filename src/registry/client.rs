@@ -142,9 +142,15 @@ struct Counters {
     tags: AtomicU64,
     manifest: AtomicU64,
     token: AtomicU64,
+    /// Answers by HTTP status code; 0 counts requests that got no answer.
+    statuses: Mutex<BTreeMap<u16, u64>>,
 }
 
 impl Counters {
+    fn answered(&self, code: u16) {
+        *lock(&self.statuses).entry(code).or_default() += 1;
+    }
+
     fn bump(&self, kind: RequestKind) {
         let counter = match kind {
             RequestKind::Ping => &self.ping,
@@ -308,6 +314,17 @@ impl RegistryClient {
             .iter()
             .map(|(host, state)| (host.clone(), state.counters.snapshot()))
             .collect()
+    }
+
+    /// Answers so far by host and HTTP status code (0: the request got no answer).
+    pub fn answers_by_status(&self) -> BTreeMap<(String, u16), u64> {
+        let mut all = BTreeMap::new();
+        for (host, state) in lock(&self.inner.hosts).iter() {
+            for (code, count) in lock(&state.counters.statuses).iter() {
+                all.insert((host.clone(), *code), *count);
+            }
+        }
+        all
     }
 
     /// Requests sent so far to one host (zero when none).
@@ -1026,7 +1043,11 @@ impl RegistryClient {
                     .body(form.clone());
             }
             state.counters.bump(kind);
-            let response = request.send().await.map_err(|source| {
+            let sent = request.send().await;
+            state
+                .counters
+                .answered(sent.as_ref().map_or(0, |r| r.status().as_u16()));
+            let response = sent.map_err(|source| {
                 if source.is_timeout() {
                     Error::Timeout {
                         url: url.to_string(),

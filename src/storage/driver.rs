@@ -823,6 +823,31 @@ fn collect_groups<T>(
     (kept, all_skipped)
 }
 
+/// One record object as a watch delivers it.
+#[derive(Debug, Clone)]
+pub enum RecordObject {
+    Secret(Secret),
+    ConfigMap(ConfigMap),
+}
+
+impl RecordObject {
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            RecordObject::Secret(secret) => &secret.metadata,
+            RecordObject::ConfigMap(cm) => &cm.metadata,
+        }
+    }
+}
+
+/// Decodes one watched object with the same checks as a listing (labels agree with the
+/// record, Helm's Secret type); the error names the object.
+pub fn decode_object(object: RecordObject) -> Result<StoredRelease, SkippedRecord> {
+    match object {
+        RecordObject::Secret(secret) => decode_raw(DriverKind::Secret, raw_from_secret(secret)),
+        RecordObject::ConfigMap(cm) => decode_raw(DriverKind::ConfigMap, raw_from_config_map(cm)),
+    }
+}
+
 /// Decodes and checks one object; the error names the object and says what is wrong.
 fn decode_raw(kind: DriverKind, raw: RawRecord) -> Result<StoredRelease, SkippedRecord> {
     let namespace = raw.meta.namespace.clone().unwrap_or_default();

@@ -73,6 +73,13 @@ impl TagCache {
         lock(&self.tags).insert(key, Arc::new(cell));
     }
 
+    /// Whether a listing for `key` is at hand (seeded or fetched).
+    pub fn has_tags(&self, key: &TagKey) -> bool {
+        lock(&self.tags)
+            .get(key)
+            .is_some_and(|cell| cell.initialized())
+    }
+
     /// Every tag listing this cache has answered (or was seeded with).
     pub fn tag_results(&self) -> Vec<(TagKey, Result<Vec<String>, String>)> {
         lock(&self.tags)

@@ -35,6 +35,10 @@ pub struct UpdaterConfig {
     pub history_max: usize,
     /// Plan only; write nothing (`keelson check`).
     pub dry_run: bool,
+    /// How long one release's render may take before that release fails this cycle.
+    pub render_timeout: std::time::Duration,
+    /// The writer named on pending records (the controller's leader Lease).
+    pub holder: Option<super::Holder>,
 }
 
 impl Default for UpdaterConfig {
@@ -44,6 +48,8 @@ impl Default for UpdaterConfig {
             hook_timeout: std::time::Duration::from_secs(300),
             history_max: crate::storage::DEFAULT_HISTORY_MAX,
             dry_run: false,
+            render_timeout: std::time::Duration::from_secs(60),
+            holder: None,
         }
     }
 }
@@ -503,7 +509,36 @@ impl Updater {
             .capabilities
             .get_or_init(|| ClusterCapabilities::discover(&self.client))
             .await;
-        if let Some(rendered) = full_render(deployed, config, next_version, capabilities) {
+        // Rendering is CPU work that may take long on a pathological chart: it runs on the
+        // blocking pool, so other releases' updates and the controller's I/O go on meanwhile,
+        // and this release fails alone when it overruns its time.
+        let render_job = {
+            let (deployed, config, capabilities) =
+                (deployed.clone(), config.clone(), capabilities.clone());
+            tokio::task::spawn_blocking(move || {
+                full_render(&deployed, &config, next_version, &capabilities)
+            })
+        };
+        let limit = self.config.render_timeout;
+        let rendered = match tokio::time::timeout(limit, render_job).await {
+            Ok(Ok(rendered)) => rendered,
+            Ok(Err(join)) => {
+                return Err(Outcome::Failed {
+                    reason: format!("the renderer stopped unexpectedly: {join}"),
+                    revision: None,
+                });
+            }
+            Err(_) => {
+                return Err(Outcome::Failed {
+                    reason: format!(
+                        "rendering the chart took longer than {}s; nothing was written",
+                        limit.as_secs()
+                    ),
+                    revision: None,
+                });
+            }
+        };
+        if let Some(rendered) = rendered {
             return Ok((
                 rendered.manifest,
                 rendered.hooks,

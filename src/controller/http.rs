@@ -1,0 +1,338 @@
+//! The controller's one HTTP server: registry webhooks (authenticated), `/metrics`,
+//! `/healthz` and `/readyz`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::Controller;
+use super::webhooks::{self, Kind};
+
+/// Bodies larger than this are refused (413): registry events are a few KiB.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How webhook requests prove who sent them.
+#[derive(Clone)]
+pub struct WebhookAuth {
+    /// The shared secret: a bearer token, a basic-auth password, or GitHub's HMAC key.
+    pub token: Option<String>,
+    /// Accept requests without credentials (Keel's behaviour); off unless asked for.
+    pub allow_unauthenticated: bool,
+}
+
+impl std::fmt::Debug for WebhookAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookAuth")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("allow_unauthenticated", &self.allow_unauthenticated)
+            .finish()
+    }
+}
+
+/// Compares without an early exit, so response times do not reveal how much of a guess was
+/// right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl WebhookAuth {
+    /// Whether the request carries valid credentials: `Authorization: Bearer TOKEN`, basic
+    /// auth with TOKEN as the password (for senders that only take credentials in the URL),
+    /// or GitHub's `X-Hub-Signature-256` HMAC of the body keyed with TOKEN.
+    pub fn allows(&self, headers: &HeaderMap, body: &[u8]) -> bool {
+        let Some(token) = self.token.as_deref().filter(|t| !t.is_empty()) else {
+            return self.allow_unauthenticated;
+        };
+        if let Some(value) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            if let Some(given) = value.strip_prefix("Bearer ") {
+                return same_secret(given.trim().as_bytes(), token.as_bytes());
+            }
+            if let Some(encoded) = value.strip_prefix("Basic ") {
+                use base64::Engine;
+                let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim())
+                else {
+                    return false;
+                };
+                let password = decoded
+                    .iter()
+                    .position(|b| *b == b':')
+                    .map_or(&decoded[..0], |colon| &decoded[colon + 1..]);
+                return same_secret(password, token.as_bytes());
+            }
+            return false;
+        }
+        if let Some(signature) = headers
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("sha256="))
+        {
+            let Some(expected) = hex_decode(signature) else {
+                return false;
+            };
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.as_bytes());
+            return ring::hmac::verify(&key, body, &expected).is_ok();
+        }
+        self.allow_unauthenticated
+    }
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(value) = header::HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Reply {
+    reply(status, "application/json", value.to_string())
+}
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    controller: Arc<Controller>,
+    auth: WebhookAuth,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let auth = Arc::new(auth);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                warn!(error = %err, "cannot accept a connection");
+                continue;
+            }
+        };
+        let controller = controller.clone();
+        let auth = auth.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let controller = controller.clone();
+                let auth = auth.clone();
+                async move { Ok::<_, Infallible>(route(request, &controller, &auth, peer).await) }
+            });
+            // A slow client may not hold a connection open forever.
+            let connection = http1::Builder::new()
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(err) = connection.await {
+                debug!(%peer, error = %err, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Binds the listener (an error names the address).
+pub async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen on {address}: {err}"))?;
+    info!(%address, "serving webhooks, /metrics, /healthz and /readyz");
+    Ok(listener)
+}
+
+async fn route(
+    request: hyper::Request<Incoming>,
+    controller: &Arc<Controller>,
+    auth: &WebhookAuth,
+    peer: SocketAddr,
+) -> Reply {
+    let path = request.uri().path().to_string();
+    match (request.method(), path.as_str()) {
+        (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n"),
+        (&Method::GET, "/readyz") => {
+            if *controller.synced.borrow() {
+                let role = if *controller.leading.borrow() {
+                    "leader"
+                } else {
+                    "standby"
+                };
+                reply(StatusCode::OK, "text/plain", format!("ready ({role})\n"))
+            } else {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "release records not listed yet\n",
+                )
+            }
+        }
+        (&Method::GET, "/metrics") => {
+            controller.publish_registry_counts();
+            reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                controller.metrics.render(),
+            )
+        }
+        (_, p) if p.starts_with("/v1/webhooks/") => {
+            let Some(kind) = Kind::from_path(p) else {
+                return reply(
+                    StatusCode::NOT_FOUND,
+                    "text/plain",
+                    "unknown webhook kind\n",
+                );
+            };
+            let response = webhook(request, kind, controller, auth).await;
+            let code = response.status().as_u16().to_string();
+            controller.metrics.inc(
+                "keelson_webhook_requests_total",
+                &[("endpoint", kind.label()), ("code", &code)],
+            );
+            debug!(%peer, endpoint = kind.label(), code = %code, "webhook");
+            response
+        }
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+async fn webhook(
+    request: hyper::Request<Incoming>,
+    kind: Kind,
+    controller: &Arc<Controller>,
+    auth: &WebhookAuth,
+) -> Reply {
+    if request.method() != Method::POST {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use POST\n");
+    }
+    let headers = request.headers().clone();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "text/plain",
+            "body too large\n",
+        );
+    }
+    let body = match Limited::new(request.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/plain",
+                "body too large\n",
+            );
+        }
+    };
+    // Credentials are checked before the body is even parsed: an unauthenticated request
+    // learns nothing about what keelson tracks.
+    if !auth.allows(&headers, &body) {
+        let mut response = reply(StatusCode::UNAUTHORIZED, "text/plain", "unauthorized\n");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"keelson\""),
+        );
+        return response;
+    }
+    let github_event = headers.get("x-github-event").and_then(|v| v.to_str().ok());
+    let hints = match webhooks::parse(kind, &body, github_event) {
+        Ok(hints) => hints,
+        Err(err) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": err.to_string()}),
+            );
+        }
+    };
+    let answers = controller.handle_hints(hints).await;
+    let status = if answers.iter().any(|a| a.status == "not the leader") {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if answers.iter().any(|a| a.status == "accepted") {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    json(status, serde_json::json!({"hints": answers}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, header::HeaderValue::from_str(value).expect("header"));
+        }
+        map
+    }
+
+    #[test]
+    fn credentials() {
+        use base64::Engine;
+        let auth = WebhookAuth {
+            token: Some("s3cret".into()),
+            allow_unauthenticated: false,
+        };
+        assert!(auth.allows(&headers(&[("authorization", "Bearer s3cret")]), b"{}"));
+        assert!(!auth.allows(&headers(&[("authorization", "Bearer s3cre")]), b"{}"));
+        assert!(!auth.allows(&headers(&[]), b"{}"));
+        let basic = base64::engine::general_purpose::STANDARD.encode("hub:s3cret");
+        assert!(auth.allows(
+            &headers(&[("authorization", &format!("Basic {basic}"))]),
+            b"{}"
+        ));
+        let wrong = base64::engine::general_purpose::STANDARD.encode("hub:nope");
+        assert!(!auth.allows(
+            &headers(&[("authorization", &format!("Basic {wrong}"))]),
+            b"{}"
+        ));
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"s3cret");
+        let tag = ring::hmac::sign(&key, b"{\"a\":1}");
+        let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let signed = headers(&[("x-hub-signature-256", &format!("sha256={hex}"))]);
+        assert!(auth.allows(&signed, b"{\"a\":1}"));
+        assert!(!auth.allows(&signed, b"{\"a\":2}"));
+        let open = WebhookAuth {
+            token: None,
+            allow_unauthenticated: true,
+        };
+        assert!(open.allows(&headers(&[]), b"{}"));
+        let closed = WebhookAuth {
+            token: None,
+            allow_unauthenticated: false,
+        };
+        assert!(!closed.allows(&headers(&[("authorization", "Bearer x")]), b"{}"));
+        assert!(!format!("{auth:?}").contains("s3cret"));
+    }
+}

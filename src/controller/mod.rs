@@ -1,0 +1,569 @@
+//! The always-on controller (`keelson run`): watches Helm's release records, checks each
+//! tracked repository once per cycle on the most frequent schedule among the releases that
+//! track it, takes registry webhooks, and writes new revisions through the updater — only
+//! while it holds the leader Lease.
+
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod releases;
+pub mod webhooks;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use tokio::sync::{Notify, Semaphore, watch};
+use tracing::{debug, info, warn};
+
+use crate::keel::Schedule;
+use crate::registry::ImageRef;
+use crate::storage::Status;
+use crate::updater::{Outcome, TagCache, TagKey, Updater};
+
+use metrics::Metrics;
+use releases::{ReleaseKey, Releases, Tracking};
+
+/// What started a release's plan (the `trigger` label of `keelson_checks_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    Poll,
+    Webhook,
+    /// The release's newest revision changed (new revision, changed block, rollback).
+    Change,
+}
+
+impl Cause {
+    fn label(self) -> &'static str {
+        match self {
+            Cause::Poll => "poll",
+            Cause::Webhook => "webhook",
+            Cause::Change => "change",
+        }
+    }
+}
+
+/// When a repository is next checked and what its last listing said.
+struct RepoState {
+    schedule: Schedule,
+    next_due: Timestamp,
+    /// The last listing and when it was fetched: reused by plans until the next check.
+    last: Option<(Result<Vec<String>, String>, Timestamp)>,
+}
+
+/// Scheduling state shared by the scheduler loop, the webhooks and the workers.
+#[derive(Default)]
+struct Schedules {
+    repos: HashMap<TagKey, RepoState>,
+    /// Releases whose newest revision changed since the last wave.
+    dirty: HashSet<ReleaseKey>,
+    /// Webhook hints recently acted on, for collapsing duplicate deliveries.
+    recent_hints: HashMap<webhooks::Hint, Instant>,
+}
+
+/// Releases being planned or written, and those asked for again meanwhile.
+#[derive(Default)]
+struct InFlight {
+    running: HashSet<ReleaseKey>,
+    again: HashMap<ReleaseKey, (TagCache, Cause)>,
+}
+
+/// The controller's shared state.
+pub struct Controller {
+    pub updater: Updater,
+    pub releases: Arc<Releases>,
+    pub metrics: Arc<Metrics>,
+    pub leading: watch::Receiver<bool>,
+    /// Turns true when every watch has listed once.
+    pub synced: watch::Receiver<bool>,
+    schedules: Mutex<Schedules>,
+    in_flight: Mutex<InFlight>,
+    slots: Semaphore,
+    wake: Notify,
+    tz: TimeZone,
+    /// Updates running now (SIGTERM waits for them).
+    active: watch::Sender<usize>,
+    stopping: watch::Receiver<bool>,
+}
+
+/// How long a webhook delivery counts as a duplicate of an earlier identical one.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A spread of up to a tenth of the period (at most 30 s), fixed per repository, so many
+/// repositories on one schedule do not all hit their registries in the same second.
+fn jitter(key: &TagKey, period: Duration) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    let span = (period / 10).min(Duration::from_secs(30));
+    if span.is_zero() {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(hasher.finish() % (span.as_millis() as u64).max(1))
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    jiff::SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(t)
+}
+
+impl Controller {
+    pub fn new(
+        updater: Updater,
+        releases: Arc<Releases>,
+        metrics: Arc<Metrics>,
+        leading: watch::Receiver<bool>,
+        synced: watch::Receiver<bool>,
+        max_concurrent_updates: usize,
+        stopping: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            updater,
+            releases,
+            metrics,
+            leading,
+            synced,
+            schedules: Mutex::new(Schedules::default()),
+            in_flight: Mutex::new(InFlight::default()),
+            slots: Semaphore::new(max_concurrent_updates.max(1)),
+            wake: Notify::new(),
+            tz: TimeZone::try_system().unwrap_or(TimeZone::UTC),
+            active: watch::Sender::new(0),
+            stopping,
+        })
+    }
+
+    fn is_leader(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// A release's newest revision changed: plan it at the next turn of the loop.
+    pub fn release_changed(&self, key: ReleaseKey) {
+        lock(&self.schedules).dirty.insert(key);
+        self.wake.notify_one();
+    }
+
+    /// Brings the repository schedules in line with the tracked releases: one entry per
+    /// repository some polling release tracks, on the most frequent of their schedules.
+    fn refresh_schedules(&self, now: Timestamp) {
+        let mut wanted: HashMap<TagKey, Schedule> = HashMap::new();
+        for release in self.releases.tracked() {
+            if !release.polls() {
+                continue;
+            }
+            for key in &release.repositories {
+                match wanted.get(key) {
+                    Some(current)
+                        if current.period(&self.tz) <= release.schedule.period(&self.tz) => {}
+                    _ => {
+                        wanted.insert(key.clone(), release.schedule.clone());
+                    }
+                }
+            }
+        }
+        let mut schedules = lock(&self.schedules);
+        schedules.repos.retain(|key, _| wanted.contains_key(key));
+        for (key, schedule) in wanted {
+            let tz = self.tz.clone();
+            let state = schedules
+                .repos
+                .entry(key.clone())
+                .or_insert_with(|| RepoState {
+                    schedule: schedule.clone(),
+                    next_due: now,
+                    last: None,
+                });
+            if state.schedule != schedule {
+                // A more (or less) frequent schedule: the next check follows it from the last.
+                let from = state.last.as_ref().map_or(now, |(_, at)| *at);
+                state.next_due = next_time(&schedule, from, &tz, &key).max(now);
+                state.schedule = schedule;
+            }
+        }
+    }
+
+    /// The scheduler: wakes at the earliest due repository or when something changed, and
+    /// starts a wave of plans. Runs until shutdown.
+    pub async fn run_scheduler(self: Arc<Self>) {
+        let mut leading = self.leading.clone();
+        let mut stopping = self.stopping.clone();
+        loop {
+            if self.stopping() {
+                return;
+            }
+            let now = Timestamp::now();
+            self.refresh_schedules(now);
+            let mut sleep_for = Duration::from_secs(3600);
+            if self.is_leader() && *self.synced.borrow() {
+                self.start_due_wave(now);
+            }
+            if let Some(next) = lock(&self.schedules)
+                .repos
+                .values()
+                .map(|r| r.next_due)
+                .min()
+            {
+                let wait = next.duration_since(Timestamp::now());
+                sleep_for = Duration::try_from(wait)
+                    .unwrap_or(Duration::ZERO)
+                    .min(sleep_for);
+            }
+            if !self.is_leader() {
+                sleep_for = Duration::from_secs(3600);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(sleep_for.max(Duration::from_millis(20))) => {}
+                _ = self.wake.notified() => {}
+                _ = leading.changed() => {
+                    if self.is_leader() {
+                        // A new leader checks everything once: the old one may have died
+                        // mid-cycle.
+                        let mut schedules = lock(&self.schedules);
+                        for repo in schedules.repos.values_mut() {
+                            repo.next_due = Timestamp::now();
+                        }
+                        let keys: Vec<ReleaseKey> = self
+                            .releases
+                            .tracked()
+                            .iter()
+                            .map(|r| (r.namespace.clone(), r.name.clone()))
+                            .collect();
+                        schedules.dirty.extend(keys);
+                    }
+                }
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// Plans every release that tracks a due repository (poll trigger) or changed.
+    fn start_due_wave(self: &Arc<Self>, now: Timestamp) {
+        let cache = TagCache::default();
+        let (due, dirty) = {
+            let mut schedules = lock(&self.schedules);
+            let tz = self.tz.clone();
+            let mut due = HashSet::new();
+            for (key, repo) in schedules.repos.iter_mut() {
+                if repo.next_due <= now {
+                    due.insert(key.clone());
+                    repo.next_due = next_time(&repo.schedule, now, &tz, key);
+                } else if let Some((result, _)) = &repo.last {
+                    // Fresh until its next check: plans in this wave reuse it.
+                    cache.seed_tags(key.clone(), result.clone());
+                }
+            }
+            let dirty: HashSet<ReleaseKey> = std::mem::take(&mut schedules.dirty);
+            (due, dirty)
+        };
+        if due.is_empty() && dirty.is_empty() {
+            return;
+        }
+        let mut wave: Vec<(ReleaseKey, Cause)> = Vec::new();
+        for release in self.releases.tracked() {
+            let key = (release.namespace.clone(), release.name.clone());
+            let polled = release.polls() && release.repositories.iter().any(|r| due.contains(r));
+            if polled {
+                wave.push((key, Cause::Poll));
+            } else if dirty.contains(&key) {
+                // A webhook-only release is re-planned on a change only from listings already
+                // at hand: `trigger: default` never polls its registry.
+                let cached = release.repositories.iter().all(|r| cache.has_tags(r));
+                if release.polls() || cached {
+                    wave.push((key, Cause::Change));
+                }
+            }
+        }
+        debug!(
+            due = due.len(),
+            dirty = dirty.len(),
+            releases = wave.len(),
+            "starting a wave"
+        );
+        self.clone().run_wave(wave, cache, due);
+    }
+
+    /// Plans (and writes) `wave`'s releases on the worker pool with one shared tag cache; the
+    /// listings it fetched are kept for the next waves.
+    fn run_wave(
+        self: Arc<Self>,
+        wave: Vec<(ReleaseKey, Cause)>,
+        cache: TagCache,
+        due: HashSet<TagKey>,
+    ) {
+        tokio::spawn(async move {
+            let started = Timestamp::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for (key, cause) in wave {
+                let this = self.clone();
+                let cache = cache.clone();
+                tasks.spawn(async move { this.submit(key, cache, cause).await });
+            }
+            while tasks.join_next().await.is_some() {}
+            let mut schedules = lock(&self.schedules);
+            for (key, result) in cache.tag_results() {
+                if let Some(repo) = schedules.repos.get_mut(&key)
+                    && (due.contains(&key) || repo.last.is_none())
+                {
+                    repo.last = Some((result, started));
+                }
+            }
+        });
+    }
+
+    /// Runs one release's plan now, or after the plan already running for it.
+    async fn submit(self: Arc<Self>, key: ReleaseKey, cache: TagCache, cause: Cause) {
+        {
+            let mut in_flight = lock(&self.in_flight);
+            if in_flight.running.contains(&key) {
+                in_flight.again.insert(key, (cache, cause));
+                return;
+            }
+            in_flight.running.insert(key.clone());
+        }
+        let (mut cache, mut cause) = (cache, cause);
+        loop {
+            self.reconcile(&key, &cache, cause).await;
+            let mut in_flight = lock(&self.in_flight);
+            match in_flight.again.remove(&key) {
+                Some((next_cache, next_cause)) => (cache, cause) = (next_cache, next_cause),
+                None => {
+                    in_flight.running.remove(&key);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One release: a plan from what the watch holds; the record is read and the revision
+    /// written only when an image moves (or a pending record needs attention).
+    async fn reconcile(&self, key: &ReleaseKey, cache: &TagCache, cause: Cause) {
+        let Ok(_slot) = self.slots.acquire().await else {
+            return;
+        };
+        if self.stopping() || !self.is_leader() {
+            return;
+        }
+        let Some(Tracking::Tracked(release)) = self.releases.get(key) else {
+            return;
+        };
+        let started = Instant::now();
+        self.metrics
+            .inc("keelson_checks_total", &[("trigger", cause.label())]);
+        if release.status == Status::Deployed {
+            let plans = self
+                .updater
+                .plan_tracked(&release.name, &release.namespace, &release.block, cache)
+                .await;
+            if plans.iter().all(|p| p.target.is_none()) {
+                for plan in plans.iter().filter(|p| p.reason.is_some()) {
+                    debug!(release = %release.name, namespace = %release.namespace, image = %plan.image, reason = plan.reason.as_deref().unwrap_or_default(), "held back");
+                }
+                self.metrics
+                    .inc("keelson_updates_total", &[("result", "up_to_date")]);
+                self.metrics
+                    .observe_reconcile(started.elapsed().as_secs_f64());
+                return;
+            }
+        }
+        // Something moves (or the newest revision is not deployed): read the record itself,
+        // fresh from the apiserver, and let the updater decide and write.
+        self.active.send_modify(|n| *n += 1);
+        let outcome = match self
+            .updater
+            .storage
+            .driver()
+            .get(&release.namespace, &release.name, release.version)
+            .await
+        {
+            Ok(stored) => Some(self.updater.reconcile_release(stored, cache).await),
+            Err(err) => {
+                warn!(release = %release.name, namespace = %release.namespace, error = %crate::updater::plan::error_chain(&err), "cannot read the newest revision");
+                self.metrics
+                    .inc("keelson_updates_total", &[("result", "failed")]);
+                None
+            }
+        };
+        self.active.send_modify(|n| *n -= 1);
+        self.metrics
+            .observe_reconcile(started.elapsed().as_secs_f64());
+        let Some(outcome) = outcome else {
+            return;
+        };
+        let (name, namespace) = (&outcome.release, &outcome.namespace);
+        let result = match &outcome.outcome {
+            Outcome::Updated {
+                revision,
+                description,
+                ..
+            } => {
+                for plan in outcome.plans.iter().filter(|p| p.target.is_some()) {
+                    info!(release = %name, %namespace, image = %plan.image, old = %plan.current, new = plan.target.as_deref().unwrap_or_default(), revision, cause = cause.label(), "updated");
+                }
+                debug!(release = %name, %namespace, revision, %description, "revision deployed");
+                "updated"
+            }
+            Outcome::UpToDate => "up_to_date",
+            Outcome::Failed { reason, revision } => {
+                warn!(release = %name, %namespace, revision = revision.unwrap_or_default(), %reason, "update failed");
+                "failed"
+            }
+            Outcome::NotTracked { .. } => "not_tracked",
+            Outcome::Busy { reason } => {
+                info!(release = %name, %namespace, %reason, "busy; trying again next cycle");
+                "busy"
+            }
+            Outcome::Repaired { revision, status } => {
+                info!(release = %name, %namespace, revision, status = status.as_str(), "repaired a pending revision");
+                self.metrics.inc("keelson_pending_repaired_total", &[]);
+                "repaired"
+            }
+        };
+        self.metrics
+            .inc("keelson_updates_total", &[("result", result)]);
+    }
+
+    /// A webhook's hints: each confirmed against the registry, then every release tracking the
+    /// repository is planned with that fresh listing. Returns a short answer per hint.
+    pub async fn handle_hints(self: &Arc<Self>, hints: Vec<webhooks::Hint>) -> Vec<HintAnswer> {
+        let mut answers = Vec::new();
+        for hint in hints {
+            answers.push(self.handle_hint(hint).await);
+        }
+        answers
+    }
+
+    async fn handle_hint(self: &Arc<Self>, hint: webhooks::Hint) -> HintAnswer {
+        let answer = |status: &'static str, releases: usize| HintAnswer {
+            repository: hint.repository.clone(),
+            tag: hint.tag.clone(),
+            status,
+            releases,
+        };
+        let reference = match ImageRef::parse(&hint.repository) {
+            Ok(reference) => reference,
+            Err(_) => return answer("invalid repository", 0),
+        };
+        let repository = reference.repository();
+        let tracking: Vec<_> = self
+            .releases
+            .tracked()
+            .into_iter()
+            .filter(|r| r.repositories.iter().any(|k| k.repository == repository))
+            .collect();
+        if tracking.is_empty() {
+            return answer("not tracked", 0);
+        }
+        {
+            let mut schedules = lock(&self.schedules);
+            let now = Instant::now();
+            schedules
+                .recent_hints
+                .retain(|_, at| now.duration_since(*at) < DUPLICATE_WINDOW);
+            if schedules.recent_hints.contains_key(&hint) {
+                return answer("duplicate", tracking.len());
+            }
+        }
+        // Confirm the tag with the registry: one listing, then shared by every plan below.
+        let key = TagKey {
+            scope: String::new(),
+            repository: repository.clone(),
+        };
+        let cache = TagCache::default();
+        let listing = self
+            .updater
+            .registry
+            .list_tags(&reference)
+            .await
+            .map_err(|err| {
+                format!(
+                    "cannot list tags of {repository}: {}",
+                    crate::updater::plan::error_chain(&err)
+                )
+            });
+        match &listing {
+            Ok(tags) if tags.iter().any(|t| *t == hint.tag) => {}
+            Ok(_) => return answer("unknown tag", 0),
+            Err(reason) => {
+                warn!(repository = %repository, %reason, "cannot confirm a webhook's tag");
+                return answer("registry unavailable", 0);
+            }
+        }
+        if let Some(digest) = &hint.digest
+            && let Ok(found) = self.updater.registry.digest(&reference, &hint.tag).await
+            && found != *digest
+        {
+            return answer("digest mismatch", 0);
+        }
+        cache.seed_tags(key.clone(), listing.clone());
+        {
+            let mut schedules = lock(&self.schedules);
+            schedules.recent_hints.insert(hint.clone(), Instant::now());
+            for (other, repo) in schedules.repos.iter_mut() {
+                if *other == key {
+                    repo.last = Some((listing.clone(), Timestamp::now()));
+                } else if let Some((result, _)) = &repo.last {
+                    cache.seed_tags(other.clone(), result.clone());
+                }
+            }
+        }
+        if !self.is_leader() {
+            return answer("not the leader", tracking.len());
+        }
+        let wave: Vec<(ReleaseKey, Cause)> = tracking
+            .iter()
+            .map(|r| ((r.namespace.clone(), r.name.clone()), Cause::Webhook))
+            .collect();
+        let count = wave.len();
+        self.clone().run_wave(wave, cache, HashSet::new());
+        answer("accepted", count)
+    }
+
+    /// Copies the registry client's answer counts into the metrics.
+    pub fn publish_registry_counts(&self) {
+        for ((host, code), count) in self.updater.registry.answers_by_status() {
+            let code = code.to_string();
+            self.metrics.set_counter(
+                "keelson_registry_requests_total",
+                &[("registry", &host), ("code", &code)],
+                count as f64,
+            );
+        }
+    }
+
+    /// Waits until no update is being written (SIGTERM lets the one in flight finish).
+    pub async fn drained(&self, limit: Duration) -> bool {
+        let mut active = self.active.subscribe();
+        tokio::time::timeout(limit, active.wait_for(|n| *n == 0))
+            .await
+            .is_ok()
+    }
+}
+
+/// What the controller did with one webhook hint.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HintAnswer {
+    pub repository: String,
+    pub tag: String,
+    pub status: &'static str,
+    pub releases: usize,
+}
+
+fn next_time(schedule: &Schedule, from: Timestamp, tz: &TimeZone, key: &TagKey) -> Timestamp {
+    match schedule.next_after(from, tz) {
+        Some(next) => add(next, jitter(key, schedule.period(tz))),
+        // A cron expression that never fires again: check yearly rather than never.
+        None => add(from, Duration::from_secs(366 * 86_400)),
+    }
+}
