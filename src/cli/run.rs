@@ -318,8 +318,8 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
     {
         let controller = controller.clone();
         tokio::spawn(async move {
-            while let Some(key) = changed_rx.recv().await {
-                controller.release_changed(key);
+            while let Some((key, settings_changed)) = changed_rx.recv().await {
+                controller.release_changed(key, settings_changed);
             }
         });
     }

@@ -93,7 +93,7 @@ impl WebhookAuth {
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -264,8 +264,13 @@ async fn webhook(
         );
         return response;
     }
-    let github_event = headers.get("x-github-event").and_then(|v| v.to_str().ok());
-    let hints = match webhooks::parse(kind, &body, github_event) {
+    let context = webhooks::Context {
+        github_event: headers.get("x-github-event").and_then(|v| v.to_str().ok()),
+        jfrog_registry: std::env::var("KEELSON_JFROG_REGISTRY")
+            .or_else(|_| std::env::var("PRIVATE_REGISTRY"))
+            .ok(),
+    };
+    let hints = match webhooks::parse(kind, &body, &context) {
         Ok(hints) => hints,
         Err(err) => {
             return json(

@@ -57,8 +57,9 @@ struct RepoState {
 #[derive(Default)]
 struct Schedules {
     repos: HashMap<TagKey, RepoState>,
-    /// Releases whose newest revision changed since the last wave.
-    dirty: HashSet<ReleaseKey>,
+    /// Releases whose newest revision changed since the last wave, and whether their `keel:`
+    /// settings changed (their repositories are then listed afresh).
+    dirty: HashMap<ReleaseKey, bool>,
     /// Webhook hints recently acted on, for collapsing duplicate deliveries.
     recent_hints: HashMap<webhooks::Hint, Instant>,
 }
@@ -150,8 +151,8 @@ impl Controller {
     }
 
     /// A release's newest revision changed: plan it at the next turn of the loop.
-    pub fn release_changed(&self, key: ReleaseKey) {
-        lock(&self.schedules).dirty.insert(key);
+    pub fn release_changed(&self, key: ReleaseKey, settings_changed: bool) {
+        *lock(&self.schedules).dirty.entry(key).or_default() |= settings_changed;
         self.wake.notify_one();
     }
 
@@ -240,7 +241,7 @@ impl Controller {
                             .iter()
                             .map(|r| (r.namespace.clone(), r.name.clone()))
                             .collect();
-                        schedules.dirty.extend(keys);
+                        schedules.dirty.extend(keys.into_iter().map(|k| (k, false)));
                     }
                 }
                 _ = stopping.wait_for(|s| *s) => return,
@@ -251,32 +252,53 @@ impl Controller {
     /// Plans every release that tracks a due repository (poll trigger) or changed.
     fn start_due_wave(self: &Arc<Self>, now: Timestamp) {
         let cache = TagCache::default();
+        let tracked = self.releases.tracked();
         let (due, dirty) = {
             let mut schedules = lock(&self.schedules);
+            let dirty: HashMap<ReleaseKey, bool> = std::mem::take(&mut schedules.dirty);
+            // A polling release whose settings changed (a new policy, say) is planned from
+            // fresh listings, as if its repositories were due.
+            let mut fresh: HashSet<TagKey> = HashSet::new();
+            for release in &tracked {
+                let key = (release.namespace.clone(), release.name.clone());
+                if release.polls()
+                    && !release.status.is_pending()
+                    && dirty.get(&key).copied().unwrap_or(false)
+                {
+                    fresh.extend(release.repositories.iter().cloned());
+                }
+            }
             let tz = self.tz.clone();
             let mut due = HashSet::new();
             for (key, repo) in schedules.repos.iter_mut() {
                 if repo.next_due <= now {
                     due.insert(key.clone());
                     repo.next_due = next_time(&repo.schedule, now, &tz, key);
+                } else if fresh.contains(key) {
+                    due.insert(key.clone());
                 } else if let Some((result, _)) = &repo.last {
                     // Fresh until its next check: plans in this wave reuse it.
                     cache.seed_tags(key.clone(), result.clone());
                 }
             }
-            let dirty: HashSet<ReleaseKey> = std::mem::take(&mut schedules.dirty);
             (due, dirty)
         };
         if due.is_empty() && dirty.is_empty() {
             return;
         }
         let mut wave: Vec<(ReleaseKey, Cause)> = Vec::new();
-        for release in self.releases.tracked() {
+        for release in tracked {
             let key = (release.namespace.clone(), release.name.clone());
             let polled = release.polls() && release.repositories.iter().any(|r| due.contains(r));
-            if polled {
+            if polled && !dirty.contains_key(&key) {
                 wave.push((key, Cause::Poll));
-            } else if dirty.contains(&key) {
+            } else if release.status.is_pending() {
+                // Another writer is mid-upgrade: wait for its next record, keeping whether
+                // the settings changed so that plan still lists afresh.
+                if let Some(fresh) = dirty.get(&key) {
+                    *lock(&self.schedules).dirty.entry(key).or_default() |= *fresh;
+                }
+            } else if dirty.contains_key(&key) {
                 // A webhook-only release is re-planned on a change only from listings already
                 // at hand: `trigger: default` never polls its registry.
                 let cached = release.repositories.iter().all(|r| cache.has_tags(r));
@@ -493,7 +515,7 @@ impl Controller {
                 )
             });
         match &listing {
-            Ok(tags) if tags.iter().any(|t| *t == hint.tag) => {}
+            Ok(tags) if tags.contains(&hint.tag) => {}
             Ok(_) => return answer("unknown tag", 0),
             Err(reason) => {
                 warn!(repository = %repository, %reason, "cannot confirm a webhook's tag");

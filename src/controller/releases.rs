@@ -84,8 +84,32 @@ pub struct Releases {
     metrics: Arc<Metrics>,
 }
 
-/// Sent when a release's tracking changed (new revision, changed block, rollback, deletion).
-pub type Changed = mpsc::UnboundedSender<ReleaseKey>;
+/// Sent when a release's tracking changed (new revision, changed block, rollback, deletion),
+/// with whether its `keel:` settings changed (then its repositories are listed afresh).
+pub type Changed = mpsc::UnboundedSender<(ReleaseKey, bool)>;
+
+/// Whether two blocks track the same way. The current tags and digests are left out: every
+/// update changes them, and an update should not cost a fresh listing.
+fn same_settings(a: &Tracking, b: &Tracking) -> bool {
+    let (Tracking::Tracked(a), Tracking::Tracked(b)) = (a, b) else {
+        return false;
+    };
+    let (x, y) = (&a.block, &b.block);
+    x.policy == y.policy
+        && x.trigger == y.trigger
+        && x.poll_schedule == y.poll_schedule
+        && x.match_tag == y.match_tag
+        && x.match_pre_release == y.match_pre_release
+        && x.images.len() == y.images.len()
+        && x.images.iter().zip(&y.images).all(|(i, j)| {
+            i.repository == j.repository
+                && i.repository_path == j.repository_path
+                && i.tag_path == j.tag_path
+                && i.digest_path == j.digest_path
+                && i.image_pull_secret == j.image_pull_secret
+                && i.policy == j.policy
+        })
+}
 
 impl Releases {
     pub fn new(default_schedule: Schedule, metrics: Arc<Metrics>) -> Self {
@@ -352,7 +376,7 @@ async fn finish_relist(
             .collect();
         for key in gone {
             entries.remove(&key);
-            let _ = changed.send(key);
+            let _ = changed.send((key, false));
         }
         for (key, records) in listed {
             let entry = entries.entry(key.clone()).or_insert_with(|| Entry {
@@ -395,9 +419,10 @@ fn store_decoded(
         if let Tracking::Invalid(reason) = &tracking {
             debug!(namespace = %key.0, release = %key.1, %reason, "keel block refused");
         }
+        let settings_changed = !same_settings(&entry.tracking, &tracking);
         entry.decoded = rv;
         entry.tracking = tracking;
-        let _ = changed.send(key);
+        let _ = changed.send((key, settings_changed));
     }
 }
 
@@ -440,7 +465,7 @@ async fn delete(
             None => {
                 // `helm uninstall` deleted the last record.
                 entries.remove(&record.key);
-                let _ = changed.send(record.key);
+                let _ = changed.send((record.key, false));
                 return;
             }
             Some((name, meta))

@@ -56,14 +56,15 @@ pub struct TagKey {
 }
 
 type Shared<T> = Arc<tokio::sync::OnceCell<Result<T, String>>>;
+type SharedMap<K, T> = Arc<Mutex<HashMap<K, Shared<T>>>>;
 
 /// Tags (and digests) of each repository, fetched once however many releases track it. Clones
 /// share one cache, and concurrent plans asking for the same repository wait for one request,
 /// so a cycle costs one tag listing per repository.
 #[derive(Clone, Default)]
 pub struct TagCache {
-    tags: Arc<Mutex<HashMap<TagKey, Shared<Vec<String>>>>>,
-    digests: Arc<Mutex<HashMap<(TagKey, String), Shared<String>>>>,
+    tags: SharedMap<TagKey, Vec<String>>,
+    digests: SharedMap<(TagKey, String), String>,
 }
 
 impl TagCache {

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod controller;
 pub mod registry;
 
 use std::path::PathBuf;

@@ -1,0 +1,515 @@
+//! `keelson run` in the real environment: pushes become revisions by poll and by each webhook
+//! kind, a changed `keel:` block is planned at once, SIGTERM and kill -9 leave no pending
+//! record, and one of two replicas writes.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::TestEnv;
+use support::controller::{RunningController, wait_for};
+use support::registry::TestRegistry;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create chart copy");
+    for entry in std::fs::read_dir(from).expect("read fixture chart") {
+        let entry = entry.expect("dir entry");
+        let path = entry.path();
+        let dest = to.join(entry.file_name());
+        if path.is_dir() {
+            copy_dir(&path, &dest);
+        } else {
+            std::fs::copy(&path, &dest).expect("copy chart file");
+        }
+    }
+}
+
+/// One test's world: a namespace, a repository with 1.0.0 pushed, a chart copy.
+struct World {
+    env: TestEnv,
+    registry: TestRegistry,
+    runtime: tokio::runtime::Runtime,
+    namespace: String,
+    repository: String,
+    chart: String,
+}
+
+impl World {
+    fn new(prefix: &str, chart: &str) -> Self {
+        let env = TestEnv::get();
+        let registry = TestRegistry::anonymous();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let namespace = env.fresh_namespace(prefix);
+        let repository = format!("{namespace}/app");
+        runtime.block_on(registry.push_tag(&repository, "1.0.0"));
+        let target: PathBuf = std::env::temp_dir().join(format!("keelson-ctl-{namespace}"));
+        copy_dir(Path::new(&support::fixture_chart(chart)), &target);
+        Self {
+            env,
+            registry,
+            runtime,
+            namespace,
+            repository,
+            chart: target.display().to_string(),
+        }
+    }
+
+    fn image(&self) -> String {
+        format!("{}/{}", self.registry.host, self.repository)
+    }
+
+    fn push(&self, tag: &str) -> String {
+        self.runtime
+            .block_on(self.registry.push_tag(&self.repository, tag))
+    }
+
+    /// Installs `release` at tag 1.0.0 with extra `--set` values.
+    fn install(&self, helm: &str, release: &str, sets: &[&str]) {
+        let repository = format!("image.repository={}", self.image());
+        let mut args = vec![
+            "install",
+            release,
+            &self.chart,
+            "-n",
+            &self.namespace,
+            "--set",
+            &repository,
+            "--set",
+            "image.tag=1.0.0",
+        ];
+        for set in sets {
+            args.push("--set");
+            args.push(set);
+        }
+        self.env.run(helm, &args);
+    }
+
+    fn history(&self, release: &str) -> Vec<Value> {
+        let text = self
+            .env
+            .helm3(&["history", release, "-n", &self.namespace, "-o", "json"]);
+        serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_else(|| panic!("helm history is not a JSON array: {text}"))
+    }
+
+    /// Waits until the deployed revision's values hold `tag`; returns the history then.
+    fn wait_for_tag(&self, release: &str, tag: &str, controller: &RunningController) -> Vec<Value> {
+        let limit = Duration::from_secs(30);
+        let start = std::time::Instant::now();
+        loop {
+            let values = self.env.helm3(&[
+                "get",
+                "values",
+                release,
+                "-n",
+                &self.namespace,
+                "-o",
+                "json",
+            ]);
+            let history = self.history(release);
+            let deployed_last = history.last().is_some_and(|r| r["status"] == "deployed");
+            if deployed_last
+                && serde_json::from_str::<Value>(&values)
+                    .ok()
+                    .is_some_and(|v| v["image"]["tag"] == tag)
+            {
+                return history;
+            }
+            if start.elapsed() > limit {
+                panic!(
+                    "release {release} did not reach tag {tag} within {limit:?}; history {:?}\ncontroller log:\n{}",
+                    self.history(release),
+                    controller.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn deployment_image(&self, name: &str) -> String {
+        self.env.kubectl(&[
+            "get",
+            "deployment",
+            name,
+            "-n",
+            &self.namespace,
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+    }
+
+    fn run_controller(&self, extra: &[&str], envs: &[(&str, &str)]) -> RunningController {
+        let mut args = vec![
+            "-n",
+            &*self.namespace,
+            "--leader-election-namespace",
+            &*self.namespace,
+        ];
+        args.extend_from_slice(extra);
+        RunningController::start(&self.env, &args, envs)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.chart);
+    }
+}
+
+fn statuses(history: &[Value]) -> Vec<String> {
+    history
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn assert_settled(history: &[Value]) {
+    let statuses = statuses(history);
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "deployed").count(),
+        1,
+        "exactly one deployed revision: {statuses:?}"
+    );
+    assert!(
+        !statuses.iter().any(|s| s.starts_with("pending")),
+        "no pending revision: {statuses:?}"
+    );
+}
+
+#[test]
+fn a_push_becomes_a_revision_by_poll_without_any_command() {
+    let world = World::new("ctl-poll", "demo");
+    world.install(
+        &world.env.helm3.clone(),
+        "web",
+        &["keel.pollSchedule=@every 2s"],
+    );
+    let controller = world.run_controller(&[], &[]);
+    world.push("1.1.0");
+    let history = world.wait_for_tag("web", "1.1.0", &controller);
+    assert_settled(&history);
+    let newest = history.last().expect("a revision");
+    assert_eq!(newest["status"], "deployed");
+    assert!(
+        newest["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("1.0.0 → 1.1.0")),
+        "{newest}"
+    );
+    assert_eq!(
+        world.deployment_image("web-demo"),
+        format!("{}:1.1.0", world.image())
+    );
+    assert!(controller.metric("keelson_updates_total{result=\"updated\"}") >= 1.0);
+    assert!(controller.metric("keelson_checks_total{trigger=\"poll\"}") >= 1.0);
+    assert_eq!(controller.metric("keelson_leader"), 1.0);
+    assert_eq!(controller.metric("keelson_tracked_releases"), 1.0);
+}
+
+/// A body of each kind for `repository` (host/path) at `tag`, as the sender writes it.
+fn webhook_body(
+    kind: &str,
+    host: &str,
+    path: &str,
+    tag: &str,
+    digest: &str,
+) -> (String, Vec<String>) {
+    let repository = format!("{host}/{path}");
+    let body = match kind {
+        "native" => serde_json::json!({"name": repository, "tag": tag}),
+        "dockerhub" => serde_json::json!({
+            "push_data": {"pushed_at": 1_700_000_000, "pusher": "ci", "tag": tag},
+            "repository": {"repo_name": repository, "name": "app", "namespace": host},
+        }),
+        "quay" => serde_json::json!({
+            "repository": path, "namespace": "ns", "name": "app",
+            "docker_url": repository, "homepage": "https://quay.io/repository/x",
+            "updated_tags": [tag],
+        }),
+        "harbor" => serde_json::json!({
+            "type": "PUSH_ARTIFACT", "occur_at": 1_700_000_000, "operator": "ci",
+            "event_data": {
+                "resources": [{"digest": null, "tag": tag, "resource_url": format!("{repository}:{tag}")}],
+                "repository": {"name": "app", "namespace": "ns", "repo_full_name": path, "repo_type": "private"},
+            },
+        }),
+        "github" => serde_json::json!({
+            "action": "published",
+            "registry_package": {
+                "name": "app", "namespace": "owner", "package_type": "CONTAINER",
+                "package_version": {
+                    "version": digest, "package_url": format!("{repository}:{tag}"),
+                    "container_metadata": {"tag": {"name": tag, "digest": digest}},
+                },
+            },
+        }),
+        "azure" => serde_json::json!({
+            "id": "1", "timestamp": "2026-12-06T00:00:00Z", "action": "push",
+            "target": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "repository": path, "tag": tag},
+            "request": {"id": "r", "host": host, "method": "PUT", "useragent": "docker"},
+        }),
+        "jfrog" => serde_json::json!({
+            "domain": "docker", "event_type": "pushed",
+            "data": {"repo_key": "docker-local", "path": format!("{path}/{tag}/manifest.json"),
+                     "name": "manifest.json", "sha256": "0", "size": 1, "image_name": repository, "tag": tag},
+        }),
+        "registry" => serde_json::json!({"events": [
+            {"id": "a", "action": "push", "target": {"mediaType": "application/octet-stream", "repository": path, "digest": "sha256:1"}, "request": {"host": host}},
+            {"id": "b", "action": "push", "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "repository": path, "tag": tag}, "request": {"host": host}},
+        ]}),
+        other => panic!("no body for {other}"),
+    };
+    let mut headers = Vec::new();
+    if kind == "github" {
+        headers.push("X-GitHub-Event: registry_package".to_string());
+    }
+    (body.to_string(), headers)
+}
+
+#[test]
+fn each_webhook_kind_writes_a_confirmed_tag_once_and_only_with_credentials() {
+    let world = World::new("ctl-hooks", "demo");
+    // `trigger: default` never polls: every revision below comes from a webhook.
+    world.install(
+        &world.env.helm3.clone(),
+        "web",
+        &["keel.trigger=default", "keel.policy=all"],
+    );
+    let token = "test-webhook-token";
+    let controller = world.run_controller(&[], &[("KEELSON_WEBHOOK_TOKEN", token)]);
+    let bearer = format!("Authorization: Bearer {token}");
+    let host = world.registry.host.clone();
+
+    // No credentials, or wrong ones: 401 and nothing written.
+    world.push("1.0.1");
+    let (body, _) = webhook_body("native", &host, &world.repository, "1.0.1", "");
+    assert_eq!(controller.post("/v1/webhooks/native", &body, &[]).0, 401);
+    assert_eq!(
+        controller
+            .post(
+                "/v1/webhooks/native",
+                &body,
+                &["Authorization: Bearer nope"]
+            )
+            .0,
+        401
+    );
+    // A tag the registry does not have is answered, not written.
+    let (ghost, _) = webhook_body("native", &host, &world.repository, "9.9.9", "");
+    let (code, answer) = controller.post("/v1/webhooks/native", &ghost, &[&bearer]);
+    assert_eq!(code, 200, "{answer}");
+    assert!(answer.contains("unknown tag"), "{answer}");
+    // Malformed bodies: 400.
+    assert_eq!(
+        controller
+            .post("/v1/webhooks/native", "{\"name\":", &[&bearer])
+            .0,
+        400
+    );
+    assert_eq!(
+        controller
+            .post("/v1/webhooks/native", "{\"tag\":\"1\"}", &[&bearer])
+            .0,
+        400
+    );
+    // Too large: 413.
+    let huge = format!("{{\"name\":\"{}\"}}", "a".repeat(2 * 1024 * 1024));
+    assert_eq!(
+        controller.post("/v1/webhooks/native", &huge, &[&bearer]).0,
+        413
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(world.history("web").len(), 1, "nothing was written yet");
+
+    let kinds = [
+        "native",
+        "dockerhub",
+        "quay",
+        "harbor",
+        "github",
+        "azure",
+        "jfrog",
+        "registry",
+    ];
+    for (i, kind) in kinds.iter().enumerate() {
+        let tag = format!("1.{}.0", i + 1);
+        let digest = world.push(&tag);
+        let (body, extra) = webhook_body(kind, &host, &world.repository, &tag, &digest);
+        let mut headers: Vec<&str> = extra.iter().map(String::as_str).collect();
+        headers.push(&bearer);
+        let (code, answer) = controller.post(&format!("/v1/webhooks/{kind}"), &body, &headers);
+        assert_eq!(code, 202, "{kind}: {answer}");
+        let history = world.wait_for_tag("web", &tag, &controller);
+        assert_settled(&history);
+        // A second delivery of the same event writes nothing more.
+        let (code, answer) = controller.post(&format!("/v1/webhooks/{kind}"), &body, &headers);
+        assert_eq!(code, 200, "{kind} duplicate: {answer}");
+        assert!(answer.contains("duplicate"), "{answer}");
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            world.history("web").len(),
+            history.len(),
+            "{kind}: the duplicate wrote a revision"
+        );
+    }
+    // GitHub's HMAC signature instead of a bearer token.
+    let digest = world.push("2.0.0");
+    let (body, _) = webhook_body("github", &host, &world.repository, "2.0.0", &digest);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.as_bytes());
+    let signature: String = ring::hmac::sign(&key, body.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let signed = format!("X-Hub-Signature-256: sha256={signature}");
+    let forged = format!("X-Hub-Signature-256: sha256={}", "0".repeat(64));
+    let event = "X-GitHub-Event: registry_package";
+    assert_eq!(
+        controller
+            .post("/v1/webhooks/github", &body, &[event, &forged])
+            .0,
+        401
+    );
+    assert_eq!(
+        controller
+            .post("/v1/webhooks/github", &body, &[event, &signed])
+            .0,
+        202
+    );
+    world.wait_for_tag("web", "2.0.0", &controller);
+    assert_eq!(
+        controller.metric("keelson_webhook_requests_total{endpoint=\"native\",code=\"401\"}"),
+        2.0
+    );
+    assert_eq!(
+        controller.metric("keelson_checks_total{trigger=\"poll\"}"),
+        0.0
+    );
+}
+
+#[test]
+fn a_changed_keel_block_is_planned_at_once() {
+    let world = World::new("ctl-change", "demo");
+    let helm = world.env.helm3.clone();
+    world.install(
+        &helm,
+        "web",
+        &["keel.policy=patch", "keel.pollSchedule=@every 1h"],
+    );
+    let controller = world.run_controller(&[], &[]);
+    // Wait for the first check so the next one is an hour away.
+    wait_for(Duration::from_secs(20), "the first poll", || {
+        (controller.metric("keelson_updates_total{result=\"up_to_date\"}") >= 1.0).then_some(())
+    });
+    world.push("1.1.0");
+    let repository = format!("image.repository={}", world.image());
+    world.env.run(
+        &helm,
+        &[
+            "upgrade",
+            "web",
+            &world.chart,
+            "-n",
+            &world.namespace,
+            "--reuse-values",
+            "--set",
+            "keel.policy=minor",
+            "--set",
+            &repository,
+        ],
+    );
+    let history = world.wait_for_tag("web", "1.1.0", &controller);
+    assert_settled(&history);
+    assert_eq!(
+        history.len(),
+        3,
+        "install, the user's upgrade, keelson's revision"
+    );
+}
+
+#[test]
+fn sigterm_lets_the_update_in_flight_end_and_hands_back_the_lease() {
+    let world = World::new("ctl-term", "hooked");
+    world.install(
+        &world.env.helm3.clone(),
+        "job",
+        &["jobHook=true", "keel.pollSchedule=@every 1s"],
+    );
+    // The post-upgrade hook is a Job no kubelet will ever run: the update waits on it until
+    // the hook timeout, so the SIGTERM below lands mid-update.
+    let mut controller = world.run_controller(&["--run-hooks", "--hook-timeout", "4"], &[]);
+    world.push("1.1.0");
+    wait_for(Duration::from_secs(20), "the pending revision", || {
+        world
+            .history("job")
+            .iter()
+            .any(|r| r["status"] == "pending-upgrade")
+            .then_some(())
+    });
+    let status = controller.terminate(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        controller.log_text()
+    );
+    let history = world.history("job");
+    assert_settled(&history);
+    assert_eq!(
+        history.last().map(|r| r["status"].clone()),
+        Some(Value::from("failed")),
+        "{history:?}"
+    );
+    let holder = world.env.kubectl(&[
+        "get",
+        "lease",
+        "keelson-leader",
+        "-n",
+        &world.namespace,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(holder, "", "the Lease was handed back");
+    assert!(
+        controller
+            .log_text()
+            .contains("handed back the leader Lease")
+    );
+}
+
+#[test]
+fn of_two_replicas_one_writes_and_the_other_takes_over_after_kill_9() {
+    let world = World::new("ctl-ha", "demo");
+    world.install(
+        &world.env.helm3.clone(),
+        "web",
+        &["keel.pollSchedule=@every 1s"],
+    );
+    let args = ["--lease-duration", "3"];
+    let mut first = world.run_controller(&args, &[("POD_NAME", "first")]);
+    wait_for(Duration::from_secs(10), "the first replica to lead", || {
+        (first.metric("keelson_leader") == 1.0).then_some(())
+    });
+    let second = world.run_controller(&args, &[("POD_NAME", "second")]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        second.metric("keelson_leader"),
+        0.0,
+        "the second replica stands by"
+    );
+    world.push("1.1.0");
+    world.wait_for_tag("web", "1.1.0", &first);
+    assert_eq!(
+        second.metric("keelson_updates_total{result=\"updated\"}"),
+        0.0
+    );
+
+    first.kill();
+    world.push("1.2.0");
+    let history = world.wait_for_tag("web", "1.2.0", &second);
+    assert_settled(&history);
+    assert_eq!(second.metric("keelson_leader"), 1.0);
+}
