@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod cli;
 pub mod cluster;
+pub mod failpoint;
 pub mod keel;
 pub mod logging;
 pub mod policy;
