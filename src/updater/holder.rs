@@ -170,7 +170,7 @@ pub(crate) fn is_in_flight(namespace: &str, object_name: &str) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
     #[error(
-        "cannot create Lease {namespace}/{name}, which marks this run as alive while it writes (keelson needs create, patch and delete on leases.coordination.k8s.io in namespace {namespace:?}, the kubeconfig context's namespace)"
+        "cannot create Lease {namespace}/{name}, which marks this run as alive while it writes (keelson needs create, patch, delete and list on leases.coordination.k8s.io in namespace {namespace:?}, the kubeconfig context's namespace)"
     )]
     Create {
         namespace: String,
@@ -229,6 +229,7 @@ impl RunLease {
                 source,
             })?;
         let renewer = tokio::spawn(renew(api.clone(), name.clone()));
+        sweep_expired_run_leases(&api).await;
         Ok(RunLease {
             holder: Holder {
                 identity: name.clone(),
@@ -274,6 +275,49 @@ async fn renew(api: Api<Lease>, name: String) {
             .await
         {
             warn!(lease = %name, error = %err, "cannot renew this run's Lease; another run may take over its pending records once it expires");
+        }
+    }
+}
+
+/// Deletes the run Leases in this namespace that expired (their runs were killed), so they do
+/// not pile up: a run killed before it wrote a pending record leaves nothing that would lead
+/// repair to its Lease. Best effort: without `list` on Leases they stay.
+async fn sweep_expired_run_leases(api: &Api<Lease>) {
+    let params = kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=keelson");
+    let leases = match api.list(&params).await {
+        Ok(list) => list.items,
+        Err(err) => {
+            tracing::debug!(error = %err, "cannot list run Leases to delete expired ones");
+            return;
+        }
+    };
+    let now = jiff::Timestamp::now();
+    for lease in leases {
+        let Some(name) = lease.metadata.name.clone() else {
+            continue;
+        };
+        let spec = lease.spec.unwrap_or_default();
+        let expires = spec.renew_time.map(|t| t.0).and_then(|t| {
+            t.checked_add(jiff::SignedDuration::from_secs(i64::from(
+                spec.lease_duration_seconds.unwrap_or(0),
+            )))
+            .ok()
+        });
+        if !name.starts_with(RUN_LEASE_PREFIX) || expires.is_none_or(|e| e > now) {
+            continue;
+        }
+        let params = DeleteParams {
+            preconditions: lease
+                .metadata
+                .resource_version
+                .map(|rv| kube::api::Preconditions {
+                    resource_version: Some(rv),
+                    uid: None,
+                }),
+            ..DeleteParams::default()
+        };
+        if let Err(err) = api.delete(&name, &params).await {
+            tracing::debug!(lease = %name, error = %err, "cannot delete an expired run Lease");
         }
     }
 }
