@@ -9,6 +9,7 @@ pub mod apply;
 pub mod cli;
 pub mod cluster;
 pub mod controller;
+pub mod failpoint;
 pub mod keel;
 pub mod logging;
 pub mod policy;

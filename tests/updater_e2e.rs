@@ -601,6 +601,10 @@ rules:
   - apiGroups: ["apps"]
     resources: ["deployments"]
     verbs: ["get", "list"]
+  # The Lease `reconcile --once` holds while it writes, in the context's namespace.
+  - apiGroups: ["coordination.k8s.io"]
+    resources: ["leases"]
+    verbs: ["get", "create", "patch", "delete"]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -658,6 +662,8 @@ subjects:
         .map(|line| {
             if line.trim_start().starts_with("token:") {
                 format!("    token: {token}")
+            } else if line.trim_start().starts_with("namespace:") {
+                format!("    namespace: {namespace}")
             } else {
                 line.to_string()
             }

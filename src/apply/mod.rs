@@ -280,10 +280,12 @@ impl Applier {
                 Some(previous) => {
                     self.update(target, previous, document, method).await?;
                     report.patched.push(describe(target, document));
+                    crate::failpoint::hit(crate::failpoint::Step::MidApply).await;
                 }
                 None => {
                     self.create(target, document, method).await?;
                     report.created.push(describe(target, document));
+                    crate::failpoint::hit(crate::failpoint::Step::MidApply).await;
                 }
             }
         }
@@ -306,29 +308,54 @@ impl Applier {
         Ok(report)
     }
 
-    /// Whether the cluster already runs the images `manifest` names: every workload document's
-    /// container images equal the live object's. Used to finish a revision a crash left pending.
-    pub async fn manifest_is_live(&self, namespace: &str, manifest: &str) -> Result<bool> {
-        let target = ReleaseTarget {
-            name: String::new(),
-            namespace: namespace.to_string(),
+    /// The live object a manifest document names (`None`: it does not exist), read for crash
+    /// repair to compare with what a pending revision would have applied.
+    pub async fn live_object(&self, target: &ReleaseTarget, body: &Value) -> Result<Option<Value>> {
+        let field = |path: &[&str], name: &'static str| -> Result<String> {
+            let mut cursor = body;
+            for key in path {
+                cursor = &cursor[*key];
+            }
+            cursor
+                .as_str()
+                .map(str::to_string)
+                .ok_or(Error::ManifestField {
+                    release: target.name.clone(),
+                    which: "pending",
+                    index: 0,
+                    field: name,
+                })
         };
-        for document in parse_manifest("", "pending", manifest)? {
-            let wanted = container_images(&document.body);
-            if wanted.is_empty() {
-                continue;
-            }
-            let (api, _) = self.api(&target, &document).await?;
-            self.count();
-            let live = match api.get_opt(&document.name).await {
-                Ok(Some(live)) => serde_json::to_value(&live).unwrap_or(Value::Null),
-                Ok(None) | Err(_) => return Ok(false),
-            };
-            if container_images(&live) != wanted {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        let document = Document {
+            body: Value::Null,
+            api_version: field(&["apiVersion"], "apiVersion")?,
+            kind: field(&["kind"], "kind")?,
+            name: field(&["metadata", "name"], "metadata.name")?,
+            namespace: body["metadata"]["namespace"].as_str().map(str::to_string),
+        };
+        let (api, namespace) = self.api(target, &document).await?;
+        self.count();
+        let live = api
+            .get_opt(&document.name)
+            .await
+            .map_err(|source| Error::Request {
+                release: target.name.clone(),
+                verb: "get",
+                kind: document.kind.clone(),
+                namespace,
+                name: document.name.clone(),
+                source: Box::new(source),
+            })?;
+        live.map(|object| serde_json::to_value(&object))
+            .transpose()
+            .map_err(|err| Error::Request {
+                release: target.name.clone(),
+                verb: "read",
+                kind: document.kind.clone(),
+                namespace: target.namespace.clone(),
+                name: document.name.clone(),
+                source: Box::new(kube::Error::SerdeError(err)),
+            })
     }
 
     async fn api(
@@ -464,32 +491,6 @@ impl Applier {
             }),
         }
     }
-}
-
-/// `(container name, image)` of every container a workload document runs, sorted.
-fn container_images(body: &Value) -> Vec<(String, String)> {
-    let pod_specs = [
-        &body["spec"]["template"]["spec"],
-        &body["spec"]["jobTemplate"]["spec"]["template"]["spec"],
-        &body["spec"],
-    ];
-    let mut images = Vec::new();
-    for spec in pod_specs {
-        for list in ["initContainers", "containers"] {
-            for container in spec[list].as_array().into_iter().flatten() {
-                if let (Some(name), Some(image)) =
-                    (container["name"].as_str(), container["image"].as_str())
-                {
-                    images.push((format!("{list}/{name}"), image.to_string()));
-                }
-            }
-        }
-        if !images.is_empty() {
-            break;
-        }
-    }
-    images.sort();
-    images
 }
 
 fn describe(target: &ReleaseTarget, document: &Document) -> String {

@@ -10,7 +10,7 @@ use crate::apply::Applier;
 use crate::cluster::ClusterArgs;
 use crate::registry::{RegistryArgs, RegistryClient};
 use crate::storage::{DEFAULT_HISTORY_MAX, Driver, DriverKind, Storage};
-use crate::updater::{ImagePlan, Outcome, ReleaseOutcome, Updater, UpdaterConfig};
+use crate::updater::{ImagePlan, Outcome, ReleaseOutcome, RunLease, Updater, UpdaterConfig};
 
 /// Which releases a command covers, named as helm names the flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -199,11 +199,19 @@ pub async fn reconcile(args: ReconcileArgs, cluster: &ClusterArgs) -> anyhow::Re
         hook_timeout: std::time::Duration::from_secs(args.hook_timeout),
         ..UpdaterConfig::default()
     };
-    let (updater, namespace) = updater(&args.scope, cluster, config).await?;
+    let (mut updater, namespace) = updater(&args.scope, cluster, config).await?;
+    // The run's own Lease, named on every pending record it writes: another run repairs such a
+    // record only once this Lease is gone (deleted at the end, or expired after a kill).
+    let lease = RunLease::acquire(&updater.client).await?;
+    updater.config.holder = Some(lease.holder());
     let outcomes = updater
         .run_cycle(namespace.as_deref(), args.scope.selector.as_deref())
         .await
-        .with_context(|| format!("cannot list releases ({} driver)", args.scope.driver))?;
+        .with_context(|| format!("cannot list releases ({} driver)", args.scope.driver));
+    if let Err(err) = lease.release().await {
+        tracing::warn!(error = %crate::updater::plan::error_chain(&err), "the Lease expires on its own");
+    }
+    let outcomes = outcomes?;
     let mut failed = false;
     let mut out = std::io::stdout().lock();
     for outcome in &outcomes {

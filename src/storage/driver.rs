@@ -516,6 +516,17 @@ impl Driver {
         name: &str,
         version: i64,
     ) -> Result<StoredRelease, DriverError> {
+        Ok(self.get_annotated(namespace, name, version).await?.0)
+    }
+
+    /// [`Driver::get`], with the annotations of the object holding the record (where keelson
+    /// notes who holds a pending record).
+    pub async fn get_annotated(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: i64,
+    ) -> Result<(StoredRelease, BTreeMap<String, String>), DriverError> {
         let object_name = record_name(name, version);
         let raw = match self.kind {
             DriverKind::Secret => self
@@ -540,12 +551,14 @@ impl Driver {
                 object_name,
             });
         };
-        decode_raw(self.kind, raw).map_err(|skipped| DriverError::Corrupt {
+        let annotations = raw.meta.annotations.clone().unwrap_or_default();
+        let stored = decode_raw(self.kind, raw).map_err(|skipped| DriverError::Corrupt {
             namespace: namespace.to_string(),
             object: self.kind.object_kind(),
             object_name: object_name.clone(),
             reason: skipped.reason,
-        })
+        })?;
+        Ok((stored, annotations))
     }
 
     /// Creates the record of a new revision; fails with [`DriverError::AlreadyExists`] when
@@ -556,21 +569,44 @@ impl Driver {
         release: &Release,
         labels: &BTreeMap<String, String>,
     ) -> Result<StoredRelease, DriverError> {
+        self.create_with(namespace, release, labels, &BTreeMap::new(), false)
+            .await
+    }
+
+    /// [`Driver::create`] with annotations on the object (Helm reads none, so they change
+    /// nothing helm sees; [`Driver::update`] drops them). With `dry_run` the apiserver checks
+    /// everything a create checks (size, RBAC, admission, an existing revision) and stores
+    /// nothing.
+    pub async fn create_with(
+        &self,
+        namespace: &str,
+        release: &Release,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+        dry_run: bool,
+    ) -> Result<StoredRelease, DriverError> {
         let now = unix_now();
-        let (namespace, object_name, meta, payload) =
+        let (namespace, object_name, mut meta, payload) =
             self.prepare(namespace, release, labels, ("createdAt", now), None)?;
+        if !annotations.is_empty() {
+            meta.annotations = Some(annotations.clone());
+        }
+        let params = PostParams {
+            dry_run,
+            ..PostParams::default()
+        };
         let created_meta = match self.kind {
             DriverKind::Secret => {
                 let secret = secret_object(meta, payload);
                 self.secrets(Some(&namespace))
-                    .create(&PostParams::default(), &secret)
+                    .create(&params, &secret)
                     .await
                     .map(|s| s.metadata)
             }
             DriverKind::ConfigMap => {
                 let cm = config_map_object(meta, payload);
                 self.config_maps(Some(&namespace))
-                    .create(&PostParams::default(), &cm)
+                    .create(&params, &cm)
                     .await
                     .map(|c| c.metadata)
             }
@@ -595,7 +631,8 @@ impl Driver {
     }
 
     /// Rewrites a record that was read from the cluster, only if nobody changed it since
-    /// (stricter than Helm, which overwrites unconditionally).
+    /// (stricter than Helm, which overwrites unconditionally). The object is replaced whole, as
+    /// Helm's Update does: annotations a pending record carried are gone once it is finished.
     pub async fn update(&self, stored: &StoredRelease) -> Result<StoredRelease, DriverError> {
         let release = &stored.release;
         let Some(resource_version) = stored.resource_version.clone() else {

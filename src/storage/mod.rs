@@ -48,6 +48,19 @@ pub enum StorageError {
     InvalidName { name: String, reason: String },
 }
 
+impl StorageError {
+    /// Whether the error means another writer got there first (a pending revision, a revision
+    /// number taken, a record changed since it was read): worth a fresh read, not a failure.
+    pub fn is_other_writer(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Pending { .. }
+                | StorageError::Driver(DriverError::AlreadyExists { .. })
+                | StorageError::Driver(DriverError::Conflict { .. })
+        )
+    }
+}
+
 /// What an upgrade changes in a release; everything else is carried from the deployed revision.
 #[derive(Debug, Clone, Default)]
 pub struct RevisionChange {
@@ -61,6 +74,8 @@ pub struct RevisionChange {
     pub notes: Option<String>,
     /// What changed, e.g. `keelson: image.tag 3.4.5 → 4.5.6 (policy all)`; written on success.
     pub description: String,
+    /// Annotations on the pending record's object (who holds it); gone once it is finished.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// A revision created as `pending-upgrade`, waiting for [`Storage::complete_upgrade`] or
@@ -232,7 +247,9 @@ impl Storage {
     /// Starts an upgrade the way Helm does: refuses while the newest revision is pending,
     /// prunes history to make room, and creates revision last+1 as `pending-upgrade` from the
     /// deployed revision with `change` applied. Fails with `AlreadyExists` when another writer
-    /// created that revision first.
+    /// created that revision first. Before pruning, the apiserver is asked (dry run) whether
+    /// the new record can be written at all: a record that is too large or forbidden must not
+    /// cost the release its history.
     pub async fn begin_upgrade(
         &self,
         namespace: &str,
@@ -261,22 +278,57 @@ impl Storage {
             self.deployed(namespace, name).await?
         };
         let next = next_revision(&previous.release, last.release.version() + 1, &change);
-        if self.history_max > 0 {
+        let doomed = if self.history_max > 0 {
             // Like Helm: make room for the new revision before creating it.
-            let deployed = Some(previous.release.version());
-            for stored in revisions_to_prune(&history, deployed, self.history_max - 1) {
-                self.driver.delete(stored).await?;
+            revisions_to_prune(
+                &history,
+                Some(previous.release.version()),
+                self.history_max - 1,
+            )
+        } else {
+            Vec::new()
+        };
+        if !doomed.is_empty() {
+            self.driver
+                .create_with(
+                    namespace,
+                    &next,
+                    &previous.labels,
+                    &change.annotations,
+                    true,
+                )
+                .await?;
+            for stored in doomed {
+                match self.driver.delete(stored).await {
+                    // A concurrent writer pruned it first: the goal is reached.
+                    Ok(()) | Err(DriverError::NotFound { .. }) => {}
+                    Err(err) => return Err(err.into()),
+                }
             }
         }
+        crate::failpoint::hit(crate::failpoint::Step::AfterPrune).await;
         let pending = self
             .driver
-            .create(namespace, &next, &previous.labels)
+            .create_with(
+                namespace,
+                &next,
+                &previous.labels,
+                &change.annotations,
+                false,
+            )
             .await?;
         Ok(PendingRevision {
             pending,
             previous,
             description: fit_description(&change.description),
         })
+    }
+
+    /// Removes a pending record that was never applied (its writer found it planned from a
+    /// revision that is no longer the deployed one): nothing in the cluster matches it, so it
+    /// is not history. Only if unchanged since it was created.
+    pub async fn discard_pending(&self, pending: PendingRevision) -> Result<(), StorageError> {
+        Ok(self.driver.delete(&pending.pending).await?)
     }
 
     /// Finishes a successful upgrade: the previous revision becomes `superseded`, the new one
@@ -300,6 +352,7 @@ impl Storage {
             let _ = self.fail_upgrade_record(pending.pending, &reason).await;
             return Err(err.into());
         }
+        crate::failpoint::hit(crate::failpoint::Step::AfterSupersede).await;
         let mut deployed = pending.pending;
         deployed
             .release

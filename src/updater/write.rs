@@ -11,11 +11,15 @@ use crate::values::{PathSegment, ValuePath};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::failpoint::{self, Step};
 use crate::registry::{Credentials, RegistryClient};
+use crate::storage::driver::record_name;
 use crate::storage::{
     Hook, PendingRevision, RevisionChange, Status, Storage, StorageError, StoredRelease,
     fit_description,
 };
+
+use super::holder::{self, Holder};
 
 use super::patch_mode::{self, RenderedImage};
 use super::plan::{self, ImagePlan, TagCache, ValueChange, error_chain};
@@ -37,8 +41,9 @@ pub struct UpdaterConfig {
     pub dry_run: bool,
     /// How long one release's render may take before that release fails this cycle.
     pub render_timeout: std::time::Duration,
-    /// The writer named on pending records (the controller's leader Lease).
-    pub holder: Option<super::Holder>,
+    /// Who writes: named on every pending record so crash repair leaves a live writer's
+    /// records alone. `None` writes records that name no holder.
+    pub holder: Option<Holder>,
 }
 
 impl Default for UpdaterConfig {
@@ -74,9 +79,21 @@ impl RenderMode {
     }
 }
 
+/// How often one release is read again after other writers changed it under keelson.
+const MAX_ATTEMPTS: usize = 3;
+
+/// The end of one read-plan-write pass.
+enum Attempt {
+    Done(Outcome),
+    /// Another writer changed the release first (nothing of ours was applied): read again.
+    Replan(String),
+}
+
 /// A new revision computed but not yet written.
 struct Prepared<'h> {
     deployed: &'h StoredRelease,
+    /// The revision number the new record is expected to get.
+    next_version: i64,
     config: Map<String, Value>,
     manifest: String,
     hooks: Vec<Hook>,
@@ -193,43 +210,84 @@ impl Updater {
             warn!(%release, %namespace, "{warning}");
         }
 
-        let status = latest.release.status();
-        if status.is_pending() {
-            if latest.release.description() == PENDING_DESCRIPTION && !self.config.dry_run {
-                return done(Vec::new(), self.repair_pending(latest).await);
-            }
-            return done(
-                Vec::new(),
-                Outcome::Busy {
-                    reason: format!(
-                        "revision {} is {}; another operation is in progress",
-                        latest.release.version(),
-                        status.as_str()
-                    ),
-                },
-            );
-        }
-
         // Most cycles change nothing: plan from the newest revision alone first, and read the
         // history (one more request per release) only when it is deployed and an image would
         // move, or when it is not the deployed one.
-        if status == Status::Deployed {
+        if latest.release.status() == Status::Deployed {
             let plans = self.plan_tracked(&release, &namespace, &block, cache).await;
             if plans.iter().all(|p| p.target.is_none()) {
                 return done(plans, Outcome::UpToDate);
             }
         }
 
-        let history = match self.storage.history(&namespace, &release).await {
+        let mut lost = Vec::new();
+        loop {
+            let (plans, attempt) = self.attempt(&release, &namespace, cache).await;
+            match attempt {
+                Attempt::Done(outcome) => return done(plans, outcome),
+                Attempt::Replan(reason) => {
+                    info!(%release, %namespace, %reason, "another writer changed the release; reading it again");
+                    lost.push(reason);
+                    if lost.len() >= MAX_ATTEMPTS {
+                        return done(
+                            plans,
+                            Outcome::Busy {
+                                reason: format!(
+                                    "other writers changed the release {} times while keelson planned; last: {}",
+                                    lost.len(),
+                                    lost.last().map(String::as_str).unwrap_or_default()
+                                ),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// One read-plan-write pass over a release, from a fresh read of its history.
+    async fn attempt(
+        &self,
+        release: &str,
+        namespace: &str,
+        cache: &TagCache,
+    ) -> (Vec<ImagePlan>, Attempt) {
+        let finished = |outcome| (Vec::new(), Attempt::Done(outcome));
+        let history = match self.storage.history(namespace, release).await {
             Ok(history) => history,
             Err(err) => {
-                return done(
-                    Vec::new(),
-                    Outcome::Failed {
-                        reason: error_chain(&err),
-                        revision: None,
-                    },
-                );
+                return finished(Outcome::Failed {
+                    reason: error_chain(&err),
+                    revision: None,
+                });
+            }
+        };
+        let Some(newest) = history.last() else {
+            return finished(Outcome::Failed {
+                reason: "the release has no revisions".to_string(),
+                revision: None,
+            });
+        };
+        let status = newest.release.status();
+        if status.is_pending() {
+            if newest.release.description() == PENDING_DESCRIPTION && !self.config.dry_run {
+                return finished(self.repair_pending(newest, &history).await);
+            }
+            return finished(Outcome::Busy {
+                reason: format!(
+                    "revision {} is {}; another operation is in progress",
+                    newest.release.version(),
+                    status.as_str()
+                ),
+            });
+        }
+        let block = match keel::read_release(&newest.release) {
+            Ok(Some(block)) => block,
+            Ok(None) => return finished(Outcome::NotTracked { reason: None }),
+            Err(err) => {
+                return finished(Outcome::NotTracked {
+                    reason: Some(err.to_string()),
+                });
             }
         };
         // Plan from the deployed revision: a newer failed one is not what runs, and the new
@@ -239,21 +297,21 @@ impl Updater {
             .filter(|r| r.release.status() == Status::Deployed)
             .max_by_key(|r| r.release.version());
         let (base, block) = match deployed {
-            Some(deployed) if deployed.release.version() != latest.release.version() => {
+            Some(deployed) if deployed.release.version() != newest.release.version() => {
                 match keel::read_release(&deployed.release) {
                     Ok(Some(block)) => (deployed, block),
-                    _ => (&latest, block),
+                    _ => (newest, block),
                 }
             }
-            _ => (&latest, block),
+            _ => (newest, block),
         };
-        let by_secret = self.pull_secret_clients(&namespace, &block).await;
+        let by_secret = self.pull_secret_clients(namespace, &block).await;
         let registries = plan::Registries {
-            namespace: &namespace,
+            namespace,
             default: &self.registry,
             by_secret: &by_secret,
         };
-        let plans = plan::plan_release(
+        let mut plans = plan::plan_release(
             base.release.name(),
             base.release.namespace(),
             &block,
@@ -262,34 +320,33 @@ impl Updater {
             cache,
         )
         .await;
-        let mut plans = plans;
         let changes: Vec<&ImagePlan> = plans.iter().filter(|p| p.target.is_some()).collect();
         if changes.is_empty() {
-            return done(plans, Outcome::UpToDate);
+            return (plans, Attempt::Done(Outcome::UpToDate));
         }
         let prepared = self.prepare_revision(&history, &changes).await;
         let mode = prepared.as_ref().ok().map(|p| p.mode);
-        let outcome = match prepared {
-            Ok(_) if self.config.dry_run => Outcome::UpToDate,
-            Ok(prepared) => self.write_revision(prepared).await.unwrap_or_else(|o| o),
-            Err(outcome) => outcome,
+        let attempt = match prepared {
+            Ok(_) if self.config.dry_run => Attempt::Done(Outcome::UpToDate),
+            Ok(prepared) => self.write_revision(prepared).await,
+            Err(outcome) => Attempt::Done(outcome),
         };
         for plan in plans.iter_mut().filter(|p| p.target.is_some()) {
             plan.mode = mode.map(RenderMode::label);
             // A revision that cannot even be built refuses every change it would carry.
             if let (
                 None,
-                Outcome::Failed {
+                Attempt::Done(Outcome::Failed {
                     reason,
                     revision: None,
-                },
-            ) = (mode, &outcome)
+                }),
+            ) = (mode, &attempt)
             {
                 plan.reason = Some(reason.clone());
                 plan.target = None;
             }
         }
-        done(plans, outcome)
+        (plans, attempt)
     }
 
     /// Writes the revision for `changes` on top of the deployed revision.
@@ -343,6 +400,7 @@ impl Updater {
 
         Ok(Prepared {
             deployed,
+            next_version,
             config,
             manifest,
             hooks,
@@ -352,10 +410,13 @@ impl Updater {
         })
     }
 
-    /// Writes the prepared revision: pending record, apply, then deployed (or failed).
-    async fn write_revision(&self, prepared: Prepared<'_>) -> Result<Outcome, Outcome> {
+    /// Writes the prepared revision: pending record, apply, then deployed (or failed). A
+    /// writer that finds another got there first, before it applied anything, leaves no trace
+    /// and asks for a fresh read.
+    async fn write_revision(&self, prepared: Prepared<'_>) -> Attempt {
         let Prepared {
             deployed,
+            next_version,
             config,
             manifest,
             hooks,
@@ -366,39 +427,64 @@ impl Updater {
         let name = deployed.release.name().to_string();
         let namespace = deployed.release.namespace().to_string();
         let old_manifest = deployed.release.manifest.clone().unwrap_or_default();
+        let mut annotations = self
+            .config
+            .holder
+            .as_ref()
+            .map(Holder::annotations)
+            .unwrap_or_default();
+        annotations.insert(
+            holder::DESCRIPTION_ANNOTATION.to_string(),
+            fit_description(&description),
+        );
         let change = RevisionChange {
             config,
             manifest: manifest.clone(),
             hooks: Some(hooks),
             notes,
             description: description.clone(),
+            annotations,
         };
         let storage = self
             .storage
             .clone()
             .with_history_max(self.config.history_max);
+        // Marked before the record exists, so no repair in this process ever sees it unmarked.
+        let _in_flight = holder::InFlight::new(&namespace, &record_name(&name, next_version));
+        failpoint::hit(Step::BeforePending).await;
         let pending = match storage.begin_upgrade(&namespace, &name, change).await {
             Ok(pending) => pending,
+            Err(err) if err.is_other_writer() || matches!(err, StorageError::NoDeployed { .. }) => {
+                return Attempt::Replan(error_chain(&err));
+            }
             Err(err) => {
-                return Err(Outcome::Busy {
+                return Attempt::Done(Outcome::Failed {
                     reason: error_chain(&err),
+                    revision: None,
                 });
             }
         };
+        failpoint::hit(Step::AfterPending).await;
         let revision = pending.pending.release.version();
         if pending.previous.release.version() != deployed.release.version() {
             // Someone deployed another revision between our read and our write: our values
-            // were computed from an older one. Give up this cycle without touching the cluster.
+            // were computed from an older one. Nothing was applied, so the record is no
+            // history: remove it and plan again from what is deployed now.
             let reason = format!(
-                "revision {} was deployed while keelson planned from revision {}; retrying next cycle",
+                "revision {} was deployed while keelson planned from revision {}",
                 pending.previous.release.version(),
                 deployed.release.version()
             );
-            let _ = storage.fail_upgrade(pending, &reason).await;
-            return Err(Outcome::Failed {
-                reason,
-                revision: Some(revision),
-            });
+            return match storage.discard_pending(pending).await {
+                Ok(()) => Attempt::Replan(reason),
+                Err(err) => Attempt::Done(Outcome::Failed {
+                    reason: format!(
+                        "{reason}; removing the unapplied pending revision {revision} failed (crash repair will finish it): {}",
+                        error_chain(&err)
+                    ),
+                    revision: Some(revision),
+                }),
+            };
         }
         let target = ReleaseTarget {
             name: name.clone(),
@@ -423,23 +509,24 @@ impl Updater {
             if let Err(mark) = storage.fail_upgrade(pending, &reason).await {
                 warn!(release = %name, %namespace, revision, error = %error_chain(&mark), "could not mark the revision failed");
             }
-            return Err(Outcome::Failed {
+            return Attempt::Done(Outcome::Failed {
                 reason,
                 revision: Some(revision),
             });
         }
         match storage.complete_upgrade(pending).await {
             Ok(_) => {
+                failpoint::hit(Step::AfterDeploy).await;
                 // History was already pruned to make room when the pending record was created,
                 // as Helm's storage does; no second pass (and no extra requests) here.
                 info!(release = %name, %namespace, revision, %description, "deployed");
-                Ok(Outcome::Updated {
+                Attempt::Done(Outcome::Updated {
                     revision,
                     description,
                     mode,
                 })
             }
-            Err(err) => Err(Outcome::Failed {
+            Err(err) => Attempt::Done(Outcome::Failed {
                 reason: error_chain(&err),
                 revision: Some(revision),
             }),
@@ -570,43 +657,6 @@ impl Updater {
         }
         Ok((manifest, hooks, None, RenderMode::Patch))
     }
-
-    /// Repairs keelson's own pending record left by a crash: roll forward when the cluster
-    /// already runs what the record says, else mark it failed.
-    async fn repair_pending(&self, pending: StoredRelease) -> Outcome {
-        let name = pending.release.name().to_string();
-        let namespace = pending.release.namespace().to_string();
-        let revision = pending.release.version();
-        let manifest = pending.release.manifest.clone().unwrap_or_default();
-        let applied = self.applier.manifest_is_live(&namespace, &manifest).await;
-        let result = match applied {
-            Ok(true) => {
-                self.finish_pending(pending, true, "keelson: completed after an interrupted run")
-                    .await
-            }
-            Ok(false) | Err(_) => {
-                self.finish_pending(
-                    pending,
-                    false,
-                    "keelson: interrupted before the apply finished; marked failed at restart",
-                )
-                .await
-            }
-        };
-        match result {
-            Ok(stored) => Outcome::Repaired {
-                revision,
-                status: stored.release.status(),
-            },
-            Err(err) => {
-                warn!(release = %name, %namespace, revision, error = %error_chain(&err), "could not repair a pending revision");
-                Outcome::Failed {
-                    reason: error_chain(&err),
-                    revision: Some(revision),
-                }
-            }
-        }
-    }
 }
 
 impl Updater {
@@ -671,7 +721,7 @@ impl Updater {
     }
 
     /// Ends a pending record: deployed (the previous deployed revision superseded) or failed.
-    async fn finish_pending(
+    pub(super) async fn finish_pending(
         &self,
         mut pending: StoredRelease,
         success: bool,
