@@ -513,3 +513,52 @@ fn of_two_replicas_one_writes_and_the_other_takes_over_after_kill_9() {
     assert_settled(&history);
     assert_eq!(second.metric("keelson_leader"), 1.0);
 }
+
+#[test]
+fn a_leader_killed_mid_update_leaves_its_pending_record_to_the_next_leader() {
+    let world = World::new("ctl-kill", "demo");
+    world.install(
+        &world.env.helm3.clone(),
+        "web",
+        &["keel.pollSchedule=@every 1s"],
+    );
+    let args = ["--lease-duration", "3"];
+    // The failpoint aborts the process (as kill -9 would) right after the pending record is
+    // written, before anything is applied.
+    let mut first = world.run_controller(
+        &args,
+        &[
+            ("POD_NAME", "first"),
+            ("KEELSON_FAILPOINT", "after-pending"),
+        ],
+    );
+    wait_for(Duration::from_secs(10), "the first replica to lead", || {
+        (first.metric("keelson_leader") == 1.0).then_some(())
+    });
+    let second = world.run_controller(&args, &[("POD_NAME", "second")]);
+    world.push("1.1.0");
+    wait_for(
+        Duration::from_secs(20),
+        "the first replica to die mid-update",
+        || (first.get("/healthz").0 == 0).then_some(()),
+    );
+    let pending = world.history("web");
+    assert!(
+        pending
+            .last()
+            .is_some_and(|r| r["status"] == "pending-upgrade"),
+        "killed with a pending record: {pending:?}"
+    );
+    first.kill();
+    let history = world.wait_for_tag("web", "1.1.0", &second);
+    assert_settled(&history);
+    assert_eq!(
+        world.deployment_image("web-demo"),
+        format!("{}:1.1.0", world.image())
+    );
+    assert!(
+        second.metric("keelson_pending_repaired_total") >= 1.0,
+        "{}",
+        second.log_text()
+    );
+}

@@ -33,6 +33,8 @@ pub enum Cause {
     Webhook,
     /// The release's newest revision changed (new revision, changed block, rollback).
     Change,
+    /// A look at a pending newest revision (repaired when its writer is gone).
+    Pending,
 }
 
 impl Cause {
@@ -41,6 +43,7 @@ impl Cause {
             Cause::Poll => "poll",
             Cause::Webhook => "webhook",
             Cause::Change => "change",
+            Cause::Pending => "pending",
         }
     }
 }
@@ -62,6 +65,8 @@ struct Schedules {
     dirty: HashMap<ReleaseKey, bool>,
     /// Webhook hints recently acted on, for collapsing duplicate deliveries.
     recent_hints: HashMap<webhooks::Hint, Instant>,
+    /// When pending records were last looked at.
+    last_pending_look: Option<Instant>,
 }
 
 /// Releases being planned or written, and those asked for again meanwhile.
@@ -88,6 +93,10 @@ pub struct Controller {
     active: watch::Sender<usize>,
     stopping: watch::Receiver<bool>,
 }
+
+/// How often releases with a pending newest revision are looked at (repaired when their
+/// writer is gone). A live writer's Lease outlasts this, so its record is only ever skipped.
+const PENDING_LOOK: Duration = Duration::from_secs(5);
 
 /// How long a webhook delivery counts as a duplicate of an earlier identical one.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
@@ -221,6 +230,14 @@ impl Controller {
                     .unwrap_or(Duration::ZERO)
                     .min(sleep_for);
             }
+            if self
+                .releases
+                .tracked()
+                .iter()
+                .any(|r| r.status.is_pending())
+            {
+                sleep_for = sleep_for.min(PENDING_LOOK);
+            }
             if !self.is_leader() {
                 sleep_for = Duration::from_secs(3600);
             }
@@ -283,20 +300,38 @@ impl Controller {
             }
             (due, dirty)
         };
-        if due.is_empty() && dirty.is_empty() {
+        // Pending records are looked at every PENDING_LOOK whatever the trigger: the updater
+        // repairs those whose writer is gone and skips those of a live writer.
+        let any_pending = tracked.iter().any(|r| r.status.is_pending());
+        let pending_look = any_pending && {
+            let mut schedules = lock(&self.schedules);
+            let last = schedules.last_pending_look;
+            let due_now = last.is_none_or(|at| at.elapsed() >= PENDING_LOOK);
+            if due_now {
+                schedules.last_pending_look = Some(Instant::now());
+            }
+            due_now
+        };
+        if due.is_empty() && dirty.is_empty() && !pending_look {
             return;
         }
         let mut wave: Vec<(ReleaseKey, Cause)> = Vec::new();
         for release in tracked {
             let key = (release.namespace.clone(), release.name.clone());
             let polled = release.polls() && release.repositories.iter().any(|r| due.contains(r));
-            if polled && !dirty.contains_key(&key) {
+            if polled && !dirty.contains_key(&key) && !release.status.is_pending() {
                 wave.push((key, Cause::Poll));
             } else if release.status.is_pending() {
                 // Another writer is mid-upgrade: wait for its next record, keeping whether
-                // the settings changed so that plan still lists afresh.
-                if let Some(fresh) = dirty.get(&key) {
-                    *lock(&self.schedules).dirty.entry(key).or_default() |= *fresh;
+                // the settings changed so that plan still lists afresh. A record whose writer
+                // died is repaired by the periodic look below.
+                if let Some(true) = dirty.get(&key) {
+                    lock(&self.schedules).dirty.insert(key.clone(), true);
+                }
+                // Not our own update in flight: that one ends by itself.
+                let ours = lock(&self.in_flight).running.contains(&key);
+                if (polled || pending_look) && !ours {
+                    wave.push((key, Cause::Pending));
                 }
             } else if dirty.contains_key(&key) {
                 // A webhook-only release is re-planned on a change only from listings already
