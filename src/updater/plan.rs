@@ -119,15 +119,8 @@ impl TagCache {
 }
 
 /// `error: cause: cause` in one line, for reasons shown in tables and logs.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    crate::cluster::error_chain(err)
 }
 
 /// The values a release's history holds at `path` per revision, for the rollback guard.
