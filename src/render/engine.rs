@@ -218,33 +218,14 @@ mod golden_tests {
     use super::*;
     use std::path::{Path, PathBuf};
 
-    /// Values as Helm reads them from YAML: every number is a float64.
-    fn yaml_to_value(yaml: &serde_yaml::Value) -> Value {
-        match yaml {
-            serde_yaml::Value::Null => Value::Nil,
-            serde_yaml::Value::Bool(b) => Value::Bool(*b),
-            serde_yaml::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
-            serde_yaml::Value::String(s) => Value::String(s.clone()),
-            serde_yaml::Value::Sequence(items) => Value::list(items.iter().map(yaml_to_value)),
-            serde_yaml::Value::Mapping(map) => Value::map(map.iter().map(|(k, v)| {
-                let key = match k {
-                    serde_yaml::Value::String(s) => s.clone(),
-                    other => serde_yaml::to_string(other)
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string(),
-                };
-                (key, yaml_to_value(v))
-            })),
-            serde_yaml::Value::Tagged(tagged) => yaml_to_value(&tagged.value),
-        }
-    }
-
-    fn read_yaml(path: &Path) -> serde_yaml::Value {
+    /// A YAML file read as Helm reads values (the project's go-yaml reader: numbers float64).
+    fn read_yaml(path: &Path) -> serde_json::Value {
         std::fs::read_to_string(path)
             .ok()
-            .and_then(|text| serde_yaml::from_str(&text).ok())
-            .unwrap_or(serde_yaml::Value::Null)
+            .and_then(|text| {
+                crate::values::yaml::parse_first_document(&text, &path.display().to_string()).ok()
+            })
+            .unwrap_or(serde_json::Value::Null)
     }
 
     fn collect_templates(dir: &Path, prefix: &str, out: &mut Vec<(String, String)>) {
@@ -273,7 +254,7 @@ mod golden_tests {
                 .to_string()
         };
         let chart_name = field("name");
-        let values = yaml_to_value(&read_yaml(&chart.join("values.yaml")));
+        let values = Value::from_json(&read_yaml(&chart.join("values.yaml")));
         let values = if values.is_nil() {
             Value::map([])
         } else {

@@ -71,8 +71,34 @@ pub fn go_number_text(n: &Number) -> String {
     }
 }
 
+/// Parses every document of a Kubernetes manifest as kubectl and Helm's kube client read it
+/// (`sigs.k8s.io/yaml.YAMLToJSON` over go-yaml v2): YAML 1.1 scalars (`0755` is 493, `on` is
+/// true), map keys as strings, and, unlike values, integers stay integers, because the JSON text
+/// sent to the apiserver carries them as written. Empty documents come back as `Value::Null`.
+pub fn parse_manifest_documents(text: &str, source: &str) -> Result<Vec<Value>, ValuesError> {
+    parse_documents_as(text, source, usize::MAX, NumberMode::AsWritten)
+}
+
+/// How numbers reach JSON.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NumberMode {
+    /// Helm's values: YAML to JSON to `interface{}`, so every number is a float64.
+    Float64,
+    /// YAMLToJSON's JSON text: integers as integers, floats as Go's `json.Marshal` prints them.
+    AsWritten,
+}
+
 /// Parses up to `limit` documents.
 fn parse_documents(text: &str, source: &str, limit: usize) -> Result<Vec<Value>, ValuesError> {
+    parse_documents_as(text, source, limit, NumberMode::Float64)
+}
+
+fn parse_documents_as(
+    text: &str,
+    source: &str,
+    limit: usize,
+    numbers: NumberMode,
+) -> Result<Vec<Value>, ValuesError> {
     let mut loader = Loader {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
@@ -92,7 +118,7 @@ fn parse_documents(text: &str, source: &str, limit: usize) -> Result<Vec<Value>,
                     let node = loader.node(first, first_span)?;
                     // Consume DocumentEnd.
                     let (_end, _) = loader.next()?;
-                    docs.push(to_json(node, source, span)?);
+                    docs.push(to_json(node, source, span, numbers)?);
                 }
                 if docs.len() >= limit {
                     break;
@@ -446,10 +472,33 @@ fn key_string(node: &Node) -> Option<String> {
     }
 }
 
-fn to_json(node: Node, source: &str, span: Span) -> Result<Value, ValuesError> {
+fn to_json(
+    node: Node,
+    source: &str,
+    span: Span,
+    numbers: NumberMode,
+) -> Result<Value, ValuesError> {
     Ok(match node {
         Node::Null => Value::Null,
         Node::Bool(b) => Value::Bool(b),
+        Node::Int(i) if numbers == NumberMode::AsWritten => {
+            if let Ok(n) = i64::try_from(i) {
+                Value::Number(n.into())
+            } else if let Ok(n) = u64::try_from(i) {
+                Value::Number(n.into())
+            } else {
+                float_value(i as f64, source, span)?
+            }
+        }
+        // Go's json.Marshal prints an integral float64 below 1e21 without a fraction.
+        Node::Float(f)
+            if numbers == NumberMode::AsWritten
+                && f.fract() == 0.0
+                && f.abs() < 1e21
+                && (i64::MIN as f64..=i64::MAX as f64).contains(&f) =>
+        {
+            Value::Number((f as i64).into())
+        }
         // JSON decoding into interface{} makes every number a float64.
         Node::Int(i) => float_value(i as f64, source, span)?,
         Node::Float(f) => float_value(f, source, span)?,
@@ -457,7 +506,7 @@ fn to_json(node: Node, source: &str, span: Span) -> Result<Value, ValuesError> {
         Node::Seq(items) => Value::Array(
             items
                 .into_iter()
-                .map(|n| to_json(n, source, span))
+                .map(|n| to_json(n, source, span, numbers))
                 .collect::<Result<_, _>>()?,
         ),
         Node::Map(entries) => {
@@ -471,7 +520,7 @@ fn to_json(node: Node, source: &str, span: Span) -> Result<Value, ValuesError> {
                         message: "unsupported map key (null, list or map)".to_string(),
                     });
                 };
-                map.insert(key, to_json(value, source, span)?);
+                map.insert(key, to_json(value, source, span, numbers)?);
             }
             Value::Object(map)
         }
@@ -573,6 +622,26 @@ mod tests {
     #[test]
     fn infinity_is_rejected_like_json_marshal() {
         assert!(parse_first_document("a: .inf\n", "inf.yaml").is_err());
+    }
+
+    #[test]
+    fn manifests_keep_integers_and_read_yaml11_forms() {
+        let docs = parse_manifest_documents(
+            "---\n# Source: a.yaml\nmode: 0755\nother: 0644\nflag: on\nno: off\nratio: 0.5\nbig: 2.0\nport: 8080\n---\n---\nb: yes\n",
+            "manifest",
+        )
+        .unwrap_or_default();
+        assert_eq!(docs.len(), 3, "{docs:?}");
+        assert_eq!(
+            docs[0],
+            json!({"mode": 493, "other": 420, "flag": true, "false": false, "ratio": 0.5, "big": 2, "port": 8080})
+        );
+        assert_eq!(
+            serde_json::to_string(&docs[0]["mode"]).unwrap_or_default(),
+            "493"
+        );
+        assert_eq!(docs[1], Value::Null);
+        assert_eq!(docs[2], json!({"b": true}));
     }
 
     #[test]
