@@ -618,6 +618,21 @@ impl RegistryClient {
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
+            // A 401 that comes from where a redirect led is not the registry's challenge: a
+            // foreign host could name its own Bearer realm and be sent the registry's
+            // credentials. Only the registry itself (and the token service its own challenge
+            // names) may ask for them.
+            if response.url().origin() != url.origin() {
+                let answered = response.url().clone();
+                return Err(Error::Unauthorized {
+                    image: image.repository(),
+                    url: url.to_string(),
+                    detail: format!(
+                        "the redirect target {} answered 401; only {registry} itself may ask for credentials, so none are sent",
+                        host_port(&answered)
+                    ),
+                });
+            }
             let header_value = response
                 .headers()
                 .get_all(header::WWW_AUTHENTICATE)
