@@ -128,14 +128,50 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A kube client error as users should read it: an apiserver's answer as its message and code
-/// (`secrets is forbidden: … (403 Forbidden)`), anything else as its own text. kube's display
-/// of an answer repeats the message and dumps the whole Status.
+/// An error and its causes joined with `: `, the way every keelson message shows errors. An
+/// apiserver answer (`kube::Error::Api`, also boxed) prints once as its message and code,
+/// `secrets "x" not found (404 NotFound)`, never as kube's debug dump of the Status; the chain
+/// stops there because the Status is its only further cause.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut current = Some(err);
+    while let Some(cause) = current {
+        let kube_error = cause
+            .downcast_ref::<kube::Error>()
+            .or_else(|| cause.downcast_ref::<Box<kube::Error>>().map(|b| &**b));
+        if let Some(kube::Error::Api(status)) = kube_error {
+            parts.push(api_status_text(status));
+            break;
+        }
+        if let Some(status) = cause.downcast_ref::<kube::core::Status>() {
+            parts.push(api_status_text(status));
+            break;
+        }
+        parts.push(cause.to_string());
+        current = cause.source();
+    }
+    parts.join(": ")
+}
+
+/// An apiserver Status as `message (code reason)`.
+pub fn api_status_text(status: &kube::core::Status) -> String {
+    let mut text = status.message.clone();
+    if text.is_empty() {
+        text = "the apiserver gave no message".to_string();
+    }
+    match (status.code, status.reason.is_empty()) {
+        (0, true) => text,
+        (0, false) => format!("{text} ({})", status.reason),
+        (code, true) => format!("{text} ({code})"),
+        (code, false) => format!("{text} ({code} {})", status.reason),
+    }
+}
+
+/// A kube client error as users should read it: an apiserver's answer as its message and code,
+/// anything else as its own text.
 pub fn api_error_text(err: &kube::Error) -> String {
     match err {
-        kube::Error::Api(status) => {
-            format!("{} ({} {})", status.message, status.code, status.reason)
-        }
+        kube::Error::Api(status) => api_status_text(status),
         other => other.to_string(),
     }
 }

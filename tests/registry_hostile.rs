@@ -443,6 +443,63 @@ async fn credentials_never_follow_a_redirect_to_another_host() {
     );
 }
 
+/// Issue 13 item 13: a redirect target that answers 401 with its own Bearer realm must not be
+/// taken as the registry's challenge, or the registry's Basic credentials would go to it.
+#[tokio::test]
+async fn a_401_from_a_redirect_target_never_receives_credentials() {
+    let foreign = Peer::start(|r| {
+        ping_or(r, || {
+            if r.path().starts_with("/token") {
+                Reply::json(200, serde_json::json!({"token": "stolen"}))
+            } else {
+                let realm = format!("http://{}/token", r.header("host").unwrap_or_default());
+                Reply::new(401).header(
+                    "WWW-Authenticate",
+                    &format!("Bearer realm=\"{realm}\",service=\"evil\""),
+                )
+            }
+        })
+    })
+    .await;
+    // `localhost` and another port: another origin than the registry's 127.0.0.1:port.
+    let location = format!("http://localhost:{}/v2/elsewhere/tags", foreign.addr.port());
+    let origin = Peer::start(move |r| {
+        ping_or(r, || {
+            if r.header("authorization").is_none() {
+                Reply::new(307).header("Location", &location)
+            } else {
+                Reply::json(200, tags_json(["1.0".to_string()]))
+            }
+        })
+    })
+    .await;
+    let config = RegistryConfig {
+        credentials: basic_secret(&origin.host(), "alice", "s3cret"),
+        ..fast_config()
+    };
+    let err = client(config)
+        .list_tags(&image(&origin, "hijack/x"))
+        .await
+        .expect_err("a foreign 401 is not the registry's challenge");
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
+    assert!(
+        err.to_string().contains("redirect target"),
+        "the error says why: {err}"
+    );
+    for request in foreign.requests() {
+        assert_eq!(
+            request.header("authorization"),
+            None,
+            "credentials reached the redirect target: {request:?}"
+        );
+    }
+    assert_eq!(
+        foreign.count(|r| r.path().starts_with("/token")),
+        0,
+        "the foreign realm was asked for a token"
+    );
+}
+
 #[tokio::test]
 async fn redirect_to_plain_http_elsewhere_is_refused_before_sending() {
     let peer = Peer::start(|r| {

@@ -30,21 +30,8 @@ const CLUSTER_SCOPED_KINDS: [&str; 11] = [
     "Namespace",
 ];
 
-fn corpus_charts() -> Option<Vec<std::path::PathBuf>> {
-    let Some(corpus) = std::env::var_os("KEELSON_SHARED_CHARTS").map(std::path::PathBuf::from)
-    else {
-        eprintln!(
-            "NOTICE: KEELSON_SHARED_CHARTS is not set; skipping the real-world chart corpus test"
-        );
-        return None;
-    };
-    if !corpus.is_dir() {
-        eprintln!(
-            "NOTICE: KEELSON_SHARED_CHARTS={} is absent; skipping",
-            corpus.display()
-        );
-        return None;
-    }
+fn corpus_charts() -> Vec<std::path::PathBuf> {
+    let corpus = support::shared_charts();
     let mut charts: Vec<_> = std::fs::read_dir(&corpus)
         .expect("corpus readable")
         .filter_map(Result::ok)
@@ -52,7 +39,12 @@ fn corpus_charts() -> Option<Vec<std::path::PathBuf>> {
         .filter(|p| p.join("Chart.yaml").is_file())
         .collect();
     charts.sort();
-    Some(charts)
+    assert!(
+        !charts.is_empty(),
+        "no charts (directories with Chart.yaml) under {}",
+        corpus.display()
+    );
+    charts
 }
 
 /// Panics showing where two JSON texts first differ.
@@ -91,9 +83,7 @@ fn run(program: &str, args: &[&str], kubeconfig: &str) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_release_json_round_trips_and_helm_reads_keelsons_records() {
-    let Some(charts) = corpus_charts() else {
-        return;
-    };
+    let charts = corpus_charts();
     let env = TestEnv::get();
     keelson::cluster::install_crypto_provider();
     let client = ClusterArgs {

@@ -723,6 +723,12 @@ fn an_apply_the_apiserver_rejects_ends_failed_and_the_release_stays_usable() {
         stdout.contains("forbidden") || stdout.contains("Forbidden"),
         "{stdout}"
     );
+    // Issue 13 item 3: the apiserver's message and code once, never kube's debug dump.
+    assert!(stdout.contains("(403 Forbidden)"), "{stdout}");
+    for dump in ["ApiError", "Status {", "Some(Failure)"] {
+        assert!(!stdout.contains(dump), "{stdout}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains(dump));
+    }
 
     let revisions = history(&env, &env.helm3, "app", &namespace);
     assert_eq!(revisions[0]["status"], "deployed", "{revisions:?}");
@@ -733,6 +739,11 @@ fn an_apply_the_apiserver_rejects_ends_failed_and_the_release_stays_usable() {
             .unwrap_or_default()
             .contains("keelson"),
         "{revisions:?}"
+    );
+    let description = revisions[1]["description"].as_str().unwrap_or_default();
+    assert!(
+        !description.contains("ApiError") && !description.contains("Status {"),
+        "{description}"
     );
     assert_eq!(
         image_of(&env, &namespace, "app-netutils"),
@@ -1049,4 +1060,133 @@ fn an_image_pull_secret_in_the_release_namespace_authenticates_the_registry() {
         format!("{}/{repository}:1.1.0", registry.host)
     );
     env.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}
+
+/// Issue 13 items 1 and 2 end to end: a release whose Deployment mounts a ConfigMap with
+/// `defaultMode: 0755` (and `on`/`no` booleans) is updated, helm 4 (server-side apply) and
+/// helm 3 (patches) alike; then the ConfigMap and Service are deleted by hand and the next
+/// update re-creates them instead of failing every later revision.
+#[test]
+fn yaml11_releases_update_and_objects_deleted_by_hand_come_back() {
+    for (label, helm_of) in [
+        (
+            "helm4",
+            (|env: &TestEnv| env.helm4.clone()) as fn(&TestEnv) -> String,
+        ),
+        ("helm3", |env: &TestEnv| env.helm3.clone()),
+    ] {
+        let scenario = Scenario::new(&format!("e2e-yaml11-{label}"), "yaml11");
+        let env = &scenario.env;
+        let helm = helm_of(env);
+        scenario.install(&helm, "app");
+        scenario.push("1.1.0");
+        let output = reconcile(env, &scenario.namespace);
+        assert!(output.contains("revision 2 deployed"), "{label}: {output}");
+        assert_eq!(
+            image_of(env, &scenario.namespace, "app-app"),
+            scenario.image("1.1.0")
+        );
+        let mode = env.kubectl(&[
+            "get",
+            "deployment",
+            "app-app",
+            "-n",
+            &scenario.namespace,
+            "-o",
+            "jsonpath={.spec.template.spec.volumes[0].configMap.defaultMode}",
+        ]);
+        assert_eq!(mode, "493", "{label}");
+
+        env.kubectl(&[
+            "delete",
+            "configmap",
+            "app-scripts",
+            "-n",
+            &scenario.namespace,
+        ]);
+        env.kubectl(&["delete", "service", "app-svc", "-n", &scenario.namespace]);
+        scenario.push("1.2.0");
+        let output = reconcile(env, &scenario.namespace);
+        assert!(output.contains("revision 3 deployed"), "{label}: {output}");
+        for object in ["configmap/app-scripts", "service/app-svc"] {
+            assert!(
+                env.run_status(&env.kubectl, &["get", object, "-n", &scenario.namespace])
+                    .status
+                    .success(),
+                "{label}: {object} was not re-created"
+            );
+        }
+        let revisions = history(env, &helm, "app", &scenario.namespace);
+        assert_eq!(deployed_count(&revisions), 1, "{label}: {revisions:?}");
+        assert_eq!(revisions[2]["status"], "deployed", "{label}: {revisions:?}");
+        // helm upgrades on top of keelson's revision.
+        env.run(
+            &helm,
+            &[
+                "upgrade",
+                "app",
+                &scenario.chart,
+                "-n",
+                &scenario.namespace,
+                "--reuse-values",
+            ],
+        );
+    }
+}
+
+/// Issue 13 item 9 end to end: a chart whose template runs 25 million `range` iterations
+/// (helm renders it in seconds; keelson's budget stops the re-render) is still updated, in
+/// patch mode, and the release after it in the same cycle too.
+#[test]
+fn a_chart_over_the_render_budget_fails_only_its_own_render() {
+    let scenario = Scenario::new("e2e-budget", "yaml11");
+    let env = &scenario.env;
+    let heavy = PathBuf::from(&scenario.chart).join("templates/heavy.yaml");
+    std::fs::write(
+        &heavy,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-heavy\ndata:\n  n: \"{{ range until 5000 }}{{ range until 5000 }}{{ end }}{{ end }}done\"\n",
+    )
+    .expect("write the heavy template");
+    scenario.install(&env.helm3, "heavy");
+    let light = chart_with_registry("yaml11", &scenario.registry.host)
+        .display()
+        .to_string();
+    env.helm3(&[
+        "install",
+        "light",
+        &light,
+        "-n",
+        &scenario.namespace,
+        "--set",
+        &scenario.image_value(),
+        "--set",
+        "image.tag=1.0.0",
+    ]);
+    scenario.push("1.1.0");
+    let output = reconcile(env, &scenario.namespace);
+    assert_eq!(
+        output.matches("revision 2 deployed").count(),
+        2,
+        "both releases move on: {output}"
+    );
+    for deployment in ["heavy-app", "light-app"] {
+        assert_eq!(
+            image_of(env, &scenario.namespace, deployment),
+            scenario.image("1.1.0")
+        );
+    }
+    let heavy_history = history(env, &env.helm3, "heavy", &scenario.namespace);
+    let description = heavy_history[1]["description"].as_str().unwrap_or_default();
+    assert!(
+        description.ends_with("patch mode)"),
+        "the heavy chart cannot be re-rendered within the budget: {description}"
+    );
+    // `keelson template` says why.
+    let out = keelson(env, &["template", "heavy", &scenario.chart]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("render budget exceeded: more than 20000000 steps"),
+        "{stderr}"
+    );
 }

@@ -186,10 +186,12 @@ impl Applier {
         let deadline = Instant::now() + timeout;
         loop {
             self.count();
-            let live = api
-                .get_opt(name)
-                .await
-                .map_err(|err| format!("cannot read {kind} {name}: {err}"))?;
+            let live = api.get_opt(name).await.map_err(|err| {
+                format!(
+                    "cannot read {kind} {name}: {}",
+                    crate::cluster::error_chain(&err)
+                )
+            })?;
             let status = live
                 .and_then(|object| serde_json::to_value(object).ok())
                 .map(|value| value["status"].clone())

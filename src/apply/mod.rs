@@ -45,13 +45,12 @@ const KEEP_POLICY_ANNOTATION: &str = "helm.sh/resource-policy";
 /// Errors while applying a manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("document {index} of the {which} manifest of release {release} is not valid YAML")]
+    #[error("the {which} manifest of release {release} is not valid YAML")]
     ManifestYaml {
         release: String,
         which: &'static str,
-        index: usize,
         #[source]
-        source: serde_yaml::Error,
+        source: crate::values::ValuesError,
     },
     #[error("document {index} of the {which} manifest of release {release} lacks {field}")]
     ManifestField {
@@ -73,6 +72,19 @@ pub enum Error {
         release: String,
         hook: String,
         reason: String,
+    },
+    /// Helm 3's and Helm 4's words for an object the release would take from someone else.
+    #[error(
+        "release {release}: {}{kind} {name:?} in namespace {namespace:?} exists and cannot be imported into the current release: invalid ownership metadata; {problems}",
+        if *helm4 { "unable to continue with update: " } else { "Unable to continue with update: " }
+    )]
+    Ownership {
+        release: String,
+        helm4: bool,
+        kind: String,
+        name: String,
+        namespace: String,
+        problems: String,
     },
     #[error("cannot read the apiserver's OpenAPI document")]
     OpenApi(#[source] Box<kube::Error>),
@@ -138,18 +150,21 @@ impl Document {
 }
 
 /// Splits a Helm manifest (documents separated by `---`, `# Source:` comments) into documents,
-/// skipping empty ones as Helm does.
+/// skipping empty ones as Helm does. Documents are read as Helm's kube client and kubectl read
+/// them (go-yaml v2, YAML 1.1: `defaultMode: 0755` is 493, `on` is true), with the project's one
+/// go-yaml-compatible reader.
 fn parse_manifest(release: &str, which: &'static str, manifest: &str) -> Result<Vec<Document>> {
+    let values = crate::values::yaml::parse_manifest_documents(
+        manifest,
+        &format!("{which} manifest of release {release}"),
+    )
+    .map_err(|source| Error::ManifestYaml {
+        release: release.to_string(),
+        which,
+        source,
+    })?;
     let mut documents = Vec::new();
-    for (index, deserializer) in serde_yaml::Deserializer::from_str(manifest).enumerate() {
-        let value: Value = serde::Deserialize::deserialize(deserializer).map_err(|source| {
-            Error::ManifestYaml {
-                release: release.to_string(),
-                which,
-                index,
-                source,
-            }
-        })?;
+    for (index, value) in values.into_iter().enumerate() {
         if value.is_null() {
             continue;
         }
@@ -274,11 +289,41 @@ impl Applier {
         let mut report = ApplyReport::default();
         let old_by_identity: HashMap<_, _> = old.iter().map(|d| (d.identity(), d)).collect();
 
+        // As `helm upgrade` does before changing anything: an object the new manifest adds that
+        // already exists is adopted only when its ownership metadata names this release;
+        // otherwise the whole update is refused with Helm's message.
+        let mut adopted = std::collections::HashSet::new();
+        for document in new
+            .iter()
+            .filter(|d| !old_by_identity.contains_key(&d.identity()))
+        {
+            if let Some(live) = self.live_metadata(target, document).await? {
+                self.check_ownership(target, document, &live, method)
+                    .await?;
+                adopted.insert(document.identity());
+            }
+        }
+
         for document in &new {
             match old_by_identity.get(&document.identity()) {
-                Some(previous) if previous.body == document.body => report.unchanged += 1,
+                Some(previous) if previous.body == document.body => {
+                    // Helm re-creates an object of the release that was deleted behind its back.
+                    if self.live_metadata(target, document).await?.is_none() {
+                        self.create(target, document, method).await?;
+                        report.created.push(describe(target, document));
+                    } else {
+                        report.unchanged += 1;
+                    }
+                }
                 Some(previous) => {
-                    self.update(target, previous, document, method).await?;
+                    if self.update(target, previous, document, method).await? {
+                        report.patched.push(describe(target, document));
+                    } else {
+                        report.created.push(describe(target, document));
+                    }
+                }
+                None if adopted.contains(&document.identity()) => {
+                    self.adopt(target, document, method).await?;
                     report.patched.push(describe(target, document));
                     crate::failpoint::hit(crate::failpoint::Step::MidApply).await;
                 }
@@ -379,13 +424,98 @@ impl Applier {
         })
     }
 
+    /// The live object's metadata, `None` when it does not exist.
+    async fn live_metadata(
+        &self,
+        target: &ReleaseTarget,
+        document: &Document,
+    ) -> Result<Option<kube::core::ObjectMeta>> {
+        let (api, namespace) = self.api(target, document).await?;
+        self.count();
+        api.get_metadata_opt(&document.name)
+            .await
+            .map(|found| found.map(|object| object.metadata))
+            .map_err(|source| Error::Request {
+                release: target.name.clone(),
+                verb: "get",
+                kind: document.kind.clone(),
+                namespace,
+                name: document.name.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    /// Helm's `existingResourceConflict`: the live object must carry `app.kubernetes.io/managed-by:
+    /// Helm` and name this release and namespace in its annotations.
+    async fn check_ownership(
+        &self,
+        target: &ReleaseTarget,
+        document: &Document,
+        live: &kube::core::ObjectMeta,
+        method: ApplyMethod,
+    ) -> Result<()> {
+        let Some(problems) = ownership_problems(target, live) else {
+            return Ok(());
+        };
+        let (_, namespace) = self.api(target, document).await?;
+        Err(Error::Ownership {
+            release: target.name.clone(),
+            helm4: method == ApplyMethod::ServerSide,
+            kind: document.kind.clone(),
+            name: document.name.clone(),
+            namespace,
+            problems,
+        })
+    }
+
+    /// Takes over an existing object the release owns by its metadata but did not list: Helm
+    /// patches it from the live state to the rendered one (three-way with the rendered object
+    /// as the original, which sets every rendered field) or server-side applies it.
+    async fn adopt(
+        &self,
+        target: &ReleaseTarget,
+        document: &Document,
+        method: ApplyMethod,
+    ) -> Result<()> {
+        let (api, namespace) = self.api(target, document).await?;
+        let body = with_ownership(target, &document.body);
+        let params = match method {
+            ApplyMethod::ServerSide => PatchParams::apply(HELM_FIELD_MANAGER),
+            ApplyMethod::ClientSide => PatchParams::default(),
+        };
+        let patch = match method {
+            ApplyMethod::ServerSide => Patch::Apply(&body),
+            ApplyMethod::ClientSide => {
+                let schema = self.schema().await?;
+                match schema.definition_for(&document.api_version, &document.kind) {
+                    Some(_) => Patch::Strategic(&body),
+                    None => Patch::Merge(&body),
+                }
+            }
+        };
+        self.count();
+        api.patch(&document.name, &params, &patch)
+            .await
+            .map_err(|source| Error::Request {
+                release: target.name.clone(),
+                verb: "patch",
+                kind: document.kind.clone(),
+                namespace,
+                name: document.name.clone(),
+                source: Box::new(source),
+            })?;
+        Ok(())
+    }
+
+    /// Patches (CSA) or applies (SSA) a changed document. `Ok(false)` when the object had been
+    /// deleted and was created instead, as Helm does.
     async fn update(
         &self,
         target: &ReleaseTarget,
         previous: &Document,
         document: &Document,
         method: ApplyMethod,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let (api, namespace) = self.api(target, document).await?;
         let request_error = |source| Error::Request {
             release: target.name.clone(),
@@ -424,13 +554,22 @@ impl Applier {
                 };
                 if let Some(patch) = patch {
                     self.count();
-                    api.patch(&document.name, &PatchParams::default(), &patch)
+                    match api
+                        .patch(&document.name, &PatchParams::default(), &patch)
                         .await
-                        .map_err(request_error)?;
+                    {
+                        Ok(_) => {}
+                        // Deleted behind Helm's back: `helm upgrade` creates it again.
+                        Err(kube::Error::Api(status)) if status.code == 404 => {
+                            self.create(target, document, method).await?;
+                            return Ok(false);
+                        }
+                        Err(source) => return Err(request_error(source)),
+                    }
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn create(
@@ -491,6 +630,43 @@ impl Applier {
             }),
         }
     }
+}
+
+/// Helm's `checkOwnership` findings, joined with `; `, or `None` when the object is the release's.
+fn ownership_problems(target: &ReleaseTarget, live: &kube::core::ObjectMeta) -> Option<String> {
+    fn require(
+        section: Option<&std::collections::BTreeMap<String, String>>,
+        key: &str,
+        wanted: &str,
+    ) -> Option<String> {
+        match section.and_then(|s| s.get(key)) {
+            None => Some(format!("missing key {key:?}: must be set to {wanted:?}")),
+            Some(actual) if actual != wanted => Some(format!(
+                "key {key:?} must equal {wanted:?}: current value is {actual:?}"
+            )),
+            Some(_) => None,
+        }
+    }
+    let problems: Vec<String> = [
+        require(live.labels.as_ref(), "app.kubernetes.io/managed-by", "Helm")
+            .map(|p| format!("label validation error: {p}")),
+        require(
+            live.annotations.as_ref(),
+            "meta.helm.sh/release-name",
+            &target.name,
+        )
+        .map(|p| format!("annotation validation error: {p}")),
+        require(
+            live.annotations.as_ref(),
+            "meta.helm.sh/release-namespace",
+            &target.namespace,
+        )
+        .map(|p| format!("annotation validation error: {p}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!problems.is_empty()).then(|| problems.join("; "))
 }
 
 fn describe(target: &ReleaseTarget, document: &Document) -> String {
@@ -574,6 +750,53 @@ mod tests {
     }
 
     #[test]
+    fn yaml11_forms_are_read_as_helm_reads_them() {
+        let manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\nspec:\n  defaultMode: 0755\n  other: 0644\n  enabled: on\n  off: no\n";
+        let documents = parse_manifest("demo", "new", manifest).expect("valid manifest");
+        assert_eq!(
+            documents[0].body["spec"],
+            serde_json::json!({"defaultMode": 493, "other": 420, "enabled": true, "false": false})
+        );
+    }
+
+    #[test]
+    fn ownership_problems_use_helms_words() {
+        let target = ReleaseTarget {
+            name: "r".into(),
+            namespace: "ns".into(),
+        };
+        let mut live = kube::core::ObjectMeta::default();
+        assert_eq!(
+            ownership_problems(&target, &live).as_deref(),
+            Some(
+                "label validation error: missing key \"app.kubernetes.io/managed-by\": must be set to \"Helm\"; annotation validation error: missing key \"meta.helm.sh/release-name\": must be set to \"r\"; annotation validation error: missing key \"meta.helm.sh/release-namespace\": must be set to \"ns\""
+            )
+        );
+        live.labels = Some([("app.kubernetes.io/managed-by".into(), "Helm".into())].into());
+        live.annotations = Some(
+            [
+                ("meta.helm.sh/release-name".into(), "other".into()),
+                ("meta.helm.sh/release-namespace".into(), "ns".into()),
+            ]
+            .into(),
+        );
+        assert_eq!(
+            ownership_problems(&target, &live).as_deref(),
+            Some(
+                "annotation validation error: key \"meta.helm.sh/release-name\" must equal \"r\": current value is \"other\""
+            )
+        );
+        live.annotations = Some(
+            [
+                ("meta.helm.sh/release-name".into(), "r".into()),
+                ("meta.helm.sh/release-namespace".into(), "ns".into()),
+            ]
+            .into(),
+        );
+        assert_eq!(ownership_problems(&target, &live), None);
+    }
+
+    #[test]
     fn ownership_metadata_is_added() {
         let target = ReleaseTarget {
             name: "r".into(),
@@ -592,5 +815,32 @@ mod tests {
             body["metadata"]["annotations"]["meta.helm.sh/release-namespace"],
             "ns"
         );
+    }
+}
+
+#[cfg(test)]
+mod error_text_tests {
+    use super::*;
+
+    /// Issue 13 item 3: a failed request shows the apiserver's message and code once.
+    #[test]
+    fn request_errors_carry_the_apiservers_message_not_a_debug_dump() {
+        let status =
+            kube::core::Status::failure("configmaps \"app-scripts\" not found", "NotFound")
+                .with_code(404);
+        let err = Error::Request {
+            release: "app".into(),
+            verb: "patch",
+            kind: "ConfigMap".into(),
+            namespace: "ns".into(),
+            name: "app-scripts".into(),
+            source: Box::new(kube::Error::Api(status.boxed())),
+        };
+        let text = crate::cluster::error_chain(&err);
+        assert_eq!(
+            text,
+            "cannot patch ConfigMap ns/app-scripts of release app: configmaps \"app-scripts\" not found (404 NotFound)"
+        );
+        assert!(!text.contains("Status {"), "{text}");
     }
 }

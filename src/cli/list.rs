@@ -172,7 +172,13 @@ pub async fn run(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCo
     match args.output {
         OutputFormat::Table => out.write_all(render_table(&rows, !args.no_headers).as_bytes())?,
         OutputFormat::Json => writeln!(out, "{}", serde_json::to_string(&rows)?)?,
-        OutputFormat::Yaml => out.write_all(serde_yaml::to_string(&rows)?.as_bytes())?,
+        // helm list -o yaml: sigs.k8s.io/yaml's Marshal, the writer `toYaml` uses too.
+        OutputFormat::Yaml => {
+            let rows = crate::render::gotemplate::Value::from_json(&serde_json::to_value(&rows)?);
+            let text = crate::render::gotemplate::funcs::yaml_marshal(&rows)
+                .map_err(|err| anyhow::anyhow!("cannot write the list as YAML: {err}"))?;
+            out.write_all(text.as_bytes())?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -85,18 +85,7 @@ pub fn main() -> ExitCode {
 /// given as its message and code (`secrets is forbidden: … (403 Forbidden)`): kube's own
 /// display of it repeats the message and adds a debug dump of the whole Status.
 fn error_chain(err: &anyhow::Error) -> String {
-    let mut parts = Vec::new();
-    for cause in err.chain() {
-        if let Some(kube::Error::Api(status)) = cause.downcast_ref::<kube::Error>() {
-            parts.push(format!(
-                "{} ({} {})",
-                status.message, status.code, status.reason
-            ));
-            break;
-        }
-        parts.push(cause.to_string());
-    }
-    parts.join(": ")
+    crate::cluster::error_chain(err.as_ref())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

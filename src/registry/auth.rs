@@ -90,7 +90,20 @@ pub struct Credentials {
     default_helper: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// serde_json's error without the text it quotes: for secrets, `invalid type: string "…"` would
+/// put the secret itself into logs and plan reasons. Kind and position are enough to fix it.
+pub(crate) fn json_error_without_content(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match err.classify() {
+        Category::Io => "cannot be read",
+        Category::Syntax => "is not valid JSON",
+        Category::Data => "has a value of the wrong type",
+        Category::Eof => "ends early",
+    };
+    format!("{what} (line {}, column {})", err.line(), err.column())
+}
+
+#[derive(Deserialize, Default)]
 struct DockerConfigEntry {
     #[serde(default)]
     auth: Option<String>,
@@ -100,6 +113,18 @@ struct DockerConfigEntry {
     password: Option<String>,
     #[serde(default)]
     identitytoken: Option<String>,
+}
+
+impl fmt::Debug for DockerConfigEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("DockerConfigEntry")
+            .field("auth", &redacted(&self.auth))
+            .field("username", &self.username)
+            .field("password", &redacted(&self.password))
+            .field("identitytoken", &redacted(&self.identitytoken))
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -131,11 +156,18 @@ impl Credentials {
 
     /// Parses the text of a pull secret file (see [`Credentials::from_file`]).
     pub fn from_document(bytes: &[u8], source_name: &str) -> Result<Self, CredentialError> {
-        let document: serde_json::Value =
-            serde_yaml::from_slice(bytes).map_err(|err| CredentialError::Syntax {
-                source_name: source_name.to_string(),
-                reason: err.to_string(),
-            })?;
+        // Read as kubectl reads a Secret manifest (go-yaml v2), with the project's one reader.
+        let document = crate::values::yaml::parse_manifest_documents(
+            &String::from_utf8_lossy(bytes),
+            source_name,
+        )
+        .map_err(|err| CredentialError::Syntax {
+            source_name: source_name.to_string(),
+            reason: err.to_string(),
+        })?
+        .into_iter()
+        .next()
+        .unwrap_or(serde_json::Value::Null);
         let shape = |reason: &str| CredentialError::Shape {
             source_name: source_name.to_string(),
             reason: reason.to_string(),
@@ -168,7 +200,7 @@ impl Credentials {
                         .ok_or_else(|| shape(&format!("Secret has no data.{key}")))?;
                     base64::engine::general_purpose::STANDARD
                         .decode(encoded.trim())
-                        .map_err(|err| shape(&format!("data.{key} is not base64: {err}")))?
+                        .map_err(|_| shape(&format!("data.{key} is not valid base64")))?
                 }
             };
             return Self::from_secret_data(secret_type, &payload, source_name);
@@ -190,7 +222,7 @@ impl Credentials {
     ) -> Result<Self, CredentialError> {
         let syntax = |err: serde_json::Error| CredentialError::Syntax {
             source_name: source_name.to_string(),
-            reason: err.to_string(),
+            reason: json_error_without_content(&err),
         };
         let config = match secret_type {
             "kubernetes.io/dockercfg" => DockerConfigJson {
@@ -314,7 +346,7 @@ fn decode_entry(
     if let Some(auth) = entry.auth.filter(|a| !a.is_empty()) {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
-            .map_err(|err| invalid(format!("not base64: {err}")))?;
+            .map_err(|_| invalid("not valid base64".to_string()))?;
         let decoded =
             String::from_utf8(decoded).map_err(|_| invalid("not UTF-8 after base64".into()))?;
         let (user, pass) = decoded
@@ -489,12 +521,21 @@ fn helper_server_url(image: &ImageRef) -> String {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct HelperOutput {
     #[serde(rename = "Username", default)]
     username: String,
     #[serde(rename = "Secret", default)]
     secret: String,
+}
+
+impl fmt::Debug for HelperOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HelperOutput")
+            .field("username", &self.username)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Runs `docker-credential-<helper> get` for the image's registry. `Ok(None)` when the helper
@@ -548,22 +589,47 @@ pub async fn run_helper(
     let (status, stdout, stderr) = tokio::time::timeout(HELPER_TIMEOUT, run)
         .await
         .map_err(|_| failed(format!("no answer within {}s", HELPER_TIMEOUT.as_secs())))??;
+    helper_answer(status.success(), &status.to_string(), &stdout, &stderr).map_err(failed)
+}
+
+/// What a credential helper's exit status and output mean. A failing helper's stdout is never
+/// quoted (a helper that printed its JSON answer and then failed would put the secret into the
+/// error); its stderr is, after removing anything that looks like the secret it returned.
+fn helper_answer(
+    success: bool,
+    status: &str,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> Result<Option<AuthEntry>, String> {
     if stdout.len() > HELPER_OUTPUT_LIMIT {
-        return Err(failed(format!(
-            "output exceeds {HELPER_OUTPUT_LIMIT} bytes"
-        )));
+        return Err(format!("output exceeds {HELPER_OUTPUT_LIMIT} bytes"));
     }
-    if !status.success() {
-        let message = String::from_utf8_lossy(&stdout).trim().to_string()
-            + String::from_utf8_lossy(&stderr).trim();
+    let stdout_text = String::from_utf8_lossy(stdout);
+    if !success {
         // The helper protocol's "not found" answer is not an error: go anonymous.
-        if message.contains("credentials not found") {
+        if stdout_text.contains("credentials not found")
+            || String::from_utf8_lossy(stderr).contains("credentials not found")
+        {
             return Ok(None);
         }
-        return Err(failed(format!("exited with {status}: {message}")));
+        let mut stderr_text = String::from_utf8_lossy(stderr).trim().to_string();
+        if let Ok(output) = serde_json::from_slice::<HelperOutput>(stdout)
+            && !output.secret.is_empty()
+        {
+            stderr_text = stderr_text.replace(&output.secret, "<redacted>");
+        }
+        return Err(format!(
+            "exited with {status}: {} (its {} bytes of standard output are not shown: they may hold credentials)",
+            if stderr_text.is_empty() {
+                "no message on standard error"
+            } else {
+                stderr_text.as_str()
+            },
+            stdout.len()
+        ));
     }
-    let output: HelperOutput = serde_json::from_slice(&stdout)
-        .map_err(|err| failed(format!("invalid JSON output: {err}")))?;
+    let output: HelperOutput = serde_json::from_slice(stdout)
+        .map_err(|err| format!("its output {}", json_error_without_content(&err)))?;
     if output.secret.is_empty() {
         return Ok(None);
     }
@@ -798,7 +864,7 @@ mod tests {
             ),
             (
                 "kind: Secret\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: '%%%'\n",
-                "not base64",
+                "not valid base64",
             ),
             (
                 r#"{"auths": {"x.io": {"auth": "bm9jb2xvbg=="}}}"#,
@@ -891,5 +957,107 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("ghcr.io"), "{message}");
+    }
+
+    /// Issue 13 item 14: no secret in any Debug output or error text of the credential code.
+    #[test]
+    fn secrets_never_show_in_debug_or_errors() {
+        use base64::Engine as _;
+        const SECRET: &str = "TOPSECRET-hunter2";
+        let contains_secret = |text: &str| text.contains(SECRET) || text.contains("hunter2");
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+
+        let entry = DockerConfigEntry {
+            auth: Some(b64(&format!("alice:{SECRET}"))),
+            username: Some("alice".into()),
+            password: Some(SECRET.into()),
+            identitytoken: Some(SECRET.into()),
+        };
+        assert!(!contains_secret(&format!("{entry:?}")), "{entry:?}");
+        assert!(!format!("{entry:?}").contains(&b64(&format!("alice:{SECRET}"))));
+        let helper = HelperOutput {
+            username: "alice".into(),
+            secret: SECRET.into(),
+        };
+        assert!(!contains_secret(&format!("{helper:?}")));
+        let good = serde_json::json!({"auths": {"r.example": {"auth": b64(&format!("alice:{SECRET}")), "identitytoken": SECRET}}});
+        let credentials = Credentials::from_document(good.to_string().as_bytes(), "ok.json");
+        assert!(!contains_secret(&format!("{credentials:?}")));
+
+        let secret_b64 = b64(&format!("{{\"auths\": \"{SECRET}\"}}"));
+        let documents = [
+            format!(r#"{{"auths": "{SECRET}"}}"#),
+            format!(r#"{{"auths": {{"r.example": {{"password": ["{SECRET}"]}}}}}}"#),
+            format!(r#"{{"auths": {{"r.example": {{"password": {{"{SECRET}": 1}}}}}}}}"#),
+            format!(r#"{{"auths": {{"r.example": {{"auth": "{SECRET}!!"}}}}}}"#),
+            format!(
+                r#"{{"auths": {{"r.example": {{"auth": "{}"}}}}}}"#,
+                b64(SECRET)
+            ),
+            format!(r#"{{"auths": {{"r.example": {{"password": "{SECRET}""#),
+            format!(
+                "{{\"kind\": \"Secret\", \"type\": \"kubernetes.io/dockerconfigjson\", \"data\": {{\".dockerconfigjson\": \"{SECRET}*\"}}}}"
+            ),
+            format!(
+                "{{\"kind\": \"Secret\", \"type\": \"kubernetes.io/dockerconfigjson\", \"data\": {{\".dockerconfigjson\": \"{secret_b64}\"}}}}"
+            ),
+            format!(
+                "{{\"kind\": \"Secret\", \"type\": \"kubernetes.io/dockercfg\", \"stringData\": {{\".dockercfg\": \"{{\\\"r.example\\\": \\\"{SECRET}\\\"}}\"}}}}"
+            ),
+            format!("auths: {{r.example: [{SECRET}]}}\n"),
+        ];
+        for document in &documents {
+            let err = Credentials::from_document(document.as_bytes(), "bad.json")
+                .err()
+                .unwrap_or_else(|| panic!("{document} must fail"));
+            let shown = format!("{} {err:?}", crate::cluster::error_chain(&err));
+            assert!(!contains_secret(&shown), "{document}: {shown}");
+        }
+
+        // A helper that printed its answer and then failed, or printed nonsense.
+        let answer = format!(r#"{{"Username": "alice", "Secret": "{SECRET}"}}"#);
+        let stderr = format!("cannot store {SECRET} for alice");
+        let failures = [
+            helper_answer(
+                false,
+                "exit status: 1",
+                answer.as_bytes(),
+                stderr.as_bytes(),
+            ),
+            helper_answer(
+                true,
+                "exit status: 0",
+                format!(r#"{{"Username": "alice", "Secret": ["{SECRET}"]}}"#).as_bytes(),
+                b"",
+            ),
+            helper_answer(
+                true,
+                "exit status: 0",
+                format!("{SECRET} is not JSON").as_bytes(),
+                b"",
+            ),
+        ];
+        for failure in failures {
+            let reason = failure
+                .err()
+                .unwrap_or_else(|| panic!("a failing helper is an error"));
+            let err = CredentialError::Helper {
+                helper: "test".into(),
+                server: "r.example".into(),
+                reason,
+            };
+            let shown = format!("{} {err:?}", crate::cluster::error_chain(&err));
+            assert!(!contains_secret(&shown), "{shown}");
+        }
+        // "credentials not found" still means anonymous.
+        assert!(matches!(
+            helper_answer(
+                false,
+                "exit status: 1",
+                b"credentials not found in native keychain",
+                b""
+            ),
+            Ok(None)
+        ));
     }
 }

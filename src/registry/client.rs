@@ -237,13 +237,22 @@ impl HostState {
 /// Tokens are cached per registry host and scope.
 type TokenKey = (String, String);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct CachedToken {
     token: String,
     valid_until: Instant,
 }
 
-#[derive(Debug, Deserialize)]
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("token", &"<redacted>")
+            .field("valid_until", &self.valid_until)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
 struct TokenResponse {
     #[serde(default)]
     token: Option<String>,
@@ -251,6 +260,17 @@ struct TokenResponse {
     access_token: Option<String>,
     #[serde(default)]
     expires_in: Option<u64>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("TokenResponse")
+            .field("token", &redacted(&self.token))
+            .field("access_token", &redacted(&self.access_token))
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -265,7 +285,6 @@ pub struct RegistryClient {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     config: RegistryConfig,
     /// Verifies certificates; used for every registry not allowed to be insecure.
@@ -277,6 +296,17 @@ struct Inner {
     /// One lock per registry + scope, so concurrent requests fetch one token, not one each.
     token_fetches: Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<()>>>>,
     helper_credentials: tokio::sync::Mutex<HashMap<String, Option<AuthEntry>>>,
+}
+
+/// Shows configuration and counts only: tokens and helper credentials stay out of `Debug`.
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("config", &self.config)
+            .field("hosts", &lock(&self.hosts).len())
+            .field("cached_tokens", &lock(&self.tokens).len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RegistryClient {
@@ -635,6 +665,21 @@ impl RegistryClient {
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
+            // A 401 that comes from where a redirect led is not the registry's challenge: a
+            // foreign host could name its own Bearer realm and be sent the registry's
+            // credentials. Only the registry itself (and the token service its own challenge
+            // names) may ask for them.
+            if response.url().origin() != url.origin() {
+                let answered = response.url().clone();
+                return Err(Error::Unauthorized {
+                    image: image.repository(),
+                    url: url.to_string(),
+                    detail: format!(
+                        "the redirect target {} answered 401; only {registry} itself may ask for credentials, so none are sent",
+                        host_port(&answered)
+                    ),
+                });
+            }
             let header_value = response
                 .headers()
                 .get_all(header::WWW_AUTHENTICATE)
@@ -767,12 +812,7 @@ impl RegistryClient {
                         token
                     }
                 };
-                HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map(Some)
-                    .map_err(|_| Error::MalformedToken {
-                        realm: realm.clone(),
-                        reason: "the token contains characters not allowed in a header".to_string(),
-                    })
+                bearer_header(&token, &realm).map(Some)
             }
         }
     }
@@ -869,26 +909,7 @@ impl RegistryClient {
             });
         }
         let body = read_capped(response, self.inner.config.max_body_bytes, &realm_url).await?;
-        let parsed: TokenResponse =
-            serde_json::from_slice(&body).map_err(|err| Error::MalformedToken {
-                realm: realm.to_string(),
-                reason: format!("invalid JSON: {err}"),
-            })?;
-        let token = parsed
-            .token
-            .or(parsed.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::MalformedToken {
-                realm: realm.to_string(),
-                reason: "the response has neither `token` nor `access_token`".to_string(),
-            })?;
-        // A minute is the spec's default; renew a little early so a token never expires in flight.
-        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).clamp(1, 86_400 * 30));
-        let margin = (lifetime / 10).min(Duration::from_secs(30));
-        Ok(CachedToken {
-            token,
-            valid_until: Instant::now() + lifetime.saturating_sub(margin),
-        })
+        parse_token_response(&body, realm)
     }
 
     async fn send_with_body(
@@ -1166,6 +1187,44 @@ fn scheme_from(challenges: &[Challenge]) -> Option<AuthScheme> {
             .any(|c| c.scheme == "basic")
             .then_some(AuthScheme::Basic)
     })
+}
+
+/// A token server's answer as a cached token. Errors never quote the body (it holds the token).
+fn parse_token_response(body: &[u8], realm: &str) -> Result<CachedToken, Error> {
+    let parsed: TokenResponse =
+        serde_json::from_slice(body).map_err(|err| Error::MalformedToken {
+            realm: realm.to_string(),
+            reason: format!(
+                "the response {}",
+                super::auth::json_error_without_content(&err)
+            ),
+        })?;
+    let token = parsed
+        .token
+        .or(parsed.access_token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::MalformedToken {
+            realm: realm.to_string(),
+            reason: "the response has neither `token` nor `access_token`".to_string(),
+        })?;
+    // A minute is the spec's default; renew a little early so a token never expires in flight.
+    let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).clamp(1, 86_400 * 30));
+    let margin = (lifetime / 10).min(Duration::from_secs(30));
+    Ok(CachedToken {
+        token,
+        valid_until: Instant::now() + lifetime.saturating_sub(margin),
+    })
+}
+
+/// `Authorization: Bearer …`, marked sensitive so HTTP-level logging never prints it.
+fn bearer_header(token: &str, realm: &str) -> Result<HeaderValue, Error> {
+    let mut value =
+        HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Error::MalformedToken {
+            realm: realm.to_string(),
+            reason: "the token contains characters not allowed in a header".to_string(),
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 fn basic_header(username: &str, password: &str) -> Result<HeaderValue, Error> {
@@ -1578,6 +1637,62 @@ mod tests {
                 extra,
                 start.elapsed()
             );
+        }
+    }
+
+    /// Issue 13 item 14: no secret in any Debug output or error text of the client.
+    #[test]
+    fn tokens_and_passwords_never_show() {
+        const SECRET: &str = "TOPSECRET-hunter2";
+        let contains_secret = |text: &str| text.contains(SECRET) || text.contains("hunter2");
+
+        let cached = CachedToken {
+            token: SECRET.to_string(),
+            valid_until: Instant::now(),
+        };
+        assert!(!contains_secret(&format!("{cached:?}")));
+        let response = TokenResponse {
+            token: Some(SECRET.to_string()),
+            access_token: Some(SECRET.to_string()),
+            expires_in: Some(60),
+        };
+        assert!(!contains_secret(&format!("{response:?}")));
+
+        let document = serde_json::json!({"auths": {"r.example": {"username": "alice", "password": SECRET, "identitytoken": SECRET}}});
+        let config = RegistryConfig {
+            credentials: Credentials::from_document(document.to_string().as_bytes(), "secret.json")
+                .unwrap_or_default(),
+            ..RegistryConfig::default()
+        };
+        let Ok(client) = RegistryClient::new(config) else {
+            panic!("client builds");
+        };
+        lock(&client.inner.tokens).insert(("r.example".into(), "scope".into()), cached);
+        assert!(!contains_secret(&format!("{client:?}")), "{client:?}");
+
+        for header in [
+            bearer_header(SECRET, "https://auth.example/token"),
+            basic_header("alice", SECRET),
+        ] {
+            let Ok(header) = header else {
+                panic!("valid header");
+            };
+            assert!(header.is_sensitive());
+            assert!(!contains_secret(&format!("{header:?}")));
+        }
+
+        // Token responses that carry the secret in a wrong place.
+        for body in [
+            format!(r#"{{"token": ["{SECRET}"]}}"#),
+            format!(r#"{{"expires_in": "{SECRET}"}}"#),
+            format!(r#"{{"token": "{SECRET}""#),
+            format!(r#"{{"token": "{SECRET}" x}}"#),
+        ] {
+            let err = parse_token_response(body.as_bytes(), "https://auth.example/token")
+                .err()
+                .unwrap_or_else(|| panic!("{body} must fail"));
+            let shown = format!("{} {err:?} {}", crate::cluster::error_chain(&err), err);
+            assert!(!contains_secret(&shown), "{shown}");
         }
     }
 }

@@ -262,7 +262,15 @@ fn strip_bom(mut data: Vec<u8>) -> Vec<u8> {
     data
 }
 
-/// `loader.LoadArchive`: a gzipped tar whose entries all live under one top directory.
+/// Helm's cap on the decompressed size of all files of one chart archive (100 MiB).
+pub const MAX_DECOMPRESSED_CHART_SIZE: u64 = 100 * 1024 * 1024;
+/// Helm 3's cap on the decompressed size of one file of a chart archive (5 MiB).
+pub const MAX_DECOMPRESSED_FILE_SIZE: u64 = 5 * 1024 * 1024;
+
+/// `loader.LoadArchive`: a gzipped tar whose entries all live under one top directory. Like
+/// Helm, refuses archives that decompress to more than [`MAX_DECOMPRESSED_CHART_SIZE`] in all
+/// or [`MAX_DECOMPRESSED_FILE_SIZE`] in one file, before reading the data (a gzip bomb costs
+/// nothing), with Helm 3's messages.
 pub fn load_archive(bytes: &[u8], display: &str) -> Result<Chart, ChartError> {
     let invalid = |message: String| ChartError::Invalid {
         path: display.to_string(),
@@ -270,6 +278,12 @@ pub fn load_archive(bytes: &[u8], display: &str) -> Result<Chart, ChartError> {
     };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let mut files = Vec::new();
+    let mut remaining = MAX_DECOMPRESSED_CHART_SIZE;
+    let too_large = || {
+        invalid(format!(
+            "decompressed chart is larger than the maximum size {MAX_DECOMPRESSED_CHART_SIZE}"
+        ))
+    };
     let entries = archive
         .entries()
         .map_err(|e| invalid(format!("not a gzipped tar archive: {e}")))?;
@@ -298,10 +312,21 @@ pub fn load_archive(bytes: &[u8], display: &str) -> Result<Chart, ChartError> {
         if relative.is_empty() {
             continue;
         }
+        let size = entry.header().size().unwrap_or(u64::MAX);
+        if size > remaining {
+            return Err(too_large());
+        }
+        if size > MAX_DECOMPRESSED_FILE_SIZE {
+            return Err(invalid(format!(
+                "decompressed chart file {name:?} is larger than the maximum file size {MAX_DECOMPRESSED_FILE_SIZE}"
+            )));
+        }
         let mut data = Vec::new();
-        entry
+        (&mut entry)
+            .take(size.min(MAX_DECOMPRESSED_FILE_SIZE) + 1)
             .read_to_end(&mut data)
             .map_err(|e| invalid(format!("cannot read {name}: {e}")))?;
+        remaining = remaining.saturating_sub(data.len() as u64);
         files.push(ChartFile {
             name: relative.to_string(),
             data: strip_bom(data),
@@ -598,5 +623,54 @@ mod tests {
         let chart = load_archive(&bytes, "c.tgz");
         assert!(chart.is_ok_and(|c| c.templates.len() == 1 && c.name() == "c"));
         assert!(load_archive(b"not an archive", "x.tgz").is_err());
+    }
+
+    fn archive_of(files: &[(&str, usize)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (name, size) in files {
+            let data = if *name == "c/Chart.yaml" {
+                b"apiVersion: v2\nname: c\nversion: 1.0.0\n".to_vec()
+            } else {
+                vec![b'a'; *size]
+            };
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            assert!(builder.append_data(&mut header, name, &data[..]).is_ok());
+        }
+        builder
+            .into_inner()
+            .and_then(|gz| gz.finish())
+            .unwrap_or_default()
+    }
+
+    /// Issue 13 item 11: helm 3.17.3 prints these words for the same archives.
+    #[test]
+    fn archives_are_capped_like_helm() {
+        let one_big = archive_of(&[("c/Chart.yaml", 0), ("c/big.txt", 6_000_000)]);
+        let err = load_archive(&one_big, "c.tgz").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "c.tgz: decompressed chart file \"c/big.txt\" is larger than the maximum file size 5242880"
+            )
+        );
+        let names: Vec<String> = (0..21).map(|i| format!("c/f{i}.txt")).collect();
+        let mut many: Vec<(&str, usize)> = vec![("c/Chart.yaml", 0)];
+        many.extend(names.iter().map(|n| (n.as_str(), 5 * 1024 * 1024)));
+        let err = load_archive(&archive_of(&many), "c.tgz")
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("c.tgz: decompressed chart is larger than the maximum size 104857600")
+        );
+        // Right at the per-file cap is fine.
+        let at_cap = archive_of(&[("c/Chart.yaml", 0), ("c/f.txt", 5 * 1024 * 1024)]);
+        assert!(load_archive(&at_cap, "c.tgz").is_ok());
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::render::gotemplate::exec::{
-    ExecOptions, LookupFn, Session, TemplateSet, WARN_END, WARN_START,
+    ExecOptions, LookupFn, RenderBudget, Session, TemplateSet, WARN_END, WARN_START,
 };
 use crate::render::gotemplate::funcs;
 use crate::render::gotemplate::functions::FuncRegistry;
@@ -48,6 +48,9 @@ pub struct RenderOptions {
     pub range_over_int: bool,
     /// Answers `lookup`; `None` renders offline (an empty map, as `helm template`).
     pub lookup: Option<Arc<dyn Lookup>>,
+    /// Steps, output and time the render may use ([`RenderBudget::DEFAULT`] unless a test
+    /// sets a smaller one).
+    pub budget: RenderBudget,
 }
 
 impl std::fmt::Debug for RenderOptions {
@@ -57,6 +60,7 @@ impl std::fmt::Debug for RenderOptions {
             .field("lint_mode", &self.lint_mode)
             .field("range_over_int", &self.range_over_int)
             .field("lookup", &self.lookup.is_some())
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -152,6 +156,7 @@ fn render_on_this_thread(
         range_over_int: options.range_over_int,
         // The render thread's stack, less room for the functions nested templates call.
         stack_budget: Some(RENDER_STACK_BYTES - 16 * 1024 * 1024),
+        budget: options.budget,
         lookup: options.lookup.clone().map(|lookup| {
             let f: Arc<LookupFn> = Arc::new(
                 move |api_version: &str, kind: &str, namespace: &str, name: &str| {
@@ -218,33 +223,14 @@ mod golden_tests {
     use super::*;
     use std::path::{Path, PathBuf};
 
-    /// Values as Helm reads them from YAML: every number is a float64.
-    fn yaml_to_value(yaml: &serde_yaml::Value) -> Value {
-        match yaml {
-            serde_yaml::Value::Null => Value::Nil,
-            serde_yaml::Value::Bool(b) => Value::Bool(*b),
-            serde_yaml::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
-            serde_yaml::Value::String(s) => Value::String(s.clone()),
-            serde_yaml::Value::Sequence(items) => Value::list(items.iter().map(yaml_to_value)),
-            serde_yaml::Value::Mapping(map) => Value::map(map.iter().map(|(k, v)| {
-                let key = match k {
-                    serde_yaml::Value::String(s) => s.clone(),
-                    other => serde_yaml::to_string(other)
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string(),
-                };
-                (key, yaml_to_value(v))
-            })),
-            serde_yaml::Value::Tagged(tagged) => yaml_to_value(&tagged.value),
-        }
-    }
-
-    fn read_yaml(path: &Path) -> serde_yaml::Value {
+    /// A YAML file read as Helm reads values (the project's go-yaml reader: numbers float64).
+    fn read_yaml(path: &Path) -> serde_json::Value {
         std::fs::read_to_string(path)
             .ok()
-            .and_then(|text| serde_yaml::from_str(&text).ok())
-            .unwrap_or(serde_yaml::Value::Null)
+            .and_then(|text| {
+                crate::values::yaml::parse_first_document(&text, &path.display().to_string()).ok()
+            })
+            .unwrap_or(serde_json::Value::Null)
     }
 
     fn collect_templates(dir: &Path, prefix: &str, out: &mut Vec<(String, String)>) {
@@ -273,7 +259,7 @@ mod golden_tests {
                 .to_string()
         };
         let chart_name = field("name");
-        let values = yaml_to_value(&read_yaml(&chart.join("values.yaml")));
+        let values = Value::from_json(&read_yaml(&chart.join("values.yaml")));
         let values = if values.is_nil() {
             Value::map([])
         } else {
@@ -495,6 +481,111 @@ mod nesting_tests {
         assert_eq!(
             err.as_deref(),
             Some("parse error at (c/templates/t.yaml:1): max expression depth exceeded")
+        );
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    //! Issue 13 item 9: hostile templates end with an error naming the template, quickly.
+
+    use super::*;
+
+    fn render_one(text: &str, budget: RenderBudget) -> Result<String, String> {
+        let files = vec![TemplateFile {
+            name: "c/templates/t.yaml".to_string(),
+            text: text.to_string(),
+            dot: Value::map([]),
+        }];
+        let options = RenderOptions {
+            budget,
+            ..RenderOptions::default()
+        };
+        render(files, &options)
+            .map(|out| out.into_values().collect())
+            .map_err(|e| e.to_string())
+    }
+
+    fn assert_budget_error(text: &str, budget: RenderBudget, what: &str) {
+        let started = std::time::Instant::now();
+        let err = render_one(text, budget).err().unwrap_or_default();
+        assert!(
+            err.starts_with("template: c/templates/t.yaml")
+                && err.contains(": render budget exceeded: ")
+                && err.contains(what),
+            "{text}: {err}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn nested_ranges_hit_the_step_limit() {
+        assert_budget_error(
+            "{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}",
+            RenderBudget::DEFAULT,
+            "more than 20000000 steps",
+        );
+    }
+
+    #[test]
+    fn large_outputs_hit_the_output_limit() {
+        let small = RenderBudget {
+            max_output_bytes: 1024 * 1024,
+            ..RenderBudget::DEFAULT
+        };
+        assert_budget_error(
+            "{{ range until 1000000 }}0123456789{{ end }}",
+            small,
+            "more than 1048576 bytes of output",
+        );
+        // Doubling a variable without printing it is charged too.
+        assert_budget_error(
+            "{{ $s := \"xxxxxxxxxxxxxxxx\" }}{{ range until 40 }}{{ $s = cat $s $s }}{{ end }}",
+            RenderBudget::DEFAULT,
+            "bytes of output",
+        );
+    }
+
+    #[test]
+    fn include_fan_out_hits_the_budget() {
+        let text = "{{ define \"a\" }}xxxxxxxx{{ end }}\
+{{ define \"b\" }}{{ include \"a\" . }}{{ include \"a\" . }}{{ include \"a\" . }}{{ include \"a\" . }}{{ end }}\
+{{ define \"c\" }}{{ include \"b\" . }}{{ include \"b\" . }}{{ include \"b\" . }}{{ include \"b\" . }}{{ end }}\
+{{ define \"d\" }}{{ include \"c\" . }}{{ include \"c\" . }}{{ include \"c\" . }}{{ include \"c\" . }}{{ end }}\
+{{ define \"e\" }}{{ include \"d\" . }}{{ include \"d\" . }}{{ include \"d\" . }}{{ include \"d\" . }}{{ end }}\
+{{ define \"f\" }}{{ include \"e\" . }}{{ include \"e\" . }}{{ include \"e\" . }}{{ include \"e\" . }}{{ end }}\
+{{ define \"g\" }}{{ include \"f\" . }}{{ include \"f\" . }}{{ include \"f\" . }}{{ include \"f\" . }}{{ end }}\
+{{ define \"h\" }}{{ include \"g\" . }}{{ include \"g\" . }}{{ include \"g\" . }}{{ include \"g\" . }}{{ end }}\
+{{ define \"i\" }}{{ include \"h\" . }}{{ include \"h\" . }}{{ include \"h\" . }}{{ include \"h\" . }}{{ end }}\
+{{ define \"j\" }}{{ include \"i\" . }}{{ include \"i\" . }}{{ include \"i\" . }}{{ include \"i\" . }}{{ end }}\
+{{ define \"k\" }}{{ include \"j\" . }}{{ include \"j\" . }}{{ include \"j\" . }}{{ include \"j\" . }}{{ end }}\
+{{ define \"l\" }}{{ include \"k\" . }}{{ include \"k\" . }}{{ include \"k\" . }}{{ include \"k\" . }}{{ end }}\
+{{ define \"m\" }}{{ include \"l\" . }}{{ include \"l\" . }}{{ include \"l\" . }}{{ include \"l\" . }}{{ end }}\
+{{ include \"m\" . | len }}";
+        assert_budget_error(text, RenderBudget::DEFAULT, "more than");
+    }
+
+    #[test]
+    fn the_time_limit_stops_a_slow_render() {
+        let quick = RenderBudget {
+            time_limit: std::time::Duration::from_millis(200),
+            ..RenderBudget::DEFAULT
+        };
+        assert_budget_error(
+            "{{ range until 100000 }}{{ range until 1000 }}{{ end }}{{ end }}",
+            quick,
+            "still running after 0.2 seconds",
+        );
+    }
+
+    #[test]
+    fn ordinary_templates_are_unaffected() {
+        assert_eq!(
+            render_one("{{ range until 3 }}{{ . }}{{ end }}", RenderBudget::DEFAULT).as_deref(),
+            Ok("012")
         );
     }
 }

@@ -174,27 +174,7 @@ impl<'a> Registries<'a> {
 
 /// `error: cause: cause` in one line, for reasons shown in tables and logs.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut cause = Some(err);
-    while let Some(current) = cause {
-        // kube's display of an apiserver answer repeats the message and adds a debug dump of
-        // the whole Status; users get its message and code, as the CLI prints them.
-        let kube_error = current.downcast_ref::<kube::Error>().or_else(|| {
-            current
-                .downcast_ref::<Box<kube::Error>>()
-                .map(|boxed| &**boxed)
-        });
-        if let Some(kube::Error::Api(status)) = kube_error {
-            parts.push(format!(
-                "{} ({} {})",
-                status.message, status.code, status.reason
-            ));
-            break;
-        }
-        parts.push(current.to_string());
-        cause = current.source();
-    }
-    parts.join(": ")
+    crate::cluster::error_chain(err)
 }
 
 /// The values a release's history holds at `path` per revision, for the rollback guard.

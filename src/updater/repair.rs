@@ -37,9 +37,10 @@ impl Document {
 
 fn parse_documents(manifest: &str) -> Result<Vec<Document>, String> {
     let mut documents = Vec::new();
-    for (index, deserializer) in serde_yaml::Deserializer::from_str(manifest).enumerate() {
-        let body: Value = serde::Deserialize::deserialize(deserializer)
-            .map_err(|err| format!("document {index} is not valid YAML: {err}"))?;
+    // Read as Helm's kube client reads manifests (go-yaml v2, YAML 1.1), like the apply does.
+    let bodies = crate::values::yaml::parse_manifest_documents(manifest, "the manifest")
+        .map_err(|err| format!("the manifest is not valid YAML: {err}"))?;
+    for (index, body) in bodies.into_iter().enumerate() {
         if body.is_null() {
             continue;
         }

@@ -71,13 +71,40 @@ pub fn go_number_text(n: &Number) -> String {
     }
 }
 
+/// Parses every document of a Kubernetes manifest as kubectl and Helm's kube client read it
+/// (`sigs.k8s.io/yaml.YAMLToJSON` over go-yaml v2): YAML 1.1 scalars (`0755` is 493, `on` is
+/// true), map keys as strings, and, unlike values, integers stay integers, because the JSON text
+/// sent to the apiserver carries them as written. Empty documents come back as `Value::Null`.
+pub fn parse_manifest_documents(text: &str, source: &str) -> Result<Vec<Value>, ValuesError> {
+    parse_documents_as(text, source, usize::MAX, NumberMode::AsWritten)
+}
+
+/// How numbers reach JSON.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NumberMode {
+    /// Helm's values: YAML to JSON to `interface{}`, so every number is a float64.
+    Float64,
+    /// YAMLToJSON's JSON text: integers as integers, floats as Go's `json.Marshal` prints them.
+    AsWritten,
+}
+
 /// Parses up to `limit` documents.
 fn parse_documents(text: &str, source: &str, limit: usize) -> Result<Vec<Value>, ValuesError> {
+    parse_documents_as(text, source, limit, NumberMode::Float64)
+}
+
+fn parse_documents_as(
+    text: &str,
+    source: &str,
+    limit: usize,
+    numbers: NumberMode,
+) -> Result<Vec<Value>, ValuesError> {
     let mut loader = Loader {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         source,
         depth: 0,
+        aliases: AliasGuard::for_document(),
     };
     let mut docs = Vec::new();
     loop {
@@ -92,11 +119,12 @@ fn parse_documents(text: &str, source: &str, limit: usize) -> Result<Vec<Value>,
                     let node = loader.node(first, first_span)?;
                     // Consume DocumentEnd.
                     let (_end, _) = loader.next()?;
-                    docs.push(to_json(node, source, span)?);
+                    docs.push(to_json(node, source, span, numbers)?);
                 }
                 if docs.len() >= limit {
                     break;
                 }
+                loader.aliases = AliasGuard::for_document();
             }
             _ => {}
         }
@@ -109,6 +137,80 @@ struct Loader<'a> {
     anchors: HashMap<usize, Node>,
     source: &'a str,
     depth: usize,
+    aliases: AliasGuard,
+}
+
+/// go-yaml's defence against alias expansion bombs ("billion laughs"), shared by every YAML
+/// reader of the project: go-yaml counts each node it decodes, and each node decoded through an
+/// alias; once more than 100 alias-driven decodes and 1000 decodes in all have happened, the
+/// share of alias-driven ones may not exceed 99% (up to 400,000 decodes), falling linearly to
+/// 10% at 4,000,000 decodes. Past that it fails with `yaml: document contains excessive
+/// aliasing`. An alias here costs `1 + size of its anchor's node`, as in go-yaml, but is checked
+/// before the expansion is built, so a bomb never allocates.
+#[derive(Default)]
+pub struct AliasGuard {
+    decoded: u64,
+    aliased: u64,
+    sizes: HashMap<usize, u64>,
+}
+
+/// go-yaml's message for a document whose aliases expand too far.
+pub const EXCESSIVE_ALIASING: &str = "yaml: document contains excessive aliasing";
+
+impl AliasGuard {
+    /// A guard for one document (go-yaml counts per decoder, one per document); the document
+    /// node itself counts as one decode.
+    pub fn for_document() -> Self {
+        Self {
+            decoded: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Counts a node about to be decoded; returns the count to pass to [`AliasGuard::anchored`].
+    pub fn enter(&mut self) -> Result<u64, &'static str> {
+        let start = self.decoded;
+        self.decoded += 1;
+        self.check()?;
+        Ok(start)
+    }
+
+    /// A `<<` merge key is not decoded by go-yaml: take back its count.
+    pub fn merge_key(&mut self) {
+        self.decoded = self.decoded.saturating_sub(1);
+    }
+
+    /// Records the size of the node just decoded under `anchor` (started at `start`).
+    pub fn anchored(&mut self, anchor: usize, start: u64) {
+        if anchor > 0 {
+            self.sizes.insert(anchor, self.decoded - start);
+        }
+    }
+
+    /// Counts an alias to `anchor`: the alias node, then its anchor's whole node as alias work.
+    pub fn alias(&mut self, anchor: usize) -> Result<(), &'static str> {
+        let size = self.sizes.get(&anchor).copied().unwrap_or(1);
+        self.decoded = self.decoded.saturating_add(1 + size);
+        self.aliased = self.aliased.saturating_add(size);
+        self.check()
+    }
+
+    fn check(&self) -> Result<(), &'static str> {
+        const LOW: u64 = 400_000;
+        const HIGH: u64 = 4_000_000;
+        let allowed = match self.decoded {
+            d if d <= LOW => 0.99,
+            d if d >= HIGH => 0.10,
+            d => 0.99 - 0.89 * ((d - LOW) as f64 / (HIGH - LOW) as f64),
+        };
+        if self.aliased > 100
+            && self.decoded > 1000
+            && self.aliased as f64 / self.decoded as f64 > allowed
+        {
+            return Err(EXCESSIVE_ALIASING);
+        }
+        Ok(())
+    }
 }
 
 /// Deeper nesting than this is refused (it only comes from hostile input and would otherwise
@@ -138,9 +240,34 @@ impl<'a> Loader<'a> {
                 message: format!("nesting deeper than {MAX_DEPTH} levels"),
             });
         }
+        let budget_error = |message: &str| ValuesError::Yaml {
+            file: self.source.to_string(),
+            line: span.start.line(),
+            column: span.start.col() + 1,
+            message: message.to_string(),
+        };
+        let anchor = match &event {
+            Event::Alias(id) => {
+                if let Err(message) = self.aliases.alias(*id) {
+                    return Err(budget_error(message));
+                }
+                0
+            }
+            Event::Scalar(_, _, anchor, _)
+            | Event::SequenceStart(anchor, _)
+            | Event::MappingStart(anchor, _) => *anchor,
+            _ => 0,
+        };
+        let start = match &event {
+            Event::Alias(_) => None,
+            _ => Some(self.aliases.enter().map_err(budget_error)?),
+        };
         self.depth += 1;
         let result = self.node_inner(event, span);
         self.depth -= 1;
+        if let Some(start) = start {
+            self.aliases.anchored(anchor, start);
+        }
         result
     }
 
@@ -190,6 +317,9 @@ impl<'a> Loader<'a> {
                     }
                     let is_merge = matches!(&event, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
                     let key = self.node(event, span)?;
+                    if is_merge {
+                        self.aliases.merge_key();
+                    }
                     let (event, span) = self.next()?;
                     let value = self.node(event, span)?;
                     if is_merge {
@@ -446,10 +576,33 @@ fn key_string(node: &Node) -> Option<String> {
     }
 }
 
-fn to_json(node: Node, source: &str, span: Span) -> Result<Value, ValuesError> {
+fn to_json(
+    node: Node,
+    source: &str,
+    span: Span,
+    numbers: NumberMode,
+) -> Result<Value, ValuesError> {
     Ok(match node {
         Node::Null => Value::Null,
         Node::Bool(b) => Value::Bool(b),
+        Node::Int(i) if numbers == NumberMode::AsWritten => {
+            if let Ok(n) = i64::try_from(i) {
+                Value::Number(n.into())
+            } else if let Ok(n) = u64::try_from(i) {
+                Value::Number(n.into())
+            } else {
+                float_value(i as f64, source, span)?
+            }
+        }
+        // Go's json.Marshal prints an integral float64 below 1e21 without a fraction.
+        Node::Float(f)
+            if numbers == NumberMode::AsWritten
+                && f.fract() == 0.0
+                && f.abs() < 1e21
+                && (i64::MIN as f64..=i64::MAX as f64).contains(&f) =>
+        {
+            Value::Number((f as i64).into())
+        }
         // JSON decoding into interface{} makes every number a float64.
         Node::Int(i) => float_value(i as f64, source, span)?,
         Node::Float(f) => float_value(f, source, span)?,
@@ -457,7 +610,7 @@ fn to_json(node: Node, source: &str, span: Span) -> Result<Value, ValuesError> {
         Node::Seq(items) => Value::Array(
             items
                 .into_iter()
-                .map(|n| to_json(n, source, span))
+                .map(|n| to_json(n, source, span, numbers))
                 .collect::<Result<_, _>>()?,
         ),
         Node::Map(entries) => {
@@ -471,7 +624,7 @@ fn to_json(node: Node, source: &str, span: Span) -> Result<Value, ValuesError> {
                         message: "unsupported map key (null, list or map)".to_string(),
                     });
                 };
-                map.insert(key, to_json(value, source, span)?);
+                map.insert(key, to_json(value, source, span, numbers)?);
             }
             Value::Object(map)
         }
@@ -573,6 +726,83 @@ mod tests {
     #[test]
     fn infinity_is_rejected_like_json_marshal() {
         assert!(parse_first_document("a: .inf\n", "inf.yaml").is_err());
+    }
+
+    #[test]
+    fn manifests_keep_integers_and_read_yaml11_forms() {
+        let docs = parse_manifest_documents(
+            "---\n# Source: a.yaml\nmode: 0755\nother: 0644\nflag: on\nno: off\nratio: 0.5\nbig: 2.0\nport: 8080\n---\n---\nb: yes\n",
+            "manifest",
+        )
+        .unwrap_or_default();
+        assert_eq!(docs.len(), 3, "{docs:?}");
+        assert_eq!(
+            docs[0],
+            json!({"mode": 493, "other": 420, "flag": true, "false": false, "ratio": 0.5, "big": 2, "port": 8080})
+        );
+        assert_eq!(
+            serde_json::to_string(&docs[0]["mode"]).unwrap_or_default(),
+            "493"
+        );
+        assert_eq!(docs[1], Value::Null);
+        assert_eq!(docs[2], json!({"b": true}));
+    }
+
+    /// A "billion laughs": nine levels of nine aliases each.
+    pub(crate) fn laughs(levels: usize) -> String {
+        let mut text = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n".to_string();
+        for level in 1..=levels {
+            let previous = format!("*a{}", level - 1);
+            text.push_str(&format!(
+                "a{level}: &a{level} [{}]\n",
+                [previous.as_str(); 9].join(", ")
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_like_go_yaml() {
+        for (text, what) in [
+            (laughs(9), "values"),
+            (format!("---\n{}", laughs(9)), "manifest"),
+        ] {
+            let started = std::time::Instant::now();
+            let err = if what == "values" {
+                parse_values(&text, "bomb.yaml").err()
+            } else {
+                parse_manifest_documents(&text, "bomb.yaml").err()
+            };
+            let text = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(text.contains(EXCESSIVE_ALIASING), "{what}: {text}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        }
+        // go-yaml's counts for two levels of ten aliases: 1358 decodes, 1320 through aliases
+        // (97.2%, allowed); three levels: 13580 decodes, 13530 through aliases (99.6%, refused).
+        let ten = |levels: usize| {
+            let mut text = format!("a0: &a0 [{}]\n", ["x"; 10].join(", "));
+            for level in 1..=levels {
+                let previous = format!("*a{}", level - 1);
+                text.push_str(&format!(
+                    "a{level}: &a{level} [{}]\n",
+                    [previous.as_str(); 10].join(", ")
+                ));
+            }
+            text
+        };
+        assert!(parse_values(&ten(2), "ok.yaml").is_ok());
+        let refused = parse_values(&ten(3), "bomb.yaml")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            refused
+                .as_deref()
+                .unwrap_or_default()
+                .contains(EXCESSIVE_ALIASING),
+            "{refused:?}"
+        );
+        // Ordinary anchors are fine.
+        assert!(parse_values("base: &b {x: 1}\nother: *b\n", "ok.yaml").is_ok());
     }
 
     #[test]

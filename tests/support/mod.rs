@@ -137,3 +137,21 @@ pub fn fixture_chart(name: &str) -> String {
         .display()
         .to_string()
 }
+
+/// The shared chart corpus (`KEELSON_SHARED_CHARTS`); panics naming the command to run when the
+/// variable is unset or the directory is missing, so corpus tests never pass without the corpus.
+#[allow(dead_code)]
+pub fn shared_charts() -> PathBuf {
+    const HOW: &str = "run `make test` (it passes KEELSON_SHARED_CHARTS=../shared/charts), or \
+`KEELSON_SHARED_CHARTS=/path/to/shared/charts cargo test --test <name>`";
+    let Some(root) = std::env::var_os("KEELSON_SHARED_CHARTS").map(PathBuf::from) else {
+        panic!("KEELSON_SHARED_CHARTS is not set: the shared chart corpus is required: {HOW}");
+    };
+    if !root.is_dir() {
+        panic!(
+            "KEELSON_SHARED_CHARTS={} is not a directory: the shared chart corpus is required: {HOW}",
+            root.display()
+        );
+    }
+    root
+}

@@ -77,6 +77,39 @@ pub struct ExecOptions {
     /// Bytes of native stack nested templates may use; `None` is a budget that fits any
     /// thread (1 MiB). The engine renders on a thread with a large stack and raises it.
     pub stack_budget: Option<usize>,
+    /// Steps, bytes and time one render may use (shared by every template of a [`Session`]).
+    pub budget: RenderBudget,
+}
+
+/// The execution budget of one render. Go's text/template has none, so a chart with nested
+/// `range`s over large counts or an exponential fan-out of `include`s would run until memory
+/// or patience ran out; keelson stops it with an error naming the template, and only that
+/// release's render fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RenderBudget {
+    /// Template nodes evaluated and `range` iterations run.
+    pub max_steps: u64,
+    /// Bytes of text produced: template text, printed values and assigned strings, counted
+    /// each time they are produced (an `include` result counts again where it is used).
+    pub max_output_bytes: u64,
+    /// Wall-clock time from the first step of the render.
+    pub time_limit: std::time::Duration,
+}
+
+impl RenderBudget {
+    /// 20 million steps, 256 MiB of text, 60 seconds: two orders of magnitude above the largest
+    /// chart of the shared corpus, far below what exhausts a 2-core machine.
+    pub const DEFAULT: RenderBudget = RenderBudget {
+        max_steps: 20_000_000,
+        max_output_bytes: 256 * 1024 * 1024,
+        time_limit: std::time::Duration::from_secs(60),
+    };
+}
+
+impl Default for RenderBudget {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// A set of parsed templates that can call each other, with the functions they may use.
@@ -200,6 +233,15 @@ impl Scope<'_> {
 pub struct Session {
     included: RefCell<HashMap<String, usize>>,
     mutations: RefCell<Mutations>,
+    /// What the render has used of its [`RenderBudget`].
+    spent: RefCell<Spent>,
+}
+
+#[derive(Default)]
+struct Spent {
+    steps: u64,
+    output_bytes: u64,
+    started: Option<std::time::Instant>,
 }
 
 /// Go maps are references: after `set $d "k" v` every holder of that map sees `k`. Values
@@ -506,6 +548,42 @@ impl<'a, 'c> State<'a, 'c> {
         At::Arg(arg)
     }
 
+    /// Counts one step and `bytes` of output against the render's budget.
+    fn charge(&self, bytes: usize) -> Res<()> {
+        let budget = &self.context.options.budget;
+        let mut spent = self.context.session.spent.borrow_mut();
+        spent.steps += 1;
+        spent.output_bytes = spent.output_bytes.saturating_add(bytes as u64);
+        let exceeded = if spent.steps > budget.max_steps {
+            Some(format!(
+                "more than {} steps (template nodes and range iterations)",
+                budget.max_steps
+            ))
+        } else if spent.output_bytes > budget.max_output_bytes {
+            Some(format!(
+                "more than {} bytes of output",
+                budget.max_output_bytes
+            ))
+        } else {
+            let started = *spent.started.get_or_insert_with(std::time::Instant::now);
+            (spent.steps.is_multiple_of(1024) && started.elapsed() > budget.time_limit).then(|| {
+                format!(
+                    "still running after {} seconds",
+                    budget.time_limit.as_secs_f64()
+                )
+            })
+        };
+        match exceeded {
+            None => Ok(()),
+            Some(what) => Err(ExecError {
+                message: format!(
+                    "template: {}: render budget exceeded: {what}",
+                    self.tree.name
+                ),
+            }),
+        }
+    }
+
     fn walk_list(
         &mut self,
         out: &mut String,
@@ -524,9 +602,17 @@ impl<'a, 'c> State<'a, 'c> {
 
     fn walk(&mut self, out: &mut String, dot: &Value, boxed: bool, node: &Node) -> Res<Flow> {
         match node {
-            Node::Text(text) => out.push_str(text),
+            Node::Text(text) => {
+                self.charge(text.len())?;
+                out.push_str(text)
+            }
             Node::Action(pipe) => {
                 let value = self.eval_pipeline(dot, boxed, pipe)?;
+                // Assigned strings count too: doubling a variable is as costly as printing it.
+                self.charge(match &value {
+                    Value::String(s) => s.len(),
+                    _ => 0,
+                })?;
                 if pipe.decl.is_empty() {
                     let value = self.context.session.deep(value);
                     match &value {
@@ -665,6 +751,7 @@ impl<'a, 'c> State<'a, 'c> {
                 self.set_top_var(2, index);
             }
         }
+        self.charge(0)?;
         let mark = self.vars.len();
         let result = self.walk_list(out, &elem, elem_boxed, &branch.list);
         self.vars.truncate(mark);

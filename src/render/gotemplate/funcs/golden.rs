@@ -192,6 +192,12 @@ fn skipped(header: &str) -> bool {
 }
 
 fn check(file: &str) {
+    check_known(file, &[]);
+}
+
+/// Checks `file`; the blocks named in `known` are open gaps that must still differ (so fixing
+/// one fails this test until it is removed from the list).
+fn check_known(file: &str, known: &[&str]) {
     let values_text =
         std::fs::read_to_string(format!("{FIXTURES}/chart/values.yaml")).unwrap_or_default();
     let values = yaml_to_value(&values_text).unwrap_or_default();
@@ -209,7 +215,16 @@ fn check(file: &str) {
             continue;
         }
         let got = actual(&funcs, &values, header);
-        if &got != expected {
+        let is_known = known.contains(&header.as_str());
+        if is_known && &got == expected {
+            failures.insert(
+                header.clone(),
+                (
+                    expected.clone(),
+                    "now identical: remove it from the known differences".to_string(),
+                ),
+            );
+        } else if !is_known && &got != expected {
             failures.insert(header.clone(), (expected.clone(), got));
         }
     }
@@ -229,6 +244,17 @@ fn check(file: &str) {
 #[test]
 fn functions_match_helm3_golden_output() {
     check("golden-helm3.txt");
+}
+
+/// Where helm 4.1.4's functions give other text than helm 3.17.3's and keelson gives Helm 3's
+/// (docs/renderer-gaps.md): BurntSushi/toml 1.4 prints floats in `%g` form and counts lines of
+/// a parse error from 1.
+const HELM4_KNOWN_DIFFERENCES: &[&str] = &["yaml numbers toToml", "doc err10 fromToml"];
+
+/// The same golden chart rendered by helm 4: every other function already matches helm 4.
+#[test]
+fn functions_match_helm4_golden_output() {
+    check_known("golden-helm4.txt", HELM4_KNOWN_DIFFERENCES);
 }
 
 /// The same golden chart rendered end to end (chart loading, values, the template engine and

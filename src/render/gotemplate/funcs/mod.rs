@@ -31,7 +31,7 @@ mod yaml;
 pub use conv::{is_empty, strval, to_float64, to_int64};
 pub use gofmt::{format_float, format_value};
 pub use json::{JsonStyle, json_marshal};
-pub use yaml::{to_yaml, yaml_to_value};
+pub use yaml::{to_yaml, yaml_marshal, yaml_to_value};
 
 use super::value::Value;
 

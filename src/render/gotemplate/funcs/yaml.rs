@@ -13,6 +13,7 @@ use super::gofmt::format_float;
 use super::json::{JsonError, go_json_float};
 use super::{Func, FuncError};
 use crate::render::gotemplate::value::Value;
+use crate::values::yaml::AliasGuard;
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![
@@ -1260,6 +1261,7 @@ pub fn yaml_to_value(text: &str) -> Result<Value, String> {
         depth: 0,
         anchors: BTreeMap::new(),
         line: 1,
+        aliases: AliasGuard::for_document(),
     };
     loop {
         match loader.next()? {
@@ -1341,6 +1343,8 @@ struct Loader<'a> {
     depth: usize,
     anchors: BTreeMap<usize, Value>,
     line: usize,
+    /// go-yaml's alias expansion limit (the one rule, in values::yaml).
+    aliases: AliasGuard,
 }
 
 impl<'a> Loader<'a> {
@@ -1373,7 +1377,26 @@ impl<'a> Loader<'a> {
         })
     }
 
+    /// One node, counted against go-yaml's alias expansion limit.
     fn node(&mut self, event: Event<'a>) -> Result<Value, String> {
+        let refused = |message: &str| format!("error converting YAML to JSON: {message}");
+        let anchor = match &event {
+            Event::Alias(id) => {
+                self.aliases.alias(*id).map_err(refused)?;
+                return self.node_inner(event);
+            }
+            Event::Scalar(_, _, anchor, _)
+            | Event::SequenceStart(anchor, _)
+            | Event::MappingStart(anchor, _) => *anchor,
+            _ => 0,
+        };
+        let start = self.aliases.enter().map_err(refused)?;
+        let result = self.node_inner(event);
+        self.aliases.anchored(anchor, start);
+        result
+    }
+
+    fn node_inner(&mut self, event: Event<'a>) -> Result<Value, String> {
         let line = self.line;
         match event {
             Event::Scalar(text, style, anchor, tag) => {
@@ -1424,6 +1447,9 @@ impl<'a> Loader<'a> {
                         Event::Scalar(text, ScalarStyle::Plain, _, None) if text == "<<"
                     );
                     let key = self.node(key_event)?;
+                    if is_merge {
+                        self.aliases.merge_key();
+                    }
                     let value_event = self.next_required()?;
                     let value = self.node(value_event)?;
                     if is_merge {
@@ -1688,5 +1714,26 @@ mod tests {
         let anchors = yaml_to_value("base: &b {x: 1}\nderived:\n  <<: *b\n  z: 2\n");
         let json = anchors.map(|v| v.to_json()).unwrap_or_default();
         assert_eq!(json["derived"], serde_json::json!({"x": 1.0, "z": 2.0}));
+    }
+
+    #[test]
+    fn from_yaml_refuses_alias_bombs_like_go_yaml() {
+        let mut text = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n".to_string();
+        for level in 1..=9 {
+            let previous = format!("*a{}", level - 1);
+            text.push_str(&format!(
+                "a{level}: &a{level} [{}]\n",
+                [previous.as_str(); 9].join(", ")
+            ));
+        }
+        let started = std::time::Instant::now();
+        let out = from_yaml(&[Value::String(text)]).map(|v| v.to_json());
+        assert_eq!(
+            out.ok().map(|v| v["Error"].clone()),
+            Some(serde_json::json!(
+                "error converting YAML to JSON: yaml: document contains excessive aliasing"
+            ))
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }
