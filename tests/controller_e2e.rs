@@ -98,7 +98,16 @@ impl World {
 
     /// Waits until the deployed revision's values hold `tag`; returns the history then.
     fn wait_for_tag(&self, release: &str, tag: &str, controller: &RunningController) -> Vec<Value> {
-        let limit = Duration::from_secs(30);
+        self.wait_for_tag_within(release, tag, controller, Duration::from_secs(30))
+    }
+
+    fn wait_for_tag_within(
+        &self,
+        release: &str,
+        tag: &str,
+        controller: &RunningController,
+        limit: Duration,
+    ) -> Vec<Value> {
         let start = std::time::Instant::now();
         loop {
             let values = self.env.helm3(&[
@@ -560,5 +569,199 @@ fn a_leader_killed_mid_update_leaves_its_pending_record_to_the_next_leader() {
         second.metric("keelson_pending_repaired_total") >= 1.0,
         "{}",
         second.log_text()
+    );
+}
+
+#[test]
+fn a_chart_that_renders_slowly_does_not_delay_other_releases() {
+    let world = World::new("ctl-slow", "slow-render");
+    let helm = world.env.helm3.clone();
+    // Four million loop iterations: seconds of rendering (twice: the deployed revision is
+    // re-rendered first), where the demo chart takes milliseconds.
+    world.install(&helm, "slow", &["loops=2000"]);
+    let fast_repository = format!("{}/fast", world.namespace);
+    world
+        .runtime
+        .block_on(world.registry.push_tag(&fast_repository, "1.0.0"));
+    let fast_image = format!("image.repository={}/{fast_repository}", world.registry.host);
+    world.env.run(
+        &helm,
+        &[
+            "install",
+            "fast",
+            &support::fixture_chart("demo"),
+            "-n",
+            &world.namespace,
+            "--set",
+            &fast_image,
+            "--set",
+            "image.tag=1.0.0",
+            "--set",
+            "keel.pollSchedule=@every 1s",
+        ],
+    );
+    let controller = world.run_controller(&["--render-timeout", "600"], &[]);
+    wait_for(Duration::from_secs(20), "the first checks", || {
+        (controller.metric("keelson_updates_total{result=\"up_to_date\"}") >= 2.0).then_some(())
+    });
+    world.push("1.1.0");
+    world
+        .runtime
+        .block_on(world.registry.push_tag(&fast_repository, "1.1.0"));
+    let fast = wait_for(
+        Duration::from_secs(30),
+        "the fast release's revision",
+        || {
+            let history = world.history("fast");
+            history
+                .last()
+                .is_some_and(|r| r["status"] == "deployed" && r["revision"] == 2)
+                .then_some(history)
+        },
+    );
+    assert_settled(&fast);
+    let slow = world.history("slow");
+    assert_eq!(
+        slow.len(),
+        1,
+        "the slow release was still rendering when the fast one was written: {slow:?}"
+    );
+    // And the slow one gets there too, fully re-rendered.
+    let slow = world.wait_for_tag_within("slow", "1.1.0", &controller, Duration::from_secs(120));
+    assert_settled(&slow);
+    assert!(
+        slow.last()
+            .and_then(|r| r["description"].as_str())
+            .is_some_and(|d| d.contains("full render")),
+        "{slow:?}"
+    );
+}
+
+#[test]
+fn a_bad_poll_schedule_or_an_approval_holds_only_that_release_and_says_why() {
+    let world = World::new("ctl-sched", "demo");
+    let helm = world.env.helm3.clone();
+    world.install(&helm, "bad", &["keel.pollSchedule=61 * * * *"]);
+    // Approvals are not collected yet: such a release is held, never updated without them.
+    world.install(
+        &helm,
+        "gated",
+        &["keel.pollSchedule=@every 1s", "keel.approvals=1"],
+    );
+    world.install(&helm, "good", &["keel.pollSchedule=@every 1s"]);
+    let controller = world.run_controller(&[], &[]);
+    wait_for(Duration::from_secs(20), "both releases read", || {
+        (controller.metric("keelson_invalid_releases") == 1.0
+            && controller.metric("keelson_tracked_releases") == 2.0)
+            .then_some(())
+    });
+    world.push("1.1.0");
+    world.wait_for_tag("good", "1.1.0", &controller);
+    assert_eq!(
+        world.history("bad").len(),
+        1,
+        "the release with a bad schedule is left alone"
+    );
+    for command in [&["list"][..], &["check"][..]] {
+        let mut args = command.to_vec();
+        args.extend(["-n", &world.namespace]);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keelson"))
+            .args(&args)
+            .env("KUBECONFIG", &world.env.kubeconfig)
+            .output()
+            .expect("run keelson");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {stdout}");
+        assert!(
+            stdout.contains("keel.pollSchedule") && stdout.contains("61 is outside 0-59"),
+            "keelson {args:?} says why: {stdout}"
+        );
+        if command == ["check"] {
+            assert!(stdout.contains("approval required"), "{stdout}");
+        }
+    }
+}
+
+#[test]
+fn a_namespace_selector_follows_labelled_namespaces_and_configmap_records_are_watched() {
+    let world = World::new("ctl-select", "demo");
+    let label = format!("keelson-test={}", world.namespace);
+    // Helm's ConfigMap driver, and a namespace that only matches once it is labelled.
+    let install = |release: &str| {
+        let repository = format!("image.repository={}", world.image());
+        let out = std::process::Command::new(&world.env.helm3)
+            .args([
+                "install",
+                release,
+                &world.chart,
+                "-n",
+                &world.namespace,
+                "--set",
+                &repository,
+                "--set",
+                "image.tag=1.0.0",
+                "--set",
+                "keel.pollSchedule=@every 1s",
+            ])
+            .env("KUBECONFIG", &world.env.kubeconfig)
+            .env("HELM_DRIVER", "configmap")
+            .output()
+            .expect("run helm");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    install("web");
+    let controller = RunningController::start(
+        &world.env,
+        &[
+            "--namespace-selector",
+            &label,
+            "--driver",
+            "configmap",
+            "--leader-election-namespace",
+            &world.namespace,
+        ],
+        &[],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        controller.metric("keelson_tracked_releases"),
+        0.0,
+        "not labelled yet"
+    );
+    world
+        .env
+        .kubectl(&["label", "namespace", &world.namespace, &label]);
+    wait_for(
+        Duration::from_secs(20),
+        "the labelled namespace's release",
+        || (controller.metric("keelson_tracked_releases") == 1.0).then_some(()),
+    );
+    world.push("1.1.0");
+    wait_for(
+        Duration::from_secs(30),
+        "a revision in a ConfigMap record",
+        || {
+            let out = world.env.run_status(
+                &world.env.kubectl,
+                &[
+                    "get",
+                    "configmap",
+                    "sh.helm.release.v1.web.v2",
+                    "-n",
+                    &world.namespace,
+                    "-o",
+                    "jsonpath={.metadata.labels.status}",
+                ],
+            );
+            (out.stdout == b"deployed").then_some(())
+        },
+    );
+    assert_eq!(
+        world.deployment_image("web-demo"),
+        format!("{}:1.1.0", world.image())
     );
 }

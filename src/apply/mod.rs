@@ -311,6 +311,7 @@ impl Applier {
                     if self.live_metadata(target, document).await?.is_none() {
                         self.create(target, document, method).await?;
                         report.created.push(describe(target, document));
+                        crate::failpoint::hit(crate::failpoint::Step::MidApply).await;
                     } else {
                         report.unchanged += 1;
                     }
@@ -321,6 +322,7 @@ impl Applier {
                     } else {
                         report.created.push(describe(target, document));
                     }
+                    crate::failpoint::hit(crate::failpoint::Step::MidApply).await;
                 }
                 None if adopted.contains(&document.identity()) => {
                     self.adopt(target, document, method).await?;

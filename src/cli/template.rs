@@ -98,6 +98,7 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         },
         lookup: None,
         skip_schema_validation: args.skip_schema_validation,
+        budget: Default::default(),
     };
     let rendered = match release::render_chart(&loaded, &user_values, &settings) {
         Ok(rendered) => rendered,

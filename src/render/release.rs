@@ -52,6 +52,8 @@ pub struct RenderSettings {
     pub lookup: Option<Arc<dyn Lookup>>,
     /// `--skip-schema-validation`.
     pub skip_schema_validation: bool,
+    /// Steps, output and time the templates may use.
+    pub budget: crate::render::gotemplate::exec::RenderBudget,
 }
 
 /// What a render produces: what a release record stores, plus the CRDs `--include-crds` prints.
@@ -180,6 +182,7 @@ pub fn render_chart(
     let options = RenderOptions {
         range_over_int: settings.flavor == HelmFlavor::Helm4,
         lookup: settings.lookup.clone(),
+        budget: settings.budget,
         ..RenderOptions::default()
     };
     let mut rendered = engine::render(templates, &options)?;

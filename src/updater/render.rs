@@ -64,6 +64,7 @@ fn settings(
     deployed: &StoredRelease,
     revision: i64,
     capabilities: &ClusterCapabilities,
+    time_limit: std::time::Duration,
 ) -> RenderSettings {
     RenderSettings {
         release_name: deployed.release.name().to_string(),
@@ -78,6 +79,10 @@ fn settings(
         },
         lookup: None,
         skip_schema_validation: false,
+        budget: crate::render::gotemplate::exec::RenderBudget {
+            time_limit,
+            ..Default::default()
+        },
     }
 }
 
@@ -86,9 +91,10 @@ fn render(
     config: &Map<String, Value>,
     revision: i64,
     capabilities: &ClusterCapabilities,
+    time_limit: std::time::Duration,
 ) -> Option<RenderedRelease> {
     let chart = serde_json::to_value(deployed.release.chart.as_ref()?).ok()?;
-    let settings = settings(deployed, revision, capabilities);
+    let settings = settings(deployed, revision, capabilities, time_limit);
     match render_from_record(&chart, &Value::Object(config.clone()), &settings) {
         Ok(rendered) => Some(rendered),
         Err(err) => {
@@ -99,13 +105,16 @@ fn render(
 }
 
 /// Renders the new revision (`revision`, with `config`) when the deployed revision re-renders
-/// byte-identically (manifest and every hook); `None` means patch mode.
+/// byte-identically (manifest and every hook); `None` means patch mode. Each of the two renders
+/// may take half of `time_limit`, so the thread ends by itself when its caller stops waiting.
 pub fn full_render(
     deployed: &StoredRelease,
     config: &Map<String, Value>,
     revision: i64,
     capabilities: &ClusterCapabilities,
+    time_limit: std::time::Duration,
 ) -> Option<FullRender> {
+    let time_limit = time_limit / 2;
     let stored_manifest = deployed.release.manifest.as_deref().unwrap_or_default();
     let stored_hooks = deployed.release.hooks.clone().unwrap_or_default();
     let current = render(
@@ -113,6 +122,7 @@ pub fn full_render(
         &deployed.release.config(),
         deployed.release.version(),
         capabilities,
+        time_limit,
     )?;
     let hooks_match = current.hooks.len() == stored_hooks.len()
         && current
@@ -127,7 +137,7 @@ pub fn full_render(
         debug!(release = %deployed.release.name(), "stored manifest does not re-render identically; patch mode");
         return None;
     }
-    let next = render(deployed, config, revision, capabilities)?;
+    let next = render(deployed, config, revision, capabilities, time_limit)?;
     if next.hooks.len() != stored_hooks.len() {
         return None;
     }

@@ -602,11 +602,14 @@ impl Updater {
         let render_job = {
             let (deployed, config, capabilities) =
                 (deployed.clone(), config.clone(), capabilities.clone());
+            let limit = self.config.render_timeout;
             tokio::task::spawn_blocking(move || {
-                full_render(&deployed, &config, next_version, &capabilities)
+                full_render(&deployed, &config, next_version, &capabilities, limit)
             })
         };
-        let limit = self.config.render_timeout;
+        // The renderer stops itself at the limit; the margin covers reading the chart and
+        // sorting the output around the templates' execution.
+        let limit = self.config.render_timeout + std::time::Duration::from_secs(1);
         let rendered = match tokio::time::timeout(limit, render_job).await {
             Ok(Ok(rendered)) => rendered,
             Ok(Err(join)) => {
