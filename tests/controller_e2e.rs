@@ -492,32 +492,62 @@ fn sigterm_lets_the_update_in_flight_end_and_hands_back_the_lease() {
 #[test]
 fn of_two_replicas_one_writes_and_the_other_takes_over_after_kill_9() {
     let world = World::new("ctl-ha", "demo");
+    // Webhooks only: every revision below is written by whichever replica leads.
     world.install(
         &world.env.helm3.clone(),
         "web",
-        &["keel.pollSchedule=@every 1s"],
+        &["keel.trigger=default", "keel.policy=all"],
     );
+    let token = "ha-token";
     let args = ["--lease-duration", "3"];
-    let mut first = world.run_controller(&args, &[("POD_NAME", "first")]);
+    let mut first = world.run_controller(
+        &args,
+        &[("POD_NAME", "first"), ("KEELSON_WEBHOOK_TOKEN", token)],
+    );
     wait_for(Duration::from_secs(10), "the first replica to lead", || {
         (first.metric("keelson_leader") == 1.0).then_some(())
     });
-    let second = world.run_controller(&args, &[("POD_NAME", "second")]);
+    let second = world.run_controller(
+        &args,
+        &[("POD_NAME", "second"), ("KEELSON_WEBHOOK_TOKEN", token)],
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         second.metric("keelson_leader"),
         0.0,
         "the second replica stands by"
     );
+    let bearer = format!("Authorization: Bearer {token}");
+    let hook = |controller: &RunningController, tag: &str| {
+        let body = serde_json::json!({"name": world.image(), "tag": tag}).to_string();
+        controller.post("/v1/webhooks/native", &body, &[&bearer])
+    };
+
+    // A webhook that reaches the standby is handed on to the leader, which writes.
     world.push("1.1.0");
+    let (code, answer) = hook(&second, "1.1.0");
+    assert_eq!(code, 202, "{answer}");
     world.wait_for_tag("web", "1.1.0", &first);
     assert_eq!(
         second.metric("keelson_updates_total{result=\"updated\"}"),
         0.0
     );
+    assert_eq!(
+        first.metric("keelson_updates_total{result=\"updated\"}"),
+        1.0
+    );
+    // Without credentials the standby refuses it itself.
+    assert_eq!(second.post("/v1/webhooks/native", "{}", &[]).0, 401);
 
     first.kill();
     world.push("1.2.0");
+    // Until the dead leader's Lease runs out there is no one to write: 503, and the sender
+    // retries.
+    wait_for(
+        Duration::from_secs(20),
+        "the second replica to take webhooks",
+        || (hook(&second, "1.2.0").0 == 202).then_some(()),
+    );
     let history = world.wait_for_tag("web", "1.2.0", &second);
     assert_settled(&history);
     assert_eq!(second.metric("keelson_leader"), 1.0);

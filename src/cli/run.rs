@@ -13,11 +13,11 @@ use tracing::{info, warn};
 
 use crate::apply::Applier;
 use crate::cluster::ClusterArgs;
-use crate::controller::Controller;
 use crate::controller::http::{self, WebhookAuth};
 use crate::controller::leader::{self, LeaseConfig};
 use crate::controller::metrics::Metrics;
 use crate::controller::releases::{self, Releases, WatchScope};
+use crate::controller::{Controller, Signals};
 use crate::keel::Schedule;
 use crate::registry::{RegistryArgs, RegistryClient};
 use crate::storage::{DEFAULT_HISTORY_MAX, Driver, DriverKind, Storage};
@@ -107,6 +107,10 @@ pub struct RunArgs {
         value_name = "SECONDS"
     )]
     pub lease_duration: u64,
+    /// `host:port` where other replicas reach this one's webhooks while it leads (default:
+    /// $POD_IP with the --listen port, else the --listen address when it names one host).
+    #[arg(long, env = "KEELSON_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<String>,
     /// How long SIGTERM waits for the update in flight, in seconds.
     #[arg(
         long,
@@ -216,11 +220,27 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
             .unwrap_or_else(|| "keelson".to_string()),
         random_suffix()
     );
+    // Where a standby hands webhooks on: the flag, else the pod's IP (the chart passes it),
+    // else the listen address when it names one host.
+    let advertise = args
+        .advertise_address
+        .clone()
+        .or_else(|| {
+            std::env::var("POD_IP")
+                .ok()
+                .filter(|ip| !ip.is_empty())
+                .map(|ip| {
+                    SocketAddr::new(ip.parse().unwrap_or(args.listen.ip()), args.listen.port())
+                        .to_string()
+                })
+        })
+        .or_else(|| (!args.listen.ip().is_unspecified()).then(|| args.listen.to_string()));
     let lease = LeaseConfig {
         namespace: lease_namespace,
         name: args.leader_election_lease.clone(),
         identity: identity.clone(),
         duration: Duration::from_secs(args.lease_duration.max(2)),
+        address: advertise,
     };
 
     let updater = Updater {
@@ -253,10 +273,16 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
         updater,
         releases.clone(),
         metrics.clone(),
-        leading_rx.clone(),
-        synced_rx,
+        Signals {
+            leading: leading_rx.clone(),
+            synced: synced_rx,
+            stopping: stop_rx.clone(),
+        },
         args.max_concurrent_updates,
-        stop_rx.clone(),
+        Some((
+            kube::Api::namespaced(client.clone(), &lease.namespace),
+            lease.name.clone(),
+        )),
     );
 
     let listener = http::bind(args.listen).await?;

@@ -104,6 +104,61 @@ fn hex_decode(text: &str) -> Option<Vec<u8>> {
 
 type Reply = Response<Full<Bytes>>;
 
+/// Marks a webhook a standby handed on to the leader.
+const FORWARDED_HEADER: &str = "x-keelson-forwarded";
+
+/// Hands a webhook on to the leader; 503 when there is none to reach.
+async fn forward(controller: &Controller, kind: Kind, headers: &HeaderMap, body: Bytes) -> Reply {
+    let unavailable = |why: &str| {
+        let mut response = json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"error": format!("this replica is not the leader and {why}; retry")}),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+        response
+    };
+    let Some((api, name)) = &controller.leader_lease else {
+        return unavailable("knows no leader");
+    };
+    let Some(address) = super::leader::leader_address(api, name).await else {
+        return unavailable("no leader has published its address");
+    };
+    let url = format!("http://{address}/v1/webhooks/{}", kind.label());
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+    {
+        Ok(client) => client,
+        Err(_) => return unavailable("cannot build an HTTP client"),
+    };
+    let mut request = client.post(&url).header(FORWARDED_HEADER, "1").body(body);
+    for name in [
+        header::AUTHORIZATION.as_str(),
+        header::CONTENT_TYPE.as_str(),
+        "x-hub-signature-256",
+        "x-github-event",
+    ] {
+        if let Some(value) = headers.get(name) {
+            request = request.header(name, value.clone());
+        }
+    }
+    match request.send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let bytes = answer.bytes().await.unwrap_or_default();
+            let mut response = reply(status, "application/json", bytes);
+            *response.status_mut() = status;
+            response
+        }
+        Err(err) => {
+            warn!(leader = %address, error = %err, "cannot hand a webhook on to the leader");
+            unavailable("the leader cannot be reached")
+        }
+    }
+}
+
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
@@ -263,6 +318,11 @@ async fn webhook(
             header::HeaderValue::from_static("Bearer realm=\"keelson\""),
         );
         return response;
+    }
+    // Only the leader writes: a standby hands the request on, unchanged, to the leader the
+    // Lease names (once: a forwarded request is never forwarded again).
+    if !*controller.leading.borrow() && !headers.contains_key(FORWARDED_HEADER) {
+        return forward(controller, kind, &headers, body).await;
     }
     let context = webhooks::Context {
         github_event: headers.get("x-github-event").and_then(|v| v.to_str().ok()),

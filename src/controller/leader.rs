@@ -11,6 +11,10 @@ use kube::api::PostParams;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+/// The Lease annotation where the leader says where it takes webhooks, so a standby that
+/// receives one can hand it on.
+pub const ADDRESS_ANNOTATION: &str = "keelson.sh/webhook-address";
+
 /// Which Lease, held under which name, for how long.
 #[derive(Debug, Clone)]
 pub struct LeaseConfig {
@@ -19,6 +23,8 @@ pub struct LeaseConfig {
     /// This replica's `holderIdentity` (pod name plus a random suffix).
     pub identity: String,
     pub duration: Duration,
+    /// `host:port` where this replica serves webhooks, published while it leads.
+    pub address: Option<String>,
 }
 
 impl LeaseConfig {
@@ -64,6 +70,10 @@ async fn try_hold(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::
                 metadata: ObjectMeta {
                     name: Some(config.name.clone()),
                     namespace: Some(config.namespace.clone()),
+                    annotations: config
+                        .address
+                        .as_ref()
+                        .map(|a| [(ADDRESS_ANNOTATION.to_string(), a.clone())].into()),
                     ..ObjectMeta::default()
                 },
                 spec: Some(LeaseSpec {
@@ -95,6 +105,18 @@ async fn try_hold(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::
             }
             spec.lease_duration_seconds = Some(seconds);
             spec.renew_time = Some(MicroTime(now));
+            let annotations = lease
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default);
+            match &config.address {
+                Some(address) => {
+                    annotations.insert(ADDRESS_ANNOTATION.to_string(), address.clone());
+                }
+                None => {
+                    annotations.remove(ADDRESS_ANNOTATION);
+                }
+            }
             // The object's resourceVersion makes this a compare-and-swap: of two replicas
             // taking an expired Lease at once, one gets 409 and stays a follower.
             match api
@@ -185,6 +207,21 @@ pub async fn release(api: &Api<Lease>, config: &LeaseConfig) {
             warn!(lease = %config.name, error = %crate::cluster::api_error_text(&err), "cannot hand back the leader Lease")
         }
     }
+}
+
+/// Where the current leader takes webhooks, if it is alive and said so.
+pub async fn leader_address(api: &Api<Lease>, name: &str) -> Option<String> {
+    let lease = api.get_opt(name).await.ok().flatten()?;
+    // Held (by anyone: no identity is empty) and not expired.
+    if !held_by_other(&lease, "", jiff::Timestamp::now()) {
+        return None;
+    }
+    lease
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(ADDRESS_ANNOTATION)
+        .cloned()
 }
 
 #[cfg(test)]

@@ -76,6 +76,14 @@ struct InFlight {
     again: HashMap<ReleaseKey, (TagCache, Cause)>,
 }
 
+/// What the controller watches for: leadership, the watches' first lists, shutdown.
+pub struct Signals {
+    pub leading: watch::Receiver<bool>,
+    /// Turns true when every watch has listed once.
+    pub synced: watch::Receiver<bool>,
+    pub stopping: watch::Receiver<bool>,
+}
+
 /// The controller's shared state.
 pub struct Controller {
     pub updater: Updater,
@@ -92,6 +100,8 @@ pub struct Controller {
     /// Updates running now (SIGTERM waits for them).
     active: watch::Sender<usize>,
     stopping: watch::Receiver<bool>,
+    /// The leader Lease, read by a standby to hand webhooks on to the leader.
+    pub leader_lease: Option<(kube::Api<k8s_openapi::api::coordination::v1::Lease>, String)>,
 }
 
 /// How often releases with a pending newest revision are looked at (repaired when their
@@ -130,11 +140,15 @@ impl Controller {
         updater: Updater,
         releases: Arc<Releases>,
         metrics: Arc<Metrics>,
-        leading: watch::Receiver<bool>,
-        synced: watch::Receiver<bool>,
+        signals: Signals,
         max_concurrent_updates: usize,
-        stopping: watch::Receiver<bool>,
+        leader_lease: Option<(kube::Api<k8s_openapi::api::coordination::v1::Lease>, String)>,
     ) -> Arc<Self> {
+        let Signals {
+            leading,
+            synced,
+            stopping,
+        } = signals;
         Arc::new(Self {
             updater,
             releases,
@@ -148,6 +162,7 @@ impl Controller {
             tz: TimeZone::try_system().unwrap_or(TimeZone::UTC),
             active: watch::Sender::new(0),
             stopping,
+            leader_lease,
         })
     }
 
