@@ -442,7 +442,7 @@ fn main() {
             samples.push(start.elapsed());
         }
         println!(
-            "push → deployed revision by {}: p50 {:.0?}, p95 {:.0?} over {PUSHES} pushes{}",
+            "push → deployed revision by {}: p50 {:.2?}, p95 {:.2?} over {PUSHES} pushes{}",
             if release == "hook" {
                 "webhook"
             } else {
