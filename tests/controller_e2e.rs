@@ -12,20 +12,6 @@ use support::TestEnv;
 use support::controller::{RunningController, wait_for};
 use support::registry::TestRegistry;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create chart copy");
-    for entry in std::fs::read_dir(from).expect("read fixture chart") {
-        let entry = entry.expect("dir entry");
-        let path = entry.path();
-        let dest = to.join(entry.file_name());
-        if path.is_dir() {
-            copy_dir(&path, &dest);
-        } else {
-            std::fs::copy(&path, &dest).expect("copy chart file");
-        }
-    }
-}
-
 /// One test's world: a namespace, a repository with 1.0.0 pushed, a chart copy.
 struct World {
     env: TestEnv,
@@ -45,7 +31,7 @@ impl World {
         let repository = format!("{namespace}/app");
         runtime.block_on(registry.push_tag(&repository, "1.0.0"));
         let target: PathBuf = std::env::temp_dir().join(format!("keelson-ctl-{namespace}"));
-        copy_dir(Path::new(&support::fixture_chart(chart)), &target);
+        support::copy_dir(Path::new(&support::fixture_chart(chart)), &target);
         Self {
             env,
             registry,
@@ -793,5 +779,118 @@ fn a_namespace_selector_follows_labelled_namespaces_and_configmap_records_are_wa
     assert_eq!(
         world.deployment_image("web-demo"),
         format!("{}:1.1.0", world.image())
+    );
+}
+
+/// A docker-registry of the test's own whose `notifications` endpoint is the controller, as a
+/// registry operator would configure it. Stopped when dropped.
+struct NotifyingRegistry {
+    child: std::process::Child,
+    host: String,
+    dir: PathBuf,
+}
+
+impl NotifyingRegistry {
+    fn start(webhook: &str, token: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let dir = std::env::temp_dir().join(format!("keelson-notify-registry-{port}"));
+        std::fs::create_dir_all(dir.join("data")).expect("registry dir");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{port}\n  debug:\n    addr: \"\"\nnotifications:\n  endpoints:\n\
+             \x20   - name: keelson\n      url: {webhook}\n      headers:\n        Authorization: [\"Bearer {token}\"]\n\
+             \x20     timeout: 2s\n      threshold: 3\n      backoff: 1s\n",
+            dir.join("data").display()
+        );
+        let config_path = dir.join("config.yml");
+        std::fs::write(&config_path, config).expect("registry config");
+        let log = std::fs::File::create(dir.join("registry.log")).expect("registry log");
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry (Debian's docker-registry, installed by scripts/install-prereqs)");
+        let host = format!("127.0.0.1:{port}");
+        wait_for(Duration::from_secs(20), "the notifying registry", || {
+            std::process::Command::new("curl")
+                .args(["-sf", &format!("http://{host}/v2/")])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|_| ())
+        });
+        Self { child, host, dir }
+    }
+}
+
+impl Drop for NotifyingRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn the_real_registrys_own_notifications_drive_an_update() {
+    let env = TestEnv::get();
+    let namespace = env.fresh_namespace("ctl-notify");
+    let token = "notify-token";
+    let controller = RunningController::start(
+        &env,
+        &["-n", &namespace, "--leader-election-namespace", &namespace],
+        &[("KEELSON_WEBHOOK_TOKEN", token)],
+    );
+    let webhook = format!("http://127.0.0.1:{}/v1/webhooks/registry", controller.port);
+    let registry = NotifyingRegistry::start(&webhook, token);
+    let client = TestRegistry::new(registry.host.clone(), None);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(client.push_tag("team/app", "1.0.0"));
+    let image = format!("image.repository={}/team/app", registry.host);
+    env.helm3(&[
+        "install",
+        "web",
+        &support::fixture_chart("demo"),
+        "-n",
+        &namespace,
+        "--set",
+        &image,
+        "--set",
+        "image.tag=1.0.0",
+        "--set",
+        "keel.trigger=default",
+        "--set",
+        "keel.policy=all",
+    ]);
+    wait_for(Duration::from_secs(20), "the release tracked", || {
+        (controller.metric("keelson_tracked_releases") == 1.0).then_some(())
+    });
+    // The push alone: the registry sends its events (blobs, then the tagged manifest) itself.
+    runtime.block_on(client.push_tag("team/app", "1.1.0"));
+    wait_for(
+        Duration::from_secs(30),
+        "the revision the notification caused",
+        || {
+            let text = env.helm3(&["history", "web", "-n", &namespace, "-o", "json"]);
+            let history: Value = serde_json::from_str(&text).ok()?;
+            let last = history.as_array()?.last()?.clone();
+            (last["status"] == "deployed" && last["description"].as_str()?.contains("1.1.0"))
+                .then_some(())
+        },
+    );
+    assert!(
+        controller.metric("keelson_webhook_requests_total{endpoint=\"registry\",code=\"202\"}")
+            >= 1.0,
+        "{}",
+        controller.log_text()
+    );
+    assert_eq!(
+        controller.metric("keelson_checks_total{trigger=\"poll\"}"),
+        0.0
     );
 }

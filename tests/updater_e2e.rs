@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -20,7 +20,7 @@ fn chart_with_registry(name: &str, registry: &str) -> PathBuf {
         .unwrap_or(0);
     let target =
         std::env::temp_dir().join(format!("keelson-e2e-{name}-{}-{nanos}", std::process::id()));
-    copy_dir(&source, &target);
+    support::copy_dir(&source, &target);
     for values in ["values.yaml", "charts/worker/values.yaml"] {
         let path = target.join(values);
         if let Ok(text) = std::fs::read_to_string(&path) {
@@ -28,20 +28,6 @@ fn chart_with_registry(name: &str, registry: &str) -> PathBuf {
         }
     }
     target
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create chart copy");
-    for entry in std::fs::read_dir(from).expect("read fixture chart") {
-        let entry = entry.expect("dir entry");
-        let path = entry.path();
-        let dest = to.join(entry.file_name());
-        if path.is_dir() {
-            copy_dir(&path, &dest);
-        } else {
-            std::fs::copy(&path, &dest).expect("copy chart file");
-        }
-    }
 }
 
 fn keelson(env: &TestEnv, args: &[&str]) -> Output {

@@ -155,3 +155,18 @@ pub fn shared_charts() -> PathBuf {
     }
     root
 }
+
+/// Copies a directory tree (a fixture chart) to `to`.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create chart copy");
+    for entry in std::fs::read_dir(from).expect("read fixture chart") {
+        let entry = entry.expect("dir entry");
+        let path = entry.path();
+        let dest = to.join(entry.file_name());
+        if path.is_dir() {
+            copy_dir(&path, &dest);
+        } else {
+            std::fs::copy(&path, &dest).expect("copy chart file");
+        }
+    }
+}
