@@ -780,6 +780,16 @@ fn a_namespace_selector_follows_labelled_namespaces_and_configmap_records_are_wa
         world.deployment_image("web-demo"),
         format!("{}:1.1.0", world.image())
     );
+    // Unlabelled again: its releases are no longer tracked.
+    let key = label.split('=').next().unwrap_or_default().to_string();
+    world
+        .env
+        .kubectl(&["label", "namespace", &world.namespace, &format!("{key}-")]);
+    wait_for(
+        Duration::from_secs(20),
+        "the namespace's releases forgotten",
+        || (controller.metric("keelson_tracked_releases") == 0.0).then_some(()),
+    );
 }
 
 /// A docker-registry of the test's own whose `notifications` endpoint is the controller, as a

@@ -325,6 +325,8 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
             namespace_selector,
             move |namespace| start(Some(namespace), watch::Sender::new(false)),
             synced_tx,
+            releases.clone(),
+            changed_tx.clone(),
         )));
     } else {
         let scopes: Vec<Option<String>> = if args.all_namespaces {

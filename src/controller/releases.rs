@@ -139,6 +139,20 @@ impl Releases {
         self.lock().get(key).map(|e| e.tracking.clone())
     }
 
+    /// Forgets every release of a namespace no watch covers any more.
+    pub fn forget_namespace(&self, namespace: &str, changed: &Changed) {
+        let mut entries = self.lock();
+        let gone: Vec<ReleaseKey> = entries
+            .keys()
+            .filter(|(ns, _)| ns == namespace)
+            .cloned()
+            .collect();
+        for key in gone {
+            entries.remove(&key);
+            let _ = changed.send((key, false));
+        }
+    }
+
     /// Counts for the gauges: tracked releases, their images, invalid blocks.
     pub fn publish_gauges(&self) {
         let (mut tracked, mut images, mut invalid) = (0usize, 0usize, 0usize);
@@ -510,6 +524,8 @@ pub async fn watch_namespaces(
     namespace_selector: String,
     mut start: impl FnMut(String) -> tokio::task::JoinHandle<()>,
     synced: tokio::sync::watch::Sender<bool>,
+    releases: Arc<Releases>,
+    changed: Changed,
 ) {
     use k8s_openapi::api::core::v1::Namespace;
     let api: Api<Namespace> = Api::all(client);
@@ -538,6 +554,7 @@ pub async fn watch_namespaces(
                     let keep = names.contains(name);
                     if !keep {
                         handle.abort();
+                        releases.forget_namespace(name, &changed);
                     }
                     keep
                 });
@@ -552,8 +569,14 @@ pub async fn watch_namespaces(
                 }
             }
             Event::Delete(ns) => {
-                if let Some(handle) = ns.metadata.name.and_then(|n| running.remove(&n)) {
+                let Some(name) = ns.metadata.name else {
+                    continue;
+                };
+                if let Some(handle) = running.remove(&name) {
                     handle.abort();
+                    // No longer selected (label removed, or deleted): its releases leave.
+                    releases.forget_namespace(&name, &changed);
+                    releases.publish_gauges();
                 }
             }
         }
