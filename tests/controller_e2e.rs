@@ -904,3 +904,48 @@ fn the_real_registrys_own_notifications_drive_an_update() {
         0.0
     );
 }
+
+#[test]
+fn check_diff_shows_the_planned_revisions_manifest_changes_and_writes_nothing() {
+    let world = World::new("ctl-diff", "demo");
+    world.install(&world.env.helm3.clone(), "web", &[]);
+    world.push("1.1.0");
+    let keelson = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keelson"))
+            .args(args)
+            .env("KUBECONFIG", &world.env.kubeconfig)
+            .output()
+            .expect("run keelson");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = keelson(&["check", "-n", &world.namespace, "--diff"]);
+    let image = world.image();
+    assert!(
+        text.contains(&format!(
+            "=== {}/web: {image}:1.0.0 → {image}:1.1.0\n{}, web-demo, Deployment (apps/v1) has changed:\n",
+            world.namespace, world.namespace
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "-           image: \"{image}:1.0.0\"\n+           image: \"{image}:1.1.0\"\n"
+        )),
+        "{text}"
+    );
+    let json: Value =
+        serde_json::from_str(&keelson(&["check", "-n", &world.namespace, "-o", "json"]))
+            .expect("check -o json");
+    assert!(
+        json[0]["diff"]
+            .as_str()
+            .is_some_and(|d| d.contains("has changed:")),
+        "{json}"
+    );
+    assert_eq!(world.history("web").len(), 1, "check writes nothing");
+}

@@ -47,6 +47,10 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = CheckOutput::Table)]
     pub output: CheckOutput,
+    /// After the table, the manifest changes of each planned revision, document by document
+    /// (as `helm diff` shows them). JSON output always carries them in `diff`.
+    #[arg(long)]
+    pub diff: bool,
 }
 
 /// Arguments of `keelson reconcile`.
@@ -119,9 +123,41 @@ pub async fn check(args: CheckArgs, cluster: &ClusterArgs) -> anyhow::Result<Exi
     let mut out = std::io::stdout().lock();
     match args.output {
         CheckOutput::Json => writeln!(out, "{}", serde_json::to_string(&plans)?)?,
-        CheckOutput::Table => out.write_all(check_table(&outcomes).as_bytes())?,
+        CheckOutput::Table => {
+            out.write_all(check_table(&outcomes).as_bytes())?;
+            if args.diff {
+                out.write_all(check_diffs(&outcomes).as_bytes())?;
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each release's planned changes, under a header naming it and its targets.
+fn check_diffs(outcomes: &[ReleaseOutcome]) -> String {
+    let mut text = String::new();
+    for outcome in outcomes {
+        let Some(plan) = outcome.plans.iter().find(|p| p.diff.is_some()) else {
+            continue;
+        };
+        let targets: Vec<String> = outcome
+            .plans
+            .iter()
+            .filter_map(|p| p.target.as_ref().map(|t| format!("{} → {t}", p.current)))
+            .collect();
+        text.push_str(&format!(
+            "\n=== {}/{}: {}\n",
+            outcome.namespace,
+            outcome.release,
+            targets.join(", ")
+        ));
+        match plan.diff.as_deref() {
+            Some("") => text.push_str("(the manifest does not change)\n"),
+            Some(diff) => text.push_str(diff),
+            None => {}
+        }
+    }
+    text
 }
 
 fn check_table(outcomes: &[ReleaseOutcome]) -> String {

@@ -30,6 +30,9 @@ pub struct ImagePlan {
     pub reason: Option<String>,
     /// How the new manifest is made (`full render` or `patch mode`) when the image moves.
     pub mode: Option<&'static str>,
+    /// The planned revision's manifest changes (`keelson check`), as `helm diff` shows them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
     /// The value changes that realize `target`.
     #[serde(skip)]
     pub changes: Vec<ValueChange>,
@@ -291,6 +294,7 @@ async fn plan_image(
         target: None,
         reason: None,
         mode: None,
+        diff: None,
         changes: Vec::new(),
         policy: policy_text.clone(),
     };
@@ -459,6 +463,7 @@ mod tests {
             target: Some("127.0.0.1:5000/a/app:1.1.0".into()),
             reason: None,
             mode: None,
+            diff: None,
             changes: Vec::new(),
             policy: "all".into(),
         }];

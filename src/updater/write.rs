@@ -326,6 +326,20 @@ impl Updater {
         }
         let prepared = self.prepare_revision(&history, &changes).await;
         let mode = prepared.as_ref().ok().map(|p| p.mode);
+        // `keelson check` shows what the revision would change, document by document.
+        let preview = match &prepared {
+            Ok(prepared) if self.config.dry_run => Some(super::diff::manifest_diff(
+                prepared
+                    .deployed
+                    .release
+                    .manifest
+                    .as_deref()
+                    .unwrap_or_default(),
+                &prepared.manifest,
+                prepared.deployed.release.namespace(),
+            )),
+            _ => None,
+        };
         let attempt = match prepared {
             Ok(_) if self.config.dry_run => Attempt::Done(Outcome::UpToDate),
             Ok(prepared) => self.write_revision(prepared).await,
@@ -333,6 +347,7 @@ impl Updater {
         };
         for plan in plans.iter_mut().filter(|p| p.target.is_some()) {
             plan.mode = mode.map(RenderMode::label);
+            plan.diff = preview.clone();
             // A revision that cannot even be built refuses every change it would carry.
             if let (
                 None,
