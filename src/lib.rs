@@ -12,6 +12,7 @@ pub mod controller;
 pub mod failpoint;
 pub mod keel;
 pub mod logging;
+pub mod notify;
 pub mod policy;
 pub mod registry;
 pub mod render;

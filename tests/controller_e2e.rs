@@ -949,3 +949,142 @@ fn check_diff_shows_the_planned_revisions_manifest_changes_and_writes_nothing() 
     );
     assert_eq!(world.history("web").len(), 1, "check writes nothing");
 }
+
+/// A local HTTP receiver for notifications: answers `status` to every POST (or never answers
+/// when `hang`), keeping the bodies it got.
+struct Receiver {
+    port: u16,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    fn start(status: u16, hang: bool) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
+        let port = listener.local_addr().expect("receiver address").port();
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let kept = kept.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(&stream);
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        if let Some(value) =
+                            line.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    let _ = reader.read_exact(&mut body);
+                    kept.lock()
+                        .expect("bodies")
+                        .push(String::from_utf8_lossy(&body).into_owned());
+                    if hang {
+                        std::thread::sleep(Duration::from_secs(120));
+                        return;
+                    }
+                    let mut stream = &stream;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                });
+            }
+        });
+        Self { port, bodies }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().expect("bodies").clone()
+    }
+}
+
+#[test]
+fn updates_are_told_to_receivers_and_as_events_and_a_dead_receiver_delays_nothing() {
+    let world = World::new("ctl-notify-rx", "demo");
+    world.install(
+        &world.env.helm3.clone(),
+        "web",
+        &[
+            "keel.pollSchedule=@every 1s",
+            "keel.notificationChannels={#deploys}",
+        ],
+    );
+    let webhook = Receiver::start(200, false);
+    let slack = Receiver::start(200, true);
+    let discord = Receiver::start(500, false);
+    let controller = world.run_controller(
+        &[],
+        &[
+            ("KEELSON_NOTIFY_WEBHOOK_URL", &webhook.url()),
+            ("KEELSON_NOTIFY_SLACK_URL", &slack.url()),
+            ("KEELSON_NOTIFY_DISCORD_URL", &discord.url()),
+        ],
+    );
+    world.push("1.1.0");
+    world.wait_for_tag("web", "1.1.0", &controller);
+    world.push("1.2.0");
+    // The hanging Slack receiver and the failing Discord one do not hold the next update up.
+    world.wait_for_tag("web", "1.2.0", &controller);
+    let delivered = wait_for(
+        Duration::from_secs(20),
+        "two generic webhook messages",
+        || {
+            let bodies = webhook.bodies();
+            (bodies.len() >= 2).then_some(bodies)
+        },
+    );
+    let first: Value = serde_json::from_str(&delivered[0]).expect("JSON body");
+    assert_eq!(first["name"], "update-applied");
+    assert_eq!(first["level"], "success");
+    assert_eq!(first["revision"], 2);
+    assert_eq!(first["namespace"], world.namespace.as_str());
+    assert_eq!(
+        first["images"][0]["new"],
+        format!("{}:1.1.0", world.image())
+    );
+    assert!(
+        slack
+            .bodies()
+            .iter()
+            .any(|b| b.contains("\"channel\":\"#deploys\"")),
+        "Slack got the channel override: {:?}",
+        slack.bodies()
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the failing receiver given up on",
+        || {
+            (controller.metric("keelson_notifications_total{sender=\"discord\",result=\"failed\"}")
+                >= 1.0)
+                .then_some(())
+        },
+    );
+    assert!(
+        discord.bodies().len() >= 4,
+        "retried: {}",
+        discord.bodies().len()
+    );
+    // Kubernetes Events on the records, readable with kubectl.
+    let events = world.env.kubectl(&[
+        "get", "events", "-n", &world.namespace, "-o",
+        "jsonpath={range .items[*]}{.reason}|{.note}{.message}|{.involvedObject.name}{.regarding.name}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.lines().any(|l| l.starts_with("Updated|")
+            && l.contains("revision 2")
+            && l.ends_with("sh.helm.release.v1.web.v2")),
+        "{events}"
+    );
+}

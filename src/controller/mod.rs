@@ -19,6 +19,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tracing::{debug, info, warn};
 
 use crate::keel::Schedule;
+use crate::notify;
 use crate::registry::ImageRef;
 use crate::storage::Status;
 use crate::updater::{Outcome, TagCache, TagKey, Updater};
@@ -102,6 +103,8 @@ pub struct Controller {
     stopping: watch::Receiver<bool>,
     /// The leader Lease, read by a standby to hand webhooks on to the leader.
     pub leader_lease: Option<(kube::Api<k8s_openapi::api::coordination::v1::Lease>, String)>,
+    /// Chat/webhook notifications and Kubernetes Events.
+    notifier: crate::notify::Notifier,
 }
 
 /// How often releases with a pending newest revision are looked at (repaired when their
@@ -143,6 +146,7 @@ impl Controller {
         signals: Signals,
         max_concurrent_updates: usize,
         leader_lease: Option<(kube::Api<k8s_openapi::api::coordination::v1::Lease>, String)>,
+        notifier: crate::notify::Notifier,
     ) -> Arc<Self> {
         let Signals {
             leading,
@@ -163,6 +167,7 @@ impl Controller {
             active: watch::Sender::new(0),
             stopping,
             leader_lease,
+            notifier,
         })
     }
 
@@ -504,6 +509,63 @@ impl Controller {
         };
         self.metrics
             .inc("keelson_updates_total", &[("result", result)]);
+        self.tell(&release, &outcome).await;
+    }
+
+    /// Notifications and a Kubernetes Event for an update that was written or failed.
+    async fn tell(
+        &self,
+        release: &releases::TrackedRelease,
+        outcome: &crate::updater::ReleaseOutcome,
+    ) {
+        let (kind, revision, reason) = match &outcome.outcome {
+            Outcome::Updated { revision, .. } => {
+                (notify::Kind::UpdateApplied, Some(*revision), None)
+            }
+            Outcome::Failed { reason, revision } => {
+                (notify::Kind::UpdateFailed, *revision, Some(reason.clone()))
+            }
+            _ => return,
+        };
+        let images: Vec<(String, String)> = outcome
+            .plans
+            .iter()
+            .filter_map(|p| p.target.as_ref().map(|t| (p.current.clone(), t.clone())))
+            .collect();
+        let release_notes = release
+            .block
+            .images
+            .iter()
+            .filter_map(|i| i.release_notes.clone())
+            .collect();
+        let message = notify::Notification {
+            kind,
+            release: outcome.release.clone(),
+            namespace: outcome.namespace.clone(),
+            images,
+            revision,
+            reason,
+            release_notes,
+            channels: release.block.notification_channels.clone(),
+        };
+        // The Event goes on the record of the revision it is about (the newest otherwise).
+        let version = revision.unwrap_or(release.version);
+        let object_kind = match self.updater.storage.driver().kind() {
+            crate::storage::DriverKind::Secret => "Secret",
+            crate::storage::DriverKind::ConfigMap => "ConfigMap",
+        };
+        let object = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".to_string()),
+            kind: Some(object_kind.to_string()),
+            name: Some(crate::storage::driver::record_name(
+                &outcome.release,
+                version,
+            )),
+            namespace: Some(outcome.namespace.clone()),
+            ..Default::default()
+        };
+        self.notifier.event(&message, object).await;
+        self.notifier.send(message);
     }
 
     /// A webhook's hints: each confirmed against the registry, then every release tracking the
