@@ -6,6 +6,7 @@
 //! driven by the [`controller`] and the [`cli`].
 
 pub mod apply;
+pub mod approvals;
 pub mod cli;
 pub mod cluster;
 pub mod controller;

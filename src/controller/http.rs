@@ -254,6 +254,7 @@ async fn route(
                 controller.metrics.render(),
             )
         }
+        (_, "/v1/approvals") => approvals(request, controller, auth).await,
         (_, p) if p.starts_with("/v1/webhooks/") => {
             let Some(kind) = Kind::from_path(p) else {
                 return reply(
@@ -272,6 +273,117 @@ async fn route(
             response
         }
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+/// `GET /v1/approvals` lists the approvals of the watched releases; `POST /v1/approvals` with
+/// Keel's body `{"identifier": ID, "action": "approve"|"reject", "voter": NAME}` votes. Both
+/// need the webhook credentials.
+async fn approvals(
+    request: hyper::Request<Incoming>,
+    controller: &Arc<Controller>,
+    auth: &WebhookAuth,
+) -> Reply {
+    let method = request.method().clone();
+    let headers = request.headers().clone();
+    let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/plain",
+                "body too large\n",
+            );
+        }
+    };
+    if !auth.allows(&headers, &body) {
+        return reply(StatusCode::UNAUTHORIZED, "text/plain", "unauthorized\n");
+    }
+    let store = crate::approvals::Approvals::new(controller.updater.client.clone());
+    if method == Method::GET {
+        let mut namespaces: Vec<String> = controller
+            .releases
+            .tracked()
+            .iter()
+            .filter(|r| r.block.approvals > 0)
+            .map(|r| r.namespace.clone())
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
+        let mut all = Vec::new();
+        for namespace in namespaces {
+            match store.list(Some(&namespace)).await {
+                Ok(found) => all.extend(found),
+                Err(err) => {
+                    return json(
+                        StatusCode::BAD_GATEWAY,
+                        serde_json::json!({"error": err.to_string()}),
+                    );
+                }
+            }
+        }
+        return json(StatusCode::OK, serde_json::json!(all));
+    }
+    if method != Method::POST {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "use GET or POST\n",
+        );
+    }
+    #[derive(serde::Deserialize)]
+    struct Vote {
+        identifier: String,
+        action: String,
+        #[serde(default)]
+        voter: Option<String>,
+    }
+    let vote: Vote = match serde_json::from_slice(&body) {
+        Ok(vote) => vote,
+        Err(err) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("the body is not a vote: {err}")}),
+            );
+        }
+    };
+    let approve = match vote.action.as_str() {
+        "approve" => true,
+        "reject" => false,
+        other => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("{other:?} is not an action (approve or reject)")}),
+            );
+        }
+    };
+    let voter = vote
+        .voter
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "anonymous".to_string());
+    match store.vote(&vote.identifier, &voter, approve).await {
+        Ok(approval) => {
+            // Plan the release now: an approval that is complete moves it at once.
+            controller.release_changed(
+                (approval.namespace.clone(), approval.release.clone()),
+                false,
+            );
+            json(StatusCode::OK, serde_json::json!(approval))
+        }
+        Err(err @ (crate::approvals::Error::NotFound(_) | crate::approvals::Error::BadId(_))) => {
+            json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": err.to_string()}),
+            )
+        }
+        Err(err @ crate::approvals::Error::Decided { .. }) => json(
+            StatusCode::CONFLICT,
+            serde_json::json!({"error": err.to_string()}),
+        ),
+        Err(err) => json(
+            StatusCode::BAD_GATEWAY,
+            serde_json::json!({"error": err.to_string()}),
+        ),
     }
 }
 

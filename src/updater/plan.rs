@@ -246,25 +246,7 @@ pub async fn plan_release(
             .await,
         );
     }
-    hold_for_approval(block, &mut plans);
     plans
-}
-
-/// Releases that ask for approvals are never updated without them: until keelson collects
-/// approvals, every move such a release would make is held, saying why.
-fn hold_for_approval(block: &KeelBlock, plans: &mut [ImagePlan]) {
-    if block.approvals == 0 {
-        return;
-    }
-    for plan in plans.iter_mut() {
-        if let Some(target) = plan.target.take() {
-            plan.changes.clear();
-            plan.reason = Some(format!(
-                "approval required: keel.approvals is {} and keelson does not collect approvals yet ({target} is waiting)",
-                block.approvals
-            ));
-        }
-    }
 }
 
 async fn plan_image(
@@ -443,41 +425,6 @@ fn newer_than_all(policy: &Policy, tags: &[String], blocked: &[String]) -> Vec<S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn releases_asking_for_approval_are_held() {
-        let values = serde_json::json!({
-            "image": {"repository": "127.0.0.1:5000/a/app", "tag": "1.0.0"},
-            "keel": {"policy": "all", "approvals": 2, "images": [{"repository": "image.repository", "tag": "image.tag"}]},
-        });
-        let block = crate::keel::read_values(&values)
-            .ok()
-            .flatten()
-            .expect("a valid block");
-        let mut plans = vec![ImagePlan {
-            release: "r".into(),
-            namespace: "n".into(),
-            image: "127.0.0.1:5000/a/app".into(),
-            path: "image.tag".into(),
-            current: "127.0.0.1:5000/a/app:1.0.0".into(),
-            target: Some("127.0.0.1:5000/a/app:1.1.0".into()),
-            reason: None,
-            mode: None,
-            diff: None,
-            changes: Vec::new(),
-            policy: "all".into(),
-        }];
-        hold_for_approval(&block, &mut plans);
-        assert_eq!(plans[0].target, None);
-        assert!(
-            plans[0]
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.starts_with("approval required: keel.approvals is 2")),
-            "{:?}",
-            plans[0].reason
-        );
-    }
 
     #[test]
     fn rollback_guard_keeps_only_strictly_newer_tags() {
