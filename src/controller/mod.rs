@@ -3,6 +3,7 @@
 //! track it, takes registry webhooks, and writes new revisions through the updater — only
 //! while it holds the leader Lease.
 
+pub mod dashboard;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -105,6 +106,8 @@ pub struct Controller {
     pub leader_lease: Option<(kube::Api<k8s_openapi::api::coordination::v1::Lease>, String)>,
     /// Chat/webhook notifications and Kubernetes Events.
     notifier: crate::notify::Notifier,
+    /// Each release's latest plan (targets, or why held), for the dashboard.
+    pub last_plans: Mutex<HashMap<ReleaseKey, Vec<crate::updater::ImagePlan>>>,
 }
 
 /// How often releases with a pending newest revision are looked at (repaired when their
@@ -168,6 +171,7 @@ impl Controller {
             stopping,
             leader_lease,
             notifier,
+            last_plans: Mutex::new(HashMap::new()),
         })
     }
 
@@ -443,6 +447,7 @@ impl Controller {
                 .updater
                 .plan_tracked(&release.name, &release.namespace, &release.block, cache)
                 .await;
+            lock(&self.last_plans).insert(key.clone(), plans.clone());
             if plans.iter().all(|p| p.target.is_none()) {
                 for plan in plans.iter().filter(|p| p.reason.is_some()) {
                     debug!(release = %release.name, namespace = %release.namespace, image = %plan.image, reason = plan.reason.as_deref().unwrap_or_default(), "held back");
@@ -478,6 +483,7 @@ impl Controller {
         let Some(outcome) = outcome else {
             return;
         };
+        lock(&self.last_plans).insert(key.clone(), outcome.plans.clone());
         let (name, namespace) = (&outcome.release, &outcome.namespace);
         let result = match &outcome.outcome {
             Outcome::Updated {
