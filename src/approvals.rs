@@ -186,6 +186,20 @@ pub enum Gate {
     Approved,
     /// Hold, with the reason `check` shows.
     Hold(String),
+    /// Hold: this call opened the request (people are told once).
+    Opened(String),
+    /// Hold: this call found the request past its deadline and closed it.
+    Expired(String),
+}
+
+impl Gate {
+    /// The reason to hold, unless approved.
+    pub fn hold_reason(&self) -> Option<&str> {
+        match self {
+            Gate::Approved => None,
+            Gate::Hold(reason) | Gate::Opened(reason) | Gate::Expired(reason) => Some(reason),
+        }
+    }
 }
 
 /// The approvals of one cluster.
@@ -246,9 +260,14 @@ impl Approvals {
                                 .await
                                 .map_err(|e| api_error(&id, &e))?;
                         }
-                        Ok(Gate::Hold(format!(
+                        let reason = format!(
                             "the approval for {target} expired ({id}); waiting for a newer tag"
-                        )))
+                        );
+                        Ok(if dry_run {
+                            Gate::Hold(reason)
+                        } else {
+                            Gate::Expired(reason)
+                        })
                     }
                     State::Pending if approval.votes.len() as u64 >= approval.required => {
                         Ok(Gate::Approved)
@@ -292,7 +311,7 @@ impl Approvals {
                     Err(kube::Error::Api(status)) if status.code == 409 => {}
                     Err(err) => return Err(api_error(&id, &err)),
                 }
-                Ok(Gate::Hold(format!(
+                Ok(Gate::Opened(format!(
                     "approval required: 0 of {required} approvals for {target} (keelson approve {id})"
                 )))
             }

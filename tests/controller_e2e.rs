@@ -950,66 +950,6 @@ fn check_diff_shows_the_planned_revisions_manifest_changes_and_writes_nothing() 
     assert_eq!(world.history("web").len(), 1, "check writes nothing");
 }
 
-/// A local HTTP receiver for notifications: answers `status` to every POST (or never answers
-/// when `hang`), keeping the bodies it got.
-struct Receiver {
-    port: u16,
-    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Receiver {
-    fn start(status: u16, hang: bool) -> Self {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
-        let port = listener.local_addr().expect("receiver address").port();
-        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let kept = bodies.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let kept = kept.clone();
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(&stream);
-                    let mut length = 0usize;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                            break;
-                        }
-                        if let Some(value) =
-                            line.to_ascii_lowercase().strip_prefix("content-length:")
-                        {
-                            length = value.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0u8; length];
-                    let _ = reader.read_exact(&mut body);
-                    kept.lock()
-                        .expect("bodies")
-                        .push(String::from_utf8_lossy(&body).into_owned());
-                    if hang {
-                        std::thread::sleep(Duration::from_secs(120));
-                        return;
-                    }
-                    let mut stream = &stream;
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                    );
-                });
-            }
-        });
-        Self { port, bodies }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hook", self.port)
-    }
-
-    fn bodies(&self) -> Vec<String> {
-        self.bodies.lock().expect("bodies").clone()
-    }
-}
-
 #[test]
 fn updates_are_told_to_receivers_and_as_events_and_a_dead_receiver_delays_nothing() {
     let world = World::new("ctl-notify-rx", "demo");
@@ -1021,9 +961,9 @@ fn updates_are_told_to_receivers_and_as_events_and_a_dead_receiver_delays_nothin
             "keel.notificationChannels={#deploys}",
         ],
     );
-    let webhook = Receiver::start(200, false);
-    let slack = Receiver::start(200, true);
-    let discord = Receiver::start(500, false);
+    let webhook = support::receiver::Receiver::start(200, false);
+    let slack = support::receiver::Receiver::start(200, true);
+    let discord = support::receiver::Receiver::start(500, false);
     let controller = world.run_controller(
         &[],
         &[

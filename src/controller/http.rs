@@ -354,6 +354,7 @@ async fn route(
                         (approval.namespace.clone(), approval.release.clone()),
                         false,
                     );
+                    controller.tell_vote(&approval).await;
                     format!("{}: {}", approval.id, approval.state.as_str())
                 }
                 Err(err) => err.to_string(),
@@ -477,6 +478,7 @@ async fn approvals(
                 (approval.namespace.clone(), approval.release.clone()),
                 false,
             );
+            controller.tell_vote(&approval).await;
             json(StatusCode::OK, serde_json::json!(approval))
         }
         Err(err @ (crate::approvals::Error::NotFound(_) | crate::approvals::Error::BadId(_))) => {

@@ -524,19 +524,35 @@ impl Controller {
         release: &releases::TrackedRelease,
         outcome: &crate::updater::ReleaseOutcome,
     ) {
-        let (kind, revision, reason) = match &outcome.outcome {
-            Outcome::Updated { revision, .. } => {
+        let approval = outcome.plans.iter().find_map(|p| p.approval_event);
+        let (kind, revision, reason) = match (&outcome.outcome, approval) {
+            (Outcome::Updated { revision, .. }, _) => {
                 (notify::Kind::UpdateApplied, Some(*revision), None)
             }
-            Outcome::Failed { reason, revision } => {
+            (Outcome::Failed { reason, revision }, _) => {
                 (notify::Kind::UpdateFailed, *revision, Some(reason.clone()))
             }
+            (_, Some("approval-requested")) => (
+                notify::Kind::ApprovalRequested,
+                None,
+                outcome.plans.iter().find_map(|p| p.reason.clone()),
+            ),
+            (_, Some("approval-expired")) => (
+                notify::Kind::ApprovalExpired,
+                None,
+                outcome.plans.iter().find_map(|p| p.reason.clone()),
+            ),
             _ => return,
         };
         let images: Vec<(String, String)> = outcome
             .plans
             .iter()
-            .filter_map(|p| p.target.as_ref().map(|t| (p.current.clone(), t.clone())))
+            .filter_map(|p| {
+                p.target
+                    .as_ref()
+                    .or(p.held_target.as_ref())
+                    .map(|t| (p.current.clone(), t.clone()))
+            })
             .collect();
         let release_notes = release
             .block
@@ -705,5 +721,33 @@ fn next_time(schedule: &Schedule, from: Timestamp, tz: &TimeZone, key: &TagKey) 
         Some(next) => add(next, jitter(key, schedule.period(tz))),
         // A cron expression that never fires again: check yearly rather than never.
         None => add(from, Duration::from_secs(366 * 86_400)),
+    }
+}
+
+impl Controller {
+    /// Tells people about a vote cast through the controller (API or dashboard).
+    pub async fn tell_vote(&self, approval: &crate::approvals::Approval) {
+        let kind = match approval.state {
+            crate::approvals::State::Approved => notify::Kind::ApprovalApproved,
+            crate::approvals::State::Rejected => notify::Kind::ApprovalRejected,
+            _ => return,
+        };
+        let channels = match self
+            .releases
+            .get(&(approval.namespace.clone(), approval.release.clone()))
+        {
+            Some(Tracking::Tracked(release)) => release.block.notification_channels.clone(),
+            _ => Vec::new(),
+        };
+        self.notifier.send(notify::Notification {
+            kind,
+            release: approval.release.clone(),
+            namespace: approval.namespace.clone(),
+            images: vec![(approval.current.clone(), approval.target.clone())],
+            revision: None,
+            reason: Some(format!("votes: {}", approval.votes.join(", "))),
+            release_notes: Vec::new(),
+            channels,
+        });
     }
 }

@@ -36,6 +36,13 @@ pub struct ImagePlan {
     /// The value changes that realize `target`.
     #[serde(skip)]
     pub changes: Vec<ValueChange>,
+    /// What the approval gate just did for this plan (`approval-requested`,
+    /// `approval-expired`), for notifications.
+    #[serde(skip)]
+    pub approval_event: Option<&'static str>,
+    /// The target an approval holds back.
+    #[serde(skip)]
+    pub held_target: Option<String>,
     /// The policy that decided (for the revision's description).
     #[serde(skip)]
     pub policy: String,
@@ -278,6 +285,8 @@ async fn plan_image(
         mode: None,
         diff: None,
         changes: Vec::new(),
+        approval_event: None,
+        held_target: None,
         policy: policy_text.clone(),
     };
     let hold = |mut plan: ImagePlan, reason: String| {

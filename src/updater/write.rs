@@ -360,14 +360,20 @@ impl Updater {
                     self.config.dry_run,
                 )
                 .await;
+            let event = match &gate {
+                Ok(crate::approvals::Gate::Opened(_)) => Some("approval-requested"),
+                Ok(crate::approvals::Gate::Expired(_)) => Some("approval-expired"),
+                _ => None,
+            };
             let hold = match gate {
-                Ok(crate::approvals::Gate::Approved) => None,
-                Ok(crate::approvals::Gate::Hold(reason)) => Some(reason),
+                Ok(gate) => gate.hold_reason().map(str::to_string),
                 Err(err) => Some(format!("approval required; {err}")),
             };
             if let Some(reason) = hold {
                 drop(changes);
                 for plan in plans.iter_mut().filter(|p| p.target.is_some()) {
+                    plan.approval_event = event;
+                    plan.held_target = plan.target.clone();
                     plan.target = None;
                     plan.changes.clear();
                     plan.diff = diff.clone();
