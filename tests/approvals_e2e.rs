@@ -258,3 +258,142 @@ fn two_voters_at_once_both_count_and_the_controller_takes_votes_over_http() {
         "{approval}"
     );
 }
+
+fn names(receiver: &support::receiver::Receiver) -> Vec<String> {
+    receiver
+        .bodies()
+        .iter()
+        .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+        .filter_map(|v| v["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn the_controller_survives_a_restart_mid_approval_and_tells_every_step() {
+    let world = World::new("appr-run");
+    let token = "flow-token";
+    let bearer = format!("Authorization: Bearer {token}");
+    let receiver = support::receiver::Receiver::start(200, false);
+    let url = receiver.url();
+    let envs = [
+        ("KEELSON_WEBHOOK_TOKEN", token),
+        ("KEELSON_NOTIFY_WEBHOOK_URL", url.as_str()),
+    ];
+    let args = [
+        "-n",
+        &world.namespace,
+        "--leader-election-namespace",
+        &world.namespace,
+    ];
+    let vote = |controller: &RunningController, id: &str, action: &str, voter: &str| {
+        let body =
+            serde_json::json!({"identifier": id, "action": action, "voter": voter}).to_string();
+        controller.post("/v1/approvals", &body, &[&bearer])
+    };
+    let request_for = |controller: &RunningController, tag: &str| -> String {
+        let suffix = format!(":{tag}");
+        wait_for(
+            Duration::from_secs(20),
+            &format!("the request for {tag}"),
+            || {
+                let (_, body) = controller.get_with("/v1/approvals", &[&bearer]);
+                let list: Value = serde_json::from_str(&body).ok()?;
+                list.as_array()?.iter().find_map(|a| {
+                    (a["state"] == "pending" && a["target"].as_str()?.ends_with(&suffix))
+                        .then(|| a["id"].as_str().map(str::to_string))
+                        .flatten()
+                })
+            },
+        )
+    };
+
+    world.push("1.1.0");
+    let mut first = RunningController::start(&world.env, &args, &envs);
+    let id = request_for(&first, "1.1.0");
+    assert_eq!(vote(&first, &id, "approve", "ana").0, 200);
+    // The controller restarts between the two votes: the state is in the cluster.
+    first.kill();
+    let controller = RunningController::start(&world.env, &args, &envs);
+    assert_eq!(
+        vote(&controller, &id, "approve", "ana").0,
+        200,
+        "a voter counts once"
+    );
+    assert_eq!(world.deployed_tag(), "1.0.0");
+    assert_eq!(vote(&controller, &id, "approve", "bob").0, 200);
+    wait_for(Duration::from_secs(30), "the approved revision", || {
+        (world.deployed_tag() == "1.1.0").then_some(())
+    });
+
+    // Rejected, then the rejected tag is not asked for again.
+    world.push("1.2.0");
+    let rejected = request_for(&controller, "1.2.0");
+    let (code, body) = vote(&controller, &rejected, "reject", "cy");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        vote(&controller, &rejected, "approve", "dee").0,
+        409,
+        "decided"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(world.deployed_tag(), "1.1.0");
+    assert_eq!(
+        world
+            .approvals()
+            .iter()
+            .filter(|a| a["target"].as_str().is_some_and(|t| t.ends_with(":1.2.0")))
+            .count(),
+        1
+    );
+
+    // Past its deadline: expired by the controller's next look.
+    world.push("1.3.0");
+    let expiring = request_for(&controller, "1.3.0");
+    let name = expiring
+        .split_once('/')
+        .map(|(_, n)| n.to_string())
+        .expect("id");
+    world.env.kubectl(&[
+        "patch",
+        "configmap",
+        &name,
+        "-n",
+        &world.namespace,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"deadline":"2000-01-01T00:00:00Z"}}"#,
+    ]);
+    let told = wait_for(Duration::from_secs(30), "every kind of message", || {
+        let names = names(&receiver);
+        [
+            "update-planned",
+            "approval-requested",
+            "approval-approved",
+            "update-applied",
+            "approval-rejected",
+            "approval-expired",
+        ]
+        .iter()
+        .all(|kind| names.iter().any(|n| n == kind))
+        .then_some(names)
+    });
+    assert_eq!(
+        told.iter().filter(|n| *n == "approval-requested").count(),
+        3,
+        "one request per target, however often the release was planned: {told:?}"
+    );
+    assert_eq!(world.approval_for("1.3.0")["state"], "expired");
+    // Kubernetes Events for the request and the update.
+    let events = world.env.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &world.namespace,
+        "-o",
+        "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}",
+    ]);
+    for reason in ["ApprovalRequested", "Updated", "ApprovalExpired"] {
+        assert!(events.lines().any(|l| l == reason), "{reason} in {events}");
+    }
+}

@@ -1028,3 +1028,45 @@ fn updates_are_told_to_receivers_and_as_events_and_a_dead_receiver_delays_nothin
         "{events}"
     );
 }
+
+#[test]
+fn a_failed_update_is_told_with_its_reason_and_as_a_warning_event() {
+    let world = World::new("ctl-fail-tell", "hooked");
+    world.install(
+        &world.env.helm3.clone(),
+        "job",
+        &["jobHook=true", "keel.pollSchedule=@every 1s"],
+    );
+    let receiver = support::receiver::Receiver::start(200, false);
+    // The post-upgrade hook Job never runs (no kubelet): the update fails at the hook timeout.
+    let controller = world.run_controller(
+        &["--run-hooks", "--hook-timeout", "2"],
+        &[("KEELSON_NOTIFY_WEBHOOK_URL", &receiver.url())],
+    );
+    world.push("1.1.0");
+    let failed = wait_for(Duration::from_secs(40), "the failure message", || {
+        receiver
+            .bodies()
+            .iter()
+            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+            .find(|v| v["name"] == "update-failed")
+    });
+    assert_eq!(failed["level"], "error");
+    assert!(
+        failed["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{failed}"
+    );
+    let events = world.env.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &world.namespace,
+        "-o",
+        "jsonpath={range .items[*]}{.type}|{.reason}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.lines().any(|l| l == "Warning|UpdateFailed"),
+        "{events}"
+    );
+    drop(controller);
+}

@@ -106,6 +106,9 @@ pub struct Controller {
     pub leader_lease: Option<(kube::Api<k8s_openapi::api::coordination::v1::Lease>, String)>,
     /// Chat/webhook notifications and Kubernetes Events.
     notifier: crate::notify::Notifier,
+    /// (release, target) pairs already announced as planned: said once, however often the
+    /// release is planned while it waits (for approvals, say).
+    announced: Mutex<HashSet<(ReleaseKey, String)>>,
     /// Each release's latest plan (targets, or why held), for the dashboard.
     pub last_plans: Mutex<HashMap<ReleaseKey, Vec<crate::updater::ImagePlan>>>,
 }
@@ -172,6 +175,7 @@ impl Controller {
             leader_lease,
             notifier,
             last_plans: Mutex::new(HashMap::new()),
+            announced: Mutex::new(HashSet::new()),
         })
     }
 
@@ -524,6 +528,7 @@ impl Controller {
         release: &releases::TrackedRelease,
         outcome: &crate::updater::ReleaseOutcome,
     ) {
+        self.announce_planned(release, outcome);
         let approval = outcome.plans.iter().find_map(|p| p.approval_event);
         let (kind, revision, reason) = match (&outcome.outcome, approval) {
             (Outcome::Updated { revision, .. }, _) => {
@@ -748,6 +753,62 @@ impl Controller {
             reason: Some(format!("votes: {}", approval.votes.join(", "))),
             release_notes: Vec::new(),
             channels,
+        });
+    }
+}
+
+impl Controller {
+    /// "Update planned", once per release and target, when the updater writes or an approval
+    /// holds the move.
+    fn announce_planned(
+        &self,
+        release: &releases::TrackedRelease,
+        outcome: &crate::updater::ReleaseOutcome,
+    ) {
+        let moves: Vec<(String, String)> = outcome
+            .plans
+            .iter()
+            .filter_map(|p| {
+                p.target
+                    .as_ref()
+                    .or(p.held_target.as_ref())
+                    .map(|t| (p.current.clone(), t.clone()))
+            })
+            .collect();
+        let written = matches!(
+            outcome.outcome,
+            Outcome::Updated { .. }
+                | Outcome::Failed {
+                    revision: Some(_),
+                    ..
+                }
+        );
+        if moves.is_empty() || !(written || outcome.plans.iter().any(|p| p.held_target.is_some())) {
+            return;
+        }
+        let key = (outcome.namespace.clone(), outcome.release.clone());
+        let target = moves
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !lock(&self.announced).insert((key, target)) {
+            return;
+        }
+        self.notifier.send(notify::Notification {
+            kind: notify::Kind::UpdatePlanned,
+            release: outcome.release.clone(),
+            namespace: outcome.namespace.clone(),
+            images: moves,
+            revision: None,
+            reason: None,
+            release_notes: release
+                .block
+                .images
+                .iter()
+                .filter_map(|i| i.release_notes.clone())
+                .collect(),
+            channels: release.block.notification_channels.clone(),
         });
     }
 }
