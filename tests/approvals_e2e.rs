@@ -156,8 +156,26 @@ fn two_approvals_apply_a_rejection_ends_newer_tags_supersede_and_deadlines_expir
     assert_eq!(newer["state"], "pending");
 
     // One rejection ends it, and the rejected tag is not asked for again.
-    let rejected = world.ok(&["reject", newer["id"].as_str().expect("id"), "--voter", "cy"]);
-    assert!(rejected.contains("rejected"), "{rejected}");
+    let receiver = support::receiver::Receiver::start(200, false);
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["reject", newer["id"].as_str().expect("id"), "--voter", "cy"])
+        .env("KUBECONFIG", &world.env.kubeconfig)
+        .env("KEELSON_NOTIFY_WEBHOOK_URL", receiver.url())
+        .output()
+        .expect("run keelson reject");
+    let rejected = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && rejected.contains("rejected"),
+        "{rejected}"
+    );
+    assert!(
+        receiver
+            .bodies()
+            .iter()
+            .any(|b| b.contains("\"name\":\"approval-rejected\"")),
+        "the CLI's rejection is told: {:?}",
+        receiver.bodies()
+    );
     let after = world.reconcile();
     assert!(after.contains("1.3.0 was rejected"), "{after}");
     let count = world.approvals().len();

@@ -92,9 +92,30 @@ pub async fn vote(
         .clone()
         .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| "anonymous".to_string());
+    let notify = crate::notify::Config::from_env().map_err(|err| anyhow::anyhow!(err))?;
     let approval = Approvals::new(client)
         .vote(&args.id, &voter, approve)
         .await?;
+    // Told here as `keelson run` tells votes cast through its API (same KEELSON_NOTIFY_*).
+    let kind = match approval.state {
+        crate::approvals::State::Approved => Some(crate::notify::Kind::ApprovalApproved),
+        crate::approvals::State::Rejected => Some(crate::notify::Kind::ApprovalRejected),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        let message = crate::notify::Notification {
+            kind,
+            release: approval.release.clone(),
+            namespace: approval.namespace.clone(),
+            images: vec![(approval.current.clone(), approval.target.clone())],
+            revision: None,
+            reason: Some(format!("votes: {}", approval.votes.join(", "))),
+            release_notes: Vec::new(),
+            channels: Vec::new(),
+        };
+        let metrics = crate::controller::metrics::Metrics::default();
+        crate::notify::send_now(&notify, &message, &metrics).await;
+    }
     println!(
         "{}: {} ({} of {} approvals) for {} → {}",
         approval.id,

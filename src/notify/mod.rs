@@ -438,6 +438,22 @@ impl Notifier {
     }
 }
 
+/// Delivers `n` to every receiver now and waits (for one-shot commands such as
+/// `keelson approve`, which exit right after).
+pub async fn send_now(config: &Config, n: &Notification, metrics: &Metrics) {
+    if n.kind.level() < config.min_level || config.senders.is_empty() {
+        return;
+    }
+    let Ok(client) = reqwest::Client::builder().timeout(config.timeout).build() else {
+        return;
+    };
+    for sender in &config.senders {
+        for body in sender.kind.bodies(n) {
+            post(&client, sender, &body, config.attempts.max(1), metrics).await;
+        }
+    }
+}
+
 /// The delivery loop: each message to each receiver at or above the minimum level, several
 /// deliveries at once so a hanging receiver only ties up its own slot.
 async fn deliver(mut rx: mpsc::Receiver<Notification>, config: Config, metrics: Arc<Metrics>) {
