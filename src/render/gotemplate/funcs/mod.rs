@@ -72,6 +72,13 @@ pub fn helm_functions() -> Vec<(&'static str, Func)> {
     funcs
 }
 
+/// Functions whose helm 4.1.4 behaviour differs from helm 3.17.3's, to register after
+/// [`helm_functions`] for Helm 4 releases: `toToml`/`fromToml` (helm 4 links BurntSushi/toml
+/// v1.6.0, helm 3 v1.4.0).
+pub fn helm4_overrides() -> Vec<(&'static str, Func)> {
+    toml::helm4_functions()
+}
+
 /// Helm replaces Sprig's `getHostByName` with one returning "" unless DNS lookups are enabled
 /// (`helm template --enable-dns`), which keelson does not offer.
 fn get_host_by_name_disabled(args: &[Value]) -> Result<Value, FuncError> {
