@@ -977,15 +977,20 @@ fn updates_are_told_to_receivers_and_as_events_and_a_dead_receiver_delays_nothin
     world.push("1.2.0");
     // The hanging Slack receiver and the failing Discord one do not hold the next update up.
     world.wait_for_tag("web", "1.2.0", &controller);
-    let delivered = wait_for(
+    let applied = wait_for(
         Duration::from_secs(20),
-        "two generic webhook messages",
+        "two update-applied messages",
         || {
-            let bodies = webhook.bodies();
-            (bodies.len() >= 2).then_some(bodies)
+            let applied: Vec<Value> = webhook
+                .bodies()
+                .iter()
+                .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+                .filter(|v| v["name"] == "update-applied")
+                .collect();
+            (applied.len() >= 2).then_some(applied)
         },
     );
-    let first: Value = serde_json::from_str(&delivered[0]).expect("JSON body");
+    let first = &applied[0];
     assert_eq!(first["name"], "update-applied");
     assert_eq!(first["level"], "success");
     assert_eq!(first["revision"], 2);
