@@ -18,3 +18,4 @@ pub mod render;
 pub mod storage;
 pub mod updater;
 pub mod values;
+pub mod workloads;

@@ -11,7 +11,7 @@ use crate::policy::{Policy, PolicyOptions, Selection};
 use crate::registry::{ImageRef, RegistryClient};
 use crate::storage::StoredRelease;
 
-use super::rollback::{self, RevisionImage, RolledBack};
+use super::rollback::{self, RevisionImage};
 
 /// One tracked image's plan, as `keelson check -o json` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -333,10 +333,18 @@ async fn plan_image(
             current_digest: tracked.digest.as_deref(),
             pin_digest: tracked.digest_path.is_some(),
             digest_writable: tracked.digest_path.is_some(),
-            rolled_back: rolled_back.as_ref(),
+            undone: rolled_back.as_ref().map(|r| r.tags.as_slice()),
+            undone_by: &rolled_back
+                .as_ref()
+                .map(|r| {
+                    format!(
+                        "rolled back (revision {} returned to revision {})",
+                        r.rollback, r.target
+                    )
+                })
+                .unwrap_or_default(),
             registry,
             scope: &scope,
-            undone_by: "rolled back",
         },
         cache,
     )
@@ -391,13 +399,13 @@ pub struct Choice<'a> {
     pub pin_digest: bool,
     /// Whether a digest can be written at all (a release needs a digest value path).
     pub digest_writable: bool,
-    /// The rollback (or `kubectl rollout undo`) that still governs the image.
-    pub rolled_back: Option<&'a RolledBack>,
+    /// Tags a rollback (or `kubectl rollout undo`) undid and that still count as undone.
+    pub undone: Option<&'a [String]>,
+    /// How the hold message says what undid them (`rolled back (revision 3 returned to …)`).
+    pub undone_by: &'a str,
     pub registry: &'a RegistryClient,
     /// The credentials' scope for the tag cache (see [`TagKey`]).
     pub scope: &'a str,
-    /// How the hold message names what undid a tag (`rolled back`, `undone`).
-    pub undone_by: &'a str,
 }
 
 /// Where one image goes: the same decision for release values and for workload containers.
@@ -422,18 +430,18 @@ pub async fn decide(choice: Choice<'_>, cache: &TagCache) -> Decision {
         current_digest,
         pin_digest,
         digest_writable,
-        rolled_back,
+        undone,
+        undone_by,
         registry,
         scope,
-        undone_by,
     } = choice;
     let current_tag = image.tag.clone().unwrap_or_default();
     let tags = match cache.tags(registry, scope, image).await {
         Ok(tags) => tags,
         Err(reason) => return Decision::Hold(reason),
     };
-    let candidates: Vec<String> = match rolled_back {
-        Some(undone) => newer_than_all(policy, &tags, &undone.tags),
+    let candidates: Vec<String> = match undone {
+        Some(undone) => newer_than_all(policy, &tags, undone),
         None => tags.clone(),
     };
     match policy.select(&current_tag, &candidates) {
@@ -468,14 +476,12 @@ pub async fn decide(choice: Choice<'_>, cache: &TagCache) -> Decision {
         }
         Selection::Hold(reason) => {
             // Explain a rollback hold rather than the generic "up to date".
-            if let Some(undone) = rolled_back
+            if let Some(undone) = undone
                 && let Selection::Update(blocked) = policy.select(&current_tag, &tags)
             {
                 return Decision::Hold(format!(
-                    "{blocked} was {undone_by} (revision {} returned to revision {}); waiting for a tag newer than {}",
-                    undone.rollback,
-                    undone.target,
-                    undone.tags.join(", ")
+                    "{blocked} was {undone_by}; waiting for a tag newer than {}",
+                    undone.join(", ")
                 ));
             }
             match reason {
