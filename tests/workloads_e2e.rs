@@ -602,3 +602,102 @@ fn a_helm_owned_deployment_moves_through_its_release() {
     let history: Value = serde_json::from_str(&history).expect("helm history json");
     assert_eq!(history.as_array().map(Vec::len), Some(2), "{history}");
 }
+
+#[test]
+fn keelson_run_moves_workloads_by_poll_and_webhook_and_keeps_an_undo() {
+    let world = World::new("wl-run");
+    let repo = world.repository("netutils");
+    let hooked = world.repository("hooked");
+    world.push("netutils", "3.4.5");
+    world.push("hooked", "1.0.0");
+    world.apply(&ithome(&repo));
+    // Webhooks only (`keel.sh/trigger` unset is Keel's `default`).
+    world.apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hooked
+  labels: {{keel.sh/policy: all}}
+spec:
+  selector: {{matchLabels: {{app: hooked}}}}
+  template:
+    metadata:
+      labels:
+        app: hooked
+    spec:
+      containers:
+        - name: app
+          image: {hooked}:1.0.0
+"#
+    ));
+    let token = "workloads-webhook-token";
+    let controller = support::controller::RunningController::start(
+        &world.env,
+        &[
+            "-n",
+            &world.namespace,
+            "--leader-election-namespace",
+            &world.namespace,
+            "--default-schedule",
+            "@every 2s",
+        ],
+        &[("KEELSON_WEBHOOK_TOKEN", token)],
+    );
+
+    // Poll: the issue's flow with no command after the push.
+    world.push("netutils", "4.5.6");
+    wait_for(Duration::from_secs(60), "ithome on 4.5.6", || {
+        (world.image("deployment/ithome", "ithome") == format!("{repo}:4.5.6")).then_some(())
+    });
+    let sets = wait_for(Duration::from_secs(30), "two ReplicaSets of ithome", || {
+        let sets: Vec<_> = replica_sets(&world)
+            .into_iter()
+            .filter(|s| s.0.starts_with("ithome-"))
+            .collect();
+        (sets.len() == 2).then_some(sets)
+    });
+    assert!(
+        sets.iter().any(|s| s.2 == format!("{repo}:3.4.5"))
+            && sets.iter().any(|s| s.2 == format!("{repo}:4.5.6")),
+        "{sets:?}"
+    );
+
+    // Webhook: a confirmed push moves the webhook-only Deployment.
+    world.push("hooked", "1.1.0");
+    let body = serde_json::json!({"name": hooked, "tag": "1.1.0"}).to_string();
+    let (code, answer) = controller.post(
+        "/v1/webhooks/native",
+        &body,
+        &[&format!("Authorization: Bearer {token}")],
+    );
+    assert_eq!(code, 202, "{answer}");
+    assert!(answer.contains("accepted"), "{answer}");
+    wait_for(Duration::from_secs(30), "hooked on 1.1.0", || {
+        (world.image("deployment/hooked", "app") == format!("{hooked}:1.1.0")).then_some(())
+    });
+
+    // An undo is not reverted by the polls that follow.
+    world.env.kubectl(&[
+        "rollout",
+        "undo",
+        "deployment/ithome",
+        "-n",
+        &world.namespace,
+    ]);
+    let series = "keelson_checks_total{trigger=\"poll\"}";
+    let before = controller.metric(series);
+    wait_for(Duration::from_secs(60), "three more polls", || {
+        (controller.metric(series) >= before + 3.0).then_some(())
+    });
+    assert_eq!(
+        world.image("deployment/ithome", "ithome"),
+        format!("{repo}:3.4.5"),
+        "controller log:\n{}",
+        controller.log_text()
+    );
+    // A strictly newer tag moves it again.
+    world.push("netutils", "4.5.7");
+    wait_for(Duration::from_secs(60), "ithome on 4.5.7", || {
+        (world.image("deployment/ithome", "ithome") == format!("{repo}:4.5.7")).then_some(())
+    });
+}

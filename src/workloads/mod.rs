@@ -43,7 +43,7 @@ impl Kind {
 
     /// The API versions to try, newest first: batch/v1 CronJobs exist from Kubernetes 1.21,
     /// batch/v1beta1 until 1.24.
-    fn resources(self) -> Vec<ApiResource> {
+    pub fn resources(self) -> Vec<ApiResource> {
         let resource = |group: &str, version: &str, plural: &str| ApiResource {
             group: group.to_string(),
             version: version.to_string(),
