@@ -701,3 +701,91 @@ spec:
         (world.image("deployment/ithome", "ithome") == format!("{repo}:4.5.7")).then_some(())
     });
 }
+
+#[test]
+fn pull_secrets_come_from_the_pod_spec_and_the_service_account() {
+    let world = World::new("wl-secrets");
+    let registry = TestRegistry::with_basic_auth();
+    let path = format!("{}/private", world.namespace);
+    let repo = format!("{}/{path}", registry.host);
+    world.runtime.block_on(registry.push_tag(&path, "1.0.0"));
+    world.runtime.block_on(registry.push_tag(&path, "1.1.0"));
+    let (user, password) = registry
+        .credentials
+        .clone()
+        .expect("the htpasswd registry has credentials");
+    world.env.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        "-n",
+        &world.namespace,
+        &format!("--docker-server={}", registry.host),
+        &format!("--docker-username={user}"),
+        &format!("--docker-password={password}"),
+    ]);
+    world
+        .env
+        .kubectl(&["create", "serviceaccount", "puller", "-n", &world.namespace]);
+    world.env.kubectl(&[
+        "patch",
+        "serviceaccount",
+        "puller",
+        "-n",
+        &world.namespace,
+        "-p",
+        r#"{"imagePullSecrets": [{"name": "regcred"}]}"#,
+    ]);
+    let deployment = |name: &str, pod_extra: &str| {
+        format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  labels: {{keel.sh/policy: all}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+{pod_extra}      containers:
+        - name: app
+          image: {repo}:1.0.0
+---
+"#
+        )
+    };
+    world.apply(&format!(
+        "{}{}{}",
+        deployment("by-pod-spec", "      imagePullSecrets: [{name: regcred}]\n"),
+        deployment("by-account", "      serviceAccountName: puller\n"),
+        deployment("no-secret", "")
+    ));
+    let out = world.keelson(&["reconcile", "--once", "-n", &world.namespace]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        world.image("deployment/by-pod-spec", "app"),
+        format!("{repo}:1.1.0"),
+        "{stdout}"
+    );
+    assert_eq!(
+        world.image("deployment/by-account", "app"),
+        format!("{repo}:1.1.0"),
+        "{stdout}"
+    );
+    // Without credentials the registry refuses the listing: held, saying so, nothing else stops.
+    assert_eq!(
+        world.image("deployment/no-secret", "app"),
+        format!("{repo}:1.0.0")
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Deployment {}/no-secret: held back: app: cannot list tags",
+            world.namespace
+        )),
+        "{stdout}"
+    );
+}
