@@ -20,3 +20,4 @@ pub mod render;
 pub mod storage;
 pub mod updater;
 pub mod values;
+pub mod workloads;

@@ -10,6 +10,7 @@ pub mod approvals;
 pub mod run;
 pub mod tags;
 pub mod update;
+pub mod workloads;
 
 use crate::cluster::ClusterArgs;
 use crate::logging::{self, LogFormat};
@@ -52,6 +53,8 @@ pub enum Command {
     Check(update::CheckArgs),
     /// Plan and write new Helm revisions for releases with newer allowed images.
     Reconcile(update::ReconcileArgs),
+    /// List Deployments, StatefulSets, DaemonSets and CronJobs tracked by keel.sh labels.
+    Workloads(workloads::WorkloadsArgs),
     /// Render a chart locally exactly as `helm template` does.
     Template(Box<template::TemplateArgs>),
     /// Run the controller: watch releases, poll registries, take webhooks, write revisions.
@@ -105,6 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tags(args) => tags::run(args).await,
         Command::Check(args) => update::check(args, &cli.global.cluster).await,
         Command::Reconcile(args) => update::reconcile(args, &cli.global.cluster).await,
+        Command::Workloads(args) => workloads::run(args, &cli.global.cluster).await,
         Command::Template(args) => template::run(&args),
         Command::Run(args) => run::run(*args, &cli.global.cluster).await,
         Command::Approvals(args) => approvals::list(args, &cli.global.cluster).await,

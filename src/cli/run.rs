@@ -17,6 +17,7 @@ use crate::controller::http::{self, WebhookAuth};
 use crate::controller::leader::{self, LeaseConfig};
 use crate::controller::metrics::Metrics;
 use crate::controller::releases::{self, Releases, WatchScope};
+use crate::controller::workloads as controller_workloads;
 use crate::controller::{Controller, Signals};
 use crate::keel::Schedule;
 use crate::registry::{RegistryArgs, RegistryClient};
@@ -54,7 +55,8 @@ pub struct RunArgs {
     /// Where Helm keeps release records (like HELM_DRIVER).
     #[arg(long, value_enum, env = "KEELSON_DRIVER", ignore_case = true, default_value_t = DriverKind::Secret)]
     pub driver: DriverKind,
-    /// The poll schedule of releases whose keel block sets none.
+    /// The poll schedule of releases whose keel block sets none (and of workloads without
+    /// `keel.sh/pollSchedule`).
     #[arg(long, env = "KEELSON_DEFAULT_SCHEDULE", default_value = crate::keel::DEFAULT_POLL_SCHEDULE)]
     pub default_schedule: String,
     /// Revisions kept per release, like helm's --history-max (0 = unlimited).
@@ -267,12 +269,14 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
 
     let metrics = Arc::new(Metrics::default());
     let releases = Arc::new(Releases::new(default_schedule, metrics.clone()));
+    let workload_store = Arc::new(controller_workloads::Workloads::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (leading_tx, leading_rx) = watch::channel(false);
     let (synced_tx, synced_rx) = watch::channel(false);
     let controller = Controller::new(
         updater,
         releases.clone(),
+        workload_store.clone(),
         metrics.clone(),
         Signals {
             leading: leading_rx.clone(),
@@ -295,7 +299,10 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
 
     // Watches report changed releases here; the controller plans them at once.
     let (changed_tx, mut changed_rx) = mpsc::unbounded_channel();
+    let (workload_tx, mut workload_rx) = mpsc::unbounded_channel();
     let mut watches = Vec::new();
+    // Each namespace (or all of them) gets the release-record watch and the workload watches
+    // in one task, so a namespace leaving the selector stops both.
     let start_watch = {
         let (client, releases, selector, changed_tx) = (
             client.clone(),
@@ -303,19 +310,36 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
             selector.clone(),
             changed_tx.clone(),
         );
+        let (workload_store, workload_tx) = (workload_store.clone(), workload_tx.clone());
         let kind = args.driver;
         move |namespace: Option<String>, synced: watch::Sender<bool>| {
-            tokio::spawn(releases::watch(
+            let records = releases::watch(
                 client.clone(),
                 kind,
                 WatchScope {
-                    namespace,
+                    namespace: namespace.clone(),
                     selector: selector.clone(),
                 },
                 releases.clone(),
                 changed_tx.clone(),
                 synced,
-            ))
+            );
+            let guard = namespace
+                .clone()
+                .map(|namespace| controller_workloads::NamespaceGuard {
+                    workloads: workload_store.clone(),
+                    namespace,
+                });
+            let workloads = controller_workloads::watch(
+                client.clone(),
+                namespace,
+                workload_store.clone(),
+                workload_tx.clone(),
+            );
+            tokio::spawn(async move {
+                let _guard = guard;
+                futures::join!(records, workloads);
+            })
         }
     };
     let scope_text;
@@ -359,6 +383,14 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
     }
     info!(scope = %scope_text, identity = %identity, lease = %format!("{}/{}", lease.namespace, lease.name), "keelson controller starting");
 
+    {
+        let controller = controller.clone();
+        tokio::spawn(async move {
+            while let Some((key, settings_changed)) = workload_rx.recv().await {
+                controller.workload_changed(key, settings_changed);
+            }
+        });
+    }
     {
         let controller = controller.clone();
         tokio::spawn(async move {

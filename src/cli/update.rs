@@ -10,7 +10,10 @@ use crate::apply::Applier;
 use crate::cluster::ClusterArgs;
 use crate::registry::{RegistryArgs, RegistryClient};
 use crate::storage::{DEFAULT_HISTORY_MAX, Driver, DriverKind, Storage};
-use crate::updater::{ImagePlan, Outcome, ReleaseOutcome, RunLease, Updater, UpdaterConfig};
+use crate::updater::{
+    ImagePlan, Outcome, ReleaseOutcome, RunLease, TagCache, Updater, UpdaterConfig,
+};
+use crate::workloads::update::{ContainerPlan, WorkloadOutcome, WorkloadResult};
 
 /// Which releases a command covers, named as helm names the flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,7 +24,8 @@ pub struct ScopeArgs {
     /// All namespaces.
     #[arg(short = 'A', long, conflicts_with = "namespace")]
     pub all_namespaces: bool,
-    /// Label selector on the release records (e.g. -l name=web), ANDed with owner=helm.
+    /// Label selector on the release records (e.g. -l name=web), ANDed with owner=helm; on
+    /// workloads, on their own labels.
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
     /// Where Helm keeps release records (like HELM_DRIVER).
@@ -119,18 +123,112 @@ pub async fn check(args: CheckArgs, cluster: &ClusterArgs) -> anyhow::Result<Exi
         .run_cycle(namespace.as_deref(), args.scope.selector.as_deref())
         .await
         .with_context(|| format!("cannot list releases ({} driver)", args.scope.driver))?;
+    let (workloads, problems) = crate::workloads::update::run_cycle(
+        &updater,
+        namespace.as_deref(),
+        args.scope.selector.as_deref(),
+        &TagCache::default(),
+    )
+    .await;
+    for problem in &problems {
+        eprintln!("warning: {problem}");
+    }
     let plans: Vec<&ImagePlan> = outcomes.iter().flat_map(|o| &o.plans).collect();
     let mut out = std::io::stdout().lock();
     match args.output {
-        CheckOutput::Json => writeln!(out, "{}", serde_json::to_string(&plans)?)?,
+        CheckOutput::Json => {
+            let mut objects: Vec<serde_json::Value> = plans
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()?;
+            for outcome in &workloads {
+                objects.extend(workload_objects(outcome)?);
+            }
+            writeln!(out, "{}", serde_json::to_string(&objects)?)?
+        }
         CheckOutput::Table => {
             out.write_all(check_table(&outcomes).as_bytes())?;
+            if !workloads.is_empty() {
+                out.write_all(b"\n")?;
+                out.write_all(workload_table(&workloads).as_bytes())?;
+            }
             if args.diff {
                 out.write_all(check_diffs(&outcomes).as_bytes())?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a workload is left alone, when it is (Helm-owned, bad labels, a failure).
+fn workload_note(outcome: &WorkloadOutcome) -> Option<String> {
+    match &outcome.result {
+        WorkloadResult::ThroughRelease { release } => {
+            Some(format!("updated through its release {release}"))
+        }
+        WorkloadResult::BadSettings { reason } => Some(format!("not tracked: {reason}")),
+        WorkloadResult::Busy { reason } | WorkloadResult::Failed { reason } => Some(reason.clone()),
+        WorkloadResult::UpToDate | WorkloadResult::Updated { .. } => None,
+    }
+}
+
+/// `check -o json` objects for a workload: its container plans (with `kind` and `name`), or
+/// one object saying why it is left alone.
+fn workload_objects(outcome: &WorkloadOutcome) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut objects: Vec<serde_json::Value> = outcome
+        .plans
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?;
+    if let Some(reason) = workload_note(outcome) {
+        let (kind, namespace, name) = &outcome.key;
+        let release = match &outcome.result {
+            WorkloadResult::ThroughRelease { release } => Some(release.clone()),
+            _ => None,
+        };
+        objects.push(serde_json::json!({
+            "kind": kind, "name": name, "namespace": namespace, "release": release,
+            "target": null, "reason": reason,
+        }));
+    }
+    Ok(objects)
+}
+
+fn workload_table(outcomes: &[WorkloadOutcome]) -> String {
+    let mut rows = vec![[
+        "WORKLOAD".to_string(),
+        "NAMESPACE".to_string(),
+        "CONTAINER".to_string(),
+        "CURRENT".to_string(),
+        "TARGET".to_string(),
+        "REASON".to_string(),
+    ]];
+    for outcome in outcomes {
+        let (kind, namespace, name) = &outcome.key;
+        let subject = format!("{kind}/{name}");
+        for plan in &outcome.plans {
+            let plan: &ContainerPlan = plan;
+            rows.push([
+                subject.clone(),
+                namespace.clone(),
+                plan.container.clone(),
+                plan.current.clone(),
+                plan.target.clone().unwrap_or_else(|| "-".to_string()),
+                plan.reason.clone().unwrap_or_default(),
+            ]);
+        }
+        if let Some(note) = workload_note(outcome) {
+            rows.push([
+                subject.clone(),
+                namespace.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                note,
+            ]);
+        }
+    }
+    table(&rows)
 }
 
 /// Each release's planned changes, under a header naming it and its targets.
@@ -248,6 +346,16 @@ pub async fn reconcile(args: ReconcileArgs, cluster: &ClusterArgs) -> anyhow::Re
         tracing::warn!(error = %crate::updater::plan::error_chain(&err), "the Lease expires on its own");
     }
     let outcomes = outcomes?;
+    let (workloads, problems) = crate::workloads::update::run_cycle(
+        &updater,
+        namespace.as_deref(),
+        args.scope.selector.as_deref(),
+        &TagCache::default(),
+    )
+    .await;
+    for problem in &problems {
+        eprintln!("warning: {problem}");
+    }
     let mut failed = false;
     let mut out = std::io::stdout().lock();
     for outcome in &outcomes {
@@ -291,6 +399,41 @@ pub async fn reconcile(args: ReconcileArgs, cluster: &ClusterArgs) -> anyhow::Re
                     }
                     None => writeln!(out, "{subject}: failed: {reason}")?,
                 }
+            }
+        }
+    }
+    for outcome in &workloads {
+        let subject = outcome.subject();
+        match &outcome.result {
+            WorkloadResult::Updated { changes } => {
+                let moved: Vec<String> = changes
+                    .iter()
+                    .map(|c| format!("{}: {} → {}", c.name, c.old, c.new))
+                    .collect();
+                writeln!(out, "{subject}: patched: {}", moved.join(", "))?
+            }
+            WorkloadResult::UpToDate => {
+                let held: Vec<String> = outcome
+                    .plans
+                    .iter()
+                    .filter_map(|p| p.reason.as_ref().map(|r| format!("{}: {r}", p.container)))
+                    .collect();
+                if held.is_empty() {
+                    writeln!(out, "{subject}: up to date")?;
+                } else {
+                    writeln!(out, "{subject}: held back: {}", held.join("; "))?;
+                }
+            }
+            WorkloadResult::ThroughRelease { release } => {
+                writeln!(out, "{subject}: updated through its release {release}")?
+            }
+            WorkloadResult::BadSettings { reason } => {
+                writeln!(out, "{subject}: not tracked: {reason}")?
+            }
+            WorkloadResult::Busy { reason } => writeln!(out, "{subject}: skipped: {reason}")?,
+            WorkloadResult::Failed { reason } => {
+                failed = true;
+                writeln!(out, "{subject}: failed: {reason}")?
             }
         }
     }

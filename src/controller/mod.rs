@@ -1,7 +1,8 @@
 //! The always-on controller (`keelson run`): watches Helm's release records, checks each
 //! tracked repository once per cycle on the most frequent schedule among the releases that
 //! track it, takes registry webhooks, and writes new revisions through the updater — only
-//! while it holds the leader Lease.
+//! while it holds the leader Lease. Plain workloads with `keel.sh/*` labels
+//! ([`workloads`]) are a second kind of tracked item on the same schedules and webhooks.
 
 pub mod dashboard;
 pub mod http;
@@ -9,6 +10,7 @@ pub mod leader;
 pub mod metrics;
 pub mod releases;
 pub mod webhooks;
+pub mod workloads;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -27,6 +29,16 @@ use crate::updater::{Outcome, TagCache, TagKey, Updater};
 
 use metrics::Metrics;
 use releases::{ReleaseKey, Releases, Tracking};
+use workloads::Workloads;
+
+use crate::workloads::WorkloadKey;
+
+/// One thing the controller plans and writes: a Helm release or a plain workload.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Item {
+    Release(ReleaseKey),
+    Workload(WorkloadKey),
+}
 
 /// What started a release's plan (the `trigger` label of `keelson_checks_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +77,8 @@ struct Schedules {
     /// Releases whose newest revision changed since the last wave, and whether their `keel:`
     /// settings changed (their repositories are then listed afresh).
     dirty: HashMap<ReleaseKey, bool>,
+    /// The same for workloads (their images or `keel.sh/*` labels changed).
+    dirty_workloads: HashMap<WorkloadKey, bool>,
     /// Webhook hints recently acted on, for collapsing duplicate deliveries.
     recent_hints: HashMap<webhooks::Hint, Instant>,
     /// When pending records were last looked at.
@@ -74,8 +88,8 @@ struct Schedules {
 /// Releases being planned or written, and those asked for again meanwhile.
 #[derive(Default)]
 struct InFlight {
-    running: HashSet<ReleaseKey>,
-    again: HashMap<ReleaseKey, (TagCache, Cause)>,
+    running: HashSet<Item>,
+    again: HashMap<Item, (TagCache, Cause)>,
 }
 
 /// What the controller watches for: leadership, the watches' first lists, shutdown.
@@ -90,6 +104,7 @@ pub struct Signals {
 pub struct Controller {
     pub updater: Updater,
     pub releases: Arc<Releases>,
+    pub workloads: Arc<Workloads>,
     pub metrics: Arc<Metrics>,
     pub leading: watch::Receiver<bool>,
     /// Turns true when every watch has listed once.
@@ -148,6 +163,7 @@ impl Controller {
     pub fn new(
         updater: Updater,
         releases: Arc<Releases>,
+        workloads: Arc<Workloads>,
         metrics: Arc<Metrics>,
         signals: Signals,
         max_concurrent_updates: usize,
@@ -162,6 +178,7 @@ impl Controller {
         Arc::new(Self {
             updater,
             releases,
+            workloads,
             metrics,
             leading,
             synced,
@@ -193,6 +210,15 @@ impl Controller {
         self.wake.notify_one();
     }
 
+    /// A workload's images or `keel.sh/*` labels changed: plan it at the next turn of the loop.
+    pub fn workload_changed(&self, key: WorkloadKey, settings_changed: bool) {
+        *lock(&self.schedules)
+            .dirty_workloads
+            .entry(key)
+            .or_default() |= settings_changed;
+        self.wake.notify_one();
+    }
+
     /// Brings the repository schedules in line with the tracked releases: one entry per
     /// repository some polling release tracks, on the most frequent of their schedules.
     fn refresh_schedules(&self, now: Timestamp) {
@@ -207,6 +233,28 @@ impl Controller {
                         if current.period(&self.tz) <= release.schedule.period(&self.tz) => {}
                     _ => {
                         wanted.insert(key.clone(), release.schedule.clone());
+                    }
+                }
+            }
+        }
+        for workload in self.workloads.tracked() {
+            let Ok(Some(settings)) = &workload.settings else {
+                continue;
+            };
+            if !crate::workloads::update::polls(&workload) {
+                continue;
+            }
+            // As for releases: no `keel.sh/pollSchedule` means `--default-schedule`.
+            let schedule = if settings.poll_schedule.is_some() {
+                &settings.schedule
+            } else {
+                self.releases.default_schedule()
+            };
+            for key in crate::workloads::update::repositories(&workload) {
+                match wanted.get(&key) {
+                    Some(current) if current.period(&self.tz) <= schedule.period(&self.tz) => {}
+                    _ => {
+                        wanted.insert(key, schedule.clone());
                     }
                 }
             }
@@ -287,6 +335,11 @@ impl Controller {
                             .map(|r| (r.namespace.clone(), r.name.clone()))
                             .collect();
                         schedules.dirty.extend(keys.into_iter().map(|k| (k, false)));
+                        let keys: Vec<WorkloadKey> =
+                            self.workloads.tracked().iter().map(|w| w.key()).collect();
+                        schedules
+                            .dirty_workloads
+                            .extend(keys.into_iter().map(|k| (k, false)));
                     }
                 }
                 _ = stopping.wait_for(|s| *s) => return,
@@ -298,9 +351,12 @@ impl Controller {
     fn start_due_wave(self: &Arc<Self>, now: Timestamp) {
         let cache = TagCache::default();
         let tracked = self.releases.tracked();
-        let (due, dirty) = {
+        let workloads = self.workloads.tracked();
+        let (due, dirty, dirty_workloads) = {
             let mut schedules = lock(&self.schedules);
             let dirty: HashMap<ReleaseKey, bool> = std::mem::take(&mut schedules.dirty);
+            let dirty_workloads: HashMap<WorkloadKey, bool> =
+                std::mem::take(&mut schedules.dirty_workloads);
             // A polling release whose settings changed (a new policy, say) is planned from
             // fresh listings, as if its repositories were due.
             let mut fresh: HashSet<TagKey> = HashSet::new();
@@ -311,6 +367,16 @@ impl Controller {
                     && dirty.get(&key).copied().unwrap_or(false)
                 {
                     fresh.extend(release.repositories.iter().cloned());
+                }
+            }
+            for workload in &workloads {
+                if crate::workloads::update::polls(workload)
+                    && dirty_workloads
+                        .get(&workload.key())
+                        .copied()
+                        .unwrap_or(false)
+                {
+                    fresh.extend(crate::workloads::update::repositories(workload));
                 }
             }
             let tz = self.tz.clone();
@@ -326,7 +392,7 @@ impl Controller {
                     cache.seed_tags(key.clone(), result.clone());
                 }
             }
-            (due, dirty)
+            (due, dirty, dirty_workloads)
         };
         // Pending records are looked at every PENDING_LOOK whatever the trigger: the updater
         // repairs those whose writer is gone and skips those of a live writer.
@@ -340,15 +406,15 @@ impl Controller {
             }
             due_now
         };
-        if due.is_empty() && dirty.is_empty() && !pending_look {
+        if due.is_empty() && dirty.is_empty() && dirty_workloads.is_empty() && !pending_look {
             return;
         }
-        let mut wave: Vec<(ReleaseKey, Cause)> = Vec::new();
+        let mut wave: Vec<(Item, Cause)> = Vec::new();
         for release in tracked {
             let key = (release.namespace.clone(), release.name.clone());
             let polled = release.polls() && release.repositories.iter().any(|r| due.contains(r));
             if polled && !dirty.contains_key(&key) && !release.status.is_pending() {
-                wave.push((key, Cause::Poll));
+                wave.push((Item::Release(key), Cause::Poll));
             } else if release.status.is_pending() {
                 // Another writer is mid-upgrade: wait for its next record, keeping whether
                 // the settings changed so that plan still lists afresh. A record whose writer
@@ -357,23 +423,38 @@ impl Controller {
                     lock(&self.schedules).dirty.insert(key.clone(), true);
                 }
                 // Not our own update in flight: that one ends by itself.
-                let ours = lock(&self.in_flight).running.contains(&key);
+                let ours = lock(&self.in_flight)
+                    .running
+                    .contains(&Item::Release(key.clone()));
                 if (polled || pending_look) && !ours {
-                    wave.push((key, Cause::Pending));
+                    wave.push((Item::Release(key), Cause::Pending));
                 }
             } else if dirty.contains_key(&key) {
                 // A webhook-only release is re-planned on a change only from listings already
                 // at hand: `trigger: default` never polls its registry.
                 let cached = release.repositories.iter().all(|r| cache.has_tags(r));
                 if release.polls() || cached {
-                    wave.push((key, Cause::Change));
+                    wave.push((Item::Release(key), Cause::Change));
                 }
+            }
+        }
+        for workload in &workloads {
+            let key = workload.key();
+            let repositories = crate::workloads::update::repositories(workload);
+            let polls = crate::workloads::update::polls(workload);
+            if dirty_workloads.contains_key(&key) {
+                // As for releases: webhook-only workloads re-plan only from listings at hand.
+                if polls || repositories.iter().all(|r| cache.has_tags(r)) {
+                    wave.push((Item::Workload(key), Cause::Change));
+                }
+            } else if polls && repositories.iter().any(|r| due.contains(r)) {
+                wave.push((Item::Workload(key), Cause::Poll));
             }
         }
         debug!(
             due = due.len(),
             dirty = dirty.len(),
-            releases = wave.len(),
+            items = wave.len(),
             "starting a wave"
         );
         self.clone().run_wave(wave, cache, due);
@@ -381,12 +462,7 @@ impl Controller {
 
     /// Plans (and writes) `wave`'s releases on the worker pool with one shared tag cache; the
     /// listings it fetched are kept for the next waves.
-    fn run_wave(
-        self: Arc<Self>,
-        wave: Vec<(ReleaseKey, Cause)>,
-        cache: TagCache,
-        due: HashSet<TagKey>,
-    ) {
+    fn run_wave(self: Arc<Self>, wave: Vec<(Item, Cause)>, cache: TagCache, due: HashSet<TagKey>) {
         tokio::spawn(async move {
             let started = Timestamp::now();
             let mut tasks = tokio::task::JoinSet::new();
@@ -407,8 +483,8 @@ impl Controller {
         });
     }
 
-    /// Runs one release's plan now, or after the plan already running for it.
-    async fn submit(self: Arc<Self>, key: ReleaseKey, cache: TagCache, cause: Cause) {
+    /// Runs one item's plan now, or after the plan already running for it.
+    async fn submit(self: Arc<Self>, key: Item, cache: TagCache, cause: Cause) {
         {
             let mut in_flight = lock(&self.in_flight);
             if in_flight.running.contains(&key) {
@@ -419,7 +495,10 @@ impl Controller {
         }
         let (mut cache, mut cause) = (cache, cause);
         loop {
-            self.reconcile(&key, &cache, cause).await;
+            match &key {
+                Item::Release(release) => self.reconcile(release, &cache, cause).await,
+                Item::Workload(workload) => self.reconcile_workload(workload, &cache, cause).await,
+            }
             let mut in_flight = lock(&self.in_flight);
             match in_flight.again.remove(&key) {
                 Some((next_cache, next_cause)) => (cache, cause) = (next_cache, next_cause),
@@ -595,6 +674,57 @@ impl Controller {
         self.notifier.send(message);
     }
 
+    /// One workload: planned from what the watch holds, patched when an image moves (the patch
+    /// is guarded by the resourceVersion planned from).
+    async fn reconcile_workload(&self, key: &WorkloadKey, cache: &TagCache, cause: Cause) {
+        let Ok(_slot) = self.slots.acquire().await else {
+            return;
+        };
+        if self.stopping() || !self.is_leader() {
+            return;
+        }
+        let Some(workload) = self.workloads.get(key) else {
+            return;
+        };
+        let started = Instant::now();
+        self.metrics
+            .inc("keelson_checks_total", &[("trigger", cause.label())]);
+        self.active.send_modify(|n| *n += 1);
+        let outcome = crate::workloads::update::reconcile(&self.updater, &workload, cache).await;
+        self.active.send_modify(|n| *n -= 1);
+        self.metrics
+            .observe_reconcile(started.elapsed().as_secs_f64());
+        let subject = outcome.subject();
+        use crate::workloads::update::WorkloadResult;
+        let result = match &outcome.result {
+            WorkloadResult::Updated { changes } => {
+                for change in changes {
+                    info!(workload = %subject, container = %change.name, old = %change.old, new = %change.new, cause = cause.label(), "updated");
+                }
+                "updated"
+            }
+            WorkloadResult::UpToDate => {
+                for plan in outcome.plans.iter().filter(|p| p.reason.is_some()) {
+                    debug!(workload = %subject, container = %plan.container, reason = plan.reason.as_deref().unwrap_or_default(), "held back");
+                }
+                "up_to_date"
+            }
+            WorkloadResult::ThroughRelease { .. } | WorkloadResult::BadSettings { .. } => {
+                "not_tracked"
+            }
+            WorkloadResult::Busy { reason } => {
+                info!(workload = %subject, %reason, "busy; trying again next cycle");
+                "busy"
+            }
+            WorkloadResult::Failed { reason } => {
+                warn!(workload = %subject, %reason, "update failed");
+                "failed"
+            }
+        };
+        self.metrics
+            .inc("keelson_updates_total", &[("result", result)]);
+    }
+
     /// A webhook's hints: each confirmed against the registry, then every release tracking the
     /// repository is planned with that fresh listing. Returns a short answer per hint.
     pub async fn handle_hints(self: &Arc<Self>, hints: Vec<webhooks::Hint>) -> Vec<HintAnswer> {
@@ -623,9 +753,20 @@ impl Controller {
             .into_iter()
             .filter(|r| r.repositories.iter().any(|k| k.repository == repository))
             .collect();
-        if tracking.is_empty() {
+        let tracking_workloads: Vec<_> = self
+            .workloads
+            .tracked()
+            .into_iter()
+            .filter(|w| {
+                crate::workloads::update::repositories(w)
+                    .iter()
+                    .any(|k| k.repository == repository)
+            })
+            .collect();
+        if tracking.is_empty() && tracking_workloads.is_empty() {
             return answer("not tracked", 0);
         }
+        let tracked_count = tracking.len() + tracking_workloads.len();
         {
             let mut schedules = lock(&self.schedules);
             let now = Instant::now();
@@ -633,7 +774,7 @@ impl Controller {
                 .recent_hints
                 .retain(|_, at| now.duration_since(*at) < DUPLICATE_WINDOW);
             if schedules.recent_hints.contains_key(&hint) {
-                return answer("duplicate", tracking.len());
+                return answer("duplicate", tracked_count);
             }
         }
         // Confirm the tag with the registry: one listing, then shared by every plan below.
@@ -680,12 +821,22 @@ impl Controller {
             }
         }
         if !self.is_leader() {
-            return answer("not the leader", tracking.len());
+            return answer("not the leader", tracked_count);
         }
-        let wave: Vec<(ReleaseKey, Cause)> = tracking
+        let mut wave: Vec<(Item, Cause)> = tracking
             .iter()
-            .map(|r| ((r.namespace.clone(), r.name.clone()), Cause::Webhook))
+            .map(|r| {
+                (
+                    Item::Release((r.namespace.clone(), r.name.clone())),
+                    Cause::Webhook,
+                )
+            })
             .collect();
+        wave.extend(
+            tracking_workloads
+                .iter()
+                .map(|w| (Item::Workload(w.key()), Cause::Webhook)),
+        );
         let count = wave.len();
         self.clone().run_wave(wave, cache, HashSet::new());
         answer("accepted", count)

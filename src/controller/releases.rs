@@ -127,6 +127,11 @@ impl Releases {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The poll schedule of blocks (and workloads) that set none: `--default-schedule`.
+    pub fn default_schedule(&self) -> &Schedule {
+        &self.default_schedule
+    }
+
     /// The tracked releases right now.
     pub fn tracked(&self) -> Vec<Arc<TrackedRelease>> {
         self.lock()

@@ -397,7 +397,7 @@ fn read_image(
 
 /// Splits `registry:5000/repo:tag` (or `repo@digest`) into repository and tag, minding that a
 /// colon before the last `/` belongs to the registry host.
-fn split_reference(reference: &str) -> (String, Option<String>) {
+pub fn split_reference(reference: &str) -> (String, Option<String>) {
     let without_digest = reference.split('@').next().unwrap_or(reference);
     let last_slash = without_digest.rfind('/').map(|i| i + 1).unwrap_or(0);
     match without_digest[last_slash..].rfind(':') {
@@ -519,7 +519,7 @@ fn count(
 }
 
 /// Keel's policies: all, major, minor, patch, force, never, glob:<pattern>, regexp:<pattern>.
-fn validate_policy(policy: &str) -> Result<String, String> {
+pub(crate) fn validate_policy(policy: &str) -> Result<String, String> {
     let lower = policy.to_ascii_lowercase();
     let known = matches!(
         lower.as_str(),

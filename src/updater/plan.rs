@@ -310,51 +310,61 @@ async fn plan_image(
         Ok(image) => image,
         Err(err) => return hold(plan, format!("invalid image reference: {err}")),
     };
-    let current_tag = image.tag.clone().unwrap_or_default();
     let (registry, scope) = match registries.for_image(tracked) {
         Ok(found) => found,
         Err(reason) => return hold(plan, reason),
     };
-    let tags = match cache.tags(registry, &scope, &image).await {
-        Ok(tags) => tags,
-        Err(reason) => return hold(plan, reason),
-    };
-
     // Rollback sticks: tags undone by a rollback only count when something newer appears.
     let rolled_back = rollback::rolled_back_tags(&history_of(history, tracked));
-    let candidates: Vec<String> = match &rolled_back {
-        Some(undone) => newer_than_all(&policy, &tags, &undone.tags),
-        None => tags.clone(),
-    };
-
-    match policy.select(&current_tag, &candidates) {
-        Selection::Update(tag) => {
+    let decision = decide(
+        Choice {
+            policy: &policy,
+            policy_text: &policy_text,
+            image: &image,
+            current_digest: tracked.digest.as_deref(),
+            pin_digest: tracked.digest_path.is_some(),
+            digest_writable: tracked.digest_path.is_some(),
+            undone: rolled_back.as_ref().map(|r| r.tags.as_slice()),
+            undone_by: &rolled_back
+                .as_ref()
+                .map(|r| {
+                    format!(
+                        "rolled back (revision {} returned to revision {})",
+                        r.rollback, r.target
+                    )
+                })
+                .unwrap_or_default(),
+            registry,
+            scope: &scope,
+        },
+        cache,
+    )
+    .await;
+    match decision {
+        Decision::Stay => plan,
+        Decision::Hold(reason) => hold(plan, reason),
+        Decision::Move { tag, digest } => {
             let mut changes = Vec::new();
-            match &tracked.tag_path {
-                Some(path) => changes.push(ValueChange {
-                    path: path.clone(),
-                    old: tracked.tag.clone(),
-                    new: tag.clone(),
-                }),
-                None => changes.push(ValueChange {
-                    path: tracked.repository_path.clone(),
-                    old: Some(reference_value.clone()),
-                    new: reference_text(&tracked.repository, Some(&tag), None),
-                }),
-            }
-            let mut digest = None;
-            if let Some(digest_path) = &tracked.digest_path {
-                match cache.digest(registry, &scope, &image, &tag).await {
-                    Ok(found) => {
-                        changes.push(ValueChange {
-                            path: digest_path.clone(),
-                            old: tracked.digest.clone(),
-                            new: found.clone(),
-                        });
-                        digest = Some(found);
-                    }
-                    Err(reason) => return hold(plan, reason),
+            if image.tag.as_deref() != Some(tag.as_str()) {
+                match &tracked.tag_path {
+                    Some(path) => changes.push(ValueChange {
+                        path: path.clone(),
+                        old: tracked.tag.clone(),
+                        new: tag.clone(),
+                    }),
+                    None => changes.push(ValueChange {
+                        path: tracked.repository_path.clone(),
+                        old: Some(reference_value.clone()),
+                        new: reference_text(&tracked.repository, Some(&tag), None),
+                    }),
                 }
+            }
+            if let (Some(digest_path), Some(found)) = (&tracked.digest_path, &digest) {
+                changes.push(ValueChange {
+                    path: digest_path.clone(),
+                    old: tracked.digest.clone(),
+                    new: found.clone(),
+                });
             }
             plan.target = Some(reference_text(
                 &tracked.repository,
@@ -364,52 +374,110 @@ async fn plan_image(
             plan.changes = changes;
             plan
         }
+    }
+}
+
+/// What [`decide`] needs to choose one image's next reference.
+pub struct Choice<'a> {
+    pub policy: &'a Policy,
+    /// The policy as written, for messages.
+    pub policy_text: &'a str,
+    /// The image as it runs now (repository and current tag).
+    pub image: &'a ImageRef,
+    /// The digest pinned now, if any.
+    pub current_digest: Option<&'a str>,
+    /// On a move to a newer tag, also resolve and pin that tag's digest.
+    pub pin_digest: bool,
+    /// Whether a digest can be written at all (a release needs a digest value path).
+    pub digest_writable: bool,
+    /// Tags a rollback (or `kubectl rollout undo`) undid and that still count as undone.
+    pub undone: Option<&'a [String]>,
+    /// How the hold message says what undid them (`rolled back (revision 3 returned to …)`).
+    pub undone_by: &'a str,
+    pub registry: &'a RegistryClient,
+    /// The credentials' scope for the tag cache (see [`TagKey`]).
+    pub scope: &'a str,
+}
+
+/// Where one image goes: the same decision for release values and for workload containers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Nothing to do: the image is current under its policy.
+    Stay,
+    /// Held back, and why (policy, registry, rollback).
+    Hold(String),
+    /// Move to `tag` (the current tag when only the digest changes), pinned to `digest` when
+    /// one was resolved.
+    Move { tag: String, digest: Option<String> },
+}
+
+/// The policy's choice among the registry's tags (from the shared cache), with the rollback
+/// guard applied: tags undone by a rollback only count once something newer appears.
+pub async fn decide(choice: Choice<'_>, cache: &TagCache) -> Decision {
+    let Choice {
+        policy,
+        policy_text,
+        image,
+        current_digest,
+        pin_digest,
+        digest_writable,
+        undone,
+        undone_by,
+        registry,
+        scope,
+    } = choice;
+    let current_tag = image.tag.clone().unwrap_or_default();
+    let tags = match cache.tags(registry, scope, image).await {
+        Ok(tags) => tags,
+        Err(reason) => return Decision::Hold(reason),
+    };
+    let candidates: Vec<String> = match undone {
+        Some(undone) => newer_than_all(policy, &tags, undone),
+        None => tags.clone(),
+    };
+    match policy.select(&current_tag, &candidates) {
+        Selection::Update(tag) => {
+            let digest = if pin_digest {
+                match cache.digest(registry, scope, image, &tag).await {
+                    Ok(found) => Some(found),
+                    Err(reason) => return Decision::Hold(reason),
+                }
+            } else {
+                None
+            };
+            Decision::Move { tag, digest }
+        }
         Selection::WatchDigest(tag) => {
-            let Some(digest_path) = &tracked.digest_path else {
-                return hold(
-                    plan,
-                    format!(
-                        "policy {policy_text} follows the digest of {tag:?}, but the image has no digest value path to write it to"
-                    ),
-                );
-            };
-            let found = match cache.digest(registry, &scope, &image, &tag).await {
-                Ok(found) => found,
-                Err(reason) => return hold(plan, reason),
-            };
-            if tracked.digest.as_deref() == Some(found.as_str()) {
-                return plan;
+            if !digest_writable {
+                return Decision::Hold(format!(
+                    "policy {policy_text} follows the digest of {tag:?}, but the image has no digest value path to write it to"
+                ));
             }
-            plan.target = Some(reference_text(
-                &tracked.repository,
-                Some(&tag),
-                Some(&found),
-            ));
-            plan.changes = vec![ValueChange {
-                path: digest_path.clone(),
-                old: tracked.digest.clone(),
-                new: found,
-            }];
-            plan
+            let found = match cache.digest(registry, scope, image, &tag).await {
+                Ok(found) => found,
+                Err(reason) => return Decision::Hold(reason),
+            };
+            if current_digest == Some(found.as_str()) {
+                return Decision::Stay;
+            }
+            Decision::Move {
+                tag,
+                digest: Some(found),
+            }
         }
         Selection::Hold(reason) => {
             // Explain a rollback hold rather than the generic "up to date".
-            if let Some(undone) = &rolled_back
+            if let Some(undone) = undone
                 && let Selection::Update(blocked) = policy.select(&current_tag, &tags)
             {
-                return hold(
-                    plan,
-                    format!(
-                        "{blocked} was rolled back (revision {} returned to revision {}); waiting for a tag newer than {}",
-                        undone.rollback,
-                        undone.target,
-                        undone.tags.join(", ")
-                    ),
-                );
+                return Decision::Hold(format!(
+                    "{blocked} was {undone_by}; waiting for a tag newer than {}",
+                    undone.join(", ")
+                ));
             }
             match reason {
-                crate::policy::HoldReason::UpToDate { .. } => plan,
-                other => hold(plan, other.to_string()),
+                crate::policy::HoldReason::UpToDate { .. } => Decision::Stay,
+                other => Decision::Hold(other.to_string()),
             }
         }
     }

@@ -747,12 +747,23 @@ impl Updater {
         namespace: &str,
         block: &keel::KeelBlock,
     ) -> HashMap<String, Result<Arc<RegistryClient>, String>> {
-        let mut clients = HashMap::new();
-        for secret in block
+        let secrets: Vec<String> = block
             .images
             .iter()
-            .filter_map(|i| i.image_pull_secret.as_ref())
-        {
+            .filter_map(|i| i.image_pull_secret.clone())
+            .collect();
+        self.secret_clients(namespace, &secrets).await
+    }
+
+    /// A registry client per named pull secret (read from `namespace`), each with that
+    /// Secret's credentials on top of the default ones, or why the Secret cannot be used.
+    pub async fn secret_clients(
+        &self,
+        namespace: &str,
+        secrets: &[String],
+    ) -> HashMap<String, Result<Arc<RegistryClient>, String>> {
+        let mut clients = HashMap::new();
+        for secret in secrets {
             if clients.contains_key(secret) {
                 continue;
             }

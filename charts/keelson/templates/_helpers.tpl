@@ -64,4 +64,11 @@ what the new revision drops; hook Jobs and Pods are created, read and deleted th
 - apiGroups: ["*"]
   resources: ["*"]
   verbs: [get, create, patch, delete]
+# Plain workloads with keel.sh labels, and the history `kubectl rollout undo` leaves.
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets, replicasets, controllerrevisions]
+  verbs: [list, watch]
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [list, watch]
 {{- end }}

@@ -1,0 +1,791 @@
+//! Plain workloads with Keel's `keel.sh/*` labels in the real environment (apiserver 1.20 with
+//! the deployment and replicaset controllers, no kubelet, the local registry): the issue's
+//! Deployment flow, each workload kind, policies, `monitorContainers`, init containers,
+//! digest pinning, a Helm-owned Deployment going through its release, `kubectl rollout undo`
+//! sticking, and bad labels reported without stopping the others.
+
+mod support;
+
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::TestEnv;
+use support::controller::wait_for;
+use support::registry::TestRegistry;
+
+struct World {
+    env: TestEnv,
+    registry: TestRegistry,
+    runtime: tokio::runtime::Runtime,
+    namespace: String,
+}
+
+impl World {
+    fn new(prefix: &str) -> Self {
+        let env = TestEnv::get();
+        let namespace = env.fresh_namespace(prefix);
+        Self {
+            env,
+            registry: TestRegistry::anonymous(),
+            runtime: tokio::runtime::Runtime::new().expect("runtime"),
+            namespace,
+        }
+    }
+
+    /// `registry/namespace/name`: a repository unique to this test.
+    fn repository(&self, name: &str) -> String {
+        format!("{}/{}/{name}", self.registry.host, self.namespace)
+    }
+
+    fn push(&self, name: &str, tag: &str) -> String {
+        let path = format!("{}/{name}", self.namespace);
+        self.runtime.block_on(self.registry.push_tag(&path, tag))
+    }
+
+    fn apply(&self, yaml: &str) {
+        let file = std::env::temp_dir().join(format!(
+            "keelson-wl-{}-{}.yaml",
+            self.namespace,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::write(&file, yaml).expect("write manifest");
+        self.env.kubectl(&[
+            "apply",
+            "-n",
+            &self.namespace,
+            "-f",
+            &file.display().to_string(),
+        ]);
+    }
+
+    fn keelson(&self, args: &[&str]) -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keelson"))
+            .args(args)
+            .env("KUBECONFIG", &self.env.kubeconfig)
+            .output()
+            .expect("run keelson")
+    }
+
+    /// `keelson reconcile --once -n NS`; returns stdout, panicking with everything on failure.
+    fn reconcile(&self) -> String {
+        let out = self.keelson(&["reconcile", "--once", "-n", &self.namespace]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "keelson reconcile --once failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    fn get(&self, resource: &str) -> Value {
+        let text = self
+            .env
+            .kubectl(&["get", resource, "-n", &self.namespace, "-o", "json"]);
+        serde_json::from_str(&text).unwrap_or_else(|err| panic!("{resource}: {err}: {text}"))
+    }
+
+    /// The images of a workload's pod template, container name → image.
+    fn images(&self, resource: &str) -> Vec<(String, String)> {
+        let object = self.get(resource);
+        let template = if resource.starts_with("cronjob") {
+            &object["spec"]["jobTemplate"]["spec"]["template"]
+        } else {
+            &object["spec"]["template"]
+        };
+        ["initContainers", "containers"]
+            .iter()
+            .filter_map(|f| template["spec"][f].as_array())
+            .flatten()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap_or_default().to_string(),
+                    c["image"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn image(&self, resource: &str, container: &str) -> String {
+        self.images(resource)
+            .into_iter()
+            .find(|(name, _)| name == container)
+            .map(|(_, image)| image)
+            .unwrap_or_else(|| panic!("{resource} has no container {container}"))
+    }
+}
+
+/// The issue's Deployment, verbatim but for the namespace and the registry host.
+fn ithome(image: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ithome
+  labels:
+    name: "ithome"
+    keel.sh/policy: all
+    keel.sh/trigger: poll
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: ithome
+  template:
+    metadata:
+      name: ithome
+      labels:
+        app: ithome
+    spec:
+      containers:
+        - image: {image}:3.4.5
+          name: ithome
+"#
+    )
+}
+
+/// `kubectl get rs -o wide` rows: (name, desired replicas, images).
+fn replica_sets(world: &World) -> Vec<(String, String, String)> {
+    world
+        .env
+        .kubectl(&["get", "rs", "-o", "wide", "-n", &world.namespace])
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // NAME DESIRED CURRENT READY AGE CONTAINERS IMAGES SELECTOR
+            (cols.len() >= 7).then(|| {
+                (
+                    cols[0].to_string(),
+                    cols[1].to_string(),
+                    cols[6].to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn issue_flow_then_rollout_undo_sticks_by_reconcile_once() {
+    let world = World::new("wl-flow");
+    let repo = world.repository("netutils");
+    world.push("netutils", "3.4.5");
+    world.apply(&ithome(&repo));
+    let out = world.reconcile();
+    assert!(
+        out.contains(&format!(
+            "Deployment {}/ithome: up to date",
+            world.namespace
+        )),
+        "{out}"
+    );
+
+    world.push("netutils", "4.5.6");
+    let out = world.reconcile();
+    assert!(out.contains("patched: ithome:"), "{out}");
+    assert_eq!(
+        world.image("deployment/ithome", "ithome"),
+        format!("{repo}:4.5.6")
+    );
+
+    // The deployment controller makes the new ReplicaSet beside the old one. With no kubelet
+    // no pod ever becomes ready, so the rollout never finishes: the old ReplicaSet keeps the
+    // replicas maxUnavailable allows (3 - 25% → 3 desired, rounded down to 0 unavailable
+    // gives 3) rather than being scaled to 0 as on a cluster that runs pods.
+    let sets = wait_for(Duration::from_secs(30), "two ReplicaSets", || {
+        let sets = replica_sets(&world);
+        (sets.len() == 2).then_some(sets)
+    });
+    let old = sets
+        .iter()
+        .find(|s| s.2 == format!("{repo}:3.4.5"))
+        .unwrap_or_else(|| panic!("no ReplicaSet on 3.4.5: {sets:?}"));
+    let new = sets
+        .iter()
+        .find(|s| s.2 == format!("{repo}:4.5.6"))
+        .unwrap_or_else(|| panic!("no ReplicaSet on 4.5.6: {sets:?}"));
+    assert_ne!(old.0, new.0);
+    assert_eq!(
+        old.1, "3",
+        "the old ReplicaSet keeps its pods until new ones are ready: {sets:?}"
+    );
+
+    // kubectl rollout history shows keelson's change cause.
+    let history = world.env.kubectl(&[
+        "rollout",
+        "history",
+        "deployment/ithome",
+        "-n",
+        &world.namespace,
+    ]);
+    assert!(
+        history.contains(&format!("keelson: ithome: {repo}:3.4.5 → {repo}:4.5.6")),
+        "{history}"
+    );
+    let annotations = &world.get("deployment/ithome")["metadata"]["annotations"];
+    let record: Value = serde_json::from_str(
+        annotations["keelson.sh/image-update"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+    .expect("keelson's annotation is JSON");
+    assert_eq!(record["containers"][0]["old"], format!("{repo}:3.4.5"));
+    assert_eq!(record["containers"][0]["new"], format!("{repo}:4.5.6"));
+
+    // The owner undoes the update: the next reconcile leaves it alone and says why.
+    world.env.kubectl(&[
+        "rollout",
+        "undo",
+        "deployment/ithome",
+        "-n",
+        &world.namespace,
+    ]);
+    assert_eq!(
+        world.image("deployment/ithome", "ithome"),
+        format!("{repo}:3.4.5")
+    );
+    // Wait until the deployment controller has given the restored ReplicaSet its new revision.
+    wait_for(Duration::from_secs(30), "the undo's revision", || {
+        let list = world.get("rs");
+        list["items"].as_array().and_then(|items| {
+            items
+                .iter()
+                .any(|rs| {
+                    rs["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"]
+                        == "1"
+                })
+                .then_some(())
+        })
+    });
+    let out = world.reconcile();
+    assert!(
+        out.contains("held back") && out.contains("4.5.6 was undone"),
+        "{out}"
+    );
+    assert_eq!(
+        world.image("deployment/ithome", "ithome"),
+        format!("{repo}:3.4.5")
+    );
+
+    // Only a strictly newer tag moves it again.
+    world.push("netutils", "4.5.7");
+    let out = world.reconcile();
+    assert!(out.contains("patched"), "{out}");
+    assert_eq!(
+        world.image("deployment/ithome", "ithome"),
+        format!("{repo}:4.5.7")
+    );
+}
+
+#[test]
+fn every_kind_policies_containers_and_bad_labels() {
+    let world = World::new("wl-kinds");
+    let app = world.repository("app");
+    let side = world.repository("side");
+    world.push("app", "1.0.0");
+    world.push("side", "1.0.0");
+    let pod = |containers: &str| {
+        format!(
+            "    metadata:\n      labels:\n        app: x\n    spec:\n      containers:\n{containers}"
+        )
+    };
+    let one = format!("        - name: app\n          image: {app}:1.0.0\n");
+    let manifests = format!(
+        r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: sts
+  labels: {{keel.sh/policy: all, keel.sh/trigger: poll}}
+spec:
+  serviceName: sts
+  selector: {{matchLabels: {{app: x}}}}
+  template:
+{pod_one}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: ds
+  labels: {{keel.sh/policy: patch}}
+spec:
+  selector: {{matchLabels: {{app: x}}}}
+  template:
+{pod_one}
+---
+apiVersion: batch/v1beta1
+kind: CronJob
+metadata:
+  name: cron
+  annotations: {{keel.sh/policy: minor}}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        metadata:
+          labels:
+            app: x
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: app
+              image: {app}:1.0.0
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: minor
+  labels: {{keel.sh/policy: minor}}
+spec:
+  selector: {{matchLabels: {{app: x}}}}
+  template:
+{pod_one}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: monitored
+  labels: {{keel.sh/policy: major}}
+  annotations: {{keel.sh/monitorContainers: "^app(-init)?$", keel.sh/initContainers: "true"}}
+spec:
+  selector: {{matchLabels: {{app: x}}}}
+  template:
+    metadata:
+      labels:
+        app: x
+    spec:
+      initContainers:
+        - name: app-init
+          image: {side}:1.0.0
+      containers:
+        - name: app
+          image: {app}:1.0.0
+        - name: sidecar
+          image: {side}:1.0.0
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: bad-policy
+  labels: {{keel.sh/policy: sometimes}}
+spec:
+  selector: {{matchLabels: {{app: x}}}}
+  template:
+{pod_one}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: bad-schedule
+  labels: {{keel.sh/policy: all, keel.sh/trigger: poll}}
+  annotations: {{keel.sh/pollSchedule: "@every banana"}}
+spec:
+  selector: {{matchLabels: {{app: x}}}}
+  template:
+{pod_one}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: untracked
+spec:
+  selector: {{matchLabels: {{app: x}}}}
+  template:
+{pod_one}
+"#,
+        pod_one = pod(&one)
+    );
+    world.apply(&manifests);
+    for tag in ["1.0.1", "1.1.0", "2.0.0"] {
+        world.push("app", tag);
+        world.push("side", tag);
+    }
+
+    // `keelson workloads` lists the tracked ones (bad labels included, with the reason).
+    let out = world.keelson(&["workloads", "-n", &world.namespace, "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("json rows");
+    let names: Vec<&str> = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "bad-policy",
+            "bad-schedule",
+            "cron",
+            "ds",
+            "minor",
+            "monitored",
+            "sts"
+        ]
+    );
+    let bad = rows
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "bad-policy"))
+        .expect("bad-policy row");
+    assert!(
+        bad["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("keel.sh/policy") && r.contains("sometimes")),
+        "{bad}"
+    );
+
+    // `check -o json`: the same plan objects as releases, with kind and name; writes nothing.
+    let out = world.keelson(&["check", "-n", &world.namespace, "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plans: Value = serde_json::from_slice(&out.stdout).expect("json plans");
+    let cron = plans
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["kind"] == "CronJob"))
+        .unwrap_or_else(|| panic!("no CronJob plan: {plans}"));
+    assert_eq!(cron["name"], "cron");
+    assert_eq!(cron["target"], format!("{app}:1.1.0"));
+    assert_eq!(world.image("cronjob/cron", "app"), format!("{app}:1.0.0"));
+
+    let out = world.reconcile();
+    let ns = &world.namespace;
+    assert!(
+        out.contains(&format!(
+            "Deployment {ns}/bad-policy: not tracked: keel.sh/policy:"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Deployment {ns}/bad-schedule: not tracked: keel.sh/pollSchedule:"
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        world.image("statefulset/sts", "app"),
+        format!("{app}:2.0.0")
+    );
+    assert_eq!(world.image("daemonset/ds", "app"), format!("{app}:1.0.1"));
+    assert_eq!(world.image("cronjob/cron", "app"), format!("{app}:1.1.0"));
+    // minor holds back the major bump.
+    assert_eq!(
+        world.image("deployment/minor", "app"),
+        format!("{app}:1.1.0")
+    );
+    // monitorContainers: `app` and `app-init` (init containers asked for) move, `sidecar` not.
+    assert_eq!(
+        world.image("deployment/monitored", "app"),
+        format!("{app}:2.0.0")
+    );
+    assert_eq!(
+        world.image("deployment/monitored", "sidecar"),
+        format!("{side}:1.0.0")
+    );
+    assert_eq!(
+        world.image("deployment/monitored", "app-init"),
+        format!("{side}:2.0.0")
+    );
+    // Untracked and broken workloads are untouched.
+    for name in ["untracked", "bad-policy", "bad-schedule"] {
+        assert_eq!(
+            world.image(&format!("deployment/{name}"), "app"),
+            format!("{app}:1.0.0")
+        );
+    }
+    // A second pass has nothing to do.
+    let out = world.reconcile();
+    assert!(!out.contains("patched"), "{out}");
+}
+
+#[test]
+fn force_with_match_tag_pins_the_digest_and_follows_a_repush() {
+    let world = World::new("wl-digest");
+    let app = world.repository("app");
+    world.push("app", "main");
+    world.apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: pinned
+  labels: {{keel.sh/policy: force, keel.sh/matchTag: "true"}}
+spec:
+  selector: {{matchLabels: {{app: pinned}}}}
+  template:
+    metadata:
+      labels:
+        app: pinned
+    spec:
+      containers:
+        - name: app
+          image: {app}:main
+"#
+    ));
+    world.reconcile();
+    let first = world.image("deployment/pinned", "app");
+    assert!(first.starts_with(&format!("{app}:main@sha256:")), "{first}");
+    let out = world.reconcile();
+    assert!(out.contains("up to date"), "{out}");
+    let digest = world.push("app", "main");
+    world.reconcile();
+    assert_eq!(
+        world.image("deployment/pinned", "app"),
+        format!("{app}:main@{digest}")
+    );
+}
+
+#[test]
+fn a_helm_owned_deployment_moves_through_its_release() {
+    let world = World::new("wl-helm");
+    let repo = world.repository("netutils");
+    world.push("netutils", "3.4.5");
+    let chart = support::fixture_chart("netutils");
+    let set_repo = format!("image.repository={repo}");
+    world.env.helm3(&[
+        "install",
+        "rel",
+        &chart,
+        "-n",
+        &world.namespace,
+        "--set",
+        &set_repo,
+    ]);
+    // The owner also put Keel's labels on the Deployment itself.
+    world.env.kubectl(&[
+        "label",
+        "deployment/rel-netutils",
+        "-n",
+        &world.namespace,
+        "keel.sh/policy=all",
+        "keel.sh/trigger=poll",
+    ]);
+    let out = world.keelson(&["workloads", "-n", &world.namespace]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("updated through its release rel"), "{text}");
+
+    world.push("netutils", "4.5.6");
+    let out = world.reconcile();
+    assert!(
+        out.contains(&format!("{}/rel: revision 2 deployed", world.namespace)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Deployment {}/rel-netutils: updated through its release rel",
+            world.namespace
+        )),
+        "{out}"
+    );
+    // The release wrote the image; keelson never patched the Deployment directly.
+    assert_eq!(
+        world.image("deployment/rel-netutils", "netutils"),
+        format!("{repo}:4.5.6")
+    );
+    let deployment = world.get("deployment/rel-netutils");
+    assert!(
+        deployment["metadata"]["annotations"]["keelson.sh/image-update"].is_null(),
+        "{deployment}"
+    );
+    let history = world
+        .env
+        .helm3(&["history", "rel", "-n", &world.namespace, "-o", "json"]);
+    let history: Value = serde_json::from_str(&history).expect("helm history json");
+    assert_eq!(history.as_array().map(Vec::len), Some(2), "{history}");
+}
+
+#[test]
+fn keelson_run_moves_workloads_by_poll_and_webhook_and_keeps_an_undo() {
+    let world = World::new("wl-run");
+    let repo = world.repository("netutils");
+    let hooked = world.repository("hooked");
+    world.push("netutils", "3.4.5");
+    world.push("hooked", "1.0.0");
+    world.apply(&ithome(&repo));
+    // Webhooks only (`keel.sh/trigger` unset is Keel's `default`).
+    world.apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hooked
+  labels: {{keel.sh/policy: all}}
+spec:
+  selector: {{matchLabels: {{app: hooked}}}}
+  template:
+    metadata:
+      labels:
+        app: hooked
+    spec:
+      containers:
+        - name: app
+          image: {hooked}:1.0.0
+"#
+    ));
+    let token = "workloads-webhook-token";
+    let controller = support::controller::RunningController::start(
+        &world.env,
+        &[
+            "-n",
+            &world.namespace,
+            "--leader-election-namespace",
+            &world.namespace,
+            "--default-schedule",
+            "@every 2s",
+        ],
+        &[("KEELSON_WEBHOOK_TOKEN", token)],
+    );
+
+    // Poll: the issue's flow with no command after the push.
+    world.push("netutils", "4.5.6");
+    wait_for(Duration::from_secs(60), "ithome on 4.5.6", || {
+        (world.image("deployment/ithome", "ithome") == format!("{repo}:4.5.6")).then_some(())
+    });
+    let sets = wait_for(Duration::from_secs(30), "two ReplicaSets of ithome", || {
+        let sets: Vec<_> = replica_sets(&world)
+            .into_iter()
+            .filter(|s| s.0.starts_with("ithome-"))
+            .collect();
+        (sets.len() == 2).then_some(sets)
+    });
+    assert!(
+        sets.iter().any(|s| s.2 == format!("{repo}:3.4.5"))
+            && sets.iter().any(|s| s.2 == format!("{repo}:4.5.6")),
+        "{sets:?}"
+    );
+
+    // Webhook: a confirmed push moves the webhook-only Deployment.
+    world.push("hooked", "1.1.0");
+    let body = serde_json::json!({"name": hooked, "tag": "1.1.0"}).to_string();
+    let (code, answer) = controller.post(
+        "/v1/webhooks/native",
+        &body,
+        &[&format!("Authorization: Bearer {token}")],
+    );
+    assert_eq!(code, 202, "{answer}");
+    assert!(answer.contains("accepted"), "{answer}");
+    wait_for(Duration::from_secs(30), "hooked on 1.1.0", || {
+        (world.image("deployment/hooked", "app") == format!("{hooked}:1.1.0")).then_some(())
+    });
+
+    // An undo is not reverted by the polls that follow.
+    world.env.kubectl(&[
+        "rollout",
+        "undo",
+        "deployment/ithome",
+        "-n",
+        &world.namespace,
+    ]);
+    let series = "keelson_checks_total{trigger=\"poll\"}";
+    let before = controller.metric(series);
+    wait_for(Duration::from_secs(60), "three more polls", || {
+        (controller.metric(series) >= before + 3.0).then_some(())
+    });
+    assert_eq!(
+        world.image("deployment/ithome", "ithome"),
+        format!("{repo}:3.4.5"),
+        "controller log:\n{}",
+        controller.log_text()
+    );
+    // A strictly newer tag moves it again.
+    world.push("netutils", "4.5.7");
+    wait_for(Duration::from_secs(60), "ithome on 4.5.7", || {
+        (world.image("deployment/ithome", "ithome") == format!("{repo}:4.5.7")).then_some(())
+    });
+}
+
+#[test]
+fn pull_secrets_come_from_the_pod_spec_and_the_service_account() {
+    let world = World::new("wl-secrets");
+    let registry = TestRegistry::with_basic_auth();
+    let path = format!("{}/private", world.namespace);
+    let repo = format!("{}/{path}", registry.host);
+    world.runtime.block_on(registry.push_tag(&path, "1.0.0"));
+    world.runtime.block_on(registry.push_tag(&path, "1.1.0"));
+    let (user, password) = registry
+        .credentials
+        .clone()
+        .expect("the htpasswd registry has credentials");
+    world.env.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        "-n",
+        &world.namespace,
+        &format!("--docker-server={}", registry.host),
+        &format!("--docker-username={user}"),
+        &format!("--docker-password={password}"),
+    ]);
+    world
+        .env
+        .kubectl(&["create", "serviceaccount", "puller", "-n", &world.namespace]);
+    world.env.kubectl(&[
+        "patch",
+        "serviceaccount",
+        "puller",
+        "-n",
+        &world.namespace,
+        "-p",
+        r#"{"imagePullSecrets": [{"name": "regcred"}]}"#,
+    ]);
+    let deployment = |name: &str, pod_extra: &str| {
+        format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  labels: {{keel.sh/policy: all}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+{pod_extra}      containers:
+        - name: app
+          image: {repo}:1.0.0
+---
+"#
+        )
+    };
+    world.apply(&format!(
+        "{}{}{}",
+        deployment("by-pod-spec", "      imagePullSecrets: [{name: regcred}]\n"),
+        deployment("by-account", "      serviceAccountName: puller\n"),
+        deployment("no-secret", "")
+    ));
+    let out = world.keelson(&["reconcile", "--once", "-n", &world.namespace]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        world.image("deployment/by-pod-spec", "app"),
+        format!("{repo}:1.1.0"),
+        "{stdout}"
+    );
+    assert_eq!(
+        world.image("deployment/by-account", "app"),
+        format!("{repo}:1.1.0"),
+        "{stdout}"
+    );
+    // Without credentials the registry refuses the listing: held, saying so, nothing else stops.
+    assert_eq!(
+        world.image("deployment/no-secret", "app"),
+        format!("{repo}:1.0.0")
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Deployment {}/no-secret: held back: app: cannot list tags",
+            world.namespace
+        )),
+        "{stdout}"
+    );
+}
