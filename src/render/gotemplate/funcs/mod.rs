@@ -28,6 +28,8 @@ mod toml;
 mod x509;
 mod yaml;
 
+pub use yaml::go_yaml_error;
+
 pub use conv::{is_empty, strval, to_float64, to_int64};
 pub use gofmt::{format_float, format_value};
 pub use json::{JsonStyle, json_marshal};
