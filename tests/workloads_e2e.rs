@@ -630,6 +630,42 @@ spec:
           image: {hooked}:1.0.0
 "#
     ));
+    // A CronJob (batch/v1beta1 on this 1.20 cluster) on the same repository, and a workload
+    // with a bad label that must not stop the others.
+    world.apply(&format!(
+        r#"apiVersion: batch/v1beta1
+kind: CronJob
+metadata:
+  name: nightly
+  labels: {{keel.sh/policy: all, keel.sh/trigger: poll}}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: job
+              image: {repo}:3.4.5
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: broken
+  labels: {{keel.sh/policy: sometimes, keel.sh/trigger: poll}}
+spec:
+  selector: {{matchLabels: {{app: broken}}}}
+  template:
+    metadata:
+      labels:
+        app: broken
+    spec:
+      containers:
+        - name: app
+          image: {repo}:3.4.5
+"#
+    ));
     let token = "workloads-webhook-token";
     let controller = support::controller::RunningController::start(
         &world.env,
@@ -646,8 +682,14 @@ spec:
 
     // Poll: the issue's flow with no command after the push.
     world.push("netutils", "4.5.6");
+    let pushed = std::time::Instant::now();
     wait_for(Duration::from_secs(60), "ithome on 4.5.6", || {
         (world.image("deployment/ithome", "ithome") == format!("{repo}:4.5.6")).then_some(())
+    });
+    // A figure for the record, not an assertion: push to patched Deployment on `@every 2s`.
+    eprintln!("push → Deployment patched by poll: {:?}", pushed.elapsed());
+    wait_for(Duration::from_secs(60), "the CronJob on 4.5.6", || {
+        (world.image("cronjob/nightly", "job") == format!("{repo}:4.5.6")).then_some(())
     });
     let sets = wait_for(Duration::from_secs(30), "two ReplicaSets of ithome", || {
         let sets: Vec<_> = replica_sets(&world)
@@ -700,6 +742,18 @@ spec:
     wait_for(Duration::from_secs(60), "ithome on 4.5.7", || {
         (world.image("deployment/ithome", "ithome") == format!("{repo}:4.5.7")).then_some(())
     });
+    // The bad label was reported for that workload alone; it was never patched.
+    let log = controller.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("bad keel.sh labels")
+            && l.contains("broken")
+            && l.contains("keel.sh/policy")),
+        "{log}"
+    );
+    assert_eq!(
+        world.image("deployment/broken", "app"),
+        format!("{repo}:3.4.5")
+    );
 }
 
 #[test]

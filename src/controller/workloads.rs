@@ -211,3 +211,47 @@ async fn watch_kind(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(image: &str, policy: &str, resource_version: &str) -> Workload {
+        let object: kube::api::DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "ns", "resourceVersion": resource_version,
+                         "labels": {"keel.sh/policy": policy}},
+            "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
+            "status": {"observedGeneration": resource_version}
+        }))
+        .expect("a DynamicObject");
+        let resource = Kind::Deployment.resources().remove(0);
+        Workload::from_object(Kind::Deployment, &resource, object).expect("a workload")
+    }
+
+    #[test]
+    fn only_image_and_label_changes_are_reported() {
+        let store = Workloads::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        store.apply(deployment("r/app:1", "all", "1"), &tx);
+        assert_eq!(rx.try_recv().ok().map(|(_, s)| s), Some(true));
+        // A status update: stored (new resourceVersion), not re-planned.
+        store.apply(deployment("r/app:1", "all", "2"), &tx);
+        assert!(rx.try_recv().is_err());
+        let key = (Kind::Deployment, "ns".to_string(), "web".to_string());
+        assert_eq!(
+            store.get(&key).map(|w| w.resource_version.clone()),
+            Some("2".into())
+        );
+        // A new image: planned from listings at hand; a new policy: listed afresh.
+        store.apply(deployment("r/app:2", "all", "3"), &tx);
+        assert_eq!(rx.try_recv().ok().map(|(_, s)| s), Some(false));
+        store.apply(deployment("r/app:2", "minor", "4"), &tx);
+        assert_eq!(rx.try_recv().ok().map(|(_, s)| s), Some(true));
+        // A bad label keeps the workload known but not tracked.
+        store.apply(deployment("r/app:2", "sometimes", "5"), &tx);
+        assert!(store.get(&key).is_some());
+        assert!(store.tracked().is_empty());
+    }
+}
