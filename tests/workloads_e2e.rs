@@ -818,8 +818,17 @@ spec:
         deployment("by-account", "      serviceAccountName: puller\n"),
         deployment("no-secret", "")
     ));
-    let out = world.keelson(&["reconcile", "--once", "-n", &world.namespace]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The deployment controller writes to fresh Deployments (revision annotation, status); a
+    // patch racing it gets 409 and is planned again next cycle, so a few cycles may be needed.
+    let mut stdout = String::new();
+    for _ in 0..5 {
+        let out = world.keelson(&["reconcile", "--once", "-n", &world.namespace]);
+        stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !stdout.contains("changed while keelson planned") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     assert_eq!(
         world.image("deployment/by-pod-spec", "app"),
         format!("{repo}:1.1.0"),

@@ -212,8 +212,39 @@ fn from_replica_sets(
         }
         // The deployment controller may not have made the ReplicaSet of the current template
         // yet: history only counts while its newest revision is what the workload runs.
+        let current = tag_of(&container.image);
         let newest = revisions.iter().max_by_key(|r| r.version);
-        if newest.is_none_or(|r| r.tag != tag_of(&container.image)) {
+        if newest.is_none_or(|r| r.tag != current) {
+            // Right after `kubectl rollout undo` the workload runs an older ReplicaSet's
+            // template before the deployment controller renumbers it: the tags of the
+            // revisions after the newest one holding the current tag were just undone. (A
+            // template no ReplicaSet holds yet is a fresh change, not an undo.)
+            let restored = revisions
+                .iter()
+                .filter(|r| r.tag == current)
+                .map(|r| r.version)
+                .max();
+            if let Some(restored) = restored {
+                let mut tags: Vec<String> = revisions
+                    .iter()
+                    .filter(|r| r.version > restored)
+                    .filter_map(|r| r.tag.clone())
+                    .filter(|t| Some(t) != current.as_ref())
+                    .collect();
+                tags.sort();
+                tags.dedup();
+                if !tags.is_empty() {
+                    found.insert(
+                        container.name.clone(),
+                        Undone {
+                            tags,
+                            how: format!(
+                                "undone (kubectl rollout undo to ReplicaSet revision {restored}, not yet renumbered)"
+                            ),
+                        },
+                    );
+                }
+            }
             continue;
         }
         if let Some(rolled) = rolled_back_tags(&revisions) {
