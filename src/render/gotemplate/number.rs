@@ -53,9 +53,14 @@ impl Object for Complex {
         format!("({re}{sign}{im}i)")
     }
 
-    /// encoding/json cannot marshal a complex128; keelson writes its printed form.
+    /// encoding/json cannot marshal a complex128 (the marshalers check [`Object::as_complex`]
+    /// first); this printed form is only what other serializers see.
     fn to_serializable(&self) -> Value {
         Value::String(self.to_go_string())
+    }
+
+    fn as_complex(&self) -> Option<(f64, f64)> {
+        Some((self.re, self.im))
     }
 }
 
