@@ -311,6 +311,27 @@ fn parse_float(s: &str) -> Result<f64, NumError> {
     Ok(if negative { -magnitude } else { magnitude })
 }
 
+/// `strconv.ParseFloat(s, 64)` in full: Go's number syntax plus `inf`/`infinity` (signed or
+/// not, any case) and an unsigned `nan`. `None` on any error (overflow included).
+pub fn go_parse_float(s: &str) -> Option<f64> {
+    let (negative, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.eq_ignore_ascii_case("inf") || body.eq_ignore_ascii_case("infinity") {
+        return Some(if negative {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
+    }
+    if s.eq_ignore_ascii_case("nan") {
+        return Some(f64::NAN);
+    }
+    parse_float(s).ok()
+}
+
 /// `digits` (hex) × 2^`exp2`, rounded to nearest even as Go's `atofHex` does.
 fn hex_float(digits: &str, exp2: i64) -> f64 {
     let digits = digits.trim_start_matches('0');
