@@ -879,6 +879,28 @@ mod tests {
         ));
     }
 
+    /// Lines inside flow collections and quoted scalars move right; block scalar content,
+    /// comments and document markers do not; the line count stays.
+    #[test]
+    fn flow_continuation_lines_are_reindented_for_saphyr() {
+        let text = "a:\n  b: [\n\"x\",\n  ]\n  c: \"p\nq\"\n  d: |\n    [not flow\n  # it's [\n  e: 'it''s\n---\n";
+        let relaxed = relax_flow_indentation(text);
+        assert_eq!(
+            relaxed,
+            "a:\n  b: [\n      \"x\",\n        ]\n  c: \"p\n      q\"\n  d: |\n    [not flow\n  # it's [\n  e: 'it''s\n---\n"
+        );
+        assert_eq!(relaxed.lines().count(), text.lines().count());
+        let parsed = parse_first_document("a:\n  b: [\n\"x\",\n  ]\n  c: \"p\nq\"\n", "t");
+        assert_eq!(
+            parsed.ok(),
+            Some(serde_json::json!({"a": {"b": ["x"], "c": "p q"}}))
+        );
+        assert!(matches!(
+            relax_flow_indentation("a: 1\nb: [x]\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
     #[test]
     fn syntax_errors_name_file_line_and_column() {
         let err = parse_first_document("a: [1, 2\nb: c\n", "bad.yaml").err();

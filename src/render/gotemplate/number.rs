@@ -53,9 +53,14 @@ impl Object for Complex {
         format!("({re}{sign}{im}i)")
     }
 
-    /// encoding/json cannot marshal a complex128; keelson writes its printed form.
+    /// encoding/json cannot marshal a complex128 (the marshalers check [`Object::as_complex`]
+    /// first); this printed form is only what other serializers see.
     fn to_serializable(&self) -> Value {
         Value::String(self.to_go_string())
+    }
+
+    fn as_complex(&self) -> Option<(f64, f64)> {
+        Some((self.re, self.im))
     }
 }
 
@@ -304,6 +309,27 @@ fn parse_float(s: &str) -> Result<f64, NumError> {
         return Err(NumError::Range);
     }
     Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// `strconv.ParseFloat(s, 64)` in full: Go's number syntax plus `inf`/`infinity` (signed or
+/// not, any case) and an unsigned `nan`. `None` on any error (overflow included).
+pub fn go_parse_float(s: &str) -> Option<f64> {
+    let (negative, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.eq_ignore_ascii_case("inf") || body.eq_ignore_ascii_case("infinity") {
+        return Some(if negative {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
+    }
+    if s.eq_ignore_ascii_case("nan") {
+        return Some(f64::NAN);
+    }
+    parse_float(s).ok()
 }
 
 /// `digits` (hex) × 2^`exp2`, rounded to nearest even as Go's `atofHex` does.

@@ -456,6 +456,19 @@ fn format_arg(out: &mut String, arg: &Value, verb: char, spec: Spec, depth: usiz
             }
             out.push(']');
         }
+        Value::Object(object) if object.as_complex().is_some() => {
+            let (re, im) = object.as_complex().unwrap_or_default();
+            // fmtComplex: each part with the float verb, the imaginary one always signed.
+            match verb {
+                'v' | 'b' | 'g' | 'G' | 'x' | 'X' | 'f' | 'F' | 'e' | 'E' => {
+                    out.push('(');
+                    format_float(out, arg, re, verb, spec);
+                    format_float(out, arg, im, verb, Spec { plus: true, ..spec });
+                    out.push_str("i)");
+                }
+                _ => bad_verb(out, arg, verb),
+            }
+        }
         Value::Object(object) => match verb {
             'v' | 's' | 'q' | 'x' | 'X' => {
                 let text = object.to_go_string();

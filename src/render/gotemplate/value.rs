@@ -61,6 +61,12 @@ pub trait Object: fmt::Debug + Send + Sync {
     fn collection(&self) -> Option<Value> {
         None
     }
+
+    /// For Go's `complex128` (a template's `1i` or `1+2i`): its real and imaginary parts, which
+    /// fmt prints with the verb's float format and encoding/json refuses.
+    fn as_complex(&self) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 impl Value {

@@ -123,24 +123,7 @@ pub fn parse_go_int(s: &str, base: u32) -> Option<i64> {
 
 /// `strconv.ParseFloat(s, 64)`; `None` on syntax or range errors.
 pub fn parse_go_float(s: &str) -> Option<f64> {
-    let body = s.trim_start_matches(['+', '-']);
-    let lower = body.to_ascii_lowercase();
-    let special = matches!(lower.as_str(), "inf" | "infinity" | "nan");
-    if !special
-        && !body
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
-        return None;
-    }
-    if s.len() - body.len() > 1 {
-        return None;
-    }
-    let parsed: f64 = s.parse().ok()?;
-    if parsed.is_infinite() && !special {
-        return None;
-    }
-    Some(parsed)
+    crate::render::gotemplate::number::go_parse_float(s)
 }
 
 /// cast's `trimZeroDecimal`: "1.00" → "1".

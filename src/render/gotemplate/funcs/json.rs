@@ -164,6 +164,9 @@ fn write_value(
             }
             out.push('}');
         }
+        Value::Object(object) if object.as_complex().is_some() => {
+            return Err(JsonError("json: unsupported type: complex128".to_string()));
+        }
         Value::Object(object) => write_value(out, &object.to_serializable(), style, depth)?,
     }
     Ok(())

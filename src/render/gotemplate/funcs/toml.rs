@@ -441,10 +441,13 @@ impl<'a> TomlParser<'a> {
                 return Ok(out);
             }
             match self.bump() {
-                None => return Err(self.error("unexpected EOF in string")),
+                None => {
+                    return Err(self.eof_in_string(if multiline { "'\"\"\"'" } else { "'\"'" }));
+                }
                 Some('"') if !multiline => return Ok(out),
                 Some('\n') if !multiline => {
-                    return Err(self.error("strings cannot contain newlines"));
+                    // errorPrevLine: the line the string is on.
+                    return Err(self.error_at(self.line - 1, "strings cannot contain newlines"));
                 }
                 Some('\\') => match self.bump() {
                     Some('n') => out.push('\n'),
@@ -478,7 +481,13 @@ impl<'a> TomlParser<'a> {
                         }
                     }
                     Some(c) => return Err(self.error(&format!("invalid escape in string '\\{c}'"))),
-                    None => return Err(self.error("unexpected EOF in string")),
+                    None => {
+                        return Err(self.eof_in_string(if multiline {
+                            "'\"\"\"'"
+                        } else {
+                            "'\"'"
+                        }));
+                    }
                 },
                 Some(c) => out.push(c),
             }
@@ -494,19 +503,51 @@ impl<'a> TomlParser<'a> {
         if multiline && self.peek() == Some('\n') {
             self.bump();
         }
-        match self.rest().find(quote) {
+        let end = self.rest().find(quote);
+        if !multiline {
+            let newline = self.rest().find('\n');
+            if let Some(nl) = newline.filter(|nl| end.is_none_or(|e| *nl < e)) {
+                for _ in 0..self.rest()[..nl].chars().count() {
+                    self.bump();
+                }
+                return Err(self.error("strings cannot contain newlines"));
+            }
+        }
+        match end {
             Some(end) => {
                 let content = self.rest()[..end].to_string();
-                if !multiline && content.contains('\n') {
-                    return Err(self.error("strings cannot contain newlines"));
-                }
                 for _ in 0..content.chars().count() + quote.len() {
                     self.bump();
                 }
                 Ok(content)
             }
-            None => Err(self.error("unexpected EOF in string")),
+            None => {
+                while self.bump().is_some() {}
+                Err(self.eof_in_string(if multiline { "\"'''\"" } else { "\"'\"" }))
+            }
         }
+    }
+
+    /// BurntSushi's `unexpected EOF; expected '"'` (and the other string closers).
+    fn eof_in_string(&self, closer: &str) -> String {
+        self.error_at(
+            self.eof_line(),
+            &format!("unexpected EOF; expected {closer}"),
+        )
+    }
+
+    /// An insert_path error; a duplicate key is `Key 'a.b' has already been defined.`, named
+    /// by the context and current key (each part quoted when it is not bare).
+    fn insert_error(&self, error: &str) -> String {
+        if error != DUPLICATE {
+            return self.error(error);
+        }
+        let mut key: Vec<String> = self.context.iter().map(|k| quote_key(k)).collect();
+        key.extend(self.current_key.iter().map(|k| quote_key(k)));
+        self.error(&format!(
+            "Key '{}' has already been defined.",
+            key.join(".")
+        ))
     }
 
     fn value(&mut self) -> Result<Value, String> {
@@ -569,6 +610,20 @@ impl<'a> TomlParser<'a> {
                     self.bump();
                 }
                 let word = self.text[start..self.pos].trim_end();
+                // A base prefix without digits: BurntSushi names the character after it.
+                if let Some(kind) = match word {
+                    "0x" => Some(match self.version {
+                        TomlVersion::V1_4 => "hexidecimal",
+                        TomlVersion::V1_6 => "hexadecimal",
+                    }),
+                    "0o" => Some("octal"),
+                    "0b" => Some("binary"),
+                    _ => None,
+                } {
+                    let article = if kind == "octal" { "an" } else { "a" };
+                    let next = self.text[start + 2..].chars().next().unwrap_or('\u{fffd}');
+                    return Err(self.error(&format!("not {article} {kind} number: '{word}{next}'")));
+                }
                 scalar(word).ok_or_else(|| {
                     self.error(&format!(
                         "expected value but found {} instead",
@@ -605,7 +660,7 @@ impl<'a> TomlParser<'a> {
                 self.current_key = Some(last.clone());
             }
             let value = self.value()?;
-            insert_path(&mut map, &key, value).map_err(|e| self.error(&e))?;
+            insert_path(&mut map, &key, value).map_err(|e| self.insert_error(&e))?;
             self.context = table_context.clone();
             self.inline_space()?;
             match self.bump() {
@@ -694,6 +749,9 @@ fn scalar(word: &str) -> Option<Value> {
     None
 }
 
+/// insert_path's error for a key given twice; the caller names the key as BurntSushi does.
+const DUPLICATE: &str = "duplicate";
+
 fn insert_path(
     map: &mut BTreeMap<String, Value>,
     path: &[String],
@@ -713,7 +771,7 @@ fn insert_path(
         current = Arc::make_mut(child);
     }
     if current.contains_key(last) {
-        return Err(format!("key {:?} has already been defined", path.join(".")));
+        return Err(DUPLICATE.to_string());
     }
     current.insert(last.clone(), value);
     Ok(())
@@ -753,6 +811,7 @@ pub fn toml_unmarshal(text: &str, version: TomlVersion) -> Result<BTreeMap<Strin
     };
     let mut root: BTreeMap<String, Value> = BTreeMap::new();
     let mut current_path: Vec<String> = Vec::new();
+    let mut explicit_tables: std::collections::HashSet<Vec<String>> = Default::default();
     loop {
         parser.skip_all();
         match parser.peek() {
@@ -791,6 +850,17 @@ pub fn toml_unmarshal(text: &str, version: TomlVersion) -> Result<BTreeMap<Strin
                         }
                     }
                 } else {
+                    // A table defined twice by its header (one only created as a parent of
+                    // another, `[a.b]` before `[a]`, may still be defined once).
+                    if !explicit_tables.insert(path.clone()) {
+                        parser.context = path[..path.len() - 1].to_vec();
+                        parser.current_key = None;
+                        let key: Vec<String> = path.iter().map(|k| quote_key(k)).collect();
+                        return Err(parser.error(&format!(
+                            "Key '{}' has already been defined.",
+                            key.join(".")
+                        )));
+                    }
                     table_at(&mut root, &path).map_err(|e| parser.error(&e))?;
                 }
                 current_path = path;
@@ -808,7 +878,7 @@ pub fn toml_unmarshal(text: &str, version: TomlVersion) -> Result<BTreeMap<Strin
                 }
                 let value = parser.value()?;
                 let table = table_at(&mut root, &current_path).map_err(|e| parser.error(&e))?;
-                insert_path(table, &key, value).map_err(|e| parser.error(&e))?;
+                insert_path(table, &key, value).map_err(|e| parser.insert_error(&e))?;
                 parser.context = current_path.clone();
                 parser.current_key = None;
                 parser.end_of_line()?;

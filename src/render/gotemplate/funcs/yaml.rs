@@ -62,6 +62,9 @@ fn to_node(value: &Value) -> Result<Node, JsonError> {
             entries.sort_by(|(a, _), (b, _)| go_yaml_key_order(a, b));
             Node::Map(entries)
         }
+        Value::Object(object) if object.as_complex().is_some() => {
+            return Err(JsonError("json: unsupported type: complex128".to_string()));
+        }
         Value::Object(object) => to_node(&object.to_serializable())?,
     })
 }
