@@ -623,7 +623,7 @@ impl Controller {
             WorkloadResult::ThroughRelease { .. } | WorkloadResult::BadSettings { .. } => {
                 "not_tracked"
             }
-            WorkloadResult::Busy { reason } => {
+            WorkloadResult::Busy { reason, .. } => {
                 info!(workload = %subject, %reason, "busy; trying again next cycle");
                 "busy"
             }
