@@ -449,6 +449,18 @@ spec:
         "{bad}"
     );
 
+    // `keelson list --workloads` is the same listing.
+    let out = world.keelson(&["list", "--workloads", "-n", &world.namespace, "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).expect("json rows"),
+        rows
+    );
+
     // `check -o json`: the same plan objects as releases, with kind and name; writes nothing.
     let out = world.keelson(&["check", "-n", &world.namespace, "-o", "json"]);
     assert!(
