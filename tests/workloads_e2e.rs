@@ -248,7 +248,14 @@ fn issue_flow_then_rollout_undo_sticks_by_reconcile_once() {
         world.image("deployment/ithome", "ithome"),
         format!("{repo}:3.4.5")
     );
-    // Wait until the deployment controller has given the restored ReplicaSet its new revision.
+    // Wait until the deployment controller has acted on the undo (until then keelson skips the
+    // Deployment: its history does not show the undo yet) and given the restored ReplicaSet its
+    // new revision.
+    wait_for(Duration::from_secs(30), "the deployment controller", || {
+        let deployment = world.get("deployment/ithome");
+        (deployment["status"]["observedGeneration"] == deployment["metadata"]["generation"])
+            .then_some(())
+    });
     wait_for(Duration::from_secs(30), "the undo's revision", || {
         let list = world.get("rs");
         list["items"].as_array().and_then(|items| {
@@ -440,6 +447,18 @@ spec:
             .as_str()
             .is_some_and(|r| r.contains("keel.sh/policy") && r.contains("sometimes")),
         "{bad}"
+    );
+
+    // `keelson list --workloads` is the same listing.
+    let out = world.keelson(&["list", "--workloads", "-n", &world.namespace, "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).expect("json rows"),
+        rows
     );
 
     // `check -o json`: the same plan objects as releases, with kind and name; writes nothing.

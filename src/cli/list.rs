@@ -83,6 +83,9 @@ pub struct ListArgs {
     /// Don't print headers in the table format.
     #[arg(long)]
     pub no_headers: bool,
+    /// List workloads with keel.sh labels instead of releases (as `keelson workloads`).
+    #[arg(long)]
+    pub workloads: bool,
     /// Format UPDATED with a Go time layout, e.g. "2006-01-02 15:04:05Z0700".
     #[arg(long)]
     pub time_format: Option<String>,
@@ -128,6 +131,23 @@ pub struct ListedImage {
 const NO_KEEL_BLOCK: &str = "no keel block in the release's values";
 
 pub async fn run(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCode> {
+    if args.workloads {
+        let output = match args.output {
+            OutputFormat::Json => super::workloads::WorkloadsOutput::Json,
+            OutputFormat::Table => super::workloads::WorkloadsOutput::Table,
+            OutputFormat::Yaml => anyhow::bail!("--workloads prints -o table or -o json"),
+        };
+        return super::workloads::run(
+            super::workloads::WorkloadsArgs {
+                namespace: args.namespace.filter(|_| !args.all_namespaces),
+                all_namespaces: args.all_namespaces,
+                selector: args.selector,
+                output,
+            },
+            cluster,
+        )
+        .await;
+    }
     let filter = args
         .filter
         .as_deref()

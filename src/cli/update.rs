@@ -167,7 +167,9 @@ fn workload_note(outcome: &WorkloadOutcome) -> Option<String> {
             Some(format!("updated through its release {release}"))
         }
         WorkloadResult::BadSettings { reason } => Some(format!("not tracked: {reason}")),
-        WorkloadResult::Busy { reason } | WorkloadResult::Failed { reason } => Some(reason.clone()),
+        WorkloadResult::Busy { reason, .. } | WorkloadResult::Failed { reason } => {
+            Some(reason.clone())
+        }
         WorkloadResult::UpToDate | WorkloadResult::Updated { .. } => None,
     }
 }
@@ -430,7 +432,7 @@ pub async fn reconcile(args: ReconcileArgs, cluster: &ClusterArgs) -> anyhow::Re
             WorkloadResult::BadSettings { reason } => {
                 writeln!(out, "{subject}: not tracked: {reason}")?
             }
-            WorkloadResult::Busy { reason } => writeln!(out, "{subject}: skipped: {reason}")?,
+            WorkloadResult::Busy { reason, .. } => writeln!(out, "{subject}: skipped: {reason}")?,
             WorkloadResult::Failed { reason } => {
                 failed = true;
                 writeln!(out, "{subject}: failed: {reason}")?

@@ -715,7 +715,7 @@ impl Controller {
             WorkloadResult::ThroughRelease { .. } | WorkloadResult::BadSettings { .. } => {
                 "not_tracked"
             }
-            WorkloadResult::Busy { reason } => {
+            WorkloadResult::Busy { reason, .. } => {
                 info!(workload = %subject, %reason, "busy; trying again next cycle");
                 "busy"
             }

@@ -52,10 +52,15 @@ pub async fn undone(
     workload: &Workload,
 ) -> Result<HashMap<String, Undone>, String> {
     let mut found = from_annotation(workload);
+    // Owned history carries the workload's selector labels; ownership is checked below anyway.
+    let params = match &workload.selector {
+        Some(selector) => ListParams::default().labels(selector),
+        None => ListParams::default(),
+    };
     let from_cluster = match workload.kind {
         Kind::Deployment => {
             let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &workload.namespace);
-            let sets = api.list(&ListParams::default()).await.map_err(|err| {
+            let sets = api.list(&params).await.map_err(|err| {
                 format!(
                     "cannot list the ReplicaSets of {}: {}",
                     workload.subject(),
@@ -76,7 +81,7 @@ pub async fn undone(
         }
         Kind::StatefulSet | Kind::DaemonSet => {
             let api: Api<ControllerRevision> = Api::namespaced(client.clone(), &workload.namespace);
-            let revisions = api.list(&ListParams::default()).await.map_err(|err| {
+            let revisions = api.list(&params).await.map_err(|err| {
                 format!(
                     "cannot list the ControllerRevisions of {}: {}",
                     workload.subject(),

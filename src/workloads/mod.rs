@@ -106,6 +106,12 @@ pub struct Workload {
     /// `imagePullSecrets` of the pod spec.
     pub pull_secrets: Vec<String>,
     pub service_account: String,
+    /// `metadata.generation`, and the `status.observedGeneration` its controller reported.
+    pub generation: Option<i64>,
+    pub observed_generation: Option<i64>,
+    /// `spec.selector.matchLabels` as a label selector: the ReplicaSets and ControllerRevisions
+    /// the workload owns carry these labels, so its history is listed with it.
+    pub selector: Option<String>,
     /// The Helm release that owns the workload, when Helm's ownership metadata says so.
     pub helm_release: Option<String>,
     /// `Ok(None)`: no `keel.sh/policy`, not tracked.
@@ -176,6 +182,19 @@ impl Workload {
             .then(|| annotations.get(HELM_RELEASE_NAME).cloned())
             .flatten();
         let settings = settings::read(&labels, &annotations);
+        let selector = object
+            .data
+            .get("spec")
+            .and_then(|s| s.get("selector"))
+            .and_then(|s| s.get("matchLabels"))
+            .and_then(Value::as_object)
+            .filter(|m| !m.is_empty())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            });
         Some(Self {
             kind,
             namespace: meta.namespace.unwrap_or_default(),
@@ -188,9 +207,28 @@ impl Workload {
             containers,
             pull_secrets,
             service_account,
+            generation: meta.generation,
+            observed_generation: object
+                .data
+                .get("status")
+                .and_then(|s| s.get("observedGeneration"))
+                .and_then(Value::as_i64),
+            selector,
             helm_release,
             settings,
         })
+    }
+
+    /// Whether the workload's controller has not yet acted on its newest spec: its history
+    /// (the ReplicaSet of the current template) may then be missing, e.g. right after
+    /// `kubectl rollout undo`. Kinds whose controller reports nothing are never behind.
+    pub fn controller_behind(&self) -> Option<(i64, i64)> {
+        match (self.generation, self.observed_generation) {
+            (Some(generation), Some(observed)) if observed < generation => {
+                Some((generation, observed))
+            }
+            _ => None,
+        }
     }
 
     /// Whether keelson looks at this workload at all (it has `keel.sh/policy`, valid or not).

@@ -58,9 +58,11 @@ pub enum WorkloadResult {
     BadSettings {
         reason: String,
     },
-    /// The workload changed under keelson (a 409) or vanished: planned again next cycle.
+    /// The workload changed under keelson (a 409, `conflict`), vanished, or its controller has
+    /// not acted on its newest spec yet: planned again next cycle.
     Busy {
         reason: String,
+        conflict: bool,
     },
     Failed {
         reason: String,
@@ -150,7 +152,7 @@ fn secret_scope(workload: &Workload) -> String {
 /// default client when it has none. Secrets named by the pod spec or service account that
 /// cannot be read are skipped (the kubelet skips them too); a bad `keel.sh/imagePullSecret`
 /// holds the workload.
-async fn registry_for(
+pub async fn registry_for(
     updater: &Updater,
     workload: &Workload,
 ) -> Result<(Arc<RegistryClient>, String), String> {
@@ -227,10 +229,13 @@ fn container_path(name: &str, init: bool) -> String {
     )
 }
 
+/// The registry client (and tag cache scope) a workload's listings use: see [`registry_for`].
+pub type WorkloadRegistry = Result<(Arc<RegistryClient>, String), String>;
+
 /// Plans every tracked container. Without `undone` (the history read) the rollback guard is
 /// off, which only ever adds targets: enough to tell that nothing moves.
 pub async fn plan(
-    updater: &Updater,
+    registry: &WorkloadRegistry,
     workload: &Workload,
     undone: Option<&HashMap<String, history::Undone>>,
     cache: &TagCache,
@@ -244,11 +249,6 @@ pub async fn plan(
         .filter(|c| settings.tracks(&c.name, c.init))
         .collect();
     let mut plans = Vec::with_capacity(tracked.len());
-    let registry = if tracked.is_empty() {
-        Err(String::new())
-    } else {
-        registry_for(updater, workload).await
-    };
     let policy = Policy::parse_with(
         &settings.policy,
         PolicyOptions {
@@ -287,7 +287,7 @@ pub async fn plan(
                 continue;
             }
         };
-        let (registry, scope) = match &registry {
+        let (registry, scope) = match registry {
             Ok(found) => found,
             Err(reason) => {
                 plan.reason = Some(reason.clone());
@@ -343,13 +343,39 @@ pub async fn plan(
     plans
 }
 
+/// How often one workload is read again after it changed between plan and patch.
+const MAX_ATTEMPTS: usize = 3;
+
 /// Plans one workload and, unless the updater is dry-run, patches it. A Helm-owned workload is
-/// planned (so `check` shows what its labels would do) but never patched.
+/// never patched. When the object changed between the read and the patch (its controller
+/// rewrites status all the time, which bumps the resourceVersion), it is read again and
+/// planned again from what it holds now.
 pub async fn reconcile(
     updater: &Updater,
     workload: &Workload,
     cache: &TagCache,
 ) -> WorkloadOutcome {
+    let mut outcome = attempt(updater, workload, cache).await;
+    for _ in 1..MAX_ATTEMPTS {
+        if !matches!(outcome.result, WorkloadResult::Busy { conflict: true, .. }) {
+            break;
+        }
+        let (kind, namespace, name) = &outcome.key;
+        match super::get(&updater.client, *kind, namespace, name).await {
+            Ok(Some(fresh)) => outcome = attempt(updater, &fresh, cache).await,
+            Ok(None) => {
+                outcome.result = WorkloadResult::Busy {
+                    reason: format!("{} was deleted", outcome.subject()),
+                    conflict: false,
+                };
+            }
+            Err(reason) => outcome.result = WorkloadResult::Failed { reason },
+        }
+    }
+    outcome
+}
+
+async fn attempt(updater: &Updater, workload: &Workload, cache: &TagCache) -> WorkloadOutcome {
     let done = |plans, result| WorkloadOutcome {
         key: workload.key(),
         plans,
@@ -372,15 +398,30 @@ pub async fn reconcile(
         );
     }
     // Most checks change nothing: plan without history first, read it only when a tag moves.
-    let quick = plan(updater, workload, None, cache).await;
+    // Pull secrets are read once per plan of the workload.
+    let registry = registry_for(updater, workload).await;
+    let quick = plan(&registry, workload, None, cache).await;
     if quick.iter().all(|p| p.target.is_none()) {
         return done(quick, WorkloadResult::UpToDate);
+    }
+    // Right after `kubectl rollout undo` the undo is in the spec but not yet in the history;
+    // moving then would re-apply the very tag that was undone.
+    if let Some((generation, observed)) = workload.controller_behind() {
+        return done(
+            quick,
+            WorkloadResult::Busy {
+                reason: format!(
+                    "its controller has not acted on generation {generation} yet (observed {observed}); planning again next cycle"
+                ),
+                conflict: false,
+            },
+        );
     }
     let undone = match history::undone(&updater.client, workload).await {
         Ok(undone) => undone,
         Err(reason) => return done(quick, WorkloadResult::Failed { reason }),
     };
-    let plans = plan(updater, workload, Some(&undone), cache).await;
+    let plans = plan(&registry, workload, Some(&undone), cache).await;
     let changes: Vec<ContainerChange> = plans
         .iter()
         .filter_map(|p| {
@@ -399,7 +440,10 @@ pub async fn reconcile(
     }
     let result = match write(&updater.client, workload, &changes).await {
         Ok(()) => WorkloadResult::Updated { changes },
-        Err(WriteError::Busy(reason)) => WorkloadResult::Busy { reason },
+        Err(WriteError::Busy(reason)) => WorkloadResult::Busy {
+            reason,
+            conflict: true,
+        },
         Err(WriteError::Failed(reason)) => WorkloadResult::Failed { reason },
     };
     done(plans, result)
