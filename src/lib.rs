@@ -6,12 +6,14 @@
 //! driven by the [`controller`] and the [`cli`].
 
 pub mod apply;
+pub mod approvals;
 pub mod cli;
 pub mod cluster;
 pub mod controller;
 pub mod failpoint;
 pub mod keel;
 pub mod logging;
+pub mod notify;
 pub mod policy;
 pub mod registry;
 pub mod render;

@@ -85,6 +85,10 @@ fn keelson_template_renders_the_chart_as_helm_does() {
             "extraEnv[0].value=y",
             "--set",
             "replicaCount=2",
+            "--set",
+            "notifications.existingSecret=chat",
+            "--set",
+            "notifications.level=warn",
         ],
     ];
     for case in cases {

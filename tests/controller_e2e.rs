@@ -949,3 +949,129 @@ fn check_diff_shows_the_planned_revisions_manifest_changes_and_writes_nothing() 
     );
     assert_eq!(world.history("web").len(), 1, "check writes nothing");
 }
+
+#[test]
+fn updates_are_told_to_receivers_and_as_events_and_a_dead_receiver_delays_nothing() {
+    let world = World::new("ctl-notify-rx", "demo");
+    world.install(
+        &world.env.helm3.clone(),
+        "web",
+        &[
+            "keel.pollSchedule=@every 1s",
+            "keel.notificationChannels={#deploys}",
+        ],
+    );
+    let webhook = support::receiver::Receiver::start(200, false);
+    let slack = support::receiver::Receiver::start(200, true);
+    let discord = support::receiver::Receiver::start(500, false);
+    let controller = world.run_controller(
+        &[],
+        &[
+            ("KEELSON_NOTIFY_WEBHOOK_URL", &webhook.url()),
+            ("KEELSON_NOTIFY_SLACK_URL", &slack.url()),
+            ("KEELSON_NOTIFY_DISCORD_URL", &discord.url()),
+        ],
+    );
+    world.push("1.1.0");
+    world.wait_for_tag("web", "1.1.0", &controller);
+    world.push("1.2.0");
+    // The hanging Slack receiver and the failing Discord one do not hold the next update up.
+    world.wait_for_tag("web", "1.2.0", &controller);
+    let applied = wait_for(
+        Duration::from_secs(20),
+        "two update-applied messages",
+        || {
+            let applied: Vec<Value> = webhook
+                .bodies()
+                .iter()
+                .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+                .filter(|v| v["name"] == "update-applied")
+                .collect();
+            (applied.len() >= 2).then_some(applied)
+        },
+    );
+    let first = &applied[0];
+    assert_eq!(first["name"], "update-applied");
+    assert_eq!(first["level"], "success");
+    assert_eq!(first["revision"], 2);
+    assert_eq!(first["namespace"], world.namespace.as_str());
+    assert_eq!(
+        first["images"][0]["new"],
+        format!("{}:1.1.0", world.image())
+    );
+    assert!(
+        slack
+            .bodies()
+            .iter()
+            .any(|b| b.contains("\"channel\":\"#deploys\"")),
+        "Slack got the channel override: {:?}",
+        slack.bodies()
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the failing receiver given up on",
+        || {
+            (controller.metric("keelson_notifications_total{sender=\"discord\",result=\"failed\"}")
+                >= 1.0)
+                .then_some(())
+        },
+    );
+    assert!(
+        discord.bodies().len() >= 4,
+        "retried: {}",
+        discord.bodies().len()
+    );
+    // Kubernetes Events on the records, readable with kubectl.
+    let events = world.env.kubectl(&[
+        "get", "events", "-n", &world.namespace, "-o",
+        "jsonpath={range .items[*]}{.reason}|{.note}{.message}|{.involvedObject.name}{.regarding.name}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.lines().any(|l| l.starts_with("Updated|")
+            && l.contains("revision 2")
+            && l.ends_with("sh.helm.release.v1.web.v2")),
+        "{events}"
+    );
+}
+
+#[test]
+fn a_failed_update_is_told_with_its_reason_and_as_a_warning_event() {
+    let world = World::new("ctl-fail-tell", "hooked");
+    world.install(
+        &world.env.helm3.clone(),
+        "job",
+        &["jobHook=true", "keel.pollSchedule=@every 1s"],
+    );
+    let receiver = support::receiver::Receiver::start(200, false);
+    // The post-upgrade hook Job never runs (no kubelet): the update fails at the hook timeout.
+    let controller = world.run_controller(
+        &["--run-hooks", "--hook-timeout", "2"],
+        &[("KEELSON_NOTIFY_WEBHOOK_URL", &receiver.url())],
+    );
+    world.push("1.1.0");
+    let failed = wait_for(Duration::from_secs(40), "the failure message", || {
+        receiver
+            .bodies()
+            .iter()
+            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+            .find(|v| v["name"] == "update-failed")
+    });
+    assert_eq!(failed["level"], "error");
+    assert!(
+        failed["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{failed}"
+    );
+    let events = world.env.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &world.namespace,
+        "-o",
+        "jsonpath={range .items[*]}{.type}|{.reason}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.lines().any(|l| l == "Warning|UpdateFailed"),
+        "{events}"
+    );
+    drop(controller);
+}

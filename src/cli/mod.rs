@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod approvals;
 pub mod run;
 pub mod tags;
 pub mod update;
@@ -58,6 +59,12 @@ pub enum Command {
     Template(Box<template::TemplateArgs>),
     /// Run the controller: watch releases, poll registries, take webhooks, write revisions.
     Run(Box<run::RunArgs>),
+    /// List approval requests of releases whose keel block asks for approvals.
+    Approvals(approvals::ListArgs),
+    /// Approve a pending update (each voter counts once).
+    Approve(approvals::VoteArgs),
+    /// Reject a pending update (one rejection ends it).
+    Reject(approvals::VoteArgs),
 }
 
 /// Entry point of the binary: maps errors to exit code 1 with the full cause chain on stderr.
@@ -104,6 +111,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workloads(args) => workloads::run(args, &cli.global.cluster).await,
         Command::Template(args) => template::run(&args),
         Command::Run(args) => run::run(*args, &cli.global.cluster).await,
+        Command::Approvals(args) => approvals::list(args, &cli.global.cluster).await,
+        Command::Approve(args) => approvals::vote(args, &cli.global.cluster, true).await,
+        Command::Reject(args) => approvals::vote(args, &cli.global.cluster, false).await,
     }
 }
 

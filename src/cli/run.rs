@@ -198,6 +198,7 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
             "no webhook token (KEELSON_WEBHOOK_TOKEN or --webhook-token-file): every webhook is answered 401"
         );
     }
+    let notify_config = crate::notify::Config::from_env().map_err(|err| anyhow::anyhow!(err))?;
     let registry_config = args.registry.config()?;
     let registry = RegistryClient::new(registry_config.clone())
         .context("cannot set up the registry client")?;
@@ -287,6 +288,7 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
             kube::Api::namespaced(client.clone(), &lease.namespace),
             lease.name.clone(),
         )),
+        crate::notify::Notifier::start(notify_config, metrics.clone(), Some(client.clone())),
     );
 
     let listener = http::bind(args.listen).await?;

@@ -303,7 +303,7 @@ fn check_table(outcomes: &[ReleaseOutcome]) -> String {
 }
 
 /// Columns padded like helm's tables (tab-free, two spaces between columns).
-pub(super) fn table<const N: usize>(rows: &[[String; N]]) -> String {
+pub(crate) fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let mut widths = [0usize; N];
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -15,8 +15,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::Controller;
 use super::webhooks::{self, Kind};
+use super::{Controller, dashboard};
 
 /// Bodies larger than this are refused (413): registry events are a few KiB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -48,7 +48,27 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A 303 to `location`, optionally setting a cookie.
+fn see_other(location: &str, cookie: Option<String>) -> Reply {
+    let mut response = reply(StatusCode::SEE_OTHER, "text/plain", "");
+    if let Ok(value) = header::HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    if let Some(cookie) = cookie.and_then(|c| header::HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
 impl WebhookAuth {
+    /// Whether `given` is the token (the dashboard's login and session cookie).
+    pub fn token_matches(&self, given: &str) -> bool {
+        self.token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .is_some_and(|token| same_secret(given.as_bytes(), token.as_bytes()))
+    }
+
     /// Whether the request carries valid credentials: `Authorization: Bearer TOKEN`, basic
     /// auth with TOKEN as the password (for senders that only take credentials in the URL),
     /// or GitHub's `X-Hub-Signature-256` HMAC of the body keyed with TOKEN.
@@ -254,6 +274,97 @@ async fn route(
                 controller.metrics.render(),
             )
         }
+        (_, "/v1/approvals") => approvals(request, controller, auth).await,
+        (&Method::GET, "/") => {
+            let signed_in = dashboard::session_token(request.headers())
+                .is_some_and(|token| auth.token_matches(&token));
+            let message = request
+                .uri()
+                .query()
+                .and_then(|q| {
+                    dashboard::form_fields(q.as_bytes())
+                        .into_iter()
+                        .find(|(k, _)| k == "message")
+                })
+                .map(|(_, v)| v);
+            reply(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                dashboard::page(controller, signed_in, message.as_deref()).await,
+            )
+        }
+        (&Method::POST, "/ui/login") => {
+            let body = match Limited::new(request.into_body(), 8 * 1024).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => {
+                    return reply(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "text/plain",
+                        "body too large\n",
+                    );
+                }
+            };
+            let token = dashboard::form_fields(&body)
+                .into_iter()
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            if !auth.token_matches(&token) {
+                return see_other("/?message=Wrong%20token", None);
+            }
+            let cookie = format!(
+                "{}={}; HttpOnly; SameSite=Strict; Path=/",
+                dashboard::SESSION_COOKIE,
+                url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+            );
+            see_other("/", Some(cookie))
+        }
+        (&Method::POST, "/ui/vote") => {
+            let signed_in = dashboard::session_token(request.headers())
+                .is_some_and(|token| auth.token_matches(&token));
+            if !signed_in {
+                return reply(StatusCode::UNAUTHORIZED, "text/plain", "sign in first\n");
+            }
+            let body = match Limited::new(request.into_body(), 8 * 1024).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => {
+                    return reply(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "text/plain",
+                        "body too large\n",
+                    );
+                }
+            };
+            let fields = dashboard::form_fields(&body);
+            let field = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let approve = field("action") == "approve";
+            let voter = Some(field("voter"))
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "dashboard".to_string());
+            let store = crate::approvals::Approvals::new(controller.updater.client.clone());
+            let message = match store.vote(&field("id"), &voter, approve).await {
+                Ok(approval) => {
+                    controller.release_changed(
+                        (approval.namespace.clone(), approval.release.clone()),
+                        false,
+                    );
+                    controller.tell_vote(&approval).await;
+                    format!("{}: {}", approval.id, approval.state.as_str())
+                }
+                Err(err) => err.to_string(),
+            };
+            let location = format!(
+                "/?message={}",
+                url::form_urlencoded::byte_serialize(message.as_bytes()).collect::<String>()
+            );
+            see_other(&location, None)
+        }
         (_, p) if p.starts_with("/v1/webhooks/") => {
             let Some(kind) = Kind::from_path(p) else {
                 return reply(
@@ -272,6 +383,118 @@ async fn route(
             response
         }
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+/// `GET /v1/approvals` lists the approvals of the watched releases; `POST /v1/approvals` with
+/// Keel's body `{"identifier": ID, "action": "approve"|"reject", "voter": NAME}` votes. Both
+/// need the webhook credentials.
+async fn approvals(
+    request: hyper::Request<Incoming>,
+    controller: &Arc<Controller>,
+    auth: &WebhookAuth,
+) -> Reply {
+    let method = request.method().clone();
+    let headers = request.headers().clone();
+    let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/plain",
+                "body too large\n",
+            );
+        }
+    };
+    if !auth.allows(&headers, &body) {
+        return reply(StatusCode::UNAUTHORIZED, "text/plain", "unauthorized\n");
+    }
+    let store = crate::approvals::Approvals::new(controller.updater.client.clone());
+    if method == Method::GET {
+        let mut namespaces: Vec<String> = controller
+            .releases
+            .tracked()
+            .iter()
+            .filter(|r| r.block.approvals > 0)
+            .map(|r| r.namespace.clone())
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
+        let mut all = Vec::new();
+        for namespace in namespaces {
+            match store.list(Some(&namespace)).await {
+                Ok(found) => all.extend(found),
+                Err(err) => {
+                    return json(
+                        StatusCode::BAD_GATEWAY,
+                        serde_json::json!({"error": err.to_string()}),
+                    );
+                }
+            }
+        }
+        return json(StatusCode::OK, serde_json::json!(all));
+    }
+    if method != Method::POST {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "use GET or POST\n",
+        );
+    }
+    #[derive(serde::Deserialize)]
+    struct Vote {
+        identifier: String,
+        action: String,
+        #[serde(default)]
+        voter: Option<String>,
+    }
+    let vote: Vote = match serde_json::from_slice(&body) {
+        Ok(vote) => vote,
+        Err(err) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("the body is not a vote: {err}")}),
+            );
+        }
+    };
+    let approve = match vote.action.as_str() {
+        "approve" => true,
+        "reject" => false,
+        other => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("{other:?} is not an action (approve or reject)")}),
+            );
+        }
+    };
+    let voter = vote
+        .voter
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "anonymous".to_string());
+    match store.vote(&vote.identifier, &voter, approve).await {
+        Ok(approval) => {
+            // Plan the release now: an approval that is complete moves it at once.
+            controller.release_changed(
+                (approval.namespace.clone(), approval.release.clone()),
+                false,
+            );
+            controller.tell_vote(&approval).await;
+            json(StatusCode::OK, serde_json::json!(approval))
+        }
+        Err(err @ (crate::approvals::Error::NotFound(_) | crate::approvals::Error::BadId(_))) => {
+            json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": err.to_string()}),
+            )
+        }
+        Err(err @ crate::approvals::Error::Decided { .. }) => json(
+            StatusCode::CONFLICT,
+            serde_json::json!({"error": err.to_string()}),
+        ),
+        Err(err) => json(
+            StatusCode::BAD_GATEWAY,
+            serde_json::json!({"error": err.to_string()}),
+        ),
     }
 }
 

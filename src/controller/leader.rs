@@ -58,8 +58,63 @@ fn held_by_other(lease: &Lease, identity: &str, now: jiff::Timestamp) -> bool {
     }
 }
 
-/// One attempt to take or keep the Lease. `Ok(true)`: we hold it now.
-async fn try_hold(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::Error> {
+/// Renews (or takes) `lease` as ours; `Ok(None)` when another writer changed it first.
+async fn renew(
+    api: &Api<Lease>,
+    config: &LeaseConfig,
+    mut lease: Lease,
+) -> Result<Option<Lease>, kube::Error> {
+    let now = jiff::Timestamp::now();
+    let seconds = i32::try_from(config.duration.as_secs())
+        .unwrap_or(15)
+        .max(1);
+    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+    let ours = spec.holder_identity.as_deref() == Some(config.identity.as_str());
+    if !ours {
+        spec.acquire_time = Some(MicroTime(now));
+        spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+        spec.holder_identity = Some(config.identity.clone());
+    }
+    spec.lease_duration_seconds = Some(seconds);
+    spec.renew_time = Some(MicroTime(now));
+    let annotations = lease
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
+    match &config.address {
+        Some(address) => {
+            annotations.insert(ADDRESS_ANNOTATION.to_string(), address.clone());
+        }
+        None => {
+            annotations.remove(ADDRESS_ANNOTATION);
+        }
+    }
+    // The object's resourceVersion makes this a compare-and-swap: of two replicas taking an
+    // expired Lease at once, one gets 409 and stays a follower.
+    match api
+        .replace(&config.name, &PostParams::default(), &lease)
+        .await
+    {
+        Ok(renewed) => Ok(Some(renewed)),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// One attempt to take or keep the Lease. `Ok(true)`: we hold it now. `last` is the Lease as
+/// our previous renewal left it: a leader renews from it with one UPDATE, and reads the Lease
+/// again only when someone else changed it.
+async fn try_hold(
+    api: &Api<Lease>,
+    config: &LeaseConfig,
+    last: &mut Option<Lease>,
+) -> Result<bool, kube::Error> {
+    if let Some(cached) = last.take()
+        && let Some(renewed) = renew(api, config, cached).await?
+    {
+        *last = Some(renewed);
+        return Ok(true);
+    }
     let now = jiff::Timestamp::now();
     let seconds = i32::try_from(config.duration.as_secs())
         .unwrap_or(15)
@@ -86,46 +141,25 @@ async fn try_hold(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::
                 }),
             };
             match api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
+                Ok(created) => {
+                    *last = Some(created);
+                    Ok(true)
+                }
                 // Another replica created it first.
                 Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
                 Err(err) => Err(err),
             }
         }
-        Some(mut lease) => {
+        Some(lease) => {
             if held_by_other(&lease, &config.identity, now) {
                 return Ok(false);
             }
-            let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-            let ours = spec.holder_identity.as_deref() == Some(config.identity.as_str());
-            if !ours {
-                spec.acquire_time = Some(MicroTime(now));
-                spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
-                spec.holder_identity = Some(config.identity.clone());
-            }
-            spec.lease_duration_seconds = Some(seconds);
-            spec.renew_time = Some(MicroTime(now));
-            let annotations = lease
-                .metadata
-                .annotations
-                .get_or_insert_with(Default::default);
-            match &config.address {
-                Some(address) => {
-                    annotations.insert(ADDRESS_ANNOTATION.to_string(), address.clone());
+            match renew(api, config, lease).await? {
+                Some(renewed) => {
+                    *last = Some(renewed);
+                    Ok(true)
                 }
-                None => {
-                    annotations.remove(ADDRESS_ANNOTATION);
-                }
-            }
-            // The object's resourceVersion makes this a compare-and-swap: of two replicas
-            // taking an expired Lease at once, one gets 409 and stays a follower.
-            match api
-                .replace(&config.name, &PostParams::default(), &lease)
-                .await
-            {
-                Ok(_) => Ok(true),
-                Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-                Err(err) => Err(err),
+                None => Ok(false),
             }
         }
     }
@@ -140,8 +174,10 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut last_renewed: Option<tokio::time::Instant> = None;
+    let mut last: Option<Lease> = None;
     loop {
-        let attempt = tokio::time::timeout(config.renew_every(), try_hold(&api, &config)).await;
+        let attempt =
+            tokio::time::timeout(config.renew_every(), try_hold(&api, &config, &mut last)).await;
         let now = tokio::time::Instant::now();
         let was_leading = *leading.borrow();
         let is_leading = match attempt {

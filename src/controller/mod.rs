@@ -4,6 +4,7 @@
 //! while it holds the leader Lease. Plain workloads with `keel.sh/*` labels
 //! ([`workloads`]) are a second kind of tracked item on the same schedules and webhooks.
 
+pub mod dashboard;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -21,6 +22,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tracing::{debug, info, warn};
 
 use crate::keel::Schedule;
+use crate::notify;
 use crate::registry::ImageRef;
 use crate::storage::Status;
 use crate::updater::{Outcome, TagCache, TagKey, Updater};
@@ -117,6 +119,13 @@ pub struct Controller {
     stopping: watch::Receiver<bool>,
     /// The leader Lease, read by a standby to hand webhooks on to the leader.
     pub leader_lease: Option<(kube::Api<k8s_openapi::api::coordination::v1::Lease>, String)>,
+    /// Chat/webhook notifications and Kubernetes Events.
+    notifier: crate::notify::Notifier,
+    /// (release, target) pairs already announced as planned: said once, however often the
+    /// release is planned while it waits (for approvals, say).
+    announced: Mutex<HashSet<(ReleaseKey, String)>>,
+    /// Each release's latest plan (targets, or why held), for the dashboard.
+    pub last_plans: Mutex<HashMap<ReleaseKey, Vec<crate::updater::ImagePlan>>>,
 }
 
 /// How often releases with a pending newest revision are looked at (repaired when their
@@ -151,6 +160,9 @@ fn add(t: Timestamp, d: Duration) -> Timestamp {
 }
 
 impl Controller {
+    // Each argument is a distinct shared service the binary wires once; a builder would only
+    // restate them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         updater: Updater,
         releases: Arc<Releases>,
@@ -159,6 +171,7 @@ impl Controller {
         signals: Signals,
         max_concurrent_updates: usize,
         leader_lease: Option<(kube::Api<k8s_openapi::api::coordination::v1::Lease>, String)>,
+        notifier: crate::notify::Notifier,
     ) -> Arc<Self> {
         let Signals {
             leading,
@@ -180,6 +193,9 @@ impl Controller {
             active: watch::Sender::new(0),
             stopping,
             leader_lease,
+            notifier,
+            last_plans: Mutex::new(HashMap::new()),
+            announced: Mutex::new(HashSet::new()),
         })
     }
 
@@ -517,6 +533,7 @@ impl Controller {
                 .updater
                 .plan_tracked(&release.name, &release.namespace, &release.block, cache)
                 .await;
+            lock(&self.last_plans).insert(key.clone(), plans.clone());
             if plans.iter().all(|p| p.target.is_none()) {
                 for plan in plans.iter().filter(|p| p.reason.is_some()) {
                     debug!(release = %release.name, namespace = %release.namespace, image = %plan.image, reason = plan.reason.as_deref().unwrap_or_default(), "held back");
@@ -552,6 +569,7 @@ impl Controller {
         let Some(outcome) = outcome else {
             return;
         };
+        lock(&self.last_plans).insert(key.clone(), outcome.plans.clone());
         let (name, namespace) = (&outcome.release, &outcome.namespace);
         let result = match &outcome.outcome {
             Outcome::Updated {
@@ -583,6 +601,80 @@ impl Controller {
         };
         self.metrics
             .inc("keelson_updates_total", &[("result", result)]);
+        self.tell(&release, &outcome).await;
+    }
+
+    /// Notifications and a Kubernetes Event for an update that was written or failed.
+    async fn tell(
+        &self,
+        release: &releases::TrackedRelease,
+        outcome: &crate::updater::ReleaseOutcome,
+    ) {
+        self.announce_planned(release, outcome);
+        let approval = outcome.plans.iter().find_map(|p| p.approval_event);
+        let (kind, revision, reason) = match (&outcome.outcome, approval) {
+            (Outcome::Updated { revision, .. }, _) => {
+                (notify::Kind::UpdateApplied, Some(*revision), None)
+            }
+            (Outcome::Failed { reason, revision }, _) => {
+                (notify::Kind::UpdateFailed, *revision, Some(reason.clone()))
+            }
+            (_, Some("approval-requested")) => (
+                notify::Kind::ApprovalRequested,
+                None,
+                outcome.plans.iter().find_map(|p| p.reason.clone()),
+            ),
+            (_, Some("approval-expired")) => (
+                notify::Kind::ApprovalExpired,
+                None,
+                outcome.plans.iter().find_map(|p| p.reason.clone()),
+            ),
+            _ => return,
+        };
+        let images: Vec<(String, String)> = outcome
+            .plans
+            .iter()
+            .filter_map(|p| {
+                p.target
+                    .as_ref()
+                    .or(p.held_target.as_ref())
+                    .map(|t| (p.current.clone(), t.clone()))
+            })
+            .collect();
+        let release_notes = release
+            .block
+            .images
+            .iter()
+            .filter_map(|i| i.release_notes.clone())
+            .collect();
+        let message = notify::Notification {
+            kind,
+            release: outcome.release.clone(),
+            namespace: outcome.namespace.clone(),
+            images,
+            revision,
+            reason,
+            release_notes,
+            channels: release.block.notification_channels.clone(),
+        };
+        // The Event goes on the record of the revision it is about (the newest otherwise).
+        let version = revision.unwrap_or(release.version);
+        let object_kind = match self.updater.storage.driver().kind() {
+            crate::storage::DriverKind::Secret => "Secret",
+            crate::storage::DriverKind::ConfigMap => "ConfigMap",
+        };
+        let object = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".to_string()),
+            kind: Some(object_kind.to_string()),
+            name: Some(crate::storage::driver::record_name(
+                &outcome.release,
+                version,
+            )),
+            namespace: Some(outcome.namespace.clone()),
+            ..Default::default()
+        };
+        self.notifier.event(&message, object).await;
+        self.notifier.send(message);
     }
 
     /// One workload: planned from what the watch holds, patched when an image moves (the patch
@@ -788,5 +880,89 @@ fn next_time(schedule: &Schedule, from: Timestamp, tz: &TimeZone, key: &TagKey) 
         Some(next) => add(next, jitter(key, schedule.period(tz))),
         // A cron expression that never fires again: check yearly rather than never.
         None => add(from, Duration::from_secs(366 * 86_400)),
+    }
+}
+
+impl Controller {
+    /// Tells people about a vote cast through the controller (API or dashboard).
+    pub async fn tell_vote(&self, approval: &crate::approvals::Approval) {
+        let kind = match approval.state {
+            crate::approvals::State::Approved => notify::Kind::ApprovalApproved,
+            crate::approvals::State::Rejected => notify::Kind::ApprovalRejected,
+            _ => return,
+        };
+        let channels = match self
+            .releases
+            .get(&(approval.namespace.clone(), approval.release.clone()))
+        {
+            Some(Tracking::Tracked(release)) => release.block.notification_channels.clone(),
+            _ => Vec::new(),
+        };
+        self.notifier.send(notify::Notification {
+            kind,
+            release: approval.release.clone(),
+            namespace: approval.namespace.clone(),
+            images: vec![(approval.current.clone(), approval.target.clone())],
+            revision: None,
+            reason: Some(format!("votes: {}", approval.votes.join(", "))),
+            release_notes: Vec::new(),
+            channels,
+        });
+    }
+}
+
+impl Controller {
+    /// "Update planned", once per release and target, when the updater writes or an approval
+    /// holds the move.
+    fn announce_planned(
+        &self,
+        release: &releases::TrackedRelease,
+        outcome: &crate::updater::ReleaseOutcome,
+    ) {
+        let moves: Vec<(String, String)> = outcome
+            .plans
+            .iter()
+            .filter_map(|p| {
+                p.target
+                    .as_ref()
+                    .or(p.held_target.as_ref())
+                    .map(|t| (p.current.clone(), t.clone()))
+            })
+            .collect();
+        let written = matches!(
+            outcome.outcome,
+            Outcome::Updated { .. }
+                | Outcome::Failed {
+                    revision: Some(_),
+                    ..
+                }
+        );
+        if moves.is_empty() || !(written || outcome.plans.iter().any(|p| p.held_target.is_some())) {
+            return;
+        }
+        let key = (outcome.namespace.clone(), outcome.release.clone());
+        let target = moves
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !lock(&self.announced).insert((key, target)) {
+            return;
+        }
+        self.notifier.send(notify::Notification {
+            kind: notify::Kind::UpdatePlanned,
+            release: outcome.release.clone(),
+            namespace: outcome.namespace.clone(),
+            images: moves,
+            revision: None,
+            reason: None,
+            release_notes: release
+                .block
+                .images
+                .iter()
+                .filter_map(|i| i.release_notes.clone())
+                .collect(),
+            channels: release.block.notification_channels.clone(),
+        });
     }
 }

@@ -43,6 +43,9 @@ pub struct TrackedRelease {
     /// The newest revision's number and status.
     pub version: i64,
     pub status: Status,
+    /// The newest revision's description and time, as the last line of `helm history`.
+    pub description: String,
+    pub updated: String,
     pub block: KeelBlock,
     /// The repositories its images come from, as the tag cache keys them.
     pub repositories: Vec<TagKey>,
@@ -140,6 +143,20 @@ impl Releases {
             .collect()
     }
 
+    /// Releases whose block is refused, and why.
+    pub fn invalid(&self) -> Vec<(ReleaseKey, String)> {
+        let mut found: Vec<(ReleaseKey, String)> = self
+            .lock()
+            .iter()
+            .filter_map(|(key, e)| match &e.tracking {
+                Tracking::Invalid(reason) => Some((key.clone(), reason.clone())),
+                _ => None,
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
     pub fn get(&self, key: &ReleaseKey) -> Option<Tracking> {
         self.lock().get(key).map(|e| e.tracking.clone())
     }
@@ -221,6 +238,12 @@ impl Releases {
             name: release.name().to_string(),
             version: release.version(),
             status: release.status(),
+            description: release.description().to_string(),
+            updated: release
+                .info
+                .as_ref()
+                .and_then(|i| i.last_deployed.clone())
+                .unwrap_or_default(),
             block,
             repositories,
             schedule,

@@ -46,6 +46,9 @@ pub struct RenderOptions {
     /// `range` over an integer (Go 1.24+, so helm 4); helm 3.17 fails with
     /// `range can't iterate over N`.
     pub range_over_int: bool,
+    /// Helm 4's function behaviour ([`funcs::helm4_overrides`]: `toToml`/`fromToml` of
+    /// BurntSushi/toml v1.6.0) instead of Helm 3's.
+    pub helm4_functions: bool,
     /// Answers `lookup`; `None` renders offline (an empty map, as `helm template`).
     pub lookup: Option<Arc<dyn Lookup>>,
     /// Steps, output and time the render may use ([`RenderBudget::DEFAULT`] unless a test
@@ -59,6 +62,7 @@ impl std::fmt::Debug for RenderOptions {
             .field("strict", &self.strict)
             .field("lint_mode", &self.lint_mode)
             .field("range_over_int", &self.range_over_int)
+            .field("helm4_functions", &self.helm4_functions)
             .field("lookup", &self.lookup.is_some())
             .field("budget", &self.budget)
             .finish()
@@ -116,6 +120,13 @@ pub fn helm_function_registry() -> FuncRegistry {
     registry
 }
 
+/// The registry of Helm 4 charts: Helm 3's with helm 4's own versions of some functions.
+pub fn helm4_function_registry() -> FuncRegistry {
+    let mut registry = helm_function_registry();
+    registry.extend(funcs::helm4_overrides());
+    registry
+}
+
 fn register_library_functions(registry: &mut FuncRegistry) {
     registry.extend(funcs::sprig_functions());
     // Helm's own replace Sprig's of the same name (toJson, fromJson...).
@@ -136,7 +147,12 @@ fn render_on_this_thread(
     options: &RenderOptions,
 ) -> Result<BTreeMap<String, String>, RenderError> {
     static REGISTRY: std::sync::OnceLock<Arc<FuncRegistry>> = std::sync::OnceLock::new();
-    let registry = REGISTRY.get_or_init(|| Arc::new(helm_function_registry()));
+    static HELM4_REGISTRY: std::sync::OnceLock<Arc<FuncRegistry>> = std::sync::OnceLock::new();
+    let registry = if options.helm4_functions {
+        HELM4_REGISTRY.get_or_init(|| Arc::new(helm4_function_registry()))
+    } else {
+        REGISTRY.get_or_init(|| Arc::new(helm_function_registry()))
+    };
     let mut set = TemplateSet::new("gotpl", registry.clone());
     let mut by_name: BTreeMap<String, TemplateFile> = BTreeMap::new();
     for file in files {
@@ -363,6 +379,7 @@ mod golden_tests {
         }
         let options = RenderOptions {
             range_over_int: helm4,
+            helm4_functions: helm4,
             ..RenderOptions::default()
         };
         let result = render(case_files(&dir.join("chart")), &options);

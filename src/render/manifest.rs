@@ -209,9 +209,9 @@ fn read_head(doc: &str, path: &str) -> Result<Head, ManifestError> {
     };
     let parsed = yaml::parse_first_document(doc, path).map_err(|e| match e {
         // go-yaml's wording: the file is already named by the outer message.
-        crate::values::ValuesError::Yaml { line, message, .. } => err(format!(
-            "error converting YAML to JSON: yaml: line {line}: {message}"
-        )),
+        crate::values::ValuesError::Yaml { line, message, .. } => err(
+            crate::render::gotemplate::funcs::go_yaml_error(&message, line, doc),
+        ),
         other => err(format!("error converting YAML to JSON: {other}")),
     })?;
     let field_string = |value: Option<&Json>, field: &str| -> Result<String, ManifestError> {
@@ -431,5 +431,62 @@ mod tests {
         let files = BTreeMap::from([("c/templates/bad.yaml".to_string(), "kind: 5\n".to_string())]);
         let err = sort_manifests(&files, KindOrder::Helm3).err();
         assert!(err.is_some_and(|e| e.to_string().contains("c/templates/bad.yaml")));
+    }
+
+    /// go-yaml v2 takes flow collections and quoted scalars at any indentation (issue 15); the
+    /// errors are helm 3.17.3's for the same documents.
+    #[test]
+    fn flow_collections_read_as_go_yaml_v2_reads_them() {
+        let check = |doc: &str| {
+            let files = BTreeMap::from([("c/templates/t.yaml".to_string(), doc.to_string())]);
+            match sort_manifests(&files, KindOrder::Helm3) {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.to_string(),
+            }
+        };
+        for accepted in [
+            "kind: Pod\nspec:\n  command: [\n    \"/bin/sh\",\n    \"-ce\",\n    \"run.sh\" ]\n",
+            "kind: Pod\nspec:\n  args: [\n    \"x\"\n  ]\n",
+            "kind: Pod\nspec:\n  args: [\n\"x\"]\n",
+            "kind: Pod\nspec:\n  b: {\n  c: 1\n  }\n",
+            "kind: Pod\nspec:\n  b: \"x\ny\"\n",
+            "kind: Pod\nspec:\n  - [\n  1]\n",
+            "kind: Pod\nspec:\n  c: |\n    don't [\n  d: [ a,\n# ' [\nb ]\n",
+        ] {
+            assert_eq!(check(accepted), "ok", "{accepted:?}");
+        }
+        let yaml = |line: u32, problem: &str| {
+            format!(
+                "YAML parse error on c/templates/t.yaml: error converting YAML to JSON: yaml: line {line}: {problem}"
+            )
+        };
+        for (refused, want) in [
+            (
+                "kind: Pod\na:\n  b: x\n  y\n",
+                yaml(5, "could not find expected ':'"),
+            ),
+            (
+                "kind: Pod\na:\n  b: x\n y\n",
+                yaml(3, "did not find expected key"),
+            ),
+            (
+                "kind: Pod\na:\n  b: [1, 2\nc: 3\n",
+                yaml(3, "did not find expected ',' or ']'"),
+            ),
+            (
+                "kind: Pod\na:\n  b: {x: 1\nc: 3\n",
+                yaml(3, "did not find expected ',' or '}'"),
+            ),
+            (
+                "kind: Pod\na:\n  b: [1]]\n",
+                yaml(2, "did not find expected key"),
+            ),
+            (
+                "kind: Pod\na:\n  - [1]]\n",
+                yaml(2, "did not find expected '-' indicator"),
+            ),
+        ] {
+            assert_eq!(check(refused), want, "{refused:?}");
+        }
     }
 }

@@ -181,6 +181,7 @@ pub fn render_chart(
     collect_templates(&chart, None, &root_path, &shared, &mut templates);
     let options = RenderOptions {
         range_over_int: settings.flavor == HelmFlavor::Helm4,
+        helm4_functions: settings.flavor == HelmFlavor::Helm4,
         lookup: settings.lookup.clone(),
         budget: settings.budget,
         ..RenderOptions::default()

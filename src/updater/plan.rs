@@ -36,6 +36,13 @@ pub struct ImagePlan {
     /// The value changes that realize `target`.
     #[serde(skip)]
     pub changes: Vec<ValueChange>,
+    /// What the approval gate just did for this plan (`approval-requested`,
+    /// `approval-expired`), for notifications.
+    #[serde(skip)]
+    pub approval_event: Option<&'static str>,
+    /// The target an approval holds back.
+    #[serde(skip)]
+    pub held_target: Option<String>,
     /// The policy that decided (for the revision's description).
     #[serde(skip)]
     pub policy: String,
@@ -246,25 +253,7 @@ pub async fn plan_release(
             .await,
         );
     }
-    hold_for_approval(block, &mut plans);
     plans
-}
-
-/// Releases that ask for approvals are never updated without them: until keelson collects
-/// approvals, every move such a release would make is held, saying why.
-fn hold_for_approval(block: &KeelBlock, plans: &mut [ImagePlan]) {
-    if block.approvals == 0 {
-        return;
-    }
-    for plan in plans.iter_mut() {
-        if let Some(target) = plan.target.take() {
-            plan.changes.clear();
-            plan.reason = Some(format!(
-                "approval required: keel.approvals is {} and keelson does not collect approvals yet ({target} is waiting)",
-                block.approvals
-            ));
-        }
-    }
 }
 
 async fn plan_image(
@@ -296,6 +285,8 @@ async fn plan_image(
         mode: None,
         diff: None,
         changes: Vec::new(),
+        approval_event: None,
+        held_target: None,
         policy: policy_text.clone(),
     };
     let hold = |mut plan: ImagePlan, reason: String| {
@@ -511,41 +502,6 @@ fn newer_than_all(policy: &Policy, tags: &[String], blocked: &[String]) -> Vec<S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn releases_asking_for_approval_are_held() {
-        let values = serde_json::json!({
-            "image": {"repository": "127.0.0.1:5000/a/app", "tag": "1.0.0"},
-            "keel": {"policy": "all", "approvals": 2, "images": [{"repository": "image.repository", "tag": "image.tag"}]},
-        });
-        let block = crate::keel::read_values(&values)
-            .ok()
-            .flatten()
-            .expect("a valid block");
-        let mut plans = vec![ImagePlan {
-            release: "r".into(),
-            namespace: "n".into(),
-            image: "127.0.0.1:5000/a/app".into(),
-            path: "image.tag".into(),
-            current: "127.0.0.1:5000/a/app:1.0.0".into(),
-            target: Some("127.0.0.1:5000/a/app:1.1.0".into()),
-            reason: None,
-            mode: None,
-            diff: None,
-            changes: Vec::new(),
-            policy: "all".into(),
-        }];
-        hold_for_approval(&block, &mut plans);
-        assert_eq!(plans[0].target, None);
-        assert!(
-            plans[0]
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.starts_with("approval required: keel.approvals is 2")),
-            "{:?}",
-            plans[0].reason
-        );
-    }
 
     #[test]
     fn rollback_guard_keeps_only_strictly_newer_tags() {

@@ -327,19 +327,62 @@ impl Updater {
         let prepared = self.prepare_revision(&history, &changes).await;
         let mode = prepared.as_ref().ok().map(|p| p.mode);
         // `keelson check` shows what the revision would change, document by document.
-        let preview = match &prepared {
-            Ok(prepared) if self.config.dry_run => Some(super::diff::manifest_diff(
-                prepared
-                    .deployed
-                    .release
-                    .manifest
-                    .as_deref()
-                    .unwrap_or_default(),
-                &prepared.manifest,
-                prepared.deployed.release.namespace(),
-            )),
+        let diff = match &prepared {
+            Ok(prepared) if self.config.dry_run || block.approvals > 0 => {
+                Some(super::diff::manifest_diff(
+                    prepared
+                        .deployed
+                        .release
+                        .manifest
+                        .as_deref()
+                        .unwrap_or_default(),
+                    &prepared.manifest,
+                    prepared.deployed.release.namespace(),
+                ))
+            }
             _ => None,
         };
+        // A release that asks for approvals moves only once they are in.
+        if block.approvals > 0 && prepared.is_ok() {
+            let join = |f: fn(&ImagePlan) -> String| {
+                changes.iter().map(|p| f(p)).collect::<Vec<_>>().join(", ")
+            };
+            let gate = crate::approvals::Approvals::new(self.client.clone())
+                .gate(
+                    namespace,
+                    release,
+                    &join(|p| p.image.clone()),
+                    &join(|p| p.current.clone()),
+                    &join(|p| p.target.clone().unwrap_or_default()),
+                    block.approvals,
+                    block.approval_deadline,
+                    diff.as_deref().unwrap_or_default(),
+                    self.config.dry_run,
+                )
+                .await;
+            let event = match &gate {
+                Ok(crate::approvals::Gate::Opened(_)) => Some("approval-requested"),
+                Ok(crate::approvals::Gate::Expired(_)) => Some("approval-expired"),
+                _ => None,
+            };
+            let hold = match gate {
+                Ok(gate) => gate.hold_reason().map(str::to_string),
+                Err(err) => Some(format!("approval required; {err}")),
+            };
+            if let Some(reason) = hold {
+                drop(changes);
+                for plan in plans.iter_mut().filter(|p| p.target.is_some()) {
+                    plan.approval_event = event;
+                    plan.held_target = plan.target.clone();
+                    plan.target = None;
+                    plan.changes.clear();
+                    plan.diff = diff.clone();
+                    plan.reason = Some(reason.clone());
+                }
+                return (plans, Attempt::Done(Outcome::UpToDate));
+            }
+        }
+        let preview = if self.config.dry_run { diff } else { None };
         let attempt = match prepared {
             Ok(_) if self.config.dry_run => Attempt::Done(Outcome::UpToDate),
             Ok(prepared) => self.write_revision(prepared).await,

@@ -88,6 +88,176 @@ enum NumberMode {
     AsWritten,
 }
 
+/// go-yaml v2 (a port of libyaml) checks indentation only in block context: the lines of a flow
+/// collection (`command: [` ... `]`) and the continuation lines of a quoted scalar may start at
+/// any column, even left of the key they belong to. saphyr-parser follows YAML 1.2 and refuses
+/// them (`invalid indentation`). Leading spaces are insignificant on such lines (flow context
+/// skips them, quoted scalars fold them away), so each line that begins inside a flow collection
+/// or a quoted scalar gets enough extra spaces for saphyr; nothing else changes, and line
+/// numbers stay the same. Lines of block scalars (`|`, `>`) are content and left alone; a
+/// document marker at column 0 stays one (go-yaml rejects it there too).
+pub fn relax_flow_indentation(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['[', '{', '"', '\'']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut scanner = FlowScanner::default();
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut changed = false;
+    for line in text.split_inclusive('\n') {
+        let prefix = scanner.line_prefix(line);
+        if prefix > 0 {
+            changed = true;
+            out.extend(std::iter::repeat_n(' ', prefix));
+        }
+        out.push_str(line);
+        scanner.scan(line);
+    }
+    if changed {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// The innermost flow collection (`[` or `{`) still open before 1-based line `line` of `text`.
+pub fn open_flow_bracket(text: &str, line: usize) -> Option<char> {
+    let mut scanner = FlowScanner::default();
+    for text_line in text.split_inclusive('\n').take(line.saturating_sub(1)) {
+        scanner.line_prefix(text_line);
+        scanner.scan(text_line);
+    }
+    scanner.open.last().copied()
+}
+
+/// Just enough of a YAML scanner to know, line by line, whether a line begins inside a flow
+/// collection, a quoted scalar or a block scalar.
+#[derive(Default)]
+struct FlowScanner {
+    flow_depth: usize,
+    /// The open flow brackets, innermost last.
+    open: Vec<char>,
+    /// The open quote of a multi-line quoted scalar.
+    quote: Option<char>,
+    /// Spaces that put a continuation line right of the construct's start.
+    prefix: usize,
+    /// Inside a block scalar: lines indented more than this (or blank) are its content.
+    block_scalar: Option<isize>,
+}
+
+fn is_document_marker(line: &str) -> bool {
+    (line.starts_with("---") || line.starts_with("..."))
+        && line[3..].chars().next().is_none_or(char::is_whitespace)
+}
+
+impl FlowScanner {
+    /// Extra spaces for `line`, and whether it is block scalar content (then not scanned).
+    fn line_prefix(&mut self, line: &str) -> usize {
+        if let Some(parent) = self.block_scalar {
+            let body = line.trim_end_matches(['\n', '\r']);
+            let indent = body.len() - body.trim_start_matches(' ').len();
+            if !is_document_marker(line) && (body.trim().is_empty() || indent as isize > parent) {
+                return 0;
+            }
+            self.block_scalar = None;
+        }
+        if (self.flow_depth > 0 || self.quote.is_some()) && !is_document_marker(line) {
+            self.prefix
+        } else {
+            0
+        }
+    }
+
+    fn scan(&mut self, line: &str) {
+        if self.block_scalar.is_some() {
+            return;
+        }
+        let chars: Vec<char> = line.trim_end_matches(['\n', '\r']).chars().collect();
+        // Whether the next non-blank character starts a token (so a quote or `[` opens one).
+        let mut token_start = true;
+        let mut token_col = 0;
+        let mut properties = false;
+        let mut key_col: Option<usize> = None;
+        let mut dash_col: Option<usize> = None;
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            let next = chars.get(i + 1).copied();
+            if let Some(q) = self.quote {
+                if q == '"' && c == '\\' {
+                    i += 2;
+                    continue;
+                }
+                if c == q {
+                    if q == '\'' && next == Some('\'') {
+                        i += 2;
+                        continue;
+                    }
+                    self.quote = None;
+                    token_start = false;
+                }
+                i += 1;
+                continue;
+            }
+            let blank_after = next.is_none_or(|n| n == ' ' || n == '\t');
+            match c {
+                ' ' | '\t' => {
+                    if properties {
+                        properties = false;
+                        token_start = true;
+                    }
+                }
+                '#' if i == 0 || chars[i - 1] == ' ' || chars[i - 1] == '\t' => break,
+                '"' | '\'' if token_start => {
+                    self.quote = Some(c);
+                    if self.flow_depth == 0 {
+                        self.prefix = i + 1;
+                    }
+                    token_col = i;
+                }
+                '[' | '{' if token_start || self.flow_depth > 0 => {
+                    if self.flow_depth == 0 {
+                        self.prefix = i + 1;
+                    }
+                    self.flow_depth += 1;
+                    self.open.push(c);
+                    token_start = true;
+                }
+                ']' | '}' if self.flow_depth > 0 => {
+                    self.flow_depth -= 1;
+                    self.open.pop();
+                    token_start = false;
+                }
+                ',' if self.flow_depth > 0 => token_start = true,
+                '|' | '>' if token_start && self.flow_depth == 0 => {
+                    let parent = key_col.or(dash_col).map_or(-1, |c| c as isize);
+                    self.block_scalar = Some(parent);
+                    return;
+                }
+                '-' | '?' if token_start && self.flow_depth == 0 && blank_after => {
+                    dash_col = Some(i);
+                    key_col = None;
+                }
+                ':' if blank_after
+                    || (self.flow_depth > 0 && matches!(next, Some(',' | ']' | '}'))) =>
+                {
+                    if self.flow_depth == 0 {
+                        key_col = Some(token_col);
+                    }
+                    token_start = true;
+                }
+                _ => {
+                    if token_start {
+                        token_col = i;
+                        properties = c == '&' || c == '!';
+                    }
+                    token_start = false;
+                }
+            }
+            i += 1;
+        }
+    }
+}
+
 /// Parses up to `limit` documents.
 fn parse_documents(text: &str, source: &str, limit: usize) -> Result<Vec<Value>, ValuesError> {
     parse_documents_as(text, source, limit, NumberMode::Float64)
@@ -99,8 +269,9 @@ fn parse_documents_as(
     limit: usize,
     numbers: NumberMode,
 ) -> Result<Vec<Value>, ValuesError> {
+    let relaxed = relax_flow_indentation(text);
     let mut loader = Loader {
-        parser: Parser::new_from_str(text),
+        parser: Parser::new_from_str(&relaxed),
         anchors: HashMap::new(),
         source,
         depth: 0,

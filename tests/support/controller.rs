@@ -108,6 +108,32 @@ impl RunningController {
     }
 
     fn curl(&self, args: &[&str], body: Option<&str>) -> (u16, String) {
+        curl(args, body)
+    }
+}
+
+/// POSTs `body` to a controller's port from any thread.
+pub fn post_to(port: u16, path: &str, body: &str, headers: &[&str]) -> (u16, String) {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut args = vec![
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        "@-",
+    ];
+    for header in headers {
+        args.push("-H");
+        args.push(header);
+    }
+    args.push(&url);
+    curl(&args, Some(body))
+}
+
+/// curl with the answer's status code after the body; the request body goes through stdin.
+fn curl(args: &[&str], body: Option<&str>) -> (u16, String) {
+    {
         use std::io::Write;
         let mut child = Command::new("curl")
             .args(["-s", "-m", "30", "-o", "-", "-w", "\n%{http_code}"])
@@ -124,6 +150,20 @@ impl RunningController {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
         (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+}
+
+impl RunningController {
+    /// GET with extra `headers` (`Name: value`).
+    pub fn get_with(&self, path: &str, headers: &[&str]) -> (u16, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let mut args: Vec<&str> = Vec::new();
+        for header in headers {
+            args.push("-H");
+            args.push(header);
+        }
+        args.push(&url);
+        curl(&args, None)
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {

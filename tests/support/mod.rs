@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod controller;
+pub mod receiver;
 pub mod registry;
 
 use std::path::PathBuf;

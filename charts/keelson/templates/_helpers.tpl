@@ -53,13 +53,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 What keelson does in a namespace it watches: Helm's release records (read, watch, write new
-revisions, prune old ones) and the objects a release's manifest holds, of whatever kind a chart
+revisions, prune old ones) and its approval requests (ConfigMaps), and the objects a release's manifest holds, of whatever kind a chart
 renders (read the live object, patch or server-side apply it, create what is missing, delete
 what the new revision drops; hook Jobs and Pods are created, read and deleted the same way).
 */}}
 {{- define "keelson.rules" -}}
 - apiGroups: [""]
-  resources: [{{ if eq .Values.driver "configmap" }}configmaps{{ else }}secrets{{ end }}]
+  resources: [{{ if eq .Values.driver "configmap" }}configmaps{{ else }}secrets, configmaps{{ end }}]
   verbs: [get, list, watch, create, update, delete]
 - apiGroups: ["*"]
   resources: ["*"]

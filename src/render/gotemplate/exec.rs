@@ -946,7 +946,10 @@ impl<'a, 'c> State<'a, 'c> {
             Arg::Nil { .. } => Err(self.error(&Self::at_arg(first), "nil is not a command")),
             Arg::Number { value, .. } => {
                 self.not_a_function(cmd, &final_value)?;
-                Ok(Typed::plain(value.clone()))
+                let value = value
+                    .clone()
+                    .map_err(|message| self.error(&Self::at_arg(first), message))?;
+                Ok(Typed::plain(value))
             }
             Arg::String { value, .. } => {
                 self.not_a_function(cmd, &final_value)?;
@@ -1029,7 +1032,10 @@ impl<'a, 'c> State<'a, 'c> {
                 self.eval_field_chain(dot, boxed, receiver, arg, fields, &cmd, None)
             }
             Arg::Bool { value, .. } => Ok(Typed::plain(Value::Bool(*value))),
-            Arg::Number { value, .. } => Ok(Typed::plain(value.clone())),
+            Arg::Number { value, .. } => value
+                .clone()
+                .map(Typed::plain)
+                .map_err(|message| self.error(&Self::at_arg(arg), message)),
             Arg::String { value, .. } => Ok(Typed::plain(Value::String(value.clone()))),
         }
     }
@@ -1758,6 +1764,7 @@ enum Kind {
     Int,
     Float,
     String,
+    Complex,
     Other,
 }
 
@@ -1767,6 +1774,7 @@ fn basic_kind(value: &Value) -> Kind {
         Value::Int(_) => Kind::Int,
         Value::Float(_) => Kind::Float,
         Value::String(_) => Kind::String,
+        Value::Object(o) if o.type_name() == "complex128" => Kind::Complex,
         _ => Kind::Other,
     }
 }
@@ -1791,6 +1799,10 @@ pub fn builtin_eq(first: &Value, others: &[Value]) -> Result<bool, String> {
                 (Value::Float(a), Value::Float(b)) => a == b,
                 (Value::String(a), Value::String(b)) => a == b,
                 (a, b) if a.is_nil() || b.is_nil() => a.is_nil() == b.is_nil(),
+                // complex128 constants: equal parts print alike (%g is exact).
+                (Value::Object(a), Value::Object(b)) if k1 == Kind::Complex => {
+                    a.to_go_string() == b.to_go_string()
+                }
                 (Value::Object(a), Value::Object(b)) => Arc::ptr_eq(a, b),
                 (a, b) => {
                     let non_comparable = if matches!(a, Value::Object(_)) { b } else { a };
@@ -1813,7 +1825,7 @@ fn builtin_compare(name: &str, a: &Value, b: &Value) -> Result<bool, String> {
     let lt = |a: &Value, b: &Value| -> Result<bool, String> {
         let k1 = basic_kind(a);
         let k2 = basic_kind(b);
-        if k1 == Kind::Other || k2 == Kind::Other {
+        if matches!(k1, Kind::Other | Kind::Complex) || matches!(k2, Kind::Other | Kind::Complex) {
             return Err("invalid type for comparison".to_string());
         }
         if k1 != k2 {

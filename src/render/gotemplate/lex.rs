@@ -19,6 +19,8 @@ pub enum TokenKind {
     Char,
     /// `'a'`
     CharConstant,
+    /// `1+2i` (Go's `itemComplex`); imaginary numbers alone (`2i`) are `Number`s.
+    Complex,
     Number,
     String,
     RawString,
@@ -563,7 +565,7 @@ impl<'a> Lexer<'a> {
             ));
         }
         if matches!(self.peek(), Some('+' | '-')) {
-            // Complex numbers (1+2i) are not supported by keelson's value model.
+            // A complex constant: 1+2i, no spaces, ending in i.
             if !self.scan_number() || !self.input[self.start..self.pos].ends_with('i') {
                 let text = self.input[self.start..self.pos].to_string();
                 return self.error(format!(
@@ -571,6 +573,8 @@ impl<'a> Lexer<'a> {
                     crate::render::gotemplate::print::go_quote(&text)
                 ));
             }
+            self.emit(TokenKind::Complex);
+            return State::InsideAction;
         }
         self.emit(TokenKind::Number);
         State::InsideAction

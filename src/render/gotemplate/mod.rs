@@ -5,6 +5,7 @@ pub mod exec;
 pub mod funcs;
 pub mod functions;
 pub mod lex;
+pub mod number;
 pub mod parse;
 pub mod print;
 pub mod value;

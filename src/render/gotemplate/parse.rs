@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::lex::{Token, TokenKind, lex};
-use super::value::Value;
+use super::number::{Constant, NumberKind, parse_constant};
 
 /// A parsed template: its name, the file it came from (for error locations), its body.
 #[derive(Debug)]
@@ -100,7 +100,9 @@ pub enum Arg {
     Number {
         pos: usize,
         text: String,
-        value: Value,
+        /// The constant, or the error executing it gives (an integer that only fits a
+        /// uint64: `N overflows int`).
+        value: Constant,
     },
     String {
         pos: usize,
@@ -658,6 +660,7 @@ impl<'t> Parser<'_, 't> {
                 | TokenKind::Field
                 | TokenKind::Identifier
                 | TokenKind::Number
+                | TokenKind::Complex
                 | TokenKind::Nil
                 | TokenKind::RawString
                 | TokenKind::String
@@ -805,9 +808,14 @@ impl<'t> Parser<'_, 't> {
                 pos,
                 value: token.text == "true",
             },
-            TokenKind::CharConstant | TokenKind::Number => {
-                let value = parse_number(&token.text, token.kind == TokenKind::CharConstant)
-                    .map_err(|message| self.error(message))?;
+            TokenKind::CharConstant | TokenKind::Number | TokenKind::Complex => {
+                let kind = match token.kind {
+                    TokenKind::CharConstant => NumberKind::Char,
+                    TokenKind::Complex => NumberKind::Complex,
+                    _ => NumberKind::Number,
+                };
+                let value =
+                    parse_constant(&token.text, kind).map_err(|message| self.error(message))?;
                 Arg::Number {
                     pos,
                     text: token.text.into_owned(),
@@ -836,75 +844,6 @@ impl<'t> Parser<'_, 't> {
                 return Ok(None);
             }
         }))
-    }
-}
-
-/// A number constant as Go's template executor sees it (`idealConstant`): integers become Go
-/// `int`, numbers with a fraction or exponent become `float64`, character constants `int`.
-fn parse_number(text: &str, is_char: bool) -> Result<Value, String> {
-    if is_char {
-        let inner = unquote_go(text).ok_or_else(|| "malformed character constant".to_string())?;
-        let mut chars = inner.chars();
-        return match (chars.next(), chars.next()) {
-            (Some(c), None) => Ok(Value::Int(c as i64)),
-            _ => Err(format!("malformed character constant: {text}")),
-        };
-    }
-    if text.ends_with('i') {
-        return Err(format!(
-            "complex number constants are not supported: {}",
-            super::print::go_quote(text)
-        ));
-    }
-    let cleaned: String = text.chars().filter(|c| *c != '_').collect();
-    let (negative, digits) = match cleaned.strip_prefix('-') {
-        Some(rest) => (true, rest.to_string()),
-        None => (false, cleaned.trim_start_matches('+').to_string()),
-    };
-    let lower = digits.to_ascii_lowercase();
-    let int_value = if let Some(hex) = lower.strip_prefix("0x") {
-        if hex.contains('p') || hex.contains('.') {
-            None
-        } else {
-            u64::from_str_radix(hex, 16).ok()
-        }
-    } else if let Some(oct) = lower.strip_prefix("0o") {
-        u64::from_str_radix(oct, 8).ok()
-    } else if let Some(bin) = lower.strip_prefix("0b") {
-        u64::from_str_radix(bin, 2).ok()
-    } else if lower.len() > 1 && lower.starts_with('0') && lower.bytes().all(|b| b.is_ascii_digit())
-    {
-        u64::from_str_radix(&lower[1..], 8).ok()
-    } else if lower.bytes().all(|b| b.is_ascii_digit()) {
-        lower.parse::<u64>().ok()
-    } else {
-        None
-    };
-    if let Some(u) = int_value {
-        let signed = if negative {
-            if u <= i64::MAX as u64 + 1 {
-                Some((u as i128).wrapping_neg() as i64)
-            } else {
-                None
-            }
-        } else {
-            i64::try_from(u).ok()
-        };
-        return signed
-            .map(Value::Int)
-            .ok_or_else(|| format!("{text} overflows int"));
-    }
-    let float = if lower.starts_with("0x") {
-        None
-    } else {
-        lower.parse::<f64>().ok()
-    };
-    match float {
-        Some(f) => Ok(Value::Float(if negative { -f } else { f })),
-        None => Err(format!(
-            "illegal number syntax: {}",
-            super::print::go_quote(text)
-        )),
     }
 }
 
@@ -998,6 +937,7 @@ pub type TreeSet = HashMap<String, Arc<Tree>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::gotemplate::value::Value;
 
     fn parse_all(text: &str) -> Result<Vec<Tree>, ParseError> {
         parse("t.yaml", text, &|name| name == "include" || name == "upper")
@@ -1053,9 +993,21 @@ mod tests {
 
     #[test]
     fn numbers_follow_go_constants() {
-        assert!(matches!(parse_number("0x1F", false), Ok(Value::Int(31))));
-        assert!(matches!(parse_number("-3", false), Ok(Value::Int(-3))));
-        assert!(matches!(parse_number("1e3", false), Ok(Value::Float(f)) if f == 1000.0));
-        assert!(matches!(parse_number("'a'", true), Ok(Value::Int(97))));
+        let number = |text: &str, kind| parse_constant(text, kind);
+        assert!(matches!(
+            number("0x1F", NumberKind::Number),
+            Ok(Ok(Value::Int(31)))
+        ));
+        assert!(matches!(
+            number("-3", NumberKind::Number),
+            Ok(Ok(Value::Int(-3)))
+        ));
+        assert!(
+            matches!(number("1e3", NumberKind::Number), Ok(Ok(Value::Float(f))) if f == 1000.0)
+        );
+        assert!(matches!(
+            number("'a'", NumberKind::Char),
+            Ok(Ok(Value::Int(97)))
+        ));
     }
 }

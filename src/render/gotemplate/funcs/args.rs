@@ -32,7 +32,9 @@ pub fn go_kind_name(value: &Value) -> &'static str {
         Value::Bytes(_) | Value::List(_) => "slice",
         Value::Map(_) => "map",
         Value::Object(object) => {
-            if object.type_name().starts_with('*') {
+            if object.type_name() == "complex128" {
+                "complex128"
+            } else if object.type_name().starts_with('*') {
                 "ptr"
             } else {
                 "struct"

@@ -28,6 +28,8 @@ mod toml;
 mod x509;
 mod yaml;
 
+pub use yaml::go_yaml_error;
+
 pub use conv::{is_empty, strval, to_float64, to_int64};
 pub use gofmt::{format_float, format_value};
 pub use json::{JsonStyle, json_marshal};
@@ -70,6 +72,13 @@ pub fn helm_functions() -> Vec<(&'static str, Func)> {
     funcs.extend(toml::functions());
     funcs.push(("getHostByName", get_host_by_name_disabled));
     funcs
+}
+
+/// Functions whose helm 4.1.4 behaviour differs from helm 3.17.3's, to register after
+/// [`helm_functions`] for Helm 4 releases: `toToml`/`fromToml` (helm 4 links BurntSushi/toml
+/// v1.6.0, helm 3 v1.4.0).
+pub fn helm4_overrides() -> Vec<(&'static str, Func)> {
+    toml::helm4_functions()
 }
 
 /// Helm replaces Sprig's `getHostByName` with one returning "" unless DNS lookups are enabled

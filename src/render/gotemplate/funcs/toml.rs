@@ -1,4 +1,7 @@
 //! Helm's toToml/fromToml over BurntSushi/toml's encoder layout and a TOML 1.0 reader.
+//!
+//! The two Helm versions link different BurntSushi/toml releases (see [`TomlVersion`]); the
+//! registry gets [`functions`] for helm 3 and [`helm4_functions`] for helm 4.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +13,26 @@ use crate::render::gotemplate::value::Value;
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![("toToml", to_toml), ("fromToml", from_toml)]
+}
+
+/// helm 4.1.4's toToml/fromToml (BurntSushi/toml v1.6.0).
+pub fn helm4_functions() -> Vec<(&'static str, Func)> {
+    vec![("toToml", to_toml_v16), ("fromToml", from_toml_v16)]
+}
+
+/// The BurntSushi/toml release a Helm binary links: helm 3.17.3 has v1.4.0, helm 4.1.4 has
+/// v1.6.0 (read from the binaries' build info). What changed between them for Helm:
+/// - floats are encoded with `FormatFloat(f, 'g', -1)` (`1.2345678e+07`, `1e-06`) instead of
+///   `'f'` (`12345678.0`, `0.000001`); `.0` is still added when there is neither `.` nor `e`;
+/// - "expected '.' or '='" and "expected value" errors at a newline name the line the newline
+///   ends, not the next one; an error at the end of input names the last line unless the input
+///   ends with a newline (v1.4 always names the line before);
+/// - TOML 1.1 is on: newlines and a trailing comma inside inline tables, the `\e` and `\xHH`
+///   escapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TomlVersion {
+    V1_4,
+    V1_6,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -58,6 +81,7 @@ fn quote_string(s: &str) -> String {
 
 struct TomlEncoder {
     out: String,
+    version: TomlVersion,
 }
 
 impl TomlEncoder {
@@ -89,9 +113,14 @@ impl TomlEncoder {
                 } else if f.is_infinite() {
                     self.out.push_str(if *f < 0.0 { "-inf" } else { "inf" });
                 } else {
-                    let text = format_float(*f, 'f', None);
+                    let form = match self.version {
+                        TomlVersion::V1_4 => 'f',
+                        TomlVersion::V1_6 => 'g',
+                    };
+                    let text = format_float(*f, form, None);
                     self.out.push_str(&text);
-                    if !text.contains('.') {
+                    // floatAddDecimal: a float needs a `.` or (only `'g'` makes one) an exponent.
+                    if !text.contains('.') && !text.contains('e') {
                         self.out.push_str(".0");
                     }
                 }
@@ -185,22 +214,33 @@ impl TomlEncoder {
 }
 
 /// BurntSushi/toml's `Encoder.Encode` text, or its error text.
-pub fn toml_marshal(value: &Value) -> Result<String, String> {
-    let mut encoder = TomlEncoder { out: String::new() };
+pub fn toml_marshal(value: &Value, version: TomlVersion) -> Result<String, String> {
+    let mut encoder = TomlEncoder {
+        out: String::new(),
+        version,
+    };
     match value {
         Value::Map(map) => encoder.table(&[], map)?,
-        Value::Object(o) => return toml_marshal(&o.to_serializable()),
+        Value::Object(o) => return toml_marshal(&o.to_serializable(), version),
         _ => return Err("toml: top-level values must be Go maps or structs".to_string()),
     }
     Ok(encoder.out)
 }
 
-fn to_toml(args: &[Value]) -> Result<Value, FuncError> {
+fn to_toml_with(args: &[Value], version: TomlVersion) -> Result<Value, FuncError> {
     args::exact("toToml", args, 1)?;
-    Ok(Value::String(match toml_marshal(&args[0]) {
+    Ok(Value::String(match toml_marshal(&args[0], version) {
         Ok(text) => text,
         Err(error) => error,
     }))
+}
+
+fn to_toml(args: &[Value]) -> Result<Value, FuncError> {
+    to_toml_with(args, TomlVersion::V1_4)
+}
+
+fn to_toml_v16(args: &[Value]) -> Result<Value, FuncError> {
+    to_toml_with(args, TomlVersion::V1_6)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -210,6 +250,11 @@ struct TomlParser<'a> {
     text: &'a str,
     pos: usize,
     line: usize,
+    version: TomlVersion,
+    /// BurntSushi's parser context (table path, dotted-key parents, inline table keys) and
+    /// current key: errors name them as `(last key "a.b")`.
+    context: Vec<String>,
+    current_key: Option<String>,
 }
 
 impl<'a> TomlParser<'a> {
@@ -231,7 +276,41 @@ impl<'a> TomlParser<'a> {
     }
 
     fn error(&self, message: &str) -> String {
-        format!("toml: line {}: {message}", self.line)
+        self.error_at(self.line, message)
+    }
+
+    fn error_at(&self, line: usize, message: &str) -> String {
+        // parser.current(): the context's parts quoted where needed, the current key as is.
+        let mut last: Vec<String> = self.context.iter().map(|k| quote_key(k)).collect();
+        last.extend(self.current_key.iter().filter(|k| !k.is_empty()).cloned());
+        if last.is_empty() {
+            format!("toml: line {line}: {message}")
+        } else {
+            let key = last.join(".");
+            format!(
+                "toml: line {line} (last key {}): {message}",
+                go_quoted(&key)
+            )
+        }
+    }
+
+    /// The line BurntSushi names for an error at the end of the input: v1.4 always the one
+    /// before the lexer's line, v1.6 only when the input ends with a newline.
+    fn eof_line(&self) -> usize {
+        let back = match self.version {
+            TomlVersion::V1_4 => true,
+            TomlVersion::V1_6 => self.text.ends_with('\n'),
+        };
+        if back { self.line - 1 } else { self.line }
+    }
+
+    /// The line BurntSushi names for a key or value error at a newline: v1.4 counts the
+    /// newline already read, v1.6 reports the line it ends (`errorPrevLine`).
+    fn newline_line(&self) -> usize {
+        match self.version {
+            TomlVersion::V1_4 => self.line + 1,
+            TomlVersion::V1_6 => self.line,
+        }
     }
 
     fn skip_blank(&mut self) {
@@ -306,14 +385,21 @@ impl<'a> TomlParser<'a> {
     /// BurntSushi's "expected '.' or '=', but got 'c' instead".
     fn unexpected(&self, closer: char) -> String {
         let got = match self.peek() {
-            Some(c) => {
-                let quoted = super::gofmt::go_quote(&c.to_string());
-                format!("'{}'", &quoted[1..quoted.len() - 1])
+            Some(c) => go_rune(c),
+            None if closer == '=' => {
+                return format!(
+                    "toml: line {}: unexpected EOF; expected key separator '='",
+                    self.eof_line()
+                );
             }
             None => "EOF".to_string(),
         };
-        // BurntSushi reports a newline on the line it ends.
-        let line = self.line + usize::from(self.peek() == Some('\n'));
+        // BurntSushi has read the newline when it reports it.
+        let line = match (self.peek(), closer) {
+            (Some('\n'), '=') => self.newline_line(),
+            (Some('\n'), _) => self.line + 1,
+            _ => self.line,
+        };
         if closer == ']' {
             format!(
                 "toml: line {line}: expected '.' or ']' to end table name, but got {got} instead"
@@ -366,7 +452,15 @@ impl<'a> TomlParser<'a> {
                     Some('r') => out.push('\r'),
                     Some('b') => out.push('\u{8}'),
                     Some('f') => out.push('\u{c}'),
-                    Some('e') => out.push('\u{1b}'),
+                    Some('e') if self.version == TomlVersion::V1_6 => out.push('\u{1b}'),
+                    Some('x') if self.version == TomlVersion::V1_6 => {
+                        let hex: String = (0..2).filter_map(|_| self.bump()).collect();
+                        let code = u32::from_str_radix(&hex, 16)
+                            .ok()
+                            .and_then(char::from_u32)
+                            .ok_or_else(|| self.error(&format!("invalid escape: '\\x{hex}'")))?;
+                        out.push(code);
+                    }
                     Some('"') => out.push('"'),
                     Some('\\') => out.push('\\'),
                     Some(u @ ('u' | 'U')) => {
@@ -434,42 +528,37 @@ impl<'a> TomlParser<'a> {
                     match self.bump() {
                         Some(',') => {}
                         Some(']') => return Ok(Value::list(items)),
-                        _ => {
-                            return Err(
-                                self.error("expected a comma (',') or array terminator (']')")
-                            );
+                        Some(c) => {
+                            return Err(self.error(&format!(
+                                "expected a comma (',') or array terminator (']'), but got {}",
+                                go_rune(c)
+                            )));
+                        }
+                        None => {
+                            return Err(self.error_at(
+                                self.eof_line(),
+                                "expected a comma (',') or array terminator (']'), but got end of file",
+                            ));
                         }
                     }
                 }
             }
             Some('{') => {
                 self.bump();
-                let mut map = BTreeMap::new();
-                self.skip_blank();
-                if self.peek() == Some('}') {
-                    self.bump();
-                    return Ok(Value::Map(Arc::new(map)));
-                }
-                loop {
-                    let key = self.key('=')?;
-                    self.skip_blank();
-                    if self.peek() != Some('=') {
-                        return Err(self.unexpected('='));
-                    }
-                    self.bump();
-                    let value = self.value()?;
-                    insert_path(&mut map, &key, value).map_err(|e| self.error(&e))?;
-                    self.skip_blank();
-                    match self.bump() {
-                        Some(',') => {}
-                        Some('}') => return Ok(Value::Map(Arc::new(map))),
-                        _ => {
-                            return Err(
-                                self.error("expected a comma or an inline table terminator '}'")
-                            );
-                        }
-                    }
-                }
+                let (outer_context, outer_key) = (self.context.clone(), self.current_key.take());
+                self.context.extend(outer_key.clone());
+                let map = self.inline_table()?;
+                self.context = outer_context;
+                self.current_key = outer_key;
+                Ok(Value::Map(Arc::new(map)))
+            }
+            None => Err(self.error_at(self.eof_line(), "unexpected EOF; expected value")),
+            Some('\n') => Err(self.error_at(
+                self.newline_line(),
+                "expected value but found '\\n' instead",
+            )),
+            Some(c) if !(c.is_alphanumeric() || c == '+' || c == '-' || c == '.') => {
+                Err(self.error(&format!("expected value but found {} instead", go_rune(c))))
             }
             _ => {
                 let start = self.pos;
@@ -481,10 +570,66 @@ impl<'a> TomlParser<'a> {
                 }
                 let word = self.text[start..self.pos].trim_end();
                 scalar(word).ok_or_else(|| {
-                    self.error(&format!("expected value but found {word:?} instead"))
+                    self.error(&format!(
+                        "expected value but found {} instead",
+                        go_quoted(word)
+                    ))
                 })
             }
         }
+    }
+
+    /// The entries of an inline table after its `{`. In v1.4 a newline inside is an error and
+    /// so is a trailing comma; v1.6 (TOML 1.1) allows both, and comments.
+    fn inline_table(&mut self) -> Result<BTreeMap<String, Value>, String> {
+        let table_context = self.context.clone();
+        let mut map = BTreeMap::new();
+        let mut after_comma = false;
+        loop {
+            self.inline_space()?;
+            if self.peek() == Some('}') {
+                if after_comma && self.version == TomlVersion::V1_4 {
+                    return Err(self.error("trailing comma not allowed in inline tables"));
+                }
+                self.bump();
+                return Ok(map);
+            }
+            let key = self.key('=')?;
+            self.skip_blank();
+            if self.peek() != Some('=') {
+                return Err(self.unexpected('='));
+            }
+            self.bump();
+            if let Some((last, parents)) = key.split_last() {
+                self.context.extend(parents.iter().cloned());
+                self.current_key = Some(last.clone());
+            }
+            let value = self.value()?;
+            insert_path(&mut map, &key, value).map_err(|e| self.error(&e))?;
+            self.context = table_context.clone();
+            self.inline_space()?;
+            match self.bump() {
+                Some(',') => after_comma = true,
+                Some('}') => return Ok(map),
+                _ => {
+                    return Err(self.error("expected a comma or an inline table terminator '}'"));
+                }
+            }
+        }
+    }
+
+    /// Blanks inside an inline table; newlines and comments only in v1.6.
+    fn inline_space(&mut self) -> Result<(), String> {
+        match self.version {
+            TomlVersion::V1_6 => self.skip_all(),
+            TomlVersion::V1_4 => {
+                self.skip_blank();
+                if matches!(self.peek(), Some('\n' | '#')) || self.rest().starts_with("\r\n") {
+                    return Err(self.error("newlines not allowed within inline tables"));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A space inside a date-time (`1979-05-27 07:32:00`) belongs to the value.
@@ -504,6 +649,17 @@ impl<'a> TomlParser<'a> {
                 })
             && after.chars().take(2).all(|c| c.is_ascii_digit())
     }
+}
+
+/// A rune as Go's `%q` prints it: `'a'`, `'\n'`.
+fn go_rune(c: char) -> String {
+    let quoted = super::gofmt::go_quote(&c.to_string());
+    format!("'{}'", &quoted[1..quoted.len() - 1])
+}
+
+/// A string as Go's `%q` prints it.
+fn go_quoted(s: &str) -> String {
+    super::gofmt::go_quote(s)
 }
 
 fn scalar(word: &str) -> Option<Value> {
@@ -586,11 +742,14 @@ fn table_at<'m>(
 }
 
 /// Reads a TOML document into a map (integers int64, floats float64, dates as text).
-pub fn toml_unmarshal(text: &str) -> Result<BTreeMap<String, Value>, String> {
+pub fn toml_unmarshal(text: &str, version: TomlVersion) -> Result<BTreeMap<String, Value>, String> {
     let mut parser = TomlParser {
         text,
         pos: 0,
         line: 1,
+        version,
+        context: Vec::new(),
+        current_key: None,
     };
     let mut root: BTreeMap<String, Value> = BTreeMap::new();
     let mut current_path: Vec<String> = Vec::new();
@@ -613,6 +772,7 @@ pub fn toml_unmarshal(text: &str) -> Result<BTreeMap<String, Value>, String> {
                 for _ in 0..closing.len() {
                     parser.bump();
                 }
+                parser.context = path.clone();
                 parser.end_of_line()?;
                 if array {
                     let (last, parents) = path
@@ -642,22 +802,36 @@ pub fn toml_unmarshal(text: &str) -> Result<BTreeMap<String, Value>, String> {
                     return Err(parser.unexpected('='));
                 }
                 parser.bump();
+                if let Some((last, parents)) = key.split_last() {
+                    parser.context.extend(parents.iter().cloned());
+                    parser.current_key = Some(last.clone());
+                }
                 let value = parser.value()?;
-                parser.end_of_line()?;
                 let table = table_at(&mut root, &current_path).map_err(|e| parser.error(&e))?;
                 insert_path(table, &key, value).map_err(|e| parser.error(&e))?;
+                parser.context = current_path.clone();
+                parser.current_key = None;
+                parser.end_of_line()?;
             }
         }
     }
 }
 
-fn from_toml(args: &[Value]) -> Result<Value, FuncError> {
+fn from_toml_with(args: &[Value], version: TomlVersion) -> Result<Value, FuncError> {
     args::exact("fromToml", args, 1)?;
     let text = args::string(args, 0)?;
-    Ok(Value::Map(Arc::new(match toml_unmarshal(text) {
+    Ok(Value::Map(Arc::new(match toml_unmarshal(text, version) {
         Ok(map) => map,
         Err(error) => BTreeMap::from([("Error".to_string(), Value::String(error))]),
     })))
+}
+
+fn from_toml(args: &[Value]) -> Result<Value, FuncError> {
+    from_toml_with(args, TomlVersion::V1_4)
+}
+
+fn from_toml_v16(args: &[Value]) -> Result<Value, FuncError> {
+    from_toml_with(args, TomlVersion::V1_6)
 }
 
 #[cfg(test)]
@@ -668,17 +842,79 @@ mod tests {
     fn toml_round_trip() {
         let parsed = toml_unmarshal(
             "title = \"x\"\nn = 1_000\nf = 2.5\n[owner]\nname = 'Tom'\n[[items]]\na = 1\n[[items]]\na = 2\n",
+            TomlVersion::V1_4,
         );
         let value = Value::Map(Arc::new(parsed.unwrap_or_default()));
         assert_eq!(
             value.to_json(),
             serde_json::json!({"title": "x", "n": 1000, "f": 2.5, "owner": {"name": "Tom"}, "items": [{"a": 1}, {"a": 2}]})
         );
-        let text = toml_marshal(&value).unwrap_or_default();
+        let text = toml_marshal(&value, TomlVersion::V1_4).unwrap_or_default();
         assert_eq!(
             text,
             "f = 2.5\nn = 1000\ntitle = \"x\"\n\n[[items]]\n  a = 1\n\n[[items]]\n  a = 2\n\n[owner]\n  name = \"Tom\"\n"
         );
-        assert!(toml_unmarshal("a = ").is_err());
+        assert!(toml_unmarshal("a = ", TomlVersion::V1_4).is_err());
+    }
+
+    /// helm 3.17.3 (BurntSushi/toml v1.4.0) and helm 4.1.4 (v1.6.0) on the same inputs.
+    #[test]
+    fn versions_differ_as_helm3_and_helm4() {
+        let floats = Value::map([
+            ("big".to_string(), Value::Float(12345678.0)),
+            ("tiny".to_string(), Value::Float(0.000001)),
+            ("e5".to_string(), Value::Float(100000.0)),
+            ("half".to_string(), Value::Float(0.5)),
+            (
+                "l".to_string(),
+                Value::list([Value::Float(1e7), Value::Float(-0.0)]),
+            ),
+        ]);
+        assert_eq!(
+            toml_marshal(&floats, TomlVersion::V1_4).unwrap_or_default(),
+            "big = 12345678.0\ne5 = 100000.0\nhalf = 0.5\nl = [10000000.0, -0.0]\ntiny = 0.000001\n"
+        );
+        assert_eq!(
+            toml_marshal(&floats, TomlVersion::V1_6).unwrap_or_default(),
+            "big = 1.2345678e+07\ne5 = 100000.0\nhalf = 0.5\nl = [1e+07, -0.0]\ntiny = 1e-06\n"
+        );
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "a = 1\nb\n",
+                "toml: line 3: expected '.' or '=', but got '\\n' instead",
+                "toml: line 2: expected '.' or '=', but got '\\n' instead",
+            ),
+            (
+                "a = 1\nb = \n",
+                "toml: line 3 (last key \"b\"): expected value but found '\\n' instead",
+                "toml: line 2 (last key \"b\"): expected value but found '\\n' instead",
+            ),
+            (
+                "a = 1\nb",
+                "toml: line 1: unexpected EOF; expected key separator '='",
+                "toml: line 2: unexpected EOF; expected key separator '='",
+            ),
+            (
+                "a = 1\nb = {x = 1\n}\n",
+                "toml: line 2 (last key \"b.x\"): newlines not allowed within inline tables",
+                "",
+            ),
+            (
+                "a = 1\nb = @\n",
+                "toml: line 2 (last key \"b\"): expected value but found '@' instead",
+                "toml: line 2 (last key \"b\"): expected value but found '@' instead",
+            ),
+        ];
+        for (text, v14, v16) in cases {
+            for (version, want) in [(TomlVersion::V1_4, v14), (TomlVersion::V1_6, v16)] {
+                let got = toml_unmarshal(text, version).err().unwrap_or_default();
+                assert_eq!(&got, want, "{text:?} with {version:?}");
+            }
+        }
+        let escaped = toml_unmarshal("a = \"\\e\\x41\"\nb = {x = 1,}\n", TomlVersion::V1_6);
+        assert_eq!(
+            Value::Map(Arc::new(escaped.unwrap_or_default())).to_json(),
+            serde_json::json!({"a": "\u{1b}A", "b": {"x": 1}})
+        );
     }
 }

@@ -1255,6 +1255,8 @@ fn to_yaml_pretty_fn(args: &[Value]) -> Result<Value, FuncError> {
 /// returning Helm's view of it (numbers float64). An empty document is `Nil`. Like go-yaml,
 /// only the first document is read: anything after its root node is never looked at.
 pub fn yaml_to_value(text: &str) -> Result<Value, String> {
+    let relaxed = crate::values::yaml::relax_flow_indentation(text);
+    let text: &str = &relaxed;
     let mut loader = Loader {
         parser: Parser::new_from_str(text),
         text,
@@ -1279,8 +1281,47 @@ pub fn yaml_to_value(text: &str) -> Result<Value, String> {
 /// go-yaml's wording for a saphyr parse error, with go-yaml's line rule: the 0-based line of
 /// the problem (plus one for scanner errors), left out when that is line 0.
 fn parse_error(error: &saphyr_parser::ScanError, text: &str) -> String {
-    let info = error.info();
-    let parser_error = info.starts_with("while parsing ");
+    go_yaml_error(error.info(), error.marker().line(), text)
+}
+
+/// [`parse_error`] from saphyr's message and 1-based line (as `ValuesError::Yaml` keeps them):
+/// sigs.k8s.io/yaml's `error converting YAML to JSON: yaml: line N: PROBLEM`.
+pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
+    let mut parser_error = info.starts_with("while parsing ");
+    // Where saphyr's scanner refuses a token, go-yaml's scanner takes it and its parser fails.
+    let reworded = match info {
+        // A `key:` inside a flow collection left open on an earlier line.
+        "illegal placement of ':' indicator" => {
+            match crate::values::yaml::open_flow_bracket(text, marker_line) {
+                Some('[') => Some("did not find expected ',' or ']'"),
+                Some(_) => Some("did not find expected ',' or '}'"),
+                None => None,
+            }
+        }
+        // A `]` or `}` with no flow collection open: the block collection around it fails.
+        "misplaced bracket" => {
+            let line = text
+                .lines()
+                .nth(marker_line.saturating_sub(1))
+                .unwrap_or_default()
+                .trim_start();
+            Some(if line.starts_with("- ") || line == "-" {
+                "did not find expected '-' indicator"
+            } else if line.contains(':') {
+                "did not find expected key"
+            } else {
+                "did not find expected <document start>"
+            })
+        }
+        _ => None,
+    };
+    let info = match reworded {
+        Some(problem) => {
+            parser_error = true;
+            problem
+        }
+        None => info,
+    };
     // Drop saphyr's "while scanning/parsing X, " context.
     let problem = match info.strip_prefix("while ") {
         Some(rest) => rest.split_once(", ").map(|(_, p)| p).unwrap_or(rest),
@@ -1288,6 +1329,9 @@ fn parse_error(error: &saphyr_parser::ScanError, text: &str) -> String {
     };
     let problem = if problem.starts_with("unexpected character") {
         "found character that cannot start any token".to_string()
+    } else if problem == "simple key expected" {
+        // A multi-line plain scalar less indented than its key.
+        "could not find expected ':'".to_string()
     } else if problem.contains("unknown anchor") {
         match unknown_alias(text) {
             Some(name) => format!("unknown anchor '{name}' referenced"),
@@ -1298,7 +1342,7 @@ fn parse_error(error: &saphyr_parser::ScanError, text: &str) -> String {
     } else {
         problem.to_string()
     };
-    let zero_based = error.marker().line().saturating_sub(1);
+    let zero_based = marker_line.saturating_sub(1);
     let line = if zero_based == 0 {
         0
     } else if parser_error {
