@@ -330,11 +330,11 @@ pub async fn plan(
         plans.push(plan);
     }
     if settings.approvals > 0 {
-        // As for releases: until keelson collects approvals, nothing moves without them.
+        // Approvals are collected for releases only so far: a workload asking for them is held.
         for plan in &mut plans {
             if let Some(target) = plan.target.take() {
                 plan.reason = Some(format!(
-                    "approval required: keel.sh/approvals is {} and keelson does not collect approvals yet ({target} is waiting)",
+                    "approval required: keel.sh/approvals is {}; keelson collects approvals for releases only so far ({target} is waiting)",
                     settings.approvals
                 ));
             }
