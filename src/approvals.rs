@@ -1,6 +1,7 @@
-//! Approvals: a release whose `keel:` block asks for `approvals: N` moves to a target only after
-//! N distinct approvals; one rejection ends it; `approvalDeadline` hours expire it. Each
-//! approval is a ConfigMap in the release's namespace, so every replica sees the same state and
+//! Approvals: a release whose `keel:` block asks for `approvals: N`, or a workload labelled
+//! `keel.sh/approvals: N`, moves to a target only after N distinct approvals; one rejection
+//! ends it; `approvalDeadline` hours expire it. Both kinds of [`Subject`] share this code. Each
+//! approval is a ConfigMap in the subject's namespace, so every replica sees the same state and
 //! it survives restarts; votes are written with the object's resourceVersion (optimistic
 //! concurrency: two voters at once both count).
 
@@ -12,8 +13,12 @@ use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde::Serialize;
 
+pub use crate::subject::Subject;
+
 /// Labels every approval ConfigMap carries.
 pub const MANAGED_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "keelson");
+/// The subject an approval is for, to find its other requests: a release's name, or
+/// `kind.name` for a workload (see [`subject_label`]).
 pub const RELEASE_LABEL: &str = "keelson.sh/approval-for";
 /// Keel's default deadline, in hours.
 pub const DEFAULT_DEADLINE_HOURS: u64 = 24;
@@ -59,7 +64,14 @@ impl State {
 pub struct Approval {
     /// `namespace/name` of its ConfigMap.
     pub id: String,
+    /// `Release`, or the workload's kind (`Deployment`, …).
+    pub kind: String,
+    /// The release's name; empty for a workload.
     pub release: String,
+    /// The release's or the workload's name.
+    pub name: String,
+    /// `ns/release` or `deployment/ns/name`: what people read.
+    pub subject: String,
     pub namespace: String,
     pub image: String,
     pub current: String,
@@ -98,15 +110,48 @@ fn api_error(id: &str, err: &kube::Error) -> Error {
     }
 }
 
-/// The ConfigMap name of the approval for `release` moving to `target`: stable, so planning the
-/// same move again finds it, and within the 63 characters of a label-safe name.
-pub fn object_name(release: &str, target: &str) -> String {
+fn short_hash(text: &str, bytes: usize) -> String {
     use sha2::Digest;
-    let hash = sha2::Sha256::digest(format!("{release}\n{target}").as_bytes());
-    let hex: String = hash.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    let mut prefix: String = format!("keelson-approval-{release}");
+    let hash = sha2::Sha256::digest(text.as_bytes());
+    hash.iter().take(bytes).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The ConfigMap name of the approval for `subject` moving to `target`: stable, so planning the
+/// same move again finds it, and within the 63 characters of a label-safe name. A release's
+/// name is what it was before workloads had approvals, so open requests carry over.
+pub fn object_name(subject: &Subject, target: &str) -> String {
+    let (key, readable) = match subject {
+        Subject::Release { name, .. } => (name.clone(), name.clone()),
+        Subject::Workload { kind, name, .. } => (
+            format!("{kind}/{name}"),
+            format!("{}-{name}", kind.to_ascii_lowercase()),
+        ),
+    };
+    let hex = short_hash(&format!("{key}\n{target}"), 5);
+    let mut prefix: String = format!("keelson-approval-{readable}");
     prefix.truncate(52);
-    format!("{}-{hex}", prefix.trim_end_matches('-'))
+    format!("{}-{hex}", prefix.trim_end_matches(['-', '.']))
+}
+
+/// The value of [`RELEASE_LABEL`]: a release's name (at most 53 characters, Helm's limit), or
+/// `kind.name` for a workload, shortened with a hash when over the 63 characters a label value
+/// may hold (workload names may be longer). Requests are matched on their data afterwards, so
+/// two subjects sharing a value never mix.
+pub fn subject_label(subject: &Subject) -> String {
+    let value = match subject {
+        Subject::Release { name, .. } => name.clone(),
+        Subject::Workload { kind, name, .. } => format!("{}.{name}", kind.to_ascii_lowercase()),
+    };
+    if value.len() <= 63 {
+        return value;
+    }
+    let mut prefix = value.clone();
+    prefix.truncate(52);
+    format!(
+        "{}-{}",
+        prefix.trim_end_matches(['-', '.']),
+        short_hash(&value, 5)
+    )
 }
 
 fn from_config_map(cm: &ConfigMap) -> Approval {
@@ -114,9 +159,25 @@ fn from_config_map(cm: &ConfigMap) -> Approval {
     let get = |key: &str| data.get(key).cloned().unwrap_or_default();
     let namespace = cm.metadata.namespace.clone().unwrap_or_default();
     let name = cm.metadata.name.clone().unwrap_or_default();
+    // Requests made before workloads had approvals carry neither `kind` nor `name`.
+    let kind = Some(get("kind"))
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| crate::subject::RELEASE_KIND.to_string());
+    let release = get("release");
+    let subject_name = Some(get("name"))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| release.clone());
+    let subject = if kind == crate::subject::RELEASE_KIND {
+        Subject::release(&namespace, &subject_name)
+    } else {
+        Subject::workload(&kind, &namespace, &subject_name)
+    };
     Approval {
         id: format!("{namespace}/{name}"),
-        release: get("release"),
+        kind,
+        release,
+        name: subject_name,
+        subject: subject.label(),
         namespace,
         image: get("image"),
         current: get("current"),
@@ -137,7 +198,9 @@ fn to_config_map(approval: &Approval) -> ConfigMap {
         .map_or(approval.id.as_str(), |(_, n)| n)
         .to_string();
     let data: BTreeMap<String, String> = [
+        ("kind", approval.kind.clone()),
         ("release", approval.release.clone()),
+        ("name", approval.name.clone()),
         ("image", approval.image.clone()),
         ("current", approval.current.clone()),
         ("target", approval.target.clone()),
@@ -160,7 +223,7 @@ fn to_config_map(approval: &Approval) -> ConfigMap {
             labels: Some(
                 [
                     (MANAGED_LABEL.0.to_string(), MANAGED_LABEL.1.to_string()),
-                    (RELEASE_LABEL.to_string(), approval.release.clone()),
+                    (RELEASE_LABEL.to_string(), subject_label(&approval.of())),
                 ]
                 .into(),
             ),
@@ -170,6 +233,31 @@ fn to_config_map(approval: &Approval) -> ConfigMap {
         data: Some(data),
         ..ConfigMap::default()
     }
+}
+
+impl Approval {
+    /// What the approval is for.
+    pub fn of(&self) -> Subject {
+        if self.kind == crate::subject::RELEASE_KIND {
+            Subject::release(&self.namespace, &self.name)
+        } else {
+            Subject::workload(&self.kind, &self.namespace, &self.name)
+        }
+    }
+}
+
+/// A planned move that may need approvals: what the request shows and asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The moving repositories (comma-separated when several move together).
+    pub image: &'a str,
+    pub current: &'a str,
+    pub target: &'a str,
+    pub required: u64,
+    /// Hours until the request expires (Keel's default 24).
+    pub deadline_hours: Option<u64>,
+    /// The planned manifest changes, when known.
+    pub diff: &'a str,
 }
 
 fn expired(approval: &Approval, now: jiff::Timestamp) -> bool {
@@ -217,23 +305,25 @@ impl Approvals {
         Api::namespaced(self.client.clone(), namespace)
     }
 
-    /// Decides whether `release` may move from `current` to `target`, opening the approval
-    /// request when there is none (unless `dry_run`). A newer target supersedes an older
-    /// pending request; a rejected or expired target is never asked for again.
-    #[allow(clippy::too_many_arguments)]
+    /// Decides whether `subject` may move from `request.current` to `request.target`, opening
+    /// the approval request when there is none (unless `dry_run`). A newer target supersedes an
+    /// older pending request; a rejected or expired target is never asked for again.
     pub async fn gate(
         &self,
-        namespace: &str,
-        release: &str,
-        image: &str,
-        current: &str,
-        target: &str,
-        required: u64,
-        deadline_hours: Option<u64>,
-        diff: &str,
+        subject: &Subject,
+        request: Request<'_>,
         dry_run: bool,
     ) -> Result<Gate, Error> {
-        let name = object_name(release, target);
+        let Request {
+            image,
+            current,
+            target,
+            required,
+            deadline_hours,
+            diff,
+        } = request;
+        let namespace = subject.namespace();
+        let name = object_name(subject, target);
         let id = format!("{namespace}/{name}");
         let api = self.api(namespace);
         let now = jiff::Timestamp::now();
@@ -283,14 +373,17 @@ impl Approvals {
                 "approval required: {required} approvals for {target}; the request opens at the next reconcile"
             ))),
             None => {
-                self.supersede(namespace, release, &name).await?;
+                self.supersede(subject, &name).await?;
                 let hours = deadline_hours.unwrap_or(DEFAULT_DEADLINE_HOURS);
                 let deadline = now
                     .checked_add(jiff::SignedDuration::from_hours(hours as i64))
                     .unwrap_or(now);
                 let approval = Approval {
                     id: id.clone(),
-                    release: release.to_string(),
+                    kind: subject.kind().to_string(),
+                    release: subject.release_name().unwrap_or_default().to_string(),
+                    name: subject.name().to_string(),
+                    subject: subject.label(),
                     namespace: namespace.to_string(),
                     image: image.to_string(),
                     current: current.to_string(),
@@ -318,17 +411,20 @@ impl Approvals {
         }
     }
 
-    /// Marks the release's other pending approvals superseded.
-    async fn supersede(&self, namespace: &str, release: &str, keep: &str) -> Result<(), Error> {
-        let api = self.api(namespace);
-        let selector = format!("{RELEASE_LABEL}={release}");
+    /// Marks the subject's other pending approvals superseded.
+    async fn supersede(&self, subject: &Subject, keep: &str) -> Result<(), Error> {
+        let api = self.api(subject.namespace());
+        let selector = format!("{RELEASE_LABEL}={}", subject_label(subject));
         let list = api
             .list(&ListParams::default().labels(&selector))
             .await
-            .map_err(|e| api_error(&format!("{namespace}/{release}"), &e))?;
+            .map_err(|e| api_error(&subject.label(), &e))?;
         for cm in list.items {
             let mut approval = from_config_map(&cm);
-            if approval.state != State::Pending || cm.metadata.name.as_deref() == Some(keep) {
+            if approval.state != State::Pending
+                || cm.metadata.name.as_deref() == Some(keep)
+                || approval.of() != *subject
+            {
                 continue;
             }
             approval.state = State::Superseded;
@@ -360,7 +456,7 @@ impl Approvals {
             }
         }
         approvals.sort_by(|a, b| {
-            (&a.namespace, &a.release, &a.deadline).cmp(&(&b.namespace, &b.release, &b.deadline))
+            (&a.namespace, &a.subject, &a.deadline).cmp(&(&b.namespace, &b.subject, &b.deadline))
         });
         Ok(approvals)
     }
@@ -418,22 +514,57 @@ mod tests {
 
     #[test]
     fn names_are_stable_short_and_distinct() {
-        let a = object_name("web", "r/app:1.1.0");
-        assert_eq!(a, object_name("web", "r/app:1.1.0"));
-        assert_ne!(a, object_name("web", "r/app:1.2.0"));
+        let web = Subject::release("apps", "web");
+        let a = object_name(&web, "r/app:1.1.0");
+        assert_eq!(a, object_name(&web, "r/app:1.1.0"));
+        assert_ne!(a, object_name(&web, "r/app:1.2.0"));
         assert!(
             a.starts_with("keelson-approval-web-") && a.len() <= 63,
             "{a}"
         );
-        let long = object_name(&"x".repeat(60), "t");
+        let long = object_name(&Subject::release("apps", &"x".repeat(60)), "t");
         assert!(long.len() <= 63, "{long}");
+        // A workload's request never shares a name with a release's, even a look-alike one.
+        let deployment = Subject::workload("Deployment", "apps", "web");
+        let b = object_name(&deployment, "r/app:1.1.0");
+        assert!(b.starts_with("keelson-approval-deployment-web-"), "{b}");
+        assert_ne!(
+            b,
+            object_name(&Subject::release("apps", "deployment-web"), "r/app:1.1.0")
+        );
+        assert_ne!(
+            b,
+            object_name(&Subject::workload("StatefulSet", "apps", "web"), "r/app:1.1.0")
+        );
     }
 
     #[test]
-    fn config_maps_round_trip() {
-        let approval = Approval {
+    fn subject_labels_fit_a_label_value() {
+        assert_eq!(subject_label(&Subject::release("apps", "web")), "web");
+        assert_eq!(
+            subject_label(&Subject::workload("DaemonSet", "apps", "agent")),
+            "daemonset.agent"
+        );
+        let long = Subject::workload("Deployment", "apps", &"y".repeat(200));
+        let value = subject_label(&long);
+        assert!(value.len() <= 63, "{value}");
+        assert_ne!(
+            value,
+            subject_label(&Subject::workload(
+                "Deployment",
+                "apps",
+                &("y".repeat(199) + "z")
+            ))
+        );
+    }
+
+    fn sample(subject: &Subject) -> Approval {
+        Approval {
             id: "apps/keelson-approval-web-0011223344".into(),
-            release: "web".into(),
+            kind: subject.kind().into(),
+            release: subject.release_name().unwrap_or_default().into(),
+            name: subject.name().into(),
+            subject: subject.label(),
             namespace: "apps".into(),
             image: "r/app".into(),
             current: "r/app:1.0.0".into(),
@@ -444,12 +575,18 @@ mod tests {
             state: State::Pending,
             diff: String::new(),
             resource_version: Some("7".into()),
-        };
+        }
+    }
+
+    #[test]
+    fn config_maps_round_trip() {
+        let approval = sample(&Subject::release("apps", "web"));
         let back = from_config_map(&to_config_map(&approval));
         assert_eq!(back.id, approval.id);
         assert_eq!(back.votes, approval.votes);
         assert_eq!(back.required, 2);
         assert_eq!(back.state, State::Pending);
+        assert_eq!(back.of(), Subject::release("apps", "web"));
         assert!(expired(
             &back,
             "2026-12-08T00:00:00Z".parse().expect("time")
@@ -458,5 +595,34 @@ mod tests {
             &back,
             "2026-12-06T00:00:00Z".parse().expect("time")
         ));
+
+        let workload = Subject::workload("Deployment", "apps", "ithome");
+        let cm = to_config_map(&sample(&workload));
+        assert_eq!(
+            cm.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(RELEASE_LABEL))
+                .map(String::as_str),
+            Some("deployment.ithome")
+        );
+        let back = from_config_map(&cm);
+        assert_eq!(back.of(), workload);
+        assert_eq!(back.kind, "Deployment");
+        assert_eq!(back.release, "");
+        assert_eq!(back.subject, "deployment/apps/ithome");
+    }
+
+    #[test]
+    fn requests_from_before_workloads_read_as_releases() {
+        let mut cm = to_config_map(&sample(&Subject::release("apps", "web")));
+        if let Some(data) = cm.data.as_mut() {
+            data.remove("kind");
+            data.remove("name");
+        }
+        let back = from_config_map(&cm);
+        assert_eq!(back.of(), Subject::release("apps", "web"));
+        assert_eq!(back.name, "web");
+        assert_eq!(back.subject, "apps/web");
     }
 }

@@ -347,16 +347,22 @@ impl Updater {
             let join = |f: fn(&ImagePlan) -> String| {
                 changes.iter().map(|p| f(p)).collect::<Vec<_>>().join(", ")
             };
+            let (image, current, target) = (
+                join(|p| p.image.clone()),
+                join(|p| p.current.clone()),
+                join(|p| p.target.clone().unwrap_or_default()),
+            );
             let gate = crate::approvals::Approvals::new(self.client.clone())
                 .gate(
-                    namespace,
-                    release,
-                    &join(|p| p.image.clone()),
-                    &join(|p| p.current.clone()),
-                    &join(|p| p.target.clone().unwrap_or_default()),
-                    block.approvals,
-                    block.approval_deadline,
-                    diff.as_deref().unwrap_or_default(),
+                    &crate::subject::Subject::release(namespace, release),
+                    crate::approvals::Request {
+                        image: &image,
+                        current: &current,
+                        target: &target,
+                        required: block.approvals,
+                        deadline_hours: block.approval_deadline,
+                        diff: diff.as_deref().unwrap_or_default(),
+                    },
                     self.config.dry_run,
                 )
                 .await;
