@@ -1,5 +1,6 @@
 //! `keelson approvals`, `keelson approve` and `keelson reject`: the approval requests of
-//! releases whose `keel:` block asks for approvals, and votes on them.
+//! releases whose `keel:` block asks for approvals and of workloads labelled
+//! `keel.sh/approvals`, and votes on them.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -57,7 +58,8 @@ pub async fn list(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitC
         ApprovalsOutput::Table => {
             let mut rows = vec![[
                 "ID".to_string(),
-                "RELEASE".to_string(),
+                "KIND".to_string(),
+                "FOR".to_string(),
                 "CURRENT".to_string(),
                 "TARGET".to_string(),
                 "VOTES".to_string(),
@@ -67,7 +69,8 @@ pub async fn list(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitC
             for a in &approvals {
                 rows.push([
                     a.id.clone(),
-                    a.release.clone(),
+                    a.kind.clone(),
+                    a.subject.clone(),
                     a.current.clone(),
                     a.target.clone(),
                     format!("{}/{}", a.votes.len(), a.required),
@@ -93,7 +96,7 @@ pub async fn vote(
         .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| "anonymous".to_string());
     let notify = crate::notify::Config::from_env().map_err(|err| anyhow::anyhow!(err))?;
-    let approval = Approvals::new(client)
+    let approval = Approvals::new(client.clone())
         .vote(&args.id, &voter, approve)
         .await?;
     // Told here as `keelson run` tells votes cast through its API (same KEELSON_NOTIFY_*).
@@ -103,17 +106,42 @@ pub async fn vote(
         _ => None,
     };
     if let Some(kind) = kind {
+        let subject = approval.of();
+        // A workload's own `keel.sh/notify` channels, and the Event on the workload, as the
+        // controller does; a workload that cannot be read is still told about, without them.
+        let workload = match &subject {
+            crate::subject::Subject::Workload {
+                kind,
+                namespace,
+                name,
+            } => match crate::workloads::Kind::parse(kind) {
+                Some(kind) => crate::workloads::get(&client, kind, namespace, name)
+                    .await
+                    .unwrap_or_else(|reason| {
+                        eprintln!("warning: {reason}");
+                        None
+                    }),
+                None => None,
+            },
+            crate::subject::Subject::Release { .. } => None,
+        };
         let message = crate::notify::Notification {
             kind,
-            release: approval.release.clone(),
-            namespace: approval.namespace.clone(),
+            subject,
             images: vec![(approval.current.clone(), approval.target.clone())],
             revision: None,
             reason: Some(format!("votes: {}", approval.votes.join(", "))),
             release_notes: Vec::new(),
-            channels: Vec::new(),
+            channels: workload
+                .as_ref()
+                .map(crate::workloads::Workload::notify_channels)
+                .unwrap_or_default(),
         };
-        let metrics = crate::controller::metrics::Metrics::default();
+        let metrics = std::sync::Arc::new(crate::controller::metrics::Metrics::default());
+        if let Some(workload) = &workload {
+            let events = crate::notify::Notifier::events_only(metrics.clone(), client);
+            events.event(&message, workload.object_reference()).await;
+        }
         crate::notify::send_now(&notify, &message, &metrics).await;
     }
     println!(

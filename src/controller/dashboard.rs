@@ -126,12 +126,7 @@ pub async fn page(controller: &Controller, signed_in: bool, message: Option<&str
         html.push_str("</table>");
     }
 
-    let mut namespaces: Vec<String> = releases
-        .iter()
-        .filter(|r| r.block.approvals > 0)
-        .map(|r| r.namespace.clone())
-        .collect();
-    namespaces.dedup();
+    let namespaces = controller.approval_namespaces();
     let store = crate::approvals::Approvals::new(controller.updater.client.clone());
     let mut pending = Vec::new();
     for namespace in namespaces {
@@ -148,10 +143,9 @@ pub async fn page(controller: &Controller, signed_in: bool, message: Option<&str
         let id = escape(&approval.id);
         let _ = write!(
             html,
-            "<div class=\"approval\" data-id=\"{id}\"><strong>{}/{}</strong>: {} → {} \
+            "<div class=\"approval\" data-id=\"{id}\"><strong>{}</strong>: {} → {} \
              <small>{} of {} approvals, until {}</small>",
-            escape(&approval.namespace),
-            escape(&approval.release),
+            escape(&approval.subject),
             escape(&approval.current),
             escape(&approval.target),
             approval.votes.len(),

@@ -350,11 +350,7 @@ async fn route(
             let store = crate::approvals::Approvals::new(controller.updater.client.clone());
             let message = match store.vote(&field("id"), &voter, approve).await {
                 Ok(approval) => {
-                    controller.release_changed(
-                        (approval.namespace.clone(), approval.release.clone()),
-                        false,
-                    );
-                    controller.tell_vote(&approval).await;
+                    controller.voted(&approval).await;
                     format!("{}: {}", approval.id, approval.state.as_str())
                 }
                 Err(err) => err.to_string(),
@@ -386,7 +382,7 @@ async fn route(
     }
 }
 
-/// `GET /v1/approvals` lists the approvals of the watched releases; `POST /v1/approvals` with
+/// `GET /v1/approvals` lists the approvals of the watched releases and workloads; `POST /v1/approvals` with
 /// Keel's body `{"identifier": ID, "action": "approve"|"reject", "voter": NAME}` votes. Both
 /// need the webhook credentials.
 async fn approvals(
@@ -411,17 +407,8 @@ async fn approvals(
     }
     let store = crate::approvals::Approvals::new(controller.updater.client.clone());
     if method == Method::GET {
-        let mut namespaces: Vec<String> = controller
-            .releases
-            .tracked()
-            .iter()
-            .filter(|r| r.block.approvals > 0)
-            .map(|r| r.namespace.clone())
-            .collect();
-        namespaces.sort();
-        namespaces.dedup();
         let mut all = Vec::new();
-        for namespace in namespaces {
+        for namespace in controller.approval_namespaces() {
             match store.list(Some(&namespace)).await {
                 Ok(found) => all.extend(found),
                 Err(err) => {
@@ -473,12 +460,8 @@ async fn approvals(
         .unwrap_or_else(|| "anonymous".to_string());
     match store.vote(&vote.identifier, &voter, approve).await {
         Ok(approval) => {
-            // Plan the release now: an approval that is complete moves it at once.
-            controller.release_changed(
-                (approval.namespace.clone(), approval.release.clone()),
-                false,
-            );
-            controller.tell_vote(&approval).await;
+            // Plan the release or workload now: an approval that is complete moves it at once.
+            controller.voted(&approval).await;
             json(StatusCode::OK, serde_json::json!(approval))
         }
         Err(err @ (crate::approvals::Error::NotFound(_) | crate::approvals::Error::BadId(_))) => {

@@ -121,9 +121,9 @@ pub struct Controller {
     pub leader_lease: Option<(kube::Api<k8s_openapi::api::coordination::v1::Lease>, String)>,
     /// Chat/webhook notifications and Kubernetes Events.
     notifier: crate::notify::Notifier,
-    /// (release, target) pairs already announced as planned: said once, however often the
-    /// release is planned while it waits (for approvals, say).
-    announced: Mutex<HashSet<(ReleaseKey, String)>>,
+    /// (release or workload, target) pairs already announced as planned: said once, however
+    /// often it is planned while it waits (for approvals, say).
+    announced: Mutex<HashSet<(Item, String)>>,
     /// Each release's latest plan (targets, or why held), for the dashboard.
     pub last_plans: Mutex<HashMap<ReleaseKey, Vec<crate::updater::ImagePlan>>>,
 }
@@ -649,8 +649,7 @@ impl Controller {
             .collect();
         let message = notify::Notification {
             kind,
-            release: outcome.release.clone(),
-            namespace: outcome.namespace.clone(),
+            subject: crate::subject::Subject::release(&outcome.namespace, &outcome.release),
             images,
             revision,
             reason,
@@ -659,22 +658,98 @@ impl Controller {
         };
         // The Event goes on the record of the revision it is about (the newest otherwise).
         let version = revision.unwrap_or(release.version);
+        let object = self.record_reference(&outcome.namespace, &outcome.release, version);
+        self.notifier.event(&message, object).await;
+        self.notifier.send(message);
+    }
+
+    /// The release record an Event about `release` at `version` goes on.
+    fn record_reference(
+        &self,
+        namespace: &str,
+        release: &str,
+        version: i64,
+    ) -> k8s_openapi::api::core::v1::ObjectReference {
         let object_kind = match self.updater.storage.driver().kind() {
             crate::storage::DriverKind::Secret => "Secret",
             crate::storage::DriverKind::ConfigMap => "ConfigMap",
         };
-        let object = k8s_openapi::api::core::v1::ObjectReference {
+        k8s_openapi::api::core::v1::ObjectReference {
             api_version: Some("v1".to_string()),
             kind: Some(object_kind.to_string()),
-            name: Some(crate::storage::driver::record_name(
-                &outcome.release,
-                version,
-            )),
-            namespace: Some(outcome.namespace.clone()),
+            name: Some(crate::storage::driver::record_name(release, version)),
+            namespace: Some(namespace.to_string()),
             ..Default::default()
+        }
+    }
+
+    /// Notifications and a Kubernetes Event on the workload itself for what one plan of it
+    /// did: planned (once per target), applied, failed, an approval request opened or expired.
+    async fn tell_workload(
+        &self,
+        workload: &crate::workloads::Workload,
+        outcome: &crate::workloads::WorkloadOutcome,
+    ) {
+        use crate::workloads::WorkloadResult;
+        let moves: Vec<(String, String)> = match &outcome.result {
+            WorkloadResult::Updated { changes } => changes
+                .iter()
+                .map(|c| (c.old.clone(), c.new.clone()))
+                .collect(),
+            _ => outcome
+                .plans
+                .iter()
+                .filter_map(|p| {
+                    p.target
+                        .as_ref()
+                        .or(p.held_target.as_ref())
+                        .map(|t| (p.current.clone(), t.clone()))
+                })
+                .collect(),
         };
-        self.notifier.event(&message, object).await;
-        self.notifier.send(message);
+        let approval = outcome.plans.iter().find_map(|p| p.approval_event);
+        let held_reason = || outcome.plans.iter().find_map(|p| p.reason.clone());
+        let mut kinds: Vec<(notify::Kind, Option<String>)> = Vec::new();
+        let held = outcome.plans.iter().any(|p| p.held_target.is_some());
+        if !moves.is_empty() && (held || matches!(outcome.result, WorkloadResult::Updated { .. }))
+        {
+            let target = moves
+                .iter()
+                .map(|(_, t)| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            if lock(&self.announced).insert((Item::Workload(outcome.key.clone()), target)) {
+                kinds.push((notify::Kind::UpdatePlanned, None));
+            }
+        }
+        match (&outcome.result, approval) {
+            (WorkloadResult::Updated { .. }, _) => kinds.push((notify::Kind::UpdateApplied, None)),
+            (WorkloadResult::Failed { reason }, _) => {
+                kinds.push((notify::Kind::UpdateFailed, Some(reason.clone())))
+            }
+            (_, Some("approval-requested")) => {
+                kinds.push((notify::Kind::ApprovalRequested, held_reason()))
+            }
+            (_, Some("approval-expired")) => {
+                kinds.push((notify::Kind::ApprovalExpired, held_reason()))
+            }
+            _ => {}
+        }
+        for (kind, reason) in kinds {
+            let message = notify::Notification {
+                kind,
+                subject: workload.as_subject(),
+                images: moves.clone(),
+                revision: None,
+                reason,
+                release_notes: Vec::new(),
+                channels: workload.notify_channels(),
+            };
+            self.notifier
+                .event(&message, workload.object_reference())
+                .await;
+            self.notifier.send(message);
+        }
     }
 
     /// One workload: planned from what the watch holds, patched when an image moves (the patch
@@ -697,6 +772,7 @@ impl Controller {
         self.active.send_modify(|n| *n -= 1);
         self.metrics
             .observe_reconcile(started.elapsed().as_secs_f64());
+        self.tell_workload(&workload, &outcome).await;
         let subject = outcome.subject();
         use crate::workloads::update::WorkloadResult;
         let result = match &outcome.result {
@@ -884,30 +960,83 @@ fn next_time(schedule: &Schedule, from: Timestamp, tz: &TimeZone, key: &TagKey) 
 }
 
 impl Controller {
-    /// Tells people about a vote cast through the controller (API or dashboard).
-    pub async fn tell_vote(&self, approval: &crate::approvals::Approval) {
+    /// A vote was cast through the controller (API or dashboard): the release or workload is
+    /// planned at once (a complete approval moves it), and people are told.
+    pub async fn voted(&self, approval: &crate::approvals::Approval) {
+        let subject = approval.of();
+        let workload_key = match &subject {
+            crate::subject::Subject::Release { namespace, name } => {
+                self.release_changed((namespace.clone(), name.clone()), false);
+                None
+            }
+            crate::subject::Subject::Workload {
+                kind,
+                namespace,
+                name,
+            } => crate::workloads::Kind::parse(kind).map(|kind| {
+                let key = (kind, namespace.clone(), name.clone());
+                self.workload_changed(key.clone(), false);
+                key
+            }),
+        };
         let kind = match approval.state {
             crate::approvals::State::Approved => notify::Kind::ApprovalApproved,
             crate::approvals::State::Rejected => notify::Kind::ApprovalRejected,
             _ => return,
         };
-        let channels = match self
-            .releases
-            .get(&(approval.namespace.clone(), approval.release.clone()))
-        {
-            Some(Tracking::Tracked(release)) => release.block.notification_channels.clone(),
-            _ => Vec::new(),
-        };
-        self.notifier.send(notify::Notification {
+        let mut message = notify::Notification {
             kind,
-            release: approval.release.clone(),
-            namespace: approval.namespace.clone(),
+            subject: subject.clone(),
             images: vec![(approval.current.clone(), approval.target.clone())],
             revision: None,
             reason: Some(format!("votes: {}", approval.votes.join(", "))),
             release_notes: Vec::new(),
-            channels,
-        });
+            channels: Vec::new(),
+        };
+        // The Event goes where the subject's other Events go: the release's newest record, or
+        // the workload.
+        let object = match (&subject, workload_key) {
+            (crate::subject::Subject::Release { namespace, name }, _) => {
+                match self.releases.get(&(namespace.clone(), name.clone())) {
+                    Some(Tracking::Tracked(release)) => {
+                        message.channels = release.block.notification_channels.clone();
+                        Some(self.record_reference(namespace, name, release.version))
+                    }
+                    _ => None,
+                }
+            }
+            (_, Some(key)) => self.workloads.get(&key).map(|workload| {
+                message.channels = workload.notify_channels();
+                workload.object_reference()
+            }),
+            _ => None,
+        };
+        if let Some(object) = object {
+            self.notifier.event(&message, object).await;
+        }
+        self.notifier.send(message);
+    }
+
+    /// The namespaces whose approval requests the API and the dashboard list: those of
+    /// releases and workloads that ask for approvals.
+    pub fn approval_namespaces(&self) -> Vec<String> {
+        let mut namespaces: Vec<String> = self
+            .releases
+            .tracked()
+            .iter()
+            .filter(|r| r.block.approvals > 0)
+            .map(|r| r.namespace.clone())
+            .collect();
+        namespaces.extend(
+            self.workloads
+                .tracked()
+                .iter()
+                .filter(|w| matches!(&w.settings, Ok(Some(s)) if s.approvals > 0))
+                .map(|w| w.namespace.clone()),
+        );
+        namespaces.sort();
+        namespaces.dedup();
+        namespaces
     }
 }
 
@@ -940,7 +1069,7 @@ impl Controller {
         if moves.is_empty() || !(written || outcome.plans.iter().any(|p| p.held_target.is_some())) {
             return;
         }
-        let key = (outcome.namespace.clone(), outcome.release.clone());
+        let key = Item::Release((outcome.namespace.clone(), outcome.release.clone()));
         let target = moves
             .iter()
             .map(|(_, t)| t.as_str())
@@ -951,8 +1080,7 @@ impl Controller {
         }
         self.notifier.send(notify::Notification {
             kind: notify::Kind::UpdatePlanned,
-            release: outcome.release.clone(),
-            namespace: outcome.namespace.clone(),
+            subject: crate::subject::Subject::release(&outcome.namespace, &outcome.release),
             images: moves,
             revision: None,
             reason: None,

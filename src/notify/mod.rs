@@ -107,24 +107,24 @@ impl Kind {
     }
 }
 
-/// One message about one release (or workload).
+/// One message about one release or workload.
 #[derive(Debug, Clone)]
 pub struct Notification {
     pub kind: Kind,
-    pub release: String,
-    pub namespace: String,
+    pub subject: crate::subject::Subject,
     /// `old → new` per image.
     pub images: Vec<(String, String)>,
     pub revision: Option<i64>,
     pub reason: Option<String>,
     pub release_notes: Vec<String>,
-    /// The block's `notificationChannels`: Slack/Mattermost channels instead of the default.
+    /// The block's `notificationChannels` (a workload's `keel.sh/notify`): Slack/Mattermost
+    /// channels instead of the default.
     pub channels: Vec<String>,
 }
 
 impl Notification {
     pub fn title(&self) -> String {
-        let subject = format!("{}/{}", self.namespace, self.release);
+        let subject = self.subject.label();
         match self.kind {
             Kind::UpdatePlanned => format!("Update planned for {subject}"),
             Kind::UpdateApplied => match self.revision {
@@ -193,7 +193,14 @@ impl SenderKind {
     pub fn bodies(self, n: &Notification) -> Vec<Value> {
         let level = n.kind.level();
         let fields = [
-            ("Release", format!("{}/{}", n.namespace, n.release)),
+            (
+                if n.subject.release_name().is_some() {
+                    "Release"
+                } else {
+                    "Workload"
+                },
+                n.subject.label(),
+            ),
             ("Event", n.kind.as_str().to_string()),
         ];
         match self {
@@ -245,8 +252,14 @@ impl SenderKind {
                 "level": level.as_str(),
                 "title": n.title(),
                 "message": n.message(),
-                "release": n.release,
-                "namespace": n.namespace,
+                "release": n.subject.release_name(),
+                "namespace": n.subject.namespace(),
+                "kind": n.subject.kind(),
+                "subject": n.subject.label(),
+                "workload": match &n.subject {
+                    crate::subject::Subject::Workload { name, .. } => Some(name),
+                    crate::subject::Subject::Release { .. } => None,
+                },
                 "images": n.images.iter().map(|(old, new)| json!({"old": old, "new": new})).collect::<Vec<_>>(),
                 "revision": n.revision,
                 "reason": n.reason,
@@ -334,6 +347,14 @@ impl Config {
     }
 }
 
+/// Events say they come from the controller `keelson` (the pod, when run in one).
+fn reporter() -> kube::runtime::events::Reporter {
+    kube::runtime::events::Reporter {
+        controller: "keelson".to_string(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
+}
+
 /// Queues messages for delivery; cheap to clone.
 #[derive(Clone)]
 pub struct Notifier {
@@ -346,13 +367,7 @@ impl Notifier {
     /// Starts delivery in the background. `client` (when given) also records Kubernetes Events.
     pub fn start(config: Config, metrics: Arc<Metrics>, client: Option<kube::Client>) -> Self {
         let events = client.map(|client| {
-            Arc::new(kube::runtime::events::Recorder::new(
-                client,
-                kube::runtime::events::Reporter {
-                    controller: "keelson".to_string(),
-                    instance: std::env::var("POD_NAME").ok(),
-                },
-            ))
+            Arc::new(kube::runtime::events::Recorder::new(client, reporter()))
         });
         if config.senders.is_empty() {
             return Self {
@@ -370,6 +385,18 @@ impl Notifier {
         }
     }
 
+    /// Records Kubernetes Events only (one-shot commands deliver messages with [`send_now`]).
+    pub fn events_only(metrics: Arc<Metrics>, client: kube::Client) -> Self {
+        Self {
+            queue: None,
+            metrics,
+            events: Some(Arc::new(kube::runtime::events::Recorder::new(
+                client,
+                reporter(),
+            ))),
+        }
+    }
+
     /// Queues `n` for every receiver; never waits. A full queue drops it (counted).
     pub fn send(&self, n: Notification) {
         let Some(queue) = &self.queue else {
@@ -383,7 +410,7 @@ impl Notifier {
         }
     }
 
-    /// Records a Kubernetes Event on `object` (the release's newest record).
+    /// Records a Kubernetes Event on `object` (the release's record, or the workload itself).
     pub async fn event(
         &self,
         n: &Notification,
@@ -427,7 +454,7 @@ impl Notifier {
                 .metrics
                 .inc("keelson_events_total", &[("result", "recorded")]),
             Ok(Err(err)) => {
-                warn!(release = %n.release, namespace = %n.namespace, error = %crate::cluster::api_error_text(&err), "cannot record a Kubernetes Event");
+                warn!(subject = %n.subject, error = %crate::cluster::api_error_text(&err), "cannot record a Kubernetes Event");
                 self.metrics
                     .inc("keelson_events_total", &[("result", "failed")]);
             }
@@ -527,8 +554,7 @@ mod tests {
     fn sample() -> Notification {
         Notification {
             kind: Kind::UpdateApplied,
-            release: "web".into(),
-            namespace: "apps".into(),
+            subject: crate::subject::Subject::release("apps", "web"),
             images: vec![("r/app:1.0.0".into(), "r/app:1.1.0".into())],
             revision: Some(3),
             reason: None,
@@ -560,6 +586,27 @@ mod tests {
         assert_eq!(webhook[0]["level"], "success");
         assert_eq!(webhook[0]["revision"], 3);
         assert_eq!(webhook[0]["images"][0]["new"], "r/app:1.1.0");
+    }
+
+    #[test]
+    fn workload_messages_name_kind_namespace_and_name() {
+        let n = Notification {
+            kind: Kind::ApprovalRequested,
+            subject: crate::subject::Subject::workload("Deployment", "default", "ithome"),
+            revision: None,
+            ..sample()
+        };
+        assert_eq!(n.title(), "Approval requested for deployment/default/ithome");
+        let webhook = &SenderKind::Webhook.bodies(&n)[0];
+        assert_eq!(webhook["kind"], "Deployment");
+        assert_eq!(webhook["workload"], "ithome");
+        assert_eq!(webhook["subject"], "deployment/default/ithome");
+        assert_eq!(webhook["release"], Value::Null);
+        let slack = &SenderKind::Slack.bodies(&n)[0];
+        assert_eq!(
+            slack["attachments"][0]["fields"][0]["title"], "Workload",
+            "{slack}"
+        );
     }
 
     #[test]

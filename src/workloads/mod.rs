@@ -41,6 +41,11 @@ impl Kind {
         }
     }
 
+    /// The kind as Kubernetes spells it (`Deployment`), as approvals store it.
+    pub fn parse(text: &str) -> Option<Self> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
     /// The API versions to try, newest first: batch/v1 CronJobs exist from Kubernetes 1.21,
     /// batch/v1beta1 until 1.24.
     pub fn resources(self) -> Vec<ApiResource> {
@@ -129,6 +134,32 @@ impl Workload {
     /// `Deployment ns/name`, for messages.
     pub fn subject(&self) -> String {
         format!("{} {}/{}", self.kind, self.namespace, self.name)
+    }
+
+    /// How approvals and notifications name it.
+    pub fn as_subject(&self) -> crate::subject::Subject {
+        crate::subject::Subject::workload(self.kind.as_str(), &self.namespace, &self.name)
+    }
+
+    /// The object a Kubernetes Event about the workload is recorded on.
+    pub fn object_reference(&self) -> k8s_openapi::api::core::v1::ObjectReference {
+        k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(self.resource.api_version.clone()),
+            kind: Some(self.kind.as_str().to_string()),
+            name: Some(self.name.clone()),
+            namespace: Some(self.namespace.clone()),
+            uid: Some(self.uid.clone()).filter(|u| !u.is_empty()),
+            resource_version: Some(self.resource_version.clone()).filter(|v| !v.is_empty()),
+            ..Default::default()
+        }
+    }
+
+    /// The channels of `keel.sh/notify` (none when the labels are unusable).
+    pub fn notify_channels(&self) -> Vec<String> {
+        match &self.settings {
+            Ok(Some(settings)) => settings.notify.clone(),
+            _ => Vec::new(),
+        }
     }
 
     /// Reads a listed object; `None` for objects without a name (never served by an apiserver).

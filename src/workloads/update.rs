@@ -40,6 +40,13 @@ pub struct ContainerPlan {
     pub target: Option<String>,
     pub reason: Option<String>,
     pub policy: String,
+    /// The target an approval holds back.
+    #[serde(skip)]
+    pub held_target: Option<String>,
+    /// What the approval gate just did (`approval-requested`, `approval-expired`), for
+    /// notifications.
+    #[serde(skip)]
+    pub approval_event: Option<&'static str>,
 }
 
 /// What happened to one workload in a cycle.
@@ -270,6 +277,8 @@ pub async fn plan(
             target: None,
             reason: None,
             policy: settings.policy.clone(),
+            held_target: None,
+            approval_event: None,
         };
         let image = match ImageRef::parse(&container.image) {
             Ok(image) => image,
@@ -329,18 +338,72 @@ pub async fn plan(
         }
         plans.push(plan);
     }
-    if settings.approvals > 0 {
-        // Approvals are collected for releases only so far: a workload asking for them is held.
-        for plan in &mut plans {
-            if let Some(target) = plan.target.take() {
-                plan.reason = Some(format!(
-                    "approval required: keel.sh/approvals is {}; keelson collects approvals for releases only so far ({target} is waiting)",
-                    settings.approvals
-                ));
-            }
-        }
-    }
     plans
+}
+
+/// The approvals gate for a workload labelled `keel.sh/approvals`: the moving containers go
+/// through [`crate::approvals`] together, as one request (the releases' gate). Held plans keep
+/// their target in `held_target` with the reason; `None` when the move may be written.
+async fn hold_for_approvals(
+    updater: &Updater,
+    workload: &Workload,
+    settings: &super::Settings,
+    plans: &mut [ContainerPlan],
+) -> Option<()> {
+    let moving: Vec<&ContainerPlan> = plans.iter().filter(|p| p.target.is_some()).collect();
+    let join = |f: fn(&ContainerPlan) -> String| {
+        moving.iter().map(|p| f(p)).collect::<Vec<_>>().join(", ")
+    };
+    let (image, current, target) = (
+        join(|p| p.image.clone()),
+        join(|p| p.current.clone()),
+        join(|p| p.target.clone().unwrap_or_default()),
+    );
+    // What the patch would change, for the approval's page and `keelson approvals -o json`.
+    let diff = moving
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}: {}: {} → {}",
+                workload.kind,
+                workload.name,
+                p.path,
+                p.current,
+                p.target.as_deref().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    drop(moving);
+    let gate = crate::approvals::Approvals::new(updater.client.clone())
+        .gate(
+            &workload.as_subject(),
+            crate::approvals::Request {
+                image: &image,
+                current: &current,
+                target: &target,
+                required: settings.approvals,
+                deadline_hours: settings.approval_deadline,
+                diff: &diff,
+            },
+            updater.config.dry_run,
+        )
+        .await;
+    let event = match &gate {
+        Ok(crate::approvals::Gate::Opened(_)) => Some("approval-requested"),
+        Ok(crate::approvals::Gate::Expired(_)) => Some("approval-expired"),
+        _ => None,
+    };
+    let reason = match gate {
+        Ok(gate) => gate.hold_reason().map(str::to_string)?,
+        Err(err) => format!("approval required; {err}"),
+    };
+    for plan in plans.iter_mut().filter(|p| p.target.is_some()) {
+        plan.approval_event = event;
+        plan.held_target = plan.target.take();
+        plan.reason = Some(reason.clone());
+    }
+    Some(())
 }
 
 /// How often one workload is read again after it changed between plan and patch.
@@ -421,7 +484,16 @@ async fn attempt(updater: &Updater, workload: &Workload, cache: &TagCache) -> Wo
         Ok(undone) => undone,
         Err(reason) => return done(quick, WorkloadResult::Failed { reason }),
     };
-    let plans = plan(&registry, workload, Some(&undone), cache).await;
+    let mut plans = plan(&registry, workload, Some(&undone), cache).await;
+    if let Ok(Some(settings)) = &workload.settings
+        && settings.approvals > 0
+        && plans.iter().any(|p| p.target.is_some())
+        && hold_for_approvals(updater, workload, settings, &mut plans)
+            .await
+            .is_some()
+    {
+        return done(plans, WorkloadResult::UpToDate);
+    }
     let changes: Vec<ContainerChange> = plans
         .iter()
         .filter_map(|p| {
