@@ -113,7 +113,10 @@ fn api_error(id: &str, err: &kube::Error) -> Error {
 fn short_hash(text: &str, bytes: usize) -> String {
     use sha2::Digest;
     let hash = sha2::Sha256::digest(text.as_bytes());
-    hash.iter().take(bytes).map(|b| format!("{b:02x}")).collect()
+    hash.iter()
+        .take(bytes)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The ConfigMap name of the approval for `subject` moving to `target`: stable, so planning the
@@ -534,7 +537,10 @@ mod tests {
         );
         assert_ne!(
             b,
-            object_name(&Subject::workload("StatefulSet", "apps", "web"), "r/app:1.1.0")
+            object_name(
+                &Subject::workload("StatefulSet", "apps", "web"),
+                "r/app:1.1.0"
+            )
         );
     }
 

@@ -871,3 +871,416 @@ spec:
         "{stdout}"
     );
 }
+
+/// A Deployment like the issue's, asking for two approvals and notifying channel `ops`.
+fn gated(image: &str, tag: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: gated
+  labels:
+    keel.sh/policy: all
+    keel.sh/trigger: poll
+    keel.sh/approvals: "2"
+    keel.sh/notify: ops
+spec:
+  selector:
+    matchLabels:
+      app: gated
+  template:
+    metadata:
+      labels:
+        app: gated
+    spec:
+      containers:
+        - name: app
+          image: {image}:{tag}
+"#
+    )
+}
+
+impl World {
+    fn ok(&self, args: &[&str], envs: &[(&str, &str)]) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keelson"))
+            .args(args)
+            .env("KUBECONFIG", &self.env.kubeconfig)
+            .envs(envs.iter().copied())
+            .output()
+            .expect("run keelson");
+        assert!(
+            out.status.success(),
+            "keelson {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `keelson approvals -n NS -o json`.
+    fn approvals(&self) -> Vec<Value> {
+        let text = self.ok(&["approvals", "-n", &self.namespace, "-o", "json"], &[]);
+        serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_else(|| panic!("approvals -o json is not an array: {text}"))
+    }
+
+    fn approval_for(&self, target: &str) -> Value {
+        self.approvals()
+            .into_iter()
+            .find(|a| a["target"] == target)
+            .unwrap_or_else(|| panic!("no approval for {target}: {:?}", self.approvals()))
+    }
+
+    /// The Events recorded on one object: (reason, reporting controller, note).
+    fn events_on(&self, kind: &str, name: &str) -> Vec<(String, String, String)> {
+        let selector = format!("involvedObject.kind={kind},involvedObject.name={name}");
+        let text = self.env.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &self.namespace,
+            "--field-selector",
+            &selector,
+            "-o",
+            "json",
+        ]);
+        let list: Value =
+            serde_json::from_str(&text).unwrap_or_else(|err| panic!("events: {err}: {text}"));
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                (
+                    text(&e["reason"]),
+                    text(&e["reportingComponent"]),
+                    text(&e["message"]),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The generic webhook bodies the receiver got, parsed.
+fn messages(receiver: &support::receiver::Receiver) -> Vec<Value> {
+    receiver
+        .bodies()
+        .iter()
+        .filter_map(|b| serde_json::from_str(b).ok())
+        .collect()
+}
+
+#[test]
+fn a_deployment_asking_for_approvals_moves_after_two_and_a_rejection_sticks() {
+    let world = World::new("wl-appr");
+    let repo = world.repository("gated");
+    world.push("gated", "1.0.0");
+    world.apply(&gated(&repo, "1.0.0"));
+    world.push("gated", "1.1.0");
+    let (old, new) = (format!("{repo}:1.0.0"), format!("{repo}:1.1.0"));
+
+    // `check` says why and opens nothing.
+    let checked = world.ok(&["check", "-n", &world.namespace], &[]);
+    assert!(
+        checked.contains("approval required: 2 approvals for"),
+        "{checked}"
+    );
+    assert!(world.approvals().is_empty(), "check never opens a request");
+
+    let held = world.reconcile();
+    assert!(
+        held.contains("held back: app: approval required: 0 of 2 approvals"),
+        "{held}"
+    );
+    assert_eq!(world.image("deployment/gated", "app"), old);
+    let approval = world.approval_for(&new);
+    for field in [
+        "id",
+        "release",
+        "namespace",
+        "image",
+        "current",
+        "target",
+        "votes",
+        "required",
+        "deadline",
+        "state",
+        "kind",
+    ] {
+        assert!(approval.get(field).is_some(), "{field} in {approval}");
+    }
+    assert_eq!(approval["kind"], "Deployment");
+    assert_eq!(approval["name"], "gated");
+    assert_eq!(
+        approval["subject"],
+        format!("deployment/{}/gated", world.namespace)
+    );
+    assert_eq!(approval["namespace"], world.namespace);
+    assert_eq!(approval["image"], repo);
+    assert_eq!(approval["current"], old);
+    assert_eq!(approval["required"], 2);
+    assert_eq!(approval["state"], "pending");
+    let table = world.ok(&["approvals", "-n", &world.namespace], &[]);
+    assert!(
+        table.contains("Deployment")
+            && table.contains(&format!("deployment/{}/gated", world.namespace)),
+        "{table}"
+    );
+    let id = approval["id"].as_str().expect("id").to_string();
+
+    // Two voters through the CLI; the second vote is told to the receiver and recorded as an
+    // Event on the Deployment.
+    let receiver = support::receiver::Receiver::start(200, false);
+    let url = receiver.url();
+    let notify = [("KEELSON_NOTIFY_WEBHOOK_URL", url.as_str())];
+    world.ok(&["approve", &id, "--voter", "ana"], &notify);
+    let still = world.reconcile();
+    assert!(still.contains("1 of 2 approvals"), "{still}");
+    assert_eq!(world.image("deployment/gated", "app"), old);
+    let voted = world.ok(&["approve", &id, "--voter", "bob"], &notify);
+    assert!(voted.contains("approved (2 of 2"), "{voted}");
+    let told = messages(&receiver);
+    let approved = told
+        .iter()
+        .find(|m| m["name"] == "approval-approved")
+        .unwrap_or_else(|| panic!("the approval is told: {told:?}"));
+    assert_eq!(approved["kind"], "Deployment");
+    assert_eq!(approved["workload"], "gated");
+    assert_eq!(approved["channels"], serde_json::json!(["ops"]));
+    assert_eq!(approved["images"][0]["new"], new.as_str());
+
+    let applied = world.reconcile();
+    assert!(applied.contains("patched: app:"), "{applied}");
+    assert_eq!(world.image("deployment/gated", "app"), new);
+    assert_eq!(world.approval_for(&new)["state"], "approved");
+
+    // A newer tag asks again; one rejection ends it and it is never asked for again.
+    world.push("gated", "1.2.0");
+    let newer = format!("{repo}:1.2.0");
+    world.reconcile();
+    let request = world.approval_for(&newer);
+    assert_eq!(request["current"], new);
+    let rejected = world.ok(
+        &[
+            "reject",
+            request["id"].as_str().expect("id"),
+            "--voter",
+            "cy",
+        ],
+        &notify,
+    );
+    assert!(rejected.contains("rejected"), "{rejected}");
+    let after = world.reconcile();
+    assert!(after.contains("1.2.0 was rejected"), "{after}");
+    let count = world.approvals().len();
+    world.reconcile();
+    assert_eq!(
+        world.approvals().len(),
+        count,
+        "no new request for a rejected tag"
+    );
+    assert_eq!(world.image("deployment/gated", "app"), new);
+    assert!(
+        messages(&receiver)
+            .iter()
+            .any(|m| m["name"] == "approval-rejected" && m["kind"] == "Deployment"),
+        "{:?}",
+        receiver.bodies()
+    );
+
+    // The CLI's votes are Events on the Deployment, from keelson.
+    let events = world.events_on("Deployment", "gated");
+    for reason in ["Approved", "Rejected"] {
+        assert!(
+            events
+                .iter()
+                .any(|(r, by, _)| r == reason && by == "keelson"),
+            "{reason} in {events:?}"
+        );
+    }
+}
+
+#[test]
+fn keelson_run_collects_workload_approvals_over_http_and_tells_every_step() {
+    let world = World::new("wl-appr-run");
+    let repo = world.repository("gated");
+    world.push("gated", "1.0.0");
+    world.apply(&gated(&repo, "1.0.0"));
+    let receiver = support::receiver::Receiver::start(200, false);
+    let url = receiver.url();
+    let token = "workload-approvals-token";
+    let bearer = format!("Authorization: Bearer {token}");
+    let controller = support::controller::RunningController::start(
+        &world.env,
+        &[
+            "-n",
+            &world.namespace,
+            "--leader-election-namespace",
+            &world.namespace,
+            "--default-schedule",
+            "@every 1s",
+        ],
+        &[
+            ("KEELSON_WEBHOOK_TOKEN", token),
+            ("KEELSON_NOTIFY_WEBHOOK_URL", url.as_str()),
+        ],
+    );
+    let request_for = |tag: &str| -> Value {
+        let target = format!("{repo}:{tag}");
+        wait_for(
+            Duration::from_secs(30),
+            &format!("the request for {tag}"),
+            || {
+                let (_, body) = controller.get_with("/v1/approvals", &[&bearer]);
+                let list: Value = serde_json::from_str(&body).ok()?;
+                list.as_array()?
+                    .iter()
+                    .find(|a| a["state"] == "pending" && a["target"] == target.as_str())
+                    .cloned()
+            },
+        )
+    };
+    let vote = |id: &str, action: &str, voter: &str| {
+        let body =
+            serde_json::json!({"identifier": id, "action": action, "voter": voter}).to_string();
+        controller.post("/v1/approvals", &body, &[&bearer])
+    };
+
+    world.push("gated", "1.1.0");
+    let request = request_for("1.1.0");
+    assert_eq!(request["kind"], "Deployment");
+    let id = request["id"].as_str().expect("id").to_string();
+    // The dashboard lists it with its subject.
+    let (_, page) = controller.get("/");
+    assert!(
+        page.contains(&format!("deployment/{}/gated", world.namespace)),
+        "{page}"
+    );
+    // One vote from the CLI, one over HTTP: the HTTP vote completes it and plans at once.
+    world.ok(&["approve", &id, "--voter", "ana"], &[]);
+    assert_eq!(
+        world.image("deployment/gated", "app"),
+        format!("{repo}:1.0.0")
+    );
+    let (code, body) = vote(&id, "approve", "bob");
+    assert_eq!(code, 200, "{body}");
+    wait_for(Duration::from_secs(30), "gated on 1.1.0", || {
+        (world.image("deployment/gated", "app") == format!("{repo}:1.1.0")).then_some(())
+    });
+
+    // Rejected over HTTP: not moved by the polls that follow, not asked for again.
+    world.push("gated", "1.2.0");
+    let rejected = request_for("1.2.0");
+    let (code, body) = vote(rejected["id"].as_str().expect("id"), "reject", "cy");
+    assert_eq!(code, 200, "{body}");
+    let series = "keelson_checks_total{trigger=\"poll\"}";
+    let before = controller.metric(series);
+    wait_for(Duration::from_secs(60), "three more polls", || {
+        (controller.metric(series) >= before + 3.0).then_some(())
+    });
+    assert_eq!(
+        world.image("deployment/gated", "app"),
+        format!("{repo}:1.1.0")
+    );
+    let for_rejected = world
+        .approvals()
+        .into_iter()
+        .filter(|a| a["target"] == format!("{repo}:1.2.0").as_str())
+        .count();
+    assert_eq!(for_rejected, 1, "{:?}", world.approvals());
+
+    // Past its deadline: expired by the controller's next look.
+    world.push("gated", "1.3.0");
+    let expiring = request_for("1.3.0");
+    let name = expiring["id"]
+        .as_str()
+        .and_then(|i| i.split_once('/'))
+        .map(|(_, n)| n.to_string())
+        .expect("id");
+    world.env.kubectl(&[
+        "patch",
+        "configmap",
+        &name,
+        "-n",
+        &world.namespace,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"deadline":"2000-01-01T00:00:00Z"}}"#,
+    ]);
+    let kinds = [
+        "update-planned",
+        "approval-requested",
+        "approval-approved",
+        "update-applied",
+        "approval-rejected",
+        "approval-expired",
+    ];
+    let told = wait_for(Duration::from_secs(30), "every kind of message", || {
+        let told = messages(&receiver);
+        kinds
+            .iter()
+            .all(|k| told.iter().any(|m| m["name"] == *k))
+            .then_some(told)
+    });
+    for message in &told {
+        assert_eq!(message["kind"], "Deployment", "{message}");
+        assert_eq!(message["workload"], "gated", "{message}");
+        assert_eq!(message["channels"], serde_json::json!(["ops"]), "{message}");
+    }
+    let requested = told
+        .iter()
+        .filter(|m| m["name"] == "approval-requested")
+        .count();
+    assert_eq!(
+        requested, 3,
+        "one request per target however often the workload was planned: {told:?}"
+    );
+    let applied = told
+        .iter()
+        .find(|m| m["name"] == "update-applied")
+        .expect("applied");
+    assert_eq!(
+        applied["images"][0]["old"],
+        format!("{repo}:1.0.0").as_str()
+    );
+    assert_eq!(
+        applied["images"][0]["new"],
+        format!("{repo}:1.1.0").as_str()
+    );
+    assert!(
+        applied["title"]
+            .as_str()
+            .is_some_and(|t| t.contains(&format!("deployment/{}/gated", world.namespace))),
+        "{applied}"
+    );
+
+    // Each step is an Event on the Deployment itself, reported by keelson.
+    let events = wait_for(Duration::from_secs(30), "the Events", || {
+        let events = world.events_on("Deployment", "gated");
+        [
+            "UpdatePlanned",
+            "ApprovalRequested",
+            "Approved",
+            "Updated",
+            "Rejected",
+            "ApprovalExpired",
+        ]
+        .iter()
+        .all(|r| {
+            events
+                .iter()
+                .any(|(reason, by, _)| reason == r && by == "keelson")
+        })
+        .then_some(events)
+    });
+    assert!(
+        events
+            .iter()
+            .any(|(r, _, note)| r == "Updated" && note.contains(&format!("{repo}:1.1.0"))),
+        "{events:?}"
+    );
+}

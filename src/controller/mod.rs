@@ -711,8 +711,7 @@ impl Controller {
         let held_reason = || outcome.plans.iter().find_map(|p| p.reason.clone());
         let mut kinds: Vec<(notify::Kind, Option<String>)> = Vec::new();
         let held = outcome.plans.iter().any(|p| p.held_target.is_some());
-        if !moves.is_empty() && (held || matches!(outcome.result, WorkloadResult::Updated { .. }))
-        {
+        if !moves.is_empty() && (held || matches!(outcome.result, WorkloadResult::Updated { .. })) {
             let target = moves
                 .iter()
                 .map(|(_, t)| t.as_str())

@@ -366,9 +366,8 @@ pub struct Notifier {
 impl Notifier {
     /// Starts delivery in the background. `client` (when given) also records Kubernetes Events.
     pub fn start(config: Config, metrics: Arc<Metrics>, client: Option<kube::Client>) -> Self {
-        let events = client.map(|client| {
-            Arc::new(kube::runtime::events::Recorder::new(client, reporter()))
-        });
+        let events =
+            client.map(|client| Arc::new(kube::runtime::events::Recorder::new(client, reporter())));
         if config.senders.is_empty() {
             return Self {
                 queue: None,
@@ -596,7 +595,10 @@ mod tests {
             revision: None,
             ..sample()
         };
-        assert_eq!(n.title(), "Approval requested for deployment/default/ithome");
+        assert_eq!(
+            n.title(),
+            "Approval requested for deployment/default/ithome"
+        );
         let webhook = &SenderKind::Webhook.bodies(&n)[0];
         assert_eq!(webhook["kind"], "Deployment");
         assert_eq!(webhook["workload"], "ithome");
