@@ -1165,11 +1165,17 @@ fn keelson_run_collects_workload_approvals_over_http_and_tells_every_step() {
         world.image("deployment/gated", "app"),
         format!("{repo}:1.0.0")
     );
+    let voted = std::time::Instant::now();
     let (code, body) = vote(&id, "approve", "bob");
     assert_eq!(code, 200, "{body}");
     wait_for(Duration::from_secs(30), "gated on 1.1.0", || {
         (world.image("deployment/gated", "app") == format!("{repo}:1.1.0")).then_some(())
     });
+    // A figure for the record, not an assertion: last HTTP vote to patched Deployment.
+    eprintln!(
+        "last approval over HTTP → Deployment patched: {:?}",
+        voted.elapsed()
+    );
 
     // Rejected over HTTP: not moved by the polls that follow, not asked for again.
     world.push("gated", "1.2.0");
