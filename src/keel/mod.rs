@@ -440,7 +440,8 @@ fn read_image(
                 path: tag_path.to_string(),
                 value: tag.clone(),
             });
-            match tag.filter(|t| !t.is_empty()) {
+            // A templated tag (`{{ .Chart.AppVersion }}` through `tpl`) is what it renders to.
+            match tag.filter(|t| !t.is_empty() && !t.contains("{{")) {
                 Some(tag) => (full_repository, Some(tag), TagSource::TagValue),
                 // Resolved from the deployed manifest by `resolve_rendered`.
                 None => (full_repository, None, TagSource::DeployedManifest),
@@ -935,7 +936,7 @@ mod tests {
     fn an_empty_or_missing_tag_is_the_rendered_one() {
         let manifest =
             "spec:\n  containers:\n  - name: a\n    image: \"127.0.0.1:5000/org/app:2.20.2\"\n";
-        for tag in [json!(""), json!(null)] {
+        for tag in [json!(""), json!(null), json!("{{ .Chart.AppVersion }}")] {
             let values = json!({
                 "image": {"registry": "127.0.0.1:5000", "repository": "org/app", "tag": tag},
                 "keel": {"policy": "minor", "images": [{"registry": "image.registry",

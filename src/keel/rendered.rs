@@ -104,7 +104,7 @@ pub fn resolve_from(block: &mut KeelBlock, manifests: &[&str]) {
             }
             Err(reason) => {
                 image.unresolved = Some(format!(
-                    "the tag value at {} is empty and {reason}",
+                    "the tag value at {} is empty (or templated) and {reason}",
                     image
                         .tag_path
                         .as_ref()

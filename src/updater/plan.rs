@@ -61,26 +61,6 @@ pub struct Explanation {
     pub resolved: String,
 }
 
-impl Explanation {
-    /// One line: `global.image.registry=(unset) image.keda.registry="ghcr.io" … → ref (tag from …)`.
-    pub fn summary(&self) -> String {
-        let mut parts: Vec<String> = self
-            .values
-            .iter()
-            .map(|read| match &read.value {
-                Some(value) => format!("{}={value:?}", read.path),
-                None => format!("{}=(unset)", read.path),
-            })
-            .collect();
-        parts.push(format!(
-            "→ {} (tag from the {})",
-            self.resolved,
-            self.tag_from.label()
-        ));
-        parts.join(" ")
-    }
-}
-
 /// One value path set to a new string.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValueChange {
