@@ -276,7 +276,7 @@ pub fn candidates(values: &Value, image: &str) -> Vec<ImageEntry> {
             ));
         }
     }
-    scored.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    scored.sort_by_key(|(explicit, depth, _)| std::cmp::Reverse((*explicit, *depth)));
     scored.into_iter().map(|(_, _, entry)| entry).collect()
 }
 
