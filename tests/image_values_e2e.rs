@@ -393,3 +393,137 @@ fn first_difference(a: &str, b: &str) -> String {
     }
     unreachable!("the loop returns")
 }
+
+/// A bitnami chart (its `common` subchart keeps it in patch mode): `global.imageRegistry` points
+/// at this test's corner of the local registry over `image.registry: docker.io`. `suggest`
+/// names both in order, `check` resolves the image at the override's registry, and the update
+/// writes `image.tag` as helm's `--reuse-values --set image.tag=…` would, the manifest equal to
+/// helm's but for the TLS material the chart generates anew on every render.
+#[test]
+fn a_global_image_registry_over_a_bitnami_chart_is_asked_and_kept() {
+    let env = TestEnv::get();
+    let chart = support::shared_charts().join("nginx");
+    let chart = chart.display().to_string();
+    let registry = TestRegistry::anonymous();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let namespace = env.fresh_namespace("imgvals-bitnami");
+    let _cleanup = Namespaces(
+        &env,
+        vec![namespace.clone()],
+        vec![(env.helm3.clone(), "web".to_string(), namespace.clone())],
+    );
+    let image_registry = format!("{}/{namespace}", registry.host);
+    for tag in [
+        "1.29.1-debian-12-r0",
+        "1.29.2-debian-12-r0",
+        "1.30.0-debian-12-r0",
+    ] {
+        runtime.block_on(registry.push_tag(&format!("{namespace}/bitnami/nginx"), tag));
+    }
+    // Kubernetes 1.20 serves no policy/v1 PodDisruptionBudget; bitnami refuses other registries
+    // unless told they are meant.
+    env.helm3(&[
+        "install",
+        "web",
+        &chart,
+        "-n",
+        &namespace,
+        "--set",
+        "pdb.create=false",
+        "--set",
+        "global.security.allowInsecureImages=true",
+        "--set",
+        &format!("global.imageRegistry={image_registry}"),
+    ]);
+    let block = keelson(
+        &env,
+        &["suggest", "web", "-n", &namespace, "--policy", "patch"],
+    );
+    assert!(
+        block.contains(
+            "    - registry: [global.imageRegistry, image.registry]\n      repository: image.repository\n      tag: image.tag\n      digest: image.digest\n"
+        ),
+        "{block}"
+    );
+    let block_file = write_file("bitnami.yaml", &block);
+    env.helm3(&[
+        "upgrade",
+        "web",
+        &chart,
+        "-n",
+        &namespace,
+        "--reuse-values",
+        "-f",
+        &block_file,
+    ]);
+    let table = keelson(&env, &["check", "-n", &namespace]);
+    assert!(
+        has_line(
+            &table,
+            &[
+                &format!("global.imageRegistry={image_registry:?} image.registry=\"docker.io\""),
+                &format!("{image_registry}/bitnami/nginx:1.29.1-debian-12-r0"),
+                "tag value"
+            ]
+        ),
+        "{table}"
+    );
+    assert!(
+        has_line(
+            &table,
+            &[
+                "web",
+                "image.tag",
+                &format!("{image_registry}/bitnami/nginx:1.29.2-debian-12-r0")
+            ]
+        ),
+        "{table}"
+    );
+    let helm_made: Value = serde_json::from_str(&env.helm3(&[
+        "upgrade",
+        "web",
+        &chart,
+        "-n",
+        &namespace,
+        "--reuse-values",
+        "--set",
+        "image.tag=1.29.2-debian-12-r0",
+        "--dry-run=client",
+        "-o",
+        "json",
+    ]))
+    .expect("helm upgrade --dry-run -o json");
+    let output = keelson(&env, &["reconcile", "--once", "-n", &namespace]);
+    assert!(
+        output.contains("revision 3 deployed") && output.contains("patch mode"),
+        "{output}"
+    );
+    let values = values_json(&env, &env.helm3, "web", &namespace);
+    assert_eq!(values["image"]["tag"], "1.29.2-debian-12-r0", "{values}");
+    assert_eq!(values["image"].get("digest"), None, "{values}");
+    assert_eq!(values, helm_made["config"]);
+    let generated = |text: &str| -> String {
+        text.lines()
+            .filter(|line| {
+                let key = line.trim_start();
+                !(key.starts_with("tls.crt:")
+                    || key.starts_with("tls.key:")
+                    || key.starts_with("ca.crt:"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let manifest = generated(&env.helm3(&["get", "manifest", "web", "-n", &namespace]));
+    let expected = generated(helm_made["manifest"].as_str().unwrap_or_default());
+    assert!(
+        manifest.contains(&format!(
+            "image: {image_registry}/bitnami/nginx:1.29.2-debian-12-r0"
+        )),
+        "the new image is in the manifest"
+    );
+    assert!(
+        manifest.trim_end() == expected.trim_end(),
+        "keelson's manifest differs from helm's:\n{}",
+        first_difference(&manifest, &expected)
+    );
+}
