@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 pub mod approvals;
 pub mod run;
+pub mod suggest;
 pub mod tags;
 pub mod update;
 pub mod workloads;
@@ -51,6 +52,8 @@ pub enum Command {
     Tags(tags::TagsArgs),
     /// Show what keelson would change (the plan per tracked image); writes nothing.
     Check(update::CheckArgs),
+    /// Print a `keel:` block for a release's containers, matched to the values producing them.
+    Suggest(suggest::SuggestArgs),
     /// Plan and write new Helm revisions for releases with newer allowed images.
     Reconcile(update::ReconcileArgs),
     /// List Deployments, StatefulSets, DaemonSets and CronJobs tracked by keel.sh labels.
@@ -107,6 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => list::run(args, &cli.global.cluster).await,
         Command::Tags(args) => tags::run(args).await,
         Command::Check(args) => update::check(args, &cli.global.cluster).await,
+        Command::Suggest(args) => suggest::run(args, &cli.global.cluster).await,
         Command::Reconcile(args) => update::reconcile(args, &cli.global.cluster).await,
         Command::Workloads(args) => workloads::run(args, &cli.global.cluster).await,
         Command::Template(args) => template::run(&args),

@@ -148,6 +148,10 @@ pub async fn check(args: CheckArgs, cluster: &ClusterArgs) -> anyhow::Result<Exi
         }
         CheckOutput::Table => {
             out.write_all(check_table(&outcomes).as_bytes())?;
+            if plans.iter().any(|p| !p.explain.values.is_empty()) {
+                out.write_all(b"\n")?;
+                out.write_all(explain_table(&plans).as_bytes())?;
+            }
             if !workloads.is_empty() {
                 out.write_all(b"\n")?;
                 out.write_all(workload_table(&workloads).as_bytes())?;
@@ -298,6 +302,37 @@ fn check_table(outcomes: &[ReleaseOutcome]) -> String {
                 reason,
             ]);
         }
+    }
+    table(&rows)
+}
+
+/// Per tracked image: the values read (path=value, registry paths in the order they are tried)
+/// and the reference resolved from them, with where its tag came from.
+fn explain_table(plans: &[&ImagePlan]) -> String {
+    let mut rows = vec![[
+        "RELEASE".to_string(),
+        "NAMESPACE".to_string(),
+        "VALUES READ".to_string(),
+        "RESOLVED".to_string(),
+        "TAG FROM".to_string(),
+    ]];
+    for plan in plans {
+        let reads: Vec<String> = plan
+            .explain
+            .values
+            .iter()
+            .map(|read| match &read.value {
+                Some(value) => format!("{}={value:?}", read.path),
+                None => format!("{}=(unset)", read.path),
+            })
+            .collect();
+        rows.push([
+            plan.release.clone(),
+            plan.namespace.clone(),
+            reads.join(" "),
+            plan.explain.resolved.clone(),
+            plan.explain.tag_from.label().to_string(),
+        ]);
     }
     table(&rows)
 }

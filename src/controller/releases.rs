@@ -106,6 +106,7 @@ fn same_settings(a: &Tracking, b: &Tracking) -> bool {
         && x.images.len() == y.images.len()
         && x.images.iter().zip(&y.images).all(|(i, j)| {
             i.repository == j.repository
+                && i.registry_paths == j.registry_paths
                 && i.repository_path == j.repository_path
                 && i.tag_path == j.tag_path
                 && i.digest_path == j.digest_path

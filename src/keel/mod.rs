@@ -1,7 +1,9 @@
 //! Reads the `keel:` block (Keel's schema plus keelson's extensions) and the current image
 //! references it points at from a release's values.
 
+pub mod rendered;
 pub mod schedule;
+pub mod suggest;
 
 use std::fmt;
 
@@ -36,9 +38,45 @@ impl fmt::Display for Trigger {
 
 pub use crate::values::{PathSegment, ValuePath};
 
+/// Where an image's current tag was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TagSource {
+    /// The value at the tag path.
+    TagValue,
+    /// A `repo:tag` repository value (Keel's one-value form), or none at all.
+    RepositoryValue,
+    /// The tag value is empty or missing (the chart falls back to `.Chart.AppVersion` or
+    /// templates the tag): the tag the deployed manifest runs.
+    DeployedManifest,
+}
+
+impl TagSource {
+    pub fn label(self) -> &'static str {
+        match self {
+            TagSource::TagValue => "tag value",
+            TagSource::RepositoryValue => "repository value",
+            TagSource::DeployedManifest => "deployed manifest",
+        }
+    }
+}
+
+/// One value read for an image, for `keelson check`'s explanation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ValueRead {
+    /// The `images[]` key it was read for (`registry`, `repository`, `tag`, `digest`).
+    pub key: &'static str,
+    pub path: String,
+    /// `None` when the path is not set (or null) in the release's values.
+    pub value: Option<String>,
+}
+
 /// One `images[]` entry: where the image lives in the values, and what it holds now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackedImage {
+    /// Registry value paths tried in order (`global.imageRegistry`, then `image.registry`): the
+    /// first non-empty one is the registry the image is pulled from.
+    pub registry_paths: Vec<ValuePath>,
     pub repository_path: ValuePath,
     pub tag_path: Option<ValuePath>,
     pub digest_path: Option<ValuePath>,
@@ -47,11 +85,19 @@ pub struct TrackedImage {
     pub release_notes: Option<String>,
     /// Per-image override of the release's policy.
     pub policy: Option<String>,
-    /// The repository as the values hold it now (without a tag).
+    /// The full repository (`registry/repository`, without a tag) as the chart renders it and
+    /// the registry is asked for it.
     pub repository: String,
-    /// The current tag: from the tag path, else from a `repo:tag` repository value.
+    /// The current tag: from the tag path, else from a `repo:tag` repository value, else (an
+    /// empty or missing tag value) from the deployed manifest.
     pub tag: Option<String>,
+    /// The digest value, when set and not empty (a pinned digest).
     pub digest: Option<String>,
+    pub tag_source: TagSource,
+    /// The values read, in order.
+    pub reads: Vec<ValueRead>,
+    /// Why the current reference could not be resolved; the image is held with this reason.
+    pub unresolved: Option<String>,
 }
 
 impl TrackedImage {
@@ -119,12 +165,15 @@ impl FieldError {
 /// `Ok(None)` means the release has no `keel:` block.
 pub fn read_release(release: &Release) -> Result<Option<KeelBlock>, KeelError> {
     let values = release_values(release);
-    let block = read_values(&values).map_err(|e| KeelError {
+    let mut block = read_values(&values).map_err(|e| KeelError {
         release: release.name().to_string(),
         namespace: release.namespace().to_string(),
         field: e.field,
         problem: e.problem,
     })?;
+    if let Some(block) = &mut block {
+        rendered::resolve(block, release);
+    }
     if let Some(block) = &block {
         for warning in &block.warnings {
             tracing::warn!(
@@ -176,7 +225,8 @@ const KNOWN_KEYS: [&str; 9] = [
     "notificationChannels",
     "images",
 ];
-const KNOWN_IMAGE_KEYS: [&str; 6] = [
+const KNOWN_IMAGE_KEYS: [&str; 7] = [
+    "registry",
     "repository",
     "tag",
     "digest",
@@ -321,12 +371,10 @@ fn read_image(
         match optional_string(entry, key, &name)? {
             None => Ok(None),
             Some(s) if s.is_empty() => Ok(None),
-            Some(s) => s
-                .parse::<ValuePath>()
-                .map(Some)
-                .map_err(|problem| FieldError::new(name, problem.to_string())),
+            Some(s) => parse_path(&s, &name).map(Some),
         }
     };
+    let registry_paths = registry_paths(entry.get("registry"), &format!("{field}.registry"))?;
     let repository_path = path("repository")?.ok_or_else(|| {
         FieldError::new(
             format!("{field}.repository"),
@@ -346,34 +394,74 @@ fn read_image(
         _ => None,
     };
 
-    let repository_value = image_string(values, &repository_path, &format!("{field}.repository"))?
-        .ok_or_else(|| {
-            FieldError::new(
-                format!("{field}.repository"),
-                format!("value path {repository_path} is not set in the release's values"),
-            )
-        })?;
+    let mut reads = Vec::new();
+    let mut registry = None;
+    for registry_path in &registry_paths {
+        let value = image_string(values, registry_path, &format!("{field}.registry"))?;
+        reads.push(ValueRead {
+            key: "registry",
+            path: registry_path.to_string(),
+            value: value.clone(),
+        });
+        // The first non-empty value wins, as `global.imageRegistry | default image.registry`.
+        if registry.is_none() {
+            registry = value
+                .map(|v| v.trim_end_matches('/').to_string())
+                .filter(|v| !v.is_empty());
+        }
+    }
+    let repository_value = image_string(values, &repository_path, &format!("{field}.repository"))?;
+    reads.push(ValueRead {
+        key: "repository",
+        path: repository_path.to_string(),
+        value: repository_value.clone(),
+    });
+    let repository_value = repository_value.ok_or_else(|| {
+        FieldError::new(
+            format!("{field}.repository"),
+            format!("value path {repository_path} is not set in the release's values"),
+        )
+    })?;
     if repository_value.is_empty() {
         return Err(FieldError::new(
             format!("{field}.repository"),
             format!("value at {repository_path} is empty"),
         ));
     }
-    let (repository, tag) = match &tag_path {
+    let full_repository = match &registry {
+        Some(registry) => format!("{registry}/{repository_value}"),
+        None => repository_value,
+    };
+    let (repository, tag, tag_source) = match &tag_path {
         Some(tag_path) => {
-            let tag =
-                image_string(values, tag_path, &format!("{field}.tag"))?.ok_or_else(|| {
-                    FieldError::new(
-                        format!("{field}.tag"),
-                        format!("value path {tag_path} is not set in the release's values"),
-                    )
-                })?;
-            (repository_value, Some(tag))
+            let tag = image_string(values, tag_path, &format!("{field}.tag"))?;
+            reads.push(ValueRead {
+                key: "tag",
+                path: tag_path.to_string(),
+                value: tag.clone(),
+            });
+            // A templated tag (`{{ .Chart.AppVersion }}` through `tpl`) is what it renders to.
+            match tag.filter(|t| !t.is_empty() && !t.contains("{{")) {
+                Some(tag) => (full_repository, Some(tag), TagSource::TagValue),
+                // Resolved from the deployed manifest by `resolve_rendered`.
+                None => (full_repository, None, TagSource::DeployedManifest),
+            }
         }
-        None => split_reference(&repository_value),
+        None => {
+            let (repository, tag) = split_reference(&full_repository);
+            (repository, tag, TagSource::RepositoryValue)
+        }
     };
     let digest = match &digest_path {
-        Some(p) => image_string(values, p, &format!("{field}.digest"))?.filter(|d| !d.is_empty()),
+        Some(p) => {
+            let digest = image_string(values, p, &format!("{field}.digest"))?;
+            reads.push(ValueRead {
+                key: "digest",
+                path: p.to_string(),
+                value: digest.clone(),
+            });
+            digest.filter(|d| !d.is_empty())
+        }
         None => None,
     };
     let image_pull_secret = match &pull_secret_path {
@@ -382,7 +470,18 @@ fn read_image(
         }
         None => None,
     };
+    let unresolved = match tag_source {
+        TagSource::DeployedManifest => Some(format!(
+            "the tag value at {} is empty and no deployed manifest was read",
+            tag_path
+                .as_ref()
+                .map(ValuePath::to_string)
+                .unwrap_or_default()
+        )),
+        _ => None,
+    };
     Ok(TrackedImage {
+        registry_paths,
         repository_path,
         tag_path,
         digest_path,
@@ -392,7 +491,51 @@ fn read_image(
         repository,
         tag,
         digest,
+        tag_source,
+        reads,
+        unresolved,
     })
+}
+
+fn parse_path(text: &str, field: &str) -> Result<ValuePath, FieldError> {
+    text.parse::<ValuePath>()
+        .map_err(|problem| FieldError::new(field, problem.to_string()))
+}
+
+/// `registry:` is one value path or a list of them, tried in order.
+fn registry_paths(entry: Option<&Value>, field: &str) -> Result<Vec<ValuePath>, FieldError> {
+    match entry {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![parse_path(s.trim(), field)?]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::String(s) if !s.trim().is_empty() => {
+                    parse_path(s.trim(), &format!("{field}[{i}]"))
+                }
+                other => Err(FieldError::new(
+                    format!("{field}[{i}]"),
+                    format!("expected a value path, found {}", describe_value(other)),
+                )),
+            })
+            .collect(),
+        Some(other) => Err(FieldError::new(
+            field,
+            format!(
+                "expected a value path or a list of them, found {}",
+                kind_of(other)
+            ),
+        )),
+    }
+}
+
+fn describe_value(value: &Value) -> String {
+    match value {
+        Value::String(s) if s.trim().is_empty() => "an empty string".to_string(),
+        other => kind_of(other).to_string(),
+    }
 }
 
 /// Splits `registry:5000/repo:tag` (or `repo@digest`) into repository and tag, minding that a
@@ -716,8 +859,16 @@ mod tests {
                 "keel.images[0].tag",
             ),
             (
-                json!({"i": {"r": "x"}, "keel": {"policy": "all", "images": [{"repository": "i.r", "tag": "i.t"}]}}),
-                "keel.images[0].tag",
+                json!({"i": {"r": "x"}, "keel": {"policy": "all", "images": [{"repository": "i.r", "registry": ["g.r", ""]}]}}),
+                "keel.images[0].registry[1]",
+            ),
+            (
+                json!({"i": {"r": "x"}, "keel": {"policy": "all", "images": [{"repository": "i.r", "registry": {"a": 1}}]}}),
+                "keel.images[0].registry",
+            ),
+            (
+                json!({"i": {"r": "x", "reg": 5.5}, "keel": {"policy": "all", "images": [{"repository": "i.r", "registry": "i.reg"}]}}),
+                "keel.images[0].registry",
             ),
             (
                 json!({"keel": {"policy": "all", "images": [{"repository": "a[x]"}]}}),
@@ -733,6 +884,88 @@ mod tests {
             assert_eq!(err.field, field, "{values}: {}", err.problem);
             assert!(!err.problem.is_empty());
         }
+    }
+
+    #[test]
+    fn registry_chain_and_split_repository() {
+        let values = json!({
+            "global": {"imageRegistry": "", "image": {"registry": null}},
+            "image": {"registry": "127.0.0.1:5000/", "repository": "org/app", "tag": "1.2.3",
+                      "digest": ""},
+            "keel": {"policy": "minor", "images": [{
+                "registry": ["global.imageRegistry", "global.image.registry", "image.registry"],
+                "repository": "image.repository", "tag": "image.tag", "digest": "image.digest"}]}
+        });
+        let block = read(values.clone()).unwrap().unwrap();
+        let image = &block.images[0];
+        assert_eq!(image.repository, "127.0.0.1:5000/org/app");
+        assert_eq!(image.tag.as_deref(), Some("1.2.3"));
+        assert_eq!(image.tag_source, TagSource::TagValue);
+        assert_eq!(image.digest, None, "an empty digest value pins nothing");
+        assert_eq!(image.unresolved, None);
+        let read_paths: Vec<(&str, &str, Option<&str>)> = image
+            .reads
+            .iter()
+            .map(|r| (r.key, r.path.as_str(), r.value.as_deref()))
+            .collect();
+        assert_eq!(
+            read_paths,
+            vec![
+                ("registry", "global.imageRegistry", Some("")),
+                ("registry", "global.image.registry", None),
+                ("registry", "image.registry", Some("127.0.0.1:5000/")),
+                ("repository", "image.repository", Some("org/app")),
+                ("tag", "image.tag", Some("1.2.3")),
+                ("digest", "image.digest", Some("")),
+            ]
+        );
+        // The first non-empty registry wins: the global override.
+        let mut overridden = values.clone();
+        overridden["global"]["imageRegistry"] = json!("mirror.local:5000");
+        let block = read(overridden).unwrap().unwrap();
+        assert_eq!(block.images[0].repository, "mirror.local:5000/org/app");
+        // One path instead of a list.
+        let mut single = values;
+        single["keel"]["images"][0]["registry"] = json!("image.registry");
+        let block = read(single).unwrap().unwrap();
+        assert_eq!(block.images[0].registry_paths.len(), 1);
+        assert_eq!(block.images[0].repository, "127.0.0.1:5000/org/app");
+    }
+
+    #[test]
+    fn an_empty_or_missing_tag_is_the_rendered_one() {
+        let manifest =
+            "spec:\n  containers:\n  - name: a\n    image: \"127.0.0.1:5000/org/app:2.20.2\"\n";
+        for tag in [json!(""), json!(null), json!("{{ .Chart.AppVersion }}")] {
+            let values = json!({
+                "image": {"registry": "127.0.0.1:5000", "repository": "org/app", "tag": tag},
+                "keel": {"policy": "minor", "images": [{"registry": "image.registry",
+                    "repository": "image.repository", "tag": "image.tag"}]}
+            });
+            let mut block = read(values).unwrap().unwrap();
+            assert_eq!(block.images[0].tag_source, TagSource::DeployedManifest);
+            assert!(block.images[0].unresolved.is_some(), "no manifest read yet");
+            rendered::resolve_from(&mut block, &[manifest]);
+            assert_eq!(block.images[0].tag.as_deref(), Some("2.20.2"));
+            assert_eq!(block.images[0].unresolved, None);
+            let mut elsewhere = block.clone();
+            elsewhere.images[0].repository = "127.0.0.1:5000/org/other".into();
+            elsewhere.images[0].tag = None;
+            rendered::resolve_from(&mut elsewhere, &[manifest]);
+            let reason = elsewhere.images[0].unresolved.clone().unwrap_or_default();
+            assert!(
+                reason.contains("image.tag is empty") && reason.contains("runs no image"),
+                "{reason}"
+            );
+        }
+        // The tag path not set at all reads the same way (velero's commented-out tag).
+        let values = json!({
+            "kubectl": {"image": {"repository": "127.0.0.1:5000/kubectl"}},
+            "keel": {"policy": "all", "images": [{"repository": "kubectl.image.repository",
+                "tag": "kubectl.image.tag"}]}
+        });
+        let block = read(values).unwrap().unwrap();
+        assert_eq!(block.images[0].tag_source, TagSource::DeployedManifest);
     }
 
     #[test]

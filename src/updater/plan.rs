@@ -33,6 +33,8 @@ pub struct ImagePlan {
     /// The planned revision's manifest changes (`keelson check`), as `helm diff` shows them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+    /// How `current` was found: the values read and where the tag came from.
+    pub explain: Explanation,
     /// The value changes that realize `target`.
     #[serde(skip)]
     pub changes: Vec<ValueChange>,
@@ -46,6 +48,17 @@ pub struct ImagePlan {
     /// The policy that decided (for the revision's description).
     #[serde(skip)]
     pub policy: String,
+}
+
+/// How an image's current reference was resolved, for `keelson check`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    /// The values read, in order (registry paths first; the first non-empty registry wins).
+    pub values: Vec<keel::ValueRead>,
+    /// Where the current tag came from.
+    pub tag_from: keel::TagSource,
+    /// The reference the registry is asked about (`registry/repository:tag`).
+    pub resolved: String,
 }
 
 /// One value path set to a new string.
@@ -270,6 +283,7 @@ async fn plan_image(
         tracked.tag.as_deref(),
         tracked.digest_path.as_ref().and(tracked.digest.as_deref()),
     );
+    let resolved = reference_text(&tracked.repository, tracked.tag.as_deref(), None);
     let mut plan = ImagePlan {
         release: name.to_string(),
         namespace: namespace.to_string(),
@@ -284,6 +298,11 @@ async fn plan_image(
         reason: None,
         mode: None,
         diff: None,
+        explain: Explanation {
+            values: tracked.reads.clone(),
+            tag_from: tracked.tag_source,
+            resolved,
+        },
         changes: Vec::new(),
         approval_event: None,
         held_target: None,
@@ -293,6 +312,9 @@ async fn plan_image(
         plan.reason = Some(reason);
         plan
     };
+    if let Some(reason) = &tracked.unresolved {
+        return hold(plan, reason.clone());
+    }
 
     let policy = match Policy::parse_with(
         &policy_text,
@@ -322,7 +344,9 @@ async fn plan_image(
             policy_text: &policy_text,
             image: &image,
             current_digest: tracked.digest.as_deref(),
-            pin_digest: tracked.digest_path.is_some(),
+            // A pinned digest follows the tag; an empty digest value stays empty (the image
+            // moves by tag, as `helm upgrade --set image.tag=…` would move it).
+            pin_digest: tracked.digest.is_some(),
             digest_writable: tracked.digest_path.is_some(),
             undone: rolled_back.as_ref().map(|r| r.tags.as_slice()),
             undone_by: &rolled_back
@@ -359,7 +383,9 @@ async fn plan_image(
                     }),
                 }
             }
-            if let (Some(digest_path), Some(found)) = (&tracked.digest_path, &digest) {
+            if let (Some(digest_path), Some(found)) = (&tracked.digest_path, &digest)
+                && tracked.digest.as_ref() != Some(found)
+            {
                 changes.push(ValueChange {
                     path: digest_path.clone(),
                     old: tracked.digest.clone(),
