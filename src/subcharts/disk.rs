@@ -18,10 +18,7 @@ impl DiskCache {
     }
 
     fn ref_path(&self, wanted: &Wanted) -> PathBuf {
-        let key = format!(
-            "{}\n{}\n{}",
-            wanted.repository, wanted.name, wanted.version
-        );
+        let key = format!("{}\n{}\n{}", wanted.repository, wanted.name, wanted.version);
         let digest = sha256_digest(key.as_bytes());
         self.root
             .join("refs")
@@ -38,7 +35,9 @@ impl DiskCache {
 
     /// The cached digest and archive of `wanted`, when both are there and agree.
     pub async fn read(&self, wanted: &Wanted) -> Option<(String, Vec<u8>)> {
-        let digest = tokio::fs::read_to_string(self.ref_path(wanted)).await.ok()?;
+        let digest = tokio::fs::read_to_string(self.ref_path(wanted))
+            .await
+            .ok()?;
         let digest = digest.trim().to_string();
         let path = self.archive_path(&digest)?;
         let bytes = tokio::fs::read(&path).await.ok()?;

@@ -49,7 +49,9 @@ impl Clients {
 
     /// The client for a repository's TLS settings (one per settings, reused).
     fn client(&self, entry: Option<&RepositoryEntry>) -> Result<reqwest::Client, String> {
-        let key = entry.map(|e| format!("{}\n{}", e.source, e.url)).unwrap_or_default();
+        let key = entry
+            .map(|e| format!("{}\n{}", e.source, e.url))
+            .unwrap_or_default();
         if let Some(client) = lock(&self.clients).get(&key) {
             return Ok(client.clone());
         }
@@ -72,9 +74,8 @@ impl Clients {
                 let mut pem = cert.clone();
                 pem.push(b'\n');
                 pem.extend_from_slice(key);
-                let identity = reqwest::Identity::from_pem(&pem).map_err(|err| {
-                    format!("the client certificate of {}: {err}", entry.source)
-                })?;
+                let identity = reqwest::Identity::from_pem(&pem)
+                    .map_err(|err| format!("the client certificate of {}: {err}", entry.source))?;
                 builder = builder.identity(identity);
             }
             builder = builder.tls_danger_accept_invalid_certs(entry.insecure_skip_tls_verify);
@@ -153,7 +154,9 @@ fn parse_index(bytes: &[u8], source: &str) -> Result<Index, String> {
     let document = crate::values::yaml::parse_first_document(&text, source)
         .map_err(|err| format!("{source} is not a chart repository index: {err}"))?;
     let Some(entries) = document.get("entries").and_then(Json::as_object) else {
-        return Err(format!("{source} is not a chart repository index: no `entries`"));
+        return Err(format!(
+            "{source} is not a chart repository index: no `entries`"
+        ));
     };
     let text_of = |value: Option<&Json>| match value {
         Some(Json::String(text)) => text.clone(),
@@ -262,10 +265,9 @@ async fn index(
     let key = repository.as_str().trim_end_matches('/').to_string();
     let slot = {
         let mut indexes = lock(&clients.indexes);
-        let expired = indexes.get(&key).is_some_and(|slot| {
-            slot.get()
-                .is_some_and(|(at, _)| at.elapsed() > INDEX_TTL)
-        });
+        let expired = indexes
+            .get(&key)
+            .is_some_and(|slot| slot.get().is_some_and(|(at, _)| at.elapsed() > INDEX_TTL));
         if expired {
             indexes.remove(&key);
         }

@@ -133,23 +133,35 @@ impl SubchartFetcher {
         }
     }
 
-    /// The subcharts a record's chart was rendered with, in the order Helm's loader reads
-    /// them from `charts/`; empty when it has no dependencies. `Err` says why they cannot be
-    /// had (patch mode shows it).
+    /// The subcharts a record's chart was rendered with, one per dependency of the record's
+    /// metadata and named as the record names it (Helm stores the metadata after processing:
+    /// aliases as names), so the renderer pairs them as Helm paired the `charts/` it loaded;
+    /// empty when it has no dependencies. `Err` says why they cannot be had (patch mode shows
+    /// it).
     pub async fn subcharts_for(&self, record_chart: &Json) -> Result<Vec<Chart>, String> {
-        let wanted = wanted_dependencies(record_chart)?;
-        if wanted.is_empty() {
+        let sources = plan::dependency_sources(record_chart)?;
+        if sources.is_empty() {
             return Ok(Vec::new());
         }
         if self.inner.sources.disabled {
             return Err("fetching dependencies is switched off (--no-fetch-subcharts)".into());
         }
+        let wanted = wanted_dependencies(record_chart)?;
         let loads = wanted.iter().map(|dependency| self.chart(dependency));
-        let mut charts = Vec::with_capacity(wanted.len());
+        let mut fetched = HashMap::with_capacity(wanted.len());
         for (dependency, loaded) in wanted.iter().zip(futures::future::join_all(loads).await) {
             let chart =
                 loaded.map_err(|err| format!("cannot fetch dependency {dependency}: {err}"))?;
-            charts.push(chart.as_ref().clone());
+            fetched.insert(dependency.clone(), chart);
+        }
+        let mut charts = Vec::with_capacity(sources.len());
+        for (name, dependency) in sources {
+            let Some(chart) = fetched.get(&dependency) else {
+                return Err(format!("dependency {dependency} was not fetched"));
+            };
+            let mut chart = chart.as_ref().clone();
+            chart.metadata.name = name;
+            charts.push(chart);
         }
         Ok(charts)
     }
@@ -190,7 +202,10 @@ impl SubchartFetcher {
         {
             match open_archive(wanted, bytes, &digest).await {
                 Ok(chart) => {
-                    self.inner.counters.disk_hits.fetch_add(1, Ordering::Relaxed);
+                    self.inner
+                        .counters
+                        .disk_hits
+                        .fetch_add(1, Ordering::Relaxed);
                     return Ok(chart);
                 }
                 Err(err) => {
@@ -211,7 +226,10 @@ impl SubchartFetcher {
             )
             .await?
         };
-        self.inner.counters.downloads.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .counters
+            .downloads
+            .fetch_add(1, Ordering::Relaxed);
         let chart = open_archive(wanted, bytes.clone(), &digest).await?;
         if let Some(disk) = &self.inner.disk {
             disk.write(wanted, &digest, &bytes).await;

@@ -37,6 +37,23 @@ struct LockEntry {
 /// names them (`NAME-VERSION.tgz`, as the loader reads the directory), or why they cannot be
 /// known or fetched.
 pub fn wanted_dependencies(record_chart: &Json) -> Result<Vec<Wanted>, String> {
+    let mut wanted: Vec<Wanted> = dependency_sources(record_chart)?
+        .into_iter()
+        .map(|(_, wanted)| wanted)
+        .collect();
+    wanted.sort_by_cached_key(|w| {
+        (
+            format!("{}-{}.tgz", w.name, w.version),
+            w.repository.clone(),
+        )
+    });
+    wanted.dedup();
+    Ok(wanted)
+}
+
+/// For each dependency of the record's metadata (in its order), the name the record gives
+/// it (the alias, once Helm processed it) and the archive it was built from.
+pub fn dependency_sources(record_chart: &Json) -> Result<Vec<(String, Wanted)>, String> {
     let dependencies: Vec<Dependency> = match record_chart.pointer("/metadata/dependencies") {
         Some(Json::Array(items)) if !items.is_empty() => {
             serde_json::from_value(Json::Array(items.clone()))
@@ -104,7 +121,10 @@ pub fn wanted_dependencies(record_chart: &Json) -> Result<Vec<Wanted>, String> {
                     ));
                 }
                 if parse_version(&dependency.version).is_none()
-                    || dependency.version.trim().starts_with(['=', '^', '~', '>', '<'])
+                    || dependency
+                        .version
+                        .trim()
+                        .starts_with(['=', '^', '~', '>', '<'])
                 {
                     return Err(format!(
                         "dependency {shown} asks for {:?} and the chart has no Chart.lock, so the version Helm resolved is unknown",
@@ -118,13 +138,8 @@ pub fn wanted_dependencies(record_chart: &Json) -> Result<Vec<Wanted>, String> {
                 }
             }
         };
-        if !wanted.contains(&entry) {
-            wanted.push(entry);
-        }
+        wanted.push((dependency.name.clone(), entry));
     }
-    wanted.sort_by(|a, b| {
-        format!("{}-{}.tgz", a.name, a.version).cmp(&format!("{}-{}.tgz", b.name, b.version))
-    });
     Ok(wanted)
 }
 
@@ -163,6 +178,16 @@ mod tests {
     }
 
     #[test]
+    fn each_dependency_keeps_the_name_the_record_gives_it() {
+        let sources = dependency_sources(&shop_record()).unwrap_or_default();
+        let pairs: Vec<(&str, &str)> = sources
+            .iter()
+            .map(|(name, wanted)| (name.as_str(), wanted.name.as_str()))
+            .collect();
+        assert_eq!(pairs, [("web", "web"), ("jobs", "worker")]);
+    }
+
+    #[test]
     fn no_dependencies_means_nothing_to_fetch() {
         assert_eq!(
             wanted_dependencies(&json!({"metadata": {"name": "x"}})),
@@ -178,16 +203,15 @@ mod tests {
             wanted_dependencies(&local),
             Err("dependency web comes from file://../web, a local path (file://) that cannot be fetched for a release".into())
         );
-        let vendored = json!({"metadata": {"dependencies": [{"name": "worker", "version": "0.1.0"}]}});
+        let vendored =
+            json!({"metadata": {"dependencies": [{"name": "worker", "version": "0.1.0"}]}});
         assert!(
             wanted_dependencies(&vendored)
                 .is_err_and(|reason| reason.contains("vendored into charts/"))
         );
         let range = json!({"metadata": {"dependencies": [
             {"name": "web", "version": "~0.3.0", "repository": "https://charts.example/"}]}});
-        assert!(
-            wanted_dependencies(&range).is_err_and(|reason| reason.contains("no Chart.lock"))
-        );
+        assert!(wanted_dependencies(&range).is_err_and(|reason| reason.contains("no Chart.lock")));
         let exact = json!({"metadata": {"dependencies": [
             {"name": "web", "version": "0.3.1", "repository": "https://charts.example/"}]}});
         assert_eq!(
@@ -199,7 +223,8 @@ mod tests {
         stale_lock["lock"]["dependencies"][1]["version"] = json!("1.5.0");
         assert!(
             wanted_dependencies(&stale_lock)
-                .is_err_and(|reason| reason.contains("jobs (alias) 1.4.0") && reason.contains("not in the chart's lock"))
+                .is_err_and(|reason| reason.contains("jobs (alias) 1.4.0")
+                    && reason.contains("not in the chart's lock"))
         );
     }
 }

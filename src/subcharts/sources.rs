@@ -16,14 +16,26 @@ use crate::registry::Credentials;
 pub struct SubchartArgs {
     /// Where fetched dependency archives are kept between runs (default:
     /// $XDG_CACHE_HOME/keelson/charts, else ~/.cache/keelson/charts).
-    #[arg(long = "chart-cache-dir", env = "KEELSON_CHART_CACHE_DIR", value_name = "DIR")]
+    #[arg(
+        long = "chart-cache-dir",
+        env = "KEELSON_CHART_CACHE_DIR",
+        value_name = "DIR"
+    )]
     pub cache_dir: Option<PathBuf>,
     /// Helm's repositories.yaml: credentials and TLS settings of HTTP chart repositories
     /// (default: helm's, $HELM_CONFIG_HOME or ~/.config/helm).
-    #[arg(long = "repository-config", env = "HELM_REPOSITORY_CONFIG", value_name = "FILE")]
+    #[arg(
+        long = "repository-config",
+        env = "HELM_REPOSITORY_CONFIG",
+        value_name = "FILE"
+    )]
     pub repository_config: Option<PathBuf>,
     /// Helm's registry config.json: credentials of OCI chart registries (default: helm's).
-    #[arg(long = "registry-config", env = "HELM_REGISTRY_CONFIG", value_name = "FILE")]
+    #[arg(
+        long = "registry-config",
+        env = "HELM_REGISTRY_CONFIG",
+        value_name = "FILE"
+    )]
     pub registry_config: Option<PathBuf>,
     /// A Secret NAMESPACE/NAME with chart repository credentials: `url` with `username`,
     /// `password`, `ca.crt`, `tls.crt`/`tls.key`, `insecureSkipTLSVerify` for an HTTP
@@ -217,9 +229,9 @@ fn read_pem(path: &str, what: &str, source: &Path) -> anyhow::Result<Option<Vec<
     if path.is_empty() {
         return Ok(None);
     }
-    std::fs::read(path).map(Some).map_err(|err| {
-        anyhow::anyhow!("{what} {path} named in {}: {err}", source.display())
-    })
+    std::fs::read(path)
+        .map(Some)
+        .map_err(|err| anyhow::anyhow!("{what} {path} named in {}: {err}", source.display()))
 }
 
 /// Parses helm's `repositories.yaml` (the files it names are read now).
@@ -232,8 +244,8 @@ pub fn read_repositories_yaml(path: &Path) -> anyhow::Result<Vec<RepositoryEntry
     if document.is_null() {
         return Ok(Vec::new());
     }
-    let file: RepositoriesFile = serde_json::from_value(document)
-        .map_err(|err| anyhow::anyhow!("{source}: {err}"))?;
+    let file: RepositoriesFile =
+        serde_json::from_value(document).map_err(|err| anyhow::anyhow!("{source}: {err}"))?;
     file.repositories
         .into_iter()
         .map(|line| {
@@ -355,7 +367,10 @@ mod tests {
         }));
         let entry = repository_from_secret(&secret, "keelson/charts").unwrap_or_default();
         assert_eq!(entry.url, "https://charts.example");
-        assert_eq!((entry.username.as_str(), entry.password.as_str()), ("u", "p"));
+        assert_eq!(
+            (entry.username.as_str(), entry.password.as_str()),
+            ("u", "p")
+        );
         assert_eq!(entry.ca_pem.as_deref(), Some(&b"PEM"[..]));
         assert!(entry.insecure_skip_tls_verify);
         let without_url = secret_from_json(json!({"metadata": {"name": "x"}}));

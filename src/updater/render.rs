@@ -107,16 +107,11 @@ fn render(
     let chart = serde_json::to_value(chart)
         .map_err(|err| format!("the record's chart cannot be read: {err}"))?;
     let settings = settings(deployed, revision, capabilities, time_limit);
-    render_from_record_with_subcharts(
-        &chart,
-        &Value::Object(config.clone()),
-        &settings,
-        subcharts,
-    )
-    .map_err(|err| {
-        debug!(release = %deployed.release.name(), error = %err, "render failed");
-        err.to_string()
-    })
+    render_from_record_with_subcharts(&chart, &Value::Object(config.clone()), &settings, subcharts)
+        .map_err(|err| {
+            debug!(release = %deployed.release.name(), error = %err, "render failed");
+            err.to_string()
+        })
 }
 
 /// Where two renderings of a manifest first differ, for the patch-mode reason.
@@ -210,8 +205,15 @@ pub fn full_render(
             deployed.release.version()
         ));
     }
-    let next = render(deployed, config, revision, capabilities, time_limit, subcharts)
-        .map_err(|err| format!("rendering the new revision failed: {err}"))?;
+    let next = render(
+        deployed,
+        config,
+        revision,
+        capabilities,
+        time_limit,
+        subcharts,
+    )
+    .map_err(|err| format!("rendering the new revision failed: {err}"))?;
     if next.hooks.len() != stored_hooks.len() {
         return Err("the new revision has a different set of hooks".to_string());
     }

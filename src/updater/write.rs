@@ -658,7 +658,16 @@ impl Updater {
         changes: &[&ImagePlan],
         old_manifest: &str,
         old_hooks: &[Hook],
-    ) -> Result<(String, Vec<Hook>, Option<String>, RenderMode, Option<String>), Outcome> {
+    ) -> Result<
+        (
+            String,
+            Vec<Hook>,
+            Option<String>,
+            RenderMode,
+            Option<String>,
+        ),
+        Outcome,
+    > {
         // Helm keeps no subcharts in the record: fetch them at the locked versions first.
         let record_chart = deployed
             .release
@@ -670,7 +679,10 @@ impl Updater {
             None => Ok(Vec::new()),
         };
         let rendered = match subcharts {
-            Ok(subcharts) => self.full_render(deployed, config, next_version, subcharts).await?,
+            Ok(subcharts) => {
+                self.full_render(deployed, config, next_version, subcharts)
+                    .await?
+            }
             Err(reason) => Err(reason),
         };
         let reason = match rendered {
