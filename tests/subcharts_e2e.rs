@@ -30,6 +30,11 @@ struct Repos {
 
 impl Repos {
     fn new(prefix: &str) -> Self {
+        Self::with_oci_registry(prefix, &support::env_var("KEELSON_OCI_CHARTS"))
+    }
+
+    /// Like [`Repos::new`], with the OCI charts in `oci_registry` (`oci://host:port`).
+    fn with_oci_registry(prefix: &str, oci_registry: &str) -> Self {
         let env = TestEnv::get();
         let registry = TestRegistry::anonymous();
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -38,10 +43,7 @@ impl Repos {
         runtime.block_on(registry.push_tag(&app, "1.0.0"));
         let http_dir = PathBuf::from(support::env_var("KEELSON_CHART_REPO_DIR")).join(&namespace);
         let http_url = format!("{}/{namespace}", support::env_var("KEELSON_CHART_REPO"));
-        let oci = format!(
-            "{}/{namespace}/charts",
-            support::env_var("KEELSON_OCI_CHARTS")
-        );
+        let oci = format!("{oci_registry}/{namespace}/charts");
         let work = std::env::temp_dir().join(format!("keelson-subcharts-{namespace}"));
         std::fs::create_dir_all(&http_dir).expect("chart repository directory");
         std::fs::create_dir_all(work.join("helm")).expect("scratch directory");
@@ -174,11 +176,24 @@ impl Repos {
 
     /// Runs keelson with this test's chart cache and helm home.
     fn keelson(&self, args: &[&str], cache: &Path) -> (bool, String) {
+        self.keelson_with_helm_config(args, cache, &self.work.join("helm/config"))
+    }
+
+    /// Runs keelson with this test's chart cache and `helm_config` as helm's config home
+    /// (repositories.yaml, registry/config.json).
+    fn keelson_with_helm_config(
+        &self,
+        args: &[&str],
+        cache: &Path,
+        helm_config: &Path,
+    ) -> (bool, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
             .args(args)
             .env("KUBECONFIG", &self.env.kubeconfig)
             .env("KEELSON_CHART_CACHE_DIR", cache)
-            .env("HELM_CONFIG_HOME", self.work.join("helm/config"))
+            .env("HELM_CONFIG_HOME", helm_config)
+            .env_remove("HELM_REGISTRY_CONFIG")
+            .env_remove("HELM_REPOSITORY_CONFIG")
             .output()
             .expect("run keelson");
         let text = format!(
@@ -439,5 +454,84 @@ fn tampered_archive_is_refused_with_a_clear_reason() {
     );
     let output = repos.reconcile(&namespace, &cache);
     assert!(output.contains("patch mode"), "{output}");
+    repos.cleanup(&[&namespace]);
+}
+
+/// An OCI chart registry that wants credentials: keelson uses helm's own registry login
+/// (`helm registry login` → registry/config.json) where helm runs, and a dockerconfigjson
+/// Secret named by `--chart-repository-secret` in the cluster; without either it says why.
+#[test]
+fn oci_chart_credentials_from_helm_login_or_a_secret() {
+    let auth_registry = support::env_var("KEELSON_REGISTRY_AUTH");
+    let (user, password) = (
+        support::env_var("KEELSON_REGISTRY_USER"),
+        support::env_var("KEELSON_REGISTRY_PASSWORD"),
+    );
+    let repos = Repos::with_oci_registry("sub-creds", &format!("oci://{auth_registry}"));
+    let helm = repos.env.helm3.clone();
+    repos.helm(
+        &helm,
+        &[
+            "registry",
+            "login",
+            &auth_registry,
+            "--username",
+            &user,
+            "--password",
+            &password,
+            "--insecure",
+        ],
+    );
+    repos.publish();
+    let chart = repos.built_chart("shop", &helm, "h3");
+    let namespace = repos.namespace.clone();
+    repos.install(&helm, "shop", &chart, &namespace);
+    repos.push_app("1.1.0");
+
+    let nowhere = repos.work.join("no-helm-config");
+    let (ok, anonymous) = repos.keelson_with_helm_config(
+        &["check", "-n", &namespace],
+        &repos.work.join("cache-anonymous"),
+        &nowhere,
+    );
+    assert!(ok, "{anonymous}");
+    assert!(
+        anonymous.contains("patch mode: cannot fetch dependency worker 1.4.0 from oci://")
+            && anonymous.contains("not authorized"),
+        "{anonymous}"
+    );
+
+    let logged_in = repos.check(&namespace, &repos.work.join("cache-login"));
+    assert!(!logged_in.contains("patch mode"), "{logged_in}");
+
+    repos.env.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "chart-registry",
+        "-n",
+        &namespace,
+        &format!("--docker-server={auth_registry}"),
+        &format!("--docker-username={user}"),
+        &format!("--docker-password={password}"),
+    ]);
+    let secret = format!("{namespace}/chart-registry");
+    let (ok, output) = repos.keelson_with_helm_config(
+        &[
+            "reconcile",
+            "--once",
+            "-n",
+            &namespace,
+            "--chart-repository-secret",
+            &secret,
+        ],
+        &repos.work.join("cache-secret"),
+        &nowhere,
+    );
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("revision 2 deployed") && output.contains("full render"),
+        "{output}"
+    );
     repos.cleanup(&[&namespace]);
 }
