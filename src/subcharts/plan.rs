@@ -91,16 +91,11 @@ pub fn dependency_sources(record_chart: &Json) -> Result<Vec<(String, Wanted)>, 
             Some(entries) => {
                 // The lock lists every dependency of Chart.yaml in order; the stored metadata
                 // lost the disabled ones and carries aliases as names, so walk both in order.
-                let found = entries
-                    .iter()
-                    .enumerate()
-                    .skip(cursor)
-                    .find(|(_, entry)| {
-                        entry.repository.trim() == repository
-                            && (!dependency.alias.is_empty() || entry.name == dependency.name)
-                            && is_compatible_range(&dependency.version, &entry.version)
-                    })
-                    .map(|(index, entry)| (index, entry));
+                let found = entries.iter().enumerate().skip(cursor).find(|(_, entry)| {
+                    entry.repository.trim() == repository
+                        && (!dependency.alias.is_empty() || entry.name == dependency.name)
+                        && is_compatible_range(&dependency.version, &entry.version)
+                });
                 let Some((index, entry)) = found else {
                     return Err(format!(
                         "dependency {shown} {} from {repository} is not in the chart's lock",
