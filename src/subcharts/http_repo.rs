@@ -213,6 +213,9 @@ pub async fn fetch(
     let repository = Url::parse(repository_url)
         .map_err(|err| format!("repository URL {repository_url:?}: {err}"))?;
     let entry = sources.repository_for(repository_url);
+    if let Some(problem) = entry.and_then(|e| e.problem.as_ref()) {
+        return Err(problem.clone());
+    }
     let client = clients.client(entry)?;
     let auth = entry
         .filter(|e| !e.username.is_empty() || !e.password.is_empty())

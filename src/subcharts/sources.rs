@@ -40,10 +40,15 @@ pub struct SubchartArgs {
     /// A Secret NAMESPACE/NAME with chart repository credentials: `url` with `username`,
     /// `password`, `ca.crt`, `tls.crt`/`tls.key`, `insecureSkipTLSVerify` for an HTTP
     /// repository, or a kubernetes.io/dockerconfigjson Secret for OCI registries. Repeatable.
-    #[arg(long = "chart-repository-secret", value_name = "NAMESPACE/NAME")]
+    #[arg(
+        long = "chart-repository-secret",
+        env = "KEELSON_CHART_REPOSITORY_SECRETS",
+        value_delimiter = ',',
+        value_name = "NAMESPACE/NAME"
+    )]
     pub repository_secrets: Vec<String>,
     /// Never fetch dependencies: releases of charts with dependencies are updated in patch mode.
-    #[arg(long = "no-fetch-subcharts")]
+    #[arg(long = "no-fetch-subcharts", env = "KEELSON_NO_FETCH_SUBCHARTS")]
     pub no_fetch: bool,
 }
 
@@ -64,6 +69,9 @@ pub struct RepositoryEntry {
     pub pass_credentials_all: bool,
     /// Where the entry was read, for messages.
     pub source: String,
+    /// Why the entry cannot be used (a CA or key file it names cannot be read); reported when
+    /// a dependency needs this repository, so one stale entry does not stop keelson.
+    pub problem: Option<String>,
 }
 
 impl std::fmt::Debug for RepositoryEntry {
@@ -74,6 +82,7 @@ impl std::fmt::Debug for RepositoryEntry {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("source", &self.source)
+            .field("problem", &self.problem)
             .finish_non_exhaustive()
     }
 }
@@ -149,7 +158,9 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 
 impl SubchartArgs {
     /// Reads helm's files and the named Secrets. A file that does not exist is no
-    /// configuration (as for helm); one that cannot be read or parsed is an error.
+    /// configuration (as for helm); helm's files that cannot be parsed are logged and left out
+    /// (they concern only the releases that need them); a named Secret that cannot be read is
+    /// an error.
     pub async fn sources(&self, client: Option<&kube::Client>) -> anyhow::Result<Sources> {
         let mut sources = Sources {
             cache_dir: self.cache_dir.clone().or_else(default_cache_dir),
@@ -162,15 +173,22 @@ impl SubchartArgs {
             .clone()
             .or_else(|| config_home.as_ref().map(|d| d.join("repositories.yaml")));
         if let Some(path) = repository_file.filter(|p| p.exists()) {
-            sources.repositories = read_repositories_yaml(&path)?;
+            match read_repositories_yaml(&path) {
+                Ok(entries) => sources.repositories = entries,
+                Err(err) => tracing::warn!(error = %err, "ignoring helm's repositories file"),
+            }
         }
         let registry_file = self
             .registry_config
             .clone()
             .or_else(|| config_home.as_ref().map(|d| d.join("registry/config.json")));
         if let Some(path) = registry_file.filter(|p| p.exists()) {
-            sources.registry_credentials = Credentials::from_file(&path)
-                .map_err(|err| anyhow::anyhow!("helm registry config {}: {err}", path.display()))?;
+            match Credentials::from_file(&path) {
+                Ok(credentials) => sources.registry_credentials = credentials,
+                Err(err) => {
+                    tracing::warn!(file = %path.display(), error = %err, "ignoring helm's registry config")
+                }
+            }
         }
         if !self.repository_secrets.is_empty() {
             let client = client.ok_or_else(|| {
@@ -225,13 +243,25 @@ struct RepositoryLine {
     pass_credentials_all: bool,
 }
 
-fn read_pem(path: &str, what: &str, source: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+fn read_pem(
+    path: &str,
+    what: &str,
+    source: &Path,
+    problem: &mut Option<String>,
+) -> Option<Vec<u8>> {
     if path.is_empty() {
-        return Ok(None);
+        return None;
     }
-    std::fs::read(path)
-        .map(Some)
-        .map_err(|err| anyhow::anyhow!("{what} {path} named in {}: {err}", source.display()))
+    match std::fs::read(path) {
+        Ok(bytes) => Some(bytes),
+        Err(err) => {
+            *problem = Some(format!(
+                "cannot read the {what} {path} named in {}: {err}",
+                source.display()
+            ));
+            None
+        }
+    }
 }
 
 /// Parses helm's `repositories.yaml` (the files it names are read now).
@@ -249,10 +279,12 @@ pub fn read_repositories_yaml(path: &Path) -> anyhow::Result<Vec<RepositoryEntry
     file.repositories
         .into_iter()
         .map(|line| {
+            let mut problem = None;
             Ok(RepositoryEntry {
-                ca_pem: read_pem(&line.ca_file, "CA file", path)?,
-                client_cert_pem: read_pem(&line.cert_file, "certificate", path)?,
-                client_key_pem: read_pem(&line.key_file, "key", path)?,
+                ca_pem: read_pem(&line.ca_file, "CA file", path, &mut problem),
+                client_cert_pem: read_pem(&line.cert_file, "certificate", path, &mut problem),
+                client_key_pem: read_pem(&line.key_file, "key", path, &mut problem),
+                problem,
                 name: line.name,
                 url: line.url,
                 username: line.username,
@@ -305,6 +337,7 @@ pub fn repository_from_secret(secret: &Secret, reference: &str) -> anyhow::Resul
         insecure_skip_tls_verify: flag("insecureSkipTLSVerify"),
         pass_credentials_all: flag("passCredentialsAll"),
         source: format!("Secret {reference}"),
+        problem: None,
     })
 }
 
@@ -355,6 +388,20 @@ mod tests {
                 .is_none()
         );
         assert!(sources.named_repository("private").is_some());
+        std::fs::write(
+            &file,
+            "repositories:\n- name: stale\n  url: https://stale.example\n  caFile: /nonexistent/ca.pem\n",
+        )
+        .unwrap_or_default();
+        let stale = read_repositories_yaml(&file).unwrap_or_default();
+        assert_eq!(stale.len(), 1);
+        assert!(
+            stale[0]
+                .problem
+                .as_deref()
+                .is_some_and(|p| p.contains("/nonexistent/ca.pem")),
+            "{stale:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap_or_default();
     }
 
