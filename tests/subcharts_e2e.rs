@@ -535,3 +535,82 @@ fn oci_chart_credentials_from_helm_login_or_a_secret() {
     );
     repos.cleanup(&[&namespace]);
 }
+
+/// `keelson run` keeps fetched subcharts in memory across cycles: releases updated in two
+/// successive cycles cost one download per dependency, as its metrics show.
+#[test]
+fn the_controller_fetches_each_dependency_once_across_cycles() {
+    use std::time::Duration;
+    use support::controller::{RunningController, wait_for};
+    const RELEASES: usize = 3;
+    let repos = Repos::new("sub-run");
+    let helm = repos.env.helm3.clone();
+    repos.publish();
+    let chart = repos.built_chart("shop", &helm, "h3");
+    let namespace = repos.namespace.clone();
+    for n in 0..RELEASES {
+        repos.install(&helm, &format!("shop-{n}"), &chart, &namespace);
+    }
+    let cache = repos.work.join("cache").display().to_string();
+    let helm_config = repos.work.join("helm/config").display().to_string();
+    let controller = RunningController::start(
+        &repos.env,
+        &[
+            "-n",
+            &namespace,
+            "--leader-election-namespace",
+            &namespace,
+            "--default-schedule",
+            "@every 2s",
+        ],
+        &[
+            ("KEELSON_CHART_CACHE_DIR", cache.as_str()),
+            ("HELM_CONFIG_HOME", helm_config.as_str()),
+        ],
+    );
+    let all_at = |tag: &str| {
+        (0..RELEASES).all(|n| {
+            let values = repos.helm(
+                &helm,
+                &[
+                    "get",
+                    "values",
+                    &format!("shop-{n}"),
+                    "-n",
+                    &namespace,
+                    "-o",
+                    "json",
+                ],
+            );
+            values.contains(&format!("\"tag\":\"{tag}\""))
+        })
+    };
+    for tag in ["1.1.0", "1.2.0"] {
+        repos.push_app(tag);
+        wait_for(
+            Duration::from_secs(60),
+            &format!("every release at {tag}"),
+            || all_at(tag).then_some(()),
+        );
+    }
+    for n in 0..RELEASES {
+        let description = last_description(&repos, &helm, &format!("shop-{n}"), &namespace);
+        assert!(description.ends_with("full render)"), "{description}");
+    }
+    let fetches = |source: &str| {
+        controller.metric(&format!(
+            "keelson_subchart_fetches_total{{source=\"{source}\"}}"
+        ))
+    };
+    assert_eq!(fetches("download"), 2.0, "web and worker, once each");
+    assert_eq!(fetches("index"), 1.0);
+    // Each release needs both dependencies in each of the two cycles (more if a write is
+    // retried): all but the two downloads come from memory.
+    assert!(
+        fetches("memory") >= (2 * 2 * RELEASES - 2) as f64,
+        "memory hits {}",
+        fetches("memory")
+    );
+    drop(controller);
+    repos.cleanup(&[&namespace]);
+}
