@@ -86,6 +86,7 @@ fn all_requests(client: &RegistryClient) -> RequestCounts {
             tags: sum.tags + c.tags,
             manifest: sum.manifest + c.manifest,
             token: sum.token + c.token,
+            blob: sum.blob + c.blob,
         })
 }
 

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod registry;
 pub mod render;
 pub mod storage;
+pub mod subcharts;
 pub mod subject;
 pub mod updater;
 pub mod values;

@@ -123,6 +123,8 @@ pub struct RunArgs {
     pub shutdown_grace: u64,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub subcharts: crate::subcharts::SubchartArgs,
 }
 
 /// A random hex string (for the Lease identity).
@@ -246,6 +248,10 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
         address: advertise,
     };
 
+    let subcharts = crate::subcharts::SubchartFetcher::new(
+        args.subcharts.sources(Some(&client)).await?,
+        &registry_config,
+    )?;
     let updater = Updater {
         storage: Storage::new(Driver::new(client.clone(), args.driver)),
         registry,
@@ -265,6 +271,7 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
             }),
         },
         capabilities: Default::default(),
+        subcharts,
     };
 
     let metrics = Arc::new(Metrics::default());

@@ -33,6 +33,8 @@ pub struct ScopeArgs {
     pub driver: DriverKind,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub subcharts: crate::subcharts::SubchartArgs,
 }
 
 /// Output of `keelson check`.
@@ -98,6 +100,10 @@ async fn updater(
         )
     };
     let storage = Storage::new(Driver::new(client.clone(), scope.driver));
+    let subcharts = crate::subcharts::SubchartFetcher::new(
+        scope.subcharts.sources(Some(&client)).await?,
+        &registry_config,
+    )?;
     Ok((
         Updater {
             storage,
@@ -107,6 +113,7 @@ async fn updater(
             registry_config,
             config,
             capabilities: Default::default(),
+            subcharts,
         },
         namespace,
     ))
@@ -281,7 +288,11 @@ fn check_table(outcomes: &[ReleaseOutcome]) -> String {
                 plan.path.clone(),
                 plan.current.clone(),
                 plan.target.clone().unwrap_or_else(|| "-".to_string()),
-                plan.reason.clone().unwrap_or_default(),
+                match (&plan.reason, &plan.mode_reason) {
+                    (Some(reason), _) => reason.clone(),
+                    (None, Some(why)) if plan.target.is_some() => format!("patch mode: {why}"),
+                    _ => String::new(),
+                },
             ]);
         }
         let reason = match &outcome.outcome {

@@ -44,6 +44,9 @@ fn help(name: &str) -> &'static str {
         "keelson_registry_requests_total" => {
             "Registry requests, by registry host and HTTP status code (0: no answer)."
         }
+        "keelson_subchart_fetches_total" => {
+            "Dependency charts obtained for full renders, by source (download: archives downloaded, index: repository indexes downloaded, disk and memory: cache hits)."
+        }
         "keelson_tracked_releases" => "Releases with a valid keel block.",
         "keelson_tracked_images" => "Images tracked across all releases.",
         "keelson_tracked_repositories" => "Distinct repositories checked.",

@@ -930,6 +930,19 @@ impl Controller {
                 count as f64,
             );
         }
+        let stats = self.updater.subcharts.stats();
+        for (source, count) in [
+            ("download", stats.downloads),
+            ("index", stats.index_downloads),
+            ("disk", stats.disk_hits),
+            ("memory", stats.memory_hits),
+        ] {
+            self.metrics.set_counter(
+                "keelson_subchart_fetches_total",
+                &[("source", source)],
+                count as f64,
+            );
+        }
     }
 
     /// Waits until no update is being written (SIGTERM lets the one in flight finish).

@@ -119,6 +119,8 @@ pub enum RequestKind {
     Tags,
     Manifest,
     Token,
+    /// `GET /v2/<name>/blobs/<digest>` (chart archives of OCI charts).
+    Blob,
 }
 
 /// Requests sent to one host (every attempt, retry and redirect hop counts).
@@ -128,11 +130,12 @@ pub struct RequestCounts {
     pub tags: u64,
     pub manifest: u64,
     pub token: u64,
+    pub blob: u64,
 }
 
 impl RequestCounts {
     pub fn total(&self) -> u64 {
-        self.ping + self.tags + self.manifest + self.token
+        self.ping + self.tags + self.manifest + self.token + self.blob
     }
 }
 
@@ -142,6 +145,7 @@ struct Counters {
     tags: AtomicU64,
     manifest: AtomicU64,
     token: AtomicU64,
+    blob: AtomicU64,
     /// Answers by HTTP status code; 0 counts requests that got no answer.
     statuses: Mutex<BTreeMap<u16, u64>>,
 }
@@ -157,6 +161,7 @@ impl Counters {
             RequestKind::Tags => &self.tags,
             RequestKind::Manifest => &self.manifest,
             RequestKind::Token => &self.token,
+            RequestKind::Blob => &self.blob,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -167,6 +172,7 @@ impl Counters {
             tags: self.tags.load(Ordering::Relaxed),
             manifest: self.manifest.load(Ordering::Relaxed),
             token: self.token.load(Ordering::Relaxed),
+            blob: self.blob.load(Ordering::Relaxed),
         }
     }
 }
@@ -539,6 +545,89 @@ impl RegistryClient {
             Some(digest) => Ok(digest),
             None => Ok(computed),
         }
+    }
+
+    /// The manifest `reference` (a tag or digest) points to, fetched with `accept`, and its
+    /// digest (computed from the body; a `Docker-Content-Digest` that disagrees is an error, and
+    /// so is a body whose digest is not `reference` when `reference` is a digest).
+    pub async fn manifest(
+        &self,
+        image: &ImageRef,
+        reference: &str,
+        accept: &str,
+    ) -> Result<(Vec<u8>, String), Error> {
+        if !is_valid_tag(reference) && !is_valid_digest(reference) {
+            return Err(Error::InvalidReference(
+                super::reference::ReferenceError::InvalidTag(reference.to_string()),
+            ));
+        }
+        let base = self.base_url(image.registry_host()).await?;
+        let url = join_url(&base, &format!("/v2/{}/manifests/{reference}", image.path))?;
+        let response = self
+            .get_authorized(
+                image,
+                Method::GET,
+                url.clone(),
+                Some(accept),
+                RequestKind::Manifest,
+            )
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(Error::ManifestNotFound {
+                image: image.repository(),
+                reference: reference.to_string(),
+            });
+        }
+        if !response.status().is_success() {
+            return Err(status_error(image, &url, response).await);
+        }
+        let header_digest = digest_header(response.headers(), &url)?;
+        let body = read_capped(response, self.inner.config.max_manifest_bytes, &url).await?;
+        let computed = format!("sha256:{}", hex(&sha2::Sha256::digest(&body)));
+        let expected = header_digest
+            .filter(|digest| digest.starts_with("sha256:"))
+            .or_else(|| is_valid_digest(reference).then(|| reference.to_string()));
+        match expected {
+            Some(digest) if digest != computed => Err(Error::DigestMismatch {
+                url: url.to_string(),
+                header: digest,
+                computed,
+            }),
+            _ => Ok((body, computed)),
+        }
+    }
+
+    /// The blob `digest` (sha256 only) of the image's repository, at most `max_bytes` long;
+    /// a body whose sha256 differs from `digest` is an error.
+    pub async fn blob(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, Error> {
+        if !digest.starts_with("sha256:") || !is_valid_digest(digest) {
+            return Err(Error::InvalidReference(
+                super::reference::ReferenceError::InvalidTag(digest.to_string()),
+            ));
+        }
+        let base = self.base_url(image.registry_host()).await?;
+        let url = join_url(&base, &format!("/v2/{}/blobs/{digest}", image.path))?;
+        let response = self
+            .get_authorized(image, Method::GET, url.clone(), None, RequestKind::Blob)
+            .await?;
+        if !response.status().is_success() {
+            return Err(status_error(image, &url, response).await);
+        }
+        let body = read_capped(response, max_bytes, &url).await?;
+        let computed = format!("sha256:{}", hex(&sha2::Sha256::digest(&body)));
+        if computed != digest {
+            return Err(Error::DigestMismatch {
+                url: url.to_string(),
+                header: digest.to_string(),
+                computed,
+            });
+        }
+        Ok(body)
     }
 
     fn host_state(&self, host: &str) -> Arc<HostState> {

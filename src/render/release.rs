@@ -471,7 +471,19 @@ pub fn render_from_record(
     record_config: &Json,
     settings: &RenderSettings,
 ) -> Result<RenderedRelease, RenderFailure> {
-    let chart = chart_from_record(record_chart)?;
+    render_from_record_with_subcharts(record_chart, record_config, settings, &[])
+}
+
+/// [`render_from_record`] with the subcharts the record does not store, as the loader would
+/// have read them from `charts/` (fetched again by `subcharts`).
+pub fn render_from_record_with_subcharts(
+    record_chart: &Json,
+    record_config: &Json,
+    settings: &RenderSettings,
+    subcharts: &[Chart],
+) -> Result<RenderedRelease, RenderFailure> {
+    let mut chart = chart_from_record(record_chart)?;
+    chart.dependencies = subcharts.to_vec();
     let config = match json_numbers_as_floats(record_config.clone()) {
         Json::Object(map) => map,
         Json::Null => Values::new(),

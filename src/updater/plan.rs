@@ -30,6 +30,10 @@ pub struct ImagePlan {
     pub reason: Option<String>,
     /// How the new manifest is made (`full render` or `patch mode`) when the image moves.
     pub mode: Option<&'static str>,
+    /// Why the revision is made in patch mode (a subchart that cannot be fetched, a manifest
+    /// that does not re-render byte for byte, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode_reason: Option<String>,
     /// The planned revision's manifest changes (`keelson check`), as `helm diff` shows them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
@@ -297,6 +301,7 @@ async fn plan_image(
         target: None,
         reason: None,
         mode: None,
+        mode_reason: None,
         diff: None,
         explain: Explanation {
             values: tracked.reads.clone(),

@@ -1,13 +1,18 @@
 //! Full-render mode for the updater: re-render the deployed revision from its stored chart and
 //! config with the cluster's capabilities, and only when that reproduces the stored manifest
-//! byte for byte, render the new revision the same way. Anything else (subcharts, which Helm
-//! does not store, `lookup`, a template feature the renderer lacks) falls back to patch mode.
+//! byte for byte, render the new revision the same way. Subcharts, which Helm does not store,
+//! come from `subcharts` (fetched at the locked versions); anything else (a subchart that
+//! cannot be fetched or differs, `lookup`, a template feature the renderer lacks) falls back
+//! to patch mode, with the reason.
 
 use kube::Client;
 use serde_json::{Map, Value};
 use tracing::debug;
 
-use crate::render::release::{HelmFlavor, RenderSettings, RenderedRelease, render_from_record};
+use crate::render::chart::Chart;
+use crate::render::release::{
+    HelmFlavor, RenderSettings, RenderedRelease, render_from_record_with_subcharts,
+};
 use crate::storage::{Hook, StoredRelease, Writer};
 
 /// What the cluster tells templates through `.Capabilities`, as Helm's upgrade reads it.
@@ -92,29 +97,75 @@ fn render(
     revision: i64,
     capabilities: &ClusterCapabilities,
     time_limit: std::time::Duration,
-) -> Option<RenderedRelease> {
-    let chart = serde_json::to_value(deployed.release.chart.as_ref()?).ok()?;
+    subcharts: &[Chart],
+) -> Result<RenderedRelease, String> {
+    let chart = deployed
+        .release
+        .chart
+        .as_ref()
+        .ok_or_else(|| "the release record holds no chart".to_string())?;
+    let chart = serde_json::to_value(chart)
+        .map_err(|err| format!("the record's chart cannot be read: {err}"))?;
     let settings = settings(deployed, revision, capabilities, time_limit);
-    match render_from_record(&chart, &Value::Object(config.clone()), &settings) {
-        Ok(rendered) => Some(rendered),
-        Err(err) => {
+    render_from_record_with_subcharts(&chart, &Value::Object(config.clone()), &settings, subcharts)
+        .map_err(|err| {
             debug!(release = %deployed.release.name(), error = %err, "render failed");
-            None
+            err.to_string()
+        })
+}
+
+/// Where two renderings of a manifest first differ, for the patch-mode reason.
+fn first_difference(stored: &str, rendered: &str) -> String {
+    let clip = |line: &str| {
+        let line = line.trim();
+        match line.char_indices().nth(80) {
+            Some((end, _)) => format!("{}…", &line[..end]),
+            None => line.to_string(),
+        }
+    };
+    let mut stored_lines = stored.lines();
+    let mut rendered_lines = rendered.lines();
+    let mut number = 0;
+    loop {
+        number += 1;
+        match (stored_lines.next(), rendered_lines.next()) {
+            (Some(a), Some(b)) if a == b => continue,
+            (Some(a), Some(b)) => {
+                return format!(
+                    "line {number}: stored `{}`, re-rendered `{}`",
+                    clip(a),
+                    clip(b)
+                );
+            }
+            (Some(a), None) => {
+                return format!("line {number}: stored `{}`, re-rendered nothing", clip(a));
+            }
+            (None, Some(b)) => {
+                return format!("line {number}: stored nothing, re-rendered `{}`", clip(b));
+            }
+            (None, None) => return "the line endings differ".to_string(),
         }
     }
 }
 
 /// Renders the new revision (`revision`, with `config`) when the deployed revision re-renders
-/// byte-identically (manifest and every hook); `None` means patch mode. Each of the two renders
-/// may take half of `time_limit`, so the thread ends by itself when its caller stops waiting.
+/// byte-identically (manifest and every hook) with `subcharts`; `Err` is why patch mode is
+/// used instead. Each of the two renders may take half of `time_limit`, so the thread ends by
+/// itself when its caller stops waiting.
 pub fn full_render(
     deployed: &StoredRelease,
     config: &Map<String, Value>,
     revision: i64,
     capabilities: &ClusterCapabilities,
     time_limit: std::time::Duration,
-) -> Option<FullRender> {
+    subcharts: &[Chart],
+) -> Result<FullRender, String> {
     let time_limit = time_limit / 2;
+    let with_subcharts = if subcharts.is_empty() {
+        ""
+    } else {
+        " with the fetched subcharts"
+    };
     let stored_manifest = deployed.release.manifest.as_deref().unwrap_or_default();
     let stored_hooks = deployed.release.hooks.clone().unwrap_or_default();
     let current = render(
@@ -123,7 +174,22 @@ pub fn full_render(
         deployed.release.version(),
         capabilities,
         time_limit,
-    )?;
+        subcharts,
+    )
+    .map_err(|err| {
+        format!(
+            "re-rendering revision {}{with_subcharts} failed: {err}",
+            deployed.release.version()
+        )
+    })?;
+    if current.manifest != stored_manifest {
+        debug!(release = %deployed.release.name(), "stored manifest does not re-render identically; patch mode");
+        return Err(format!(
+            "revision {} does not re-render byte for byte{with_subcharts} ({})",
+            deployed.release.version(),
+            first_difference(stored_manifest, &current.manifest)
+        ));
+    }
     let hooks_match = current.hooks.len() == stored_hooks.len()
         && current
             .hooks
@@ -133,13 +199,23 @@ pub fn full_render(
                 stored.manifest.as_deref() == Some(rendered.manifest.as_str())
                     && stored.path.as_deref() == Some(rendered.path.as_str())
             });
-    if current.manifest != stored_manifest || !hooks_match {
-        debug!(release = %deployed.release.name(), "stored manifest does not re-render identically; patch mode");
-        return None;
+    if !hooks_match {
+        return Err(format!(
+            "the hooks of revision {} do not re-render byte for byte{with_subcharts}",
+            deployed.release.version()
+        ));
     }
-    let next = render(deployed, config, revision, capabilities, time_limit)?;
+    let next = render(
+        deployed,
+        config,
+        revision,
+        capabilities,
+        time_limit,
+        subcharts,
+    )
+    .map_err(|err| format!("rendering the new revision failed: {err}"))?;
     if next.hooks.len() != stored_hooks.len() {
-        return None;
+        return Err("the new revision has a different set of hooks".to_string());
     }
     // Hooks keep everything Helm recorded about them (last run, …); only their text changes.
     let hooks = stored_hooks
@@ -150,9 +226,26 @@ pub fn full_render(
             stored
         })
         .collect();
-    Some(FullRender {
+    Ok(FullRender {
         manifest: next.manifest,
         hooks,
         notes: next.notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_difference;
+
+    #[test]
+    fn first_difference_names_the_line() {
+        assert_eq!(
+            first_difference("a\nb\nc\n", "a\nB\nc\n"),
+            "line 2: stored `b`, re-rendered `B`"
+        );
+        assert_eq!(
+            first_difference("a\n", "a\nb\n"),
+            "line 2: stored nothing, re-rendered `b`"
+        );
+    }
 }

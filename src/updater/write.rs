@@ -99,6 +99,8 @@ struct Prepared<'h> {
     hooks: Vec<Hook>,
     notes: Option<String>,
     mode: RenderMode,
+    /// Why patch mode was used (`None` for a full render).
+    mode_reason: Option<String>,
     description: String,
 }
 
@@ -147,6 +149,8 @@ pub struct Updater {
     pub config: UpdaterConfig,
     /// Discovered once, the first time a release needs a render.
     pub capabilities: tokio::sync::OnceCell<ClusterCapabilities>,
+    /// Fetches (and caches) the subcharts of charts with dependencies for a full render.
+    pub subcharts: crate::subcharts::SubchartFetcher,
 }
 
 impl Updater {
@@ -326,6 +330,7 @@ impl Updater {
         }
         let prepared = self.prepare_revision(&history, &changes).await;
         let mode = prepared.as_ref().ok().map(|p| p.mode);
+        let mode_reason = prepared.as_ref().ok().and_then(|p| p.mode_reason.clone());
         // `keelson check` shows what the revision would change, document by document.
         let diff = match &prepared {
             Ok(prepared) if self.config.dry_run || block.approvals > 0 => {
@@ -396,6 +401,7 @@ impl Updater {
         };
         for plan in plans.iter_mut().filter(|p| p.target.is_some()) {
             plan.mode = mode.map(RenderMode::label);
+            plan.mode_reason = mode_reason.clone();
             plan.diff = preview.clone();
             // A revision that cannot even be built refuses every change it would carry.
             if let (
@@ -451,7 +457,7 @@ impl Updater {
             .max()
             .unwrap_or(0)
             + 1;
-        let (manifest, hooks, notes, mode) = self
+        let (manifest, hooks, notes, mode, mode_reason) = self
             .new_manifest(
                 deployed,
                 &config,
@@ -470,6 +476,7 @@ impl Updater {
             hooks,
             notes,
             mode,
+            mode_reason,
             description: describe(changes, mode),
         })
     }
@@ -487,6 +494,7 @@ impl Updater {
             notes,
             mode,
             description,
+            ..
         } = prepared;
         let name = deployed.release.name().to_string();
         let namespace = deployed.release.namespace().to_string();
@@ -644,9 +652,10 @@ impl Updater {
         result
     }
 
-    /// The render-verify guard: re-render the deployed revision from its stored chart and
-    /// config; only when that reproduces the stored manifest byte for byte is the new manifest
-    /// rendered, otherwise the stored one is patched.
+    /// The render-verify guard: re-render the deployed revision from its stored chart, config
+    /// and fetched subcharts; only when that reproduces the stored manifest byte for byte is
+    /// the new manifest rendered, otherwise the stored one is patched (and the reason kept).
+    #[allow(clippy::type_complexity)]
     async fn new_manifest(
         &self,
         deployed: &StoredRelease,
@@ -655,7 +664,80 @@ impl Updater {
         changes: &[&ImagePlan],
         old_manifest: &str,
         old_hooks: &[Hook],
-    ) -> Result<(String, Vec<Hook>, Option<String>, RenderMode), Outcome> {
+    ) -> Result<
+        (
+            String,
+            Vec<Hook>,
+            Option<String>,
+            RenderMode,
+            Option<String>,
+        ),
+        Outcome,
+    > {
+        // Helm keeps no subcharts in the record: fetch them at the locked versions first.
+        let record_chart = deployed
+            .release
+            .chart
+            .as_ref()
+            .and_then(|chart| serde_json::to_value(chart).ok());
+        let subcharts = match &record_chart {
+            Some(chart) => self.subcharts.subcharts_for(chart).await,
+            None => Ok(Vec::new()),
+        };
+        let rendered = match subcharts {
+            Ok(subcharts) => {
+                self.full_render(deployed, config, next_version, subcharts)
+                    .await?
+            }
+            Err(reason) => Err(reason),
+        };
+        let reason = match rendered {
+            Ok(rendered) => {
+                return Ok((
+                    rendered.manifest,
+                    rendered.hooks,
+                    Some(rendered.notes),
+                    RenderMode::FullRender,
+                    None,
+                ));
+            }
+            Err(reason) => reason,
+        };
+        info!(release = %deployed.release.name(), namespace = %deployed.release.namespace(), %reason, "patch mode");
+        let mut manifest = old_manifest.to_string();
+        let mut hooks = old_hooks.to_vec();
+        for plan in changes {
+            let (old, new) = rendered_images(plan);
+            let hook_texts: Vec<String> = hooks
+                .iter()
+                .map(|h| h.manifest.clone().unwrap_or_default())
+                .collect();
+            let (patched, patched_hooks) =
+                patch_mode::patch_manifest(&manifest, &hook_texts, &old, &new).map_err(|err| {
+                    Outcome::Failed {
+                        reason: format!("{}: {err} ({reason})", plan.image),
+                        revision: None,
+                    }
+                })?;
+            manifest = patched;
+            for (hook, text) in hooks.iter_mut().zip(patched_hooks) {
+                if hook.manifest.is_some() {
+                    hook.manifest = Some(text);
+                }
+            }
+        }
+        Ok((manifest, hooks, None, RenderMode::Patch, Some(reason)))
+    }
+
+    /// [`full_render`] on the blocking pool within the render time limit; the inner `Err` is
+    /// the reason for patch mode, the outer one fails the release.
+    async fn full_render(
+        &self,
+        deployed: &StoredRelease,
+        config: &Map<String, Value>,
+        next_version: i64,
+        subcharts: Vec<crate::render::chart::Chart>,
+    ) -> Result<Result<super::render::FullRender, String>, Outcome> {
         let capabilities = self
             .capabilities
             .get_or_init(|| ClusterCapabilities::discover(&self.client))
@@ -668,7 +750,14 @@ impl Updater {
                 (deployed.clone(), config.clone(), capabilities.clone());
             let limit = self.config.render_timeout;
             tokio::task::spawn_blocking(move || {
-                full_render(&deployed, &config, next_version, &capabilities, limit)
+                full_render(
+                    &deployed,
+                    &config,
+                    next_version,
+                    &capabilities,
+                    limit,
+                    &subcharts,
+                )
             })
         };
         // The renderer stops itself at the limit; the margin covers reading the chart and
@@ -692,37 +781,7 @@ impl Updater {
                 });
             }
         };
-        if let Some(rendered) = rendered {
-            return Ok((
-                rendered.manifest,
-                rendered.hooks,
-                Some(rendered.notes),
-                RenderMode::FullRender,
-            ));
-        }
-        let mut manifest = old_manifest.to_string();
-        let mut hooks = old_hooks.to_vec();
-        for plan in changes {
-            let (old, new) = rendered_images(plan);
-            let hook_texts: Vec<String> = hooks
-                .iter()
-                .map(|h| h.manifest.clone().unwrap_or_default())
-                .collect();
-            let (patched, patched_hooks) =
-                patch_mode::patch_manifest(&manifest, &hook_texts, &old, &new).map_err(|err| {
-                    Outcome::Failed {
-                        reason: format!("{}: {err}", plan.image),
-                        revision: None,
-                    }
-                })?;
-            manifest = patched;
-            for (hook, text) in hooks.iter_mut().zip(patched_hooks) {
-                if hook.manifest.is_some() {
-                    hook.manifest = Some(text);
-                }
-            }
-        }
-        Ok((manifest, hooks, None, RenderMode::Patch))
+        Ok(rendered)
     }
 }
 
