@@ -5,6 +5,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends musl-tools && r
 RUN rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# AWS-LC build settings (entropy from getrandom): see docs/dependencies.md.
+COPY .cargo ./.cargo
 COPY src ./src
 COPY benches ./benches
 RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin keelson \

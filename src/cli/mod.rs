@@ -74,6 +74,11 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.global.verbose, cli.global.log_format);
+    // `template` is local, synchronous work: starting the async runtime's worker threads and
+    // the TLS provider would only add to its start-up time.
+    if let Command::Template(args) = &cli.command {
+        return exit_code(template::run(args));
+    }
     crate::cluster::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -85,7 +90,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    exit_code(runtime.block_on(run(cli)))
+}
+
+fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("Error: {}", error_chain(&err));

@@ -138,7 +138,10 @@ impl TemplateSet {
     /// non-empty definition replaces an earlier one; an empty one never replaces anything.
     pub fn parse(&mut self, name: &str, text: &str) -> Result<(), parse::ParseError> {
         let funcs = self.funcs.clone();
-        let trees = parse::parse(name, text, &|f| has_function(&funcs, f))?;
+        let trees = parse::parse(name, text, &|f| {
+            super::funcs::called_in_template(f);
+            has_function(&funcs, f)
+        })?;
         add_trees(&mut self.trees, trees);
         Ok(())
     }

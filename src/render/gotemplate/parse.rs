@@ -234,7 +234,7 @@ pub fn parse(
         range_depth: 0,
         has_function,
         trees: Vec::new(),
-        action_line: 0,
+        action_pos: None,
         nesting: 0,
     };
     let mut root = Vec::new();
@@ -290,7 +290,9 @@ struct Parser<'f, 't> {
     range_depth: usize,
     has_function: &'f dyn Fn(&str) -> bool,
     trees: Vec<Tree>,
-    action_line: usize,
+    /// Where the action being parsed starts (its line is only needed for error messages, and
+    /// counting lines for every action would make parsing quadratic in the file's length).
+    action_pos: Option<usize>,
     /// Open parentheses and control bodies around the current token.
     nesting: usize,
 }
@@ -366,11 +368,9 @@ impl<'t> Parser<'_, 't> {
         if token.kind == TokenKind::Error {
             let mut extra = String::new();
             let line = self.line_of(token.pos);
-            if self.action_line != 0 && self.action_line != line {
-                extra = format!(
-                    " in action started at {}:{}",
-                    self.parse_name, self.action_line
-                );
+            let action_line = self.action_pos.map(|pos| self.line_of(pos));
+            if let Some(action_line) = action_line.filter(|l| *l != line) {
+                extra = format!(" in action started at {}:{}", self.parse_name, action_line);
                 if token.text.starts_with(" action") {
                     extra = extra[" in action".len()..].to_string();
                 }
@@ -450,9 +450,9 @@ impl<'t> Parser<'_, 't> {
         match token.kind {
             TokenKind::Text => Ok(Item::Node(Node::Text(token.text.into_owned()))),
             TokenKind::LeftDelim => {
-                self.action_line = self.line_of(token.pos);
+                self.action_pos = Some(token.pos);
                 let result = self.action();
-                self.action_line = 0;
+                self.action_pos = None;
                 result
             }
             _ => Err(self.unexpected(&token, "input")),

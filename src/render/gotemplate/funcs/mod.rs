@@ -22,6 +22,7 @@ mod lists;
 mod math;
 mod reflection;
 mod regexes;
+mod rsa_keys;
 mod semver;
 mod strings;
 mod toml;
@@ -29,6 +30,15 @@ mod x509;
 mod yaml;
 
 pub use yaml::go_yaml_error;
+
+/// Told by the parser about every function a template calls, before anything runs: a template
+/// calling one of Sprig's 2048-bit RSA certificate functions gets a key started in the
+/// background, so the (slow, random-length) generation overlaps loading and rendering.
+pub fn called_in_template(name: &str) {
+    if matches!(name, "genCA" | "genSelfSignedCert" | "genSignedCert") {
+        rsa_keys::prefetch(2048);
+    }
+}
 
 pub use conv::{is_empty, strval, to_float64, to_int64};
 pub use gofmt::{format_float, format_value};

@@ -5,9 +5,8 @@
 use base64::Engine as _;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
-use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey, EncodeRsaPublicKey};
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::DecodePrivateKey;
-use rsa::rand_core::{CryptoRng, RngCore};
 
 use super::crypto::random_fill;
 
@@ -94,13 +93,13 @@ const OID_ED25519: &[u64] = &[1, 3, 101, 112];
 // DER reading (just walking TLVs).
 
 /// One TLV: its tag, its content and the whole encoding.
-struct Tlv<'a> {
-    tag: u8,
-    content: &'a [u8],
+pub(super) struct Tlv<'a> {
+    pub(super) tag: u8,
+    pub(super) content: &'a [u8],
     raw: &'a [u8],
 }
 
-fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), String> {
+pub(super) fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), String> {
     let malformed = || "x509: malformed certificate".to_string();
     let tag = *input.first().ok_or_else(malformed)?;
     let first = *input.get(1).ok_or_else(malformed)?;
@@ -129,7 +128,7 @@ fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), String> {
     ))
 }
 
-fn children(content: &[u8]) -> Result<Vec<Tlv<'_>>, String> {
+pub(super) fn children(content: &[u8]) -> Result<Vec<Tlv<'_>>, String> {
     let mut out = Vec::new();
     let mut rest = content;
     while !rest.is_empty() {
@@ -221,35 +220,6 @@ pub fn pem_decode(text: &str) -> Option<(String, Vec<u8>)> {
 // ---------------------------------------------------------------------------------------------
 // Keys.
 
-/// ring's system randomness as the RNG the rsa crate asks for.
-struct SystemRng;
-
-impl RngCore for SystemRng {
-    fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.fill_bytes(&mut b);
-        u32::from_le_bytes(b)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.fill_bytes(&mut b);
-        u64::from_le_bytes(b)
-    }
-
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        // The system source does not fail on supported platforms; should it, the bytes stay
-        // zero and key generation's own checks reject the result.
-        let _ = random_fill(dest);
-    }
-
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
-        random_fill(dest).map_err(|_| rsa::rand_core::Error::from(std::num::NonZeroU32::MIN))
-    }
-}
-
-impl CryptoRng for SystemRng {}
-
 /// A private key of one of the kinds Sprig generates.
 pub enum PrivateKey {
     /// PKCS#1 DER.
@@ -266,9 +236,7 @@ fn err<E: std::fmt::Display>(e: E) -> String {
 
 impl PrivateKey {
     pub fn generate_rsa(bits: usize) -> Result<PrivateKey, String> {
-        let key = rsa::RsaPrivateKey::new(&mut SystemRng, bits).map_err(err)?;
-        let der = key.to_pkcs1_der().map_err(err)?;
-        Ok(PrivateKey::Rsa(der.as_bytes().to_vec()))
+        super::rsa_keys::generate(bits).map(PrivateKey::Rsa)
     }
 
     pub fn generate_ecdsa() -> Result<PrivateKey, String> {
@@ -361,9 +329,7 @@ impl PrivateKey {
     fn public_key_info(&self) -> Result<(Vec<u8>, Vec<u8>), String> {
         match self {
             PrivateKey::Rsa(der) => {
-                let key = rsa::RsaPrivateKey::from_pkcs1_der(der).map_err(err)?;
-                let public = key.to_public_key().to_pkcs1_der().map_err(err)?;
-                let bits = public.as_bytes().to_vec();
+                let bits = rsa_public_key(der)?;
                 Ok((
                     seq(&[seq(&[oid(OID_RSA), NULL.to_vec()]), bit_string(&bits, 0)]),
                     bits,
@@ -426,6 +392,23 @@ impl PrivateKey {
             }
         }
     }
+}
+
+/// The PKCS#1 `RSAPublicKey` (modulus and exponent) of a PKCS#1 `RSAPrivateKey`, taken from
+/// its DER without big-number work: `from_pem` has already checked the key.
+fn rsa_public_key(private_der: &[u8]) -> Result<Vec<u8>, String> {
+    let malformed = || "x509: malformed RSA private key".to_string();
+    let (outer, _) = read_tlv(private_der)?;
+    let fields = children(outer.content)?;
+    let modulus = fields
+        .get(1)
+        .filter(|f| f.tag == 0x02)
+        .ok_or_else(malformed)?;
+    let exponent = fields
+        .get(2)
+        .filter(|f| f.tag == 0x02)
+        .ok_or_else(malformed)?;
+    Ok(tlv(0x30, &[modulus.raw, exponent.raw].concat()))
 }
 
 // ---------------------------------------------------------------------------------------------
