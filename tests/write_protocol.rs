@@ -114,9 +114,14 @@ struct World {
 impl World {
     fn new(prefix: &str) -> Self {
         let env = TestEnv::get();
-        let crd = std::env::temp_dir().join(unique("keelson-wp-crd"));
-        std::fs::write(&crd, CRD).expect("write CRD");
-        env.kubectl(&["apply", "-f", &crd.display().to_string()]);
+        // Tests run in parallel and the CRD is cluster-wide: two concurrent `kubectl apply`s of
+        // a missing CRD race to create it and one gets AlreadyExists, so it is applied once.
+        static CRD_APPLIED: std::sync::Once = std::sync::Once::new();
+        CRD_APPLIED.call_once(|| {
+            let crd = std::env::temp_dir().join(unique("keelson-wp-crd"));
+            std::fs::write(&crd, CRD).expect("write CRD");
+            env.kubectl(&["apply", "-f", &crd.display().to_string()]);
+        });
         env.kubectl(&[
             "wait",
             "--for",
