@@ -154,14 +154,14 @@ impl Document {
 /// them (go-yaml v2, YAML 1.1: `defaultMode: 0755` is 493, `on` is true), with the project's one
 /// go-yaml-compatible reader.
 fn parse_manifest(release: &str, which: &'static str, manifest: &str) -> Result<Vec<Document>> {
-    let values = crate::values::yaml::parse_manifest_documents(
+    let values = gocompat::yaml::parse_manifest_documents(
         manifest,
         &format!("{which} manifest of release {release}"),
     )
     .map_err(|source| Error::ManifestYaml {
         release: release.to_string(),
         which,
-        source,
+        source: source.into(),
     })?;
     let mut documents = Vec::new();
     for (index, value) in values.into_iter().enumerate() {

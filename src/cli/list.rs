@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use crate::cluster::ClusterArgs;
 use crate::keel::{self, KeelBlock};
-use crate::render::gotemplate::funcs::dates::{GoTime, Zone};
 use crate::storage::{
     Driver, DriverKind, ReleaseRecords, Status, StoredRelease, decode_releases_map,
 };
+use gotemplate::funcs::dates::{GoTime, Zone};
 
 /// How `keelson list` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -194,8 +194,8 @@ pub async fn run(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCo
         OutputFormat::Json => writeln!(out, "{}", serde_json::to_string(&rows)?)?,
         // helm list -o yaml: sigs.k8s.io/yaml's Marshal, the writer `toYaml` uses too.
         OutputFormat::Yaml => {
-            let rows = crate::render::gotemplate::Value::from_json(&serde_json::to_value(&rows)?);
-            let text = crate::render::gotemplate::funcs::yaml_marshal(&rows)
+            let rows = gotemplate::Value::from_json(&serde_json::to_value(&rows)?);
+            let text = gotemplate::funcs::yaml_marshal(&rows)
                 .map_err(|err| anyhow::anyhow!("cannot write the list as YAML: {err}"))?;
             out.write_all(text.as_bytes())?
         }

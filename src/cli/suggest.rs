@@ -63,7 +63,7 @@ pub async fn run(args: SuggestArgs, cluster: &ClusterArgs) -> anyhow::Result<Exi
     let mut documents = Vec::new();
     for text in &texts {
         let parsed =
-            crate::values::yaml::parse_manifest_documents(text, "manifest").with_context(|| {
+            gocompat::yaml::parse_manifest_documents(text, "manifest").with_context(|| {
                 format!(
                     "cannot read the deployed manifest of release {:?} (revision {})",
                     args.release,

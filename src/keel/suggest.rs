@@ -149,7 +149,7 @@ fn scalar(value: &Value) -> Option<Option<String>> {
     match value {
         Value::Null => Some(None),
         Value::String(s) => Some(Some(s.clone())),
-        Value::Number(n) => Some(Some(crate::values::yaml::go_number_text(n))),
+        Value::Number(n) => Some(Some(gocompat::yaml::go_number_text(n))),
         _ => None,
     }
 }
@@ -492,7 +492,7 @@ mod tests {
             "{text}"
         );
         // The block, pasted into the values, reads as a keel block tracking that image.
-        let block_values = crate::values::yaml::parse_values(&text, "suggestion").expect("YAML");
+        let block_values = gocompat::yaml::parse_values(&text, "suggestion").expect("YAML");
         let mut merged = values.as_object().cloned().unwrap_or_default();
         merged.extend(block_values);
         let block = super::super::read_values(&Value::Object(merged))

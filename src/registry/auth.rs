@@ -157,17 +157,15 @@ impl Credentials {
     /// Parses the text of a pull secret file (see [`Credentials::from_file`]).
     pub fn from_document(bytes: &[u8], source_name: &str) -> Result<Self, CredentialError> {
         // Read as kubectl reads a Secret manifest (go-yaml v2), with the project's one reader.
-        let document = crate::values::yaml::parse_manifest_documents(
-            &String::from_utf8_lossy(bytes),
-            source_name,
-        )
-        .map_err(|err| CredentialError::Syntax {
-            source_name: source_name.to_string(),
-            reason: err.to_string(),
-        })?
-        .into_iter()
-        .next()
-        .unwrap_or(serde_json::Value::Null);
+        let document =
+            gocompat::yaml::parse_manifest_documents(&String::from_utf8_lossy(bytes), source_name)
+                .map_err(|err| CredentialError::Syntax {
+                    source_name: source_name.to_string(),
+                    reason: err.to_string(),
+                })?
+                .into_iter()
+                .next()
+                .unwrap_or(serde_json::Value::Null);
         let shape = |reason: &str| CredentialError::Shape {
             source_name: source_name.to_string(),
             reason: reason.to_string(),

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::render::helmignore::IgnoreRules;
-use crate::values::{Values, ValuesError, yaml};
+use crate::values::{Values, ValuesError};
+use gocompat::yaml;
 
 /// A file of a chart: its path relative to the chart root (`templates/x.yaml`, `files/a.txt`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -362,7 +363,7 @@ pub fn load_files(files: Vec<ChartFile>, display: &str) -> Result<Chart, ChartEr
                 chart.values =
                     yaml::parse_values(&text, &source).map_err(|e| ChartError::Values {
                         file: source.clone(),
-                        source: e,
+                        source: e.into(),
                     })?;
             }
             "values.schema.json" => chart.schema = Some(file.data),
@@ -371,7 +372,7 @@ pub fn load_files(files: Vec<ChartFile>, display: &str) -> Result<Chart, ChartEr
                 let doc = yaml::parse_first_document(&String::from_utf8_lossy(&file.data), &source)
                     .map_err(|e| ChartError::Values {
                         file: source.clone(),
-                        source: e,
+                        source: e.into(),
                     })?;
                 let deps = doc.get("dependencies").cloned().unwrap_or(Json::Null);
                 if !deps.is_null() {
@@ -453,7 +454,7 @@ fn parse_metadata(data: &[u8], source: &str) -> Result<Metadata, ChartError> {
     let doc = yaml::parse_first_document(&String::from_utf8_lossy(data), source).map_err(|e| {
         ChartError::Values {
             file: source.to_string(),
-            source: e,
+            source: e.into(),
         }
     })?;
     let doc = stringify_scalars(doc, &["version", "appVersion", "kubeVersion", "name"]);
@@ -469,7 +470,7 @@ fn stringify_scalars(doc: Json, keys: &[&str]) -> Json {
         return doc;
     };
     let to_text = |v: &Json| match v {
-        Json::Number(n) => Some(Json::String(crate::values::yaml::go_number_text(n))),
+        Json::Number(n) => Some(Json::String(gocompat::yaml::go_number_text(n))),
         Json::Bool(b) => Some(Json::String(b.to_string())),
         _ => None,
     };
@@ -510,7 +511,7 @@ fn validate_metadata(metadata: &Metadata, display: &str) -> Result<(), ChartErro
     if metadata.version.is_empty() {
         return Err(invalid("chart.metadata.version is required".into()));
     }
-    if crate::render::semver_range::parse_version(&metadata.version).is_none() {
+    if gocompat::semver::parse_version(&metadata.version).is_none() {
         return Err(invalid(format!(
             "chart.metadata.version {:?} is invalid",
             metadata.version

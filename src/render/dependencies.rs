@@ -4,8 +4,8 @@
 use serde_json::Value as Json;
 
 use crate::render::chart::{Chart, Dependency};
-use crate::render::semver_range::is_compatible_range;
 use crate::values::{self, ChartTree, NullOverNull, Values, ValuesError, table_at};
+use gocompat::semver::is_compatible_range;
 
 impl ChartTree for Chart {
     fn chart_name(&self) -> &str {

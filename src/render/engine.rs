@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::render::gotemplate::exec::{
+use gotemplate::exec::{
     ExecOptions, LookupFn, RenderBudget, Session, TemplateSet, WARN_END, WARN_START,
 };
-use crate::render::gotemplate::funcs;
-use crate::render::gotemplate::functions::FuncRegistry;
-use crate::render::gotemplate::value::Value;
+use gotemplate::funcs;
+use gotemplate::functions::FuncRegistry;
+use gotemplate::value::Value;
 
 /// One template file of a chart tree, with the data Helm passes when executing it.
 #[derive(Clone, Debug)]
@@ -244,7 +244,7 @@ mod golden_tests {
         std::fs::read_to_string(path)
             .ok()
             .and_then(|text| {
-                crate::values::yaml::parse_first_document(&text, &path.display().to_string()).ok()
+                gocompat::yaml::parse_first_document(&text, &path.display().to_string()).ok()
             })
             .unwrap_or(serde_json::Value::Null)
     }

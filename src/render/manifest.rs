@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::values::yaml;
+use gocompat::yaml;
 
 /// Helm 3's `releaseutil.InstallOrder`.
 const INSTALL_ORDER: &[&str] = &[
@@ -209,9 +209,9 @@ fn read_head(doc: &str, path: &str) -> Result<Head, ManifestError> {
     };
     let parsed = yaml::parse_first_document(doc, path).map_err(|e| match e {
         // go-yaml's wording: the file is already named by the outer message.
-        crate::values::ValuesError::Yaml { line, message, .. } => err(
-            crate::render::gotemplate::funcs::go_yaml_error(&message, line, doc),
-        ),
+        gocompat::yaml::YamlError::Syntax { line, message, .. } => {
+            err(gotemplate::funcs::go_yaml_error(&message, line, doc))
+        }
         other => err(format!("error converting YAML to JSON: {other}")),
     })?;
     let field_string = |value: Option<&Json>, field: &str| -> Result<String, ManifestError> {

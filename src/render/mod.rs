@@ -4,10 +4,11 @@
 pub mod chart;
 pub mod dependencies;
 pub mod engine;
-pub mod gotemplate;
 pub mod helmignore;
 pub mod manifest;
 pub mod objects;
 pub mod release;
 pub mod schema;
-pub mod semver_range;
+
+#[cfg(test)]
+mod golden_chart_tests;

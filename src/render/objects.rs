@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::render::chart::{Dependency, Maintainer, Metadata};
-use crate::render::gotemplate::{Object, Value};
 use crate::render::release::HelmFlavor;
+use gotemplate::{Object, Value};
 
 /// The API versions helm 3.17.3 reports when it has no cluster (`helm template`), in its order.
 const HELM3_DEFAULT_API_VERSIONS: &str =
@@ -164,8 +164,8 @@ impl Object for Files {
 }
 
 /// Helm's `toYaml`, looked up once from the engine's function registry.
-fn to_yaml_function() -> Option<crate::render::gotemplate::functions::Func> {
-    static TO_YAML: std::sync::OnceLock<Option<crate::render::gotemplate::functions::Func>> =
+fn to_yaml_function() -> Option<gotemplate::functions::Func> {
+    static TO_YAML: std::sync::OnceLock<Option<gotemplate::functions::Func>> =
         std::sync::OnceLock::new();
     *TO_YAML.get_or_init(|| crate::render::engine::helm_function_registry().get("toYaml"))
 }
@@ -374,7 +374,7 @@ pub struct KubeVersion {
 impl KubeVersion {
     /// Parses `--kube-version` as Helm does (`1.30.0` or `v1.30`); `None` when invalid.
     pub fn parse(text: &str, flavor: HelmFlavor) -> Option<Self> {
-        let version = crate::render::semver_range::parse_version(text)?;
+        let version = gocompat::semver::parse_version(text)?;
         Some(KubeVersion {
             version: format!("v{}.{}.{}", version.major, version.minor, version.patch),
             major: version.major.to_string(),

@@ -9,14 +9,14 @@ use serde_json::Value as Json;
 use crate::render::chart::{Chart, ChartFile, Metadata};
 use crate::render::dependencies::{check_dependencies, process_dependencies};
 use crate::render::engine::{self, Lookup, RenderOptions, TemplateFile};
-use crate::render::gotemplate::Value;
 use crate::render::manifest::{self, Hook, KindOrder, Manifest};
 use crate::render::objects::{
     ApiVersions, Capabilities, ChartObject, Files, KubeVersion, chart_map, default_kube_version,
 };
 use crate::render::schema;
-use crate::render::semver_range::is_compatible_range;
 use crate::values::{self, Values};
+use gocompat::semver::is_compatible_range;
+use gotemplate::Value;
 
 /// Which Helm's behaviour to reproduce where helm 3.17 and helm 4.1 differ.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub struct RenderSettings {
     /// `--skip-schema-validation`.
     pub skip_schema_validation: bool,
     /// Steps, output and time the templates may use.
-    pub budget: crate::render::gotemplate::exec::RenderBudget,
+    pub budget: gotemplate::exec::RenderBudget,
 }
 
 /// What a render produces: what a release record stores, plus the CRDs `--include-crds` prints.

@@ -151,7 +151,7 @@ fn resolve_archive_url(repository: &Url, archive: &str) -> Result<Url, String> {
 
 fn parse_index(bytes: &[u8], source: &str) -> Result<Index, String> {
     let text = String::from_utf8_lossy(bytes);
-    let document = crate::values::yaml::parse_first_document(&text, source)
+    let document = gocompat::yaml::parse_first_document(&text, source)
         .map_err(|err| format!("{source} is not a chart repository index: {err}"))?;
     let Some(entries) = document.get("entries").and_then(Json::as_object) else {
         return Err(format!(
@@ -193,7 +193,7 @@ fn parse_index(bytes: &[u8], source: &str) -> Result<Index, String> {
 }
 
 fn same_version(a: &str, b: &str) -> bool {
-    use crate::render::semver_range::parse_version;
+    use gocompat::semver::parse_version;
     let build = |text: &str| text.split_once('+').map(|(_, build)| build.to_string());
     match (parse_version(a), parse_version(b)) {
         (Some(x), Some(y)) => x == y && build(a) == build(b),

@@ -279,8 +279,8 @@ async fn open_archive(wanted: &Wanted, bytes: Vec<u8>, digest: &str) -> Result<C
         let display = format!("{}-{}.tgz", wanted.name, wanted.version);
         let chart = load_archive(&bytes, &display).map_err(|err| err.to_string())?;
         let same_version = match (
-            crate::render::semver_range::parse_version(&chart.metadata.version),
-            crate::render::semver_range::parse_version(&wanted.version),
+            gocompat::semver::parse_version(&chart.metadata.version),
+            gocompat::semver::parse_version(&wanted.version),
         ) {
             (Some(a), Some(b)) => a == b,
             _ => chart.metadata.version == wanted.version,

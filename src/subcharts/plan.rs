@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use crate::render::chart::Dependency;
-use crate::render::semver_range::{is_compatible_range, parse_version};
+use gocompat::semver::{is_compatible_range, parse_version};
 
 /// One dependency archive to fetch: the chart's own name, the exact version Helm resolved,
 /// and the repository as Chart.yaml and the lock spell it.

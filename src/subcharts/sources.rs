@@ -269,7 +269,7 @@ pub fn read_repositories_yaml(path: &Path) -> anyhow::Result<Vec<RepositoryEntry
     let text = std::fs::read_to_string(path)
         .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
     let source = path.display().to_string();
-    let document = crate::values::yaml::parse_first_document(&text, &source)
+    let document = gocompat::yaml::parse_first_document(&text, &source)
         .map_err(|err| anyhow::anyhow!("{source}: {err}"))?;
     if document.is_null() {
         return Ok(Vec::new());

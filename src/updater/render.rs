@@ -84,7 +84,7 @@ fn settings(
         },
         lookup: None,
         skip_schema_validation: false,
-        budget: crate::render::gotemplate::exec::RenderBudget {
+        budget: gotemplate::exec::RenderBudget {
             time_limit,
             ..Default::default()
         },

@@ -38,7 +38,7 @@ impl Document {
 fn parse_documents(manifest: &str) -> Result<Vec<Document>, String> {
     let mut documents = Vec::new();
     // Read as Helm's kube client reads manifests (go-yaml v2, YAML 1.1), like the apply does.
-    let bodies = crate::values::yaml::parse_manifest_documents(manifest, "the manifest")
+    let bodies = gocompat::yaml::parse_manifest_documents(manifest, "the manifest")
         .map_err(|err| format!("the manifest is not valid YAML: {err}"))?;
     for (index, body) in bodies.into_iter().enumerate() {
         if body.is_null() {

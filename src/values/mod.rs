@@ -2,9 +2,7 @@
 
 pub mod coalesce;
 pub mod path;
-pub mod strconv;
 pub mod strvals;
-pub mod yaml;
 
 pub use coalesce::{
     ChartTree, NullOverNull, coalesce_single_chart, coalesce_tables, coalesce_values, merge_tables,
@@ -19,17 +17,8 @@ pub type Values = serde_json::Map<String, serde_json::Value>;
 /// What can go wrong reading, parsing or combining values. Every variant names its input.
 #[derive(Debug, thiserror::Error)]
 pub enum ValuesError {
-    #[error("{file}:{line}:{column}: {message}")]
-    Yaml {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error(
-        "{file}: error unmarshaling JSON: json: cannot unmarshal {found} into Go value of type map[string]interface {{}}"
-    )]
-    NotAMap { file: String, found: String },
+    #[error(transparent)]
+    Yaml(#[from] gocompat::yaml::YamlError),
     #[error("failed parsing {flag} data {input:?}: {message}")]
     Set {
         flag: &'static str,

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::{Values, ValuesError, yaml};
+use super::{Values, ValuesError};
+use gocompat::yaml;
 
 /// Helm's limits on `--set` input (strvals.MaxIndex / MaxNestedNameLevel).
 const MAX_INDEX: usize = 65536;

@@ -9,8 +9,23 @@ use std::collections::HashMap;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
 
-use super::ValuesError;
-use super::strconv;
+use crate::strconv;
+
+/// What can go wrong reading YAML; every variant names its input.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum YamlError {
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "{file}: error unmarshaling JSON: json: cannot unmarshal {found} into Go value of type map[string]interface {{}}"
+    )]
+    NotAMap { file: String, found: String },
+}
 
 /// One YAML node before the JSON conversion (keys may still be non-strings).
 #[derive(Clone, Debug)]
@@ -26,7 +41,7 @@ enum Node {
 
 /// Parses the first document of `text` (what go-yaml's `Unmarshal` reads) into JSON as Helm sees
 /// it. An empty document gives `Value::Null`. `source` names the file in errors.
-pub fn parse_first_document(text: &str, source: &str) -> Result<Value, ValuesError> {
+pub fn parse_first_document(text: &str, source: &str) -> Result<Value, YamlError> {
     let mut docs = parse_documents(text, source, 1)?;
     Ok(if docs.is_empty() {
         Value::Null
@@ -36,11 +51,11 @@ pub fn parse_first_document(text: &str, source: &str) -> Result<Value, ValuesErr
 }
 
 /// Parses a values file: the first document must be a map (or empty, which gives `{}`).
-pub fn parse_values(text: &str, source: &str) -> Result<Map<String, Value>, ValuesError> {
+pub fn parse_values(text: &str, source: &str) -> Result<Map<String, Value>, YamlError> {
     match parse_first_document(text, source)? {
         Value::Null => Ok(Map::new()),
         Value::Object(map) => Ok(map),
-        other => Err(ValuesError::NotAMap {
+        other => Err(YamlError::NotAMap {
             file: source.to_string(),
             found: json_type_name(&other).to_string(),
         }),
@@ -75,7 +90,7 @@ pub fn go_number_text(n: &Number) -> String {
 /// (`sigs.k8s.io/yaml.YAMLToJSON` over go-yaml v2): YAML 1.1 scalars (`0755` is 493, `on` is
 /// true), map keys as strings, and, unlike values, integers stay integers, because the JSON text
 /// sent to the apiserver carries them as written. Empty documents come back as `Value::Null`.
-pub fn parse_manifest_documents(text: &str, source: &str) -> Result<Vec<Value>, ValuesError> {
+pub fn parse_manifest_documents(text: &str, source: &str) -> Result<Vec<Value>, YamlError> {
     parse_documents_as(text, source, usize::MAX, NumberMode::AsWritten)
 }
 
@@ -259,7 +274,7 @@ impl FlowScanner {
 }
 
 /// Parses up to `limit` documents.
-fn parse_documents(text: &str, source: &str, limit: usize) -> Result<Vec<Value>, ValuesError> {
+fn parse_documents(text: &str, source: &str, limit: usize) -> Result<Vec<Value>, YamlError> {
     parse_documents_as(text, source, limit, NumberMode::Float64)
 }
 
@@ -268,7 +283,7 @@ fn parse_documents_as(
     source: &str,
     limit: usize,
     numbers: NumberMode,
-) -> Result<Vec<Value>, ValuesError> {
+) -> Result<Vec<Value>, YamlError> {
     let relaxed = relax_flow_indentation(text);
     let mut loader = Loader {
         parser: Parser::new_from_str(&relaxed),
@@ -389,10 +404,10 @@ impl AliasGuard {
 const MAX_DEPTH: usize = 1000;
 
 impl<'a> Loader<'a> {
-    fn next(&mut self) -> Result<(Event<'a>, Span), ValuesError> {
+    fn next(&mut self) -> Result<(Event<'a>, Span), YamlError> {
         match self.parser.next_event() {
             Some(Ok(pair)) => Ok(pair),
-            Some(Err(err)) => Err(ValuesError::Yaml {
+            Some(Err(err)) => Err(YamlError::Syntax {
                 file: self.source.to_string(),
                 line: err.marker().line(),
                 column: err.marker().col() + 1,
@@ -402,16 +417,16 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn node(&mut self, event: Event<'a>, span: Span) -> Result<Node, ValuesError> {
+    fn node(&mut self, event: Event<'a>, span: Span) -> Result<Node, YamlError> {
         if self.depth >= MAX_DEPTH {
-            return Err(ValuesError::Yaml {
+            return Err(YamlError::Syntax {
                 file: self.source.to_string(),
                 line: span.start.line(),
                 column: span.start.col() + 1,
                 message: format!("nesting deeper than {MAX_DEPTH} levels"),
             });
         }
-        let budget_error = |message: &str| ValuesError::Yaml {
+        let budget_error = |message: &str| YamlError::Syntax {
             file: self.source.to_string(),
             line: span.start.line(),
             column: span.start.col() + 1,
@@ -442,9 +457,9 @@ impl<'a> Loader<'a> {
         result
     }
 
-    fn node_inner(&mut self, event: Event<'a>, span: Span) -> Result<Node, ValuesError> {
+    fn node_inner(&mut self, event: Event<'a>, span: Span) -> Result<Node, YamlError> {
         match event {
-            Event::Alias(id) => self.anchors.get(&id).cloned().ok_or(ValuesError::Yaml {
+            Event::Alias(id) => self.anchors.get(&id).cloned().ok_or(YamlError::Syntax {
                 file: self.source.to_string(),
                 line: span.start.line(),
                 column: span.start.col() + 1,
@@ -517,7 +532,7 @@ impl<'a> Loader<'a> {
                 }
                 Ok(node)
             }
-            _ => Err(ValuesError::Yaml {
+            _ => Err(YamlError::Syntax {
                 file: self.source.to_string(),
                 line: span.start.line(),
                 column: span.start.col() + 1,
@@ -526,8 +541,8 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn unexpected_end(&self, span: Span) -> ValuesError {
-        ValuesError::Yaml {
+    fn unexpected_end(&self, span: Span) -> YamlError {
+        YamlError::Syntax {
             file: self.source.to_string(),
             line: span.start.line(),
             column: span.start.col() + 1,
@@ -747,12 +762,7 @@ fn key_string(node: &Node) -> Option<String> {
     }
 }
 
-fn to_json(
-    node: Node,
-    source: &str,
-    span: Span,
-    numbers: NumberMode,
-) -> Result<Value, ValuesError> {
+fn to_json(node: Node, source: &str, span: Span, numbers: NumberMode) -> Result<Value, YamlError> {
     Ok(match node {
         Node::Null => Value::Null,
         Node::Bool(b) => Value::Bool(b),
@@ -788,7 +798,7 @@ fn to_json(
             let mut map = Map::new();
             for (key, value) in entries {
                 let Some(key) = key_string(&key) else {
-                    return Err(ValuesError::Yaml {
+                    return Err(YamlError::Syntax {
                         file: source.to_string(),
                         line: span.start.line(),
                         column: span.start.col() + 1,
@@ -802,10 +812,10 @@ fn to_json(
     })
 }
 
-fn float_value(f: f64, source: &str, span: Span) -> Result<Value, ValuesError> {
+fn float_value(f: f64, source: &str, span: Span) -> Result<Value, YamlError> {
     Number::from_f64(f)
         .map(Value::Number)
-        .ok_or_else(|| ValuesError::Yaml {
+        .ok_or_else(|| YamlError::Syntax {
             file: source.to_string(),
             line: span.start.line(),
             column: span.start.col() + 1,
@@ -875,7 +885,7 @@ mod tests {
         assert!(matches!(parse_values("# only a comment\n", "e.yaml"), Ok(m) if m.is_empty()));
         assert!(matches!(
             parse_values("- a\n", "list.yaml"),
-            Err(ValuesError::NotAMap { .. })
+            Err(YamlError::NotAMap { .. })
         ));
     }
 

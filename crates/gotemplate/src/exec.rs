@@ -1927,7 +1927,7 @@ mod tests {
     #[derive(Debug)]
     struct Versions;
 
-    impl crate::render::gotemplate::value::Object for Versions {
+    impl crate::value::Object for Versions {
         fn type_name(&self) -> &str {
             "chartutil.VersionSet"
         }
@@ -2006,7 +2006,7 @@ mod tests {
     #[derive(Debug)]
     struct Files;
 
-    impl crate::render::gotemplate::value::Object for Files {
+    impl crate::value::Object for Files {
         fn type_name(&self) -> &str {
             "engine.files"
         }

@@ -86,17 +86,9 @@ impl std::fmt::Display for Token<'_> {
             _ => {
                 if self.text.chars().count() > 10 {
                     let short: String = self.text.chars().take(10).collect();
-                    write!(
-                        f,
-                        "{}...",
-                        crate::render::gotemplate::print::go_quote(&short)
-                    )
+                    write!(f, "{}...", crate::print::go_quote(&short))
                 } else {
-                    write!(
-                        f,
-                        "{}",
-                        crate::render::gotemplate::print::go_quote(&self.text)
-                    )
+                    write!(f, "{}", crate::print::go_quote(&self.text))
                 }
             }
         }
@@ -396,7 +388,7 @@ impl<'a> Lexer<'a> {
             }
             c => self.error(format!(
                 "unrecognized character in action: {}",
-                crate::render::gotemplate::print::go_unicode_repr(c)
+                crate::print::go_unicode_repr(c)
             )),
         }
     }
@@ -442,7 +434,7 @@ impl<'a> Lexer<'a> {
             let c = self.peek().unwrap_or('\0');
             return self.error(format!(
                 "bad character {}",
-                crate::render::gotemplate::print::go_unicode_repr(c)
+                crate::print::go_unicode_repr(c)
             ));
         }
         let word = &self.input[self.start..self.pos];
@@ -482,7 +474,7 @@ impl<'a> Lexer<'a> {
             let c = self.peek().unwrap_or('\0');
             return self.error(format!(
                 "bad character {}",
-                crate::render::gotemplate::print::go_unicode_repr(c)
+                crate::print::go_unicode_repr(c)
             ));
         }
         self.emit(kind);
@@ -561,7 +553,7 @@ impl<'a> Lexer<'a> {
             let text = self.input[self.start..self.pos].to_string();
             return self.error(format!(
                 "bad number syntax: {}",
-                crate::render::gotemplate::print::go_quote(&text)
+                crate::print::go_quote(&text)
             ));
         }
         if matches!(self.peek(), Some('+' | '-')) {
@@ -570,7 +562,7 @@ impl<'a> Lexer<'a> {
                 let text = self.input[self.start..self.pos].to_string();
                 return self.error(format!(
                     "bad number syntax: {}",
-                    crate::render::gotemplate::print::go_quote(&text)
+                    crate::print::go_quote(&text)
                 ));
             }
             self.emit(TokenKind::Complex);

@@ -43,8 +43,8 @@ impl Object for Complex {
     }
 
     fn to_go_string(&self) -> String {
-        let re = crate::values::strconv::format_float(self.re, 'g', None);
-        let im = crate::values::strconv::format_float(self.im, 'g', None);
+        let re = gocompat::strconv::format_float(self.re, 'g', None);
+        let im = gocompat::strconv::format_float(self.im, 'g', None);
         let sign = if im.starts_with('-') || im.starts_with('+') {
             ""
         } else {

@@ -937,7 +937,7 @@ pub type TreeSet = HashMap<String, Arc<Tree>>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::gotemplate::value::Value;
+    use crate::value::Value;
 
     fn parse_all(text: &str) -> Result<Vec<Tree>, ParseError> {
         parse("t.yaml", text, &|name| name == "include" || name == "upper")

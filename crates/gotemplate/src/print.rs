@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::value::Value;
-use crate::values::strconv;
+use gocompat::strconv;
 
 /// Go's type name of a value as `%T` prints it.
 pub fn type_name(value: &Value) -> String {

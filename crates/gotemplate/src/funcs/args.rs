@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::FuncError;
-use crate::render::gotemplate::value::Value;
+use crate::value::Value;
 
 /// The Go type name of a value as `%T` and reflect errors print it.
 pub fn go_type_name(value: &Value) -> String {

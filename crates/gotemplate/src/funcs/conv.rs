@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::args;
 use super::gofmt::format_value;
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::Value;
+use crate::value::Value;
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![
@@ -123,7 +123,7 @@ pub fn parse_go_int(s: &str, base: u32) -> Option<i64> {
 
 /// `strconv.ParseFloat(s, 64)`; `None` on syntax or range errors.
 pub fn parse_go_float(s: &str) -> Option<f64> {
-    crate::render::gotemplate::number::go_parse_float(s)
+    crate::number::go_parse_float(s)
 }
 
 /// cast's `trimZeroDecimal`: "1.00" → "1".

@@ -9,7 +9,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::args;
 use super::x509::{CertificateRequest, PrivateKey, create_certificate, parse_certificate};
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::{Object, Value};
+use crate::value::{Object, Value};
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![

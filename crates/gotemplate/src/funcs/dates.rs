@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::args;
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::{Object, Value};
+use crate::value::{Object, Value};
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::args::{self, go_type_name};
 use super::conv::{is_empty, strval};
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::Value;
+use crate::value::Value;
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![

@@ -4,7 +4,7 @@ use base64::Engine as _;
 
 use super::args;
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::Value;
+use crate::value::Value;
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![

@@ -1,18 +1,18 @@
 //! Go's fmt and strconv as Sprig functions call them: `%v`, `strconv.Quote` and `FormatFloat`.
 
-use crate::render::gotemplate::value::Value;
+use crate::value::Value;
 
 /// `fmt.Sprintf("%v", v)` as Go prints template values: the engine's printer, so functions and
 /// `{{ . }}` print alike.
 pub fn format_value(value: &Value) -> String {
-    crate::render::gotemplate::print::format_v(value)
+    crate::print::format_v(value)
 }
 
 /// `strconv.FormatFloat(f, fmt, prec, 64)`: the engine's implementation.
-pub use crate::values::strconv::format_float;
+pub use gocompat::strconv::format_float;
 
 /// `strconv.Quote(s)` (what `%q` prints for a string): the engine's implementation.
-pub use crate::render::gotemplate::print::go_quote;
+pub use crate::print::go_quote;
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,9 @@ use super::conv::to_int64;
 use super::gofmt::format_value;
 use super::yaml::yaml_to_value;
 use super::{Func, helm_functions, helm4_overrides, sprig_functions};
-use crate::render::gotemplate::value::Value;
+use crate::value::Value;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/render/funcs");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/render/funcs");
 
 /// Parameters the golden template passes as int literals (mirrors INT_PARAMS in the script).
 fn int_params(function: &str) -> &'static [usize] {
@@ -258,65 +258,4 @@ const HELM4_KNOWN_DIFFERENCES: &[&str] = &[];
 #[test]
 fn functions_match_helm4_golden_output() {
     check_known("golden-helm4.txt", true, HELM4_KNOWN_DIFFERENCES);
-}
-
-/// The same golden chart rendered end to end (chart loading, values, the template engine and
-/// these functions, with literal arguments converted as Go converts them) gives helm's bytes.
-#[test]
-fn golden_chart_renders_like_helm3() {
-    use base64::Engine as _;
-
-    use crate::render::release::{RenderSettings, render_chart};
-
-    let chart = crate::render::chart::load(std::path::Path::new(&format!("{FIXTURES}/chart")));
-    let Ok(chart) = chart else {
-        panic!("golden chart did not load: {:?}", chart.err());
-    };
-    let settings = RenderSettings {
-        release_name: "golden".to_string(),
-        namespace: "default".to_string(),
-        revision: 1,
-        ..RenderSettings::default()
-    };
-    let rendered = render_chart(&chart, &crate::values::Values::new(), &settings);
-    let Ok(rendered) = rendered else {
-        panic!(
-            "golden chart did not render: {}",
-            rendered.err().map(|e| e.to_string()).unwrap_or_default()
-        );
-    };
-    let encoded = rendered
-        .manifest
-        .lines()
-        .find_map(|line| line.strip_prefix("golden: "))
-        .unwrap_or_default()
-        .to_string();
-    let body = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_default();
-    let expected =
-        std::fs::read_to_string(format!("{FIXTURES}/golden-helm3.txt")).unwrap_or_default();
-    let got: BTreeMap<String, String> = golden_blocks_of(&body).into_iter().collect();
-    let mut differences = Vec::new();
-    for (header, want) in golden_blocks_of(&expected) {
-        if skipped(&header) {
-            continue;
-        }
-        let have = got
-            .get(&header)
-            .cloned()
-            .unwrap_or_else(|| "<missing>".to_string());
-        if have != want {
-            differences.push(format!(
-                "### {header}\n--- helm\n{want}\n--- keelson\n{have}"
-            ));
-        }
-    }
-    assert!(
-        differences.is_empty(),
-        "{} golden blocks differ when rendered end to end:\n{}",
-        differences.len(),
-        differences.join("\n")
-    );
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::args;
 use super::gofmt::format_float;
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::Value;
+use crate::value::Value;
 
 pub fn sprig_functions() -> Vec<(&'static str, Func)> {
     vec![

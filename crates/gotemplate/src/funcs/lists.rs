@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::args::{self, go_kind_name};
 use super::conv::{is_empty, strslice, strval, to_int64};
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::Value;
+use crate::value::Value;
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![

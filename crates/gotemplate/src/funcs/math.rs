@@ -5,7 +5,7 @@ use super::conv::{to_float64, to_int64};
 use super::crypto::random_below;
 use super::gofmt::format_float;
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::Value;
+use crate::value::Value;
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![

@@ -3,7 +3,7 @@
 use super::args::{self, go_kind_name, go_type_name};
 use super::lists::deep_equal;
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::Value;
+use crate::value::Value;
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![

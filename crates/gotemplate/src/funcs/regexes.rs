@@ -4,7 +4,7 @@ use regex::Regex;
 
 use super::args;
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::Value;
+use crate::value::Value;
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![

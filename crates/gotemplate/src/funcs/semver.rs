@@ -7,7 +7,7 @@ use regex::Regex;
 
 use super::args;
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::{Object, Value};
+use crate::value::{Object, Value};
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![("semver", semver_fn), ("semverCompare", semver_compare)]

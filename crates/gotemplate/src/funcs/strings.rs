@@ -5,7 +5,7 @@ use super::conv::strval;
 use super::crypto::random_below;
 use super::gofmt::{format_value, go_quote};
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::Value;
+use crate::value::Value;
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::args;
 use super::gofmt::format_float;
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::Value;
+use crate::value::Value;
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![("toToml", to_toml), ("fromToml", from_toml)]

@@ -12,8 +12,8 @@ use super::conv::parse_go_int;
 use super::gofmt::format_float;
 use super::json::{JsonError, go_json_float};
 use super::{Func, FuncError};
-use crate::render::gotemplate::value::Value;
-use crate::values::yaml::AliasGuard;
+use crate::value::Value;
+use gocompat::yaml::AliasGuard;
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![
@@ -1258,7 +1258,7 @@ fn to_yaml_pretty_fn(args: &[Value]) -> Result<Value, FuncError> {
 /// returning Helm's view of it (numbers float64). An empty document is `Nil`. Like go-yaml,
 /// only the first document is read: anything after its root node is never looked at.
 pub fn yaml_to_value(text: &str) -> Result<Value, String> {
-    let relaxed = crate::values::yaml::relax_flow_indentation(text);
+    let relaxed = gocompat::yaml::relax_flow_indentation(text);
     let text: &str = &relaxed;
     let mut loader = Loader {
         parser: Parser::new_from_str(text),
@@ -1295,7 +1295,7 @@ pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
     let reworded = match info {
         // A `key:` inside a flow collection left open on an earlier line.
         "illegal placement of ':' indicator" => {
-            match crate::values::yaml::open_flow_bracket(text, marker_line) {
+            match gocompat::yaml::open_flow_bracket(text, marker_line) {
                 Some('[') => Some("did not find expected ',' or ']'"),
                 Some(_) => Some("did not find expected ',' or '}'"),
                 None => None,
