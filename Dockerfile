@@ -8,6 +8,7 @@ COPY Cargo.toml Cargo.lock ./
 # AWS-LC build settings (entropy from getrandom): see docs/dependencies.md.
 COPY .cargo ./.cargo
 COPY src ./src
+COPY crates ./crates
 COPY benches ./benches
 RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin keelson \
  && strip target/x86_64-unknown-linux-musl/release/keelson

@@ -18,8 +18,8 @@ demo: env-up
 
 # Every test, against the real environment (brought up first when needed).
 test: env-up
-	eval "$$(scripts/testenv env)" && KEELSON_SHARED_CHARTS="$(CHARTS)" cargo test
+	eval "$$(scripts/testenv env)" && KEELSON_SHARED_CHARTS="$(CHARTS)" cargo test --workspace
 
 lint:
-	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
