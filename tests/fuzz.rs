@@ -238,7 +238,7 @@ fn template_lexer_and_parser() {
 }
 
 fn template_lexer_and_parser_cases() {
-    use gotemplate::exec::TemplateSet;
+    use gotemplate::TemplateSet;
     use keelson::render::engine::helm_function_registry;
     let funcs = Arc::new(helm_function_registry());
     // Go's parser limit: 10000 nested parentheses parse, one more is refused.
@@ -256,7 +256,7 @@ fn template_lexer_and_parser_cases() {
     );
     fuzz("template", 3000, TEMPLATE_SEEDS, TEMPLATE_TOKENS, |input| {
         let source = text(input);
-        let tokens = gotemplate::lex::lex(&source);
+        let tokens = gotemplate::lex(&source);
         if tokens.is_empty() {
             return Err("the lexer returned no tokens (it always ends with Eof or Error)".into());
         }
@@ -268,8 +268,8 @@ fn template_lexer_and_parser_cases() {
 
 #[test]
 fn template_executor() {
+    use gotemplate::RenderBudget;
     use gotemplate::Value;
-    use gotemplate::exec::RenderBudget;
     use keelson::render::engine::{RenderOptions, TemplateFile, render};
     let dot = Value::from_json(&serde_json::json!({
         "Values": {"a": "x", "b": false, "list": [1, "two", {"three": 3}], "m": {"k": "v", "n": 1.5}},
@@ -346,7 +346,7 @@ fn yaml_readers() {
         let _ = parse_first_document(&source, "fuzz.yaml");
         let _ = parse_values(&source, "fuzz.yaml");
         let _ = parse_manifest_documents(&source, "fuzz.yaml");
-        let _ = gotemplate::funcs::yaml_to_value(&source);
+        let _ = gotemplate::yaml_to_value(&source);
         Ok(())
     });
 }

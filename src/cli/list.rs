@@ -12,7 +12,7 @@ use crate::keel::{self, KeelBlock};
 use crate::storage::{
     Driver, DriverKind, ReleaseRecords, Status, StoredRelease, decode_releases_map,
 };
-use gotemplate::funcs::dates::{GoTime, Zone};
+use gocompat::time::{GoTime, Zone};
 
 /// How `keelson list` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -195,7 +195,7 @@ pub async fn run(args: ListArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCo
         // helm list -o yaml: sigs.k8s.io/yaml's Marshal, the writer `toYaml` uses too.
         OutputFormat::Yaml => {
             let rows = gotemplate::Value::from_json(&serde_json::to_value(&rows)?);
-            let text = gotemplate::funcs::yaml_marshal(&rows)
+            let text = gotemplate::yaml_marshal(&rows)
                 .map_err(|err| anyhow::anyhow!("cannot write the list as YAML: {err}"))?;
             out.write_all(text.as_bytes())?
         }

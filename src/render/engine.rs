@@ -4,12 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use gotemplate::exec::{
-    ExecOptions, LookupFn, RenderBudget, Session, TemplateSet, WARN_END, WARN_START,
-};
-use gotemplate::funcs;
-use gotemplate::functions::FuncRegistry;
-use gotemplate::value::Value;
+use gotemplate::{ExecOptions, LookupFn, RenderBudget, Session, TemplateSet, WARN_END, WARN_START};
+
+use gotemplate::FuncRegistry;
+use gotemplate::Value;
 
 /// One template file of a chart tree, with the data Helm passes when executing it.
 #[derive(Clone, Debug)]
@@ -46,7 +44,7 @@ pub struct RenderOptions {
     /// `range` over an integer (Go 1.24+, so helm 4); helm 3.17 fails with
     /// `range can't iterate over N`.
     pub range_over_int: bool,
-    /// Helm 4's function behaviour ([`funcs::helm4_overrides`]: `toToml`/`fromToml` of
+    /// Helm 4's function behaviour ([`gotemplate::helm4_overrides`]: `toToml`/`fromToml` of
     /// BurntSushi/toml v1.6.0) instead of Helm 3's.
     pub helm4_functions: bool,
     /// Answers `lookup`; `None` renders offline (an empty map, as `helm template`).
@@ -123,14 +121,14 @@ pub fn helm_function_registry() -> FuncRegistry {
 /// The registry of Helm 4 charts: Helm 3's with helm 4's own versions of some functions.
 pub fn helm4_function_registry() -> FuncRegistry {
     let mut registry = helm_function_registry();
-    registry.extend(funcs::helm4_overrides());
+    registry.extend(gotemplate::helm4_overrides());
     registry
 }
 
 fn register_library_functions(registry: &mut FuncRegistry) {
-    registry.extend(funcs::sprig_functions());
+    registry.extend(gotemplate::sprig_functions());
     // Helm's own replace Sprig's of the same name (toJson, fromJson...).
-    registry.extend(funcs::helm_functions());
+    registry.extend(gotemplate::helm_functions());
 }
 
 /// Helm's parse order (`sortTemplates`): more path segments first; equal depth in reverse

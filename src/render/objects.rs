@@ -164,9 +164,8 @@ impl Object for Files {
 }
 
 /// Helm's `toYaml`, looked up once from the engine's function registry.
-fn to_yaml_function() -> Option<gotemplate::functions::Func> {
-    static TO_YAML: std::sync::OnceLock<Option<gotemplate::functions::Func>> =
-        std::sync::OnceLock::new();
+fn to_yaml_function() -> Option<gotemplate::Func> {
+    static TO_YAML: std::sync::OnceLock<Option<gotemplate::Func>> = std::sync::OnceLock::new();
     *TO_YAML.get_or_init(|| crate::render::engine::helm_function_registry().get("toYaml"))
 }
 

@@ -53,7 +53,7 @@ pub struct RenderSettings {
     /// `--skip-schema-validation`.
     pub skip_schema_validation: bool,
     /// Steps, output and time the templates may use.
-    pub budget: gotemplate::exec::RenderBudget,
+    pub budget: gotemplate::RenderBudget,
 }
 
 /// What a render produces: what a release record stores, plus the CRDs `--include-crds` prints.

@@ -119,47 +119,19 @@ impl Formatter for GoFormatter {
     }
 
     fn write_f64<W: ?Sized + Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
-        writer.write_all(go_float(value).as_bytes())
+        // serde_json writes non-finite floats as null before reaching the formatter.
+        let text = gocompat::json::format_float64(value).unwrap_or_else(|| "null".to_string());
+        writer.write_all(text.as_bytes())
     }
 
     fn write_f32<W: ?Sized + Write>(&mut self, writer: &mut W, value: f32) -> io::Result<()> {
-        writer.write_all(go_float(f64::from(value)).as_bytes())
-    }
-}
-
-/// Go's float64 JSON form: shortest round-trip digits, plain notation for 1e-6 ≤ |x| < 1e21,
-/// otherwise exponent notation with a sign and at least one exponent digit (`1e+21`, `5e-324`).
-fn go_float(value: f64) -> String {
-    let abs = value.abs();
-    if abs == 0.0 || (1e-6..1e21).contains(&abs) {
-        return format!("{value}");
-    }
-    let scientific = format!("{value:e}");
-    match scientific.split_once('e') {
-        Some((mantissa, exponent)) => match exponent.strip_prefix('-') {
-            Some(negative) => format!("{mantissa}e-{negative}"),
-            None => format!("{mantissa}e+{exponent:0>2}"),
-        },
-        None => scientific,
+        self.write_f64(writer, f64::from(value))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_float_forms() {
-        assert_eq!(go_float(1.0), "1");
-        assert_eq!(go_float(1.5), "1.5");
-        assert_eq!(go_float(0.0), "0");
-        assert_eq!(go_float(1e21), "1e+21");
-        assert_eq!(go_float(1.5e-7), "1.5e-7");
-        assert_eq!(go_float(1e-10), "1e-10");
-        assert_eq!(go_float(1e20), "100000000000000000000");
-        assert_eq!(go_float(0.000001), "0.000001");
-        assert_eq!(go_float(-2.5e22), "-2.5e+22");
-    }
 
     #[test]
     fn escapes_html_and_line_separators_like_go() {

@@ -84,7 +84,7 @@ fn settings(
         },
         lookup: None,
         skip_schema_validation: false,
-        budget: gotemplate::exec::RenderBudget {
+        budget: gotemplate::RenderBudget {
             time_limit,
             ..Default::default()
         },

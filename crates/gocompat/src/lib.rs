@@ -2,6 +2,8 @@
 //! `strconv` float formatting, go-yaml v2 reading (as sigs.k8s.io/yaml converts it to JSON) and
 //! Masterminds semver versions and ranges.
 
+pub mod json;
 pub mod semver;
 pub mod strconv;
+pub mod time;
 pub mod yaml;

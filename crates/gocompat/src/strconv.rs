@@ -268,6 +268,66 @@ fn push_fixed_form(out: &mut String, digits: &str, point: i32, fraction_digits: 
     }
 }
 
+/// Go's `strconv.Quote`.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        push_escaped(&mut out, c, '"', false);
+    }
+    out.push('"');
+    out
+}
+
+/// Appends `c` as it appears inside a Go quoted literal delimited by `quote` (`ascii_only` is
+/// `strconv.QuoteToASCII`'s rule).
+pub fn push_escaped(out: &mut String, c: char, quote: char, ascii_only: bool) {
+    match c {
+        '\u{7}' => out.push_str("\\a"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{b}' => out.push_str("\\v"),
+        '\\' => out.push_str("\\\\"),
+        c if c == quote => {
+            out.push('\\');
+            out.push(c);
+        }
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c if (c as u32) < 0x80 => out.push(c),
+        c if !ascii_only && is_print(c) => out.push(c),
+        c if (c as u32) < 0x10000 => {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        }
+        c => {
+            let _ = write!(out, "\\U{:08x}", c as u32);
+        }
+    }
+}
+
+/// Go's `strconv.IsPrint` (letters, marks, numbers, punctuation, symbols and the ASCII space),
+/// approximated over Unicode's control, format, separator, surrogate and private-use ranges.
+pub fn is_print(c: char) -> bool {
+    let code = c as u32;
+    if code < 0x20 || (0x7f..0xa0).contains(&code) {
+        return false;
+    }
+    if c == ' ' {
+        return true;
+    }
+    if c.is_whitespace() {
+        return false;
+    }
+    !matches!(code,
+        0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e | 0x200b..=0x200f
+        | 0x2028..=0x202e | 0x2060..=0x206f | 0xd800..=0xdfff | 0xe000..=0xf8ff | 0xfeff
+        | 0xfff0..=0xfffb | 0xfffe | 0xffff | 0xf0000..=0x10ffff)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -663,8 +663,8 @@ impl<'a, 'c> State<'a, 'c> {
                 };
                 state.walk_list(out, &new_dot, false, &tree.root)?;
             }
-            Node::Break { .. } => return Ok(Flow::Break),
-            Node::Continue { .. } => return Ok(Flow::Continue),
+            Node::Break => return Ok(Flow::Break),
+            Node::Continue => return Ok(Flow::Continue),
         }
         Ok(Flow::Normal)
     }

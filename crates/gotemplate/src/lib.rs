@@ -1,13 +1,24 @@
 //! Go's text/template language as Helm uses it: parsing, execution, Go's value printing, the
 //! built-in functions, Sprig and Helm's own functions.
+//!
+//! The public API is what a Helm renderer needs: a [`TemplateSet`] to parse a chart's templates
+//! into and execute with a [`Session`], the [`Value`]s and [`Object`]s templates see, and the
+//! function maps ([`sprig_functions`], [`helm_functions`], [`helm4_overrides`]) to register in a
+//! [`FuncRegistry`]. Everything else stays private so the compiler reports what nothing uses.
 
-pub mod exec;
-pub mod funcs;
-pub mod functions;
-pub mod lex;
-pub mod number;
-pub mod parse;
-pub mod print;
-pub mod value;
+mod exec;
+mod funcs;
+mod functions;
+mod lex;
+mod number;
+mod parse;
+mod print;
+mod value;
 
+pub use exec::{ExecOptions, LookupFn, RenderBudget, Session, TemplateSet, WARN_END, WARN_START};
+pub use funcs::{
+    go_yaml_error, helm_functions, helm4_overrides, sprig_functions, yaml_marshal, yaml_to_value,
+};
+pub use functions::{Func, FuncRegistry};
+pub use lex::{Token, TokenKind, lex};
 pub use value::{Object, Value};

@@ -44,18 +44,13 @@ pub enum Node {
         name: String,
         pipe: Option<Pipe>,
     },
-    Break {
-        pos: usize,
-    },
-    Continue {
-        pos: usize,
-    },
+    Break,
+    Continue,
 }
 
 /// The shared shape of if/range/with.
 #[derive(Debug)]
 pub struct Branch {
-    pub pos: usize,
     pub pipe: Pipe,
     pub list: Vec<Node>,
     pub else_list: Option<Vec<Node>>,
@@ -478,9 +473,9 @@ impl<'t> Parser<'_, 't> {
                     return Err(self.error(format!("{name} outside {{{{range}}}}")));
                 }
                 return Ok(Item::Node(if is_break {
-                    Node::Break { pos: token.pos }
+                    Node::Break
                 } else {
-                    Node::Continue { pos: token.pos }
+                    Node::Continue
                 }));
             }
             TokenKind::Else => {
@@ -548,7 +543,6 @@ impl<'t> Parser<'_, 't> {
             }
         }
         Ok(Branch {
-            pos: pipe.pos,
             pipe,
             list,
             else_list,

@@ -53,25 +53,14 @@ pub enum JsonStyle {
     Raw,
 }
 
-/// encoding/json's float text: `%f`-like shortest, `%e` below 1e-6 and from 1e21.
+/// encoding/json's float text, or its error for NaN and the infinities.
 pub fn go_json_float(f: f64) -> Result<String, JsonError> {
-    if !f.is_finite() {
-        return Err(JsonError(format!(
+    gocompat::json::format_float64(f).ok_or_else(|| {
+        JsonError(format!(
             "json: unsupported value: {}",
             format_float(f, 'g', None)
-        )));
-    }
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let mut text = format_float(f, 'e', None);
-        // Go cleans e-09 to e-9.
-        let n = text.len();
-        if n >= 4 && &text[n - 4..n - 2] == "e-" && &text[n - 2..n - 1] == "0" {
-            text.remove(n - 2);
-        }
-        return Ok(text);
-    }
-    Ok(format_float(f, 'f', None))
+        ))
+    })
 }
 
 fn write_string(out: &mut String, s: &str, escape_html: bool) {

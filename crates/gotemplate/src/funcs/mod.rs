@@ -11,7 +11,7 @@
 mod args;
 mod conv;
 mod crypto;
-pub mod dates;
+mod dates;
 mod dicts;
 mod encoding;
 mod gofmt;
@@ -40,18 +40,11 @@ pub fn called_in_template(name: &str) {
     }
 }
 
-pub use conv::{is_empty, strval, to_float64, to_int64};
-pub use gofmt::{format_float, format_value};
-pub use json::{JsonStyle, json_marshal};
-pub use yaml::{to_yaml, yaml_marshal, yaml_to_value};
+pub use yaml::{yaml_marshal, yaml_to_value};
 
 use super::value::Value;
 
-/// Go's error text of a failing function.
-pub type FuncError = String;
-
-/// A template function: evaluated arguments in, a value or Go's error text out.
-pub type Func = fn(&[Value]) -> Result<Value, FuncError>;
+pub use crate::functions::{Func, FuncError};
 
 /// Every function of `sprig.TxtFuncMap()` that Helm keeps (all but `env` and `expandenv`).
 pub fn sprig_functions() -> Vec<(&'static str, Func)> {

@@ -436,7 +436,7 @@ fn name(common_name: &str) -> Vec<u8> {
 
 /// UTCTime for 1950–2049, GeneralizedTime otherwise (RFC 5280).
 fn time(unix: i64) -> Vec<u8> {
-    let t = super::dates::GoTime::from_unix(unix).in_zone(super::dates::Zone::Utc);
+    let t = gocompat::time::GoTime::from_unix(unix).in_zone(gocompat::time::Zone::Utc);
     let year: i64 = t.format("2006").parse().unwrap_or(0);
     if (1950..2050).contains(&year) {
         tlv(0x17, t.format("060102150405Z").as_bytes())

@@ -243,20 +243,6 @@ fn resolve_map(s: &str) -> Option<Resolved> {
     })
 }
 
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ => {
-            if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) {
-                29
-            } else {
-                28
-            }
-        }
-    }
-}
-
 /// go-yaml v2's `parseTimestamp` through Go's `time.Parse` of its four layouts.
 fn is_timestamp(s: &str) -> bool {
     let Some(Some(caps)) = TIMESTAMP.as_ref().map(|r| r.captures(s)) else {
@@ -266,7 +252,7 @@ fn is_timestamp(s: &str) -> bool {
     let (Some(year), Some(month), Some(day)) = (num(1), num(2), num(3)) else {
         return false;
     };
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+    if !(1..=12).contains(&month) || day < 1 || day > gocompat::time::days_in_month(year, month) {
         return false;
     }
     for (h, m, sec) in [(4, 5, 6), (7, 8, 9)] {
