@@ -196,7 +196,7 @@ fn same_version(a: &str, b: &str) -> bool {
     use gocompat::semver::parse_version;
     let build = |text: &str| text.split_once('+').map(|(_, build)| build.to_string());
     match (parse_version(a), parse_version(b)) {
-        (Some(x), Some(y)) => x == y && build(a) == build(b),
+        (Some(x), Some(y)) => x.compare(&y).is_eq() && build(a) == build(b),
         _ => a == b,
     }
 }

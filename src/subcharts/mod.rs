@@ -282,7 +282,8 @@ async fn open_archive(wanted: &Wanted, bytes: Vec<u8>, digest: &str) -> Result<C
             gocompat::semver::parse_version(&chart.metadata.version),
             gocompat::semver::parse_version(&wanted.version),
         ) {
-            (Some(a), Some(b)) => a == b,
+            // Masterminds' Equal: build metadata and the `v` prefix do not count.
+            (Some(a), Some(b)) => a.compare(&b).is_eq(),
             _ => chart.metadata.version == wanted.version,
         };
         if chart.metadata.name != wanted.name || !same_version {
