@@ -340,7 +340,7 @@ const YAML_TOKENS: &[&[u8]] = &[
 
 #[test]
 fn yaml_readers() {
-    use keelson::values::yaml::{parse_first_document, parse_manifest_documents, parse_values};
+    use gocompat::yaml::{parse_first_document, parse_manifest_documents, parse_values};
     fuzz("yaml", 3000, YAML_SEEDS, YAML_TOKENS, |input| {
         let source = text(input);
         let _ = parse_first_document(&source, "fuzz.yaml");

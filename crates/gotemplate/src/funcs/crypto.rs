@@ -165,88 +165,21 @@ fn htpasswd(args: &[Value]) -> Result<Value, FuncError> {
 
 // --- derivePassword: the Master Password algorithm (scrypt, then HMAC-SHA256). ---------------
 
-fn salsa20_8(block: &mut [u32; 16]) {
-    let mut x = *block;
-    for _ in 0..4 {
-        let quarter = |x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize| {
-            x[b] ^= x[a].wrapping_add(x[d]).rotate_left(7);
-            x[c] ^= x[b].wrapping_add(x[a]).rotate_left(9);
-            x[d] ^= x[c].wrapping_add(x[b]).rotate_left(13);
-            x[a] ^= x[d].wrapping_add(x[c]).rotate_left(18);
-        };
-        quarter(&mut x, 0, 4, 8, 12);
-        quarter(&mut x, 5, 9, 13, 1);
-        quarter(&mut x, 10, 14, 2, 6);
-        quarter(&mut x, 15, 3, 7, 11);
-        quarter(&mut x, 0, 1, 2, 3);
-        quarter(&mut x, 5, 6, 7, 4);
-        quarter(&mut x, 10, 11, 8, 9);
-        quarter(&mut x, 15, 12, 13, 14);
-    }
-    for (out, mixed) in block.iter_mut().zip(x.iter()) {
-        *out = out.wrapping_add(*mixed);
-    }
-}
-
-/// scrypt's BlockMix over `2 * r` 16-word blocks.
-fn block_mix(input: &[u32], output: &mut [u32], r: usize) {
-    let mut x = [0u32; 16];
-    x.copy_from_slice(&input[(2 * r - 1) * 16..2 * r * 16]);
-    for i in 0..2 * r {
-        for (k, word) in x.iter_mut().enumerate() {
-            *word ^= input[i * 16 + k];
-        }
-        salsa20_8(&mut x);
-        let target = if i % 2 == 0 { i / 2 } else { r + i / 2 };
-        output[target * 16..(target + 1) * 16].copy_from_slice(&x);
-    }
-}
-
-/// `scrypt.Key(password, salt, n, r, p, key_len)`.
-fn scrypt(password: &[u8], salt: &[u8], n: usize, r: usize, p: usize, key_len: usize) -> Vec<u8> {
-    let iterations = std::num::NonZeroU32::MIN;
-    let mut b = vec![0u8; p * 128 * r];
-    ring::pbkdf2::derive(
-        ring::pbkdf2::PBKDF2_HMAC_SHA256,
-        iterations,
-        salt,
-        password,
-        &mut b,
-    );
-    let words = 32 * r;
-    let mut v = vec![0u32; n * words];
-    for chunk in b.chunks_mut(128 * r) {
-        let mut x: Vec<u32> = chunk
-            .chunks(4)
-            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-            .collect();
-        let mut y = vec![0u32; words];
-        for i in 0..n {
-            v[i * words..(i + 1) * words].copy_from_slice(&x);
-            block_mix(&x, &mut y, r);
-            std::mem::swap(&mut x, &mut y);
-        }
-        for _ in 0..n {
-            let j = (x[(2 * r - 1) * 16] as usize) & (n - 1);
-            for (k, word) in x.iter_mut().enumerate() {
-                *word ^= v[j * words + k];
-            }
-            block_mix(&x, &mut y, r);
-            std::mem::swap(&mut x, &mut y);
-        }
-        for (bytes, word) in chunk.chunks_mut(4).zip(x.iter()) {
-            bytes.copy_from_slice(&word.to_le_bytes());
-        }
-    }
+/// `scrypt.Key(password, salt, n, r, p, key_len)` (golang.org/x/crypto/scrypt), with RustCrypto's
+/// implementation; `n` is a power of two.
+fn scrypt_key(
+    password: &[u8],
+    salt: &[u8],
+    n: u32,
+    r: u32,
+    p: u32,
+    key_len: usize,
+) -> Result<Vec<u8>, FuncError> {
+    let params =
+        scrypt::Params::new(n.trailing_zeros() as u8, r, p).map_err(|e| format!("scrypt: {e}"))?;
     let mut key = vec![0u8; key_len];
-    ring::pbkdf2::derive(
-        ring::pbkdf2::PBKDF2_HMAC_SHA256,
-        iterations,
-        &b,
-        password,
-        &mut key,
-    );
-    key
+    scrypt::scrypt(password, salt, &params, &mut key).map_err(|e| format!("scrypt: {e}"))?;
+    Ok(key)
 }
 
 fn password_templates(kind: &str) -> Option<&'static [&'static str]> {
@@ -313,7 +246,7 @@ fn derive_password(args: &[Value]) -> Result<Value, FuncError> {
     let mut salt = SEED.to_vec();
     salt.extend_from_slice(&(user.len() as u32).to_be_bytes());
     salt.extend_from_slice(user.as_bytes());
-    let key = scrypt(password.as_bytes(), &salt, 32768, 8, 2, 64);
+    let key = scrypt_key(password.as_bytes(), &salt, 32768, 8, 2, 64)?;
     let mut message = SEED.to_vec();
     message.extend_from_slice(&(site.len() as u32).to_be_bytes());
     message.extend_from_slice(site.as_bytes());
