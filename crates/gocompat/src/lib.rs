@@ -7,3 +7,4 @@ pub mod semver;
 pub mod strconv;
 pub mod time;
 pub mod yaml;
+pub mod yaml_emit;

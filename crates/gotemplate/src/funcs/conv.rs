@@ -61,65 +61,7 @@ pub fn float_to_int(f: f64) -> i64 {
     }
 }
 
-/// `strconv.ParseInt(s, base, 64)` with base 0 (prefixes 0x, 0o, 0b, a leading 0 for octal,
-/// underscores between digits) or an explicit base.
-pub fn parse_go_int(s: &str, base: u32) -> Option<i64> {
-    let (negative, body) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if body.is_empty() {
-        return None;
-    }
-    let (radix, digits, prefixed) = if base == 0 {
-        let lower = body.to_ascii_lowercase();
-        if lower.starts_with("0x") {
-            (16, &body[2..], true)
-        } else if lower.starts_with("0o") {
-            (8, &body[2..], true)
-        } else if lower.starts_with("0b") {
-            (2, &body[2..], true)
-        } else if body.len() > 1 && body.starts_with('0') {
-            (8, &body[1..], true)
-        } else {
-            (10, body, false)
-        }
-    } else {
-        (base, body, false)
-    };
-    let cleaned: String = if base == 0 && digits.contains('_') {
-        // Go accepts underscores only between digits (or right after a base prefix).
-        let bytes = digits.as_bytes();
-        for (i, b) in bytes.iter().enumerate() {
-            if *b == b'_' {
-                let before_ok = i > 0 && bytes[i - 1] != b'_' || (i == 0 && prefixed);
-                let after_ok = i + 1 < bytes.len() && bytes[i + 1] != b'_';
-                if !before_ok || !after_ok {
-                    return None;
-                }
-            }
-        }
-        digits.replace('_', "")
-    } else {
-        digits.to_string()
-    };
-    if cleaned.is_empty() {
-        return None;
-    }
-    let magnitude = u64::from_str_radix(&cleaned, radix).ok()?;
-    if negative {
-        if magnitude > i64::MAX as u64 + 1 {
-            None
-        } else {
-            Some((magnitude as i128).wrapping_neg() as i64)
-        }
-    } else if magnitude > i64::MAX as u64 {
-        None
-    } else {
-        Some(magnitude as i64)
-    }
-}
+pub use gocompat::strconv::parse_int as parse_go_int;
 
 /// `strconv.ParseFloat(s, 64)`; `None` on syntax or range errors.
 pub fn parse_go_float(s: &str) -> Option<f64> {
