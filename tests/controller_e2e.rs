@@ -1073,5 +1073,15 @@ fn a_failed_update_is_told_with_its_reason_and_as_a_warning_event() {
         events.lines().any(|l| l == "Warning|UpdateFailed"),
         "{events}"
     );
+    // The release keeps failing on every poll for the same reason: receivers hear it once
+    // (again only after an hour, a success or another reason).
+    std::thread::sleep(Duration::from_secs(6));
+    let failures: Vec<Value> = receiver
+        .bodies()
+        .iter()
+        .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+        .filter(|v| v["name"] == "update-failed")
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:#?}");
     drop(controller);
 }
