@@ -735,6 +735,37 @@ fn an_apply_the_apiserver_rejects_ends_failed_and_the_release_stays_usable() {
         image_of(&env, &namespace, "app-netutils"),
         format!("{}/{repository}:1.0.0", registry.host)
     );
+
+    // The next run does not try the same move again at once (each attempt would be one more
+    // failed revision): it says when it will.
+    let again = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+            .args(["reconcile", "--once", "-n", &namespace])
+            .args(extra)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .expect("run keelson");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, stdout) = again(&[]);
+    assert!(ok, "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "the move to {}/{repository}:1.1.0 failed once (revision 2: ",
+            registry.host
+        )) && stdout.contains("next attempt at "),
+        "{stdout}"
+    );
+    assert_eq!(history(&env, &env.helm3, "app", &namespace).len(), 2);
+    // Asked to, it tries again now.
+    let (ok, stdout) = again(&["--retry-failed"]);
+    assert!(!ok && stdout.contains("revision 3 failed"), "{stdout}");
+    let revisions = history(&env, &env.helm3, "app", &namespace);
+    assert_eq!(revisions.len(), 3, "{revisions:?}");
+    assert_eq!(revisions[2]["status"], "failed", "{revisions:?}");
     // helm upgrades on top of the failed revision as usual.
     env.helm3(&["upgrade", "app", &chart, "-n", &namespace, "--reuse-values"]);
     assert_eq!(

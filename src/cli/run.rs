@@ -261,6 +261,7 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
         config: UpdaterConfig {
             history_max: args.history_max,
             dry_run: false,
+            retry_failed: false,
             run_hooks: args.run_hooks,
             hook_timeout: Duration::from_secs(args.hook_timeout),
             render_timeout: Duration::from_secs(args.render_timeout.max(1)),

@@ -2,6 +2,7 @@
 //! Helm revision — changed values, re-rendered (or patched) manifest, resources applied, record
 //! `pending-upgrade` → `deployed` — so `helm history` shows it and `helm rollback` undoes it.
 
+pub mod backoff;
 pub mod diff;
 pub mod holder;
 pub mod patch_mode;

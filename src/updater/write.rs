@@ -39,6 +39,9 @@ pub struct UpdaterConfig {
     pub history_max: usize,
     /// Plan only; write nothing (`keelson check`).
     pub dry_run: bool,
+    /// Try a move again at once even though it just failed (`reconcile --once --retry-failed`);
+    /// otherwise failed moves wait ([`super::backoff`]).
+    pub retry_failed: bool,
     /// How long one release's render may take before that release fails this cycle.
     pub render_timeout: std::time::Duration,
     /// Who writes: named on every pending record so crash repair leaves a live writer's
@@ -53,6 +56,7 @@ impl Default for UpdaterConfig {
             hook_timeout: std::time::Duration::from_secs(300),
             history_max: crate::storage::DEFAULT_HISTORY_MAX,
             dry_run: false,
+            retry_failed: false,
             render_timeout: std::time::Duration::from_secs(60),
             holder: None,
         }
@@ -327,6 +331,32 @@ impl Updater {
         let changes: Vec<&ImagePlan> = plans.iter().filter(|p| p.target.is_some()).collect();
         if changes.is_empty() {
             return (plans, Attempt::Done(Outcome::UpToDate));
+        }
+        if !self.config.retry_failed {
+            let value_changes: Vec<&ValueChange> =
+                changes.iter().flat_map(|p| p.changes.iter()).collect();
+            if let Some(failed) = super::backoff::failed_attempts(&history, &value_changes)
+                && failed.retry_at > jiff::Timestamp::now()
+            {
+                let times = if failed.failures == 1 {
+                    "once".to_string()
+                } else {
+                    format!("{} times", failed.failures)
+                };
+                for plan in plans.iter_mut().filter(|p| p.target.is_some()) {
+                    let target = plan.target.take().unwrap_or_default();
+                    plan.reason = Some(format!(
+                        "the move to {target} failed {times} (revision {}: {}); next attempt at {}, sooner on a newer tag or with reconcile --once --retry-failed",
+                        failed.revision,
+                        failed.description,
+                        failed
+                            .retry_at
+                            .round(jiff::Unit::Second)
+                            .unwrap_or(failed.retry_at)
+                    ));
+                }
+                return (plans, Attempt::Done(Outcome::UpToDate));
+            }
         }
         let prepared = self.prepare_revision(&history, &changes).await;
         let mode = prepared.as_ref().ok().map(|p| p.mode);
