@@ -340,13 +340,19 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
                 });
             let workloads = controller_workloads::watch(
                 client.clone(),
-                namespace,
+                namespace.clone(),
                 workload_store.clone(),
+                workload_tx.clone(),
+            );
+            let votes = crate::controller::votes::watch(
+                client.clone(),
+                namespace,
+                changed_tx.clone(),
                 workload_tx.clone(),
             );
             tokio::spawn(async move {
                 let _guard = guard;
-                futures::join!(records, workloads);
+                futures::join!(records, workloads, votes);
             })
         }
     };

@@ -10,6 +10,7 @@ pub mod leader;
 pub mod metrics;
 pub mod releases;
 mod told;
+pub mod votes;
 pub mod webhooks;
 pub mod workloads;
 
