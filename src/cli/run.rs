@@ -273,6 +273,7 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
         },
         capabilities: Default::default(),
         subcharts,
+        pull_clients: Default::default(),
     };
 
     let metrics = Arc::new(Metrics::default());

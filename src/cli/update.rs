@@ -118,6 +118,7 @@ async fn updater(
             config,
             capabilities: Default::default(),
             subcharts,
+            pull_clients: Default::default(),
         },
         namespace,
     ))

@@ -155,6 +155,36 @@ pub struct Updater {
     pub capabilities: tokio::sync::OnceCell<ClusterCapabilities>,
     /// Fetches (and caches) the subcharts of charts with dependencies for a full render.
     pub subcharts: crate::subcharts::SubchartFetcher,
+    /// Registry clients built from pull secrets, reused while the Secret is unchanged.
+    pub pull_clients: PullClients,
+}
+
+/// How long a pull secret read counts as current: within it, plans reuse the client without
+/// reading the Secret again (a rotated secret is picked up within this time).
+const PULL_SECRET_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Registry clients built from pull secrets, by (namespace, Secret): reusing one keeps its
+/// connections and bearer tokens, and saves a Secret read per plan of every release that names
+/// it. Refreshed after [`PULL_SECRET_FRESH`]; rebuilt only when the Secret's resourceVersion
+/// changed. Failed reads are not kept.
+#[derive(Debug, Default)]
+pub struct PullClients {
+    clients: std::sync::Mutex<HashMap<(String, String), PullClient>>,
+}
+
+#[derive(Debug, Clone)]
+struct PullClient {
+    read_at: std::time::Instant,
+    resource_version: Option<String>,
+    client: Arc<RegistryClient>,
+}
+
+impl PullClients {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), PullClient>> {
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Updater {
@@ -862,29 +892,72 @@ impl Updater {
             if clients.contains_key(secret) {
                 continue;
             }
+            let key = (namespace.to_string(), secret.clone());
+            let known = self.pull_clients.lock().get(&key).cloned();
+            if let Some(known) = &known
+                && known.read_at.elapsed() < PULL_SECRET_FRESH
+            {
+                clients.insert(secret.clone(), Ok(known.client.clone()));
+                continue;
+            }
             let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
                 kube::Api::namespaced(self.client.clone(), namespace);
-            let client = match api.get(secret).await {
-                Err(err) => Err(format!(
-                    "cannot read pull secret {namespace}/{secret}: {}",
-                    error_chain(&err)
-                )),
-                Ok(object) => match Credentials::from_secret(&object) {
-                    Err(err) => Err(format!("pull secret {namespace}/{secret}: {err}")),
-                    Ok(credentials) => {
-                        let mut config = self.registry_config.clone();
-                        let mut merged = credentials;
-                        merged.merge(config.credentials.clone());
-                        config.credentials = merged;
-                        RegistryClient::new(config).map(Arc::new).map_err(|err| {
-                            format!("pull secret {namespace}/{secret}: {}", error_chain(&err))
-                        })
-                    }
-                },
+            let object = match api.get(secret).await {
+                Ok(object) => object,
+                Err(err) => {
+                    self.pull_clients.lock().remove(&key);
+                    clients.insert(
+                        secret.clone(),
+                        Err(format!(
+                            "cannot read pull secret {namespace}/{secret}: {}",
+                            error_chain(&err)
+                        )),
+                    );
+                    continue;
+                }
             };
+            let resource_version = object.metadata.resource_version.clone();
+            let client = match known {
+                Some(known) if known.resource_version == resource_version => Ok(known.client),
+                _ => self.pull_secret_client(namespace, secret, &object),
+            };
+            match &client {
+                Ok(client) => {
+                    self.pull_clients.lock().insert(
+                        key,
+                        PullClient {
+                            read_at: std::time::Instant::now(),
+                            resource_version,
+                            client: client.clone(),
+                        },
+                    );
+                }
+                Err(_) => {
+                    self.pull_clients.lock().remove(&key);
+                }
+            }
             clients.insert(secret.clone(), client);
         }
         clients
+    }
+
+    /// A registry client with the credentials of pull secret `object` on top of the default
+    /// ones.
+    fn pull_secret_client(
+        &self,
+        namespace: &str,
+        secret: &str,
+        object: &k8s_openapi::api::core::v1::Secret,
+    ) -> Result<Arc<RegistryClient>, String> {
+        let credentials = Credentials::from_secret(object)
+            .map_err(|err| format!("pull secret {namespace}/{secret}: {err}"))?;
+        let mut config = self.registry_config.clone();
+        let mut merged = credentials;
+        merged.merge(config.credentials.clone());
+        config.credentials = merged;
+        RegistryClient::new(config)
+            .map(Arc::new)
+            .map_err(|err| format!("pull secret {namespace}/{secret}: {}", error_chain(&err)))
     }
 
     /// Ends a pending record: deployed (the previous deployed revision superseded) or failed.
