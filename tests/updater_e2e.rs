@@ -5,6 +5,7 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::TestEnv;
@@ -1205,5 +1206,137 @@ fn a_chart_over_the_render_budget_fails_only_its_own_render() {
         !out.status.success()
             && stderr.contains("render budget exceeded: more than 20000000 steps"),
         "{stderr}"
+    );
+}
+
+/// `keelson check -o json -n NS` as JSON.
+fn check_json(env: &TestEnv, namespace: &str) -> Value {
+    let out = keelson(env, &["check", "-n", namespace, "-o", "json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|err| {
+        panic!(
+            "check -o json: {err}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// A chart that keeps its generated password through `lookup` (bitnami's pattern) and reads a
+/// cluster-scoped object and a list: keelson answers `lookup` from the cluster as `helm upgrade`
+/// does, so the deployed revision re-renders byte for byte and the update is a full render —
+/// the same manifest helm's own upgrade then writes. A lookup into another namespace is refused
+/// (keelson reads more than the release's owner may): patch mode, with the reason.
+#[test]
+fn lookup_is_answered_from_the_cluster_in_the_release_namespace_only() {
+    for (label, helm_of) in [
+        (
+            "helm3",
+            (|env: &TestEnv| env.helm3.clone()) as fn(&TestEnv) -> String,
+        ),
+        ("helm4", |env: &TestEnv| env.helm4.clone()),
+    ] {
+        let scenario = Scenario::new(&format!("e2e-lookup-{label}"), "lookup");
+        let env = &scenario.env;
+        let helm = helm_of(env);
+        let namespace = scenario.namespace.clone();
+        // The chart lists the namespace's ServiceAccounts: let the default one exist first.
+        support::controller::wait_for(
+            Duration::from_secs(30),
+            "the default ServiceAccount",
+            || {
+                env.run_status(&env.kubectl, &["get", "sa", "default", "-n", &namespace])
+                    .status
+                    .success()
+                    .then_some(())
+            },
+        );
+        scenario.install(&helm, "app");
+        scenario.push("1.1.0");
+
+        let plans = check_json(env, &namespace);
+        let plan = &plans[0];
+        assert_eq!(plan["mode"], "full render", "{label}: {plans}");
+        let out = reconcile(env, &namespace);
+        assert!(out.contains("revision 2 deployed"), "{label}: {out}");
+        let manifest = |revision: &str| {
+            env.run(
+                &helm,
+                &[
+                    "get",
+                    "manifest",
+                    "app",
+                    "-n",
+                    &namespace,
+                    "--revision",
+                    revision,
+                ],
+            )
+        };
+        let (first, second) = (manifest("1"), manifest("2"));
+        let password = |text: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with("password:"))
+                .map(str::to_string)
+                .unwrap_or_else(|| panic!("no password line: {text}"))
+        };
+        assert_eq!(
+            password(&first),
+            password(&second),
+            "{label}: kept through lookup"
+        );
+        assert!(
+            second.contains("accounts: \"ServiceAccount/default \""),
+            "{second}"
+        );
+        assert!(second.contains("namespace-phase: \"Active\""), "{second}");
+        assert!(second.contains(&scenario.image("1.1.0")), "{second}");
+        // helm's own upgrade with the same values (lookups included) writes the same manifest.
+        env.run(
+            &helm,
+            &[
+                "upgrade",
+                "app",
+                &scenario.chart,
+                "-n",
+                &namespace,
+                "--reuse-values",
+                "--set",
+                "image.tag=1.1.0",
+            ],
+        );
+        assert_eq!(
+            manifest("3"),
+            second,
+            "{label}: keelson's revision vs helm's upgrade"
+        );
+    }
+
+    let scenario = Scenario::new("e2e-lookup-peek", "lookup");
+    let env = &scenario.env;
+    env.run(
+        &env.helm3,
+        &[
+            "install",
+            "peek",
+            &scenario.chart,
+            "-n",
+            &scenario.namespace,
+            "--set",
+            &scenario.image_value(),
+            "--set",
+            "image.tag=1.0.0",
+            "--set",
+            "peekNamespace=default",
+        ],
+    );
+    scenario.push("1.1.0");
+    let plans = check_json(env, &scenario.namespace);
+    assert_eq!(plans[0]["mode"], "patch mode", "{plans}");
+    assert!(
+        plans[0]["mode_reason"].as_str().is_some_and(|r| r.contains(&format!(
+            "keelson answers lookup of namespaced objects only in the release's namespace \"{}\", not namespace \"default\"",
+            scenario.namespace
+        ))),
+        "{plans}"
     );
 }

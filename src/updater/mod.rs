@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod diff;
 pub mod holder;
+mod lookup;
 pub mod patch_mode;
 pub mod plan;
 pub mod render;

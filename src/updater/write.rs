@@ -809,6 +809,11 @@ impl Updater {
             let (deployed, config, capabilities) =
                 (deployed.clone(), config.clone(), capabilities.clone());
             let limit = self.config.render_timeout;
+            let lookup: Arc<dyn crate::render::engine::Lookup> =
+                Arc::new(super::lookup::ClusterLookup::new(
+                    self.client.clone(),
+                    deployed.release.namespace(),
+                ));
             tokio::task::spawn_blocking(move || {
                 full_render(
                     &deployed,
@@ -817,6 +822,7 @@ impl Updater {
                     &capabilities,
                     limit,
                     &subcharts,
+                    Some(lookup),
                 )
             })
         };
