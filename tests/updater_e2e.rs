@@ -569,20 +569,10 @@ fn a_pending_helm_upgrade_makes_keelson_back_off_until_the_next_cycle() {
 /// A kubeconfig for a service account that may write Helm's Secrets but not patch
 /// Deployments, so the apiserver itself rejects keelson's apply.
 fn restricted_kubeconfig(env: &TestEnv, namespace: &str) -> PathBuf {
-    let manifest = format!(
-        r#"apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: limited
-  namespace: {namespace}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: limited
-  namespace: {namespace}
-rules:
-  - apiGroups: [""]
+    support::restricted_kubeconfig(
+        env,
+        namespace,
+        r#"  - apiGroups: [""]
     resources: ["secrets"]
     verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
   - apiGroups: ["apps"]
@@ -592,81 +582,8 @@ rules:
   - apiGroups: ["coordination.k8s.io"]
     resources: ["leases"]
     verbs: ["get", "create", "patch", "delete"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: limited
-  namespace: {namespace}
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: Role
-  name: limited
-subjects:
-  - kind: ServiceAccount
-    name: limited
-    namespace: {namespace}
-"#
-    );
-    let file = std::env::temp_dir().join(format!("keelson-rbac-{namespace}.yaml"));
-    std::fs::write(&file, manifest).expect("write RBAC manifest");
-    env.kubectl(&["apply", "-f", &file.display().to_string()]);
-    // The token controller fills in the service account's token Secret.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let secret = loop {
-        let name = env.kubectl(&[
-            "get",
-            "sa",
-            "limited",
-            "-n",
-            namespace,
-            "-o",
-            "jsonpath={.secrets[0].name}",
-        ]);
-        if !name.is_empty() {
-            break name;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no token for the service account"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
-    let token = env.kubectl(&[
-        "get",
-        "secret",
-        &secret,
-        "-n",
-        namespace,
-        "-o",
-        "jsonpath={.data.token}",
-    ]);
-    let token =
-        String::from_utf8(base64_decode(&token).expect("token is base64")).expect("token is text");
-    let admin = std::fs::read_to_string(&env.kubeconfig).expect("read kubeconfig");
-    let restricted = admin
-        .lines()
-        .map(|line| {
-            if line.trim_start().starts_with("token:") {
-                format!("    token: {token}")
-            } else if line.trim_start().starts_with("namespace:") {
-                format!("    namespace: {namespace}")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let path = std::env::temp_dir().join(format!("keelson-kubeconfig-{namespace}"));
-    std::fs::write(&path, restricted).expect("write restricted kubeconfig");
-    path
-}
-
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .ok()
+"#,
+    )
 }
 
 #[test]

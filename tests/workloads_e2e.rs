@@ -1410,3 +1410,79 @@ fn rollout_undo_of_stateful_and_daemon_sets_sticks() {
         assert_eq!(world.image(&target, "app"), format!("{repo}:1.2.0"));
     }
 }
+
+/// A workload whose patch the apiserver refuses under `keelson run`: receivers get one
+/// "update failed" message with the apiserver's reason (not one per poll), and the Deployment a
+/// Warning Event.
+#[test]
+fn keelson_run_tells_a_refused_workload_patch_once_with_the_reason() {
+    let world = World::new("wl-fail-run");
+    let repo = world.repository("netutils");
+    world.push("netutils", "3.4.5");
+    world.apply(&ithome(&repo));
+    // Everything `keelson run -n NS` reads and writes, but no patch of Deployments.
+    let kubeconfig = support::restricted_kubeconfig(
+        &world.env,
+        &world.namespace,
+        r#"  - apiGroups: [""]
+    resources: ["secrets", "configmaps", "serviceaccounts"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["apps"]
+    resources: ["deployments", "replicasets", "statefulsets", "daemonsets", "controllerrevisions"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["batch"]
+    resources: ["cronjobs"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["coordination.k8s.io"]
+    resources: ["leases"]
+    verbs: ["get", "create", "update", "patch"]
+  - apiGroups: ["events.k8s.io"]
+    resources: ["events"]
+    verbs: ["create", "patch"]
+"#,
+    );
+    let receiver = support::receiver::Receiver::start(200, false);
+    let url = receiver.url();
+    let controller = support::controller::RunningController::start_with_kubeconfig(
+        &kubeconfig.display().to_string(),
+        &[
+            "-n",
+            &world.namespace,
+            "--leader-election-namespace",
+            &world.namespace,
+            "--default-schedule",
+            "@every 1s",
+        ],
+        &[("KEELSON_NOTIFY_WEBHOOK_URL", url.as_str())],
+    );
+    world.push("netutils", "4.5.6");
+    let failed = wait_for(Duration::from_secs(30), "the failure message", || {
+        messages(&receiver)
+            .into_iter()
+            .find(|m| m["name"] == "update-failed")
+    });
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("forbidden") && reason.contains("403"),
+        "the apiserver's message and code: {failed}"
+    );
+    // Polls go on every second and fail alike: told once.
+    std::thread::sleep(Duration::from_secs(5));
+    let failures = messages(&receiver)
+        .into_iter()
+        .filter(|m| m["name"] == "update-failed")
+        .count();
+    assert_eq!(failures, 1, "{:#?}", messages(&receiver));
+    let events = world.events_on("Deployment", "ithome");
+    assert!(
+        events
+            .iter()
+            .any(|(reason, component, _)| reason == "UpdateFailed" && component == "keelson"),
+        "{events:?}"
+    );
+    assert_eq!(
+        world.image("deployment/ithome", "ithome"),
+        format!("{repo}:3.4.5")
+    );
+    drop(controller);
+}
