@@ -170,7 +170,13 @@ const PULL_SECRET_FRESH: std::time::Duration = std::time::Duration::from_secs(60
 #[derive(Debug, Default)]
 pub struct PullClients {
     clients: std::sync::Mutex<HashMap<(String, String), PullClient>>,
+    /// Workloads' clients by credential scope (namespace, named secrets, service account),
+    /// with their tag-cache scope: see [`PullClients::workload_client`].
+    by_scope: std::sync::Mutex<HashMap<String, ScopedClient>>,
 }
+
+/// A workload registry client: when it was built, the client, its tag-cache scope.
+type ScopedClient = (std::time::Instant, Arc<RegistryClient>, String);
 
 #[derive(Debug, Clone)]
 struct PullClient {
@@ -184,6 +190,41 @@ impl PullClients {
         self.clients
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A workload client built within [`PULL_SECRET_FRESH`] for the same credential scope
+    /// (workloads sharing a service account and secrets share it, without reading them again).
+    pub fn workload_client(&self, scope: &str) -> Option<(Arc<RegistryClient>, String)> {
+        let mut by_scope = self
+            .by_scope
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match by_scope.get(scope) {
+            Some((read_at, client, cache_scope)) if read_at.elapsed() < PULL_SECRET_FRESH => {
+                Some((client.clone(), cache_scope.clone()))
+            }
+            Some(_) => {
+                by_scope.remove(scope);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps a workload client built for `scope`.
+    pub fn remember_workload_client(
+        &self,
+        scope: &str,
+        client: Arc<RegistryClient>,
+        cache_scope: &str,
+    ) {
+        self.by_scope
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                scope.to_string(),
+                (std::time::Instant::now(), client, cache_scope.to_string()),
+            );
     }
 }
 
