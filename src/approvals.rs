@@ -157,7 +157,13 @@ pub fn subject_label(subject: &Subject) -> String {
     )
 }
 
-fn from_config_map(cm: &ConfigMap) -> Approval {
+/// The label selector of every approval request's ConfigMap.
+pub fn selector() -> String {
+    format!("{}={},{RELEASE_LABEL}", MANAGED_LABEL.0, MANAGED_LABEL.1)
+}
+
+/// Reads an approval request back from its ConfigMap (missing fields read as empty).
+pub fn from_config_map(cm: &ConfigMap) -> Approval {
     let data = cm.data.clone().unwrap_or_default();
     let get = |key: &str| data.get(key).cloned().unwrap_or_default();
     let namespace = cm.metadata.namespace.clone().unwrap_or_default();
@@ -446,9 +452,8 @@ impl Approvals {
             Some(ns) => self.api(ns),
             None => Api::all(self.client.clone()),
         };
-        let selector = format!("{}={},{RELEASE_LABEL}", MANAGED_LABEL.0, MANAGED_LABEL.1);
         let list = api
-            .list(&ListParams::default().labels(&selector))
+            .list(&ListParams::default().labels(&selector()))
             .await
             .map_err(|e| api_error(namespace.unwrap_or("*"), &e))?;
         let mut approvals: Vec<Approval> = list.items.iter().map(from_config_map).collect();

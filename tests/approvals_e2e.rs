@@ -23,6 +23,11 @@ struct World {
 
 impl World {
     fn new(prefix: &str) -> Self {
+        Self::polling(prefix, "@every 1s")
+    }
+
+    /// The demo release asking for two approvals, polled on `schedule`.
+    fn polling(prefix: &str, schedule: &str) -> Self {
         let env = TestEnv::get();
         let registry = TestRegistry::anonymous();
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -45,7 +50,7 @@ impl World {
             "--set",
             "keel.approvals=2",
             "--set",
-            "keel.pollSchedule=@every 1s",
+            &format!("keel.pollSchedule={schedule}"),
         ]);
         Self {
             env,
@@ -275,6 +280,47 @@ fn two_voters_at_once_both_count_and_the_controller_takes_votes_over_http() {
         Some(2),
         "{approval}"
     );
+}
+
+/// Votes cast with the CLI reach the controller through its watch of the requests: the
+/// release moves at once, not at its next poll an hour later.
+#[test]
+fn cli_votes_move_the_release_under_the_controller_at_once() {
+    let world = World::polling("appr-cli-run", "@every 1h");
+    world.push("1.1.0");
+    let controller = RunningController::start(
+        &world.env,
+        &[
+            "-n",
+            &world.namespace,
+            "--leader-election-namespace",
+            &world.namespace,
+        ],
+        &[],
+    );
+    // The start-up plan opens the request.
+    let id = wait_for(
+        Duration::from_secs(20),
+        "the controller's approval request",
+        || {
+            world
+                .approvals()
+                .first()
+                .and_then(|a| a["id"].as_str().map(str::to_string))
+        },
+    );
+    world.ok(&["approve", &id, "--voter", "ana"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        world.deployed_tag(),
+        "1.0.0",
+        "one vote of two moves nothing"
+    );
+    world.ok(&["approve", &id, "--voter", "bob"]);
+    wait_for(Duration::from_secs(20), "the approved revision", || {
+        (world.deployed_tag() == "1.1.0").then_some(())
+    });
+    drop(controller);
 }
 
 fn names(receiver: &support::receiver::Receiver) -> Vec<String> {

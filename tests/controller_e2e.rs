@@ -1073,5 +1073,80 @@ fn a_failed_update_is_told_with_its_reason_and_as_a_warning_event() {
         events.lines().any(|l| l == "Warning|UpdateFailed"),
         "{events}"
     );
+    // The release keeps failing on every poll for the same reason: receivers hear it once
+    // (again only after an hour, a success or another reason).
+    std::thread::sleep(Duration::from_secs(6));
+    let failures: Vec<Value> = receiver
+        .bodies()
+        .iter()
+        .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+        .filter(|v| v["name"] == "update-failed")
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    drop(controller);
+}
+
+/// Secret GETs of `secret` in `namespace` by keelson since `mark` (audit-log lines).
+fn secret_reads(audit: &Path, mark: usize, namespace: &str, secret: &str) -> usize {
+    let text = std::fs::read_to_string(audit).unwrap_or_default();
+    text.lines()
+        .skip(mark)
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| {
+            entry["stage"] == "ResponseComplete"
+                && entry["verb"] == "get"
+                && entry["objectRef"]["resource"] == "secrets"
+                && entry["objectRef"]["namespace"] == namespace
+                && entry["objectRef"]["name"] == secret
+                && entry["userAgent"]
+                    .as_str()
+                    .is_some_and(|ua| ua.starts_with("keelson/"))
+        })
+        .count()
+}
+
+/// A release naming an `imagePullSecret`, planned every second: the Secret is read once and
+/// its registry client reused, not read again on every plan.
+#[test]
+fn a_pull_secret_is_read_once_not_on_every_plan() {
+    let world = World::new("ctl-pullsecret", "demo");
+    world.env.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        "-n",
+        &world.namespace,
+        "--docker-server=registry.invalid",
+        "--docker-username=someone",
+        "--docker-password=secret",
+    ]);
+    world.install(
+        &world.env.helm3.clone(),
+        "web",
+        &[
+            "keel.pollSchedule=@every 1s",
+            // `--set` on a list index replaces the chart's list: the whole entry.
+            "keel.images[0].repository=image.repository",
+            "keel.images[0].tag=image.tag",
+            "keel.images[0].imagePullSecret=image.pullSecret",
+            "image.pullSecret=regcred",
+        ],
+    );
+    let audit = Path::new(&support::env_var("KEELSON_TESTENV_DIR")).join("logs/audit.log");
+    let mark = std::fs::read_to_string(&audit)
+        .unwrap_or_else(|err| panic!("cannot read the audit log {}: {err}", audit.display()))
+        .lines()
+        .count();
+    let controller = world.run_controller(&[], &[]);
+    // Plans run every second; the release moves on one of them.
+    world.push("1.1.0");
+    world.wait_for_tag("web", "1.1.0", &controller);
+    std::thread::sleep(Duration::from_secs(5));
+    let reads = secret_reads(&audit, mark, &world.namespace, "regcred");
+    assert!(
+        (1..=2).contains(&reads),
+        "{reads} reads of the pull secret in about 6 s of plans every second"
+    );
     drop(controller);
 }

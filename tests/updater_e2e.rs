@@ -5,6 +5,7 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::TestEnv;
@@ -568,20 +569,10 @@ fn a_pending_helm_upgrade_makes_keelson_back_off_until_the_next_cycle() {
 /// A kubeconfig for a service account that may write Helm's Secrets but not patch
 /// Deployments, so the apiserver itself rejects keelson's apply.
 fn restricted_kubeconfig(env: &TestEnv, namespace: &str) -> PathBuf {
-    let manifest = format!(
-        r#"apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: limited
-  namespace: {namespace}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: limited
-  namespace: {namespace}
-rules:
-  - apiGroups: [""]
+    support::restricted_kubeconfig(
+        env,
+        namespace,
+        r#"  - apiGroups: [""]
     resources: ["secrets"]
     verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
   - apiGroups: ["apps"]
@@ -591,81 +582,8 @@ rules:
   - apiGroups: ["coordination.k8s.io"]
     resources: ["leases"]
     verbs: ["get", "create", "patch", "delete"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: limited
-  namespace: {namespace}
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: Role
-  name: limited
-subjects:
-  - kind: ServiceAccount
-    name: limited
-    namespace: {namespace}
-"#
-    );
-    let file = std::env::temp_dir().join(format!("keelson-rbac-{namespace}.yaml"));
-    std::fs::write(&file, manifest).expect("write RBAC manifest");
-    env.kubectl(&["apply", "-f", &file.display().to_string()]);
-    // The token controller fills in the service account's token Secret.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let secret = loop {
-        let name = env.kubectl(&[
-            "get",
-            "sa",
-            "limited",
-            "-n",
-            namespace,
-            "-o",
-            "jsonpath={.secrets[0].name}",
-        ]);
-        if !name.is_empty() {
-            break name;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no token for the service account"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
-    let token = env.kubectl(&[
-        "get",
-        "secret",
-        &secret,
-        "-n",
-        namespace,
-        "-o",
-        "jsonpath={.data.token}",
-    ]);
-    let token =
-        String::from_utf8(base64_decode(&token).expect("token is base64")).expect("token is text");
-    let admin = std::fs::read_to_string(&env.kubeconfig).expect("read kubeconfig");
-    let restricted = admin
-        .lines()
-        .map(|line| {
-            if line.trim_start().starts_with("token:") {
-                format!("    token: {token}")
-            } else if line.trim_start().starts_with("namespace:") {
-                format!("    namespace: {namespace}")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let path = std::env::temp_dir().join(format!("keelson-kubeconfig-{namespace}"));
-    std::fs::write(&path, restricted).expect("write restricted kubeconfig");
-    path
-}
-
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .ok()
+"#,
+    )
 }
 
 #[test]
@@ -735,6 +653,37 @@ fn an_apply_the_apiserver_rejects_ends_failed_and_the_release_stays_usable() {
         image_of(&env, &namespace, "app-netutils"),
         format!("{}/{repository}:1.0.0", registry.host)
     );
+
+    // The next run does not try the same move again at once (each attempt would be one more
+    // failed revision): it says when it will.
+    let again = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+            .args(["reconcile", "--once", "-n", &namespace])
+            .args(extra)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .expect("run keelson");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, stdout) = again(&[]);
+    assert!(ok, "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "the move to {}/{repository}:1.1.0 failed once (revision 2: ",
+            registry.host
+        )) && stdout.contains("next attempt at "),
+        "{stdout}"
+    );
+    assert_eq!(history(&env, &env.helm3, "app", &namespace).len(), 2);
+    // Asked to, it tries again now.
+    let (ok, stdout) = again(&["--retry-failed"]);
+    assert!(!ok && stdout.contains("revision 3 failed"), "{stdout}");
+    let revisions = history(&env, &env.helm3, "app", &namespace);
+    assert_eq!(revisions.len(), 3, "{revisions:?}");
+    assert_eq!(revisions[2]["status"], "failed", "{revisions:?}");
     // helm upgrades on top of the failed revision as usual.
     env.helm3(&["upgrade", "app", &chart, "-n", &namespace, "--reuse-values"]);
     assert_eq!(
@@ -1174,5 +1123,137 @@ fn a_chart_over_the_render_budget_fails_only_its_own_render() {
         !out.status.success()
             && stderr.contains("render budget exceeded: more than 20000000 steps"),
         "{stderr}"
+    );
+}
+
+/// `keelson check -o json -n NS` as JSON.
+fn check_json(env: &TestEnv, namespace: &str) -> Value {
+    let out = keelson(env, &["check", "-n", namespace, "-o", "json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|err| {
+        panic!(
+            "check -o json: {err}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// A chart that keeps its generated password through `lookup` (bitnami's pattern) and reads a
+/// cluster-scoped object and a list: keelson answers `lookup` from the cluster as `helm upgrade`
+/// does, so the deployed revision re-renders byte for byte and the update is a full render —
+/// the same manifest helm's own upgrade then writes. A lookup into another namespace is refused
+/// (keelson reads more than the release's owner may): patch mode, with the reason.
+#[test]
+fn lookup_is_answered_from_the_cluster_in_the_release_namespace_only() {
+    for (label, helm_of) in [
+        (
+            "helm3",
+            (|env: &TestEnv| env.helm3.clone()) as fn(&TestEnv) -> String,
+        ),
+        ("helm4", |env: &TestEnv| env.helm4.clone()),
+    ] {
+        let scenario = Scenario::new(&format!("e2e-lookup-{label}"), "lookup");
+        let env = &scenario.env;
+        let helm = helm_of(env);
+        let namespace = scenario.namespace.clone();
+        // The chart lists the namespace's ServiceAccounts: let the default one exist first.
+        support::controller::wait_for(
+            Duration::from_secs(30),
+            "the default ServiceAccount",
+            || {
+                env.run_status(&env.kubectl, &["get", "sa", "default", "-n", &namespace])
+                    .status
+                    .success()
+                    .then_some(())
+            },
+        );
+        scenario.install(&helm, "app");
+        scenario.push("1.1.0");
+
+        let plans = check_json(env, &namespace);
+        let plan = &plans[0];
+        assert_eq!(plan["mode"], "full render", "{label}: {plans}");
+        let out = reconcile(env, &namespace);
+        assert!(out.contains("revision 2 deployed"), "{label}: {out}");
+        let manifest = |revision: &str| {
+            env.run(
+                &helm,
+                &[
+                    "get",
+                    "manifest",
+                    "app",
+                    "-n",
+                    &namespace,
+                    "--revision",
+                    revision,
+                ],
+            )
+        };
+        let (first, second) = (manifest("1"), manifest("2"));
+        let password = |text: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with("password:"))
+                .map(str::to_string)
+                .unwrap_or_else(|| panic!("no password line: {text}"))
+        };
+        assert_eq!(
+            password(&first),
+            password(&second),
+            "{label}: kept through lookup"
+        );
+        assert!(
+            second.contains("accounts: \"ServiceAccount/default \""),
+            "{second}"
+        );
+        assert!(second.contains("namespace-phase: \"Active\""), "{second}");
+        assert!(second.contains(&scenario.image("1.1.0")), "{second}");
+        // helm's own upgrade with the same values (lookups included) writes the same manifest.
+        env.run(
+            &helm,
+            &[
+                "upgrade",
+                "app",
+                &scenario.chart,
+                "-n",
+                &namespace,
+                "--reuse-values",
+                "--set",
+                "image.tag=1.1.0",
+            ],
+        );
+        assert_eq!(
+            manifest("3"),
+            second,
+            "{label}: keelson's revision vs helm's upgrade"
+        );
+    }
+
+    let scenario = Scenario::new("e2e-lookup-peek", "lookup");
+    let env = &scenario.env;
+    env.run(
+        &env.helm3,
+        &[
+            "install",
+            "peek",
+            &scenario.chart,
+            "-n",
+            &scenario.namespace,
+            "--set",
+            &scenario.image_value(),
+            "--set",
+            "image.tag=1.0.0",
+            "--set",
+            "peekNamespace=default",
+        ],
+    );
+    scenario.push("1.1.0");
+    let plans = check_json(env, &scenario.namespace);
+    assert_eq!(plans[0]["mode"], "patch mode", "{plans}");
+    assert!(
+        plans[0]["mode_reason"].as_str().is_some_and(|r| r.contains(&format!(
+            "keelson answers lookup of namespaced objects only in the release's namespace \"{}\", not namespace \"default\"",
+            scenario.namespace
+        ))),
+        "{plans}"
     );
 }

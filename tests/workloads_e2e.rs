@@ -1,8 +1,9 @@
 //! Plain workloads with Keel's `keel.sh/*` labels in the real environment (apiserver 1.20 with
-//! the deployment and replicaset controllers, no kubelet, the local registry): the issue's
-//! Deployment flow, each workload kind, policies, `monitorContainers`, init containers,
-//! digest pinning, a Helm-owned Deployment going through its release, `kubectl rollout undo`
-//! sticking, and bad labels reported without stopping the others.
+//! the deployment, replicaset, statefulset and daemonset controllers, no kubelet, the local
+//! registry): the issue's Deployment flow, each workload kind, policies, `monitorContainers`,
+//! init containers, digest pinning, a Helm-owned Deployment going through its release,
+//! `kubectl rollout undo` (ReplicaSets and ControllerRevisions) sticking, and bad labels
+//! reported without stopping the others.
 
 mod support;
 
@@ -1289,4 +1290,199 @@ fn keelson_run_collects_workload_approvals_over_http_and_tells_every_step() {
             .any(|(r, _, note)| r == "Updated" && note.contains(&format!("{repo}:1.1.0"))),
         "{events:?}"
     );
+}
+
+/// A StatefulSet or DaemonSet tracked with `keel.sh/policy: all` (image `IMAGE:1.0.0`).
+fn revisioned(kind: &str, name: &str, image: &str) -> String {
+    let extra = if kind == "StatefulSet" {
+        format!("  serviceName: {name}\n  replicas: 1\n")
+    } else {
+        String::new()
+    };
+    format!(
+        r#"apiVersion: apps/v1
+kind: {kind}
+metadata:
+  name: {name}
+  labels:
+    keel.sh/policy: all
+    keel.sh/trigger: poll
+spec:
+{extra}  selector:
+    matchLabels:
+      app: {name}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+      containers:
+        - image: {image}:1.0.0
+          name: app
+"#
+    )
+}
+
+/// `(revision, image of container app)` of the ControllerRevisions in the namespace.
+fn controller_revisions(world: &World) -> Vec<(i64, String)> {
+    let list = world.get("controllerrevisions");
+    let mut revisions: Vec<(i64, String)> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|cr| {
+            let image = cr["data"]["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            (cr["revision"].as_i64().unwrap_or(0), image)
+        })
+        .collect();
+    revisions.sort();
+    revisions
+}
+
+/// The StatefulSet and DaemonSet controllers keep their history in ControllerRevisions, which
+/// `kubectl rollout undo` restores by giving the old one the next number: keelson reads that
+/// (not only its own annotation) and holds the undone tag until a strictly newer one appears.
+#[test]
+fn rollout_undo_of_stateful_and_daemon_sets_sticks() {
+    for (kind, resource) in [("StatefulSet", "statefulset"), ("DaemonSet", "daemonset")] {
+        let world = World::new(&format!("wl-undo-{resource}"));
+        let repo = world.repository("app");
+        world.push("app", "1.0.0");
+        world.apply(&revisioned(kind, "web", &repo));
+        let target = format!("{resource}/web");
+        wait_for(
+            Duration::from_secs(30),
+            "the first ControllerRevision (the test environment's controller-manager must run the \
+             statefulset and daemonset controllers: `scripts/testenv up` restarts an older one)",
+            || (controller_revisions(&world).len() == 1).then_some(()),
+        );
+        // Creation times have one-second resolution and tell a restored revision from the
+        // ones it undid.
+        std::thread::sleep(Duration::from_millis(1100));
+
+        world.push("app", "1.1.0");
+        let out = world.reconcile();
+        assert!(out.contains("patched: app:"), "{kind}: {out}");
+        assert_eq!(world.image(&target, "app"), format!("{repo}:1.1.0"));
+        let revisions = wait_for(
+            Duration::from_secs(30),
+            "the second ControllerRevision",
+            || {
+                let revisions = controller_revisions(&world);
+                (revisions.len() == 2).then_some(revisions)
+            },
+        );
+        assert_eq!(
+            revisions,
+            vec![(1, format!("{repo}:1.0.0")), (2, format!("{repo}:1.1.0"))],
+            "{kind}"
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+
+        world
+            .env
+            .kubectl(&["rollout", "undo", &target, "-n", &world.namespace]);
+        assert_eq!(world.image(&target, "app"), format!("{repo}:1.0.0"));
+        // The controller renumbers the restored revision: 1.0.0 is now revision 3.
+        wait_for(Duration::from_secs(30), "the undo's revision", || {
+            let revisions = controller_revisions(&world);
+            revisions
+                .iter()
+                .any(|(number, image)| *number == 3 && *image == format!("{repo}:1.0.0"))
+                .then_some(())
+        });
+        let out = world.reconcile();
+        assert!(
+            out.contains("held back")
+                && out.contains("1.1.0 was undone")
+                && out
+                    .contains("ControllerRevision 3 restored an older template over revisions [2]"),
+            "{kind}: {out}"
+        );
+        assert_eq!(world.image(&target, "app"), format!("{repo}:1.0.0"));
+
+        world.push("app", "1.2.0");
+        let out = world.reconcile();
+        assert!(out.contains("patched"), "{kind}: {out}");
+        assert_eq!(world.image(&target, "app"), format!("{repo}:1.2.0"));
+    }
+}
+
+/// A workload whose patch the apiserver refuses under `keelson run`: receivers get one
+/// "update failed" message with the apiserver's reason (not one per poll), and the Deployment a
+/// Warning Event.
+#[test]
+fn keelson_run_tells_a_refused_workload_patch_once_with_the_reason() {
+    let world = World::new("wl-fail-run");
+    let repo = world.repository("netutils");
+    world.push("netutils", "3.4.5");
+    world.apply(&ithome(&repo));
+    // Everything `keelson run -n NS` reads and writes, but no patch of Deployments.
+    let kubeconfig = support::restricted_kubeconfig(
+        &world.env,
+        &world.namespace,
+        r#"  - apiGroups: [""]
+    resources: ["secrets", "configmaps", "serviceaccounts"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["apps"]
+    resources: ["deployments", "replicasets", "statefulsets", "daemonsets", "controllerrevisions"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["batch"]
+    resources: ["cronjobs"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["coordination.k8s.io"]
+    resources: ["leases"]
+    verbs: ["get", "create", "update", "patch"]
+  - apiGroups: ["events.k8s.io"]
+    resources: ["events"]
+    verbs: ["create", "patch"]
+"#,
+    );
+    let receiver = support::receiver::Receiver::start(200, false);
+    let url = receiver.url();
+    let controller = support::controller::RunningController::start_with_kubeconfig(
+        &kubeconfig.display().to_string(),
+        &[
+            "-n",
+            &world.namespace,
+            "--leader-election-namespace",
+            &world.namespace,
+            "--default-schedule",
+            "@every 1s",
+        ],
+        &[("KEELSON_NOTIFY_WEBHOOK_URL", url.as_str())],
+    );
+    world.push("netutils", "4.5.6");
+    let failed = wait_for(Duration::from_secs(30), "the failure message", || {
+        messages(&receiver)
+            .into_iter()
+            .find(|m| m["name"] == "update-failed")
+    });
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("forbidden") && reason.contains("403"),
+        "the apiserver's message and code: {failed}"
+    );
+    // Polls go on every second and fail alike: told once.
+    std::thread::sleep(Duration::from_secs(5));
+    let failures = messages(&receiver)
+        .into_iter()
+        .filter(|m| m["name"] == "update-failed")
+        .count();
+    assert_eq!(failures, 1, "{:#?}", messages(&receiver));
+    let events = world.events_on("Deployment", "ithome");
+    assert!(
+        events
+            .iter()
+            .any(|(reason, component, _)| reason == "UpdateFailed" && component == "keelson"),
+        "{events:?}"
+    );
+    assert_eq!(
+        world.image("deployment/ithome", "ithome"),
+        format!("{repo}:3.4.5")
+    );
+    drop(controller);
 }

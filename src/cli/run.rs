@@ -261,6 +261,7 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
         config: UpdaterConfig {
             history_max: args.history_max,
             dry_run: false,
+            retry_failed: false,
             run_hooks: args.run_hooks,
             hook_timeout: Duration::from_secs(args.hook_timeout),
             render_timeout: Duration::from_secs(args.render_timeout.max(1)),
@@ -272,6 +273,7 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
         },
         capabilities: Default::default(),
         subcharts,
+        pull_clients: Default::default(),
     };
 
     let metrics = Arc::new(Metrics::default());
@@ -339,13 +341,19 @@ pub async fn run(args: RunArgs, cluster: &ClusterArgs) -> anyhow::Result<ExitCod
                 });
             let workloads = controller_workloads::watch(
                 client.clone(),
-                namespace,
+                namespace.clone(),
                 workload_store.clone(),
+                workload_tx.clone(),
+            );
+            let votes = crate::controller::votes::watch(
+                client.clone(),
+                namespace,
+                changed_tx.clone(),
                 workload_tx.clone(),
             );
             tokio::spawn(async move {
                 let _guard = guard;
-                futures::join!(records, workloads);
+                futures::join!(records, workloads, votes);
             })
         }
     };

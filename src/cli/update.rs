@@ -77,6 +77,10 @@ pub struct ReconcileArgs {
     /// How long each hook Job or Pod may run when --run-hooks is set, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub hook_timeout: u64,
+    /// Try moves that just failed again now. Otherwise a move that ended in failed revisions
+    /// waits 1, 2, 4 … 60 minutes (or for a newer tag) before the next attempt.
+    #[arg(long)]
+    pub retry_failed: bool,
 }
 
 async fn updater(
@@ -114,6 +118,7 @@ async fn updater(
             config,
             capabilities: Default::default(),
             subcharts,
+            pull_clients: Default::default(),
         },
         namespace,
     ))
@@ -379,6 +384,7 @@ pub async fn reconcile(args: ReconcileArgs, cluster: &ClusterArgs) -> anyhow::Re
         dry_run: false,
         run_hooks: args.run_hooks,
         hook_timeout: std::time::Duration::from_secs(args.hook_timeout),
+        retry_failed: args.retry_failed,
         ..UpdaterConfig::default()
     };
     let (mut updater, namespace) = updater(&args.scope, cluster, config).await?;

@@ -9,6 +9,8 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod releases;
+mod told;
+pub mod votes;
 pub mod webhooks;
 pub mod workloads;
 
@@ -121,9 +123,9 @@ pub struct Controller {
     pub leader_lease: Option<(kube::Api<k8s_openapi::api::coordination::v1::Lease>, String)>,
     /// Chat/webhook notifications and Kubernetes Events.
     notifier: crate::notify::Notifier,
-    /// (release or workload, target) pairs already announced as planned: said once, however
-    /// often it is planned while it waits (for approvals, say).
-    announced: Mutex<HashSet<(Item, String)>>,
+    /// What chat receivers were last told per release or workload (planned targets, repeated
+    /// failures), so each is said once.
+    told: Mutex<told::Told<Item>>,
     /// Each release's latest plan (targets, or why held), for the dashboard.
     pub last_plans: Mutex<HashMap<ReleaseKey, Vec<crate::updater::ImagePlan>>>,
 }
@@ -195,7 +197,7 @@ impl Controller {
             leader_lease,
             notifier,
             last_plans: Mutex::new(HashMap::new()),
-            announced: Mutex::new(HashSet::new()),
+            told: Mutex::new(told::Told::default()),
         })
     }
 
@@ -262,6 +264,7 @@ impl Controller {
                 }
             }
         }
+        self.forget_untracked();
         let mut schedules = lock(&self.schedules);
         schedules.repos.retain(|key, _| wanted.contains_key(key));
         for (key, schedule) in wanted {
@@ -281,6 +284,24 @@ impl Controller {
                 state.schedule = schedule;
             }
         }
+    }
+
+    /// Drops what is remembered about releases and workloads the watches no longer track, so
+    /// a long-running controller's memory follows what it tracks, not what it ever saw.
+    fn forget_untracked(&self) {
+        let releases: HashSet<ReleaseKey> = self
+            .releases
+            .tracked()
+            .iter()
+            .map(|r| (r.namespace.clone(), r.name.clone()))
+            .collect();
+        let workloads: HashSet<WorkloadKey> =
+            self.workloads.tracked().iter().map(|w| w.key()).collect();
+        lock(&self.told).retain(|item| match item {
+            Item::Release(key) => releases.contains(key),
+            Item::Workload(key) => workloads.contains(key),
+        });
+        lock(&self.last_plans).retain(|key, _| releases.contains(key));
     }
 
     /// The scheduler: wakes at the earliest due repository or when something changed, and
@@ -611,6 +632,17 @@ impl Controller {
         outcome: &crate::updater::ReleaseOutcome,
     ) {
         self.announce_planned(release, outcome);
+        let item = Item::Release((outcome.namespace.clone(), outcome.release.clone()));
+        match &outcome.outcome {
+            Outcome::Updated { .. } => lock(&self.told).succeeded(&item),
+            Outcome::Failed { reason, .. }
+                if !lock(&self.told).failed(&item, reason, Instant::now()) =>
+            {
+                debug!(release = %outcome.release, namespace = %outcome.namespace, "failed again for the same reason; not told again");
+                return;
+            }
+            _ => {}
+        }
         let approval = outcome.plans.iter().find_map(|p| p.approval_event);
         let (kind, revision, reason) = match (&outcome.outcome, approval) {
             (Outcome::Updated { revision, .. }, _) => {
@@ -717,15 +749,22 @@ impl Controller {
                 .map(|(_, t)| t.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            if lock(&self.announced).insert((Item::Workload(outcome.key.clone()), target)) {
+            if lock(&self.told).planned(&Item::Workload(outcome.key.clone()), &target) {
                 kinds.push((notify::Kind::UpdatePlanned, None));
             }
         }
+        let item = Item::Workload(outcome.key.clone());
         match (&outcome.result, approval) {
-            (WorkloadResult::Updated { .. }, _) => kinds.push((notify::Kind::UpdateApplied, None)),
-            (WorkloadResult::Failed { reason }, _) => {
+            (WorkloadResult::Updated { .. }, _) => {
+                lock(&self.told).succeeded(&item);
+                kinds.push((notify::Kind::UpdateApplied, None))
+            }
+            (WorkloadResult::Failed { reason }, _)
+                if lock(&self.told).failed(&item, reason, Instant::now()) =>
+            {
                 kinds.push((notify::Kind::UpdateFailed, Some(reason.clone())))
             }
+            (WorkloadResult::Failed { .. }, _) => {}
             (_, Some("approval-requested")) => {
                 kinds.push((notify::Kind::ApprovalRequested, held_reason()))
             }
@@ -1087,7 +1126,7 @@ impl Controller {
             .map(|(_, t)| t.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        if !lock(&self.announced).insert((key, target)) {
+        if !lock(&self.told).planned(&key, &target) {
             return;
         }
         self.notifier.send(notify::Notification {

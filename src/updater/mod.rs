@@ -2,8 +2,10 @@
 //! Helm revision — changed values, re-rendered (or patched) manifest, resources applied, record
 //! `pending-upgrade` → `deployed` — so `helm history` shows it and `helm rollback` undoes it.
 
+pub mod backoff;
 pub mod diff;
 pub mod holder;
+mod lookup;
 pub mod patch_mode;
 pub mod plan;
 pub mod render;

@@ -2,14 +2,18 @@
 //! config with the cluster's capabilities, and only when that reproduces the stored manifest
 //! byte for byte, render the new revision the same way. Subcharts, which Helm does not store,
 //! come from `subcharts` (fetched at the locked versions); anything else (a subchart that
-//! cannot be fetched or differs, `lookup`, a template feature the renderer lacks) falls back
-//! to patch mode, with the reason.
+//! cannot be fetched or differs, a `lookup` keelson does not answer, a template feature the
+//! renderer lacks) falls back to patch mode, with the reason. `lookup` is answered from the
+//! cluster as `helm upgrade` answers it (`super::lookup`).
+
+use std::sync::Arc;
 
 use kube::Client;
 use serde_json::{Map, Value};
 use tracing::debug;
 
 use crate::render::chart::Chart;
+use crate::render::engine::Lookup;
 use crate::render::release::{
     HelmFlavor, RenderSettings, RenderedRelease, render_from_record_with_subcharts,
 };
@@ -70,6 +74,7 @@ fn settings(
     revision: i64,
     capabilities: &ClusterCapabilities,
     time_limit: std::time::Duration,
+    lookup: Option<Arc<dyn Lookup>>,
 ) -> RenderSettings {
     RenderSettings {
         release_name: deployed.release.name().to_string(),
@@ -82,7 +87,7 @@ fn settings(
             Writer::Helm3 => HelmFlavor::Helm3,
             Writer::Helm4 => HelmFlavor::Helm4,
         },
-        lookup: None,
+        lookup,
         skip_schema_validation: false,
         budget: gotemplate::RenderBudget {
             time_limit,
@@ -95,9 +100,7 @@ fn render(
     deployed: &StoredRelease,
     config: &Map<String, Value>,
     revision: i64,
-    capabilities: &ClusterCapabilities,
-    time_limit: std::time::Duration,
-    subcharts: &[Chart],
+    render: &RenderInputs<'_>,
 ) -> Result<RenderedRelease, String> {
     let chart = deployed
         .release
@@ -106,12 +109,23 @@ fn render(
         .ok_or_else(|| "the release record holds no chart".to_string())?;
     let chart = serde_json::to_value(chart)
         .map_err(|err| format!("the record's chart cannot be read: {err}"))?;
-    let settings = settings(deployed, revision, capabilities, time_limit);
-    render_from_record_with_subcharts(&chart, &Value::Object(config.clone()), &settings, subcharts)
-        .map_err(|err| {
-            debug!(release = %deployed.release.name(), error = %err, "render failed");
-            err.to_string()
-        })
+    let settings = settings(
+        deployed,
+        revision,
+        render.capabilities,
+        render.time_limit,
+        render.lookup.clone(),
+    );
+    render_from_record_with_subcharts(
+        &chart,
+        &Value::Object(config.clone()),
+        &settings,
+        render.subcharts,
+    )
+    .map_err(|err| {
+        debug!(release = %deployed.release.name(), error = %err, "render failed");
+        err.to_string()
+    })
 }
 
 /// Where two renderings of a manifest first differ, for the patch-mode reason.
@@ -148,6 +162,16 @@ fn first_difference(stored: &str, rendered: &str) -> String {
     }
 }
 
+/// What both renders of one update share.
+pub struct RenderInputs<'a> {
+    pub capabilities: &'a ClusterCapabilities,
+    /// For each of the two renders.
+    pub time_limit: std::time::Duration,
+    pub subcharts: &'a [Chart],
+    /// Answers `lookup` (from the cluster, as `helm upgrade`); `None` renders offline.
+    pub lookup: Option<Arc<dyn Lookup>>,
+}
+
 /// Renders the new revision (`revision`, with `config`) when the deployed revision re-renders
 /// byte-identically (manifest and every hook) with `subcharts`; `Err` is why patch mode is
 /// used instead. Each of the two renders may take half of `time_limit`, so the thread ends by
@@ -159,8 +183,14 @@ pub fn full_render(
     capabilities: &ClusterCapabilities,
     time_limit: std::time::Duration,
     subcharts: &[Chart],
+    lookup: Option<Arc<dyn Lookup>>,
 ) -> Result<FullRender, String> {
-    let time_limit = time_limit / 2;
+    let inputs = RenderInputs {
+        capabilities,
+        time_limit: time_limit / 2,
+        subcharts,
+        lookup,
+    };
     let with_subcharts = if subcharts.is_empty() {
         ""
     } else {
@@ -172,9 +202,7 @@ pub fn full_render(
         deployed,
         &deployed.release.config(),
         deployed.release.version(),
-        capabilities,
-        time_limit,
-        subcharts,
+        &inputs,
     )
     .map_err(|err| {
         format!(
@@ -205,15 +233,8 @@ pub fn full_render(
             deployed.release.version()
         ));
     }
-    let next = render(
-        deployed,
-        config,
-        revision,
-        capabilities,
-        time_limit,
-        subcharts,
-    )
-    .map_err(|err| format!("rendering the new revision failed: {err}"))?;
+    let next = render(deployed, config, revision, &inputs)
+        .map_err(|err| format!("rendering the new revision failed: {err}"))?;
     if next.hooks.len() != stored_hooks.len() {
         return Err("the new revision has a different set of hooks".to_string());
     }

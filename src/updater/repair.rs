@@ -12,6 +12,11 @@ use tracing::{info, warn};
 use crate::apply::{ApplyMethod, ReleaseTarget};
 use crate::storage::{DriverError, Status, StorageError, StoredRelease, fit_description};
 
+/// Begins the description of a revision crash repair marked failed: its writer died, the move
+/// itself did not fail (the backoff after failed moves does not count it). A prefix, since
+/// descriptions are cut to fit.
+pub(super) const INTERRUPTED: &str = "keelson: interrupted";
+
 use super::holder::{self, Holder, HolderState};
 use super::plan::error_chain;
 use super::write::{Outcome, Updater};
@@ -306,7 +311,7 @@ impl Updater {
                             pending,
                             false,
                             &fit_description(&format!(
-                                "keelson: interrupted before the apply finished ({why}); put back and marked failed at restart"
+                                "{INTERRUPTED} before the apply finished ({why}); put back and marked failed at restart"
                             )),
                         )
                         .await
@@ -319,7 +324,7 @@ impl Updater {
                     pending,
                     false,
                     &fit_description(&format!(
-                        "keelson: interrupted; the manifest cannot be read ({why}); marked failed at restart"
+                        "{INTERRUPTED}; the manifest cannot be read ({why}); marked failed at restart"
                     )),
                 )
                 .await

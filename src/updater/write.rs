@@ -39,6 +39,9 @@ pub struct UpdaterConfig {
     pub history_max: usize,
     /// Plan only; write nothing (`keelson check`).
     pub dry_run: bool,
+    /// Try a move again at once even though it just failed (`reconcile --once --retry-failed`);
+    /// otherwise failed moves wait ([`super::backoff`]).
+    pub retry_failed: bool,
     /// How long one release's render may take before that release fails this cycle.
     pub render_timeout: std::time::Duration,
     /// Who writes: named on every pending record so crash repair leaves a live writer's
@@ -53,6 +56,7 @@ impl Default for UpdaterConfig {
             hook_timeout: std::time::Duration::from_secs(300),
             history_max: crate::storage::DEFAULT_HISTORY_MAX,
             dry_run: false,
+            retry_failed: false,
             render_timeout: std::time::Duration::from_secs(60),
             holder: None,
         }
@@ -151,6 +155,77 @@ pub struct Updater {
     pub capabilities: tokio::sync::OnceCell<ClusterCapabilities>,
     /// Fetches (and caches) the subcharts of charts with dependencies for a full render.
     pub subcharts: crate::subcharts::SubchartFetcher,
+    /// Registry clients built from pull secrets, reused while the Secret is unchanged.
+    pub pull_clients: PullClients,
+}
+
+/// How long a pull secret read counts as current: within it, plans reuse the client without
+/// reading the Secret again (a rotated secret is picked up within this time).
+const PULL_SECRET_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Registry clients built from pull secrets, by (namespace, Secret): reusing one keeps its
+/// connections and bearer tokens, and saves a Secret read per plan of every release that names
+/// it. Refreshed after [`PULL_SECRET_FRESH`]; rebuilt only when the Secret's resourceVersion
+/// changed. Failed reads are not kept.
+#[derive(Debug, Default)]
+pub struct PullClients {
+    clients: std::sync::Mutex<HashMap<(String, String), PullClient>>,
+    /// Workloads' clients by credential scope (namespace, named secrets, service account),
+    /// with their tag-cache scope: see [`PullClients::workload_client`].
+    by_scope: std::sync::Mutex<HashMap<String, ScopedClient>>,
+}
+
+/// A workload registry client: when it was built, the client, its tag-cache scope.
+type ScopedClient = (std::time::Instant, Arc<RegistryClient>, String);
+
+#[derive(Debug, Clone)]
+struct PullClient {
+    read_at: std::time::Instant,
+    resource_version: Option<String>,
+    client: Arc<RegistryClient>,
+}
+
+impl PullClients {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), PullClient>> {
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A workload client built within [`PULL_SECRET_FRESH`] for the same credential scope
+    /// (workloads sharing a service account and secrets share it, without reading them again).
+    pub fn workload_client(&self, scope: &str) -> Option<(Arc<RegistryClient>, String)> {
+        let mut by_scope = self
+            .by_scope
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match by_scope.get(scope) {
+            Some((read_at, client, cache_scope)) if read_at.elapsed() < PULL_SECRET_FRESH => {
+                Some((client.clone(), cache_scope.clone()))
+            }
+            Some(_) => {
+                by_scope.remove(scope);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps a workload client built for `scope`.
+    pub fn remember_workload_client(
+        &self,
+        scope: &str,
+        client: Arc<RegistryClient>,
+        cache_scope: &str,
+    ) {
+        self.by_scope
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                scope.to_string(),
+                (std::time::Instant::now(), client, cache_scope.to_string()),
+            );
+    }
 }
 
 impl Updater {
@@ -327,6 +402,32 @@ impl Updater {
         let changes: Vec<&ImagePlan> = plans.iter().filter(|p| p.target.is_some()).collect();
         if changes.is_empty() {
             return (plans, Attempt::Done(Outcome::UpToDate));
+        }
+        if !self.config.retry_failed {
+            let value_changes: Vec<&ValueChange> =
+                changes.iter().flat_map(|p| p.changes.iter()).collect();
+            if let Some(failed) = super::backoff::failed_attempts(&history, &value_changes)
+                && failed.retry_at > jiff::Timestamp::now()
+            {
+                let times = if failed.failures == 1 {
+                    "once".to_string()
+                } else {
+                    format!("{} times", failed.failures)
+                };
+                for plan in plans.iter_mut().filter(|p| p.target.is_some()) {
+                    let target = plan.target.take().unwrap_or_default();
+                    plan.reason = Some(format!(
+                        "the move to {target} failed {times} (revision {}: {}); next attempt at {}, sooner on a newer tag or with reconcile --once --retry-failed",
+                        failed.revision,
+                        failed.description,
+                        failed
+                            .retry_at
+                            .round(jiff::Unit::Second)
+                            .unwrap_or(failed.retry_at)
+                    ));
+                }
+                return (plans, Attempt::Done(Outcome::UpToDate));
+            }
         }
         let prepared = self.prepare_revision(&history, &changes).await;
         let mode = prepared.as_ref().ok().map(|p| p.mode);
@@ -749,6 +850,11 @@ impl Updater {
             let (deployed, config, capabilities) =
                 (deployed.clone(), config.clone(), capabilities.clone());
             let limit = self.config.render_timeout;
+            let lookup: Arc<dyn crate::render::engine::Lookup> =
+                Arc::new(super::lookup::ClusterLookup::new(
+                    self.client.clone(),
+                    deployed.release.namespace(),
+                ));
             tokio::task::spawn_blocking(move || {
                 full_render(
                     &deployed,
@@ -757,6 +863,7 @@ impl Updater {
                     &capabilities,
                     limit,
                     &subcharts,
+                    Some(lookup),
                 )
             })
         };
@@ -832,29 +939,72 @@ impl Updater {
             if clients.contains_key(secret) {
                 continue;
             }
+            let key = (namespace.to_string(), secret.clone());
+            let known = self.pull_clients.lock().get(&key).cloned();
+            if let Some(known) = &known
+                && known.read_at.elapsed() < PULL_SECRET_FRESH
+            {
+                clients.insert(secret.clone(), Ok(known.client.clone()));
+                continue;
+            }
             let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
                 kube::Api::namespaced(self.client.clone(), namespace);
-            let client = match api.get(secret).await {
-                Err(err) => Err(format!(
-                    "cannot read pull secret {namespace}/{secret}: {}",
-                    error_chain(&err)
-                )),
-                Ok(object) => match Credentials::from_secret(&object) {
-                    Err(err) => Err(format!("pull secret {namespace}/{secret}: {err}")),
-                    Ok(credentials) => {
-                        let mut config = self.registry_config.clone();
-                        let mut merged = credentials;
-                        merged.merge(config.credentials.clone());
-                        config.credentials = merged;
-                        RegistryClient::new(config).map(Arc::new).map_err(|err| {
-                            format!("pull secret {namespace}/{secret}: {}", error_chain(&err))
-                        })
-                    }
-                },
+            let object = match api.get(secret).await {
+                Ok(object) => object,
+                Err(err) => {
+                    self.pull_clients.lock().remove(&key);
+                    clients.insert(
+                        secret.clone(),
+                        Err(format!(
+                            "cannot read pull secret {namespace}/{secret}: {}",
+                            error_chain(&err)
+                        )),
+                    );
+                    continue;
+                }
             };
+            let resource_version = object.metadata.resource_version.clone();
+            let client = match known {
+                Some(known) if known.resource_version == resource_version => Ok(known.client),
+                _ => self.pull_secret_client(namespace, secret, &object),
+            };
+            match &client {
+                Ok(client) => {
+                    self.pull_clients.lock().insert(
+                        key,
+                        PullClient {
+                            read_at: std::time::Instant::now(),
+                            resource_version,
+                            client: client.clone(),
+                        },
+                    );
+                }
+                Err(_) => {
+                    self.pull_clients.lock().remove(&key);
+                }
+            }
             clients.insert(secret.clone(), client);
         }
         clients
+    }
+
+    /// A registry client with the credentials of pull secret `object` on top of the default
+    /// ones.
+    fn pull_secret_client(
+        &self,
+        namespace: &str,
+        secret: &str,
+        object: &k8s_openapi::api::core::v1::Secret,
+    ) -> Result<Arc<RegistryClient>, String> {
+        let credentials = Credentials::from_secret(object)
+            .map_err(|err| format!("pull secret {namespace}/{secret}: {err}"))?;
+        let mut config = self.registry_config.clone();
+        let mut merged = credentials;
+        merged.merge(config.credentials.clone());
+        config.credentials = merged;
+        RegistryClient::new(config)
+            .map(Arc::new)
+            .map_err(|err| format!("pull secret {namespace}/{secret}: {}", error_chain(&err)))
     }
 
     /// Ends a pending record: deployed (the previous deployed revision superseded) or failed.

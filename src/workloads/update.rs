@@ -163,6 +163,23 @@ pub async fn registry_for(
     updater: &Updater,
     workload: &Workload,
 ) -> Result<(Arc<RegistryClient>, String), String> {
+    // Workloads sharing a service account and pull secrets share one client for a minute:
+    // neither the account nor the Secrets are read again for each of them.
+    let credential_scope = secret_scope(workload);
+    if let Some(found) = updater.pull_clients.workload_client(&credential_scope) {
+        return Ok(found);
+    }
+    let found = build_registry_for(updater, workload).await?;
+    updater
+        .pull_clients
+        .remember_workload_client(&credential_scope, found.0.clone(), &found.1);
+    Ok(found)
+}
+
+async fn build_registry_for(
+    updater: &Updater,
+    workload: &Workload,
+) -> Result<(Arc<RegistryClient>, String), String> {
     let namespace = &workload.namespace;
     let mut names = named_secrets(workload);
     let accounts: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =

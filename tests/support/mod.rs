@@ -171,3 +171,94 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A kubeconfig (written to a temporary file) for a new service account `limited` in
+/// `namespace` whose Role has exactly `rules` (YAML list items, indented by two spaces), so a
+/// test can make the apiserver itself refuse some of keelson's requests.
+pub fn restricted_kubeconfig(env: &TestEnv, namespace: &str, rules: &str) -> PathBuf {
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: limited
+  namespace: {namespace}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: limited
+  namespace: {namespace}
+rules:
+{rules}---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: limited
+  namespace: {namespace}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: limited
+subjects:
+  - kind: ServiceAccount
+    name: limited
+    namespace: {namespace}
+"#
+    );
+    let file = std::env::temp_dir().join(format!("keelson-rbac-{namespace}.yaml"));
+    std::fs::write(&file, manifest).expect("write RBAC manifest");
+    env.kubectl(&["apply", "-f", &file.display().to_string()]);
+    // The token controller fills in the service account's token Secret.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let secret = loop {
+        let name = env.kubectl(&[
+            "get",
+            "sa",
+            "limited",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.secrets[0].name}",
+        ]);
+        if !name.is_empty() {
+            break name;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no token for the service account"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let token = env.kubectl(&[
+        "get",
+        "secret",
+        &secret,
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.data.token}",
+    ]);
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_else(|| panic!("the token of service account limited is not base64 text"));
+    let admin = std::fs::read_to_string(&env.kubeconfig).expect("read kubeconfig");
+    let restricted = admin
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("token:") {
+                format!("    token: {token}")
+            } else if line.trim_start().starts_with("namespace:") {
+                format!("    namespace: {namespace}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = std::env::temp_dir().join(format!("keelson-kubeconfig-{namespace}"));
+    std::fs::write(&path, restricted).expect("write restricted kubeconfig");
+    path
+}
