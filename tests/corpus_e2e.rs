@@ -1,0 +1,1014 @@
+//! Proof on the shared chart corpus (issue 14 §3): every chart of `KEELSON_SHARED_CHARTS` that
+//! installs on the test environment's Kubernetes 1.20 is installed by helm 3 and by helm 4 with a
+//! `keel:` block tracking its main image (pushed to the local registry), keelson moves it to a
+//! newer tag (`reconcile --once`), and the result is compared with a twin release that helm itself
+//! upgraded with `--reuse-values --set <tag path>=<new tag>`: `helm get manifest` and
+//! `helm get values` (YAML and JSON) must be identical once release names and namespaces are
+//! normalised. Charts with dependencies are installed from copies whose dependencies come from the
+//! environment's two chart repositories (static HTTP and OCI), so keelson can fetch them.
+//!
+//! The per-chart table is printed and written to `target/corpus-proof.md` (docs/corpus-proof.md
+//! is its committed copy with the analysis).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::TestEnv;
+use support::registry::TestRegistry;
+
+const OLD_TAG: &str = "1.0.0";
+const NEW_TAG: &str = "1.1.0";
+/// Charts run concurrently with this bound: the machine has 2 cores shared with other tests.
+const PARALLEL_CHARTS: usize = 3;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Repo {
+    Http,
+    Oci,
+}
+
+/// How one corpus chart is installed on Kubernetes 1.20 and where its main image lives.
+struct ChartCase {
+    name: &'static str,
+    /// Values (JSON) that switch off what 1.20 or the test environment lacks.
+    values: &'static str,
+    /// Extra helm flags for install and upgrade.
+    flags: &'static [&'static str],
+    /// Why the values and flags are there (goes into the report).
+    why: &'static str,
+    /// Registry value paths tried in order (the last one is set to the local registry); empty
+    /// when the chart has none and the registry goes into the repository value.
+    registry: &'static [&'static str],
+    repository: &'static str,
+    tag: &'static str,
+    digest: Option<&'static str>,
+    /// Dependencies served from the local chart repositories: (name in Chart.yaml, vendored
+    /// directory under charts/, repository kind).
+    deps: &'static [(&'static str, &'static str, Repo)],
+}
+
+const BITNAMI_WHY: &str = "global.security.allowInsecureImages (bitnami charts refuse non-bitnami images); \
+PodDisruptionBudgets off (common renders policy/v1, which 1.20 does not serve); \
+passwords pinned (otherwise each install generates its own)";
+
+const CASES: &[ChartCase] = &[
+    ChartCase {
+        name: "argo-rollouts",
+        values: r#"{"installCRDs": false}"#,
+        flags: &[],
+        why: "installCRDs=false: its CRDs use x-kubernetes-validations, unknown to 1.20",
+        registry: &["controller.image.registry"],
+        repository: "controller.image.repository",
+        tag: "controller.image.tag",
+        digest: None,
+        deps: &[],
+    },
+    ChartCase {
+        name: "external-dns",
+        values: "{}",
+        flags: &[],
+        why: "-",
+        registry: &[],
+        repository: "image.repository",
+        tag: "image.tag",
+        digest: None,
+        deps: &[],
+    },
+    ChartCase {
+        name: "harbor",
+        values: "{}",
+        flags: &[],
+        why: "-",
+        registry: &[],
+        repository: "core.image.repository",
+        tag: "core.image.tag",
+        digest: None,
+        deps: &[],
+    },
+    ChartCase {
+        name: "keel",
+        values: "{}",
+        flags: &[],
+        why: "-",
+        registry: &[],
+        repository: "image.repository",
+        tag: "image.tag",
+        digest: None,
+        deps: &[],
+    },
+    ChartCase {
+        name: "metrics-server",
+        values: "{}",
+        flags: &[],
+        why: "-",
+        registry: &[],
+        repository: "image.repository",
+        tag: "image.tag",
+        digest: None,
+        deps: &[],
+    },
+    ChartCase {
+        name: "mongodb",
+        values: r#"{"global": {"security": {"allowInsecureImages": true}},
+            "pdb": {"create": false},
+            "auth": {"rootPassword": "corpus-root"}}"#,
+        flags: &[],
+        why: BITNAMI_WHY,
+        registry: &["global.imageRegistry", "image.registry"],
+        repository: "image.repository",
+        tag: "image.tag",
+        digest: Some("image.digest"),
+        deps: &[("common", "common", Repo::Oci)],
+    },
+    ChartCase {
+        name: "nginx",
+        values: r#"{"global": {"security": {"allowInsecureImages": true}},
+            "pdb": {"create": false}}"#,
+        flags: &[],
+        why: BITNAMI_WHY,
+        registry: &["global.imageRegistry", "image.registry"],
+        repository: "image.repository",
+        tag: "image.tag",
+        digest: Some("image.digest"),
+        deps: &[("common", "common", Repo::Http)],
+    },
+    ChartCase {
+        name: "postgresql",
+        values: r#"{"global": {"security": {"allowInsecureImages": true}},
+            "primary": {"pdb": {"create": false}},
+            "readReplicas": {"pdb": {"create": false}},
+            "auth": {"postgresPassword": "corpus-postgres"}}"#,
+        flags: &[],
+        why: BITNAMI_WHY,
+        registry: &["global.imageRegistry", "image.registry"],
+        repository: "image.repository",
+        tag: "image.tag",
+        digest: Some("image.digest"),
+        deps: &[("common", "common", Repo::Http)],
+    },
+    ChartCase {
+        name: "redis",
+        values: r#"{"global": {"security": {"allowInsecureImages": true}},
+            "master": {"pdb": {"create": false}},
+            "replica": {"pdb": {"create": false}},
+            "sentinel": {"pdb": {"create": false}},
+            "auth": {"password": "corpus-redis"}}"#,
+        flags: &[],
+        why: BITNAMI_WHY,
+        registry: &["global.imageRegistry", "image.registry"],
+        repository: "image.repository",
+        tag: "image.tag",
+        digest: Some("image.digest"),
+        deps: &[("common", "common", Repo::Oci)],
+    },
+    ChartCase {
+        name: "sealed-secrets",
+        values: "{}",
+        flags: &[],
+        why: "-",
+        registry: &["image.registry"],
+        repository: "image.repository",
+        tag: "image.tag",
+        digest: None,
+        deps: &[],
+    },
+    ChartCase {
+        name: "starter",
+        values: "{}",
+        flags: &[],
+        why: "-",
+        registry: &[],
+        repository: "image.repository",
+        tag: "image.tag",
+        digest: None,
+        deps: &[],
+    },
+    ChartCase {
+        name: "vault",
+        values: "{}",
+        flags: &[],
+        why: "-",
+        registry: &[],
+        repository: "server.image.repository",
+        tag: "server.image.tag",
+        digest: None,
+        deps: &[],
+    },
+    ChartCase {
+        name: "velero",
+        values: r#"{"upgradeCRDs": false}"#,
+        flags: &[],
+        why: "upgradeCRDs=false: its pre-install hook Job never completes without a kubelet",
+        registry: &[],
+        repository: "image.repository",
+        tag: "image.tag",
+        digest: None,
+        deps: &[],
+    },
+    ChartCase {
+        name: "wordpress",
+        values: r#"{"global": {"security": {"allowInsecureImages": true}},
+            "pdb": {"create": false},
+            "wordpressPassword": "corpus-wordpress",
+            "mariadb": {"primary": {"pdb": {"create": false}},
+                        "auth": {"rootPassword": "corpus-root", "password": "corpus-db"}}}"#,
+        flags: &[],
+        why: BITNAMI_WHY,
+        registry: &["global.imageRegistry", "image.registry"],
+        repository: "image.repository",
+        tag: "image.tag",
+        digest: Some("image.digest"),
+        deps: &[
+            ("common", "common", Repo::Http),
+            ("mariadb", "mariadb", Repo::Http),
+            ("memcached", "memcached", Repo::Oci),
+        ],
+    },
+];
+
+/// Charts whose `kubeVersion` excludes 1.20: helm refuses them before touching the cluster, and
+/// `helm install` has no way to claim another cluster version.
+const REFUSED_BY_KUBE_VERSION: &[&str] = &["argo-cd", "ingress-nginx", "keda", "podinfo"];
+
+/// What the run shares: the registry, the two chart repositories, a helm home of its own.
+struct Run {
+    env: TestEnv,
+    registry: TestRegistry,
+    corpus: PathBuf,
+    run_id: String,
+    http_dir: PathBuf,
+    http_url: String,
+    oci: String,
+    work: PathBuf,
+}
+
+impl Run {
+    fn new() -> Self {
+        let corpus = support::shared_charts();
+        let env = TestEnv::get();
+        let registry = TestRegistry::anonymous();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let run_id = format!("{:x}{nanos:x}", std::process::id());
+        let http_dir = PathBuf::from(support::env_var("KEELSON_CHART_REPO_DIR"))
+            .join(format!("corpus-{run_id}"));
+        let http_url = format!("{}/corpus-{run_id}", support::env_var("KEELSON_CHART_REPO"));
+        let oci = format!(
+            "{}/corpus-{run_id}/charts",
+            support::env_var("KEELSON_OCI_CHARTS")
+        );
+        let work = std::env::temp_dir().join(format!("keelson-corpus-{run_id}"));
+        std::fs::create_dir_all(&http_dir).expect("chart repository directory");
+        std::fs::create_dir_all(work.join("helm")).expect("scratch directory");
+        Self {
+            env,
+            registry,
+            corpus,
+            run_id,
+            http_dir,
+            http_url,
+            oci,
+            work,
+        }
+    }
+
+    fn helm_status(&self, helm: &str, args: &[&str]) -> Output {
+        let home = self.work.join("helm");
+        Command::new(helm)
+            .args(args)
+            .env("KUBECONFIG", &self.env.kubeconfig)
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .output()
+            .unwrap_or_else(|err| panic!("cannot run {helm}: {err}"))
+    }
+
+    fn helm(&self, helm: &str, args: &[&str]) -> Result<String, String> {
+        let out = self.helm_status(helm, args);
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "`helm {}` failed: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    fn keelson(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+            .args(args)
+            .env("KUBECONFIG", &self.env.kubeconfig)
+            .env("KEELSON_CHART_CACHE_DIR", self.work.join("chart-cache"))
+            .env("HELM_CONFIG_HOME", self.work.join("helm/config"))
+            .env_remove("HELM_REGISTRY_CONFIG")
+            .env_remove("HELM_REPOSITORY_CONFIG")
+            .output()
+            .map_err(|err| format!("cannot run keelson: {err}"))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!("keelson {} failed: {text}", args.join(" ")))
+        }
+    }
+
+    /// Publishes every vendored dependency the cases serve: HTTP ones as archives next to an
+    /// `index.yaml`, OCI ones with `helm push --plain-http`. The vendored subcharts keep their
+    /// own `charts/` (mariadb's common), as published bitnami archives do.
+    fn publish_dependencies(&self) {
+        let helm = &self.env.helm3;
+        let packages = self.work.join("packages");
+        let mut published = BTreeSet::new();
+        for case in CASES {
+            for (name, dir, repo) in case.deps {
+                let source = self.corpus.join(case.name).join("charts").join(dir);
+                let version = chart_version(&source);
+                if !published.insert((name.to_string(), version.clone(), *repo == Repo::Oci)) {
+                    continue;
+                }
+                let source = source.display().to_string();
+                match repo {
+                    Repo::Http => {
+                        let dir = self.http_dir.display().to_string();
+                        self.helm(helm, &["package", &source, "-d", &dir])
+                            .unwrap_or_else(|e| panic!("{e}"));
+                    }
+                    Repo::Oci => {
+                        let dir = packages.display().to_string();
+                        self.helm(helm, &["package", &source, "-d", &dir])
+                            .unwrap_or_else(|e| panic!("{e}"));
+                        let archive = format!("{dir}/{name}-{version}.tgz");
+                        self.helm(helm, &["push", &archive, &self.oci, "--plain-http"])
+                            .unwrap_or_else(|e| panic!("{e}"));
+                    }
+                }
+            }
+        }
+        let dir = self.http_dir.display().to_string();
+        self.helm(helm, &["repo", "index", &dir, "--url", &self.http_url])
+            .unwrap_or_else(|e| panic!("{e}"));
+        // `helm dependency update` wants HTTP repositories added, as users do.
+        self.helm(
+            helm,
+            &[
+                "repo",
+                "add",
+                &format!("corpus-{}", self.run_id),
+                &self.http_url,
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// The chart to install: the corpus directory itself, or for charts with dependencies a
+    /// copy whose Chart.yaml names the local repositories, locked by `helm dependency update`.
+    fn chart_dir(&self, case: &ChartCase) -> Result<PathBuf, String> {
+        let source = self.corpus.join(case.name);
+        if case.deps.is_empty() {
+            return Ok(source);
+        }
+        let copy = self.work.join("charts").join(case.name);
+        support::copy_dir(&source, &copy);
+        std::fs::remove_dir_all(copy.join("charts"))
+            .map_err(|err| format!("remove {}/charts: {err}", copy.display()))?;
+        let chart_yaml = copy.join("Chart.yaml");
+        let text = std::fs::read_to_string(&chart_yaml)
+            .map_err(|err| format!("read {}: {err}", chart_yaml.display()))?;
+        let text = point_dependencies(&text, case, &self.http_url, &self.oci)?;
+        std::fs::write(&chart_yaml, text)
+            .map_err(|err| format!("write {}: {err}", chart_yaml.display()))?;
+        let _ = std::fs::remove_file(copy.join("Chart.lock"));
+        let dir = copy.display().to_string();
+        self.helm(
+            &self.env.helm3,
+            &["dependency", "update", &dir, "--plain-http"],
+        )?;
+        Ok(copy)
+    }
+}
+
+fn chart_version(chart: &Path) -> String {
+    let text = std::fs::read_to_string(chart.join("Chart.yaml"))
+        .unwrap_or_else(|err| panic!("read {}/Chart.yaml: {err}", chart.display()));
+    text.lines()
+        .find_map(|line| line.strip_prefix("version:"))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .unwrap_or_else(|| panic!("{}/Chart.yaml has no version", chart.display()))
+}
+
+/// Rewrites the `repository:` of each dependency the case serves (Chart.yaml lists `- name:`
+/// first in every corpus chart, then its `repository:`).
+fn point_dependencies(
+    text: &str,
+    case: &ChartCase,
+    http: &str,
+    oci: &str,
+) -> Result<String, String> {
+    let mut current: Option<&str> = None;
+    let mut rewritten = 0;
+    let mut out = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if let Some(name) = trimmed.strip_prefix("- name:") {
+            current = Some(name.trim().trim_matches('"'));
+        }
+        let dep = current.and_then(|n| case.deps.iter().find(|(name, _, _)| *name == n));
+        if let (Some((_, _, repo)), Some(_)) = (dep, trimmed.strip_prefix("repository:")) {
+            let indent = &line[..line.len() - trimmed.len()];
+            let url = if *repo == Repo::Http { http } else { oci };
+            out.push_str(&format!("{indent}repository: {url}\n"));
+            rewritten += 1;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if rewritten != case.deps.len() {
+        return Err(format!(
+            "{}: rewrote {rewritten} dependency repositories, expected {}",
+            case.name,
+            case.deps.len()
+        ));
+    }
+    Ok(out)
+}
+
+fn set_path(values: &mut Value, path: &str, value: Value) {
+    let mut node = values;
+    let parts: Vec<&str> = path.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        if !node.get(*part).is_some_and(Value::is_object) {
+            node[*part] = json!({});
+        }
+        node = &mut node[*part];
+    }
+    node[parts[parts.len() - 1]] = value;
+}
+
+/// The case's values with its image at `image_repo` on the local registry and a `keel:` block.
+fn case_values(case: &ChartCase, registry_host: &str, image_repo: &str) -> Value {
+    let mut values: Value = serde_json::from_str(case.values)
+        .unwrap_or_else(|err| panic!("{} values: {err}", case.name));
+    let mut image = json!({"repository": case.repository, "tag": case.tag});
+    if let Some(registry_path) = case.registry.last() {
+        set_path(&mut values, registry_path, json!(registry_host));
+        set_path(&mut values, case.repository, json!(image_repo));
+        image["registry"] = json!(case.registry);
+    } else {
+        set_path(
+            &mut values,
+            case.repository,
+            json!(format!("{registry_host}/{image_repo}")),
+        );
+    }
+    if let Some(digest) = case.digest {
+        image["digest"] = json!(digest);
+    }
+    set_path(&mut values, case.tag, json!(OLD_TAG));
+    values["keel"] = json!({"policy": "minor", "trigger": "poll", "images": [image]});
+    values
+}
+
+/// One chart under one helm: what happened.
+struct Outcome {
+    chart: String,
+    helm: &'static str,
+    installed: String,
+    mode: String,
+    manifest: String,
+    values: String,
+    /// Differences keelson caused (the test fails on any).
+    failures: Vec<String>,
+}
+
+impl Outcome {
+    fn new(chart: &str, helm: &'static str) -> Self {
+        Self {
+            chart: chart.to_string(),
+            helm,
+            installed: String::new(),
+            mode: "-".into(),
+            manifest: "-".into(),
+            values: "-".into(),
+            failures: Vec::new(),
+        }
+    }
+}
+
+/// Lines differing between keelson's and helm's revision 2, after normalising names. A line
+/// that already differed between the two installs (a random password, a checksum over the
+/// release name) is not keelson's doing as long as both upgrades changed it alike.
+struct Comparison {
+    differing: Vec<String>,
+    masked: usize,
+    random_regenerated: usize,
+}
+
+fn compare_manifests(orig1: &str, twin1: &str, orig2: &str, twin2: &str) -> Comparison {
+    let lines = |text: &str| text.lines().map(str::to_string).collect::<Vec<_>>();
+    let (o1, t1, o2, t2) = (lines(orig1), lines(twin1), lines(orig2), lines(twin2));
+    let mut result = Comparison {
+        differing: Vec::new(),
+        masked: 0,
+        random_regenerated: 0,
+    };
+    let aligned = o1.len() == t1.len() && o1.len() == o2.len() && o2.len() == t2.len();
+    if !aligned {
+        if o2 != t2 {
+            result.differing.push(format!(
+                "line counts differ (keelson {} lines, helm {} lines; installs {} and {})",
+                o2.len(),
+                t2.len(),
+                o1.len(),
+                t1.len()
+            ));
+            for (a, b) in o2.iter().zip(&t2).filter(|(a, b)| a != b).take(5) {
+                result.differing.push(format!("keelson `{a}` / helm `{b}`"));
+            }
+        }
+        return result;
+    }
+    for i in 0..o2.len() {
+        if o2[i] == t2[i] {
+            continue;
+        }
+        if o1[i] != t1[i] {
+            if (o2[i] != o1[i]) == (t2[i] != t1[i]) {
+                result.masked += 1;
+            } else {
+                result.random_regenerated += 1;
+            }
+            continue;
+        }
+        result.differing.push(format!(
+            "line {}: keelson `{}` / helm `{}`",
+            i + 1,
+            o2[i],
+            t2[i]
+        ));
+    }
+    result
+}
+
+fn normalise(text: &str, names: &[(&str, &str)]) -> String {
+    let mut text = text.to_string();
+    for (from, to) in names {
+        text = text.replace(from, to);
+    }
+    text
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("Error") || l.contains("error"))
+        .or_else(|| text.lines().map(str::trim).find(|l| !l.is_empty()))
+        .unwrap_or_default()
+        .chars()
+        .take(160)
+        .collect()
+}
+
+/// Namespaces and releases of one chart/helm, removed however the case ends.
+struct Cleanup<'a> {
+    run: &'a Run,
+    helm: String,
+    releases: Vec<(String, String)>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for (release, namespace) in &self.releases {
+            let _ = self
+                .run
+                .helm_status(&self.helm, &["uninstall", release, "-n", namespace]);
+            let _ = self.run.env.run_status(
+                &self.run.env.kubectl,
+                &["delete", "namespace", namespace, "--wait=false"],
+            );
+        }
+    }
+}
+
+fn run_case(run: &Run, case: &ChartCase, chart: &Path, helm_label: &'static str) -> Outcome {
+    let mut outcome = Outcome::new(case.name, helm_label);
+    let helm = if helm_label == "helm3" {
+        run.env.helm3.clone()
+    } else {
+        run.env.helm4.clone()
+    };
+    let short = &helm_label[4..];
+    let tail = &run.run_id[run.run_id.len().saturating_sub(6)..];
+    let namespace = format!("corpus-{}-h{short}-{tail}", case.name);
+    let twin_namespace = format!("corpus-{}-h{short}t-{tail}", case.name);
+    let release = format!("ko{short}{tail}");
+    let twin_release = format!("kt{short}{tail}");
+    let mut cleanup = Cleanup {
+        run,
+        helm: helm.clone(),
+        releases: Vec::new(),
+    };
+    let image_repo = format!("corpus-{}/{}", run.run_id, case.name);
+    let values = case_values(case, &run.registry.host, &image_repo);
+    let values_file = run.work.join(format!("{}-values.json", case.name));
+    if let Err(err) = std::fs::write(&values_file, values.to_string()) {
+        outcome.installed = format!("no: write {}: {err}", values_file.display());
+        outcome.failures.push(outcome.installed.clone());
+        return outcome;
+    }
+    let values_file = values_file.display().to_string();
+    let chart = chart.display().to_string();
+
+    for (rel, ns) in [(&release, &namespace), (&twin_release, &twin_namespace)] {
+        let _ = run
+            .env
+            .run_status(&run.env.kubectl, &["create", "namespace", ns]);
+        cleanup.releases.push((rel.clone(), ns.clone()));
+        let mut args = vec!["install", rel, &chart, "-n", ns, "-f", &values_file];
+        args.extend(case.flags);
+        if let Err(err) = run.helm(&helm, &args) {
+            outcome.installed = format!("no: {}", first_line(&err));
+            outcome.failures.push(err);
+            return outcome;
+        }
+    }
+    outcome.installed = "yes".into();
+
+    let check = run.keelson(&["check", "-n", &namespace, "-o", "json"]);
+    match check.and_then(|text| {
+        serde_json::from_str::<Value>(text.lines().next().unwrap_or_default())
+            .map_err(|err| format!("check -o json: {err}: {text}"))
+    }) {
+        Ok(plans) => {
+            let plan = &plans[0];
+            outcome.mode = match plan["mode_reason"].as_str() {
+                Some(reason) if !reason.is_empty() => {
+                    format!("{} ({reason})", plan["mode"].as_str().unwrap_or_default())
+                }
+                _ => plan["mode"].as_str().unwrap_or("?").to_string(),
+            };
+            if plan["target"]
+                .as_str()
+                .is_none_or(|t| !t.ends_with(NEW_TAG))
+            {
+                outcome
+                    .failures
+                    .push(format!("keelson check does not target {NEW_TAG}: {plans}"));
+            }
+        }
+        Err(err) => outcome.failures.push(err),
+    }
+
+    let tag_set = format!("{}={NEW_TAG}", case.tag);
+    let mut args = vec![
+        "upgrade",
+        &twin_release,
+        &chart,
+        "-n",
+        &twin_namespace,
+        "--reuse-values",
+        "--set",
+        &tag_set,
+    ];
+    args.extend(case.flags);
+    let manifest_of = |rel: &str, ns: &str, revision: &str| {
+        run.helm(
+            &helm,
+            &["get", "manifest", rel, "-n", ns, "--revision", revision],
+        )
+    };
+    let installs = (
+        manifest_of(&release, &namespace, "1"),
+        manifest_of(&twin_release, &twin_namespace, "1"),
+    );
+    if let Err(err) = run.helm(&helm, &args) {
+        outcome.failures.push(format!("the twin's upgrade: {err}"));
+        return outcome;
+    }
+    match run.keelson(&["reconcile", "--once", "-n", &namespace]) {
+        Ok(text) if text.contains("revision 2 deployed") => {}
+        Ok(text) => {
+            outcome
+                .failures
+                .push(format!("keelson did not deploy revision 2: {text}"));
+            return outcome;
+        }
+        Err(err) => {
+            outcome.failures.push(err);
+            return outcome;
+        }
+    }
+
+    let names = [
+        (release.as_str(), "RELEASE"),
+        (twin_release.as_str(), "RELEASE"),
+        (namespace.as_str(), "NAMESPACE"),
+        (twin_namespace.as_str(), "NAMESPACE"),
+    ];
+    let upgraded = (
+        manifest_of(&release, &namespace, "2"),
+        manifest_of(&twin_release, &twin_namespace, "2"),
+    );
+    match (installs, upgraded) {
+        ((Ok(o1), Ok(t1)), (Ok(o2), Ok(t2))) => {
+            let n = |t: &str| normalise(t, &names);
+            let cmp = compare_manifests(&n(&o1), &n(&t1), &n(&o2), &n(&t2));
+            outcome.manifest = if cmp.differing.is_empty() {
+                let mut text = "identical".to_string();
+                if cmp.masked > 0 {
+                    text.push_str(&format!(
+                        " ({} line(s) differ at install already, changed alike)",
+                        cmp.masked
+                    ));
+                }
+                if cmp.random_regenerated > 0 {
+                    text.push_str(&format!(
+                        "; {} random line(s) regenerated by one side only",
+                        cmp.random_regenerated
+                    ));
+                }
+                text
+            } else {
+                outcome
+                    .failures
+                    .push(format!("manifests differ:\n{}", cmp.differing.join("\n")));
+                format!("**differs**: {}", cmp.differing.join("; "))
+            };
+            if !o2.contains(&format!("{image_repo}:{NEW_TAG}")) {
+                outcome.failures.push(format!(
+                    "keelson's manifest does not carry {image_repo}:{NEW_TAG}"
+                ));
+            }
+        }
+        (a, b) => outcome.failures.push(format!(
+            "helm get manifest: {:?} {:?}",
+            a.0.err(),
+            b.0.err()
+        )),
+    }
+
+    let mut values_same = true;
+    for format in [None, Some("json")] {
+        let values_of = |rel: &str, ns: &str| {
+            let mut args = vec!["get", "values", rel, "-n", ns];
+            if let Some(format) = format {
+                args.extend(["-o", format]);
+            }
+            run.helm(&helm, &args).map(|t| normalise(&t, &names))
+        };
+        match (
+            values_of(&release, &namespace),
+            values_of(&twin_release, &twin_namespace),
+        ) {
+            (Ok(a), Ok(b)) if a == b => {}
+            (Ok(a), Ok(b)) => {
+                values_same = false;
+                outcome.failures.push(format!(
+                    "helm get values {}differ:\nkeelson:\n{a}\nhelm:\n{b}",
+                    format.map(|f| format!("-o {f} ")).unwrap_or_default()
+                ));
+            }
+            (a, b) => {
+                values_same = false;
+                outcome
+                    .failures
+                    .push(format!("helm get values: {:?} {:?}", a.err(), b.err()));
+            }
+        }
+    }
+    outcome.values = if values_same {
+        "identical (YAML and JSON)".into()
+    } else {
+        "**differs**".into()
+    };
+
+    match run.helm(
+        &helm,
+        &["history", &release, "-n", &namespace, "-o", "json"],
+    ) {
+        Ok(text) => {
+            let history: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let last = history.as_array().and_then(|h| h.last()).cloned();
+            let deployed = last
+                .as_ref()
+                .is_some_and(|l| l["revision"] == 2 && l["status"] == "deployed");
+            if !deployed {
+                outcome.failures.push(format!(
+                    "helm history does not show revision 2 deployed: {text}"
+                ));
+            }
+        }
+        Err(err) => outcome.failures.push(err),
+    }
+    drop(cleanup);
+    outcome
+}
+
+/// A chart whose kubeVersion excludes 1.20: helm's own message, from both helms.
+fn refused_case(run: &Run, chart: &str, helm_label: &'static str) -> Outcome {
+    let mut outcome = Outcome::new(chart, helm_label);
+    let helm = if helm_label == "helm3" {
+        &run.env.helm3
+    } else {
+        &run.env.helm4
+    };
+    let path = run.corpus.join(chart).display().to_string();
+    let namespace = format!("corpus-refused-{}", run.run_id);
+    match run.helm(
+        helm,
+        &[
+            "install",
+            "refused",
+            &path,
+            "-n",
+            &namespace,
+            "--dry-run=server",
+        ],
+    ) {
+        Ok(_) => outcome
+            .failures
+            .push(format!("{chart} installs on 1.20 now: add it to CASES")),
+        Err(err) => {
+            let line = err
+                .lines()
+                .find(|l| l.contains("kubeVersion") || l.contains("ubernetes"))
+                .map(str::trim)
+                .unwrap_or_else(|| err.trim());
+            if !line.contains("kubeVersion") {
+                outcome
+                    .failures
+                    .push(format!("{chart}: not refused by kubeVersion: {err}"));
+            }
+            outcome.installed = format!(
+                "no: `{}`",
+                line.trim_start_matches("Error: ")
+                    .trim_start_matches("INSTALLATION FAILED: ")
+            );
+        }
+    }
+    outcome
+}
+
+#[test]
+fn corpus_charts_updated_by_keelson_match_helm_upgrades() {
+    let started = Instant::now();
+    let run = Run::new();
+    for case in CASES {
+        assert!(
+            run.corpus.join(case.name).join("Chart.yaml").is_file(),
+            "{} is missing from the shared corpus at {}",
+            case.name,
+            run.corpus.display()
+        );
+    }
+    // Every chart of the corpus is either a case or refused: none is silently left out.
+    let listed: BTreeSet<String> = std::fs::read_dir(&run.corpus)
+        .expect("read the shared corpus")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("Chart.yaml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let covered: BTreeSet<String> = CASES
+        .iter()
+        .map(|c| c.name)
+        .chain(REFUSED_BY_KUBE_VERSION.iter().copied())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        listed, covered,
+        "charts of the corpus vs charts this test covers"
+    );
+
+    // KEELSON_CORPUS_ONLY=a,b runs those charts only (a development aid; the report says so).
+    let only: Option<Vec<String>> = std::env::var("KEELSON_CORPUS_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(str::to_string).collect());
+    let selected = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
+    let cases: Vec<&ChartCase> = CASES.iter().filter(|c| selected(c.name)).collect();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    for case in &cases {
+        let repository = format!("corpus-{}/{}", run.run_id, case.name);
+        for tag in [OLD_TAG, NEW_TAG] {
+            runtime.block_on(run.registry.push_tag(&repository, tag));
+        }
+    }
+    run.publish_dependencies();
+
+    let outcomes = Mutex::new(Vec::new());
+    let queue = Mutex::new(cases.clone());
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_CHARTS {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
+                    let Some(case) = next else { break };
+                    let chart_started = Instant::now();
+                    let results = match run.chart_dir(case) {
+                        Ok(chart) => ["helm3", "helm4"]
+                            .into_iter()
+                            .map(|helm| run_case(&run, case, &chart, helm))
+                            .collect::<Vec<_>>(),
+                        Err(err) => ["helm3", "helm4"]
+                            .into_iter()
+                            .map(|helm| {
+                                let mut o = Outcome::new(case.name, helm);
+                                o.installed = format!("no: {}", first_line(&err));
+                                o.failures.push(err.clone());
+                                o
+                            })
+                            .collect(),
+                    };
+                    println!(
+                        "{}: {:.0?}",
+                        case.name,
+                        Duration::from_secs(chart_started.elapsed().as_secs())
+                    );
+                    if let Ok(mut all) = outcomes.lock() {
+                        all.extend(results);
+                    }
+                }
+            });
+        }
+    });
+    let mut outcomes = outcomes.into_inner().unwrap_or_default();
+    for chart in REFUSED_BY_KUBE_VERSION.iter().filter(|c| selected(c)) {
+        for helm in ["helm3", "helm4"] {
+            outcomes.push(refused_case(&run, chart, helm));
+        }
+    }
+    outcomes.sort_by(|a, b| (&a.chart, a.helm).cmp(&(&b.chart, b.helm)));
+
+    let mut table = String::from(
+        "| chart | helm | installed | keelson's mode | manifest vs helm's twin | values vs twin | install values/flags |\n|---|---|---|---|---|---|---|\n",
+    );
+    for o in &outcomes {
+        let why = CASES
+            .iter()
+            .find(|c| c.name == o.chart)
+            .map(|c| {
+                let deps: Vec<String> = c
+                    .deps
+                    .iter()
+                    .map(|(n, _, r)| {
+                        format!("{n} from {}", if *r == Repo::Http { "HTTP" } else { "OCI" })
+                    })
+                    .collect();
+                if deps.is_empty() {
+                    c.why.to_string()
+                } else {
+                    format!("{}; dependencies: {}", c.why, deps.join(", "))
+                }
+            })
+            .unwrap_or_else(|| "-".into());
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            o.chart,
+            o.helm,
+            o.installed.replace('|', "\\|"),
+            o.mode.replace('|', "\\|"),
+            o.manifest.replace('|', "\\|"),
+            o.values,
+            why
+        ));
+    }
+    let elapsed = started.elapsed();
+    table.push_str(&format!(
+        "\nRuntime: {:.0} s ({PARALLEL_CHARTS} charts at a time{}).\n",
+        elapsed.as_secs_f64(),
+        only.as_ref()
+            .map(|o| format!("; only {}", o.join(",")))
+            .unwrap_or_default()
+    ));
+    println!("\n{table}");
+    let report = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/corpus-proof.md");
+    if let Err(err) = std::fs::write(&report, &table) {
+        println!("cannot write {}: {err}", report.display());
+    }
+    let failures: Vec<String> = outcomes
+        .iter()
+        .flat_map(|o| {
+            o.failures
+                .iter()
+                .map(move |f| format!("{} ({}): {f}", o.chart, o.helm))
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&run.work);
+    let _ = std::fs::remove_dir_all(&run.http_dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
