@@ -218,10 +218,10 @@ const CASES: &[ChartCase] = &[
     },
     ChartCase {
         name: "velero",
-        values: r#"{"upgradeCRDs": false}"#,
+        values: r#"{"upgradeCRDs": false, "configuration": {"backupStorageLocation": [], "volumeSnapshotLocation": []}}"#,
         flags: &["--skip-crds"],
-        helm4_client_side: false,
-        why: "upgradeCRDs=false: its pre-install hook Job never completes without a kubelet; --skip-crds: 1.20 refuses its CRDs (`default: null` on string fields)",
+        helm4_client_side: true,
+        why: "upgradeCRDs=false: its pre-install hook Job never completes without a kubelet; --skip-crds: 1.20 refuses its CRDs (`default: null` on string fields), so no BackupStorageLocation/VolumeSnapshotLocation either",
         registry: &[],
         repository: "image.repository",
         tag: "image.tag",
@@ -613,11 +613,14 @@ fn compare_manifests(orig1: &str, twin1: &str, orig2: &str, twin2: &str) -> Comp
     result
 }
 
+/// helm's own error message out of a failed command's output.
 fn first_line(text: &str) -> String {
-    text.lines()
+    text.find("Error: ")
+        .map(|at| &text[at..])
+        .unwrap_or(text)
+        .lines()
         .map(str::trim)
-        .find(|l| l.starts_with("Error") || l.contains("error"))
-        .or_else(|| text.lines().map(str::trim).find(|l| !l.is_empty()))
+        .find(|l| !l.is_empty())
         .unwrap_or_default()
         .chars()
         .take(160)
@@ -671,41 +674,45 @@ impl Record {
     }
 }
 
-/// Installs `release` in a fresh namespace with the case's values and flags.
-fn install<'a>(
+/// How one chart is installed under one helm.
+struct Setup<'a> {
     run: &'a Run,
-    case: &ChartCase,
-    helm: &str,
-    helm_label: &str,
-    release: &str,
-    namespace: &str,
-    chart: &str,
-    values_file: &str,
-) -> Result<Installed<'a>, String> {
-    let _ = run
-        .env
-        .run_status(&run.env.kubectl, &["create", "namespace", namespace]);
-    let installed = Installed {
-        run,
-        helm: helm.to_string(),
-        release: release.to_string(),
-        namespace: namespace.to_string(),
-    };
-    let mut args = vec![
-        "install",
-        release,
-        chart,
-        "-n",
-        namespace,
-        "-f",
-        values_file,
-    ];
-    args.extend(case.flags);
-    if case.helm4_client_side && helm_label == "helm4" {
-        args.push("--server-side=false");
+    case: &'a ChartCase,
+    helm: String,
+    helm_label: &'static str,
+    chart: String,
+    values_file: String,
+}
+
+impl<'a> Setup<'a> {
+    /// Installs `release` in a fresh namespace with the case's values and flags.
+    fn install(&self, release: &str, namespace: &str) -> Result<Installed<'a>, String> {
+        let _ = self
+            .run
+            .env
+            .run_status(&self.run.env.kubectl, &["create", "namespace", namespace]);
+        let installed = Installed {
+            run: self.run,
+            helm: self.helm.clone(),
+            release: release.to_string(),
+            namespace: namespace.to_string(),
+        };
+        let mut args = vec![
+            "install",
+            release,
+            &self.chart,
+            "-n",
+            namespace,
+            "-f",
+            &self.values_file,
+        ];
+        args.extend(self.case.flags);
+        if self.case.helm4_client_side && self.helm_label == "helm4" {
+            args.push("--server-side=false");
+        }
+        self.run.helm(&self.helm, &args)?;
+        Ok(installed)
     }
-    run.helm(helm, &args)?;
-    Ok(installed)
 }
 
 /// One chart under one helm. keelson's release and helm's twin carry the same release name in
@@ -732,20 +739,18 @@ fn run_case(run: &Run, case: &ChartCase, chart: &Path, helm_label: &'static str)
         outcome.failures.push(outcome.installed.clone());
         return outcome;
     }
-    let values_file = values_file.display().to_string();
-    let chart = chart.display().to_string();
-
-    // keelson's side.
-    let original = match install(
+    let setup = Setup {
         run,
         case,
-        &helm,
+        helm: helm.clone(),
         helm_label,
-        &release,
-        &namespace,
-        &chart,
-        &values_file,
-    ) {
+        chart: chart.display().to_string(),
+        values_file: values_file.display().to_string(),
+    };
+    let chart = setup.chart.clone();
+
+    // keelson's side.
+    let original = match setup.install(&release, &namespace) {
         Ok(installed) => installed,
         Err(err) => {
             outcome.installed = format!("no: {}", first_line(&err));
@@ -819,16 +824,7 @@ fn run_case(run: &Run, case: &ChartCase, chart: &Path, helm_label: &'static str)
     drop(original);
 
     // helm's twin.
-    let twin = match install(
-        run,
-        case,
-        &helm,
-        helm_label,
-        &release,
-        &twin_namespace,
-        &chart,
-        &values_file,
-    ) {
+    let twin = match setup.install(&release, &twin_namespace) {
         Ok(installed) => installed,
         Err(err) => {
             outcome.failures.push(format!("the twin's install: {err}"));
