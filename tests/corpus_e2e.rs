@@ -641,6 +641,27 @@ impl Drop for Installed<'_> {
             &self.helm,
             &["uninstall", &self.release, "-n", &self.namespace],
         );
+        // StatefulSets' claims keep `kubernetes.io/pvc-protection`, which nothing removes
+        // here (no kubelet): the namespace would stay Terminating forever.
+        let kubectl = &self.run.env.kubectl;
+        let claims = self.run.env.run_status(
+            kubectl,
+            &["get", "pvc", "-n", &self.namespace, "-o", "name"],
+        );
+        for claim in String::from_utf8_lossy(&claims.stdout).lines() {
+            let _ = self.run.env.run_status(
+                kubectl,
+                &[
+                    "patch",
+                    claim,
+                    "-n",
+                    &self.namespace,
+                    "--type=merge",
+                    "-p",
+                    r#"{"metadata":{"finalizers":null}}"#,
+                ],
+            );
+        }
         let _ = self.run.env.run_status(
             &self.run.env.kubectl,
             &["delete", "namespace", &self.namespace, "--wait=false"],
