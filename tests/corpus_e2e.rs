@@ -3,8 +3,8 @@
 //! `keel:` block tracking its main image (pushed to the local registry), keelson moves it to a
 //! newer tag (`reconcile --once`), and the result is compared with a twin release that helm itself
 //! upgraded with `--reuse-values --set <tag path>=<new tag>`: `helm get manifest` and
-//! `helm get values` (YAML and JSON) must be identical once release names and namespaces are
-//! normalised. Charts with dependencies are installed from copies whose dependencies come from the
+//! `helm get values` (YAML and JSON) must be identical once namespaces are normalised (the twin has
+//! the same release name in a namespace of its own). Charts with dependencies are installed from copies whose dependencies come from the
 //! environment's two chart repositories (static HTTP and OCI), so keelson can fetch them.
 //!
 //! The per-chart table is printed and written to `target/corpus-proof.md` (docs/corpus-proof.md
@@ -575,9 +575,11 @@ impl Outcome {
     }
 }
 
-/// Lines differing between keelson's and helm's revision 2, after normalising names. A line
-/// that already differed between the two installs (a random password, a checksum over the
-/// release name) is not keelson's doing as long as both upgrades changed it alike.
+/// Lines differing between keelson's and helm's revision 2, namespaces normalised. A line that
+/// already differed between the two installs (a random password, a checksum over content that
+/// names the namespace) is not keelson's doing as long as both upgrades changed it alike (or
+/// left it alike); when only helm's upgrade regenerated it (patch mode keeps the deployed
+/// value), it is counted apart and reported.
 struct Comparison {
     differing: Vec<String>,
     masked: usize,
@@ -915,7 +917,7 @@ fn run_case(run: &Run, case: &ChartCase, chart: &Path, helm_label: &'static str)
         let mut text = "identical".to_string();
         if cmp.masked > 0 {
             text.push_str(&format!(
-                " ({} random line(s) differ at install already, changed alike)",
+                " ({} line(s) already differ between the installs, changed alike)",
                 cmp.masked
             ));
         }
