@@ -61,8 +61,8 @@ struct ChartCase {
 }
 
 const BITNAMI_WHY: &str = "global.security.allowInsecureImages (bitnami charts refuse non-bitnami images); \
-PodDisruptionBudgets off (common renders policy/v1, which 1.20 does not serve); \
-passwords pinned (otherwise each install generates its own)";
+PodDisruptionBudgets off (common renders policy/v1, which 1.20 does not serve); passwords left \
+to the chart (generated at install, kept through lookup)";
 
 const CASES: &[ChartCase] = &[
     ChartCase {
@@ -133,8 +133,7 @@ const CASES: &[ChartCase] = &[
     ChartCase {
         name: "mongodb",
         values: r#"{"global": {"security": {"allowInsecureImages": true}},
-            "pdb": {"create": false},
-            "auth": {"rootPassword": "corpus-root"}}"#,
+            "pdb": {"create": false}}"#,
         flags: &[],
         helm4_client_side: true,
         why: BITNAMI_WHY,
@@ -156,15 +155,14 @@ const CASES: &[ChartCase] = &[
         repository: "image.repository",
         tag: "image.tag",
         digest: Some("image.digest"),
-        patch_mode_because: Some("its TLS certificate is self-signed (genCA), new at every render"),
+        patch_mode_because: None,
         deps: &[("common", "common", Repo::Http)],
     },
     ChartCase {
         name: "postgresql",
         values: r#"{"global": {"security": {"allowInsecureImages": true}},
             "primary": {"pdb": {"create": false}},
-            "readReplicas": {"pdb": {"create": false}},
-            "auth": {"postgresPassword": "corpus-postgres"}}"#,
+            "readReplicas": {"pdb": {"create": false}}}"#,
         flags: &[],
         helm4_client_side: true,
         why: BITNAMI_WHY,
@@ -180,11 +178,10 @@ const CASES: &[ChartCase] = &[
         values: r#"{"global": {"security": {"allowInsecureImages": true}},
             "master": {"pdb": {"create": false}},
             "replica": {"pdb": {"create": false}},
-            "sentinel": {"pdb": {"create": false}},
-            "auth": {"password": "corpus-redis"}}"#,
+            "sentinel": {"pdb": {"create": false}}}"#,
         flags: &["--disable-openapi-validation"],
         helm4_client_side: true,
-        why: "--disable-openapi-validation: its Services set internalTrafficPolicy, unknown to 1.20; and as for every bitnami chart: allowInsecureImages, PodDisruptionBudgets off, password pinned",
+        why: "--disable-openapi-validation: its Services set internalTrafficPolicy, unknown to 1.20; and as for every bitnami chart: allowInsecureImages, PodDisruptionBudgets off",
         registry: &["global.imageRegistry", "image.registry"],
         repository: "image.repository",
         tag: "image.tag",
@@ -248,9 +245,7 @@ const CASES: &[ChartCase] = &[
         name: "wordpress",
         values: r#"{"global": {"security": {"allowInsecureImages": true}},
             "pdb": {"create": false},
-            "wordpressPassword": "corpus-wordpress",
-            "mariadb": {"primary": {"pdb": {"create": false}},
-                        "auth": {"rootPassword": "corpus-root", "password": "corpus-db"}}}"#,
+            "mariadb": {"primary": {"pdb": {"create": false}}}}"#,
         flags: &[],
         helm4_client_side: true,
         why: BITNAMI_WHY,

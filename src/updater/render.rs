@@ -1,11 +1,16 @@
 //! Full-render mode for the updater: re-render the deployed revision from its stored chart and
 //! config with the cluster's capabilities, and only when that reproduces the stored manifest
 //! byte for byte, render the new revision the same way. Subcharts, which Helm does not store,
-//! come from `subcharts` (fetched at the locked versions); anything else (a subchart that
-//! cannot be fetched or differs, `lookup`, a template feature the renderer lacks) falls back
-//! to patch mode, with the reason.
+//! come from `subcharts` (fetched at the locked versions) and `lookup` is answered from the
+//! cluster, as helm's upgrade does ([`ClusterLookup`]); anything else (a subchart that cannot be
+//! fetched or differs, a lookup the cluster refuses, random values, a template feature the
+//! renderer lacks) falls back to patch mode, with the reason.
+
+use std::sync::Arc;
 
 use kube::Client;
+use kube::api::{Api, DynamicObject, GroupVersionKind, ListParams};
+use kube::discovery::Scope;
 use serde_json::{Map, Value};
 use tracing::debug;
 
@@ -57,6 +62,83 @@ impl ClusterCapabilities {
     }
 }
 
+/// Answers the templates' `lookup` from the cluster, as `helm install`/`helm upgrade` do (not
+/// `helm template`): one GET (or LIST, for an empty name) through the dynamic API; a missing
+/// object is an empty map. Charts that keep generated secrets or certificates by looking up
+/// their own Secret (bitnami's `common.secrets.lookup`) then re-render the deployed revision
+/// byte for byte, as helm's upgrade does, instead of falling back to patch mode.
+pub struct ClusterLookup {
+    client: Client,
+    /// The runtime the updater runs on: renders run on blocking threads, which wait here.
+    runtime: tokio::runtime::Handle,
+}
+
+impl ClusterLookup {
+    pub fn new(client: Client, runtime: tokio::runtime::Handle) -> Self {
+        Self { client, runtime }
+    }
+
+    async fn fetch(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Value, String> {
+        let (group, version) = split_api_version(api_version);
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (resource, capabilities) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|err| format!("lookup {api_version} {kind}: {err}"))?;
+        let api: Api<DynamicObject> =
+            if capabilities.scope == Scope::Namespaced && !namespace.is_empty() {
+                Api::namespaced_with(self.client.clone(), namespace, &resource)
+            } else {
+                Api::all_with(self.client.clone(), &resource)
+            };
+        let object = if name.is_empty() {
+            let list = api
+                .list(&ListParams::default())
+                .await
+                .map_err(|err| format!("lookup {api_version} {kind} in {namespace:?}: {err}"))?;
+            Some(serde_json::json!({
+                "apiVersion": api_version,
+                "kind": format!("{kind}List"),
+                "metadata": list.metadata,
+                "items": list.items,
+            }))
+        } else {
+            api.get_opt(name)
+                .await
+                .map_err(|err| format!("lookup {api_version} {kind} {namespace}/{name}: {err}"))?
+                .map(|object| serde_json::to_value(object).unwrap_or_default())
+        };
+        Ok(object.unwrap_or_else(|| Value::Object(Map::new())))
+    }
+}
+
+fn split_api_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", api_version),
+    }
+}
+
+impl crate::render::engine::Lookup for ClusterLookup {
+    fn lookup(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<crate::render::gotemplate::value::Value, String> {
+        let json = self
+            .runtime
+            .block_on(self.fetch(api_version, kind, namespace, name))?;
+        Ok(crate::render::gotemplate::value::Value::from_json(&json))
+    }
+}
+
 /// A revision rendered in full.
 #[derive(Debug, Clone)]
 pub struct FullRender {
@@ -70,6 +152,7 @@ fn settings(
     revision: i64,
     capabilities: &ClusterCapabilities,
     time_limit: std::time::Duration,
+    lookup: Option<Arc<dyn crate::render::engine::Lookup>>,
 ) -> RenderSettings {
     RenderSettings {
         release_name: deployed.release.name().to_string(),
@@ -82,7 +165,7 @@ fn settings(
             Writer::Helm3 => HelmFlavor::Helm3,
             Writer::Helm4 => HelmFlavor::Helm4,
         },
-        lookup: None,
+        lookup,
         skip_schema_validation: false,
         budget: crate::render::gotemplate::exec::RenderBudget {
             time_limit,
@@ -98,6 +181,7 @@ fn render(
     capabilities: &ClusterCapabilities,
     time_limit: std::time::Duration,
     subcharts: &[Chart],
+    lookup: Option<Arc<dyn crate::render::engine::Lookup>>,
 ) -> Result<RenderedRelease, String> {
     let chart = deployed
         .release
@@ -106,7 +190,7 @@ fn render(
         .ok_or_else(|| "the release record holds no chart".to_string())?;
     let chart = serde_json::to_value(chart)
         .map_err(|err| format!("the record's chart cannot be read: {err}"))?;
-    let settings = settings(deployed, revision, capabilities, time_limit);
+    let settings = settings(deployed, revision, capabilities, time_limit, lookup);
     render_from_record_with_subcharts(&chart, &Value::Object(config.clone()), &settings, subcharts)
         .map_err(|err| {
             debug!(release = %deployed.release.name(), error = %err, "render failed");
@@ -159,6 +243,7 @@ pub fn full_render(
     capabilities: &ClusterCapabilities,
     time_limit: std::time::Duration,
     subcharts: &[Chart],
+    lookup: Option<Arc<dyn crate::render::engine::Lookup>>,
 ) -> Result<FullRender, String> {
     let time_limit = time_limit / 2;
     let with_subcharts = if subcharts.is_empty() {
@@ -175,6 +260,7 @@ pub fn full_render(
         capabilities,
         time_limit,
         subcharts,
+        lookup.clone(),
     )
     .map_err(|err| {
         format!(
@@ -212,6 +298,7 @@ pub fn full_render(
         capabilities,
         time_limit,
         subcharts,
+        lookup,
     )
     .map_err(|err| format!("rendering the new revision failed: {err}"))?;
     if next.hooks.len() != stored_hooks.len() {
@@ -235,7 +322,17 @@ pub fn full_render(
 
 #[cfg(test)]
 mod tests {
-    use super::first_difference;
+    use super::{first_difference, split_api_version};
+
+    #[test]
+    fn lookup_api_versions_split_into_group_and_version() {
+        assert_eq!(split_api_version("v1"), ("", "v1"));
+        assert_eq!(split_api_version("apps/v1"), ("apps", "v1"));
+        assert_eq!(
+            split_api_version("networking.k8s.io/v1"),
+            ("networking.k8s.io", "v1")
+        );
+    }
 
     #[test]
     fn first_difference_names_the_line() {

@@ -749,6 +749,11 @@ impl Updater {
             let (deployed, config, capabilities) =
                 (deployed.clone(), config.clone(), capabilities.clone());
             let limit = self.config.render_timeout;
+            let lookup: Arc<dyn crate::render::engine::Lookup> =
+                Arc::new(super::render::ClusterLookup::new(
+                    self.client.clone(),
+                    tokio::runtime::Handle::current(),
+                ));
             tokio::task::spawn_blocking(move || {
                 full_render(
                     &deployed,
@@ -757,6 +762,7 @@ impl Updater {
                     &capabilities,
                     limit,
                     &subcharts,
+                    Some(lookup),
                 )
             })
         };
