@@ -124,6 +124,11 @@ pub enum ChartError {
         #[source]
         source: ValuesError,
     },
+    /// A chart's values.yaml that helm's loader refuses, in helm's words: `go_text` is what
+    /// sigs.k8s.io/yaml says (go-yaml's or encoding/json's message). Helm names the file
+    /// only as `values.yaml`; the chart path is in the enclosing error when it is a subchart.
+    #[error("cannot load values.yaml: {}{go_text}", if *helm4 { "cannot unmarshal yaml document: " } else { "" })]
+    ValuesYaml { go_text: String, helm4: bool },
     #[error("error unpacking subchart {subchart} in {parent}")]
     Subchart {
         subchart: String,
@@ -360,9 +365,9 @@ pub fn load_files(files: Vec<ChartFile>, display: &str) -> Result<Chart, ChartEr
                 let source = format!("{display}/values.yaml");
                 let text = String::from_utf8_lossy(&file.data);
                 chart.values =
-                    yaml::parse_values(&text, &source).map_err(|e| ChartError::Values {
-                        file: source.clone(),
-                        source: e,
+                    yaml::parse_values(&text, &source).map_err(|e| ChartError::ValuesYaml {
+                        go_text: go_values_error(e, &text),
+                        helm4: false,
                     })?;
             }
             "values.schema.json" => chart.schema = Some(file.data),
@@ -446,6 +451,46 @@ pub fn load_files(files: Vec<ChartFile>, display: &str) -> Result<Chart, ChartEr
         chart.dependencies.push(sub);
     }
     Ok(chart)
+}
+
+/// sigs.k8s.io/yaml's message for a values.yaml keelson's reader refuses.
+fn go_values_error(error: ValuesError, text: &str) -> String {
+    match error {
+        // Messages keelson's reader writes in Go's words already (`json: unsupported value`).
+        ValuesError::Yaml { message, .. } if message.starts_with("error converting YAML") => {
+            message
+        }
+        ValuesError::Yaml { line, message, .. } => {
+            crate::render::gotemplate::funcs::go_yaml_error(&message, line, text)
+        }
+        ValuesError::NotAMap { found, .. } => format!(
+            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {found} into Go value of type map[string]interface {{}}"
+        ),
+        other => other.to_string(),
+    }
+}
+
+impl ChartError {
+    /// The error as helm 4 words it: its values reader (`LoadValues`) adds `cannot unmarshal
+    /// yaml document: `.
+    pub fn in_helm4_words(self) -> ChartError {
+        match self {
+            ChartError::ValuesYaml { go_text, .. } => ChartError::ValuesYaml {
+                go_text,
+                helm4: true,
+            },
+            ChartError::Subchart {
+                subchart,
+                parent,
+                source,
+            } => ChartError::Subchart {
+                subchart,
+                parent,
+                source: Box::new(source.in_helm4_words()),
+            },
+            other => other,
+        }
+    }
 }
 
 /// Parses Chart.yaml; string fields accept YAML numbers and booleans as Helm's loader does.

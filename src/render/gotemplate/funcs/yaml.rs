@@ -1332,7 +1332,9 @@ pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
     };
     let problem = if problem.starts_with("unexpected character") {
         "found character that cannot start any token".to_string()
-    } else if problem == "simple key expected" {
+    } else if problem.starts_with("tabs disallowed") {
+        "found character that cannot start any token".to_string()
+    } else if problem == "simple key expected" || problem == "simple key expect ':'" {
         // A multi-line plain scalar less indented than its key.
         "could not find expected ':'".to_string()
     } else if problem.contains("unknown anchor") {
