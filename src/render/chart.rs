@@ -588,6 +588,55 @@ mod tests {
         }
     }
 
+    /// fixtures/render/values-errors/<case>: a malformed values.yaml and what helm 3 and helm 4
+    /// say about it (recorded with the real helms by scripts/regen-values-errors).
+    #[test]
+    fn values_yaml_errors_match_real_helm() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/render/values-errors");
+        let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        assert!(dirs.len() > 5, "cases missing under {}", root.display());
+        let mut failures = Vec::new();
+        for dir in &dirs {
+            let read = |name: &str| {
+                std::fs::read_to_string(dir.join(name))
+                    .unwrap_or_else(|e| panic!("cannot read {}/{name}: {e}", dir.display()))
+            };
+            let values = read("values.yaml");
+            let loaded = load_files(
+                vec![
+                    file("Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n"),
+                    file("values.yaml", &values),
+                    file("templates/t.yaml", "a: 1\n"),
+                ],
+                "c",
+            );
+            let Err(error) = loaded else {
+                failures.push(format!("{}: loaded, helm refuses it", dir.display()));
+                continue;
+            };
+            for (expected, got) in [
+                (read("expected-error.txt"), error.to_string()),
+                (
+                    read("expected-helm4-error.txt"),
+                    error.in_helm4_words().to_string(),
+                ),
+            ] {
+                if expected.trim_end() != got {
+                    failures.push(format!(
+                        "{}:\nwant {}\ngot  {got}",
+                        dir.display(),
+                        expected.trim_end()
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
     #[test]
     fn sorts_files_like_helms_loader() {
         let chart = load_files(

@@ -9,7 +9,7 @@ use crate::render::gotemplate::exec::{
 };
 use crate::render::gotemplate::funcs;
 use crate::render::gotemplate::functions::FuncRegistry;
-use crate::render::gotemplate::value::Value;
+use crate::render::gotemplate::value::{self, Value};
 
 /// One template file of a chart tree, with the data Helm passes when executing it.
 #[derive(Clone, Debug)]
@@ -49,9 +49,10 @@ pub struct RenderOptions {
     /// Helm 4's function behaviour ([`funcs::helm4_overrides`]: `toToml`/`fromToml` of
     /// BurntSushi/toml v1.6.0) instead of Helm 3's.
     pub helm4_functions: bool,
-    /// Helm 4's error texts: Go 1.25's comparison errors naming both types, and helm 4.1's
-    /// multi-line layout of execution errors ([`reformat_exec_error_helm4`]).
-    pub helm4_errors: bool,
+    /// Helm 4's wording: Go 1.25's comparison errors naming both types, helm 4.1's multi-line
+    /// layout of execution errors ([`reformat_exec_error_helm4`]), `common.Values` as the
+    /// type name of Helm's Values maps (helm 3: `chartutil.Values`).
+    pub helm4_wording: bool,
     /// Answers `lookup`; `None` renders offline (an empty map, as `helm template`).
     pub lookup: Option<Arc<dyn Lookup>>,
     /// Steps, output and time the render may use ([`RenderBudget::DEFAULT`] unless a test
@@ -66,7 +67,7 @@ impl std::fmt::Debug for RenderOptions {
             .field("lint_mode", &self.lint_mode)
             .field("range_over_int", &self.range_over_int)
             .field("helm4_functions", &self.helm4_functions)
-            .field("helm4_errors", &self.helm4_errors)
+            .field("helm4_wording", &self.helm4_wording)
             .field("lookup", &self.lookup.is_some())
             .field("budget", &self.budget)
             .finish()
@@ -174,7 +175,7 @@ fn render_on_this_thread(
         strict: options.strict,
         lint_mode: options.lint_mode,
         range_over_int: options.range_over_int,
-        typed_comparison_errors: options.helm4_errors,
+        typed_comparison_errors: options.helm4_wording,
         // The render thread's stack, less room for the functions nested templates call.
         stack_budget: Some(RENDER_STACK_BYTES - 16 * 1024 * 1024),
         budget: options.budget,
@@ -187,9 +188,38 @@ fn render_on_this_thread(
             f
         }),
     };
+    // Helm executes each template with its `Values` type as `.`, and `.Values` and `.Template`
+    // are of that type too.
+    let values_type = if options.helm4_wording {
+        "common.Values"
+    } else {
+        "chartutil.Values"
+    };
+    for file in by_name.values() {
+        value::name_map_type(&file.dot, values_type);
+        if let Value::Map(dot) = &file.dot {
+            for key in ["Values", "Template"] {
+                if let Some(named) = dot.get(key) {
+                    value::name_map_type(named, values_type);
+                }
+            }
+        }
+    }
+    let result = execute_templates(&set, &order, by_name, &exec_options, options);
+    value::forget_map_types();
+    result
+}
+
+fn execute_templates(
+    set: &TemplateSet,
+    order: &[String],
+    mut by_name: BTreeMap<String, TemplateFile>,
+    exec_options: &ExecOptions,
+    options: &RenderOptions,
+) -> Result<BTreeMap<String, String>, RenderError> {
     let session = Session::default();
     let mut rendered = BTreeMap::new();
-    for name in &order {
+    for name in order {
         let base = name.rsplit('/').next().unwrap_or(name);
         if base.starts_with('_') {
             continue;
@@ -198,9 +228,9 @@ fn render_on_this_thread(
             continue;
         };
         let output = set
-            .execute_in(name, file.dot, &exec_options, &session)
+            .execute_in(name, file.dot, exec_options, &session)
             .map_err(|err| {
-                RenderError::Exec(if options.helm4_errors {
+                RenderError::Exec(if options.helm4_wording {
                     reformat_exec_error_helm4(name, &err.message)
                 } else {
                     cleanup_exec_error(name, &err.message)
@@ -514,7 +544,7 @@ mod golden_tests {
         let options = RenderOptions {
             range_over_int: helm4,
             helm4_functions: helm4,
-            helm4_errors: helm4,
+            helm4_wording: helm4,
             ..RenderOptions::default()
         };
         let result = render(case_files(&dir.join("chart")), &options);

@@ -285,6 +285,9 @@ fn parse_documents_as(
     }
 }
 
+/// go-yaml v2's `failWantMap`.
+const MERGE_WANTS_MAP: &str = "map merge requires map or sequence of maps as the value";
+
 /// go-yaml's scanner error (saphyr's `while X, PROBLEM` shape, which `go_yaml_error` words).
 const BLOCK_SCALAR_TAB: &str =
     "while scanning a block scalar, found a tab character where an indentation space is expected";
@@ -420,6 +423,8 @@ fn parse_documents_saphyr(
     let relaxed = relax_flow_indentation(text);
     let mut loader = Loader {
         parser: Parser::new_from_str(&relaxed),
+        text: &relaxed,
+        open_anchors: Vec::new(),
         anchors: HashMap::new(),
         source,
         depth: 0,
@@ -453,6 +458,10 @@ fn parse_documents_saphyr(
 
 struct Loader<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    /// The text `parser` reads (alias names for messages).
+    text: &'a str,
+    /// Anchors of the nodes being built (go-yaml defines an anchor when its node starts).
+    open_anchors: Vec<usize>,
     anchors: HashMap<usize, Node>,
     source: &'a str,
     depth: usize,
@@ -582,7 +591,9 @@ impl<'a> Loader<'a> {
             _ => Some(self.aliases.enter().map_err(budget_error)?),
         };
         self.depth += 1;
+        self.open_anchors.push(anchor);
         let result = self.node_inner(event, span);
+        self.open_anchors.pop();
         self.depth -= 1;
         if let Some(start) = start {
             self.aliases.anchored(anchor, start);
@@ -593,27 +604,28 @@ impl<'a> Loader<'a> {
     fn node_inner(&mut self, event: Event<'a>, span: Span) -> Result<Node, ValuesError> {
         match event {
             Event::Alias(id) if !self.anchors.contains_key(&id) => {
-                // go-yaml parses the whole document before it resolves aliases: a syntax
-                // error further on is what it reports.
-                while let Some(event) = self.parser.next_event() {
-                    match event {
-                        Err(err) => {
-                            return Err(ValuesError::Yaml {
-                                file: self.source.to_string(),
-                                line: err.marker().line(),
-                                column: err.marker().col() + 1,
-                                message: err.info().to_string(),
-                            });
-                        }
-                        Ok((Event::StreamEnd, _)) => break,
-                        Ok(_) => {}
-                    }
+                if let Some(err) = self.syntax_error_further_on() {
+                    return Err(err);
                 }
+                // An alias inside its own anchor's node: go-yaml's decoder refuses it.
+                let message = if id > 0 && self.open_anchors.contains(&id) {
+                    let name: String = self
+                        .text
+                        .chars()
+                        .skip(span.start.index() + 1)
+                        .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+                        .collect();
+                    format!(
+                        "error converting YAML to JSON: yaml: anchor '{name}' value contains itself"
+                    )
+                } else {
+                    "unknown anchor".to_string()
+                };
                 Err(ValuesError::Yaml {
                     file: self.source.to_string(),
                     line: span.start.line(),
                     column: span.start.col() + 1,
-                    message: "unknown anchor".to_string(),
+                    message,
                 })
             }
             Event::Alias(id) => self.anchors.get(&id).cloned().ok_or(ValuesError::Yaml {
@@ -667,10 +679,13 @@ impl<'a> Loader<'a> {
                     let value = self.node(event, span)?;
                     if is_merge {
                         // go-yaml v2 merges `<<` maps in place: their keys overwrite earlier ones.
+                        // A sequence is merged last to first: earlier maps take precedence.
                         let sources = match value {
                             Node::Map(m) => vec![Node::Map(m)],
-                            Node::Seq(items) => items,
-                            _ => Vec::new(),
+                            Node::Seq(items) if items.iter().all(|i| matches!(i, Node::Map(_))) => {
+                                items.into_iter().rev().collect()
+                            }
+                            _ => return Err(self.decode_error(span, MERGE_WANTS_MAP)),
                         };
                         for source in sources {
                             if let Node::Map(pairs) = source {
@@ -696,6 +711,37 @@ impl<'a> Loader<'a> {
                 message: "unexpected YAML event".to_string(),
             }),
         }
+    }
+
+    /// go-yaml parses the whole document before it decodes it (resolving aliases, merging):
+    /// a syntax error anywhere in the rest of the text is what it reports first.
+    fn syntax_error_further_on(&mut self) -> Option<ValuesError> {
+        while let Some(event) = self.parser.next_event() {
+            match event {
+                Err(err) => {
+                    return Some(ValuesError::Yaml {
+                        file: self.source.to_string(),
+                        line: err.marker().line(),
+                        column: err.marker().col() + 1,
+                        message: err.info().to_string(),
+                    });
+                }
+                Ok((Event::StreamEnd, _)) => return None,
+                Ok(_) => {}
+            }
+        }
+        None
+    }
+
+    /// A go-yaml decoding error (no line), unless a syntax error comes later in the text.
+    fn decode_error(&mut self, span: Span, problem: &str) -> ValuesError {
+        self.syntax_error_further_on()
+            .unwrap_or_else(|| ValuesError::Yaml {
+                file: self.source.to_string(),
+                line: span.start.line(),
+                column: span.start.col() + 1,
+                message: format!("error converting YAML to JSON: yaml: {problem}"),
+            })
     }
 
     fn unexpected_end(&self, span: Span) -> ValuesError {
@@ -1006,6 +1052,18 @@ mod tests {
         }
     }
 
+    /// helm 3.17.3 and 4.1.4 (`{{ .Values | toJson }}`): out-of-range floats stay strings, an
+    /// underflow is 0, and a tab at or past a block scalar's indentation is content.
+    #[test]
+    fn out_of_range_floats_and_tabs_in_block_scalar_content_like_helm() {
+        let v =
+            parse("a: 1e400\nb: -1e400\nc: .5e999\nd: 1e-400\ne: |\n  x\n  \tin\nf: >2\n  \ty\n");
+        assert_eq!(
+            v,
+            json!({"a": "1e400", "b": "-1e400", "c": ".5e999", "d": 0.0, "e": "x\n\tin\n", "f": "\ty\n"})
+        );
+    }
+
     #[test]
     fn numbers_become_floats() {
         let v = parse("a: 1\nb: 12345678\nc: 0x1F\nd: 0777\ne: 1_000\nf: 1e3\ng: .5\nh: 08\n");
@@ -1039,6 +1097,14 @@ mod tests {
             v,
             json!({"base": {"x": 1.0, "k": 2.0}, "other": {"x": 1.0, "k": 3.0}, "list": [{"x": 1.0, "k": 2.0}]})
         );
+    }
+
+    /// helm 3.17.3 and 4.1.4 (`{{ .Values.c | toJson }}`): a merged sequence's earlier maps
+    /// win.
+    #[test]
+    fn merge_sequences_give_earlier_maps_precedence() {
+        let v = parse("a: &a {x: 1, y: 1}\nb: &b {x: 2, z: 2}\nc:\n  <<: [*a, *b]\n");
+        assert_eq!(v["c"], json!({"true": 1.0, "x": 1.0, "z": 2.0}));
     }
 
     #[test]

@@ -1114,6 +1114,11 @@ impl<'a, 'c> State<'a, 'c> {
                 Err(self.error(&at, format!("nil pointer evaluating interface {{}}.{name}")))
             }
             Value::Map(map) => {
+                // Helm's Values type has methods, which Go looks up before map keys; `AsMap`
+                // gives the same entries as a plain map.
+                if name == "AsMap" && !has_args && super::value::named_map_type(map).is_some() {
+                    return Ok(Typed::plain(Value::Map(Arc::new((**map).clone()))));
+                }
                 if has_args {
                     return Err(
                         self.error(&at, format!("{name} is not a method but has arguments"))
@@ -1348,8 +1353,8 @@ impl<'a, 'c> State<'a, 'c> {
         if let Some(expected) = message.strip_prefix("invalid value; expected ") {
             let culprit = values.iter().position(Value::is_nil)?;
             let Some(arg) = args.get(culprit) else {
-                // The piped value: Go checks it at the function name.
-                return has_final.then(|| self.error(&Self::at_arg(node), message));
+                return has_final
+                    .then(|| self.error(&Self::at_arg(piped_value_site(node, args)), message));
             };
             let text = match arg {
                 Arg::Nil { .. } => format!("cannot assign nil to {expected}"),
@@ -1364,7 +1369,8 @@ impl<'a, 'c> State<'a, 'c> {
         let (expected, got) = rest.split_once("; got ")?;
         let culprit = values.iter().position(|v| type_name(v) == got)?;
         let Some(arg) = args.get(culprit) else {
-            return has_final.then(|| self.error(&Self::at_arg(node), message));
+            return has_final
+                .then(|| self.error(&Self::at_arg(piped_value_site(node, args)), message));
         };
         let text = match arg {
             Arg::Number { .. } | Arg::Bool { .. } | Arg::String { .. } => {
@@ -1841,6 +1847,17 @@ pub fn builtin_eq(first: &Value, others: &[Value]) -> Result<bool, String> {
         }
     }
     Ok(false)
+}
+
+/// Where Go reports a piped value of the wrong type: at the node it evaluated last, which is
+/// the function's last argument (`<100>` in `. | wrap 100`) or, without arguments, the function.
+/// An argument that is itself a pipeline or chain moves Go's position inside it; the function
+/// node stands in for those.
+fn piped_value_site<'n>(function: &'n Arg, args: &'n [Arg]) -> &'n Arg {
+    match args.last() {
+        None | Some(Arg::Pipe(_)) | Some(Arg::Chain { .. }) => function,
+        Some(last) => last,
+    }
 }
 
 const INCOMPATIBLE_TYPES: &str = "incompatible types for comparison";

@@ -1290,6 +1290,10 @@ fn parse_error(error: &saphyr_parser::ScanError, text: &str) -> String {
 /// [`parse_error`] from saphyr's message and 1-based line (as `ValuesError::Yaml` keeps them):
 /// sigs.k8s.io/yaml's `error converting YAML to JSON: yaml: line N: PROBLEM`.
 pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
+    // Messages keelson's readers already word as sigs.k8s.io/yaml does.
+    if info.starts_with("error converting YAML to JSON") {
+        return info.to_string();
+    }
     let mut parser_error = info.starts_with("while parsing ");
     // Where saphyr's scanner refuses a token, go-yaml's scanner takes it and its parser fails.
     let reworded = match info {
@@ -1315,6 +1319,28 @@ pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
             } else {
                 "did not find expected <document start>"
             })
+        }
+        // go-yaml ends the block scalar at a less indented line; the collection around it
+        // then fails on that line's content.
+        "wrongly indented line in block scalar" => {
+            let lines: Vec<&str> = text.lines().collect();
+            let bad = marker_line.saturating_sub(1);
+            let indentation = |line: &str| line.len() - line.trim_start().len();
+            let bad_indent = lines.get(bad).map(|l| indentation(l)).unwrap_or(0);
+            lines[..bad.min(lines.len())]
+                .iter()
+                .rev()
+                .find(|l| !l.trim().is_empty() && indentation(l) < bad_indent)
+                .and_then(|header| {
+                    let header = header.trim_start();
+                    if header.starts_with("- ") || header == "-" {
+                        Some("did not find expected '-' indicator")
+                    } else if header.contains(':') {
+                        Some("did not find expected key")
+                    } else {
+                        None
+                    }
+                })
         }
         _ => None,
     };
