@@ -74,9 +74,12 @@ thread_local! {
     /// by identity, with that type's name: Go's `%T`, `typeOf` and type errors print it
     /// (`chartutil.Values` in helm 3, `common.Values` in helm 4). Held here (kept alive, so an
     /// address is never reused) for the render running on this thread.
-    static NAMED_MAPS: std::cell::RefCell<Vec<(Arc<BTreeMap<String, Value>>, &'static str)>> =
+    static NAMED_MAPS: std::cell::RefCell<Vec<NamedMap>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// A map and the Go named type Helm gives it.
+type NamedMap = (Arc<BTreeMap<String, Value>>, &'static str);
 
 /// Declares `value` (a map) to be of Go's named map type `type_name` for renders on this
 /// thread.

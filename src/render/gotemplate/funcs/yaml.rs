@@ -1356,23 +1356,22 @@ pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
         Some(rest) => rest.split_once(", ").map(|(_, p)| p).unwrap_or(rest),
         None => info,
     };
-    let problem = if problem.starts_with("unexpected character") {
-        "found character that cannot start any token".to_string()
-    } else if problem.starts_with("tabs disallowed") {
-        "found character that cannot start any token".to_string()
-    } else if problem == "simple key expected" || problem == "simple key expect ':'" {
-        // A multi-line plain scalar less indented than its key.
-        "could not find expected ':'".to_string()
-    } else if problem.contains("unknown anchor") {
-        match unknown_alias(text) {
-            Some(name) => format!("unknown anchor '{name}' referenced"),
-            None => "unknown anchor referenced".to_string(),
-        }
-    } else if let Some(rest) = problem.strip_prefix("expected ") {
-        format!("did not find expected {rest}")
-    } else {
-        problem.to_string()
-    };
+    let problem =
+        if problem.starts_with("unexpected character") || problem.starts_with("tabs disallowed") {
+            "found character that cannot start any token".to_string()
+        } else if problem == "simple key expected" || problem == "simple key expect ':'" {
+            // A multi-line plain scalar less indented than its key.
+            "could not find expected ':'".to_string()
+        } else if problem.contains("unknown anchor") {
+            match unknown_alias(text) {
+                Some(name) => format!("unknown anchor '{name}' referenced"),
+                None => "unknown anchor referenced".to_string(),
+            }
+        } else if let Some(rest) = problem.strip_prefix("expected ") {
+            format!("did not find expected {rest}")
+        } else {
+            problem.to_string()
+        };
     let zero_based = marker_line.saturating_sub(1);
     let line = if zero_based == 0 {
         0
