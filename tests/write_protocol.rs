@@ -8,7 +8,7 @@ mod support;
 use std::io::BufRead;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::TestEnv;
@@ -408,16 +408,10 @@ fn killed_at_every_step_helm4() {
 /// A kubeconfig for a service account that may do everything keelson's repair needs except
 /// read Widgets: for it, the cluster cannot be read.
 fn kubeconfig_without_widgets(env: &TestEnv, namespace: &str) -> String {
-    let manifest = format!(
-        r#"apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: nowidgets, namespace: {namespace}}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: nowidgets, namespace: {namespace}}}
-rules:
-  - apiGroups: [""]
+    support::restricted_kubeconfig(
+        env,
+        namespace,
+        r#"  - apiGroups: [""]
     resources: ["secrets"]
     verbs: ["get", "list", "create", "update", "delete"]
   - apiGroups: ["apps"]
@@ -426,68 +420,10 @@ rules:
   - apiGroups: ["coordination.k8s.io"]
     resources: ["leases"]
     verbs: ["get", "create", "patch", "delete"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: nowidgets, namespace: {namespace}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: nowidgets}}
-subjects: [{{kind: ServiceAccount, name: nowidgets, namespace: {namespace}}}]
-"#
-    );
-    let file = std::env::temp_dir().join(unique("keelson-wp-rbac"));
-    std::fs::write(&file, manifest).expect("write RBAC manifest");
-    env.kubectl(&["apply", "-f", &file.display().to_string()]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let secret = loop {
-        let name = env.kubectl(&[
-            "get",
-            "sa",
-            "nowidgets",
-            "-n",
-            namespace,
-            "-o",
-            "jsonpath={.secrets[0].name}",
-        ]);
-        if !name.is_empty() {
-            break name;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no token for the service account"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let token = env.kubectl(&[
-        "get",
-        "secret",
-        &secret,
-        "-n",
-        namespace,
-        "-o",
-        "jsonpath={.data.token}",
-    ]);
-    use base64::Engine as _;
-    let token = base64::engine::general_purpose::STANDARD
-        .decode(token.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .expect("token is base64 text");
-    let admin = std::fs::read_to_string(&env.kubeconfig).expect("read kubeconfig");
-    let restricted: Vec<String> = admin
-        .lines()
-        .map(|line| {
-            if line.trim_start().starts_with("token:") {
-                format!("    token: {token}")
-            } else if line.trim_start().starts_with("namespace:") {
-                format!("    namespace: {namespace}")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect();
-    let path = std::env::temp_dir().join(unique("keelson-wp-kubeconfig"));
-    std::fs::write(&path, restricted.join("\n")).expect("write kubeconfig");
-    path.display().to_string()
+"#,
+    )
+    .display()
+    .to_string()
 }
 
 #[test]

@@ -74,7 +74,13 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         [name, chart] => (name.clone(), chart.clone()),
         _ => anyhow::bail!("\"keelson template\" requires at most 2 arguments"),
     };
-    let loaded = chart::load(std::path::Path::new(&chart_path))?;
+    let loaded = chart::load(std::path::Path::new(&chart_path)).map_err(|err| {
+        if args.helm4 {
+            err.in_helm4_words()
+        } else {
+            err
+        }
+    })?;
     let user_values = ValueOptions {
         value_files: args.values.clone(),
         set: args.set.clone(),

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use crate::render::helmignore::IgnoreRules;
 use crate::values::{Values, ValuesError};
-use gocompat::yaml;
+use gocompat::yaml::{self, YamlError};
 
 /// A file of a chart: its path relative to the chart root (`templates/x.yaml`, `files/a.txt`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +125,11 @@ pub enum ChartError {
         #[source]
         source: ValuesError,
     },
+    /// A chart's values.yaml that helm's loader refuses, in helm's words: `go_text` is what
+    /// sigs.k8s.io/yaml says (go-yaml's or encoding/json's message). Helm names the file
+    /// only as `values.yaml`; the chart path is in the enclosing error when it is a subchart.
+    #[error("cannot load values.yaml: {}{go_text}", if *helm4 { "cannot unmarshal yaml document: " } else { "" })]
+    ValuesYaml { go_text: String, helm4: bool },
     #[error("error unpacking subchart {subchart} in {parent}")]
     Subchart {
         subchart: String,
@@ -361,9 +366,9 @@ pub fn load_files(files: Vec<ChartFile>, display: &str) -> Result<Chart, ChartEr
                 let source = format!("{display}/values.yaml");
                 let text = String::from_utf8_lossy(&file.data);
                 chart.values =
-                    yaml::parse_values(&text, &source).map_err(|e| ChartError::Values {
-                        file: source.clone(),
-                        source: e.into(),
+                    yaml::parse_values(&text, &source).map_err(|e| ChartError::ValuesYaml {
+                        go_text: go_values_error(e, &text),
+                        helm4: false,
                     })?;
             }
             "values.schema.json" => chart.schema = Some(file.data),
@@ -447,6 +452,43 @@ pub fn load_files(files: Vec<ChartFile>, display: &str) -> Result<Chart, ChartEr
         chart.dependencies.push(sub);
     }
     Ok(chart)
+}
+
+/// sigs.k8s.io/yaml's message for a values.yaml keelson's reader refuses.
+fn go_values_error(error: YamlError, text: &str) -> String {
+    match error {
+        // Messages keelson's reader writes in Go's words already (`json: unsupported value`).
+        YamlError::Syntax { message, .. } if message.starts_with("error converting YAML") => {
+            message
+        }
+        YamlError::Syntax { line, message, .. } => gotemplate::go_yaml_error(&message, line, text),
+        YamlError::NotAMap { found, .. } => format!(
+            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {found} into Go value of type map[string]interface {{}}"
+        ),
+    }
+}
+
+impl ChartError {
+    /// The error as helm 4 words it: its values reader (`LoadValues`) adds `cannot unmarshal
+    /// yaml document: `.
+    pub fn in_helm4_words(self) -> ChartError {
+        match self {
+            ChartError::ValuesYaml { go_text, .. } => ChartError::ValuesYaml {
+                go_text,
+                helm4: true,
+            },
+            ChartError::Subchart {
+                subchart,
+                parent,
+                source,
+            } => ChartError::Subchart {
+                subchart,
+                parent,
+                source: Box::new(source.in_helm4_words()),
+            },
+            other => other,
+        }
+    }
 }
 
 /// Parses Chart.yaml; string fields accept YAML numbers and booleans as Helm's loader does.
@@ -542,6 +584,55 @@ mod tests {
             name: name.to_string(),
             data: data.as_bytes().to_vec(),
         }
+    }
+
+    /// fixtures/render/values-errors/<case>: a malformed values.yaml and what helm 3 and helm 4
+    /// say about it (recorded with the real helms by scripts/regen-values-errors).
+    #[test]
+    fn values_yaml_errors_match_real_helm() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/render/values-errors");
+        let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        assert!(dirs.len() > 5, "cases missing under {}", root.display());
+        let mut failures = Vec::new();
+        for dir in &dirs {
+            let read = |name: &str| {
+                std::fs::read_to_string(dir.join(name))
+                    .unwrap_or_else(|e| panic!("cannot read {}/{name}: {e}", dir.display()))
+            };
+            let values = read("values.yaml");
+            let loaded = load_files(
+                vec![
+                    file("Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n"),
+                    file("values.yaml", &values),
+                    file("templates/t.yaml", "a: 1\n"),
+                ],
+                "c",
+            );
+            let Err(error) = loaded else {
+                failures.push(format!("{}: loaded, helm refuses it", dir.display()));
+                continue;
+            };
+            for (expected, got) in [
+                (read("expected-error.txt"), error.to_string()),
+                (
+                    read("expected-helm4-error.txt"),
+                    error.in_helm4_words().to_string(),
+                ),
+            ] {
+                if expected.trim_end() != got {
+                    failures.push(format!(
+                        "{}:\nwant {}\ngot  {got}",
+                        dir.display(),
+                        expected.trim_end()
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use gotemplate::{ExecOptions, LookupFn, RenderBudget, Session, TemplateSet, WARN_END, WARN_START};
-
-use gotemplate::FuncRegistry;
-use gotemplate::Value;
+use gotemplate::{
+    ExecOptions, FuncRegistry, LookupFn, RenderBudget, Session, TemplateSet, Value, WARN_END,
+    WARN_START,
+};
 
 /// One template file of a chart tree, with the data Helm passes when executing it.
 #[derive(Clone, Debug)]
@@ -47,6 +47,10 @@ pub struct RenderOptions {
     /// Helm 4's function behaviour ([`gotemplate::helm4_overrides`]: `toToml`/`fromToml` of
     /// BurntSushi/toml v1.6.0) instead of Helm 3's.
     pub helm4_functions: bool,
+    /// Helm 4's wording: Go 1.25's comparison errors naming both types, helm 4.1's multi-line
+    /// layout of execution errors ([`reformat_exec_error_helm4`]), `common.Values` as the
+    /// type name of Helm's Values maps (helm 3: `chartutil.Values`).
+    pub helm4_wording: bool,
     /// Answers `lookup`; `None` renders offline (an empty map, as `helm template`).
     pub lookup: Option<Arc<dyn Lookup>>,
     /// Steps, output and time the render may use ([`RenderBudget::DEFAULT`] unless a test
@@ -61,6 +65,7 @@ impl std::fmt::Debug for RenderOptions {
             .field("lint_mode", &self.lint_mode)
             .field("range_over_int", &self.range_over_int)
             .field("helm4_functions", &self.helm4_functions)
+            .field("helm4_wording", &self.helm4_wording)
             .field("lookup", &self.lookup.is_some())
             .field("budget", &self.budget)
             .finish()
@@ -168,6 +173,7 @@ fn render_on_this_thread(
         strict: options.strict,
         lint_mode: options.lint_mode,
         range_over_int: options.range_over_int,
+        typed_comparison_errors: options.helm4_wording,
         // The render thread's stack, less room for the functions nested templates call.
         stack_budget: Some(RENDER_STACK_BYTES - 16 * 1024 * 1024),
         budget: options.budget,
@@ -180,9 +186,38 @@ fn render_on_this_thread(
             f
         }),
     };
+    // Helm executes each template with its `Values` type as `.`, and `.Values` and `.Template`
+    // are of that type too.
+    let values_type = if options.helm4_wording {
+        "common.Values"
+    } else {
+        "chartutil.Values"
+    };
+    for file in by_name.values() {
+        gotemplate::name_map_type(&file.dot, values_type);
+        if let Value::Map(dot) = &file.dot {
+            for key in ["Values", "Template"] {
+                if let Some(named) = dot.get(key) {
+                    gotemplate::name_map_type(named, values_type);
+                }
+            }
+        }
+    }
+    let result = execute_templates(&set, &order, by_name, &exec_options, options);
+    gotemplate::forget_map_types();
+    result
+}
+
+fn execute_templates(
+    set: &TemplateSet,
+    order: &[String],
+    mut by_name: BTreeMap<String, TemplateFile>,
+    exec_options: &ExecOptions,
+    options: &RenderOptions,
+) -> Result<BTreeMap<String, String>, RenderError> {
     let session = Session::default();
     let mut rendered = BTreeMap::new();
-    for name in &order {
+    for name in order {
         let base = name.rsplit('/').next().unwrap_or(name);
         if base.starts_with('_') {
             continue;
@@ -191,8 +226,14 @@ fn render_on_this_thread(
             continue;
         };
         let output = set
-            .execute_in(name, file.dot, &exec_options, &session)
-            .map_err(|err| RenderError::Exec(cleanup_exec_error(name, &err.message)))?;
+            .execute_in(name, file.dot, exec_options, &session)
+            .map_err(|err| {
+                RenderError::Exec(if options.helm4_wording {
+                    reformat_exec_error_helm4(name, &err.message)
+                } else {
+                    cleanup_exec_error(name, &err.message)
+                })
+            })?;
         rendered.insert(name.clone(), output.replace("<no value>", ""));
     }
     Ok(rendered)
@@ -216,17 +257,140 @@ fn cleanup_exec_error(filename: &str, message: &str) -> String {
     if tokens.len() != 3 {
         return format!("execution error in ({filename}): {message}");
     }
-    let location = tokens[1];
-    // Go's regexp `HELM_ERR_START(.*)HELM_ERR_END`: `.` stops at newlines, `*` is greedy.
-    for line in tokens[2].split('\n') {
-        if let Some(start) = line.find(WARN_START) {
-            let after = &line[start + WARN_START.len()..];
-            if let Some(end) = after.rfind(WARN_END) {
-                return format!("execution error at ({location}): {}", &after[..end]);
-            }
+    match required_or_fail_message(tokens[2]) {
+        Some(text) => format!("execution error at ({}): {text}", tokens[1]),
+        None => message.to_string(),
+    }
+}
+
+/// Helm's `HELM_ERR_START((?s).*)HELM_ERR_END` (3.17 and 4.1): from the first start marker to
+/// the last end marker, across lines.
+fn required_or_fail_message(text: &str) -> Option<&str> {
+    let start = text.find(WARN_START)?;
+    let after = &text[start + WARN_START.len()..];
+    after.rfind(WARN_END).map(|end| &after[..end])
+}
+
+/// Helm 4.1's `reformatExecErrorMsg`: `required`/`fail` messages as helm 3; otherwise, when every link of Go's error chain is a template error, one
+/// block per link (`LOCATION\n  executing "NAME" at <NODE>:\n    MESSAGE`, consecutive equal
+/// blocks once); when a link is a plain error (`error calling F: ...` from a function, `tpl`),
+/// Go's one-line text.
+///
+/// keelson keeps only the error's text, so the chain is rebuilt from it: text/template wraps
+/// (`%w`) only a called function's error (`error calling NAME: ERR`), and an `include`d
+/// template's error is itself a template error starting with `template: `.
+fn reformat_exec_error_helm4(filename: &str, message: &str) -> String {
+    let tokens: Vec<&str> = message.splitn(3, ": ").collect();
+    if tokens.len() != 3 {
+        return format!("execution error in ({filename}): {message}");
+    }
+    if let Some(text) = required_or_fail_message(tokens[2]) {
+        return format!("execution error at ({}): {text}", tokens[1]);
+    }
+    let mut blocks: Vec<TraceableError> = Vec::new();
+    let mut link = Some(message);
+    while let Some(text) = link {
+        let Some((block, wrapped)) = parse_template_error(text) else {
+            return message.to_string();
+        };
+        if blocks.last() != Some(&block) {
+            blocks.push(block);
+        }
+        link = wrapped;
+    }
+    let mut out = String::new();
+    for block in &blocks {
+        if !block.location.is_empty() {
+            out.push_str(&block.location);
+            out.push_str("\n  ");
+        }
+        if !block.executing.is_empty() {
+            out.push_str(&block.executing);
+            out.push_str("\n    ");
+        }
+        if !block.message.is_empty() {
+            out.push_str(&block.message);
+            out.push('\n');
         }
     }
-    message.to_string()
+    out.trim().to_string()
+}
+
+/// One link of a template error chain as helm 4 prints it.
+#[derive(PartialEq, Eq)]
+struct TraceableError {
+    location: String,
+    executing: String,
+    message: String,
+}
+
+/// Parses one link (`template: ...`) into helm 4's parts, and returns the error it wraps: the
+/// text after `error calling NAME: `, when the link's own message is a function call error.
+/// `None` when the link is not a template error.
+fn parse_template_error(text: &str) -> Option<(TraceableError, Option<&str>)> {
+    let remainder = text.strip_prefix("template: ")?;
+    // Go's ExecuteTemplate for an unknown name: a plain error that looks like a template one.
+    if remainder.starts_with("no template ") {
+        let block = TraceableError {
+            location: String::new(),
+            executing: String::new(),
+            message: text.to_string(),
+        };
+        return Some((block, None));
+    }
+    let cut = |message: &str| -> String {
+        match message.find(" template:") {
+            Some(end) => message[..end].to_string(),
+            None => message.to_string(),
+        }
+    };
+    let (block, own_message) = match executing_form(remainder) {
+        Some((location, function, node, own)) => (
+            TraceableError {
+                location: location.to_string(),
+                executing: format!("executing \"{function}\" at <{node}>:"),
+                message: cut(own),
+            },
+            own,
+        ),
+        None => {
+            let sep = remainder.rfind(": ")?;
+            let own = &remainder[sep + 2..];
+            (
+                TraceableError {
+                    location: remainder[..sep].to_string(),
+                    executing: String::new(),
+                    message: cut(own),
+                },
+                // Go's `template: NAME: MESSAGE` form: the whole rest is its own message.
+                remainder
+                    .find(": ")
+                    .map(|first| &remainder[first + 2..])
+                    .unwrap_or(own),
+            )
+        }
+    };
+    let wrapped = own_message
+        .strip_prefix("error calling ")
+        .and_then(|call| call.find(": ").map(|sep| &call[sep + 2..]));
+    Some((block, wrapped))
+}
+
+/// `LOCATION: executing "NAME" at <NODE>: MESSAGE` split into its four parts.
+fn executing_form(remainder: &str) -> Option<(&str, &str, &str, &str)> {
+    let index = remainder.find(": executing ")?;
+    let location = &remainder[..index];
+    let after = remainder[index + ": executing ".len()..].strip_prefix('"')?;
+    let end_quote = after.find('"')?;
+    let function = &after[..end_quote];
+    let after_at = after[end_quote + 1..].strip_prefix(" at <")?;
+    let end_node = after_at.find(">: ")?;
+    Some((
+        location,
+        function,
+        &after_at[..end_node],
+        &after_at[end_node + ">: ".len()..],
+    ))
 }
 
 #[cfg(test)]
@@ -378,6 +542,7 @@ mod golden_tests {
         let options = RenderOptions {
             range_over_int: helm4,
             helm4_functions: helm4,
+            helm4_wording: helm4,
             ..RenderOptions::default()
         };
         let result = render(case_files(&dir.join("chart")), &options);
@@ -419,7 +584,10 @@ mod golden_tests {
         let mut checked = 0;
         for dir in &dirs {
             for helm4 in [false, true] {
-                if helm4 && !dir.join("expected-helm4.txt").exists() {
+                if helm4
+                    && !dir.join("expected-helm4.txt").exists()
+                    && !dir.join("expected-helm4-error.txt").exists()
+                {
                     continue;
                 }
                 checked += 1;

@@ -182,6 +182,7 @@ pub fn render_chart(
     let options = RenderOptions {
         range_over_int: settings.flavor == HelmFlavor::Helm4,
         helm4_functions: settings.flavor == HelmFlavor::Helm4,
+        helm4_wording: settings.flavor == HelmFlavor::Helm4,
         lookup: settings.lookup.clone(),
         budget: settings.budget,
         ..RenderOptions::default()

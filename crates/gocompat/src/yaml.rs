@@ -284,9 +284,162 @@ fn parse_documents_as(
     limit: usize,
     numbers: NumberMode,
 ) -> Result<Vec<Value>, YamlError> {
+    let parsed = parse_documents_saphyr(text, source, limit, numbers);
+    let Some(tab_line) = block_scalar_indentation_tab(text, limit == 1) else {
+        return parsed;
+    };
+    match parsed {
+        // go-yaml reads in order: a problem on an earlier line is reported first.
+        Err(err @ YamlError::Syntax { line, .. }) if line < tab_line => Err(err),
+        _ => Err(YamlError::Syntax {
+            file: source.to_string(),
+            line: tab_line,
+            column: 1,
+            message: BLOCK_SCALAR_TAB.to_string(),
+        }),
+    }
+}
+
+/// go-yaml v2's `failWantMap`.
+const MERGE_WANTS_MAP: &str = "map merge requires map or sequence of maps as the value";
+
+/// go-yaml's scanner error (saphyr's `while X, PROBLEM` shape, which `go_yaml_error` words).
+const BLOCK_SCALAR_TAB: &str =
+    "while scanning a block scalar, found a tab character where an indentation space is expected";
+
+/// The 1-based line of the first tab go-yaml's scanner refuses in a block scalar's
+/// indentation, which saphyr accepts: go-yaml reads a block scalar's leading spaces up to its
+/// indentation (all of them while the indentation is still to be detected from the first
+/// content line) and fails on a tab found before that column. `first_document`: stop at the
+/// second document (go-yaml's `Unmarshal` reads no further).
+fn block_scalar_indentation_tab(text: &str, first_document: bool) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let leading_spaces = |line: &str| line.len() - line.trim_start_matches(' ').len();
+    let mut seen_content = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if first_document && seen_content && (line.starts_with("---") || line.starts_with("...")) {
+            return None;
+        }
+        let trimmed = line.trim();
+        if !trimmed.is_empty() && !trimmed.starts_with('#') && trimmed != "---" {
+            seen_content = true;
+        }
+        let Some((parent_indent, increment)) = block_scalar_header(line) else {
+            i += 1;
+            continue;
+        };
+        let mut indent = if increment > 0 {
+            parent_indent + increment
+        } else {
+            0
+        };
+        let mut max_indent = 0;
+        let mut j = i + 1;
+        loop {
+            // The line breaks (and indentation) before a content line.
+            let mut column = 0;
+            while j < lines.len() {
+                let spaces = leading_spaces(lines[j]);
+                column = if indent == 0 {
+                    spaces
+                } else {
+                    spaces.min(indent)
+                };
+                max_indent = max_indent.max(column);
+                let rest = &lines[j][column..];
+                if (indent == 0 || column < indent) && rest.starts_with('\t') {
+                    return Some(j + 1);
+                }
+                if !rest.is_empty() {
+                    break;
+                }
+                j += 1;
+            }
+            if indent == 0 {
+                indent = max_indent.max(parent_indent + 1).max(1);
+            }
+            if j >= lines.len() || column != indent {
+                break;
+            }
+            // A content line; the next one starts the next run of breaks.
+            j += 1;
+        }
+        i = j.max(i + 1);
+    }
+    None
+}
+
+/// For a line ending in a block scalar header (`key: |`, `- >-`, `key: &a !!str |2`), the
+/// indentation go-yaml's scanner is at (the key's column, or the entry's dash for `- |`) and
+/// the explicit indentation indicator (0 without one).
+fn block_scalar_header(line: &str) -> Option<(usize, usize)> {
+    let content = match line.find(" #") {
+        Some(comment) => &line[..comment],
+        None => line,
+    };
+    let mut column = content.len() - content.trim_start_matches(' ').len();
+    let mut rest = &content[column..];
+    let mut dash_column = None;
+    while let Some(after) = rest.strip_prefix('-') {
+        let spaces = after.len() - after.trim_start_matches(' ').len();
+        if spaces == 0 && !after.is_empty() {
+            break;
+        }
+        dash_column = Some(column);
+        column += 1 + spaces;
+        rest = &after[spaces..];
+    }
+    let mut tokens: Vec<&str> = rest.split_whitespace().collect();
+    let indicator = tokens.pop()?;
+    let increment = block_indicator_increment(indicator)?;
+    while tokens
+        .last()
+        .is_some_and(|t| t.starts_with('&') || t.starts_with('!'))
+    {
+        tokens.pop();
+    }
+    if tokens.is_empty() {
+        return dash_column.map(|dash| (dash, increment));
+    }
+    let key = tokens.join(" ");
+    if !key.ends_with(':') || key.starts_with(['[', '{', '|', '>', '#', '%', '@', '`']) {
+        return None;
+    }
+    Some((column, increment))
+}
+
+/// `|`/`>` with an optional chomping and an optional indentation indicator (1-9), either
+/// order; the indentation indicator's value.
+fn block_indicator_increment(token: &str) -> Option<usize> {
+    let mut chars = token.chars();
+    if !matches!(chars.next()?, '|' | '>') {
+        return None;
+    }
+    let rest: Vec<char> = chars.collect();
+    let digit = |c: &char| c.is_ascii_digit() && *c != '0';
+    let chomp = |c: &char| *c == '+' || *c == '-';
+    match rest.as_slice() {
+        [] => Some(0),
+        [c] if chomp(c) => Some(0),
+        [d] if digit(d) => d.to_digit(10).map(|d| d as usize),
+        [c, d] | [d, c] if chomp(c) && digit(d) => d.to_digit(10).map(|d| d as usize),
+        _ => None,
+    }
+}
+
+fn parse_documents_saphyr(
+    text: &str,
+    source: &str,
+    limit: usize,
+    numbers: NumberMode,
+) -> Result<Vec<Value>, YamlError> {
     let relaxed = relax_flow_indentation(text);
     let mut loader = Loader {
         parser: Parser::new_from_str(&relaxed),
+        text: &relaxed,
+        open_anchors: Vec::new(),
         anchors: HashMap::new(),
         source,
         depth: 0,
@@ -320,6 +473,10 @@ fn parse_documents_as(
 
 struct Loader<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    /// The text `parser` reads (alias names for messages).
+    text: &'a str,
+    /// Anchors of the nodes being built (go-yaml defines an anchor when its node starts).
+    open_anchors: Vec<usize>,
     anchors: HashMap<usize, Node>,
     source: &'a str,
     depth: usize,
@@ -449,7 +606,9 @@ impl<'a> Loader<'a> {
             _ => Some(self.aliases.enter().map_err(budget_error)?),
         };
         self.depth += 1;
+        self.open_anchors.push(anchor);
         let result = self.node_inner(event, span);
+        self.open_anchors.pop();
         self.depth -= 1;
         if let Some(start) = start {
             self.aliases.anchored(anchor, start);
@@ -459,6 +618,31 @@ impl<'a> Loader<'a> {
 
     fn node_inner(&mut self, event: Event<'a>, span: Span) -> Result<Node, YamlError> {
         match event {
+            Event::Alias(id) if !self.anchors.contains_key(&id) => {
+                if let Some(err) = self.syntax_error_further_on() {
+                    return Err(err);
+                }
+                // An alias inside its own anchor's node: go-yaml's decoder refuses it.
+                let message = if id > 0 && self.open_anchors.contains(&id) {
+                    let name: String = self
+                        .text
+                        .chars()
+                        .skip(span.start.index() + 1)
+                        .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+                        .collect();
+                    format!(
+                        "error converting YAML to JSON: yaml: anchor '{name}' value contains itself"
+                    )
+                } else {
+                    "unknown anchor".to_string()
+                };
+                Err(YamlError::Syntax {
+                    file: self.source.to_string(),
+                    line: span.start.line(),
+                    column: span.start.col() + 1,
+                    message,
+                })
+            }
             Event::Alias(id) => self.anchors.get(&id).cloned().ok_or(YamlError::Syntax {
                 file: self.source.to_string(),
                 line: span.start.line(),
@@ -510,10 +694,13 @@ impl<'a> Loader<'a> {
                     let value = self.node(event, span)?;
                     if is_merge {
                         // go-yaml v2 merges `<<` maps in place: their keys overwrite earlier ones.
+                        // A sequence is merged last to first: earlier maps take precedence.
                         let sources = match value {
                             Node::Map(m) => vec![Node::Map(m)],
-                            Node::Seq(items) => items,
-                            _ => Vec::new(),
+                            Node::Seq(items) if items.iter().all(|i| matches!(i, Node::Map(_))) => {
+                                items.into_iter().rev().collect()
+                            }
+                            _ => return Err(self.decode_error(span, MERGE_WANTS_MAP)),
                         };
                         for source in sources {
                             if let Node::Map(pairs) = source {
@@ -539,6 +726,37 @@ impl<'a> Loader<'a> {
                 message: "unexpected YAML event".to_string(),
             }),
         }
+    }
+
+    /// go-yaml parses the whole document before it decodes it (resolving aliases, merging):
+    /// a syntax error anywhere in the rest of the text is what it reports first.
+    fn syntax_error_further_on(&mut self) -> Option<YamlError> {
+        while let Some(event) = self.parser.next_event() {
+            match event {
+                Err(err) => {
+                    return Some(YamlError::Syntax {
+                        file: self.source.to_string(),
+                        line: err.marker().line(),
+                        column: err.marker().col() + 1,
+                        message: err.info().to_string(),
+                    });
+                }
+                Ok((Event::StreamEnd, _)) => return None,
+                Ok(_) => {}
+            }
+        }
+        None
+    }
+
+    /// A go-yaml decoding error (no line), unless a syntax error comes later in the text.
+    fn decode_error(&mut self, span: Span, problem: &str) -> YamlError {
+        self.syntax_error_further_on()
+            .unwrap_or_else(|| YamlError::Syntax {
+                file: self.source.to_string(),
+                line: span.start.line(),
+                column: span.start.col() + 1,
+                message: format!("error converting YAML to JSON: yaml: {problem}"),
+            })
     }
 
     fn unexpected_end(&self, span: Span) -> YamlError {
@@ -618,9 +836,7 @@ fn resolve_plain(text: &str) -> Node {
         if let Some(i) = go_parse_int_base0(&plain) {
             return Node::Int(i);
         }
-        if is_yaml_style_float(&plain)
-            && let Ok(f) = plain.parse::<f64>()
-        {
+        if let Some(f) = go_parse_float(&plain) {
             return Node::Float(f);
         }
     }
@@ -709,9 +925,11 @@ fn is_yaml_style_float(s: &str) -> bool {
 }
 
 /// Go's `strconv.ParseFloat` for the decimal forms a YAML plain scalar starting with `.` can take.
+/// go-yaml v2 takes a float only when Go's `strconv.ParseFloat` succeeds: out of range
+/// (`1e400`, ±Inf with `ErrRange`) the scalar stays a string.
 fn go_parse_float(s: &str) -> Option<f64> {
     if is_yaml_style_float(s) {
-        s.parse::<f64>().ok()
+        s.parse::<f64>().ok().filter(|f| f.is_finite())
     } else {
         None
     }
@@ -844,6 +1062,18 @@ mod tests {
         }
     }
 
+    /// helm 3.17.3 and 4.1.4 (`{{ .Values | toJson }}`): out-of-range floats stay strings, an
+    /// underflow is 0, and a tab at or past a block scalar's indentation is content.
+    #[test]
+    fn out_of_range_floats_and_tabs_in_block_scalar_content_like_helm() {
+        let v =
+            parse("a: 1e400\nb: -1e400\nc: .5e999\nd: 1e-400\ne: |\n  x\n  \tin\nf: >2\n  \ty\n");
+        assert_eq!(
+            v,
+            json!({"a": "1e400", "b": "-1e400", "c": ".5e999", "d": 0.0, "e": "x\n\tin\n", "f": "\ty\n"})
+        );
+    }
+
     #[test]
     fn numbers_become_floats() {
         let v = parse("a: 1\nb: 12345678\nc: 0x1F\nd: 0777\ne: 1_000\nf: 1e3\ng: .5\nh: 08\n");
@@ -877,6 +1107,14 @@ mod tests {
             v,
             json!({"base": {"x": 1.0, "k": 2.0}, "other": {"x": 1.0, "k": 3.0}, "list": [{"x": 1.0, "k": 2.0}]})
         );
+    }
+
+    /// helm 3.17.3 and 4.1.4 (`{{ .Values.c | toJson }}`): a merged sequence's earlier maps
+    /// win.
+    #[test]
+    fn merge_sequences_give_earlier_maps_precedence() {
+        let v = parse("a: &a {x: 1, y: 1}\nb: &b {x: 2, z: 2}\nc:\n  <<: [*a, *b]\n");
+        assert_eq!(v["c"], json!({"true": 1.0, "x": 1.0, "z": 2.0}));
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub struct ExecOptions {
     pub lint_mode: bool,
     /// Go 1.24+ `range` over an integer.
     pub range_over_int: bool,
+    /// Go 1.25's comparison errors, naming both types (`incompatible types for comparison:
+    /// int and string`, helm 4); Go 1.23's say only `incompatible types for comparison`.
+    pub typed_comparison_errors: bool,
     pub lookup: Option<Arc<LookupFn>>,
     /// Bytes of native stack nested templates may use; `None` is a budget that fits any
     /// thread (1 MiB). The engine renders on a thread with a large stack and raises it.
@@ -549,6 +552,16 @@ impl<'a, 'c> State<'a, 'c> {
 
     fn at_arg(arg: &Arg) -> At<'_> {
         At::Arg(arg)
+    }
+
+    /// A comparison builtin's error in the wording of the Go version being matched.
+    fn comparison_error(&self, message: String) -> String {
+        if !self.context.options.typed_comparison_errors && message.starts_with(INCOMPATIBLE_TYPES)
+        {
+            INCOMPATIBLE_TYPES.to_string()
+        } else {
+            message
+        }
     }
 
     /// Counts one step and `bytes` of output against the render's budget.
@@ -1101,6 +1114,11 @@ impl<'a, 'c> State<'a, 'c> {
                 Err(self.error(&at, format!("nil pointer evaluating interface {{}}.{name}")))
             }
             Value::Map(map) => {
+                // Helm's Values type has methods, which Go looks up before map keys; `AsMap`
+                // gives the same entries as a plain map.
+                if name == "AsMap" && !has_args && super::value::named_map_type(map).is_some() {
+                    return Ok(Typed::plain(Value::Map(Arc::new((**map).clone()))));
+                }
                 if has_args {
                     return Err(
                         self.error(&at, format!("{name} is not a method but has arguments"))
@@ -1335,8 +1353,8 @@ impl<'a, 'c> State<'a, 'c> {
         if let Some(expected) = message.strip_prefix("invalid value; expected ") {
             let culprit = values.iter().position(Value::is_nil)?;
             let Some(arg) = args.get(culprit) else {
-                // The piped value: Go checks it at the function name.
-                return has_final.then(|| self.error(&Self::at_arg(node), message));
+                return has_final
+                    .then(|| self.error(&Self::at_arg(piped_value_site(node, args)), message));
             };
             let text = match arg {
                 Arg::Nil { .. } => format!("cannot assign nil to {expected}"),
@@ -1351,7 +1369,8 @@ impl<'a, 'c> State<'a, 'c> {
         let (expected, got) = rest.split_once("; got ")?;
         let culprit = values.iter().position(|v| type_name(v) == got)?;
         let Some(arg) = args.get(culprit) else {
-            return has_final.then(|| self.error(&Self::at_arg(node), message));
+            return has_final
+                .then(|| self.error(&Self::at_arg(piped_value_site(node, args)), message));
         };
         let text = match arg {
             Arg::Number { .. } | Arg::Bool { .. } | Arg::String { .. } => {
@@ -1600,16 +1619,22 @@ impl<'a, 'c> State<'a, 'c> {
             }
             "eq" => {
                 at_least(1)?;
-                builtin_eq(&first, &args[1..]).map(Value::Bool)
+                builtin_eq(&first, &args[1..])
+                    .map(Value::Bool)
+                    .map_err(|e| self.comparison_error(e))
             }
             "ne" => {
                 exact(2)?;
-                builtin_eq(&first, &args[1..]).map(|b| Value::Bool(!b))
+                builtin_eq(&first, &args[1..])
+                    .map(|b| Value::Bool(!b))
+                    .map_err(|e| self.comparison_error(e))
             }
             "lt" | "le" | "gt" | "ge" => {
                 exact(2)?;
                 let second = args.get(1).cloned().unwrap_or_default();
-                builtin_compare(name, &first, &second).map(Value::Bool)
+                builtin_compare(name, &first, &second)
+                    .map(Value::Bool)
+                    .map_err(|e| self.comparison_error(e))
             }
             "urlquery" => Ok(Value::String(url_query_escape(&eval_args(args)))),
             "js" => Ok(Value::String(js_escape(&eval_args(args)))),
@@ -1792,7 +1817,7 @@ pub fn builtin_eq(first: &Value, others: &[Value]) -> Result<bool, String> {
         let k2 = basic_kind(other);
         let truth = if k1 != k2 {
             if !first.is_nil() && !other.is_nil() {
-                return Err("incompatible types for comparison".to_string());
+                return Err(incompatible_types(first, other));
             }
             false
         } else {
@@ -1824,6 +1849,29 @@ pub fn builtin_eq(first: &Value, others: &[Value]) -> Result<bool, String> {
     Ok(false)
 }
 
+/// Where Go reports a piped value of the wrong type: at the node it evaluated last, which is
+/// the function's last argument (`<100>` in `. | wrap 100`) or, without arguments, the function.
+/// An argument that is itself a pipeline or chain moves Go's position inside it; the function
+/// node stands in for those.
+fn piped_value_site<'n>(function: &'n Arg, args: &'n [Arg]) -> &'n Arg {
+    match args.last() {
+        None | Some(Arg::Pipe(_)) | Some(Arg::Chain { .. }) => function,
+        Some(last) => last,
+    }
+}
+
+const INCOMPATIBLE_TYPES: &str = "incompatible types for comparison";
+
+/// Go 1.25's text (`%w: %v and %v` of both reflect types); [`Exec::comparison_error`] cuts it
+/// to Go 1.23's for helm 3.
+fn incompatible_types(a: &Value, b: &Value) -> String {
+    format!(
+        "{INCOMPATIBLE_TYPES}: {} and {}",
+        type_name(a),
+        type_name(b)
+    )
+}
+
 fn builtin_compare(name: &str, a: &Value, b: &Value) -> Result<bool, String> {
     let lt = |a: &Value, b: &Value| -> Result<bool, String> {
         let k1 = basic_kind(a);
@@ -1832,7 +1880,7 @@ fn builtin_compare(name: &str, a: &Value, b: &Value) -> Result<bool, String> {
             return Err("invalid type for comparison".to_string());
         }
         if k1 != k2 {
-            return Err("incompatible types for comparison".to_string());
+            return Err(incompatible_types(a, b));
         }
         match (a, b) {
             (Value::Int(x), Value::Int(y)) => Ok(x < y),

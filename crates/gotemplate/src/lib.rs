@@ -21,4 +21,4 @@ pub use funcs::{
 };
 pub use functions::{Func, FuncRegistry};
 pub use lex::{Token, TokenKind, lex};
-pub use value::{Object, Value};
+pub use value::{Object, Value, forget_map_types, name_map_type};

@@ -16,7 +16,9 @@ pub fn type_name(value: &Value) -> String {
         Value::String(_) => "string".to_string(),
         Value::Bytes(_) => "[]uint8".to_string(),
         Value::List(_) => "[]interface {}".to_string(),
-        Value::Map(_) => "map[string]interface {}".to_string(),
+        Value::Map(map) => super::value::named_map_type(map)
+            .unwrap_or("map[string]interface {}")
+            .to_string(),
         Value::Object(object) => object.type_name().to_string(),
     }
 }

@@ -69,6 +69,47 @@ pub trait Object: fmt::Debug + Send + Sync {
     }
 }
 
+thread_local! {
+    /// Maps Helm hands templates as its named map type `Values` (`.`, `.Values`, `.Template`),
+    /// by identity, with that type's name: Go's `%T`, `typeOf` and type errors print it
+    /// (`chartutil.Values` in helm 3, `common.Values` in helm 4). Held here (kept alive, so an
+    /// address is never reused) for the render running on this thread.
+    static NAMED_MAPS: std::cell::RefCell<Vec<NamedMap>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A map and the Go named type Helm gives it.
+type NamedMap = (Arc<BTreeMap<String, Value>>, &'static str);
+
+/// Declares `value` (a map) to be of Go's named map type `type_name` for renders on this
+/// thread.
+pub fn name_map_type(value: &Value, type_name: &'static str) {
+    if let Value::Map(map) = value {
+        NAMED_MAPS.with(|named| {
+            let mut named = named.borrow_mut();
+            if !named.iter().any(|(known, _)| Arc::ptr_eq(known, map)) {
+                named.push((map.clone(), type_name));
+            }
+        });
+    }
+}
+
+/// Forgets the maps [`name_map_type`] named on this thread.
+pub fn forget_map_types() {
+    NAMED_MAPS.with(|named| named.borrow_mut().clear());
+}
+
+/// The Go named type of `map`, when Helm passes it as one.
+pub fn named_map_type(map: &Arc<BTreeMap<String, Value>>) -> Option<&'static str> {
+    NAMED_MAPS.with(|named| {
+        named
+            .borrow()
+            .iter()
+            .find(|(known, _)| Arc::ptr_eq(known, map))
+            .map(|(_, name)| *name)
+    })
+}
+
 impl Value {
     /// Converts interchange JSON to a template value (see the module doc for number types).
     pub fn from_json(json: &serde_json::Value) -> Value {

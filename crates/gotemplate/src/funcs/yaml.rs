@@ -224,6 +224,10 @@ fn parse_error(error: &saphyr_parser::ScanError, text: &str) -> String {
 /// [`parse_error`] from saphyr's message and 1-based line (as `ValuesError::Yaml` keeps them):
 /// sigs.k8s.io/yaml's `error converting YAML to JSON: yaml: line N: PROBLEM`.
 pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
+    // Messages keelson's readers already word as sigs.k8s.io/yaml does.
+    if info.starts_with("error converting YAML to JSON") {
+        return info.to_string();
+    }
     let mut parser_error = info.starts_with("while parsing ");
     // Where saphyr's scanner refuses a token, go-yaml's scanner takes it and its parser fails.
     let reworded = match info {
@@ -250,6 +254,28 @@ pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
                 "did not find expected <document start>"
             })
         }
+        // go-yaml ends the block scalar at a less indented line; the collection around it
+        // then fails on that line's content.
+        "wrongly indented line in block scalar" => {
+            let lines: Vec<&str> = text.lines().collect();
+            let bad = marker_line.saturating_sub(1);
+            let indentation = |line: &str| line.len() - line.trim_start().len();
+            let bad_indent = lines.get(bad).map(|l| indentation(l)).unwrap_or(0);
+            lines[..bad.min(lines.len())]
+                .iter()
+                .rev()
+                .find(|l| !l.trim().is_empty() && indentation(l) < bad_indent)
+                .and_then(|header| {
+                    let header = header.trim_start();
+                    if header.starts_with("- ") || header == "-" {
+                        Some("did not find expected '-' indicator")
+                    } else if header.contains(':') {
+                        Some("did not find expected key")
+                    } else {
+                        None
+                    }
+                })
+        }
         _ => None,
     };
     let info = match reworded {
@@ -264,21 +290,22 @@ pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
         Some(rest) => rest.split_once(", ").map(|(_, p)| p).unwrap_or(rest),
         None => info,
     };
-    let problem = if problem.starts_with("unexpected character") {
-        "found character that cannot start any token".to_string()
-    } else if problem == "simple key expected" {
-        // A multi-line plain scalar less indented than its key.
-        "could not find expected ':'".to_string()
-    } else if problem.contains("unknown anchor") {
-        match unknown_alias(text) {
-            Some(name) => format!("unknown anchor '{name}' referenced"),
-            None => "unknown anchor referenced".to_string(),
-        }
-    } else if let Some(rest) = problem.strip_prefix("expected ") {
-        format!("did not find expected {rest}")
-    } else {
-        problem.to_string()
-    };
+    let problem =
+        if problem.starts_with("unexpected character") || problem.starts_with("tabs disallowed") {
+            "found character that cannot start any token".to_string()
+        } else if problem == "simple key expected" || problem == "simple key expect ':'" {
+            // A multi-line plain scalar less indented than its key.
+            "could not find expected ':'".to_string()
+        } else if problem.contains("unknown anchor") {
+            match unknown_alias(text) {
+                Some(name) => format!("unknown anchor '{name}' referenced"),
+                None => "unknown anchor referenced".to_string(),
+            }
+        } else if let Some(rest) = problem.strip_prefix("expected ") {
+            format!("did not find expected {rest}")
+        } else {
+            problem.to_string()
+        };
     let zero_based = marker_line.saturating_sub(1);
     let line = if zero_based == 0 {
         0
@@ -324,7 +351,7 @@ struct Loader<'a> {
     depth: usize,
     anchors: BTreeMap<usize, Value>,
     line: usize,
-    /// go-yaml's alias expansion limit (the one rule, in values::yaml).
+    /// go-yaml's alias expansion limit (the one rule, in gocompat::yaml).
     aliases: AliasGuard,
 }
 
