@@ -461,7 +461,9 @@ fn go_values_error(error: YamlError, text: &str) -> String {
         YamlError::Syntax { message, .. } if message.starts_with("error converting YAML") => {
             message
         }
-        YamlError::Syntax { line, message, .. } => gotemplate::go_yaml_error(&message, line, text),
+        YamlError::Syntax { line, message, .. } => {
+            gocompat::yaml::go_yaml_error(&message, line, text)
+        }
         YamlError::NotAMap { found, .. } => format!(
             "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {found} into Go value of type map[string]interface {{}}"
         ),

@@ -210,7 +210,7 @@ fn read_head(doc: &str, path: &str) -> Result<Head, ManifestError> {
     let parsed = yaml::parse_first_document(doc, path).map_err(|e| match e {
         // go-yaml's wording: the file is already named by the outer message.
         gocompat::yaml::YamlError::Syntax { line, message, .. } => {
-            err(gotemplate::go_yaml_error(&message, line, doc))
+            err(gocompat::yaml::go_yaml_error(&message, line, doc))
         }
         other => err(format!("error converting YAML to JSON: {other}")),
     })?;

@@ -29,8 +29,6 @@ mod toml;
 mod x509;
 mod yaml;
 
-pub use yaml::go_yaml_error;
-
 /// Told by the parser about every function a template calls, before anything runs: a template
 /// calling one of Sprig's 2048-bit RSA certificate functions gets a key started in the
 /// background, so the (slow, random-length) generation overlaps loading and rendering.

@@ -12,7 +12,7 @@ use super::gofmt::format_float;
 use super::json::{JsonError, go_json_float};
 use super::{Func, FuncError};
 use crate::value::Value;
-use gocompat::yaml::AliasGuard;
+use gocompat::yaml::{AliasGuard, go_yaml_error};
 use gocompat::yaml_emit::{
     Node, Resolved, emit_document, emit_pretty_document, go_yaml_key_order, resolve_plain,
 };
@@ -219,130 +219,6 @@ pub fn yaml_to_value(text: &str) -> Result<Value, String> {
 /// the problem (plus one for scanner errors), left out when that is line 0.
 fn parse_error(error: &saphyr_parser::ScanError, text: &str) -> String {
     go_yaml_error(error.info(), error.marker().line(), text)
-}
-
-/// [`parse_error`] from saphyr's message and 1-based line (as `ValuesError::Yaml` keeps them):
-/// sigs.k8s.io/yaml's `error converting YAML to JSON: yaml: line N: PROBLEM`.
-pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
-    // Messages keelson's readers already word as sigs.k8s.io/yaml does.
-    if info.starts_with("error converting YAML to JSON") {
-        return info.to_string();
-    }
-    let mut parser_error = info.starts_with("while parsing ");
-    // Where saphyr's scanner refuses a token, go-yaml's scanner takes it and its parser fails.
-    let reworded = match info {
-        // A `key:` inside a flow collection left open on an earlier line.
-        "illegal placement of ':' indicator" => {
-            match gocompat::yaml::open_flow_bracket(text, marker_line) {
-                Some('[') => Some("did not find expected ',' or ']'"),
-                Some(_) => Some("did not find expected ',' or '}'"),
-                None => None,
-            }
-        }
-        // A `]` or `}` with no flow collection open: the block collection around it fails.
-        "misplaced bracket" => {
-            let line = text
-                .lines()
-                .nth(marker_line.saturating_sub(1))
-                .unwrap_or_default()
-                .trim_start();
-            Some(if line.starts_with("- ") || line == "-" {
-                "did not find expected '-' indicator"
-            } else if line.contains(':') {
-                "did not find expected key"
-            } else {
-                "did not find expected <document start>"
-            })
-        }
-        // go-yaml ends the block scalar at a less indented line; the collection around it
-        // then fails on that line's content.
-        "wrongly indented line in block scalar" => {
-            let lines: Vec<&str> = text.lines().collect();
-            let bad = marker_line.saturating_sub(1);
-            let indentation = |line: &str| line.len() - line.trim_start().len();
-            let bad_indent = lines.get(bad).map(|l| indentation(l)).unwrap_or(0);
-            lines[..bad.min(lines.len())]
-                .iter()
-                .rev()
-                .find(|l| !l.trim().is_empty() && indentation(l) < bad_indent)
-                .and_then(|header| {
-                    let header = header.trim_start();
-                    if header.starts_with("- ") || header == "-" {
-                        Some("did not find expected '-' indicator")
-                    } else if header.contains(':') {
-                        Some("did not find expected key")
-                    } else {
-                        None
-                    }
-                })
-        }
-        _ => None,
-    };
-    let info = match reworded {
-        Some(problem) => {
-            parser_error = true;
-            problem
-        }
-        None => info,
-    };
-    // Drop saphyr's "while scanning/parsing X, " context.
-    let problem = match info.strip_prefix("while ") {
-        Some(rest) => rest.split_once(", ").map(|(_, p)| p).unwrap_or(rest),
-        None => info,
-    };
-    let problem =
-        if problem.starts_with("unexpected character") || problem.starts_with("tabs disallowed") {
-            "found character that cannot start any token".to_string()
-        } else if problem == "simple key expected" || problem == "simple key expect ':'" {
-            // A multi-line plain scalar less indented than its key.
-            "could not find expected ':'".to_string()
-        } else if problem.contains("unknown anchor") {
-            match unknown_alias(text) {
-                Some(name) => format!("unknown anchor '{name}' referenced"),
-                None => "unknown anchor referenced".to_string(),
-            }
-        } else if let Some(rest) = problem.strip_prefix("expected ") {
-            format!("did not find expected {rest}")
-        } else {
-            problem.to_string()
-        };
-    let zero_based = marker_line.saturating_sub(1);
-    let line = if zero_based == 0 {
-        0
-    } else if parser_error {
-        zero_based
-    } else {
-        zero_based + 1
-    };
-    if line == 0 || problem.starts_with("unknown anchor") {
-        format!("error converting YAML to JSON: yaml: {problem}")
-    } else {
-        format!("error converting YAML to JSON: yaml: line {line}: {problem}")
-    }
-}
-
-/// The first `*alias` in `text` without an `&anchor` before it.
-fn unknown_alias(text: &str) -> Option<String> {
-    let name_at = |i: usize| -> String {
-        text[i..]
-            .chars()
-            .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
-            .collect()
-    };
-    let mut defined: Vec<String> = Vec::new();
-    for (i, c) in text.char_indices() {
-        match c {
-            '&' => defined.push(name_at(i + 1)),
-            '*' => {
-                let name = name_at(i + 1);
-                if !name.is_empty() && !defined.contains(&name) {
-                    return Some(name);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 struct Loader<'a> {
