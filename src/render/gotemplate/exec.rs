@@ -3,7 +3,7 @@
 //! Helm's context functions (include, tpl, required, fail, lookup).
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::functions::FuncRegistry;
@@ -255,12 +255,8 @@ struct Mutations {
     /// Address of a replaced map → (the original, its current replacement).
     replaced: HashMap<usize, (Value, Value)>,
     /// Address of a value → (the value, the value with every nested replacement applied);
-    /// cleared when a map they were computed from changes.
+    /// cleared whenever a map changes.
     resolved: HashMap<usize, (Value, Value)>,
-    /// Every address walked to compute `resolved`. A change to a map outside it (typically a
-    /// fresh `dict` given to `merge`) leaves `resolved` valid: clearing it on every change made
-    /// each later function call walk all of `.Values` again (a quarter of a bitnami render).
-    walked: HashSet<usize>,
 }
 
 fn shared_address(value: &Value) -> Option<usize> {
@@ -301,14 +297,10 @@ impl Session {
     }
 
     fn deep_at(&self, value: Value, depth: usize) -> Value {
-        if let Some(address) = shared_address(&value) {
-            self.mutations.borrow_mut().walked.insert(address);
-        }
         let value = self.shallow(value);
         let Some(address) = shared_address(&value) else {
             return value;
         };
-        self.mutations.borrow_mut().walked.insert(address);
         if depth >= MAX_RESOLVE_DEPTH {
             return value;
         }
@@ -361,19 +353,11 @@ impl Session {
     /// maps nested in both that differ were changed in place too (Go's merge recurses into
     /// the destination's own maps).
     fn record(&self, original: &Value, result: &Value) {
-        let mut changed = Vec::new();
-        self.record_at(original, result, 0, &mut changed);
-        let mut mutations = self.mutations.borrow_mut();
-        if changed
-            .iter()
-            .any(|address| mutations.walked.contains(address))
-        {
-            mutations.resolved.clear();
-            mutations.walked.clear();
-        }
+        self.record_at(original, result, 0);
+        self.mutations.borrow_mut().resolved.clear();
     }
 
-    fn record_at(&self, original: &Value, result: &Value, depth: usize, changed: &mut Vec<usize>) {
+    fn record_at(&self, original: &Value, result: &Value, depth: usize) {
         if depth >= MAX_RESOLVE_DEPTH {
             return;
         }
@@ -389,11 +373,10 @@ impl Session {
                 continue;
             };
             if matches!((old, new), (Value::Map(_), Value::Map(_))) && !same_value(old, new) {
-                self.record_at(old, new, depth + 1, changed);
+                self.record_at(old, new, depth + 1);
             }
         }
         if let Some(address) = shared_address(&original) {
-            changed.push(address);
             self.mutations
                 .borrow_mut()
                 .replaced
