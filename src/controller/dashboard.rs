@@ -63,6 +63,18 @@ pub async fn page(controller: &Controller, signed_in: bool, message: Option<&str
         );
     }
 
+    let namespaces = controller.approval_namespaces();
+    let store = crate::approvals::Approvals::new(controller.updater.client.clone());
+    let mut pending = Vec::new();
+    for namespace in namespaces {
+        if let Ok(found) = store.list(Some(&namespace)).await {
+            pending.extend(
+                found
+                    .into_iter()
+                    .filter(|a| a.state == crate::approvals::State::Pending),
+            );
+        }
+    }
     let mut releases = controller.releases.tracked();
     releases.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let plans = super::lock(&controller.last_plans).clone();
@@ -77,16 +89,35 @@ pub async fn page(controller: &Controller, signed_in: bool, message: Option<&str
         let release_plans = plans.get(&key);
         for (index, image) in release.block.images.iter().enumerate() {
             let plan = release_plans.and_then(|p| p.get(index));
-            let next = match plan {
-                Some(p) if p.target.is_some() => format!(
-                    "<span class=\"moves\">{}</span>",
-                    escape(p.target.as_deref().unwrap_or_default())
+            // A request opened during the plan in flight shows before the plan's result does.
+            let awaiting = pending.iter().find(|a| {
+                a.namespace == release.namespace
+                    && a.release == release.name
+                    && a.image == image.repository
+            });
+            let next = match (plan, awaiting) {
+                (Some(p), _) if p.reason.is_some() && p.target.is_none() => format!(
+                    "<span class=\"held\">{}</span>",
+                    escape(p.reason.as_deref().unwrap_or_default())
                 ),
-                Some(p) => match &p.reason {
-                    Some(reason) => format!("<span class=\"held\">{}</span>", escape(reason)),
-                    None => "up to date".to_string(),
+                (_, Some(approval)) => format!(
+                    "<span class=\"held\">approval required: {} of {} approvals for {} (keelson approve {})</span>",
+                    approval.votes.len(),
+                    approval.required,
+                    escape(&approval.target),
+                    escape(&approval.id)
+                ),
+                (plan, None) => match plan {
+                    Some(p) if p.target.is_some() => format!(
+                        "<span class=\"moves\">{}</span>",
+                        escape(p.target.as_deref().unwrap_or_default())
+                    ),
+                    Some(p) => match &p.reason {
+                        Some(reason) => format!("<span class=\"held\">{}</span>", escape(reason)),
+                        None => "up to date".to_string(),
+                    },
+                    None => "<small>not checked yet</small>".to_string(),
                 },
-                None => "<small>not checked yet</small>".to_string(),
             };
             let current = match &image.tag {
                 Some(tag) => format!("{}:{tag}", image.repository),
@@ -126,18 +157,6 @@ pub async fn page(controller: &Controller, signed_in: bool, message: Option<&str
         html.push_str("</table>");
     }
 
-    let namespaces = controller.approval_namespaces();
-    let store = crate::approvals::Approvals::new(controller.updater.client.clone());
-    let mut pending = Vec::new();
-    for namespace in namespaces {
-        if let Ok(found) = store.list(Some(&namespace)).await {
-            pending.extend(
-                found
-                    .into_iter()
-                    .filter(|a| a.state == crate::approvals::State::Pending),
-            );
-        }
-    }
     let _ = write!(html, "<h2>Pending approvals ({})</h2>", pending.len());
     for approval in &pending {
         let id = escape(&approval.id);

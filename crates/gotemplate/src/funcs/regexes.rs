@@ -52,8 +52,35 @@ fn go_to_rust_pattern(pattern: &str) -> String {
     out
 }
 
-/// `regexp.Compile` with Go's error prefix.
+/// Distinct patterns kept compiled per process: charts call `regexReplaceAll` & co. with the
+/// same literal pattern from helpers included hundreds of times, and building a regex (its
+/// DFA) costs far more than running it (about 40% of a bitnami chart's render, profiled).
+/// Bounded so a template generating patterns cannot grow it without limit.
+const REGEX_CACHE_CAPACITY: usize = 512;
+
+static REGEX_CACHE: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, Regex>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// `regexp.Compile` with Go's error prefix; compiled patterns are reused.
 fn compile(pattern: &str) -> Result<Regex, FuncError> {
+    if let Some(re) = REGEX_CACHE
+        .lock()
+        .ok()
+        .and_then(|cache| cache.get(pattern).cloned())
+    {
+        return Ok(re);
+    }
+    let re = compile_uncached(pattern)?;
+    if let Ok(mut cache) = REGEX_CACHE.lock()
+        && cache.len() < REGEX_CACHE_CAPACITY
+    {
+        cache.insert(pattern.to_string(), re.clone());
+    }
+    Ok(re)
+}
+
+fn compile_uncached(pattern: &str) -> Result<Regex, FuncError> {
     Regex::new(&go_to_rust_pattern(pattern)).map_err(|e| {
         let detail = e.to_string();
         let last = detail
