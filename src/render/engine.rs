@@ -748,7 +748,15 @@ mod budget_tests {
 {{ define \"l\" }}{{ include \"k\" . }}{{ include \"k\" . }}{{ include \"k\" . }}{{ include \"k\" . }}{{ end }}\
 {{ define \"m\" }}{{ include \"l\" . }}{{ include \"l\" . }}{{ include \"l\" . }}{{ include \"l\" . }}{{ end }}\
 {{ include \"m\" . | len }}";
-        assert_budget_error(text, RenderBudget::DEFAULT, "more than");
+        // A tenth of the default steps and no time limit to speak of: the fan-out must end on
+        // the step count, however loaded the machine is (with the default budget the 60 s
+        // limit sometimes came first on a loaded 2-core machine).
+        let budget = RenderBudget {
+            max_steps: 2_000_000,
+            time_limit: std::time::Duration::from_secs(600),
+            ..RenderBudget::DEFAULT
+        };
+        assert_budget_error(text, budget, "more than 2000000 steps");
     }
 
     #[test]
