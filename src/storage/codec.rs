@@ -103,13 +103,8 @@ impl Formatter for GoFormatter {
     ) -> io::Result<()> {
         let mut start = 0;
         for (index, ch) in fragment.char_indices() {
-            let escape = match ch {
-                '<' => "\\u003c",
-                '>' => "\\u003e",
-                '&' => "\\u0026",
-                '\u{2028}' => "\\u2028",
-                '\u{2029}' => "\\u2029",
-                _ => continue,
+            let Some(escape) = gocompat::json::extra_escape(ch, true) else {
+                continue;
             };
             writer.write_all(&fragment.as_bytes()[start..index])?;
             writer.write_all(escape.as_bytes())?;

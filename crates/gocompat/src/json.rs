@@ -1,5 +1,5 @@
-//! Go's `encoding/json` number text, shared by the template engine's `toJson` and the Helm
-//! release records keelson writes.
+//! Go's `encoding/json` number and string text, shared by the template engine's `toJson` and
+//! the Helm release records keelson writes.
 
 use crate::strconv::format_float;
 
@@ -21,6 +21,20 @@ pub fn format_float64(f: f64) -> Option<String> {
         return Some(text);
     }
     Some(format_float(f, 'f', None))
+}
+
+/// The escape `encoding/json` writes for a character beyond JSON's own rules (quote,
+/// backslash, control characters): `<`, `>` and `&` when escaping HTML (`json.Marshal`'s
+/// default; `toRawJson` turns it off), U+2028 and U+2029 always.
+pub fn extra_escape(c: char, escape_html: bool) -> Option<&'static str> {
+    match c {
+        '<' if escape_html => Some("\\u003c"),
+        '>' if escape_html => Some("\\u003e"),
+        '&' if escape_html => Some("\\u0026"),
+        '\u{2028}' => Some("\\u2028"),
+        '\u{2029}' => Some("\\u2029"),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

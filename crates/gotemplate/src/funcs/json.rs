@@ -74,10 +74,11 @@ fn write_string(out: &mut String, s: &str, escape_html: bool) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' if escape_html => out.push_str(&format!("\\u{:04x}", c as u32)),
-            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+            c => match gocompat::json::extra_escape(c, escape_html) {
+                Some(escape) => out.push_str(escape),
+                None => out.push(c),
+            },
         }
     }
     out.push('"');
