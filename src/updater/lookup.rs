@@ -27,6 +27,7 @@ const MAX_LOOKUPS: usize = 200;
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Answer = Result<Json, String>;
+type Discovered = Result<Option<(ApiResource, bool)>, String>;
 
 pub struct ClusterLookup {
     client: kube::Client,
@@ -34,6 +35,8 @@ pub struct ClusterLookup {
     /// The release's namespace: the only one namespaced lookups may read.
     namespace: String,
     answers: Mutex<HashMap<(String, String, String, String), Answer>>,
+    /// Discovery per (apiVersion, kind).
+    resources: Mutex<HashMap<(String, String), Discovered>>,
     calls: AtomicUsize,
 }
 
@@ -45,6 +48,7 @@ impl ClusterLookup {
             runtime: tokio::runtime::Handle::current(),
             namespace: namespace.to_string(),
             answers: Mutex::new(HashMap::new()),
+            resources: Mutex::new(HashMap::new()),
             calls: AtomicUsize::new(0),
         }
     }
@@ -75,6 +79,41 @@ impl ClusterLookup {
         }
     }
 
+    /// The resource serving `kind` and whether it is namespaced, discovered once per kind for
+    /// the update; `None` when its group is served without that kind.
+    fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+        gvk: GroupVersionKind,
+        described: &str,
+    ) -> Result<Option<(ApiResource, bool)>, String> {
+        let key = (api_version.to_string(), kind.to_string());
+        if let Some(found) = self.lock_resources().get(&key) {
+            return found.clone();
+        }
+        let client = self.client.clone();
+        let found = self.wait(async move { kube::discovery::pinned_kind(&client, &gvk).await })?;
+        let found = match found {
+            Ok((resource, capabilities)) => {
+                Ok(Some((resource, capabilities.scope == Scope::Namespaced)))
+            }
+            Err(kube::Error::Discovery(kube::error::DiscoveryError::MissingKind(_))) => Ok(None),
+            Err(err) => Err(format!(
+                "unable to get apiresource from unstructured: {described}: {}",
+                crate::cluster::api_error_text(&err)
+            )),
+        };
+        self.lock_resources().insert(key, found.clone());
+        found
+    }
+
+    fn lock_resources(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Discovered>> {
+        self.resources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn ask(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Answer {
         let (group, version) = match api_version.split_once('/') {
             Some((group, version)) => (group, version),
@@ -82,23 +121,12 @@ impl ClusterLookup {
         };
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let described = format!("{group}/{version}, Kind={kind}");
-        let client = self.client.clone();
-        let found = self.wait(async move { kube::discovery::pinned_kind(&client, &gvk).await })?;
-        let (resource, capabilities) = match found {
-            Ok(found) => found,
+        let (resource, namespaced) = match self.resource(api_version, kind, gvk, &described)? {
+            Some(found) => found,
             // A served group without that kind: Helm asks for a resource with no name, which
             // the apiserver answers 404, read as "not found".
-            Err(kube::Error::Discovery(kube::error::DiscoveryError::MissingKind(_))) => {
-                return Ok(Json::Object(Default::default()));
-            }
-            Err(err) => {
-                return Err(format!(
-                    "unable to get apiresource from unstructured: {described}: {}",
-                    crate::cluster::api_error_text(&err)
-                ));
-            }
+            None => return Ok(Json::Object(Default::default())),
         };
-        let namespaced = capabilities.scope == Scope::Namespaced;
         if namespaced && namespace != self.namespace {
             let asked = if namespace.is_empty() {
                 "every namespace".to_string()
