@@ -593,6 +593,76 @@ mod tests {
         }
     }
 
+    /// fixtures/render/values-documents/<case>: multi-document values.yaml and `-f` files, and
+    /// what helm 3 (first document) and helm 4 (every document merged) render or say (recorded
+    /// with the real helms by scripts/regen-values-documents).
+    #[test]
+    fn values_documents_match_real_helm() {
+        use crate::render::release::{RenderSettings, render_chart, template_output};
+        use crate::values::ValueOptions;
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/render/values-documents");
+        let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        assert!(dirs.len() >= 5, "cases missing under {}", root.display());
+        let mut failures = Vec::new();
+        for dir in &dirs {
+            for (flavor, prefix) in [
+                (HelmFlavor::Helm3, "expected"),
+                (HelmFlavor::Helm4, "expected-helm4"),
+            ] {
+                let read = |name: String| std::fs::read_to_string(dir.join(name)).ok();
+                let expected = match (
+                    read(format!("{prefix}.txt")),
+                    read(format!("{prefix}-error.txt")),
+                ) {
+                    (Some(stdout), None) => Ok(stdout),
+                    (None, Some(error)) => Err(error.trim_end().to_string()),
+                    _ => panic!("{}: no single {prefix} file", dir.display()),
+                };
+                let user_file = dir.join("user.yaml");
+                let options = ValueOptions {
+                    value_files: vec![user_file.clone()]
+                        .into_iter()
+                        .filter(|p| p.exists())
+                        .collect(),
+                    ..Default::default()
+                };
+                let got = (|| -> Result<String, String> {
+                    let chart = load_as(&dir.join("chart"), flavor).map_err(|e| e.to_string())?;
+                    let user = match flavor {
+                        HelmFlavor::Helm3 => options.merge(),
+                        HelmFlavor::Helm4 => options.merge_all_documents(),
+                    }
+                    // helm ran in the case directory with `-f user.yaml`.
+                    .map_err(|e| {
+                        e.to_string()
+                            .replace(&user_file.display().to_string(), "user.yaml")
+                    })?;
+                    let settings = RenderSettings {
+                        release_name: "rel".into(),
+                        namespace: "demo".into(),
+                        revision: 1,
+                        flavor,
+                        ..Default::default()
+                    };
+                    let rendered =
+                        render_chart(&chart, &user, &settings).map_err(|e| e.to_string())?;
+                    template_output(&rendered, &Default::default())
+                })();
+                if got != expected {
+                    failures.push(format!(
+                        "{} {flavor:?}:\nwant {expected:?}\ngot  {got:?}",
+                        dir.display()
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
     /// fixtures/render/values-errors/<case>: a malformed values.yaml and what helm 3 and helm 4
     /// say about it (recorded with the real helms by scripts/regen-values-errors).
     #[test]
