@@ -298,7 +298,12 @@ pub fn load_archive(bytes: &[u8], display: &str) -> Result<Chart, ChartError> {
     load_archive_as(bytes, display, HelmFlavor::Helm3)
 }
 
-fn load_archive_as(bytes: &[u8], display: &str, flavor: HelmFlavor) -> Result<Chart, ChartError> {
+/// [`load_archive`] as `flavor`'s loader does it.
+pub fn load_archive_as(
+    bytes: &[u8],
+    display: &str,
+    flavor: HelmFlavor,
+) -> Result<Chart, ChartError> {
     let invalid = |message: String| ChartError::Invalid {
         path: display.to_string(),
         message,
