@@ -16,6 +16,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use keelson::registry::RegistryConfig;
+use keelson::render::release::HelmFlavor;
 use keelson::subcharts::{Sources, SubchartFetcher};
 use serde_json::json;
 
@@ -49,7 +50,7 @@ fn fetcher(cache: &Path) -> SubchartFetcher {
 /// All releases at once; returns the seconds it took.
 async fn cycle(fetcher: &SubchartFetcher, record: &serde_json::Value) -> f64 {
     let start = Instant::now();
-    let asks = (0..RELEASES).map(|_| fetcher.subcharts_for(record));
+    let asks = (0..RELEASES).map(|_| fetcher.subcharts_for(record, HelmFlavor::Helm3));
     for result in futures::future::join_all(asks).await {
         let charts = result.unwrap_or_else(|reason| panic!("{reason}"));
         assert_eq!(charts.len(), 2);

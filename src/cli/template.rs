@@ -74,22 +74,25 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         [name, chart] => (name.clone(), chart.clone()),
         _ => anyhow::bail!("\"keelson template\" requires at most 2 arguments"),
     };
-    let loaded = chart::load(std::path::Path::new(&chart_path)).map_err(|err| {
-        if args.helm4 {
-            err.in_helm4_words()
-        } else {
-            err
-        }
-    })?;
-    let user_values = ValueOptions {
+    let flavor = if args.helm4 {
+        HelmFlavor::Helm4
+    } else {
+        HelmFlavor::Helm3
+    };
+    let loaded = chart::load_as(std::path::Path::new(&chart_path), flavor)?;
+    let options = ValueOptions {
         value_files: args.values.clone(),
         set: args.set.clone(),
         set_string: args.set_string.clone(),
         set_json: args.set_json.clone(),
         set_file: args.set_file.clone(),
         set_literal: args.set_literal.clone(),
-    }
-    .merge()?;
+    };
+    // Helm 4 reads `-f` files with the same multi-document reader as values.yaml.
+    let user_values = match flavor {
+        HelmFlavor::Helm3 => options.merge()?,
+        HelmFlavor::Helm4 => options.merge_all_documents()?,
+    };
     let settings = RenderSettings {
         release_name: name,
         namespace: args.namespace.clone(),
@@ -97,11 +100,7 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         is_upgrade: args.is_upgrade,
         kube_version: args.kube_version.clone(),
         api_versions: args.api_versions.clone(),
-        flavor: if args.helm4 {
-            HelmFlavor::Helm4
-        } else {
-            HelmFlavor::Helm3
-        },
+        flavor,
         lookup: None,
         skip_schema_validation: args.skip_schema_validation,
         budget: Default::default(),

@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::render::helmignore::IgnoreRules;
-use crate::values::{Values, ValuesError};
-use gocompat::yaml::{self, YamlError};
+use crate::render::release::HelmFlavor;
+use crate::values::documents::go_values_error;
+use crate::values::{DocumentsError, Values, ValuesError, load_values_documents};
+use gocompat::yaml;
 
 /// A file of a chart: its path relative to the chart root (`templates/x.yaml`, `files/a.txt`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +132,11 @@ pub enum ChartError {
     /// only as `values.yaml`; the chart path is in the enclosing error when it is a subchart.
     #[error("cannot load values.yaml: {}{go_text}", if *helm4 { "cannot unmarshal yaml document: " } else { "" })]
     ValuesYaml { go_text: String, helm4: bool },
+    /// Helm 4's reader found a `---` line with more than a comment after it.
+    #[error(
+        "cannot load values.yaml: error reading yaml document: invalid Yaml document separator: {after}"
+    )]
+    ValuesYamlSeparator { after: String },
     #[error("error unpacking subchart {subchart} in {parent}")]
     Subchart {
         subchart: String,
@@ -170,8 +177,14 @@ fn has_manifest_extension(name: &str) -> bool {
         .any(|ext| name.to_ascii_lowercase().ends_with(ext))
 }
 
-/// Loads a chart from a directory or a `.tgz`/`.tar.gz` archive.
+/// Loads a chart from a directory or a `.tgz`/`.tar.gz` archive, as helm 3 does.
 pub fn load(path: &Path) -> Result<Chart, ChartError> {
+    load_as(path, HelmFlavor::Helm3)
+}
+
+/// Loads a chart as `flavor`'s loader does: helm 4 merges every `---` document of each
+/// values.yaml and words its errors its own way.
+pub fn load_as(path: &Path, flavor: HelmFlavor) -> Result<Chart, ChartError> {
     let display = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ChartError::NotFound {
@@ -183,18 +196,22 @@ pub fn load(path: &Path) -> Result<Chart, ChartError> {
         },
     })?;
     if meta.is_dir() {
-        load_dir(path)
+        load_dir_as(path, flavor)
     } else {
         let bytes = std::fs::read(path).map_err(|e| ChartError::Io {
             path: display.clone(),
             message: e.to_string(),
         })?;
-        load_archive(&bytes, &display)
+        load_archive_as(&bytes, &display, flavor)
     }
 }
 
 /// `loader.LoadDir`: walks the directory in lexical order, applying `.helmignore`.
 pub fn load_dir(root: &Path) -> Result<Chart, ChartError> {
+    load_dir_as(root, HelmFlavor::Helm3)
+}
+
+fn load_dir_as(root: &Path, flavor: HelmFlavor) -> Result<Chart, ChartError> {
     let display = root.display().to_string();
     let mut rules = IgnoreRules::defaults();
     let ignore_file = root.join(".helmignore");
@@ -210,7 +227,7 @@ pub fn load_dir(root: &Path) -> Result<Chart, ChartError> {
     }
     let mut files = Vec::new();
     walk(root, root, &rules, &mut files)?;
-    load_files(files, &display)
+    load_files_as(files, &display, flavor)
 }
 
 fn walk(
@@ -278,6 +295,15 @@ pub const MAX_DECOMPRESSED_FILE_SIZE: u64 = 5 * 1024 * 1024;
 /// or [`MAX_DECOMPRESSED_FILE_SIZE`] in one file, before reading the data (a gzip bomb costs
 /// nothing), with Helm 3's messages.
 pub fn load_archive(bytes: &[u8], display: &str) -> Result<Chart, ChartError> {
+    load_archive_as(bytes, display, HelmFlavor::Helm3)
+}
+
+/// [`load_archive`] as `flavor`'s loader does it.
+pub fn load_archive_as(
+    bytes: &[u8],
+    display: &str,
+    flavor: HelmFlavor,
+) -> Result<Chart, ChartError> {
     let invalid = |message: String| ChartError::Invalid {
         path: display.to_string(),
         message,
@@ -341,11 +367,20 @@ pub fn load_archive(bytes: &[u8], display: &str) -> Result<Chart, ChartError> {
     if files.is_empty() {
         return Err(invalid("no files in chart archive".into()));
     }
-    load_files(files, display)
+    load_files_as(files, display, flavor)
 }
 
 /// `loader.LoadFiles`: sorts files into metadata, values, schema, templates, subcharts, files.
 pub fn load_files(files: Vec<ChartFile>, display: &str) -> Result<Chart, ChartError> {
+    load_files_as(files, display, HelmFlavor::Helm3)
+}
+
+/// [`load_files`] as `flavor`'s loader does it.
+pub fn load_files_as(
+    files: Vec<ChartFile>,
+    display: &str,
+    flavor: HelmFlavor,
+) -> Result<Chart, ChartError> {
     let mut chart = Chart::default();
     let mut have_metadata = false;
     let mut requirements: Option<Vec<Dependency>> = None;
@@ -365,11 +400,25 @@ pub fn load_files(files: Vec<ChartFile>, display: &str) -> Result<Chart, ChartEr
             "values.yaml" => {
                 let source = format!("{display}/values.yaml");
                 let text = String::from_utf8_lossy(&file.data);
-                chart.values =
-                    yaml::parse_values(&text, &source).map_err(|e| ChartError::ValuesYaml {
-                        go_text: go_values_error(e, &text),
-                        helm4: false,
-                    })?;
+                chart.values = match flavor {
+                    HelmFlavor::Helm3 => {
+                        yaml::parse_values(&text, &source).map_err(|e| ChartError::ValuesYaml {
+                            go_text: go_values_error(e, &text),
+                            helm4: false,
+                        })?
+                    }
+                    HelmFlavor::Helm4 => {
+                        load_values_documents(&text, &source).map_err(|e| match e {
+                            DocumentsError::Document { go_text } => ChartError::ValuesYaml {
+                                go_text,
+                                helm4: true,
+                            },
+                            DocumentsError::Separator { after } => {
+                                ChartError::ValuesYamlSeparator { after }
+                            }
+                        })?
+                    }
+                };
             }
             "values.schema.json" => chart.schema = Some(file.data),
             "requirements.yaml" => {
@@ -434,7 +483,7 @@ pub fn load_files(files: Vec<ChartFile>, display: &str) -> Result<Chart, ChartEr
         let sub_display = format!("{display}/charts/{name}");
         let loaded = if name.ends_with(".tgz") {
             match files.into_iter().find(|f| f.name == name) {
-                Some(file) => load_archive(&file.data, &sub_display),
+                Some(file) => load_archive_as(&file.data, &sub_display, flavor),
                 None => Err(ChartError::Invalid {
                     path: sub_display.clone(),
                     message: format!("error unpacking subchart tar: expected {name}"),
@@ -442,7 +491,7 @@ pub fn load_files(files: Vec<ChartFile>, display: &str) -> Result<Chart, ChartEr
             }
         } else {
             let inner: Vec<ChartFile> = files.into_iter().filter(|f| f.name != name).collect();
-            load_files(inner, &sub_display)
+            load_files_as(inner, &sub_display, flavor)
         };
         let sub = loaded.map_err(|e| ChartError::Subchart {
             subchart: name.clone(),
@@ -452,45 +501,6 @@ pub fn load_files(files: Vec<ChartFile>, display: &str) -> Result<Chart, ChartEr
         chart.dependencies.push(sub);
     }
     Ok(chart)
-}
-
-/// sigs.k8s.io/yaml's message for a values.yaml keelson's reader refuses.
-fn go_values_error(error: YamlError, text: &str) -> String {
-    match error {
-        // Messages keelson's reader writes in Go's words already (`json: unsupported value`).
-        YamlError::Syntax { message, .. } if message.starts_with("error converting YAML") => {
-            message
-        }
-        YamlError::Syntax { line, message, .. } => {
-            gocompat::yaml::go_yaml_error(&message, line, text)
-        }
-        YamlError::NotAMap { found, .. } => format!(
-            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {found} into Go value of type map[string]interface {{}}"
-        ),
-    }
-}
-
-impl ChartError {
-    /// The error as helm 4 words it: its values reader (`LoadValues`) adds `cannot unmarshal
-    /// yaml document: `.
-    pub fn in_helm4_words(self) -> ChartError {
-        match self {
-            ChartError::ValuesYaml { go_text, .. } => ChartError::ValuesYaml {
-                go_text,
-                helm4: true,
-            },
-            ChartError::Subchart {
-                subchart,
-                parent,
-                source,
-            } => ChartError::Subchart {
-                subchart,
-                parent,
-                source: Box::new(source.in_helm4_words()),
-            },
-            other => other,
-        }
-    }
 }
 
 /// Parses Chart.yaml; string fields accept YAML numbers and booleans as Helm's loader does.
@@ -588,6 +598,76 @@ mod tests {
         }
     }
 
+    /// fixtures/render/values-documents/<case>: multi-document values.yaml and `-f` files, and
+    /// what helm 3 (first document) and helm 4 (every document merged) render or say (recorded
+    /// with the real helms by scripts/regen-values-documents).
+    #[test]
+    fn values_documents_match_real_helm() {
+        use crate::render::release::{RenderSettings, render_chart, template_output};
+        use crate::values::ValueOptions;
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/render/values-documents");
+        let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        assert!(dirs.len() >= 5, "cases missing under {}", root.display());
+        let mut failures = Vec::new();
+        for dir in &dirs {
+            for (flavor, prefix) in [
+                (HelmFlavor::Helm3, "expected"),
+                (HelmFlavor::Helm4, "expected-helm4"),
+            ] {
+                let read = |name: String| std::fs::read_to_string(dir.join(name)).ok();
+                let expected = match (
+                    read(format!("{prefix}.txt")),
+                    read(format!("{prefix}-error.txt")),
+                ) {
+                    (Some(stdout), None) => Ok(stdout),
+                    (None, Some(error)) => Err(error.trim_end().to_string()),
+                    _ => panic!("{}: no single {prefix} file", dir.display()),
+                };
+                let user_file = dir.join("user.yaml");
+                let options = ValueOptions {
+                    value_files: vec![user_file.clone()]
+                        .into_iter()
+                        .filter(|p| p.exists())
+                        .collect(),
+                    ..Default::default()
+                };
+                let got = (|| -> Result<String, String> {
+                    let chart = load_as(&dir.join("chart"), flavor).map_err(|e| e.to_string())?;
+                    let user = match flavor {
+                        HelmFlavor::Helm3 => options.merge(),
+                        HelmFlavor::Helm4 => options.merge_all_documents(),
+                    }
+                    // helm ran in the case directory with `-f user.yaml`.
+                    .map_err(|e| {
+                        e.to_string()
+                            .replace(&user_file.display().to_string(), "user.yaml")
+                    })?;
+                    let settings = RenderSettings {
+                        release_name: "rel".into(),
+                        namespace: "demo".into(),
+                        revision: 1,
+                        flavor,
+                        ..Default::default()
+                    };
+                    let rendered =
+                        render_chart(&chart, &user, &settings).map_err(|e| e.to_string())?;
+                    template_output(&rendered, &Default::default())
+                })();
+                if got != expected {
+                    failures.push(format!(
+                        "{} {flavor:?}:\nwant {expected:?}\ngot  {got:?}",
+                        dir.display()
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
     /// fixtures/render/values-errors/<case>: a malformed values.yaml and what helm 3 and helm 4
     /// say about it (recorded with the real helms by scripts/regen-values-errors).
     #[test]
@@ -606,25 +686,31 @@ mod tests {
                     .unwrap_or_else(|e| panic!("cannot read {}/{name}: {e}", dir.display()))
             };
             let values = read("values.yaml");
-            let loaded = load_files(
-                vec![
-                    file("Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n"),
-                    file("values.yaml", &values),
-                    file("templates/t.yaml", "a: 1\n"),
-                ],
-                "c",
-            );
-            let Err(error) = loaded else {
-                failures.push(format!("{}: loaded, helm refuses it", dir.display()));
-                continue;
-            };
-            for (expected, got) in [
-                (read("expected-error.txt"), error.to_string()),
-                (
-                    read("expected-helm4-error.txt"),
-                    error.in_helm4_words().to_string(),
-                ),
+            for (flavor, expected) in [
+                (HelmFlavor::Helm3, "expected-error.txt"),
+                (HelmFlavor::Helm4, "expected-helm4-error.txt"),
             ] {
+                let expected = std::fs::read_to_string(dir.join(expected)).ok();
+                let loaded = load_files_as(
+                    vec![
+                        file("Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n"),
+                        file("values.yaml", &values),
+                        file("templates/t.yaml", "a: 1\n"),
+                    ],
+                    "c",
+                    flavor,
+                );
+                // A case one helm accepts has no expected file for it (multi-document
+                // values.yaml: helm 3 reads only the first document).
+                let (expected, got) = match (expected, loaded) {
+                    (None, Ok(_)) => continue,
+                    (None, Err(error)) => (
+                        format!("no error ({flavor:?} accepts it)"),
+                        error.to_string(),
+                    ),
+                    (Some(expected), Ok(_)) => (expected, format!("loaded ({flavor:?})")),
+                    (Some(expected), Err(error)) => (expected, error.to_string()),
+                };
                 if expected.trim_end() != got {
                     failures.push(format!(
                         "{}:\nwant {}\ngot  {got}",

@@ -157,6 +157,9 @@ fn render_on_this_thread(
         REGISTRY.get_or_init(|| Arc::new(helm_function_registry()))
     };
     let mut set = TemplateSet::new("gotpl", registry.clone());
+    // helm 4 is built with Go 1.25, whose lexer counts a comment's newlines; helm 3.17's (Go
+    // 1.23) does not, so its parse errors name earlier lines after a multi-line comment.
+    set.use_go123_comment_lines(!options.helm4_wording);
     let mut by_name: BTreeMap<String, TemplateFile> = BTreeMap::new();
     for file in files {
         by_name.insert(file.name.clone(), file);
@@ -174,6 +177,7 @@ fn render_on_this_thread(
         lint_mode: options.lint_mode,
         range_over_int: options.range_over_int,
         typed_comparison_errors: options.helm4_wording,
+        go123_comment_lines: !options.helm4_wording,
         // The render thread's stack, less room for the functions nested templates call.
         stack_budget: Some(RENDER_STACK_BYTES - 16 * 1024 * 1024),
         budget: options.budget,

@@ -19,7 +19,7 @@ use gocompat::semver::is_compatible_range;
 use gotemplate::Value;
 
 /// Which Helm's behaviour to reproduce where helm 3.17 and helm 4.1 differ.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum HelmFlavor {
     #[default]
     Helm3,

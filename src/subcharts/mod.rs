@@ -21,7 +21,8 @@ use serde_json::Value as Json;
 use sha2::Digest as _;
 
 use crate::registry::{RegistryClient, RegistryConfig};
-use crate::render::chart::{Chart, MAX_DECOMPRESSED_CHART_SIZE, load_archive};
+use crate::render::chart::{Chart, MAX_DECOMPRESSED_CHART_SIZE, load_archive_as};
+use crate::render::release::HelmFlavor;
 
 pub use plan::{Wanted, wanted_dependencies};
 pub use sources::{RepositoryEntry, Sources, SubchartArgs};
@@ -62,7 +63,9 @@ struct Inner {
     registry: RegistryClient,
     http: http_repo::Clients,
     disk: Option<disk::DiskCache>,
-    charts: Mutex<HashMap<Wanted, Slot>>,
+    /// By flavour too: helm 4 reads a dependency's values.yaml differently (every `---`
+    /// document merged), though the archive is the same.
+    charts: Mutex<HashMap<(Wanted, HelmFlavor), Slot>>,
     counters: Counters,
 }
 
@@ -138,7 +141,11 @@ impl SubchartFetcher {
     /// aliases as names), so the renderer pairs them as Helm paired the `charts/` it loaded;
     /// empty when it has no dependencies. `Err` says why they cannot be had (patch mode shows
     /// it).
-    pub async fn subcharts_for(&self, record_chart: &Json) -> Result<Vec<Chart>, String> {
+    pub async fn subcharts_for(
+        &self,
+        record_chart: &Json,
+        flavor: HelmFlavor,
+    ) -> Result<Vec<Chart>, String> {
         let sources = plan::dependency_sources(record_chart)?;
         if sources.is_empty() {
             return Ok(Vec::new());
@@ -147,7 +154,9 @@ impl SubchartFetcher {
             return Err("fetching dependencies is switched off (--no-fetch-subcharts)".into());
         }
         let wanted = wanted_dependencies(record_chart)?;
-        let loads = wanted.iter().map(|dependency| self.chart(dependency));
+        let loads = wanted
+            .iter()
+            .map(|dependency| self.chart(dependency, flavor));
         let mut fetched = HashMap::with_capacity(wanted.len());
         for (dependency, loaded) in wanted.iter().zip(futures::future::join_all(loads).await) {
             let chart =
@@ -168,23 +177,27 @@ impl SubchartFetcher {
 
     /// One dependency chart: from memory, else the disk cache, else its repository. Concurrent
     /// callers asking for the same one wait for a single fetch.
-    async fn chart(&self, wanted: &Wanted) -> Result<Arc<Chart>, String> {
+    async fn chart(&self, wanted: &Wanted, flavor: HelmFlavor) -> Result<Arc<Chart>, String> {
+        let key = (wanted.clone(), flavor);
         let slot = {
             let mut charts = lock(&self.inner.charts);
-            let stale = charts.get(wanted).is_some_and(|slot| {
+            let stale = charts.get(&key).is_some_and(|slot| {
                 slot.get()
                     .is_some_and(|(at, result)| result.is_err() && at.elapsed() > FAILURE_TTL)
             });
             if stale {
-                charts.remove(wanted);
+                charts.remove(&key);
             }
-            charts.entry(wanted.clone()).or_default().clone()
+            charts.entry(key).or_default().clone()
         };
         let mut fetched_now = false;
         let (_, result) = slot
             .get_or_init(|| async {
                 fetched_now = true;
-                (Instant::now(), self.load(wanted).await.map(Arc::new))
+                (
+                    Instant::now(),
+                    self.load(wanted, flavor).await.map(Arc::new),
+                )
             })
             .await;
         if !fetched_now {
@@ -196,11 +209,11 @@ impl SubchartFetcher {
         result.clone()
     }
 
-    async fn load(&self, wanted: &Wanted) -> Result<Chart, String> {
+    async fn load(&self, wanted: &Wanted, flavor: HelmFlavor) -> Result<Chart, String> {
         if let Some(disk) = &self.inner.disk
             && let Some((digest, bytes)) = disk.read(wanted).await
         {
-            match open_archive(wanted, bytes, &digest).await {
+            match open_archive(wanted, bytes, &digest, flavor).await {
                 Ok(chart) => {
                     self.inner
                         .counters
@@ -230,7 +243,7 @@ impl SubchartFetcher {
             .counters
             .downloads
             .fetch_add(1, Ordering::Relaxed);
-        let chart = open_archive(wanted, bytes.clone(), &digest).await?;
+        let chart = open_archive(wanted, bytes.clone(), &digest, flavor).await?;
         if let Some(disk) = &self.inner.disk {
             disk.write(wanted, &digest, &bytes).await;
         }
@@ -266,7 +279,12 @@ impl SubchartFetcher {
 
 /// Checks `bytes` against `digest` and loads the chart (CPU work, off the async threads);
 /// the archive must hold the chart and version asked for.
-async fn open_archive(wanted: &Wanted, bytes: Vec<u8>, digest: &str) -> Result<Chart, String> {
+async fn open_archive(
+    wanted: &Wanted,
+    bytes: Vec<u8>,
+    digest: &str,
+    flavor: HelmFlavor,
+) -> Result<Chart, String> {
     let wanted = wanted.clone();
     let digest = digest.to_string();
     tokio::task::spawn_blocking(move || {
@@ -277,7 +295,7 @@ async fn open_archive(wanted: &Wanted, bytes: Vec<u8>, digest: &str) -> Result<C
             ));
         }
         let display = format!("{}-{}.tgz", wanted.name, wanted.version);
-        let chart = load_archive(&bytes, &display).map_err(|err| err.to_string())?;
+        let chart = load_archive_as(&bytes, &display, flavor).map_err(|err| err.to_string())?;
         let same_version = match (
             gocompat::semver::parse_version(&chart.metadata.version),
             gocompat::semver::parse_version(&wanted.version),

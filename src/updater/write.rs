@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use crate::failpoint::{self, Step};
 use crate::registry::{Credentials, RegistryClient};
+use crate::render::release::HelmFlavor;
 use crate::storage::driver::record_name;
 use crate::storage::{
-    Hook, PendingRevision, RevisionChange, Status, Storage, StorageError, StoredRelease,
+    Hook, PendingRevision, RevisionChange, Status, Storage, StorageError, StoredRelease, Writer,
     fit_description,
 };
 
@@ -782,7 +783,13 @@ impl Updater {
             .as_ref()
             .and_then(|chart| serde_json::to_value(chart).ok());
         let subcharts = match &record_chart {
-            Some(chart) => self.subcharts.subcharts_for(chart).await,
+            Some(chart) => {
+                let flavor = match deployed.release.writer() {
+                    Writer::Helm3 => HelmFlavor::Helm3,
+                    Writer::Helm4 => HelmFlavor::Helm4,
+                };
+                self.subcharts.subcharts_for(chart, flavor).await
+            }
             None => Ok(Vec::new()),
         };
         let rendered = match subcharts {

@@ -1,6 +1,7 @@
 //! Values as Helm computes them: YAML reading, `--set` parsing, coalescing, and value paths.
 
 pub mod coalesce;
+pub mod documents;
 pub mod path;
 pub mod strvals;
 
@@ -8,6 +9,7 @@ pub use coalesce::{
     ChartTree, NullOverNull, coalesce_single_chart, coalesce_tables, coalesce_values, merge_tables,
     merge_values, table_at,
 };
+pub use documents::{DocumentsError, load_values_documents};
 pub use path::{PathSegment, ValuePath};
 pub use strvals::{SetKind, ValueOptions};
 
@@ -24,6 +26,12 @@ pub enum ValuesError {
         flag: &'static str,
         input: String,
         message: String,
+    },
+    /// A `-f` file helm 4's multi-document reader refuses, in helm 4's words.
+    #[error("failed to parse {path}: {reason}")]
+    Documents {
+        path: String,
+        reason: DocumentsError,
     },
     #[error("cannot read values file {path}: {message}")]
     ReadFile { path: String, message: String },

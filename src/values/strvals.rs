@@ -53,10 +53,30 @@ impl ValueOptions {
     /// `values.Options.MergeValues`: `-f` files merged in order, then `--set-json`, `--set`,
     /// `--set-string`, `--set-file`, `--set-literal`.
     pub fn merge(&self) -> Result<Values, ValuesError> {
+        self.merge_files_as(false)
+    }
+
+    /// [`merge`](Self::merge) as helm 4 does it: each `-f` file is a stream of `---` documents,
+    /// all of them merged (helm 4's `LoadValues`), where helm 3 reads the first only.
+    pub fn merge_all_documents(&self) -> Result<Values, ValuesError> {
+        self.merge_files_as(true)
+    }
+
+    fn merge_files_as(&self, all_documents: bool) -> Result<Values, ValuesError> {
         let mut base = Values::new();
         for path in &self.value_files {
             let text = read_value_file(path)?;
-            let current = yaml::parse_values(&text, &path.display().to_string())?;
+            let name = path.display().to_string();
+            let current = if all_documents {
+                super::load_values_documents(&text, &name).map_err(|reason| {
+                    ValuesError::Documents {
+                        path: name.clone(),
+                        reason,
+                    }
+                })?
+            } else {
+                yaml::parse_values(&text, &name)?
+            };
             base = merge_maps(base, current);
         }
         for (kind, exprs) in [

@@ -76,6 +76,9 @@ pub struct ExecOptions {
     /// Go 1.25's comparison errors, naming both types (`incompatible types for comparison:
     /// int and string`, helm 4); Go 1.23's say only `incompatible types for comparison`.
     pub typed_comparison_errors: bool,
+    /// Go 1.23's line numbers in parse errors (helm 3), which leave out the newlines inside
+    /// `{{/* ... */}}` comments; for templates `tpl` parses while executing.
+    pub go123_comment_lines: bool,
     pub lookup: Option<Arc<LookupFn>>,
     /// Bytes of native stack nested templates may use; `None` is a budget that fits any
     /// thread (1 MiB). The engine renders on a thread with a large stack and raises it.
@@ -121,6 +124,8 @@ pub struct TemplateSet {
     funcs: Arc<FuncRegistry>,
     /// The root name Go reports in `no template "x" associated with template "gotpl"`.
     root_name: String,
+    /// Go 1.23's line numbers in parse errors (see [`parse::parse`]).
+    go123_comment_lines: bool,
 }
 
 impl TemplateSet {
@@ -129,7 +134,14 @@ impl TemplateSet {
             trees: HashMap::new(),
             funcs,
             root_name: root_name.to_string(),
+            go123_comment_lines: false,
         }
+    }
+
+    /// Numbers lines in parse errors as Go 1.23 does (helm 3): newlines inside comments are
+    /// not counted.
+    pub fn use_go123_comment_lines(&mut self, go123: bool) {
+        self.go123_comment_lines = go123;
     }
 
     /// Whether a template may call `name` (Go checks this while parsing).
@@ -141,10 +153,15 @@ impl TemplateSet {
     /// non-empty definition replaces an earlier one; an empty one never replaces anything.
     pub fn parse(&mut self, name: &str, text: &str) -> Result<(), parse::ParseError> {
         let funcs = self.funcs.clone();
-        let trees = parse::parse(name, text, &|f| {
-            super::funcs::called_in_template(f);
-            has_function(&funcs, f)
-        })?;
+        let trees = parse::parse(
+            name,
+            text,
+            &|f| {
+                super::funcs::called_in_template(f);
+                has_function(&funcs, f)
+            },
+            self.go123_comment_lines,
+        )?;
         add_trees(&mut self.trees, trees);
         Ok(())
     }
@@ -1518,8 +1535,13 @@ impl<'a, 'c> State<'a, 'c> {
             ));
         }
         let funcs = self.context.funcs;
-        let trees = parse::parse(self.context.root_name, text, &|f| has_function(funcs, f))
-            .map_err(|e| format!("cannot parse template {}: {e}", print::go_quote(text)))?;
+        let trees = parse::parse(
+            self.context.root_name,
+            text,
+            &|f| has_function(funcs, f),
+            self.context.options.go123_comment_lines,
+        )
+        .map_err(|e| format!("cannot parse template {}: {e}", print::go_quote(text)))?;
         let mut trees = trees.into_iter();
         let Some(top) = trees.next() else {
             return Ok(Value::String(String::new()));

@@ -141,15 +141,22 @@ fn keyword(word: &str) -> Option<TokenKind> {
 /// Splits `input` into tokens. Lexing stops after the first error token; the last token is
 /// always `Eof` or `Error`.
 pub fn lex(input: &str) -> Vec<Token<'_>> {
+    lex_with_comments(input).0
+}
+
+/// [`lex`], with the byte ranges of the comments' `/* ... */` (what Go 1.23's lexer skips
+/// without counting its newlines).
+pub fn lex_with_comments(input: &str) -> (Vec<Token<'_>>, Vec<std::ops::Range<usize>>) {
     let mut lexer = Lexer {
         input,
         start: 0,
         pos: 0,
         tokens: Vec::new(),
         paren_depth: 0,
+        comments: Vec::new(),
     };
     lexer.run();
-    lexer.tokens
+    (lexer.tokens, lexer.comments)
 }
 
 struct Lexer<'a> {
@@ -158,6 +165,7 @@ struct Lexer<'a> {
     pos: usize,
     tokens: Vec<Token<'a>>,
     paren_depth: i32,
+    comments: Vec<std::ops::Range<usize>>,
 }
 
 enum State {
@@ -279,11 +287,13 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_comment(&mut self) -> State {
+        let comment_start = self.pos;
         self.pos += LEFT_COMMENT.len();
         let Some(x) = self.rest().find(RIGHT_COMMENT) else {
             return self.error("unclosed comment".to_string());
         };
         self.pos += x + RIGHT_COMMENT.len();
+        self.comments.push(comment_start..self.pos);
         let (delim, trim) = self.at_right_delim();
         if !delim {
             return self.error("comment ends before closing delimiter".to_string());

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::lex::{Token, TokenKind, lex};
+use super::lex::{Token, TokenKind, lex_with_comments};
 use super::number::{Constant, NumberKind, parse_constant};
 
 /// A parsed template: its name, the file it came from (for error locations), its body.
@@ -210,16 +210,23 @@ pub struct ParseError {
 
 /// Parses one file into its top-level tree (named `name`) and the templates it defines, in
 /// definition order. `has_function` says whether a function name exists (Go checks at parse
-/// time).
+/// time). `go123_comment_lines`: number lines in errors as Go 1.23's lexer does (helm 3), which
+/// does not count the newlines inside a `{{/* ... */}}` comment; Go 1.25's (helm 4) does.
 pub fn parse(
     name: &str,
     text: &str,
     has_function: &dyn Fn(&str) -> bool,
+    go123_comment_lines: bool,
 ) -> Result<Vec<Tree>, ParseError> {
     let text: Arc<str> = Arc::from(text);
     let parse_name: Arc<str> = Arc::from(name);
     let lexed_text = text.clone();
-    let tokens = lex(&lexed_text);
+    let (tokens, comments) = lex_with_comments(&lexed_text);
+    let uncounted_comments = if go123_comment_lines {
+        comments
+    } else {
+        Vec::new()
+    };
     let mut parser = Parser {
         tokens,
         index: 0,
@@ -231,6 +238,7 @@ pub fn parse(
         trees: Vec::new(),
         action_pos: None,
         nesting: 0,
+        uncounted_comments,
     };
     let mut root = Vec::new();
     while parser.peek().kind != TokenKind::Eof {
@@ -290,16 +298,26 @@ struct Parser<'f, 't> {
     action_pos: Option<usize>,
     /// Open parentheses and control bodies around the current token.
     nesting: usize,
+    /// Comments whose newlines error line numbers leave out (Go 1.23's lexer).
+    uncounted_comments: Vec<std::ops::Range<usize>>,
 }
 
 impl<'t> Parser<'_, 't> {
     fn line_of(&self, pos: usize) -> usize {
-        1 + self
-            .text
-            .get(..pos)
-            .unwrap_or(&self.text)
-            .matches('\n')
-            .count()
+        let newlines = |range: std::ops::Range<usize>| {
+            self.text
+                .get(range)
+                .unwrap_or_default()
+                .matches('\n')
+                .count()
+        };
+        let uncounted: usize = self
+            .uncounted_comments
+            .iter()
+            .take_while(|comment| comment.end <= pos)
+            .map(|comment| newlines(comment.clone()))
+            .sum();
+        1 + newlines(0..pos.min(self.text.len())) - uncounted
     }
 
     fn error_at(&self, pos: usize, message: String) -> ParseError {
@@ -934,7 +952,24 @@ mod tests {
     use crate::value::Value;
 
     fn parse_all(text: &str) -> Result<Vec<Tree>, ParseError> {
-        parse("t.yaml", text, &|name| name == "include" || name == "upper")
+        parse(
+            "t.yaml",
+            text,
+            &|name| name == "include" || name == "upper",
+            false,
+        )
+    }
+
+    #[test]
+    fn go123_lines_leave_out_a_comments_newlines() {
+        let text = "a\n{{/* one\ntwo */}}\n{{- /* x\ny */ -}}\n\n{{ end }}";
+        let line = |go123| {
+            parse("t.yaml", text, &|_| false, go123)
+                .err()
+                .map(|e| e.line)
+        };
+        assert_eq!(line(false), Some(7));
+        assert_eq!(line(true), Some(5));
     }
 
     #[test]
