@@ -10,6 +10,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
 
 use crate::strconv;
+use crate::yaml_emit::Resolved;
 
 /// What can go wrong reading YAML; every variant names its input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -802,170 +803,17 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Node {
     resolve_plain(text)
 }
 
+/// go-yaml v2's plain-scalar resolution (the one resolver, shared with the emitter's quoting
+/// rule); timestamps and `<<` stay text when decoding into `interface{}`.
 fn resolve_plain(text: &str) -> Node {
-    match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Node::Null,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            return Node::Bool(true);
-        }
-        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            return Node::Bool(false);
-        }
-        ".nan" | ".NaN" | ".NAN" => return Node::Float(f64::NAN),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Node::Float(f64::INFINITY);
-        }
-        "-.inf" | "-.Inf" | "-.INF" => return Node::Float(f64::NEG_INFINITY),
-        _ => {}
+    match crate::yaml_emit::resolve_plain(text) {
+        Resolved::Null => Node::Null,
+        Resolved::Bool(b) => Node::Bool(b),
+        Resolved::Int(i) => Node::Int(i.into()),
+        Resolved::Uint(u) => Node::Int(u.into()),
+        Resolved::Float(f) => Node::Float(f),
+        Resolved::Timestamp | Resolved::Merge | Resolved::Str => Node::Str(text.to_string()),
     }
-    let Some(first) = text.chars().next() else {
-        return Node::Null;
-    };
-    if first == '.' {
-        if let Some(f) = go_parse_float(text) {
-            return Node::Float(f);
-        }
-        return Node::Str(text.to_string());
-    }
-    if first.is_ascii_digit() || first == '+' || first == '-' {
-        if looks_like_timestamp(text) {
-            // go-yaml v2 keeps timestamps as strings when decoding into interface{}.
-            return Node::Str(text.to_string());
-        }
-        let plain: String = text.chars().filter(|c| *c != '_').collect();
-        if let Some(i) = go_parse_int_base0(&plain) {
-            return Node::Int(i);
-        }
-        if let Some(f) = go_parse_float(&plain) {
-            return Node::Float(f);
-        }
-    }
-    Node::Str(text.to_string())
-}
-
-/// `strconv.ParseInt(s, 0, 64)` / `ParseUint` together: sign, 0x / 0o / 0b / leading-0 octal.
-fn go_parse_int_base0(s: &str) -> Option<i128> {
-    let (negative, body) = match s.as_bytes().first() {
-        Some(b'+') => (false, &s[1..]),
-        Some(b'-') => (true, &s[1..]),
-        _ => (false, s),
-    };
-    if body.is_empty() {
-        return None;
-    }
-    let lower = body.to_ascii_lowercase();
-    let (radix, digits) = if let Some(rest) = lower.strip_prefix("0x") {
-        (16, rest)
-    } else if let Some(rest) = lower.strip_prefix("0o") {
-        (8, rest)
-    } else if let Some(rest) = lower.strip_prefix("0b") {
-        (2, rest)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..])
-    } else {
-        (10, lower.as_str())
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    let magnitude = u64::from_str_radix(digits, radix).ok()?;
-    let value = if negative {
-        -(magnitude as i128)
-    } else {
-        magnitude as i128
-    };
-    // ParseInt accepts [-2^63, 2^63-1]; ParseUint (no sign) up to 2^64-1.
-    if negative && value < i64::MIN as i128 {
-        return None;
-    }
-    if s.starts_with('+') && value > i64::MAX as i128 {
-        return None;
-    }
-    Some(value)
-}
-
-/// go-yaml v2's `yamlStyleFloat`: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
-fn is_yaml_style_float(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    if matches!(bytes.first(), Some(b'+' | b'-')) {
-        i += 1;
-    }
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while *i < bytes.len() && bytes[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - start
-    };
-    if bytes.get(i) == Some(&b'.') {
-        i += 1;
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    } else {
-        if digits(&mut i) == 0 {
-            return false;
-        }
-        if bytes.get(i) == Some(&b'.') {
-            i += 1;
-            digits(&mut i);
-        }
-    }
-    if matches!(bytes.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(bytes.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    }
-    i == bytes.len()
-}
-
-/// Go's `strconv.ParseFloat` for the decimal forms a YAML plain scalar starting with `.` can take.
-/// go-yaml v2 takes a float only when Go's `strconv.ParseFloat` succeeds: out of range
-/// (`1e400`, ±Inf with `ErrRange`) the scalar stays a string.
-fn go_parse_float(s: &str) -> Option<f64> {
-    if is_yaml_style_float(s) {
-        s.parse::<f64>().ok().filter(|f| f.is_finite())
-    } else {
-        None
-    }
-}
-
-/// go-yaml v2's timestamp forms: `2006-01-02`, `2006-01-02T15:04:05...`, `2006-01-02 15:04:05...`.
-fn looks_like_timestamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() < 10 {
-        return false;
-    }
-    let date_ok = b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && b[5..7].iter().all(u8::is_ascii_digit)
-        && b[7] == b'-'
-        && b[8..10].iter().all(u8::is_ascii_digit);
-    if !date_ok {
-        return false;
-    }
-    if b.len() == 10 {
-        return true;
-    }
-    // Anything longer must parse as one of Go's layouts; accept the common time part shape.
-    let rest = &s[10..];
-    let rest = rest
-        .strip_prefix('T')
-        .or_else(|| rest.strip_prefix('t'))
-        .or_else(|| rest.strip_prefix(' '))
-        .unwrap_or("");
-    let rb = rest.as_bytes();
-    rb.len() >= 8
-        && rb[..2].iter().all(u8::is_ascii_digit)
-        && rb[2] == b':'
-        && rb[3..5].iter().all(u8::is_ascii_digit)
-        && rb[5] == b':'
-        && rb[6..8].iter().all(u8::is_ascii_digit)
 }
 
 /// A map key as sigs.k8s.io/yaml turns it into a JSON object key.
