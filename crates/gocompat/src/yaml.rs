@@ -445,6 +445,7 @@ fn parse_documents_saphyr(
         source,
         depth: 0,
         aliases: AliasGuard::for_document(),
+        first_document_only: limit == 1,
     };
     let mut docs = Vec::new();
     loop {
@@ -457,6 +458,13 @@ fn parse_documents_saphyr(
                     docs.push(Value::Null);
                 } else {
                     let node = loader.node(first, first_span)?;
+                    if docs.len() + 1 >= limit {
+                        // go-yaml's `Unmarshal` stops at the first document's root node:
+                        // whatever follows it (`{a: 1}` then `b: 2`) is never read (helm 3.17.3
+                        // and 4.1.4 load such a values.yaml as `{a: 1}`).
+                        docs.push(to_json(node, source, span, numbers)?);
+                        break;
+                    }
                     // Consume DocumentEnd.
                     let (_end, _) = loader.next()?;
                     docs.push(to_json(node, source, span, numbers)?);
@@ -482,6 +490,8 @@ struct Loader<'a> {
     source: &'a str,
     depth: usize,
     aliases: AliasGuard,
+    /// Only the first document is read: go-yaml parses its root node and nothing after it.
+    first_document_only: bool,
 }
 
 /// go-yaml's defence against alias expansion bombs ("billion laughs"), shared by every YAML
@@ -557,9 +567,10 @@ impl AliasGuard {
     }
 }
 
-/// Deeper nesting than this is refused (it only comes from hostile input and would otherwise
-/// exhaust the stack).
-const MAX_DEPTH: usize = 1000;
+/// Collections nested deeper than this are refused, in go-yaml's words (go-yaml's own limit is
+/// 10000, which the recursive loader here cannot afford on a thread's stack; only hostile input
+/// nests this deep).
+pub const MAX_DEPTH: usize = 1000;
 
 impl<'a> Loader<'a> {
     fn next(&mut self) -> Result<(Event<'a>, Span), YamlError> {
@@ -576,19 +587,23 @@ impl<'a> Loader<'a> {
     }
 
     fn node(&mut self, event: Event<'a>, span: Span) -> Result<Node, YamlError> {
-        if self.depth >= MAX_DEPTH {
+        let collection = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
+        if collection && self.depth >= MAX_DEPTH {
             return Err(YamlError::Syntax {
                 file: self.source.to_string(),
                 line: span.start.line(),
                 column: span.start.col() + 1,
-                message: format!("nesting deeper than {MAX_DEPTH} levels"),
+                message: format!(
+                    "error converting YAML to JSON: yaml: exceeded max depth of {MAX_DEPTH}"
+                ),
             });
         }
+        // go-yaml's decoder words it without a line.
         let budget_error = |message: &str| YamlError::Syntax {
             file: self.source.to_string(),
             line: span.start.line(),
             column: span.start.col() + 1,
-            message: message.to_string(),
+            message: format!("error converting YAML to JSON: {message}"),
         };
         let anchor = match &event {
             Event::Alias(id) => {
@@ -606,11 +621,11 @@ impl<'a> Loader<'a> {
             Event::Alias(_) => None,
             _ => Some(self.aliases.enter().map_err(budget_error)?),
         };
-        self.depth += 1;
+        self.depth += usize::from(collection);
         self.open_anchors.push(anchor);
         let result = self.node_inner(event, span);
         self.open_anchors.pop();
-        self.depth -= 1;
+        self.depth -= usize::from(collection);
         if let Some(start) = start {
             self.aliases.anchored(anchor, start);
         }
@@ -743,6 +758,7 @@ impl<'a> Loader<'a> {
                     });
                 }
                 Ok((Event::StreamEnd, _)) => return None,
+                Ok((Event::DocumentEnd, _)) if self.first_document_only => return None,
                 Ok(_) => {}
             }
         }
@@ -828,6 +844,33 @@ fn key_string(node: &Node) -> Option<String> {
     }
 }
 
+/// A decoded node as Go's `%#v` prints what go-yaml v2 decoded into `interface{}`
+/// (sigs.k8s.io/yaml's `unsupported map key` message): `1`, `"x"`, `[]interface {}{1, "x"}`.
+fn go_value_text(node: &Node, nested: bool) -> String {
+    match node {
+        Node::Null if nested => "interface {}(nil)".to_string(),
+        Node::Null => "<nil>".to_string(),
+        Node::Bool(b) => b.to_string(),
+        // go-yaml decodes past int64 into uint64, which `%#v` prints in hex.
+        Node::Int(i) if *i > i64::MAX as i128 => format!("{i:#x}"),
+        Node::Int(i) => i.to_string(),
+        Node::Float(f) => strconv::format_float(*f, 'g', None),
+        Node::Str(s) => strconv::quote(s),
+        Node::Seq(items) => {
+            let items: Vec<String> = items.iter().map(|i| go_value_text(i, true)).collect();
+            format!("[]interface {{}}{{{}}}", items.join(", "))
+        }
+        Node::Map(entries) => {
+            let mut pairs: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}:{}", go_value_text(k, true), go_value_text(v, true)))
+                .collect();
+            pairs.sort();
+            format!("map[interface {{}}]interface {{}}{{{}}}", pairs.join(", "))
+        }
+    }
+}
+
 fn to_json(node: Node, source: &str, span: Span, numbers: NumberMode) -> Result<Value, YamlError> {
     Ok(match node {
         Node::Null => Value::Null,
@@ -864,11 +907,20 @@ fn to_json(node: Node, source: &str, span: Span, numbers: NumberMode) -> Result<
             let mut map = Map::new();
             for (key, value) in entries {
                 let Some(key) = key_string(&key) else {
+                    let message = if matches!(key, Node::Null) {
+                        // sigs.k8s.io/yaml's words, the value printed by Go's `%v`.
+                        format!(
+                            "error converting YAML to JSON: unsupported map key of type: %!s(<nil>), key: <nil>, value: {}",
+                            go_value_text(&value, false)
+                        )
+                    } else {
+                        "unsupported map key (list or map)".to_string()
+                    };
                     return Err(YamlError::Syntax {
                         file: source.to_string(),
                         line: span.start.line(),
                         column: span.start.col() + 1,
-                        message: "unsupported map key (null, list or map)".to_string(),
+                        message,
                     });
                 };
                 map.insert(key, to_json(value, source, span, numbers)?);
@@ -1086,6 +1138,14 @@ mod tests {
     fn merge_sequences_give_earlier_maps_precedence() {
         let v = parse("a: &a {x: 1, y: 1}\nb: &b {x: 2, z: 2}\nc:\n  <<: [*a, *b]\n");
         assert_eq!(v["c"], json!({"true": 1.0, "x": 1.0, "z": 2.0}));
+    }
+
+    /// helm 3.17.3 and 4.1.4 (`.Values` and `fromYaml` alike): nothing after the first
+    /// document's root node is read, not even a line that cannot follow it.
+    #[test]
+    fn only_the_first_root_node_is_read() {
+        assert_eq!(parse("{a: 1}\nb: 2\n"), json!({"a": 1.0}));
+        assert!(parse_values("{a: *nope}\nb: 2\n", "v.yaml").is_err());
     }
 
     #[test]
