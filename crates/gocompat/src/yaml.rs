@@ -10,6 +10,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
 
 use crate::strconv;
+use crate::yaml_emit::Resolved;
 
 /// What can go wrong reading YAML; every variant names its input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -444,6 +445,7 @@ fn parse_documents_saphyr(
         source,
         depth: 0,
         aliases: AliasGuard::for_document(),
+        first_document_only: limit == 1,
     };
     let mut docs = Vec::new();
     loop {
@@ -456,6 +458,13 @@ fn parse_documents_saphyr(
                     docs.push(Value::Null);
                 } else {
                     let node = loader.node(first, first_span)?;
+                    if docs.len() + 1 >= limit {
+                        // go-yaml's `Unmarshal` stops at the first document's root node:
+                        // whatever follows it (`{a: 1}` then `b: 2`) is never read (helm 3.17.3
+                        // and 4.1.4 load such a values.yaml as `{a: 1}`).
+                        docs.push(to_json(node, source, span, numbers)?);
+                        break;
+                    }
                     // Consume DocumentEnd.
                     let (_end, _) = loader.next()?;
                     docs.push(to_json(node, source, span, numbers)?);
@@ -481,6 +490,8 @@ struct Loader<'a> {
     source: &'a str,
     depth: usize,
     aliases: AliasGuard,
+    /// Only the first document is read: go-yaml parses its root node and nothing after it.
+    first_document_only: bool,
 }
 
 /// go-yaml's defence against alias expansion bombs ("billion laughs"), shared by every YAML
@@ -556,9 +567,10 @@ impl AliasGuard {
     }
 }
 
-/// Deeper nesting than this is refused (it only comes from hostile input and would otherwise
-/// exhaust the stack).
-const MAX_DEPTH: usize = 1000;
+/// Collections nested deeper than this are refused, in go-yaml's words (go-yaml's own limit is
+/// 10000, which the recursive loader here cannot afford on a thread's stack; only hostile input
+/// nests this deep).
+pub const MAX_DEPTH: usize = 1000;
 
 impl<'a> Loader<'a> {
     fn next(&mut self) -> Result<(Event<'a>, Span), YamlError> {
@@ -575,19 +587,23 @@ impl<'a> Loader<'a> {
     }
 
     fn node(&mut self, event: Event<'a>, span: Span) -> Result<Node, YamlError> {
-        if self.depth >= MAX_DEPTH {
+        let collection = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
+        if collection && self.depth >= MAX_DEPTH {
             return Err(YamlError::Syntax {
                 file: self.source.to_string(),
                 line: span.start.line(),
                 column: span.start.col() + 1,
-                message: format!("nesting deeper than {MAX_DEPTH} levels"),
+                message: format!(
+                    "error converting YAML to JSON: yaml: exceeded max depth of {MAX_DEPTH}"
+                ),
             });
         }
+        // go-yaml's decoder words it without a line.
         let budget_error = |message: &str| YamlError::Syntax {
             file: self.source.to_string(),
             line: span.start.line(),
             column: span.start.col() + 1,
-            message: message.to_string(),
+            message: format!("error converting YAML to JSON: {message}"),
         };
         let anchor = match &event {
             Event::Alias(id) => {
@@ -605,11 +621,11 @@ impl<'a> Loader<'a> {
             Event::Alias(_) => None,
             _ => Some(self.aliases.enter().map_err(budget_error)?),
         };
-        self.depth += 1;
+        self.depth += usize::from(collection);
         self.open_anchors.push(anchor);
         let result = self.node_inner(event, span);
         self.open_anchors.pop();
-        self.depth -= 1;
+        self.depth -= usize::from(collection);
         if let Some(start) = start {
             self.aliases.anchored(anchor, start);
         }
@@ -742,6 +758,7 @@ impl<'a> Loader<'a> {
                     });
                 }
                 Ok((Event::StreamEnd, _)) => return None,
+                Ok((Event::DocumentEnd, _)) if self.first_document_only => return None,
                 Ok(_) => {}
             }
         }
@@ -802,170 +819,17 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Node {
     resolve_plain(text)
 }
 
+/// go-yaml v2's plain-scalar resolution (the one resolver, shared with the emitter's quoting
+/// rule); timestamps and `<<` stay text when decoding into `interface{}`.
 fn resolve_plain(text: &str) -> Node {
-    match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Node::Null,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            return Node::Bool(true);
-        }
-        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            return Node::Bool(false);
-        }
-        ".nan" | ".NaN" | ".NAN" => return Node::Float(f64::NAN),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Node::Float(f64::INFINITY);
-        }
-        "-.inf" | "-.Inf" | "-.INF" => return Node::Float(f64::NEG_INFINITY),
-        _ => {}
+    match crate::yaml_emit::resolve_plain(text) {
+        Resolved::Null => Node::Null,
+        Resolved::Bool(b) => Node::Bool(b),
+        Resolved::Int(i) => Node::Int(i.into()),
+        Resolved::Uint(u) => Node::Int(u.into()),
+        Resolved::Float(f) => Node::Float(f),
+        Resolved::Timestamp | Resolved::Merge | Resolved::Str => Node::Str(text.to_string()),
     }
-    let Some(first) = text.chars().next() else {
-        return Node::Null;
-    };
-    if first == '.' {
-        if let Some(f) = go_parse_float(text) {
-            return Node::Float(f);
-        }
-        return Node::Str(text.to_string());
-    }
-    if first.is_ascii_digit() || first == '+' || first == '-' {
-        if looks_like_timestamp(text) {
-            // go-yaml v2 keeps timestamps as strings when decoding into interface{}.
-            return Node::Str(text.to_string());
-        }
-        let plain: String = text.chars().filter(|c| *c != '_').collect();
-        if let Some(i) = go_parse_int_base0(&plain) {
-            return Node::Int(i);
-        }
-        if let Some(f) = go_parse_float(&plain) {
-            return Node::Float(f);
-        }
-    }
-    Node::Str(text.to_string())
-}
-
-/// `strconv.ParseInt(s, 0, 64)` / `ParseUint` together: sign, 0x / 0o / 0b / leading-0 octal.
-fn go_parse_int_base0(s: &str) -> Option<i128> {
-    let (negative, body) = match s.as_bytes().first() {
-        Some(b'+') => (false, &s[1..]),
-        Some(b'-') => (true, &s[1..]),
-        _ => (false, s),
-    };
-    if body.is_empty() {
-        return None;
-    }
-    let lower = body.to_ascii_lowercase();
-    let (radix, digits) = if let Some(rest) = lower.strip_prefix("0x") {
-        (16, rest)
-    } else if let Some(rest) = lower.strip_prefix("0o") {
-        (8, rest)
-    } else if let Some(rest) = lower.strip_prefix("0b") {
-        (2, rest)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..])
-    } else {
-        (10, lower.as_str())
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    let magnitude = u64::from_str_radix(digits, radix).ok()?;
-    let value = if negative {
-        -(magnitude as i128)
-    } else {
-        magnitude as i128
-    };
-    // ParseInt accepts [-2^63, 2^63-1]; ParseUint (no sign) up to 2^64-1.
-    if negative && value < i64::MIN as i128 {
-        return None;
-    }
-    if s.starts_with('+') && value > i64::MAX as i128 {
-        return None;
-    }
-    Some(value)
-}
-
-/// go-yaml v2's `yamlStyleFloat`: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
-fn is_yaml_style_float(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    if matches!(bytes.first(), Some(b'+' | b'-')) {
-        i += 1;
-    }
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while *i < bytes.len() && bytes[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - start
-    };
-    if bytes.get(i) == Some(&b'.') {
-        i += 1;
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    } else {
-        if digits(&mut i) == 0 {
-            return false;
-        }
-        if bytes.get(i) == Some(&b'.') {
-            i += 1;
-            digits(&mut i);
-        }
-    }
-    if matches!(bytes.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(bytes.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    }
-    i == bytes.len()
-}
-
-/// Go's `strconv.ParseFloat` for the decimal forms a YAML plain scalar starting with `.` can take.
-/// go-yaml v2 takes a float only when Go's `strconv.ParseFloat` succeeds: out of range
-/// (`1e400`, ±Inf with `ErrRange`) the scalar stays a string.
-fn go_parse_float(s: &str) -> Option<f64> {
-    if is_yaml_style_float(s) {
-        s.parse::<f64>().ok().filter(|f| f.is_finite())
-    } else {
-        None
-    }
-}
-
-/// go-yaml v2's timestamp forms: `2006-01-02`, `2006-01-02T15:04:05...`, `2006-01-02 15:04:05...`.
-fn looks_like_timestamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() < 10 {
-        return false;
-    }
-    let date_ok = b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && b[5..7].iter().all(u8::is_ascii_digit)
-        && b[7] == b'-'
-        && b[8..10].iter().all(u8::is_ascii_digit);
-    if !date_ok {
-        return false;
-    }
-    if b.len() == 10 {
-        return true;
-    }
-    // Anything longer must parse as one of Go's layouts; accept the common time part shape.
-    let rest = &s[10..];
-    let rest = rest
-        .strip_prefix('T')
-        .or_else(|| rest.strip_prefix('t'))
-        .or_else(|| rest.strip_prefix(' '))
-        .unwrap_or("");
-    let rb = rest.as_bytes();
-    rb.len() >= 8
-        && rb[..2].iter().all(u8::is_ascii_digit)
-        && rb[2] == b':'
-        && rb[3..5].iter().all(u8::is_ascii_digit)
-        && rb[5] == b':'
-        && rb[6..8].iter().all(u8::is_ascii_digit)
 }
 
 /// A map key as sigs.k8s.io/yaml turns it into a JSON object key.
@@ -977,6 +841,33 @@ fn key_string(node: &Node) -> Option<String> {
         // sigs.k8s.io/yaml: strconv.FormatFloat(key, 'g', -1, 32).
         Node::Float(f) => Some(strconv::format_float32(*f, 'g', None)),
         Node::Null | Node::Seq(_) | Node::Map(_) => None,
+    }
+}
+
+/// A decoded node as Go's `%#v` prints what go-yaml v2 decoded into `interface{}`
+/// (sigs.k8s.io/yaml's `unsupported map key` message): `1`, `"x"`, `[]interface {}{1, "x"}`.
+fn go_value_text(node: &Node, nested: bool) -> String {
+    match node {
+        Node::Null if nested => "interface {}(nil)".to_string(),
+        Node::Null => "<nil>".to_string(),
+        Node::Bool(b) => b.to_string(),
+        // go-yaml decodes past int64 into uint64, which `%#v` prints in hex.
+        Node::Int(i) if *i > i64::MAX as i128 => format!("{i:#x}"),
+        Node::Int(i) => i.to_string(),
+        Node::Float(f) => strconv::format_float(*f, 'g', None),
+        Node::Str(s) => strconv::quote(s),
+        Node::Seq(items) => {
+            let items: Vec<String> = items.iter().map(|i| go_value_text(i, true)).collect();
+            format!("[]interface {{}}{{{}}}", items.join(", "))
+        }
+        Node::Map(entries) => {
+            let mut pairs: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}:{}", go_value_text(k, true), go_value_text(v, true)))
+                .collect();
+            pairs.sort();
+            format!("map[interface {{}}]interface {{}}{{{}}}", pairs.join(", "))
+        }
     }
 }
 
@@ -1016,11 +907,20 @@ fn to_json(node: Node, source: &str, span: Span, numbers: NumberMode) -> Result<
             let mut map = Map::new();
             for (key, value) in entries {
                 let Some(key) = key_string(&key) else {
+                    let message = if matches!(key, Node::Null) {
+                        // sigs.k8s.io/yaml's words, the value printed by Go's `%v`.
+                        format!(
+                            "error converting YAML to JSON: unsupported map key of type: %!s(<nil>), key: <nil>, value: {}",
+                            go_value_text(&value, false)
+                        )
+                    } else {
+                        "unsupported map key (list or map)".to_string()
+                    };
                     return Err(YamlError::Syntax {
                         file: source.to_string(),
                         line: span.start.line(),
                         column: span.start.col() + 1,
-                        message: "unsupported map key (null, list or map)".to_string(),
+                        message,
                     });
                 };
                 map.insert(key, to_json(value, source, span, numbers)?);
@@ -1054,6 +954,7 @@ fn float_value(f: f64, source: &str, span: Span) -> Result<Value, YamlError> {
 /// [`YamlError::Syntax`] keeps them):
 /// sigs.k8s.io/yaml's `error converting YAML to JSON: yaml: line N: PROBLEM`.
 pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
+    let mut marker_line = marker_line;
     // Messages keelson's readers already word as sigs.k8s.io/yaml does.
     if info.starts_with("error converting YAML to JSON") {
         return info.to_string();
@@ -1063,6 +964,14 @@ pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
     let reworded = match info {
         // A `key:` inside a flow collection left open on an earlier line.
         "illegal placement of ':' indicator" => match open_flow_bracket(text, marker_line) {
+            Some(bracket) if flow_scalar_after_comment(text, marker_line).is_some() => {
+                marker_line = flow_scalar_after_comment(text, marker_line).unwrap_or(marker_line);
+                Some(if bracket == '[' {
+                    "did not find expected ',' or ']'"
+                } else {
+                    "did not find expected ',' or '}'"
+                })
+            }
             Some('[') => Some("did not find expected ',' or ']'"),
             Some(_) => Some("did not find expected ',' or '}'"),
             None => None,
@@ -1103,6 +1012,13 @@ pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
                         None
                     }
                 })
+        }
+        // go-yaml's scanner takes a second scalar on the line of a quoted one (`'q' "d"`); its
+        // parser then fails on the collection around them, on that line.
+        "invalid trailing content after double-quoted scalar"
+            if open_flow_bracket(text, marker_line).is_none() =>
+        {
+            trailing_scalar_problem(text, marker_line)
         }
         _ => None,
     };
@@ -1147,6 +1063,87 @@ pub fn go_yaml_error(info: &str, marker_line: usize, text: &str) -> String {
     } else {
         format!("error converting YAML to JSON: yaml: line {line}: {problem}")
     }
+}
+
+/// What go-yaml's parser says about a scalar after a quoted one on 1-based line `line`, in the
+/// two shapes checked against helm 3.17.3 and 4.1.4: the quoted scalar is a mapping value on
+/// that line (`a: "x" y`, `- a: 'x' "y"`), or it starts the line deeper than the mapping key
+/// above it (a block scalar's value ended by a less indented `'q' "d"`, differential seed 55).
+/// Other shapes (a sequence entry, a line at the key's own indentation, a multi-line quoted
+/// scalar) fail differently in go-yaml and keep saphyr's words.
+fn trailing_scalar_problem(text: &str, line: usize) -> Option<&'static str> {
+    let lines: Vec<&str> = text.lines().collect();
+    let bad = lines.get(line.checked_sub(1)?)?;
+    let indentation = |l: &str| l.len() - l.trim_start().len();
+    let quote = bad.find(['"', '\''])?;
+    let before = bad[..quote].trim();
+    if before.ends_with(':') {
+        return Some("did not find expected key");
+    }
+    if !before.is_empty() {
+        return None;
+    }
+    let own = indentation(bad);
+    let parent = lines[..line - 1].iter().rev().find(|l| {
+        let t = l.trim_start();
+        !t.is_empty() && !t.starts_with('#') && indentation(l) <= own
+    })?;
+    let parent_body = parent.trim_start();
+    let is_mapping_key = !parent_body.starts_with(['-', '"', '\'', '[', '{'])
+        && (parent_body.contains(": ") || parent_body.ends_with(':'));
+    (indentation(parent) < own && is_mapping_key).then_some("did not find expected key")
+}
+
+/// For a `key:` saphyr refuses inside a flow collection (1-based line `colon_line`): when a
+/// plain scalar of the same entry ended at a comment on an earlier line, go-yaml's parser fails
+/// at the scalar after that comment (`[1, 2` / `# c` / `tab` / `x: 1` fails on `tab`'s line,
+/// helm 3.17.3 and 4.1.4, differential seed 84); the 1-based line of that scalar.
+fn flow_scalar_after_comment(text: &str, colon_line: usize) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let colon = colon_line.checked_sub(1)?;
+    lines.get(colon)?;
+    let split = |l: &str| -> (String, bool) {
+        let body = l.trim_start();
+        if body.starts_with('#') {
+            return (String::new(), true);
+        }
+        match l.find(" #").or_else(|| l.find("\t#")) {
+            Some(at) => (l[..at].trim().to_string(), true),
+            None => (l.trim().to_string(), false),
+        }
+    };
+    // The entry's lines: back to the line holding the last `[`, `{` or `,` before the colon.
+    let mut start = colon;
+    let scalar_before_start;
+    loop {
+        if start == 0 {
+            return None;
+        }
+        start -= 1;
+        let (content, _) = split(lines[start]);
+        if let Some(at) = content.rfind(['[', '{', ',']) {
+            scalar_before_start = !content[at + 1..].trim().is_empty();
+            break;
+        }
+    }
+    let mut scalar_seen = scalar_before_start;
+    let mut ended = false;
+    if split(lines[start]).1 && scalar_seen {
+        ended = true;
+    }
+    for (i, line) in lines.iter().enumerate().take(colon + 1).skip(start + 1) {
+        let (content, comment) = split(line);
+        if content.is_empty() {
+            ended |= comment && scalar_seen;
+            continue;
+        }
+        if ended {
+            return Some(i + 1);
+        }
+        scalar_seen = true;
+        ended = comment;
+    }
+    None
 }
 
 /// The first `*alias` in `text` without an `&anchor` before it.
@@ -1238,6 +1235,14 @@ mod tests {
     fn merge_sequences_give_earlier_maps_precedence() {
         let v = parse("a: &a {x: 1, y: 1}\nb: &b {x: 2, z: 2}\nc:\n  <<: [*a, *b]\n");
         assert_eq!(v["c"], json!({"true": 1.0, "x": 1.0, "z": 2.0}));
+    }
+
+    /// helm 3.17.3 and 4.1.4 (`.Values` and `fromYaml` alike): nothing after the first
+    /// document's root node is read, not even a line that cannot follow it.
+    #[test]
+    fn only_the_first_root_node_is_read() {
+        assert_eq!(parse("{a: 1}\nb: 2\n"), json!({"a": 1.0}));
+        assert!(parse_values("{a: *nope}\nb: 2\n", "v.yaml").is_err());
     }
 
     #[test]

@@ -4,18 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use saphyr_parser::{Event, Parser, ScalarStyle};
-
 use super::args;
 use super::conv::parse_go_int;
 use super::gofmt::format_float;
 use super::json::{JsonError, go_json_float};
 use super::{Func, FuncError};
 use crate::value::Value;
-use gocompat::yaml::{AliasGuard, go_yaml_error};
-use gocompat::yaml_emit::{
-    Node, Resolved, emit_document, emit_pretty_document, go_yaml_key_order, resolve_plain,
-};
+use gocompat::yaml::{YamlError, go_yaml_error};
+use gocompat::yaml_emit::{Node, emit_document, emit_pretty_document, go_yaml_key_order};
 
 pub fn functions() -> Vec<(&'static str, Func)> {
     vec![
@@ -189,243 +185,15 @@ fn to_yaml_pretty_fn(args: &[Value]) -> Result<Value, FuncError> {
 // (map keys become strings, every number a float64).
 
 /// Parses one YAML document as `sigs.k8s.io/yaml.Unmarshal` into `interface{}` would,
-/// returning Helm's view of it (numbers float64). An empty document is `Nil`. Like go-yaml,
-/// only the first document is read: anything after its root node is never looked at.
+/// returning Helm's view of it (numbers float64). An empty document is `Nil`. This is the
+/// values files' reader (`gocompat::yaml`): Helm reads both through the same go-yaml v2 path,
+/// so only the error wording differs (Go's text, without keelson's file:line:column).
 pub fn yaml_to_value(text: &str) -> Result<Value, String> {
-    let relaxed = gocompat::yaml::relax_flow_indentation(text);
-    let text: &str = &relaxed;
-    let mut loader = Loader {
-        parser: Parser::new_from_str(text),
-        text,
-        depth: 0,
-        anchors: BTreeMap::new(),
-        line: 1,
-        aliases: AliasGuard::for_document(),
-    };
-    loop {
-        match loader.next()? {
-            None => return Ok(Value::Nil),
-            Some(Event::DocumentStart(_)) => break,
-            Some(_) => {}
-        }
+    match gocompat::yaml::parse_first_document(text, "fromYaml") {
+        Ok(json) => Ok(Value::from_json(&json)),
+        Err(YamlError::Syntax { line, message, .. }) => Err(go_yaml_error(&message, line, text)),
+        Err(other) => Err(format!("error converting YAML to JSON: {other}")),
     }
-    match loader.next()? {
-        None | Some(Event::DocumentEnd) | Some(Event::StreamEnd) => Ok(Value::Nil),
-        Some(event) => loader.node(event),
-    }
-}
-
-/// go-yaml's wording for a saphyr parse error, with go-yaml's line rule: the 0-based line of
-/// the problem (plus one for scanner errors), left out when that is line 0.
-fn parse_error(error: &saphyr_parser::ScanError, text: &str) -> String {
-    go_yaml_error(error.info(), error.marker().line(), text)
-}
-
-struct Loader<'a> {
-    parser: Parser<'a, saphyr_parser::StrInput<'a>>,
-    text: &'a str,
-    depth: usize,
-    anchors: BTreeMap<usize, Value>,
-    line: usize,
-    /// go-yaml's alias expansion limit (the one rule, in gocompat::yaml).
-    aliases: AliasGuard,
-}
-
-impl<'a> Loader<'a> {
-    fn next(&mut self) -> Result<Option<Event<'a>>, String> {
-        match self.parser.next_event() {
-            None => Ok(None),
-            Some(Ok((event, span))) => {
-                self.line = span.start.line();
-                Ok(Some(event))
-            }
-            Some(Err(error)) => Err(parse_error(&error, self.text)),
-        }
-    }
-
-    /// One level deeper into nested collections, refused beyond the JSON nesting limit.
-    fn enter(&mut self) -> Result<(), String> {
-        self.depth += 1;
-        if self.depth > super::json::MAX_NESTING {
-            return Err(format!(
-                "error converting YAML to JSON: yaml: exceeded max depth of {}",
-                super::json::MAX_NESTING
-            ));
-        }
-        Ok(())
-    }
-
-    fn next_required(&mut self) -> Result<Event<'a>, String> {
-        self.next()?.ok_or_else(|| {
-            "error converting YAML to JSON: yaml: unexpected end of document".to_string()
-        })
-    }
-
-    /// One node, counted against go-yaml's alias expansion limit.
-    fn node(&mut self, event: Event<'a>) -> Result<Value, String> {
-        let refused = |message: &str| format!("error converting YAML to JSON: {message}");
-        let anchor = match &event {
-            Event::Alias(id) => {
-                self.aliases.alias(*id).map_err(refused)?;
-                return self.node_inner(event);
-            }
-            Event::Scalar(_, _, anchor, _)
-            | Event::SequenceStart(anchor, _)
-            | Event::MappingStart(anchor, _) => *anchor,
-            _ => 0,
-        };
-        let start = self.aliases.enter().map_err(refused)?;
-        let result = self.node_inner(event);
-        self.aliases.anchored(anchor, start);
-        result
-    }
-
-    fn node_inner(&mut self, event: Event<'a>) -> Result<Value, String> {
-        let line = self.line;
-        match event {
-            Event::Scalar(text, style, anchor, tag) => {
-                let value = scalar_value(&text, style, tag.as_ref().map(|t| t.suffix.as_str()))
-                    .map_err(|e| {
-                        if e.starts_with("json: ") {
-                            format!("error converting YAML to JSON: {e}")
-                        } else {
-                            format!("error converting YAML to JSON: yaml: line {line}: {e}")
-                        }
-                    })?;
-                if anchor > 0 {
-                    self.anchors.insert(anchor, value.clone());
-                }
-                Ok(value)
-            }
-            Event::Alias(id) => self.anchors.get(&id).cloned().ok_or_else(|| {
-                format!(
-                    "error converting YAML to JSON: yaml: line {line}: unknown anchor referenced"
-                )
-            }),
-            Event::SequenceStart(anchor, _) => {
-                self.enter()?;
-                let mut items = Vec::new();
-                loop {
-                    match self.next_required()? {
-                        Event::SequenceEnd => break,
-                        event => items.push(self.node(event)?),
-                    }
-                }
-                self.depth -= 1;
-                let value = Value::list(items);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, value.clone());
-                }
-                Ok(value)
-            }
-            Event::MappingStart(anchor, _) => {
-                self.enter()?;
-                let mut map: BTreeMap<String, Value> = BTreeMap::new();
-                loop {
-                    let key_event = self.next_required()?;
-                    if matches!(key_event, Event::MappingEnd) {
-                        break;
-                    }
-                    let is_merge = matches!(
-                        &key_event,
-                        Event::Scalar(text, ScalarStyle::Plain, _, None) if text == "<<"
-                    );
-                    let key = self.node(key_event)?;
-                    if is_merge {
-                        self.aliases.merge_key();
-                    }
-                    let value_event = self.next_required()?;
-                    let value = self.node(value_event)?;
-                    if is_merge {
-                        merge_into(&mut map, &value);
-                        continue;
-                    }
-                    if key.is_nil() {
-                        return Err(format!(
-                            "error converting YAML to JSON: unsupported map key of type: %!s(<nil>), key: <nil>, value: {}",
-                            super::gofmt::format_value(&value)
-                        ));
-                    }
-                    map.insert(json_key(&key), value);
-                }
-                self.depth -= 1;
-                let value = Value::Map(Arc::new(map));
-                if anchor > 0 {
-                    self.anchors.insert(anchor, value.clone());
-                }
-                Ok(value)
-            }
-            other => Err(format!(
-                "error converting YAML to JSON: yaml: line {line}: unexpected event {other:?}"
-            )),
-        }
-    }
-}
-
-/// `<<: *anchor` (or a list of anchors): keys not already present come from the merged maps.
-fn merge_into(map: &mut BTreeMap<String, Value>, merged: &Value) {
-    match merged {
-        Value::Map(source) => {
-            for (k, v) in source.iter() {
-                map.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
-        Value::List(items) => {
-            for item in items.iter() {
-                merge_into(map, item);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// sigs.k8s.io/yaml turns non-string keys into their text.
-fn json_key(key: &Value) -> String {
-    match key {
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Nil => "null".to_string(),
-        Value::Float(f) => format_float(*f, 'g', None),
-        Value::Int(i) => i.to_string(),
-        other => super::gofmt::format_value(other),
-    }
-}
-
-/// One scalar as go-yaml v2 decodes it, then as JSON gives it back to Go (numbers float64).
-fn scalar_value(text: &str, style: ScalarStyle, tag: Option<&str>) -> Result<Value, String> {
-    if style != ScalarStyle::Plain {
-        return Ok(match tag {
-            Some("int") | Some("float") => plain_value(text)?,
-            _ => Value::String(text.to_string()),
-        });
-    }
-    if let Some(tag) = tag
-        && tag == "str"
-    {
-        return Ok(Value::String(text.to_string()));
-    }
-    plain_value(text)
-}
-
-fn plain_value(text: &str) -> Result<Value, String> {
-    Ok(match resolve_plain(text) {
-        Resolved::Null => Value::Nil,
-        Resolved::Bool(b) => Value::Bool(b),
-        Resolved::Int(i) => Value::Float(i as f64),
-        Resolved::Uint(u) => Value::Float(u as f64),
-        Resolved::Float(f) => {
-            if f.is_finite() {
-                Value::Float(f)
-            } else {
-                return Err(format!(
-                    "json: unsupported value: {}",
-                    format_float(f, 'g', None)
-                ));
-            }
-        }
-        // go-yaml v2 decodes timestamps into interface{} as their text.
-        Resolved::Timestamp | Resolved::Merge | Resolved::Str => Value::String(text.to_string()),
-    })
 }
 
 fn from_yaml(args: &[Value]) -> Result<Value, FuncError> {
@@ -598,6 +366,34 @@ mod tests {
         let anchors = yaml_to_value("base: &b {x: 1}\nderived:\n  <<: *b\n  z: 2\n");
         let json = anchors.map(|v| v.to_json()).unwrap_or_default();
         assert_eq!(json["derived"], serde_json::json!({"x": 1.0, "z": 2.0}));
+    }
+
+    /// helm 3.17.3 and 4.1.4 read these the same through `fromYaml` and values.yaml
+    /// (fixtures/charts/yaml-one): merged keys overwrite, the earlier merged map wins, float
+    /// keys print at 32 bits, nothing after the root node is read, a null key is refused
+    /// with the value as Go's `%#v`.
+    #[test]
+    fn from_yaml_reads_like_the_values_loader() {
+        let json = |text: &str| {
+            from_yaml(&[Value::from(text)])
+                .map(|v| v.to_json())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            json("a: &a {x: 1, y: 1}\nb: &b {x: 2, z: 2}\nc: {x: 0, <<: [*a, *b]}\n")["c"],
+            serde_json::json!({"x": 1.0, "true": 1.0, "z": 2.0})
+        );
+        assert_eq!(
+            json("3.14159265358979: pi\n100000000.5: b\n"),
+            serde_json::json!({"3.1415927": "pi", "1e+08": "b"})
+        );
+        assert_eq!(json("{a: 1}\nb: 2\n"), serde_json::json!({"a": 1.0}));
+        assert_eq!(
+            json("~: [1, x]\n")["Error"],
+            serde_json::json!(
+                "error converting YAML to JSON: unsupported map key of type: %!s(<nil>), key: <nil>, value: []interface {}{1, \"x\"}"
+            )
+        );
     }
 
     #[test]
