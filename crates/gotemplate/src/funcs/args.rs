@@ -7,21 +7,7 @@ use super::FuncError;
 use crate::value::Value;
 
 /// The Go type name of a value as `%T` and reflect errors print it.
-pub fn go_type_name(value: &Value) -> String {
-    match value {
-        Value::Nil => "<nil>".to_string(),
-        Value::Bool(_) => "bool".to_string(),
-        Value::Int(_) => "int".to_string(),
-        Value::Float(_) => "float64".to_string(),
-        Value::String(_) => "string".to_string(),
-        Value::Bytes(_) => "[]uint8".to_string(),
-        Value::List(_) => "[]interface {}".to_string(),
-        Value::Map(map) => crate::value::named_map_type(map)
-            .unwrap_or("map[string]interface {}")
-            .to_string(),
-        Value::Object(object) => object.type_name().to_string(),
-    }
-}
+pub use crate::print::type_name as go_type_name;
 
 /// The Go reflect kind name (`kindOf`, Sprig's "Cannot push on type %s").
 pub fn go_kind_name(value: &Value) -> &'static str {
