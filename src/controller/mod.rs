@@ -228,7 +228,10 @@ impl Controller {
     /// repository some polling release tracks, on the most frequent of their schedules.
     fn refresh_schedules(&self, now: Timestamp) {
         let mut wanted: HashMap<TagKey, Schedule> = HashMap::new();
-        for release in self.releases.tracked() {
+        let releases = self.releases.tracked();
+        let workloads = self.workloads.tracked();
+        self.forget_untracked(&releases, &workloads);
+        for release in &releases {
             if !release.polls() {
                 continue;
             }
@@ -242,11 +245,11 @@ impl Controller {
                 }
             }
         }
-        for workload in self.workloads.tracked() {
+        for workload in &workloads {
             let Ok(Some(settings)) = &workload.settings else {
                 continue;
             };
-            if !crate::workloads::update::polls(&workload) {
+            if !crate::workloads::update::polls(workload) {
                 continue;
             }
             // As for releases: no `keel.sh/pollSchedule` means `--default-schedule`.
@@ -255,7 +258,7 @@ impl Controller {
             } else {
                 self.releases.default_schedule()
             };
-            for key in crate::workloads::update::repositories(&workload) {
+            for key in crate::workloads::update::repositories(workload) {
                 match wanted.get(&key) {
                     Some(current) if current.period(&self.tz) <= schedule.period(&self.tz) => {}
                     _ => {
@@ -264,7 +267,6 @@ impl Controller {
                 }
             }
         }
-        self.forget_untracked();
         let mut schedules = lock(&self.schedules);
         schedules.repos.retain(|key, _| wanted.contains_key(key));
         for (key, schedule) in wanted {
@@ -288,15 +290,16 @@ impl Controller {
 
     /// Drops what is remembered about releases and workloads the watches no longer track, so
     /// a long-running controller's memory follows what it tracks, not what it ever saw.
-    fn forget_untracked(&self) {
-        let releases: HashSet<ReleaseKey> = self
-            .releases
-            .tracked()
+    fn forget_untracked(
+        &self,
+        releases: &[Arc<releases::TrackedRelease>],
+        workloads: &[Arc<crate::workloads::Workload>],
+    ) {
+        let releases: HashSet<ReleaseKey> = releases
             .iter()
             .map(|r| (r.namespace.clone(), r.name.clone()))
             .collect();
-        let workloads: HashSet<WorkloadKey> =
-            self.workloads.tracked().iter().map(|w| w.key()).collect();
+        let workloads: HashSet<WorkloadKey> = workloads.iter().map(|w| w.key()).collect();
         lock(&self.told).retain(|item| match item {
             Item::Release(key) => releases.contains(key),
             Item::Workload(key) => workloads.contains(key),
