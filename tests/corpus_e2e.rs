@@ -311,15 +311,7 @@ impl Run {
     }
 
     fn helm_status(&self, helm: &str, args: &[&str]) -> Output {
-        let home = self.work.join("helm");
-        Command::new(helm)
-            .args(args)
-            .env("KUBECONFIG", &self.env.kubeconfig)
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_DATA_HOME", home.join("data"))
-            .output()
-            .unwrap_or_else(|err| panic!("cannot run {helm}: {err}"))
+        self.env.helm_in_home(helm, &self.work.join("helm"), args)
     }
 
     fn helm(&self, helm: &str, args: &[&str]) -> Result<String, String> {

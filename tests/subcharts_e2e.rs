@@ -75,15 +75,7 @@ impl Repos {
     }
 
     fn helm_status(&self, helm: &str, args: &[&str]) -> Output {
-        let home = self.work.join("helm");
-        Command::new(helm)
-            .args(args)
-            .env("KUBECONFIG", &self.env.kubeconfig)
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_DATA_HOME", home.join("data"))
-            .output()
-            .unwrap_or_else(|err| panic!("cannot run {helm}: {err}"))
+        self.env.helm_in_home(helm, &self.work.join("helm"), args)
     }
 
     /// Copies a chart of fixtures/charts/fetched with the repository URLs of this test.

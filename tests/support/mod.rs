@@ -262,3 +262,18 @@ subjects:
     std::fs::write(&path, restricted).expect("write restricted kubeconfig");
     path
 }
+
+impl TestEnv {
+    /// Runs `helm` with its cache, config and data under `home` (so repositories and registry
+    /// logins a test adds stay its own) and returns whatever happened.
+    pub fn helm_in_home(&self, helm: &str, home: &std::path::Path, args: &[&str]) -> Output {
+        Command::new(helm)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .output()
+            .unwrap_or_else(|err| panic!("cannot run {helm}: {err}"))
+    }
+}
