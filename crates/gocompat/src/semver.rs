@@ -7,38 +7,195 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+#[cfg(test)]
 const SEMVER: &str = r"v?([0-9]+)(\.[0-9]+)?(\.[0-9]+)?(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?";
 const CONSTRAINT_VERSION: &str = r"v?([0-9|x|X|\*]+)(\.[0-9|x|X|\*]+)?(\.[0-9|x|X|\*]+)?(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?";
 const OPS: &str = r"=||!=|>|<|>=|=>|<=|=<|~|~>|\^";
 
-struct Patterns {
-    version: Regex,
-    constraint: Regex,
-    range: Regex,
-    find: Regex,
-    valid: Regex,
-}
-
-static PATTERNS: LazyLock<Option<Patterns>> = LazyLock::new(|| {
-    Some(Patterns {
-        version: Regex::new(&format!("^{SEMVER}$")).ok()?,
-        constraint: Regex::new(&format!(r"^\s*({OPS})\s*({CONSTRAINT_VERSION})\s*$")).ok()?,
-        range: Regex::new(&format!(
-            r"\s*({CONSTRAINT_VERSION})\s+-\s+({CONSTRAINT_VERSION})\s*"
-        ))
-        .ok()?,
-        find: Regex::new(&format!(r"({OPS})\s*({CONSTRAINT_VERSION})")).ok()?,
-        valid: Regex::new(&format!(
-            r"^(\s*({OPS})\s*({CONSTRAINT_VERSION})\s*)((?:\s+|,\s*)({OPS})\s*({CONSTRAINT_VERSION})\s*)*$"
-        ))
-        .ok()?,
-    })
+// Each pattern is compiled on first use only: building one costs about a million instructions,
+// more than a whole small chart's render, and most processes need none or one of them (the
+// common shapes below are matched by hand).
+static CONSTRAINT: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(&format!(r"^\s*({OPS})\s*({CONSTRAINT_VERSION})\s*$")).ok());
+static RANGE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"\s*({CONSTRAINT_VERSION})\s+-\s+({CONSTRAINT_VERSION})\s*"
+    ))
+    .ok()
+});
+static FIND: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(&format!(r"({OPS})\s*({CONSTRAINT_VERSION})")).ok());
+static VALID: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"^(\s*({OPS})\s*({CONSTRAINT_VERSION})\s*)((?:\s+|,\s*)({OPS})\s*({CONSTRAINT_VERSION})\s*)*$"
+    ))
+    .ok()
 });
 
-fn patterns() -> Result<&'static Patterns, String> {
-    PATTERNS
+fn pattern(regex: &'static LazyLock<Option<Regex>>) -> Result<&'static Regex, String> {
+    regex
         .as_ref()
         .ok_or_else(|| "semver patterns failed to compile".to_string())
+}
+
+/// Go's `\s` (RE2 Perl class): ASCII only, without vertical tab.
+fn is_go_space(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | 0x0c | b'\r' | b' ')
+}
+
+/// The pieces Masterminds' version pattern captures, as slices of the text: the numeric segments
+/// and the prerelease and metadata without their `-`/`+`.
+struct VersionParts<'a> {
+    major: &'a str,
+    minor: Option<&'a str>,
+    patch: Option<&'a str>,
+    pre: Option<&'a str>,
+    metadata: Option<&'a str>,
+}
+
+/// Where a run of bytes accepted by `allowed` ends, starting at `from`.
+fn run_end(bytes: &[u8], from: usize, allowed: impl Fn(u8) -> bool) -> usize {
+    let mut at = from;
+    while at < bytes.len() && allowed(bytes[at]) {
+        at += 1;
+    }
+    at
+}
+
+/// `[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*` from `from`: its end, or `None` when it is empty or a dot
+/// is not followed by an identifier character (the pattern then cannot match the whole text).
+fn dotted_identifiers_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let identifier = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
+    let mut at = run_end(bytes, from, identifier);
+    if at == from {
+        return None;
+    }
+    while at < bytes.len() && bytes[at] == b'.' {
+        let end = run_end(bytes, at + 1, identifier);
+        if end == at + 1 {
+            return None;
+        }
+        at = end;
+    }
+    Some(at)
+}
+
+/// `v?(SEG)(\.SEG)?(\.SEG)?(-PRE)?(\+META)?` matched against `bytes[from..to]` as a whole,
+/// where SEG is a run of `segment` bytes. Every piece is delimited by a byte the piece before it
+/// cannot contain, so the greedy reading here is the only one the regex can match.
+fn split_version_at(
+    text: &str,
+    from: usize,
+    to: usize,
+    segment: impl Fn(u8) -> bool + Copy,
+) -> Option<VersionParts<'_>> {
+    let bytes = &text.as_bytes()[..to];
+    let mut at = from;
+    if bytes.get(at) == Some(&b'v') {
+        at += 1;
+    }
+    let major_end = run_end(bytes, at, segment);
+    if major_end == at {
+        return None;
+    }
+    let major = &text[at..major_end];
+    at = major_end;
+    let numeric = |at: &mut usize| -> Option<&str> {
+        if bytes.get(*at) != Some(&b'.') {
+            return None;
+        }
+        let end = run_end(bytes, *at + 1, segment);
+        if end == *at + 1 {
+            return None;
+        }
+        let piece = &text[*at + 1..end];
+        *at = end;
+        Some(piece)
+    };
+    let minor = numeric(&mut at);
+    let patch = if minor.is_some() {
+        numeric(&mut at)
+    } else {
+        None
+    };
+    let tail = |at: &mut usize, marker: u8| -> Option<Option<&str>> {
+        if bytes.get(*at) != Some(&marker) {
+            return Some(None);
+        }
+        let end = dotted_identifiers_end(bytes, *at + 1)?;
+        let piece = &text[*at + 1..end];
+        *at = end;
+        Some(Some(piece))
+    };
+    let pre = tail(&mut at, b'-')?;
+    let metadata = tail(&mut at, b'+')?;
+    (at == to).then_some(VersionParts {
+        major,
+        minor,
+        patch,
+        pre,
+        metadata,
+    })
+}
+
+/// `[0-9|x|X|\*]`: the constraint pattern's segment class (the `|` is literal inside it).
+fn is_constraint_segment(b: u8) -> bool {
+    b.is_ascii_digit() || matches!(b, b'|' | b'x' | b'X' | b'*')
+}
+
+/// What `^\s*(OPS)\s*(CONSTRAINT_VERSION)\s*$` captures, read by hand: the operator, the whole
+/// version text, major, `.minor`, `.patch` and `-prerelease` (with their separators, as the
+/// regex groups hold them). `None` when the text has another shape, or whitespace that Rust's
+/// `\s` and Go's `\s` could disagree on; the caller then asks the regex.
+struct ConstraintParts<'a> {
+    op: &'a str,
+    version: &'a str,
+    major: &'a str,
+    minor: &'a str,
+    patch: &'a str,
+    pre: &'a str,
+}
+
+fn split_constraint(text: &str) -> Option<ConstraintParts<'_>> {
+    let bytes = text.as_bytes();
+    if !text.is_ascii() {
+        return None;
+    }
+    let start = run_end(bytes, 0, is_go_space);
+    // Operator characters cannot begin a version, so the operator the regex settles on (after
+    // trying its alternatives in order) is always the whole run of them, when the run is one.
+    let op_end = run_end(bytes, start, |b| {
+        matches!(b, b'=' | b'!' | b'>' | b'<' | b'~' | b'^')
+    });
+    let op = &text[start..op_end];
+    if !matches!(
+        op,
+        "" | "=" | "!=" | ">" | "<" | ">=" | "=>" | "<=" | "=<" | "~" | "~>" | "^"
+    ) {
+        return None;
+    }
+    let version_start = run_end(bytes, op_end, is_go_space);
+    let mut version_end = bytes.len();
+    while version_end > version_start && is_go_space(bytes[version_end - 1]) {
+        version_end -= 1;
+    }
+    let parts = split_version_at(text, version_start, version_end, is_constraint_segment)?;
+    let with_separator = |piece: Option<&str>| match piece {
+        // The piece is a slice of `text`, so its separator is the byte before it.
+        Some(piece) => {
+            let offset = piece.as_ptr() as usize - text.as_ptr() as usize;
+            &text[offset - 1..offset + piece.len()]
+        }
+        None => "",
+    };
+    Some(ConstraintParts {
+        op,
+        version: &text[version_start..version_end],
+        major: parts.major,
+        minor: with_separator(parts.minor),
+        patch: with_separator(parts.patch),
+        pre: with_separator(parts.pre),
+    })
 }
 
 /// A parsed semantic version (`*semver.Version`).
@@ -73,33 +230,25 @@ fn validate_prerelease(pre: &str) -> Result<(), String> {
 impl Version {
     /// `semver.NewVersion` (lenient: `v` prefix, missing minor/patch).
     pub fn parse(text: &str) -> Result<Version, String> {
-        let caps = patterns()?
-            .version
-            .captures(text)
+        let parts = split_version_at(text, 0, text.len(), |b| b.is_ascii_digit())
             .ok_or_else(|| "Invalid Semantic Version".to_string())?;
-        let segment = |i: usize| -> Result<u64, String> {
-            match caps.get(i) {
+        let segment = |piece: Option<&str>| -> Result<u64, String> {
+            match piece {
                 None => Ok(0),
-                Some(m) => m.as_str().trim_start_matches('.').parse::<u64>().map_err(|_| {
+                Some(digits) => digits.parse::<u64>().map_err(|_| {
                     format!(
                         "Error parsing version segment: strconv.ParseUint: parsing {}: value out of range",
-                        crate::strconv::quote(m.as_str().trim_start_matches('.'))
+                        crate::strconv::quote(digits)
                     )
                 }),
             }
         };
         let version = Version {
-            major: segment(1)?,
-            minor: segment(2)?,
-            patch: segment(3)?,
-            pre: caps
-                .get(5)
-                .map(|m| m.as_str().to_string())
-                .unwrap_or_default(),
-            metadata: caps
-                .get(8)
-                .map(|m| m.as_str().to_string())
-                .unwrap_or_default(),
+            major: segment(Some(parts.major))?,
+            minor: segment(parts.minor)?,
+            patch: segment(parts.patch)?,
+            pre: parts.pre.unwrap_or_default().to_string(),
+            metadata: parts.metadata.unwrap_or_default().to_string(),
             original: text.to_string(),
         };
         if !version.pre.is_empty() {
@@ -201,7 +350,6 @@ fn is_x(s: &str) -> bool {
 }
 
 fn parse_constraint(text: &str) -> Result<Constraint, String> {
-    let p = patterns()?;
     if text.is_empty() {
         return Ok(Constraint {
             version: Version::parse("0.0.0")?,
@@ -211,13 +359,30 @@ fn parse_constraint(text: &str) -> Result<Constraint, String> {
             dirty: true,
         });
     }
-    let caps = p
-        .constraint
-        .captures(text)
-        .ok_or_else(|| format!("improper constraint: {text}"))?;
-    let group = |i: usize| caps.get(i).map(|m| m.as_str()).unwrap_or("");
-    let (m3, m4, m5, m6) = (group(3), group(4), group(5), group(6));
-    let mut version_text = group(2).to_string();
+    match split_constraint(text) {
+        Some(parts) => constraint_from_parts(&parts),
+        None => {
+            let caps = pattern(&CONSTRAINT)?
+                .captures(text)
+                .ok_or_else(|| format!("improper constraint: {text}"))?;
+            let group = |i: usize| caps.get(i).map(|m| m.as_str()).unwrap_or("");
+            constraint_from_parts(&ConstraintParts {
+                op: group(1),
+                version: group(2),
+                major: group(3),
+                minor: group(4),
+                patch: group(5),
+                pre: group(6),
+            })
+        }
+    }
+}
+
+/// Masterminds' `parseConstraint` after its regex: wildcards and missing segments make the
+/// constraint "dirty" and are read as zeros.
+fn constraint_from_parts(parts: &ConstraintParts<'_>) -> Result<Constraint, String> {
+    let (m3, m4, m5, m6) = (parts.major, parts.minor, parts.patch, parts.pre);
+    let mut version_text = parts.version.to_string();
     let (mut minor_dirty, mut patch_dirty, mut dirty) = (false, false, false);
     if is_x(m3) || m3.is_empty() {
         version_text = format!("0.0.0{m6}");
@@ -235,7 +400,7 @@ fn parse_constraint(text: &str) -> Result<Constraint, String> {
         Version::parse(&version_text).map_err(|_| "constraint Parser Error".to_string())?;
     Ok(Constraint {
         version,
-        op: group(1).to_string(),
+        op: parts.op.to_string(),
         minor_dirty,
         patch_dirty,
         dirty,
@@ -351,20 +516,29 @@ impl Constraint {
 
 /// `semver.NewConstraint(text).Check(version)`.
 pub fn constraint_matches(text: &str, version: &Version) -> Result<bool, String> {
-    let p = patterns()?;
     let mut rewritten = text.to_string();
-    for caps in p.range.captures_iter(text) {
-        let whole = caps.get(0).map(|m| m.as_str()).unwrap_or("");
-        let low = caps.get(1).map(|m| m.as_str()).unwrap_or("");
-        let high = caps.get(11).map(|m| m.as_str()).unwrap_or("");
-        rewritten = rewritten.replacen(whole, &format!(">= {low}, <= {high} "), 1);
+    if may_hold_range(text) {
+        for caps in pattern(&RANGE)?.captures_iter(text) {
+            let whole = caps.get(0).map(|m| m.as_str()).unwrap_or("");
+            let low = caps.get(1).map(|m| m.as_str()).unwrap_or("");
+            let high = caps.get(11).map(|m| m.as_str()).unwrap_or("");
+            rewritten = rewritten.replacen(whole, &format!(">= {low}, <= {high} "), 1);
+        }
     }
     let mut groups = Vec::new();
     for part in rewritten.split("||") {
-        if !p.valid.is_match(part) {
+        // A part that is one constraint as a whole is valid, and the regex finds exactly it.
+        if let Some(parts) = split_constraint(part) {
+            groups.push(vec![constraint_from_parts(&parts)?]);
+            continue;
+        }
+        if !pattern(&VALID)?.is_match(part) {
             return Err(format!("improper constraint: {part}"));
         }
-        let found: Vec<&str> = p.find.find_iter(part).map(|m| m.as_str()).collect();
+        let found: Vec<&str> = pattern(&FIND)?
+            .find_iter(part)
+            .map(|m| m.as_str())
+            .collect();
         let found = if found.is_empty() { vec![part] } else { found };
         let constraints = found
             .into_iter()
@@ -375,6 +549,15 @@ pub fn constraint_matches(text: &str, version: &Version) -> Result<bool, String>
     Ok(groups
         .iter()
         .any(|group| group.iter().all(|c| c.check(version))))
+}
+
+/// Whether the range pattern (`A - B`, a dash with whitespace on both sides) can match at all;
+/// its regex is then not needed.
+fn may_hold_range(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .windows(3)
+        .any(|w| w[1] == '-' && w[0].is_whitespace() && w[2].is_whitespace())
 }
 
 /// `semver.NewVersion`; `None` when it is not a version.
@@ -443,6 +626,136 @@ mod tests {
         assert!(is_compatible_range("1.2.3", "1.2.3"));
         assert!(!is_compatible_range("1.2.3", "1.2.4-rc.1"));
         assert!(!is_compatible_range("not a range", "1.0.0"));
+    }
+
+    /// The regex readings the hand-written ones replace, kept as the reference.
+    fn version_by_regex(text: &str) -> Option<(u64, u64, u64, String, String)> {
+        let regex = Regex::new(&format!("^{SEMVER}$")).ok()?;
+        let caps = regex.captures(text)?;
+        let number = |i: usize| {
+            caps.get(i)
+                .map_or(Some(0), |m| m.as_str().trim_start_matches('.').parse().ok())
+        };
+        let text_of = |i: usize| {
+            caps.get(i)
+                .map_or(String::new(), |m| m.as_str().to_string())
+        };
+        Some((number(1)?, number(2)?, number(3)?, text_of(5), text_of(8)))
+    }
+
+    fn constraint_by_regex(text: &str, version: &Version) -> Result<bool, String> {
+        let mut rewritten = text.to_string();
+        for caps in pattern(&RANGE)?.captures_iter(text) {
+            let whole = caps.get(0).map(|m| m.as_str()).unwrap_or("");
+            let low = caps.get(1).map(|m| m.as_str()).unwrap_or("");
+            let high = caps.get(11).map(|m| m.as_str()).unwrap_or("");
+            rewritten = rewritten.replacen(whole, &format!(">= {low}, <= {high} "), 1);
+        }
+        let mut groups = Vec::new();
+        for part in rewritten.split("||") {
+            if !pattern(&VALID)?.is_match(part) {
+                return Err(format!("improper constraint: {part}"));
+            }
+            let found: Vec<&str> = pattern(&FIND)?
+                .find_iter(part)
+                .map(|m| m.as_str())
+                .collect();
+            let found = if found.is_empty() { vec![part] } else { found };
+            let mut constraints = Vec::new();
+            for one in found {
+                let caps = pattern(&CONSTRAINT)?
+                    .captures(one)
+                    .ok_or_else(|| format!("improper constraint: {one}"))?;
+                let group = |i: usize| caps.get(i).map(|m| m.as_str()).unwrap_or("");
+                constraints.push(constraint_from_parts(&ConstraintParts {
+                    op: group(1),
+                    version: group(2),
+                    major: group(3),
+                    minor: group(4),
+                    patch: group(5),
+                    pre: group(6),
+                })?);
+            }
+            groups.push(constraints);
+        }
+        Ok(groups
+            .iter()
+            .any(|group| group.iter().all(|c| c.check(version))))
+    }
+
+    /// A small deterministic generator (xorshift) of texts over the characters the patterns
+    /// care about, so both readings meet every shape: separators in odd places, wildcards,
+    /// operators, whitespace, commas and `||`.
+    fn odd_texts(count: usize, alphabet: &[&str]) -> Vec<String> {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..count)
+            .map(|_| {
+                let len = (next() % 12) as usize;
+                (0..len)
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hand_reading_of_versions_agrees_with_masterminds_pattern() {
+        let alphabet = [
+            "1", "0", "2", "9", ".", ".", "-", "+", "v", "a", "Z", "x", " ",
+        ];
+        let mut matched = 0;
+        for text in odd_texts(10_000, &alphabet) {
+            let by_hand = Version::parse(&text)
+                .ok()
+                .map(|v| (v.major, v.minor, v.patch, v.pre, v.metadata));
+            let reference = version_by_regex(&text);
+            // The regex reading has no prerelease checks; compare where the hand one accepts.
+            if let Some(hand) = &by_hand {
+                assert_eq!(Some(hand), reference.as_ref(), "{text:?}");
+                matched += 1;
+            } else if let Some(r) = &reference {
+                assert!(
+                    !r.3.is_empty() || !r.4.is_empty(),
+                    "the pattern accepts {text:?} but the reading refused it"
+                );
+            }
+        }
+        assert!(
+            matched > 1000,
+            "the generator must reach valid versions: {matched}"
+        );
+    }
+
+    #[test]
+    fn hand_reading_of_constraints_agrees_with_masterminds_patterns() {
+        let alphabet = [
+            "1", "0", "2", ".", ".", "-", "+", "x", "*", "|", "||", "=", ">", "<", "~", "^", "!",
+            " ", ",", "v", "a", "\t", " - ",
+        ];
+        let versions: Vec<Version> = ["0.0.0", "1.2.3", "1.2.3-rc.1", "2.0.0", "10.1.0+b"]
+            .iter()
+            .filter_map(|v| Version::parse(v).ok())
+            .collect();
+        assert_eq!(versions.len(), 5);
+        let mut accepted = 0;
+        for text in odd_texts(10_000, &alphabet) {
+            for version in &versions {
+                let by_hand = constraint_matches(&text, version);
+                let reference = constraint_by_regex(&text, version);
+                assert_eq!(by_hand, reference, "{text:?} against {version}");
+                accepted += usize::from(by_hand.is_ok());
+            }
+        }
+        assert!(
+            accepted > 1000,
+            "the generator must reach valid constraints: {accepted}"
+        );
     }
 
     #[test]
