@@ -91,10 +91,9 @@ fn key_less(a: &str, b: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // go-yaml v2's resolver, as the encoder uses it to decide whether a string may stay plain.
 
-static YAML_STYLE_FLOAT: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$").ok());
-static BASE60_FLOAT: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$").ok());
+// go-yaml's float patterns are matched by hand (`is_yaml_style_float`, `is_base60_float`):
+// compiling them cost about a million instructions per process, as much as reading a small
+// chart. The timestamp pattern is compiled only for texts that start like a date.
 static TIMESTAMP: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
         r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:(?:[Tt]([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:[.,][0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2}))|(?: ([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:[.,][0-9]+)?))?$",
@@ -102,8 +101,77 @@ static TIMESTAMP: LazyLock<Option<Regex>> = LazyLock::new(|| {
     .ok()
 });
 
-fn regex_matches(regex: &LazyLock<Option<Regex>>, s: &str) -> bool {
-    regex.as_ref().is_some_and(|r| r.is_match(s))
+/// Where the run of ASCII digits (and `_` when `underscores`) starting at `from` ends.
+fn digits_end(bytes: &[u8], from: usize, underscores: bool) -> usize {
+    let mut at = from;
+    while at < bytes.len() && (bytes[at].is_ascii_digit() || (underscores && bytes[at] == b'_')) {
+        at += 1;
+    }
+    at
+}
+
+/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`, go-yaml v2's `yamlStyleFloat`.
+fn is_yaml_style_float(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let mut at = usize::from(matches!(bytes.first(), Some(b'-' | b'+')));
+    if bytes.get(at) == Some(&b'.') {
+        let end = digits_end(bytes, at + 1, false);
+        if end == at + 1 {
+            return false;
+        }
+        at = end;
+    } else {
+        let end = digits_end(bytes, at, false);
+        if end == at {
+            return false;
+        }
+        at = end;
+        if bytes.get(at) == Some(&b'.') {
+            at = digits_end(bytes, at + 1, false);
+        }
+    }
+    if matches!(bytes.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(bytes.get(at), Some(b'-' | b'+')) {
+            at += 1;
+        }
+        let end = digits_end(bytes, at, false);
+        if end == at {
+            return false;
+        }
+        at = end;
+    }
+    at == bytes.len()
+}
+
+/// `^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`, YAML 1.1's sexagesimal float.
+fn matches_base60_float(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let start = usize::from(matches!(bytes.first(), Some(b'-' | b'+')));
+    if !bytes.get(start).is_some_and(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut at = digits_end(bytes, start, true);
+    let mut groups = 0;
+    while bytes.get(at) == Some(&b':') {
+        // One digit, or two whose first is 0-5: a longer run cannot be followed by `:`, `.` or
+        // the end, whatever the regex backtracks to.
+        let end = digits_end(bytes, at + 1, false);
+        match end - (at + 1) {
+            1 => {}
+            2 if bytes[at + 1] <= b'5' => {}
+            _ => return false,
+        }
+        at = end;
+        groups += 1;
+    }
+    if groups == 0 {
+        return false;
+    }
+    if bytes.get(at) == Some(&b'.') {
+        at = digits_end(bytes, at + 1, true);
+    }
+    at == bytes.len()
 }
 
 /// What a plain scalar means to go-yaml v2.
@@ -138,6 +206,10 @@ fn resolve_map(s: &str) -> Option<Resolved> {
 
 /// go-yaml v2's `parseTimestamp` through Go's `time.Parse` of its four layouts.
 fn is_timestamp(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    if bytes.len() < 8 || !bytes[..4].iter().all(u8::is_ascii_digit) || bytes[4] != b'-' {
+        return false;
+    }
     let Some(Some(caps)) = TIMESTAMP.as_ref().map(|r| r.captures(s)) else {
         return false;
     };
@@ -188,7 +260,7 @@ pub fn resolve_plain(s: &str) -> Resolved {
             if let Some(u) = parse_go_uint(&plain) {
                 return Resolved::Uint(u);
             }
-            if regex_matches(&YAML_STYLE_FLOAT, &plain)
+            if is_yaml_style_float(&plain)
                 && let Some(f) = parse_float_strict(&plain)
             {
                 return Resolved::Float(f);
@@ -259,7 +331,7 @@ fn is_base60_float(s: &str) -> bool {
     if !(c == b'+' || c == b'-' || c.is_ascii_digit()) || !s.contains(':') {
         return false;
     }
-    regex_matches(&BASE60_FLOAT, s)
+    matches_base60_float(s)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1064,4 +1136,51 @@ pub fn emit_pretty_document(node: &Node) -> String {
     emitter.emit(node, true, false, false);
     emitter.inner.write_indent();
     String::from_utf8_lossy(&emitter.inner.out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every text of up to `max_len` characters over `alphabet`.
+    fn all_texts(alphabet: &[char], max_len: usize) -> Vec<String> {
+        let mut texts = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..max_len {
+            last = last
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            texts.extend(last.iter().cloned());
+        }
+        texts
+    }
+
+    #[test]
+    fn hand_matched_floats_agree_with_go_yamls_patterns() {
+        let float = Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$");
+        let base60 = Regex::new(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$");
+        let (Ok(float), Ok(base60)) = (float, base60) else {
+            panic!("reference patterns must compile")
+        };
+        let mut floats = 0;
+        for text in all_texts(&['1', '7', '.', 'e', '-', '+', 'x'], 6) {
+            assert_eq!(
+                is_yaml_style_float(&text),
+                float.is_match(&text),
+                "{text:?}"
+            );
+            floats += usize::from(float.is_match(&text));
+        }
+        let mut sexagesimal = 0;
+        for text in all_texts(&['1', '7', ':', '.', '_', '-', 'a'], 7) {
+            assert_eq!(
+                matches_base60_float(&text),
+                base60.is_match(&text),
+                "{text:?}"
+            );
+            sexagesimal += usize::from(base60.is_match(&text));
+        }
+        assert!(floats > 100 && sexagesimal > 100, "{floats} {sexagesimal}");
+    }
 }
