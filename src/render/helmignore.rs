@@ -4,6 +4,10 @@
 #[derive(Clone, Debug)]
 struct Rule {
     pattern: String,
+    /// The pattern as characters, split once: every file of the chart is matched against it.
+    pattern_chars: Vec<char>,
+    /// No `*`, `?`, `[` or `\\`: the pattern matches only the equal name.
+    literal: bool,
     negate: bool,
     must_dir: bool,
     /// `/x`: matched against the whole path from the chart root.
@@ -56,8 +60,11 @@ impl IgnoreRules {
         }
         let anchored = rule.starts_with('/');
         let structural = !anchored && rule.contains('/');
+        let pattern = rule.trim_start_matches('/').to_string();
         self.rules.push(Rule {
-            pattern: rule.trim_start_matches('/').to_string(),
+            pattern_chars: pattern.chars().collect(),
+            literal: !pattern.contains(['*', '?', '[', '\\']),
+            pattern,
             negate,
             must_dir,
             anchored,
@@ -71,13 +78,23 @@ impl IgnoreRules {
         if path.is_empty() || path == "." || path == "./" {
             return false;
         }
+        let base = path.rsplit('/').next().unwrap_or(path);
+        let (mut path_chars, mut base_chars) = (None, None);
         for rule in &self.rules {
-            let target = if rule.anchored || rule.structural {
-                path
+            let whole = rule.anchored || rule.structural;
+            let target = if whole { path } else { base };
+            // Patterns were checked when the file was read, so a malformed one cannot turn up
+            // here; Go's `Match` reports it only as an error, which Helm treats as no match.
+            let matched = if rule.literal {
+                rule.pattern == target
             } else {
-                path.rsplit('/').next().unwrap_or(path)
+                let chars = if whole {
+                    path_chars.get_or_insert_with(|| path.chars().collect::<Vec<char>>())
+                } else {
+                    base_chars.get_or_insert_with(|| base.chars().collect::<Vec<char>>())
+                };
+                match_from(&rule.pattern_chars, 0, chars, 0).unwrap_or(false)
             };
-            let matched = go_match(&rule.pattern, target).unwrap_or(false);
             if rule.negate {
                 // Helm's negation: a non-match (or a file for a dir-only rule) means ignore.
                 if rule.must_dir && !is_dir {
