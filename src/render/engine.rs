@@ -2,11 +2,12 @@
 //! order and executes every non-partial template with its own data.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use gotemplate::{
-    ExecOptions, FuncRegistry, LookupFn, RenderBudget, Session, TemplateSet, Value, WARN_END,
-    WARN_START,
+    ExecOptions, FileParser, FuncRegistry, LookupFn, ParsedFile, RenderBudget, Session,
+    TemplateSet, Value, WARN_END, WARN_START,
 };
 
 /// One template file of a chart tree, with the data Helm passes when executing it.
@@ -93,24 +94,195 @@ pub fn render(
     files: Vec<TemplateFile>,
     options: &RenderOptions,
 ) -> Result<BTreeMap<String, String>, RenderError> {
-    // Deeply nested includes recurse natively; a dedicated thread gives them a roomy stack
-    // whatever thread the caller runs on.
+    let mut dots = BTreeMap::new();
+    let sources = files
+        .into_iter()
+        .map(|file| {
+            dots.insert(file.name.clone(), file.dot);
+            TemplateSource {
+                name: file.name,
+                text: file.text,
+            }
+        })
+        .collect();
+    match render_with_data(sources, options, || Ok::<_, std::convert::Infallible>(dots)) {
+        Ok(rendered) => rendered,
+        Err(never) => match never {},
+    }
+}
+
+/// A template file's name and source: all that parsing needs.
+#[derive(Clone, Debug)]
+pub struct TemplateSource {
+    pub name: String,
+    pub text: String,
+}
+
+/// Renders like [`render`], with each template's data made by `prepare` (keyed by template
+/// name) on the calling thread while the sources are parsed on two others: parsing needs only
+/// the sources, and on most charts it costs about as much as coalescing and validating the
+/// values and building every template's data. An error from `prepare` is returned instead of
+/// any parse error, as Helm checks values before it parses templates.
+pub fn render_with_data<E>(
+    sources: Vec<TemplateSource>,
+    options: &RenderOptions,
+    prepare: impl FnOnce() -> Result<BTreeMap<String, Value>, E>,
+) -> Result<Result<BTreeMap<String, String>, RenderError>, E> {
+    let registry = function_registry(options.helm4_functions);
+    // helm 4 is built with Go 1.25, whose lexer counts a comment's newlines; helm 3.17's (Go
+    // 1.23) does not, so its parse errors name earlier lines after a multi-line comment.
+    let parser = FileParser::new(registry.clone(), !options.helm4_wording);
+    let mut by_name: BTreeMap<String, TemplateSource> = BTreeMap::new();
+    for source in sources {
+        by_name.insert(source.name.clone(), source);
+    }
+    let mut order: Vec<String> = by_name.keys().cloned().collect();
+    helm_parse_order(&mut order);
+    let work = ParseWork::new(
+        order
+            .iter()
+            .filter_map(|name| by_name.remove(name))
+            .collect(),
+    );
+    let (send_data, receive_data) = std::sync::mpsc::channel::<BTreeMap<String, Value>>();
+    let (work, parser, registry) = (&work, &parser, &registry);
     std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
+        // Deeply nested includes recurse natively, and deeply nested blocks parse recursively;
+        // dedicated threads give both a roomy stack whatever thread the caller runs on.
+        let renderer = std::thread::Builder::new()
             .name("keelson-render".to_string())
             .stack_size(RENDER_STACK_BYTES)
-            .spawn_scoped(scope, || render_on_this_thread(files, options));
-        match worker {
-            Ok(handle) => handle.join().unwrap_or_else(|_| {
-                Err(RenderError::Exec(
-                    "rendering template failed: the renderer thread panicked".to_string(),
-                ))
-            }),
-            Err(err) => Err(RenderError::Exec(format!(
-                "rendering template failed: cannot start the renderer thread: {err}"
-            ))),
+            .spawn_scoped(scope, move || {
+                work.help(parser);
+                let dots = receive_data.recv().ok()?;
+                work.wait_until_parsed();
+                Some(execute_parsed(registry, work, dots, options))
+            });
+        if work.worth_a_second_parser() {
+            let helper = std::thread::Builder::new()
+                .name("keelson-parse".to_string())
+                .stack_size(RENDER_STACK_BYTES)
+                .spawn_scoped(scope, || work.help(parser));
+            // Without the helper the renderer parses every file itself.
+            drop(helper);
         }
+        let dots = match prepare() {
+            Ok(dots) => dots,
+            Err(err) => {
+                work.abandon();
+                drop(send_data);
+                return Err(err);
+            }
+        };
+        let renderer = match renderer {
+            Ok(renderer) => renderer,
+            Err(err) => {
+                return Ok(Err(RenderError::Exec(format!(
+                    "rendering template failed: cannot start the renderer thread: {err}"
+                ))));
+            }
+        };
+        // The renderer waits for the data unless it has stopped; then the join below says why.
+        let _ = send_data.send(dots);
+        Ok(match renderer.join() {
+            Ok(Some(rendered)) => rendered,
+            Ok(None) | Err(_) => Err(RenderError::Exec(
+                "rendering template failed: the renderer thread panicked".to_string(),
+            )),
+        })
     })
+}
+
+/// The files of one render, parsed by whichever thread takes each next, into slots kept in
+/// Helm's parse order.
+struct ParseWork {
+    sources: Vec<TemplateSource>,
+    next: AtomicUsize,
+    parsed: Vec<Mutex<Option<Result<ParsedFile, String>>>>,
+    finished: Mutex<usize>,
+    all_finished: Condvar,
+    abandoned: AtomicBool,
+}
+
+impl ParseWork {
+    fn new(sources: Vec<TemplateSource>) -> Self {
+        let parsed = sources.iter().map(|_| Mutex::new(None)).collect();
+        Self {
+            sources,
+            next: AtomicUsize::new(0),
+            parsed,
+            finished: Mutex::new(0),
+            all_finished: Condvar::new(),
+            abandoned: AtomicBool::new(false),
+        }
+    }
+
+    /// A second thread costs about as much to start as parsing a few kilobytes.
+    fn worth_a_second_parser(&self) -> bool {
+        self.sources.len() >= 4
+            && self.sources.iter().map(|s| s.text.len()).sum::<usize>() >= 16_384
+    }
+
+    /// Parses files until none is left (or the render was abandoned).
+    fn help(&self, parser: &FileParser) {
+        while !self.abandoned.load(Ordering::Relaxed) {
+            let index = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(source) = self.sources.get(index) else {
+                return;
+            };
+            // A parser bug must end this render with an error, not leave it waiting forever
+            // for the slot.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                parser.parse(&source.name, &source.text)
+            }))
+            .unwrap_or_else(|_| {
+                Err(gotemplate::ParseError {
+                    parse_name: source.name.clone(),
+                    line: 0,
+                    message: "the template parser panicked".to_string(),
+                })
+            })
+            .map_err(|err| err.to_string());
+            *lock(&self.parsed[index]) = Some(result);
+            *lock(&self.finished) += 1;
+            self.all_finished.notify_all();
+        }
+    }
+
+    fn wait_until_parsed(&self) {
+        let mut finished = lock(&self.finished);
+        while *finished < self.sources.len() {
+            finished = self
+                .all_finished
+                .wait(finished)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Slots are written whole, so a panic elsewhere leaves nothing half-done behind a lock.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn function_registry(helm4: bool) -> Arc<FuncRegistry> {
+    static REGISTRY: std::sync::OnceLock<Arc<FuncRegistry>> = std::sync::OnceLock::new();
+    static HELM4_REGISTRY: std::sync::OnceLock<Arc<FuncRegistry>> = std::sync::OnceLock::new();
+    if helm4 {
+        HELM4_REGISTRY
+            .get_or_init(|| Arc::new(helm4_function_registry()))
+            .clone()
+    } else {
+        REGISTRY
+            .get_or_init(|| Arc::new(helm_function_registry()))
+            .clone()
+    }
 }
 
 const RENDER_STACK_BYTES: usize = 512 * 1024 * 1024;
@@ -145,33 +317,34 @@ fn helm_parse_order(names: &mut [String]) {
     });
 }
 
-fn render_on_this_thread(
-    files: Vec<TemplateFile>,
+/// Builds the set from the parsed files in Helm's order (the first file that failed to parse
+/// is the error) and executes it with each template's data.
+fn execute_parsed(
+    registry: &Arc<FuncRegistry>,
+    work: &ParseWork,
+    dots: BTreeMap<String, Value>,
     options: &RenderOptions,
 ) -> Result<BTreeMap<String, String>, RenderError> {
-    static REGISTRY: std::sync::OnceLock<Arc<FuncRegistry>> = std::sync::OnceLock::new();
-    static HELM4_REGISTRY: std::sync::OnceLock<Arc<FuncRegistry>> = std::sync::OnceLock::new();
-    let registry = if options.helm4_functions {
-        HELM4_REGISTRY.get_or_init(|| Arc::new(helm4_function_registry()))
-    } else {
-        REGISTRY.get_or_init(|| Arc::new(helm_function_registry()))
-    };
     let mut set = TemplateSet::new("gotpl", registry.clone());
-    // helm 4 is built with Go 1.25, whose lexer counts a comment's newlines; helm 3.17's (Go
-    // 1.23) does not, so its parse errors name earlier lines after a multi-line comment.
     set.use_go123_comment_lines(!options.helm4_wording);
-    let mut by_name: BTreeMap<String, TemplateFile> = BTreeMap::new();
-    for file in files {
-        by_name.insert(file.name.clone(), file);
-    }
-    let mut order: Vec<String> = by_name.keys().cloned().collect();
-    helm_parse_order(&mut order);
-    for name in &order {
-        if let Some(file) = by_name.get(name) {
-            set.parse(name, &file.text)
-                .map_err(|err| RenderError::Parse(cleanup_parse_error(name, &err.to_string())))?;
+    for (source, slot) in work.sources.iter().zip(&work.parsed) {
+        match lock(slot).take() {
+            Some(Ok(parsed)) => set.add_parsed(parsed),
+            Some(Err(message)) => {
+                return Err(RenderError::Parse(cleanup_parse_error(
+                    &source.name,
+                    &message,
+                )));
+            }
+            None => {
+                return Err(RenderError::Exec(format!(
+                    "rendering template failed: {} was not parsed",
+                    source.name
+                )));
+            }
         }
     }
+    let order: Vec<String> = work.sources.iter().map(|s| s.name.clone()).collect();
     let exec_options = ExecOptions {
         strict: options.strict,
         lint_mode: options.lint_mode,
@@ -197,9 +370,9 @@ fn render_on_this_thread(
     } else {
         "chartutil.Values"
     };
-    for file in by_name.values() {
-        gotemplate::name_map_type(&file.dot, values_type);
-        if let Value::Map(dot) = &file.dot {
+    for dot in dots.values() {
+        gotemplate::name_map_type(dot, values_type);
+        if let Value::Map(dot) = dot {
             for key in ["Values", "Template"] {
                 if let Some(named) = dot.get(key) {
                     gotemplate::name_map_type(named, values_type);
@@ -207,7 +380,7 @@ fn render_on_this_thread(
             }
         }
     }
-    let result = execute_templates(&set, &order, by_name, &exec_options, options);
+    let result = execute_templates(&set, &order, dots, &exec_options, options);
     gotemplate::forget_map_types();
     result
 }
@@ -215,7 +388,7 @@ fn render_on_this_thread(
 fn execute_templates(
     set: &TemplateSet,
     order: &[String],
-    mut by_name: BTreeMap<String, TemplateFile>,
+    mut dots: BTreeMap<String, Value>,
     exec_options: &ExecOptions,
     options: &RenderOptions,
 ) -> Result<BTreeMap<String, String>, RenderError> {
@@ -226,11 +399,11 @@ fn execute_templates(
         if base.starts_with('_') {
             continue;
         }
-        let Some(file) = by_name.remove(name) else {
+        let Some(dot) = dots.remove(name) else {
             continue;
         };
         let output = set
-            .execute_in(name, file.dot, exec_options, &session)
+            .execute_in(name, dot, exec_options, &session)
             .map_err(|err| {
                 RenderError::Exec(if options.helm4_wording {
                     reformat_exec_error_helm4(name, &err.message)

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use crate::render::chart::{Chart, ChartFile, Metadata};
 use crate::render::dependencies::{check_dependencies, process_dependencies};
-use crate::render::engine::{self, Lookup, RenderOptions, TemplateFile};
+use crate::render::engine::{self, Lookup, RenderOptions, TemplateSource};
 use crate::render::manifest::{self, Hook, KindOrder, Manifest};
 use crate::render::objects::{
     ApiVersions, Capabilities, ChartObject, Files, KubeVersion, chart_map, default_kube_version,
@@ -129,56 +129,9 @@ pub fn render_chart(
     let null_over_null = settings.flavor.null_over_null();
     process_dependencies(&mut chart, user_values, null_over_null)?;
 
-    let kube_text = settings
-        .kube_version
-        .clone()
-        .unwrap_or_else(|| default_kube_version(settings.flavor).to_string());
-    let kube_version = KubeVersion::parse(&kube_text, settings.flavor)
-        .ok_or_else(|| RenderFailure::Chart(format!("invalid kube version {kube_text:?}")))?;
-    let coalesced = values::coalesce_values(&chart, user_values, null_over_null)?;
-    if !settings.skip_schema_validation {
-        schema::validate_chart_tree(&chart, &coalesced).map_err(RenderFailure::Schema)?;
-    }
-    if !chart.metadata.kube_version.is_empty()
-        && !is_compatible_range(&chart.metadata.kube_version, &kube_version.version)
-    {
-        return Err(RenderFailure::KubeVersion {
-            required: chart.metadata.kube_version.clone(),
-            actual: kube_version.version.clone(),
-        });
-    }
-    let capabilities = Value::Object(Arc::new(Capabilities {
-        api_versions: Arc::new(ApiVersions::defaults_with(
-            settings.flavor,
-            &settings.api_versions,
-        )),
-        kube_version: Arc::new(kube_version),
-        flavor: settings.flavor,
-    }));
-    let release = Value::map([
-        (
-            "Name".to_string(),
-            Value::from(settings.release_name.clone()),
-        ),
-        (
-            "Namespace".to_string(),
-            Value::from(settings.namespace.clone()),
-        ),
-        ("IsUpgrade".to_string(), Value::Bool(settings.is_upgrade)),
-        ("IsInstall".to_string(), Value::Bool(!settings.is_upgrade)),
-        ("Revision".to_string(), Value::Int(settings.revision)),
-        ("Service".to_string(), Value::from("Helm")),
-    ]);
-    let top_values = Value::from_json(&Json::Object(coalesced.clone()));
-    let mut templates = Vec::new();
     let root_path = chart.name().to_string();
-    let shared = SharedData {
-        top_values,
-        release,
-        capabilities,
-        flavor: settings.flavor,
-    };
-    collect_templates(&chart, None, &root_path, &shared, &mut templates);
+    let mut sources = Vec::new();
+    template_sources(&chart, &root_path, &mut sources);
     let options = RenderOptions {
         range_over_int: settings.flavor == HelmFlavor::Helm4,
         helm4_functions: settings.flavor == HelmFlavor::Helm4,
@@ -187,7 +140,64 @@ pub fn render_chart(
         budget: settings.budget,
         ..RenderOptions::default()
     };
-    let mut rendered = engine::render(templates, &options)?;
+    // The templates are parsed while the values are coalesced and checked (engine docs).
+    let mut coalesced = None;
+    let prepare = || -> Result<BTreeMap<String, Value>, RenderFailure> {
+        let kube_text = settings
+            .kube_version
+            .clone()
+            .unwrap_or_else(|| default_kube_version(settings.flavor).to_string());
+        let kube_version = KubeVersion::parse(&kube_text, settings.flavor)
+            .ok_or_else(|| RenderFailure::Chart(format!("invalid kube version {kube_text:?}")))?;
+        let values = values::coalesce_values(&chart, user_values, null_over_null)?;
+        if !settings.skip_schema_validation {
+            schema::validate_chart_tree(&chart, &values).map_err(RenderFailure::Schema)?;
+        }
+        if !chart.metadata.kube_version.is_empty()
+            && !is_compatible_range(&chart.metadata.kube_version, &kube_version.version)
+        {
+            return Err(RenderFailure::KubeVersion {
+                required: chart.metadata.kube_version.clone(),
+                actual: kube_version.version.clone(),
+            });
+        }
+        let capabilities = Value::Object(Arc::new(Capabilities {
+            api_versions: Arc::new(ApiVersions::defaults_with(
+                settings.flavor,
+                &settings.api_versions,
+            )),
+            kube_version: Arc::new(kube_version),
+            flavor: settings.flavor,
+        }));
+        let release = Value::map([
+            (
+                "Name".to_string(),
+                Value::from(settings.release_name.clone()),
+            ),
+            (
+                "Namespace".to_string(),
+                Value::from(settings.namespace.clone()),
+            ),
+            ("IsUpgrade".to_string(), Value::Bool(settings.is_upgrade)),
+            ("IsInstall".to_string(), Value::Bool(!settings.is_upgrade)),
+            ("Revision".to_string(), Value::Int(settings.revision)),
+            ("Service".to_string(), Value::from("Helm")),
+        ]);
+        let shared = SharedData {
+            top_values: Value::from_json(&Json::Object(values.clone())),
+            release,
+            capabilities,
+            flavor: settings.flavor,
+        };
+        let mut dots = BTreeMap::new();
+        collect_templates(&chart, None, &root_path, &shared, &mut dots);
+        coalesced = Some(values);
+        Ok(dots)
+    };
+    let mut rendered = engine::render_with_data(sources, &options, prepare)??;
+    let coalesced = coalesced.ok_or_else(|| {
+        RenderFailure::Chart("the values were not coalesced before rendering".to_string())
+    })?;
 
     let notes_key = format!("{root_path}/templates/NOTES.txt");
     let notes = rendered.get(&notes_key).cloned().unwrap_or_default();
@@ -250,7 +260,7 @@ fn collect_templates(
     parent_values: Option<&Value>,
     full_path: &str,
     shared: &SharedData,
-    out: &mut Vec<TemplateFile>,
+    out: &mut BTreeMap<String, Value>,
 ) -> Value {
     let own_values = match parent_values {
         None => shared.top_values.clone(),
@@ -305,13 +315,28 @@ fn collect_templates(
                 ("BasePath".to_string(), Value::from(base_path.clone())),
             ]),
         );
-        out.push(TemplateFile {
-            name,
-            text: String::from_utf8_lossy(&template.data).into_owned(),
-            dot: Value::Map(Arc::new(dot)),
-        });
+        out.insert(name, Value::Map(Arc::new(dot)));
     }
     Value::Map(Arc::new(data))
+}
+
+/// The names and sources of the templates [`collect_templates`] gives data to.
+fn template_sources(chart: &Chart, full_path: &str, out: &mut Vec<TemplateSource>) {
+    for dep in &chart.dependencies {
+        template_sources(dep, &format!("{full_path}/charts/{}", dep.name()), out);
+    }
+    for template in &chart.templates {
+        if chart.is_library() {
+            let base = template.name.rsplit('/').next().unwrap_or(&template.name);
+            if !base.starts_with('_') {
+                continue;
+            }
+        }
+        out.push(TemplateSource {
+            name: format!("{full_path}/{}", template.name),
+            text: String::from_utf8_lossy(&template.data).into_owned(),
+        });
+    }
 }
 
 /// Options of `helm template`'s output that do not change rendering.

@@ -152,18 +152,21 @@ impl TemplateSet {
     /// Parses one file under `name` and adds its templates to the set with Go's rules: a later
     /// non-empty definition replaces an earlier one; an empty one never replaces anything.
     pub fn parse(&mut self, name: &str, text: &str) -> Result<(), parse::ParseError> {
-        let funcs = self.funcs.clone();
-        let trees = parse::parse(
-            name,
-            text,
-            &|f| {
-                super::funcs::called_in_template(f);
-                has_function(&funcs, f)
-            },
-            self.go123_comment_lines,
-        )?;
-        add_trees(&mut self.trees, trees);
+        let parsed = self.file_parser().parse(name, text)?;
+        self.add_parsed(parsed);
         Ok(())
+    }
+
+    /// A parser for this set's files that can run on other threads: files do not depend on
+    /// one another until they are executed, so they may be parsed in any order and added
+    /// with [`TemplateSet::add_parsed`] in the set's order.
+    pub fn file_parser(&self) -> FileParser {
+        FileParser::new(self.funcs.clone(), self.go123_comment_lines)
+    }
+
+    /// Adds a file parsed by [`FileParser::parse`], with the rules of [`TemplateSet::parse`].
+    pub fn add_parsed(&mut self, parsed: ParsedFile) {
+        add_trees(&mut self.trees, parsed.trees);
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -232,6 +235,42 @@ fn add_trees(set: &mut TreeSet, trees: Vec<Tree>) {
             continue;
         }
         set.insert(tree.name.clone(), Arc::new(tree));
+    }
+}
+
+/// Parses template files apart from any set (see [`TemplateSet::file_parser`]).
+#[derive(Clone)]
+pub struct FileParser {
+    funcs: Arc<FuncRegistry>,
+    go123_comment_lines: bool,
+}
+
+/// One file's templates, parsed and not yet added to a set.
+pub struct ParsedFile {
+    trees: Vec<Tree>,
+}
+
+impl FileParser {
+    /// A parser checking calls against `funcs`; `go123_comment_lines` as
+    /// [`TemplateSet::use_go123_comment_lines`].
+    pub fn new(funcs: Arc<FuncRegistry>, go123_comment_lines: bool) -> Self {
+        Self {
+            funcs,
+            go123_comment_lines,
+        }
+    }
+
+    pub fn parse(&self, name: &str, text: &str) -> Result<ParsedFile, parse::ParseError> {
+        let trees = parse::parse(
+            name,
+            text,
+            &|f| {
+                super::funcs::called_in_template(f);
+                has_function(&self.funcs, f)
+            },
+            self.go123_comment_lines,
+        )?;
+        Ok(ParsedFile { trees })
     }
 }
 

@@ -15,8 +15,12 @@ mod parse;
 mod print;
 mod value;
 
-pub use exec::{ExecOptions, LookupFn, RenderBudget, Session, TemplateSet, WARN_END, WARN_START};
+pub use exec::{
+    ExecOptions, FileParser, LookupFn, ParsedFile, RenderBudget, Session, TemplateSet, WARN_END,
+    WARN_START,
+};
 pub use funcs::{helm_functions, helm4_overrides, sprig_functions, yaml_marshal, yaml_to_value};
 pub use functions::{Func, FuncRegistry};
 pub use lex::{Token, TokenKind, lex};
+pub use parse::ParseError;
 pub use value::{Object, Value, forget_map_types, name_map_type};
