@@ -29,6 +29,8 @@ struct Pool {
     ready: HashMap<usize, Vec<Generated>>,
     /// Generations running per modulus size.
     running: HashMap<usize, usize>,
+    /// Of those, the ones running at normal priority (asked for by a template, not prefetched).
+    running_wanted: HashMap<usize, usize>,
 }
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
@@ -73,30 +75,61 @@ pub(super) fn pkcs1_from_pkcs8(pkcs8: &[u8]) -> Option<Vec<u8>> {
     Some(private_key.content.to_vec())
 }
 
-/// Starts generations until `target` are running or finished-and-unclaimed for `bits`.
-/// Returns false when no thread could be started and none is running.
-fn fill(pool: &mut Pool, bits: usize, target: usize) -> bool {
+/// Starts generations until `target` are running or finished-and-unclaimed for `bits`, and
+/// at least `wanted` of the running ones at normal priority. Returns false when no thread
+/// could be started and none is running.
+fn fill(pool: &mut Pool, bits: usize, target: usize, wanted: usize) -> bool {
     loop {
         let running = pool.running.get(&bits).copied().unwrap_or(0);
+        let running_wanted = pool.running_wanted.get(&bits).copied().unwrap_or(0);
         let ready = pool.ready.get(&bits).map_or(0, Vec::len);
-        if running + ready >= target {
+        let need_wanted = ready == 0 && running_wanted < wanted;
+        if running + ready >= target && !need_wanted {
             return true;
         }
+        // Only prefetching asks for no key at normal priority.
+        let idle_priority = wanted == 0;
         let started = std::thread::Builder::new()
             .name("rsa-keygen".to_string())
             .spawn(move || {
+                if idle_priority {
+                    run_when_idle();
+                }
                 let key = generate_now(bits);
                 let mut guard = lock();
                 let pool = guard.get_or_insert_with(Pool::default);
                 if let Some(running) = pool.running.get_mut(&bits) {
                     *running = running.saturating_sub(1);
                 }
+                if !idle_priority && let Some(running) = pool.running_wanted.get_mut(&bits) {
+                    *running = running.saturating_sub(1);
+                }
                 pool.ready.entry(bits).or_default().push(key);
                 FINISHED.notify_all();
             });
         match started {
-            Ok(_) => *pool.running.entry(bits).or_default() += 1,
+            Ok(_) => {
+                *pool.running.entry(bits).or_default() += 1;
+                if !idle_priority {
+                    *pool.running_wanted.entry(bits).or_default() += 1;
+                }
+            }
             Err(_) => return running > 0,
+        }
+    }
+}
+
+/// Lowers the calling thread to Linux's idle scheduling class: a key generated ahead of need
+/// then uses only otherwise idle CPU and never slows the render on a busy machine. Where the
+/// class is not available the thread keeps its priority.
+fn run_when_idle() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sched_setscheduler with pid 0 changes only the calling thread's policy and
+        // reads `param` during the call.
+        unsafe {
+            libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
         }
     }
 }
@@ -111,8 +144,9 @@ pub fn generate(bits: usize) -> Result<Vec<u8>, String> {
             return key;
         }
         // Every running attempt will come back here as a finished key, so racing means having
-        // one attempt per core running (or finished) for this request.
-        if !fill(pool, bits, parallelism()) {
+        // one attempt per core running (or finished) for this request, at least one of them at
+        // normal priority (a prefetched one may be starved on a busy machine).
+        if !fill(pool, bits, parallelism(), 1) {
             drop(guard);
             return generate_now(bits);
         }
@@ -122,16 +156,16 @@ pub fn generate(bits: usize) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Starts one generation of a `bits` key in the background unless one is already running or
-/// waiting, so a template that will ask for a key finds it (partly) done. Costs at most one
-/// spare key when the template does not ask after all.
+/// Starts one generation of a `bits` key in the background, at idle priority, unless one is
+/// already running or waiting, so a template that will ask for a key finds it (partly) done.
+/// Costs at most one spare key's idle CPU when the template does not ask after all.
 pub fn prefetch(bits: usize) {
     if key_size(bits).is_err() {
         return;
     }
     let mut guard = lock();
     let pool = guard.get_or_insert_with(Pool::default);
-    fill(pool, bits, 1);
+    fill(pool, bits, 1, 0);
 }
 
 #[cfg(test)]
@@ -182,6 +216,45 @@ mod tests {
         }
         assert_ne!(keys[0], keys[1]);
         assert_ne!(keys[1], keys[2]);
+    }
+
+    /// The scheduling policy (field 41 of `/proc/self/task/N/stat`) of every thread named
+    /// `rsa-keygen`.
+    #[cfg(target_os = "linux")]
+    fn keygen_thread_policies() -> Vec<u32> {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim() == "rsa-keygen")
+            })
+            .filter_map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                // Fields after the parenthesised name, which may itself hold spaces.
+                let rest = &stat[stat.rfind(')')? + 2..];
+                rest.split(' ').nth(41 - 3)?.parse().ok()
+            })
+            .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn prefetched_keys_are_generated_at_idle_priority() {
+        const SCHED_IDLE: u32 = 5;
+        prefetch(4096);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut seen_idle = false;
+        while !seen_idle && std::time::Instant::now() < deadline {
+            seen_idle = keygen_thread_policies().contains(&SCHED_IDLE);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(seen_idle, "a prefetching thread must run in SCHED_IDLE");
+        // A key asked for while the prefetched one runs comes from a normal-priority attempt
+        // too, so a busy machine cannot starve it.
+        assert!(generate(4096).is_ok());
     }
 
     #[test]
