@@ -1,11 +1,103 @@
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::ExitCode;
-
-// The renderer allocates many small, short-lived values (tokens, YAML nodes, template values);
-// glibc's malloc spent about a fifth of a `keelson template` process on them. See
-// docs/dependencies.md.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 fn main() -> ExitCode {
     keelson::cli::main()
+}
+
+/// `keelson template` allocates with mimalloc; every other command, the controller above all,
+/// with the system allocator.
+///
+/// A render makes many small, short-lived allocations (tokens, YAML nodes, template values),
+/// and glibc's malloc/free took about a fifth of its instructions; mimalloc took vault/default
+/// from 52M to 42M. A long-running controller is the opposite case: under mimalloc an idle
+/// `keelson run` over 1,000 releases held 85 MiB against 42 MiB with glibc limited to two
+/// arenas (benches/controller.rs). See docs/dependencies.md.
+struct CommandAllocator;
+
+/// Chosen once, before `main` and before any Rust code allocates, so every block is freed by
+/// the allocator that made it.
+static USE_MIMALLOC: AtomicBool = AtomicBool::new(false);
+
+#[global_allocator]
+static ALLOCATOR: CommandAllocator = CommandAllocator;
+
+// SAFETY: each call goes to one of two allocators that uphold GlobalAlloc's contract, and the
+// choice between them never changes after the first allocation (see `choose_allocator`).
+unsafe impl GlobalAlloc for CommandAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if USE_MIMALLOC.load(Ordering::Relaxed) {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { mimalloc::MiMalloc.alloc(layout) }
+        } else {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { System.alloc(layout) }
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if USE_MIMALLOC.load(Ordering::Relaxed) {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+        } else {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if USE_MIMALLOC.load(Ordering::Relaxed) {
+            // SAFETY: `ptr` came from the same allocator (the choice never changes).
+            unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+        } else {
+            // SAFETY: `ptr` came from the same allocator (the choice never changes).
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if USE_MIMALLOC.load(Ordering::Relaxed) {
+            // SAFETY: `ptr` came from the same allocator (the choice never changes).
+            unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+        } else {
+            // SAFETY: `ptr` came from the same allocator (the choice never changes).
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+}
+
+/// glibc calls the executable's `.init_array` functions with argc and argv before `main` (std
+/// reads its arguments the same way); no Rust code has allocated yet. Elsewhere (musl, other
+/// systems) the system allocator stays.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CHOOSE_ALLOCATOR: extern "C" fn(
+    libc::c_int,
+    *const *const libc::c_char,
+    *const *const libc::c_char,
+) = choose_allocator;
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+extern "C" fn choose_allocator(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+    _envp: *const *const libc::c_char,
+) {
+    if argc < 2 || argv.is_null() {
+        return;
+    }
+    // SAFETY: glibc passes the process's own argv, `argc` entries long, to init_array
+    // functions; the entries are NUL-terminated strings that live for the whole process.
+    let first = unsafe { *argv.add(1) };
+    if first.is_null() {
+        return;
+    }
+    // SAFETY: as above.
+    let first = unsafe { std::ffi::CStr::from_ptr(first) };
+    // The same test as the command line's fast path for `template`.
+    if first.to_bytes() == b"template" {
+        USE_MIMALLOC.store(true, Ordering::Relaxed);
+    }
 }

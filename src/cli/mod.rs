@@ -98,8 +98,8 @@ fn parse_template_command_line() -> Option<Cli> {
     let matches = template_only_command().get_matches();
     let global = GlobalArgs::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     let (_, template_matches) = matches.subcommand()?;
-    let args = template::TemplateArgs::from_arg_matches(template_matches)
-        .unwrap_or_else(|err| err.exit());
+    let args =
+        template::TemplateArgs::from_arg_matches(template_matches).unwrap_or_else(|err| err.exit());
     Some(Cli {
         global,
         command: Command::Template(Box::new(args)),
@@ -232,7 +232,9 @@ mod template_parser_tests {
                 .map(|e| e.to_string());
             assert_eq!(fast_error, full_error, "{argv:?}");
         }
-        let argv = ["keelson", "template", "-v", "rel", "./chart", "-n", "x", "--helm4"];
+        let argv = [
+            "keelson", "template", "-v", "rel", "./chart", "-n", "x", "--helm4",
+        ];
         let Ok(full_cli) = Cli::try_parse_from(argv) else {
             panic!("full parse")
         };
