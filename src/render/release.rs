@@ -131,7 +131,7 @@ pub fn render_chart(
 
     let root_path = chart.name().to_string();
     let mut sources = Vec::new();
-    template_sources(&chart, &root_path, &mut sources);
+    template_sources(&mut chart, &root_path, &mut sources);
     let options = RenderOptions {
         range_over_int: settings.flavor == HelmFlavor::Helm4,
         helm4_functions: settings.flavor == HelmFlavor::Helm4,
@@ -320,21 +320,29 @@ fn collect_templates(
     Value::Map(Arc::new(data))
 }
 
-/// The names and sources of the templates [`collect_templates`] gives data to.
-fn template_sources(chart: &Chart, full_path: &str, out: &mut Vec<TemplateSource>) {
-    for dep in &chart.dependencies {
-        template_sources(dep, &format!("{full_path}/charts/{}", dep.name()), out);
+/// The names and sources of the templates [`collect_templates`] gives data to. The sources
+/// are moved out of this render's own copy of the chart: from here on only the templates'
+/// names are read from it.
+fn template_sources(chart: &mut Chart, full_path: &str, out: &mut Vec<TemplateSource>) {
+    for dep in &mut chart.dependencies {
+        let path = format!("{full_path}/charts/{}", dep.name());
+        template_sources(dep, &path, out);
     }
-    for template in &chart.templates {
-        if chart.is_library() {
+    let is_library = chart.is_library();
+    for template in &mut chart.templates {
+        if is_library {
             let base = template.name.rsplit('/').next().unwrap_or(&template.name);
             if !base.starts_with('_') {
                 continue;
             }
         }
+        let text = match String::from_utf8(std::mem::take(&mut template.data)) {
+            Ok(text) => text,
+            Err(invalid) => String::from_utf8_lossy(invalid.as_bytes()).into_owned(),
+        };
         out.push(TemplateSource {
             name: format!("{full_path}/{}", template.name),
-            text: String::from_utf8_lossy(&template.data).into_owned(),
+            text,
         });
     }
 }
