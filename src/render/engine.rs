@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex};
 
 use gotemplate::{
@@ -105,7 +106,12 @@ pub fn render(
             }
         })
         .collect();
-    match render_with_data(sources, options, || Ok::<_, std::convert::Infallible>(dots)) {
+    match render_with_data(
+        sources,
+        options,
+        || Ok::<_, std::convert::Infallible>(dots),
+        |_, _| {},
+    ) {
         Ok(rendered) => rendered,
         Err(never) => match never {},
     }
@@ -123,10 +129,15 @@ pub struct TemplateSource {
 /// the sources, and on most charts it costs about as much as coalescing and validating the
 /// values and building every template's data. An error from `prepare` is returned instead of
 /// any parse error, as Helm checks values before it parses templates.
+///
+/// `on_output` sees each template's output (name, text) on the calling thread as soon as it
+/// is executed, while the next templates execute: a caller can start reading manifests there.
+/// The outputs it saw do not count if a later template fails.
 pub fn render_with_data<E>(
     sources: Vec<TemplateSource>,
     options: &RenderOptions,
     prepare: impl FnOnce() -> Result<BTreeMap<String, Value>, E>,
+    mut on_output: impl FnMut(&str, &str),
 ) -> Result<Result<BTreeMap<String, String>, RenderError>, E> {
     let registry = function_registry(options.helm4_functions);
     // helm 4 is built with Go 1.25, whose lexer counts a comment's newlines; helm 3.17's (Go
@@ -145,6 +156,7 @@ pub fn render_with_data<E>(
             .collect(),
     );
     let (send_data, receive_data) = std::sync::mpsc::channel::<BTreeMap<String, Value>>();
+    let (send_output, receive_output) = std::sync::mpsc::channel::<(String, String)>();
     let (work, parser, registry) = (&work, &parser, &registry);
     std::thread::scope(|scope| {
         // Deeply nested includes recurse natively, and deeply nested blocks parse recursively;
@@ -156,7 +168,8 @@ pub fn render_with_data<E>(
                 work.help(parser);
                 let dots = receive_data.recv().ok()?;
                 work.wait_until_parsed();
-                Some(execute_parsed(registry, work, dots, options))
+                // `send_output` moved in: the caller's loop ends when this thread does.
+                Some(execute_parsed(registry, work, dots, options, &send_output))
             });
         if work.worth_a_second_parser() {
             let helper = std::thread::Builder::new()
@@ -184,8 +197,14 @@ pub fn render_with_data<E>(
         };
         // The renderer waits for the data unless it has stopped; then the join below says why.
         let _ = send_data.send(dots);
+        let mut rendered = BTreeMap::new();
+        for (name, output) in receive_output {
+            on_output(&name, &output);
+            rendered.insert(name, output);
+        }
         Ok(match renderer.join() {
-            Ok(Some(rendered)) => rendered,
+            Ok(Some(Ok(()))) => Ok(rendered),
+            Ok(Some(Err(err))) => Err(err),
             Ok(None) | Err(_) => Err(RenderError::Exec(
                 "rendering template failed: the renderer thread panicked".to_string(),
             )),
@@ -324,7 +343,8 @@ fn execute_parsed(
     work: &ParseWork,
     dots: BTreeMap<String, Value>,
     options: &RenderOptions,
-) -> Result<BTreeMap<String, String>, RenderError> {
+    outputs: &Sender<(String, String)>,
+) -> Result<(), RenderError> {
     let mut set = TemplateSet::new("gotpl", registry.clone());
     set.use_go123_comment_lines(!options.helm4_wording);
     for (source, slot) in work.sources.iter().zip(&work.parsed) {
@@ -380,7 +400,7 @@ fn execute_parsed(
             }
         }
     }
-    let result = execute_templates(&set, &order, dots, &exec_options, options);
+    let result = execute_templates(&set, &order, dots, &exec_options, options, outputs);
     gotemplate::forget_map_types();
     if PROCESS_ENDS_AFTER_RENDER.load(Ordering::Relaxed) {
         // Freeing every parsed node one by one costs about 2% of a render; the process is
@@ -404,9 +424,9 @@ fn execute_templates(
     mut dots: BTreeMap<String, Value>,
     exec_options: &ExecOptions,
     options: &RenderOptions,
-) -> Result<BTreeMap<String, String>, RenderError> {
+    outputs: &Sender<(String, String)>,
+) -> Result<(), RenderError> {
     let session = Session::default();
-    let mut rendered = BTreeMap::new();
     for name in order {
         let base = name.rsplit('/').next().unwrap_or(name);
         if base.starts_with('_') {
@@ -424,9 +444,15 @@ fn execute_templates(
                     cleanup_exec_error(name, &err.message)
                 })
             })?;
-        rendered.insert(name.clone(), output.replace("<no value>", ""));
+        // A caller that stopped listening has given up on the render.
+        if outputs
+            .send((name.clone(), output.replace("<no value>", "")))
+            .is_err()
+        {
+            break;
+        }
     }
-    Ok(rendered)
+    Ok(())
 }
 
 /// Helm's `cleanupParseError`: `parse error at (FILE:LINE): LAST-MESSAGE-PART`.

@@ -194,7 +194,7 @@ pub fn render_chart(
         coalesced = Some(values);
         Ok(dots)
     };
-    let mut rendered = engine::render_with_data(sources, &options, prepare)??;
+    let mut rendered = engine::render_with_data(sources, &options, prepare, |_, _| {})??;
     let coalesced = coalesced.ok_or_else(|| {
         RenderFailure::Chart("the values were not coalesced before rendering".to_string())
     })?;
