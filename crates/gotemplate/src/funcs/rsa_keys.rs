@@ -31,6 +31,8 @@ struct Pool {
     running: HashMap<usize, usize>,
     /// Of those, the ones running at normal priority (asked for by a template, not prefetched).
     running_wanted: HashMap<usize, usize>,
+    /// Prefetches asked for per modulus size: one per call of a key function the parser saw.
+    prefetches_asked: HashMap<usize, usize>,
 }
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
@@ -156,16 +158,20 @@ pub fn generate(bits: usize) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Starts one generation of a `bits` key in the background, at idle priority, unless one is
-/// already running or waiting, so a template that will ask for a key finds it (partly) done.
-/// Costs at most one spare key's idle CPU when the template does not ask after all.
+/// Asks for one more `bits` key to be generated in the background, at idle priority, so a
+/// template that will ask for it finds it (partly) done: a chart making a CA and a
+/// certificate signed by it asks twice. At most one generation per core runs or waits ahead of
+/// need; a template that never asks costs only idle CPU.
 pub fn prefetch(bits: usize) {
     if key_size(bits).is_err() {
         return;
     }
     let mut guard = lock();
     let pool = guard.get_or_insert_with(Pool::default);
-    fill(pool, bits, 1, 0);
+    let asked = pool.prefetches_asked.entry(bits).or_default();
+    *asked = (*asked + 1).min(parallelism());
+    let target = *asked;
+    fill(pool, bits, target, 0);
 }
 
 #[cfg(test)]
