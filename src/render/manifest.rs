@@ -207,7 +207,7 @@ fn read_head(doc: &str, path: &str) -> Result<Head, ManifestError> {
         path: path.to_string(),
         message,
     };
-    let parsed = yaml::parse_first_document(doc, path).map_err(|e| match e {
+    let parsed = yaml::parse_manifest_head(doc, path).map_err(|e| match e {
         // go-yaml's wording: the file is already named by the outer message.
         gocompat::yaml::YamlError::Syntax { line, message, .. } => {
             err(gocompat::yaml::go_yaml_error(&message, line, doc))

@@ -12,6 +12,8 @@ use serde_json::{Map, Number, Value};
 use crate::strconv;
 use crate::yaml_emit::Resolved;
 
+mod direct;
+
 /// What can go wrong reading YAML; every variant names its input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum YamlError {
@@ -44,6 +46,20 @@ enum Node {
 /// it. An empty document gives `Value::Null`. `source` names the file in errors.
 pub fn parse_first_document(text: &str, source: &str) -> Result<Value, YamlError> {
     let mut docs = parse_documents(text, source, 1)?;
+    Ok(if docs.is_empty() {
+        Value::Null
+    } else {
+        docs.swap_remove(0)
+    })
+}
+
+/// What Helm's `releaseutil.SimpleHead` reads of a rendered manifest's first document: the
+/// same value and the same errors as [`parse_first_document`], except that only `kind`,
+/// `metadata.name` and `metadata.annotations` are sure to be kept (the rest is checked, and
+/// usually not built).
+pub fn parse_manifest_head(text: &str, source: &str) -> Result<Value, YamlError> {
+    let mut docs =
+        parse_documents_wanted(text, source, 1, NumberMode::Float64, direct::Want::ManifestRoot)?;
     Ok(if docs.is_empty() {
         Value::Null
     } else {
@@ -117,21 +133,29 @@ pub fn relax_flow_indentation(text: &str) -> std::borrow::Cow<'_, str> {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut scanner = FlowScanner::default();
-    let mut out = String::with_capacity(text.len() + 64);
-    let mut changed = false;
+    // Built only from the first line that moves: most texts need no change, and copying them
+    // line by line cost as much as scanning them.
+    let mut out: Option<String> = None;
+    let mut line_start = 0;
     for line in text.split_inclusive('\n') {
         let prefix = scanner.line_prefix(line);
         if prefix > 0 {
-            changed = true;
+            let out = out.get_or_insert_with(|| {
+                let mut out = String::with_capacity(text.len() + 64);
+                out.push_str(&text[..line_start]);
+                out
+            });
             out.extend(std::iter::repeat_n(' ', prefix));
+            out.push_str(line);
+        } else if let Some(out) = out.as_mut() {
+            out.push_str(line);
         }
-        out.push_str(line);
+        line_start += line.len();
         scanner.scan(line);
     }
-    if changed {
-        std::borrow::Cow::Owned(out)
-    } else {
-        std::borrow::Cow::Borrowed(text)
+    match out {
+        Some(out) => std::borrow::Cow::Owned(out),
+        None => std::borrow::Cow::Borrowed(text),
     }
 }
 
@@ -153,7 +177,7 @@ struct FlowScanner {
     /// The open flow brackets, innermost last.
     open: Vec<char>,
     /// The open quote of a multi-line quoted scalar.
-    quote: Option<char>,
+    quote: Option<u8>,
     /// Spaces that put a continuation line right of the construct's start.
     prefix: usize,
     /// Inside a block scalar: lines indented more than this (or blank) are its content.
@@ -187,7 +211,10 @@ impl FlowScanner {
         if self.block_scalar.is_some() {
             return;
         }
-        let chars: Vec<char> = line.trim_end_matches(['\n', '\r']).chars().collect();
+        // Bytes, not chars: every character the scanner reacts to is ASCII, and no byte of a
+        // multi-byte UTF-8 character is; columns handed to saphyr count characters.
+        let bytes = line.trim_end_matches(['\n', '\r']).as_bytes();
+        let column = |at: usize| bytes[..at].iter().filter(|b| (**b & 0xC0) != 0x80).count();
         // Whether the next non-blank character starts a token (so a quote or `[` opens one).
         let mut token_start = true;
         let mut token_col = 0;
@@ -195,16 +222,16 @@ impl FlowScanner {
         let mut key_col: Option<usize> = None;
         let mut dash_col: Option<usize> = None;
         let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
-            let next = chars.get(i + 1).copied();
+        while i < bytes.len() {
+            let c = bytes[i];
+            let next = bytes.get(i + 1).copied();
             if let Some(q) = self.quote {
-                if q == '"' && c == '\\' {
+                if q == b'"' && c == b'\\' {
                     i += 2;
                     continue;
                 }
                 if c == q {
-                    if q == '\'' && next == Some('\'') {
+                    if q == b'\'' && next == Some(b'\'') {
                         i += 2;
                         continue;
                     }
@@ -214,47 +241,47 @@ impl FlowScanner {
                 i += 1;
                 continue;
             }
-            let blank_after = next.is_none_or(|n| n == ' ' || n == '\t');
+            let blank_after = next.is_none_or(|n| n == b' ' || n == b'\t');
             match c {
-                ' ' | '\t' => {
+                b' ' | b'\t' => {
                     if properties {
                         properties = false;
                         token_start = true;
                     }
                 }
-                '#' if i == 0 || chars[i - 1] == ' ' || chars[i - 1] == '\t' => break,
-                '"' | '\'' if token_start => {
+                b'#' if i == 0 || bytes[i - 1] == b' ' || bytes[i - 1] == b'\t' => break,
+                b'"' | b'\'' if token_start => {
                     self.quote = Some(c);
                     if self.flow_depth == 0 {
-                        self.prefix = i + 1;
+                        self.prefix = column(i) + 1;
                     }
                     token_col = i;
                 }
-                '[' | '{' if token_start || self.flow_depth > 0 => {
+                b'[' | b'{' if token_start || self.flow_depth > 0 => {
                     if self.flow_depth == 0 {
-                        self.prefix = i + 1;
+                        self.prefix = column(i) + 1;
                     }
                     self.flow_depth += 1;
-                    self.open.push(c);
+                    self.open.push(c as char);
                     token_start = true;
                 }
-                ']' | '}' if self.flow_depth > 0 => {
+                b']' | b'}' if self.flow_depth > 0 => {
                     self.flow_depth -= 1;
                     self.open.pop();
                     token_start = false;
                 }
-                ',' if self.flow_depth > 0 => token_start = true,
-                '|' | '>' if token_start && self.flow_depth == 0 => {
-                    let parent = key_col.or(dash_col).map_or(-1, |c| c as isize);
+                b',' if self.flow_depth > 0 => token_start = true,
+                b'|' | b'>' if token_start && self.flow_depth == 0 => {
+                    let parent = key_col.or(dash_col).map_or(-1, |at| column(at) as isize);
                     self.block_scalar = Some(parent);
                     return;
                 }
-                '-' | '?' if token_start && self.flow_depth == 0 && blank_after => {
+                b'-' | b'?' if token_start && self.flow_depth == 0 && blank_after => {
                     dash_col = Some(i);
                     key_col = None;
                 }
-                ':' if blank_after
-                    || (self.flow_depth > 0 && matches!(next, Some(',' | ']' | '}'))) =>
+                b':' if blank_after
+                    || (self.flow_depth > 0 && matches!(next, Some(b',' | b']' | b'}'))) =>
                 {
                     if self.flow_depth == 0 {
                         key_col = Some(token_col);
@@ -264,7 +291,7 @@ impl FlowScanner {
                 _ => {
                     if token_start {
                         token_col = i;
-                        properties = c == '&' || c == '!';
+                        properties = c == b'&' || c == b'!';
                     }
                     token_start = false;
                 }
@@ -285,8 +312,27 @@ fn parse_documents_as(
     limit: usize,
     numbers: NumberMode,
 ) -> Result<Vec<Value>, YamlError> {
+    parse_documents_wanted(text, source, limit, numbers, direct::Want::All)
+}
+
+/// `parse_documents_as`, keeping of each document what `want` names when the direct loader
+/// can read it (the full loader, used otherwise, keeps everything).
+fn parse_documents_wanted(
+    text: &str,
+    source: &str,
+    limit: usize,
+    numbers: NumberMode,
+    want: direct::Want,
+) -> Result<Vec<Value>, YamlError> {
+    let tab_line = block_scalar_indentation_tab(text, limit == 1);
+    if tab_line.is_none()
+        && let Ok(docs) =
+            direct::parse_documents(&relax_flow_indentation(text), limit, numbers, want)
+    {
+        return Ok(docs);
+    }
     let parsed = parse_documents_saphyr(text, source, limit, numbers);
-    let Some(tab_line) = block_scalar_indentation_tab(text, limit == 1) else {
+    let Some(tab_line) = tab_line else {
         return parsed;
     };
     match parsed {
@@ -314,6 +360,10 @@ const BLOCK_SCALAR_TAB: &str =
 /// content line) and fails on a tab found before that column. `first_document`: stop at the
 /// second document (go-yaml's `Unmarshal` reads no further).
 fn block_scalar_indentation_tab(text: &str, first_document: bool) -> Option<usize> {
+    // Only a tab can be refused, and most texts have none.
+    if !text.contains('\t') {
+        return None;
+    }
     let lines: Vec<&str> = text.lines().collect();
     let leading_spaces = |line: &str| line.len() - line.trim_start_matches(' ').len();
     let mut seen_content = false;
@@ -822,6 +872,9 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Node {
 /// go-yaml v2's plain-scalar resolution (the one resolver, shared with the emitter's quoting
 /// rule); timestamps and `<<` stay text when decoding into `interface{}`.
 fn resolve_plain(text: &str) -> Node {
+    if let Some(i) = plain_decimal(text) {
+        return Node::Int(i.into());
+    }
     match crate::yaml_emit::resolve_plain(text) {
         Resolved::Null => Node::Null,
         Resolved::Bool(b) => Node::Bool(b),
@@ -830,6 +883,24 @@ fn resolve_plain(text: &str) -> Node {
         Resolved::Float(f) => Node::Float(f),
         Resolved::Timestamp | Resolved::Merge | Resolved::Str => Node::Str(text.to_string()),
     }
+}
+
+/// Ports, replica counts and sizes: a decimal integer without sign, leading zero or `_` is
+/// what go-yaml's resolver makes of it (no timestamp or YAML 1.1 word is all digits), without
+/// the resolver's timestamp regex and copies.
+fn plain_decimal(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || bytes.len() > 18 || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if bytes[0] == b'0' && bytes.len() > 1 {
+        return None;
+    }
+    Some(
+        bytes
+            .iter()
+            .fold(0i64, |n, digit| n * 10 + i64::from(digit - b'0')),
+    )
 }
 
 /// A map key as sigs.k8s.io/yaml turns it into a JSON object key.
