@@ -409,7 +409,9 @@ mod tests {
 
     #[test]
     fn separators_found_by_search_are_the_regex_matches() {
-        let pieces = ["a", "---", "\n", " ", "\t", "b: 1", "\r\n", "----", "-", "\x0c"];
+        let pieces = [
+            "a", "---", "\n", " ", "\t", "b: 1", "\r\n", "----", "-", "\x0c",
+        ];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         for _ in 0..20_000 {
             let mut text = String::new();

@@ -58,8 +58,13 @@ pub fn parse_first_document(text: &str, source: &str) -> Result<Value, YamlError
 /// `metadata.name` and `metadata.annotations` are sure to be kept (the rest is checked, and
 /// usually not built).
 pub fn parse_manifest_head(text: &str, source: &str) -> Result<Value, YamlError> {
-    let mut docs =
-        parse_documents_wanted(text, source, 1, NumberMode::Float64, direct::Want::ManifestRoot)?;
+    let mut docs = parse_documents_wanted(
+        text,
+        source,
+        1,
+        NumberMode::Float64,
+        direct::Want::ManifestRoot,
+    )?;
     Ok(if docs.is_empty() {
         Value::Null
     } else {
@@ -1467,7 +1472,6 @@ mod tests {
         assert!(parse_values("base: &b {x: 1}\nother: *b\n", "ok.yaml").is_ok());
     }
 
-
     /// The flow relaxer as it read text char by char (before it scanned bytes), to check the
     /// byte scanner against.
     mod reference {
@@ -1509,19 +1513,21 @@ mod tests {
             /// Inside a block scalar: lines indented more than this (or blank) are its content.
             block_scalar: Option<isize>,
         }
-        
+
         fn is_document_marker(line: &str) -> bool {
             (line.starts_with("---") || line.starts_with("..."))
                 && line[3..].chars().next().is_none_or(char::is_whitespace)
         }
-        
+
         impl FlowScanner {
             /// Extra spaces for `line`, and whether it is block scalar content (then not scanned).
             fn line_prefix(&mut self, line: &str) -> usize {
                 if let Some(parent) = self.block_scalar {
                     let body = line.trim_end_matches(['\n', '\r']);
                     let indent = body.len() - body.trim_start_matches(' ').len();
-                    if !is_document_marker(line) && (body.trim().is_empty() || indent as isize > parent) {
+                    if !is_document_marker(line)
+                        && (body.trim().is_empty() || indent as isize > parent)
+                    {
                         return 0;
                     }
                     self.block_scalar = None;
@@ -1532,7 +1538,7 @@ mod tests {
                     0
                 }
             }
-        
+
             fn scan(&mut self, line: &str) {
                 if self.block_scalar.is_some() {
                     return;
@@ -1708,37 +1714,62 @@ mod tests {
         }
         let mut direct_read = 0;
         for text in &variants {
-            for (limit, numbers) in [(1, NumberMode::Float64), (usize::MAX, NumberMode::AsWritten)] {
+            for (limit, numbers) in [
+                (1, NumberMode::Float64),
+                (usize::MAX, NumberMode::AsWritten),
+            ] {
                 let relaxed = relax_flow_indentation(text);
                 assert_eq!(relaxed, reference::relax_flow_indentation(text), "{text:?}");
                 let tab = block_scalar_indentation_tab(text, limit == 1);
                 let full = parse_documents_saphyr(text, "t.yaml", limit, numbers);
-                if let Ok(direct) = direct::parse_documents(&relaxed, limit, numbers, direct::Want::All) {
+                if let Ok(direct) =
+                    direct::parse_documents(&relaxed, limit, numbers, direct::Want::All)
+                {
                     direct_read += 1;
                     if tab.is_none() {
                         assert_eq!(full.as_ref().ok(), Some(&direct), "{text:?}");
                     }
                 }
-                let Ok(heads) = direct::parse_documents(&relaxed, limit, numbers, direct::Want::ManifestRoot) else {
+                let Ok(heads) =
+                    direct::parse_documents(&relaxed, limit, numbers, direct::Want::ManifestRoot)
+                else {
                     continue;
                 };
-                let full = full.unwrap_or_else(|e| panic!("{text:?}: direct head read, full failed: {e}"));
+                let full =
+                    full.unwrap_or_else(|e| panic!("{text:?}: direct head read, full failed: {e}"));
                 assert_eq!(heads.len(), full.len(), "{text:?}");
                 for (head, doc) in heads.iter().zip(&full) {
                     match (head, doc) {
                         (Value::Object(head), Value::Object(doc)) => {
                             assert_eq!(head.get("kind"), doc.get("kind"), "{text:?}");
-                            let field = |m: Option<&Value>, f: &str| m.and_then(|m| m.get(f)).cloned();
-                            assert_eq!(field(head.get("metadata"), "name"), field(doc.get("metadata"), "name"), "{text:?}");
-                            assert_eq!(field(head.get("metadata"), "annotations"), field(doc.get("metadata"), "annotations"), "{text:?}");
-                            assert_eq!(head.get("metadata").map(json_type_name), doc.get("metadata").map(json_type_name), "{text:?}");
+                            let field =
+                                |m: Option<&Value>, f: &str| m.and_then(|m| m.get(f)).cloned();
+                            assert_eq!(
+                                field(head.get("metadata"), "name"),
+                                field(doc.get("metadata"), "name"),
+                                "{text:?}"
+                            );
+                            assert_eq!(
+                                field(head.get("metadata"), "annotations"),
+                                field(doc.get("metadata"), "annotations"),
+                                "{text:?}"
+                            );
+                            assert_eq!(
+                                head.get("metadata").map(json_type_name),
+                                doc.get("metadata").map(json_type_name),
+                                "{text:?}"
+                            );
                         }
                         _ => assert_eq!(head, doc, "{text:?}"),
                     }
                 }
             }
         }
-        assert!(direct_read > variants.len() / 2, "{direct_read} of {}", variants.len());
+        assert!(
+            direct_read > variants.len() / 2,
+            "{direct_read} of {}",
+            variants.len()
+        );
     }
 
     #[test]

@@ -91,8 +91,6 @@ fn key_less(a: &str, b: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // go-yaml v2's resolver, as the encoder uses it to decide whether a string may stay plain.
 
-static YAML_STYLE_FLOAT: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$").ok());
 static BASE60_FLOAT: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$").ok());
 static TIMESTAMP: LazyLock<Option<Regex>> = LazyLock::new(|| {
@@ -138,6 +136,12 @@ fn resolve_map(s: &str) -> Option<Resolved> {
 
 /// go-yaml v2's `parseTimestamp` through Go's `time.Parse` of its four layouts.
 fn is_timestamp(s: &str) -> bool {
+    // Every layout starts `YYYY-`: most scalars are refused before the regex (whose first use
+    // compiles it) runs.
+    let bytes = s.as_bytes();
+    if bytes.len() < 8 || !bytes[..4].iter().all(u8::is_ascii_digit) || bytes[4] != b'-' {
+        return false;
+    }
     let Some(Some(caps)) = TIMESTAMP.as_ref().map(|r| r.captures(s)) else {
         return false;
     };
@@ -188,7 +192,7 @@ pub fn resolve_plain(s: &str) -> Resolved {
             if let Some(u) = parse_go_uint(&plain) {
                 return Resolved::Uint(u);
             }
-            if regex_matches(&YAML_STYLE_FLOAT, &plain)
+            if is_yaml_style_float(&plain)
                 && let Some(f) = parse_float_strict(&plain)
             {
                 return Resolved::Float(f);
@@ -209,6 +213,44 @@ pub fn resolve_plain(s: &str) -> Resolved {
         _ => {}
     }
     Resolved::Str
+}
+
+/// go-yaml v2's float syntax, `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`, read
+/// by hand: compiling the regex cost more than all the scalars of a chart it was used on.
+fn is_yaml_style_float(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let mut at = usize::from(matches!(bytes.first(), Some(b'+' | b'-')));
+    let digits = |at: &mut usize| {
+        let start = *at;
+        while bytes.get(*at).is_some_and(u8::is_ascii_digit) {
+            *at += 1;
+        }
+        *at > start
+    };
+    if bytes.get(at) == Some(&b'.') {
+        at += 1;
+        if !digits(&mut at) {
+            return false;
+        }
+    } else {
+        if !digits(&mut at) {
+            return false;
+        }
+        if bytes.get(at) == Some(&b'.') {
+            at += 1;
+            digits(&mut at);
+        }
+    }
+    if matches!(bytes.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(bytes.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        if !digits(&mut at) {
+            return false;
+        }
+    }
+    at == bytes.len()
 }
 
 /// `strconv.ParseUint(s, 0, 64)`.
@@ -1064,4 +1106,56 @@ pub fn emit_pretty_document(node: &Node) -> String {
     emitter.emit(node, true, false, false);
     emitter.inner.write_indent();
     String::from_utf8_lossy(&emitter.inner.out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written float syntax and timestamp guard agree with the regexes they replace
+    /// or guard, on every string of up to five characters from the relevant alphabet.
+    #[test]
+    fn float_syntax_and_timestamp_guard_match_the_regexes() {
+        let float = Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$");
+        let Ok(float) = float else {
+            panic!("float regex");
+        };
+        let alphabet = ['0', '7', '.', 'e', 'E', '+', '-', 'x', '_'];
+        let mut texts = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..5 {
+            let mut longer = Vec::new();
+            for text in &last {
+                for c in alphabet {
+                    longer.push(format!("{text}{c}"));
+                }
+            }
+            texts.extend(longer.iter().cloned());
+            last = longer;
+        }
+        for text in &texts {
+            assert_eq!(is_yaml_style_float(text), float.is_match(text), "{text:?}");
+        }
+        let Some(timestamp) = TIMESTAMP.as_ref() else {
+            panic!("timestamp regex");
+        };
+        for text in [
+            "2001-12-14",
+            "2001-1-1",
+            "2001-12-14t21:59:43.10-05:00",
+            "2001-12-14 21:59:43.10",
+            "201-12-14",
+            "2001/12/14",
+            "2001-",
+            "20011-12-14",
+            "1.2.3",
+            "8080",
+            "2001-1-",
+        ] {
+            let guarded = text.len() >= 8
+                && text.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+                && text.as_bytes()[4] == b'-';
+            assert!(guarded || !timestamp.is_match(text), "{text:?}");
+        }
+    }
 }
