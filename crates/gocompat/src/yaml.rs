@@ -237,7 +237,12 @@ impl FlowScanner {
                 // Inside a token only blanks, comments, `:` and flow punctuation matter;
                 // skipping the rest keeps long description lines cheap.
                 let in_flow = self.flow_depth > 0;
-                while i < bytes.len() && !ends_token_run(bytes[i], in_flow) {
+                while i < bytes.len() && !ends_token_run(bytes[i], in_flow, properties) {
+                    i += 1;
+                }
+            } else if !properties {
+                // Blanks between tokens (indentation, mostly) change nothing.
+                while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
                     i += 1;
                 }
             }
@@ -322,9 +327,11 @@ impl FlowScanner {
     }
 }
 
-/// The bytes [`FlowScanner::scan`] reacts to after a token's first character.
-fn ends_token_run(byte: u8, in_flow: bool) -> bool {
-    matches!(byte, b' ' | b'\t' | b'#' | b':')
+/// The bytes [`FlowScanner::scan`] reacts to after a token's first character: a blank only
+/// ends an anchor or tag (`properties`), and a comment's `#` looks back at the byte before it.
+fn ends_token_run(byte: u8, in_flow: bool, properties: bool) -> bool {
+    matches!(byte, b'#' | b':')
+        || (properties && matches!(byte, b' ' | b'\t'))
         || (in_flow && matches!(byte, b'[' | b'{' | b']' | b'}' | b','))
 }
 
@@ -1666,6 +1673,10 @@ mod tests {
             "a: [\n\"x\",\n  ]\nb: \"p\nq\"\n",
             "é: [ü, \"ö\n  ä\"]\nb: 'x\n  y'\n",
             "a: |\n  \tx\n",
+            "a: &x [\n1,\n2]\nb: !!str \"q\n  r\"\nc: &y !t 'p\nq'\n",
+            "a: {b: [\n  c, d],\ne: 'x\ny'}\nf: [g: h,\ni]   # [\n",
+            "- [a,\nb]\n- \"c\n d\" # x\n-   &a   [x,\ny]\n- \"é \\\"[\n{\"\n",
+            "k: v # \"[\nl: a:b [c\nm: - [x\n,y]\n? [a,\nb]\n: c\n",
             "a: |\n\tx\n",
         ]
         .iter()
