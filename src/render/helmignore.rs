@@ -267,10 +267,12 @@ mod tests {
 
     #[test]
     fn literal_and_star_suffix_patterns_match_as_the_general_matcher() {
-        let patterns = ["", "*", "**", "a", "*.swp", "**.swp", "*~", ".git", "a/b", "*/b", "*b", "é*"];
+        let patterns = [
+            "", "*", "**", "a", "*.swp", "**.swp", "*~", ".git", "a/b", "*/b", "*b", "é*",
+        ];
         let names = [
-            "", "a", "b", "x.swp", ".swp", "d/x.swp", "a/b", "c/a/b", "ab", "b~", "~", ".git",
-            "é", "x/é", "aé.swp",
+            "", "a", "b", "x.swp", ".swp", "d/x.swp", "a/b", "c/a/b", "ab", "b~", "~", ".git", "é",
+            "x/é", "aé.swp",
         ];
         for pattern in patterns {
             for name in names {
