@@ -8,6 +8,8 @@ struct Rule {
     pattern_chars: Vec<char>,
     /// No `*`, `?`, `[` or `\\`: the pattern matches only the equal name.
     literal: bool,
+    /// Leading `*`s and then a literal: [`go_match`] needs no character vectors.
+    star_suffix: bool,
     negate: bool,
     must_dir: bool,
     /// `/x`: matched against the whole path from the chart root.
@@ -64,6 +66,9 @@ impl IgnoreRules {
         self.rules.push(Rule {
             pattern_chars: pattern.chars().collect(),
             literal: !pattern.contains(['*', '?', '[', '\\']),
+            star_suffix: !pattern
+                .trim_start_matches('*')
+                .contains(['*', '?', '[', '\\']),
             pattern,
             negate,
             must_dir,
@@ -87,6 +92,8 @@ impl IgnoreRules {
             // here; Go's `Match` reports it only as an error, which Helm treats as no match.
             let matched = if rule.literal {
                 rule.pattern == target
+            } else if rule.star_suffix {
+                go_match(&rule.pattern, target).unwrap_or(false)
             } else {
                 let chars = if whole {
                     path_chars.get_or_insert_with(|| path.chars().collect::<Vec<char>>())
@@ -123,6 +130,19 @@ pub struct BadPattern;
 
 /// Go's `path/filepath.Match` on `/`-separated names: `*`, `?`, `[...]`, `\` escapes.
 pub fn go_match(pattern: &str, name: &str) -> Result<bool, BadPattern> {
+    // Most .helmignore patterns are a literal name or `*` and a literal suffix: those need
+    // neither the char vectors nor the backtracking below (charts load ~1000 such matches).
+    let literal = pattern.trim_start_matches('*');
+    if !literal.contains(['*', '?', '[', '\\']) {
+        if literal.len() == pattern.len() {
+            return Ok(pattern == name);
+        }
+        return Ok(name.ends_with(literal) && !name[..name.len() - literal.len()].contains('/'));
+    }
+    go_match_general(pattern, name)
+}
+
+fn go_match_general(pattern: &str, name: &str) -> Result<bool, BadPattern> {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     let matched = match_from(&p, 0, &n, 0)?;
@@ -268,6 +288,26 @@ fn class_char(p: &[char], i: &mut usize) -> Result<char, BadPattern> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_and_star_suffix_patterns_match_as_the_general_matcher() {
+        let patterns = [
+            "", "*", "**", "a", "*.swp", "**.swp", "*~", ".git", "a/b", "*/b", "*b", "é*",
+        ];
+        let names = [
+            "", "a", "b", "x.swp", ".swp", "d/x.swp", "a/b", "c/a/b", "ab", "b~", "~", ".git", "é",
+            "x/é", "aé.swp",
+        ];
+        for pattern in patterns {
+            for name in names {
+                assert_eq!(
+                    go_match(pattern, name),
+                    go_match_general(pattern, name),
+                    "{pattern:?} {name:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn go_match_semantics() {

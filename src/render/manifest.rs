@@ -147,25 +147,20 @@ pub fn split_manifests(big: &str) -> Vec<String> {
     let mut matches: Vec<(usize, usize)> = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
-        let mut found = None;
-        let mut s = pos;
-        while s < bytes.len() {
-            if s == 0 && bytes[s..].starts_with(b"---") {
-                found = Some((0, 3));
-                break;
-            }
-            // `\s*\n---`: a whitespace run from s whose last byte is a newline, then `---`.
-            let mut e = s;
-            while e < bytes.len() && is_go_regex_space(bytes[e]) {
-                e += 1;
-            }
-            if e > s && bytes[e - 1] == b'\n' && bytes[e..].starts_with(b"---") {
-                found = Some((s, e + 3));
-                break;
-            }
-            // Skip the whole whitespace run when it cannot start a match.
-            s = if e > s { e } else { s + 1 };
-        }
+        let found = if pos == 0 && bytes.starts_with(b"---") {
+            Some((0, 3))
+        } else {
+            // `\s*\n---`: the leftmost match starts where the whitespace run ending in the
+            // first `\n---` from `pos` starts (a run never starts before `pos`).
+            text[pos..].find("\n---").map(|at| {
+                let newline = pos + at;
+                let mut start = newline;
+                while start > pos && is_go_regex_space(bytes[start - 1]) {
+                    start -= 1;
+                }
+                (start, newline + 4)
+            })
+        };
         let Some((start, mut end)) = found else {
             break;
         };
@@ -207,7 +202,7 @@ fn read_head(doc: &str, path: &str) -> Result<Head, ManifestError> {
         path: path.to_string(),
         message,
     };
-    let parsed = yaml::parse_first_document(doc, path).map_err(|e| match e {
+    let parsed = yaml::parse_manifest_head(doc, path).map_err(|e| match e {
         // go-yaml's wording: the file is already named by the outer message.
         gocompat::yaml::YamlError::Syntax { line, message, .. } => {
             err(gocompat::yaml::go_yaml_error(&message, line, doc))
@@ -374,6 +369,82 @@ mod tests {
         );
         assert_eq!(split_manifests("a: x---y\n"), vec!["a: x---y"]);
         assert_eq!(split_manifests("  \n"), Vec::<String>::new());
+    }
+
+    /// The separator matches as a byte-by-byte reading of Go's regex finds them (the reader
+    /// `split_manifests` had before it searched for `\n---`).
+    fn separator_matches_by_bytes(text: &str) -> Vec<(usize, usize)> {
+        let bytes = text.as_bytes();
+        let mut matches = Vec::new();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let mut found = None;
+            let mut s = pos;
+            while s < bytes.len() {
+                if s == 0 && bytes[s..].starts_with(b"---") {
+                    found = Some((0, 3));
+                    break;
+                }
+                let mut e = s;
+                while e < bytes.len() && is_go_regex_space(bytes[e]) {
+                    e += 1;
+                }
+                if e > s && bytes[e - 1] == b'\n' && bytes[e..].starts_with(b"---") {
+                    found = Some((s, e + 3));
+                    break;
+                }
+                s = if e > s { e } else { s + 1 };
+            }
+            let Some((start, mut end)) = found else {
+                break;
+            };
+            while end < bytes.len() && is_go_regex_space(bytes[end]) {
+                end += 1;
+            }
+            matches.push((start, end));
+            pos = end;
+        }
+        matches
+    }
+
+    #[test]
+    fn separators_found_by_search_are_the_regex_matches() {
+        let pieces = [
+            "a", "---", "\n", " ", "\t", "b: 1", "\r\n", "----", "-", "\x0c",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut bits = seed;
+            for _ in 0..(bits % 12) {
+                bits /= 12;
+                text.push_str(pieces[(bits % pieces.len() as u64) as usize]);
+                bits = bits.rotate_left(5) ^ seed;
+            }
+            let trimmed = text.trim();
+            let mut expected: Vec<String> = Vec::new();
+            let (mut begin, mut last_start) = (0, 0);
+            let matches = separator_matches_by_bytes(trimmed);
+            for (start, end) in &matches {
+                last_start = *start;
+                if *end != 0 {
+                    expected.push(trimmed[begin..*start].to_string());
+                }
+                begin = *end;
+            }
+            if matches.is_empty() || last_start != trimmed.len() {
+                expected.push(trimmed[begin..].to_string());
+            }
+            let expected: Vec<String> = expected
+                .into_iter()
+                .filter(|d| !d.is_empty())
+                .map(|d| d.trim().to_string())
+                .collect();
+            assert_eq!(split_manifests(&text), expected, "{text:?}");
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@ use serde_json::{Map, Number, Value};
 use crate::strconv;
 use crate::yaml_emit::Resolved;
 
+mod direct;
+
 /// What can go wrong reading YAML; every variant names its input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum YamlError {
@@ -44,6 +46,25 @@ enum Node {
 /// it. An empty document gives `Value::Null`. `source` names the file in errors.
 pub fn parse_first_document(text: &str, source: &str) -> Result<Value, YamlError> {
     let mut docs = parse_documents(text, source, 1)?;
+    Ok(if docs.is_empty() {
+        Value::Null
+    } else {
+        docs.swap_remove(0)
+    })
+}
+
+/// What Helm's `releaseutil.SimpleHead` reads of a rendered manifest's first document: the
+/// same value and the same errors as [`parse_first_document`], except that only `kind`,
+/// `metadata.name` and `metadata.annotations` are sure to be kept (the rest is checked, and
+/// usually not built).
+pub fn parse_manifest_head(text: &str, source: &str) -> Result<Value, YamlError> {
+    let mut docs = parse_documents_wanted(
+        text,
+        source,
+        1,
+        NumberMode::Float64,
+        direct::Want::ManifestRoot,
+    )?;
     Ok(if docs.is_empty() {
         Value::Null
     } else {
@@ -117,21 +138,29 @@ pub fn relax_flow_indentation(text: &str) -> std::borrow::Cow<'_, str> {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut scanner = FlowScanner::default();
-    let mut out = String::with_capacity(text.len() + 64);
-    let mut changed = false;
+    // Built only from the first line that moves: most texts need no change, and copying them
+    // line by line cost as much as scanning them.
+    let mut out: Option<String> = None;
+    let mut line_start = 0;
     for line in text.split_inclusive('\n') {
         let prefix = scanner.line_prefix(line);
         if prefix > 0 {
-            changed = true;
+            let out = out.get_or_insert_with(|| {
+                let mut out = String::with_capacity(text.len() + 64);
+                out.push_str(&text[..line_start]);
+                out
+            });
             out.extend(std::iter::repeat_n(' ', prefix));
+            out.push_str(line);
+        } else if let Some(out) = out.as_mut() {
+            out.push_str(line);
         }
-        out.push_str(line);
+        line_start += line.len();
         scanner.scan(line);
     }
-    if changed {
-        std::borrow::Cow::Owned(out)
-    } else {
-        std::borrow::Cow::Borrowed(text)
+    match out {
+        Some(out) => std::borrow::Cow::Owned(out),
+        None => std::borrow::Cow::Borrowed(text),
     }
 }
 
@@ -153,7 +182,7 @@ struct FlowScanner {
     /// The open flow brackets, innermost last.
     open: Vec<char>,
     /// The open quote of a multi-line quoted scalar.
-    quote: Option<char>,
+    quote: Option<u8>,
     /// Spaces that put a continuation line right of the construct's start.
     prefix: usize,
     /// Inside a block scalar: lines indented more than this (or blank) are its content.
@@ -187,7 +216,10 @@ impl FlowScanner {
         if self.block_scalar.is_some() {
             return;
         }
-        let chars: Vec<char> = line.trim_end_matches(['\n', '\r']).chars().collect();
+        // Bytes, not chars: every character the scanner reacts to is ASCII, and no byte of a
+        // multi-byte UTF-8 character is; columns handed to saphyr count characters.
+        let bytes = line.trim_end_matches(['\n', '\r']).as_bytes();
+        let column = |at: usize| bytes[..at].iter().filter(|b| (**b & 0xC0) != 0x80).count();
         // Whether the next non-blank character starts a token (so a quote or `[` opens one).
         let mut token_start = true;
         let mut token_col = 0;
@@ -195,16 +227,37 @@ impl FlowScanner {
         let mut key_col: Option<usize> = None;
         let mut dash_col: Option<usize> = None;
         let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
-            let next = chars.get(i + 1).copied();
+        while i < bytes.len() {
             if let Some(q) = self.quote {
-                if q == '"' && c == '\\' {
+                // Only the closing quote and (in double quotes) an escape matter.
+                while i < bytes.len() && bytes[i] != q && !(q == b'"' && bytes[i] == b'\\') {
+                    i += 1;
+                }
+            } else if !token_start {
+                // Inside a token only blanks, comments, `:` and flow punctuation matter;
+                // skipping the rest keeps long description lines cheap.
+                let in_flow = self.flow_depth > 0;
+                while i < bytes.len() && !ends_token_run(bytes[i], in_flow, properties) {
+                    i += 1;
+                }
+            } else if !properties {
+                // Blanks between tokens (indentation, mostly) change nothing.
+                while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+                    i += 1;
+                }
+            }
+            if i >= bytes.len() {
+                break;
+            }
+            let c = bytes[i];
+            let next = bytes.get(i + 1).copied();
+            if let Some(q) = self.quote {
+                if q == b'"' && c == b'\\' {
                     i += 2;
                     continue;
                 }
                 if c == q {
-                    if q == '\'' && next == Some('\'') {
+                    if q == b'\'' && next == Some(b'\'') {
                         i += 2;
                         continue;
                     }
@@ -214,47 +267,47 @@ impl FlowScanner {
                 i += 1;
                 continue;
             }
-            let blank_after = next.is_none_or(|n| n == ' ' || n == '\t');
+            let blank_after = next.is_none_or(|n| n == b' ' || n == b'\t');
             match c {
-                ' ' | '\t' => {
+                b' ' | b'\t' => {
                     if properties {
                         properties = false;
                         token_start = true;
                     }
                 }
-                '#' if i == 0 || chars[i - 1] == ' ' || chars[i - 1] == '\t' => break,
-                '"' | '\'' if token_start => {
+                b'#' if i == 0 || bytes[i - 1] == b' ' || bytes[i - 1] == b'\t' => break,
+                b'"' | b'\'' if token_start => {
                     self.quote = Some(c);
                     if self.flow_depth == 0 {
-                        self.prefix = i + 1;
+                        self.prefix = column(i) + 1;
                     }
                     token_col = i;
                 }
-                '[' | '{' if token_start || self.flow_depth > 0 => {
+                b'[' | b'{' if token_start || self.flow_depth > 0 => {
                     if self.flow_depth == 0 {
-                        self.prefix = i + 1;
+                        self.prefix = column(i) + 1;
                     }
                     self.flow_depth += 1;
-                    self.open.push(c);
+                    self.open.push(c as char);
                     token_start = true;
                 }
-                ']' | '}' if self.flow_depth > 0 => {
+                b']' | b'}' if self.flow_depth > 0 => {
                     self.flow_depth -= 1;
                     self.open.pop();
                     token_start = false;
                 }
-                ',' if self.flow_depth > 0 => token_start = true,
-                '|' | '>' if token_start && self.flow_depth == 0 => {
-                    let parent = key_col.or(dash_col).map_or(-1, |c| c as isize);
+                b',' if self.flow_depth > 0 => token_start = true,
+                b'|' | b'>' if token_start && self.flow_depth == 0 => {
+                    let parent = key_col.or(dash_col).map_or(-1, |at| column(at) as isize);
                     self.block_scalar = Some(parent);
                     return;
                 }
-                '-' | '?' if token_start && self.flow_depth == 0 && blank_after => {
+                b'-' | b'?' if token_start && self.flow_depth == 0 && blank_after => {
                     dash_col = Some(i);
                     key_col = None;
                 }
-                ':' if blank_after
-                    || (self.flow_depth > 0 && matches!(next, Some(',' | ']' | '}'))) =>
+                b':' if blank_after
+                    || (self.flow_depth > 0 && matches!(next, Some(b',' | b']' | b'}'))) =>
                 {
                     if self.flow_depth == 0 {
                         key_col = Some(token_col);
@@ -264,7 +317,7 @@ impl FlowScanner {
                 _ => {
                     if token_start {
                         token_col = i;
-                        properties = c == '&' || c == '!';
+                        properties = c == b'&' || c == b'!';
                     }
                     token_start = false;
                 }
@@ -272,6 +325,14 @@ impl FlowScanner {
             i += 1;
         }
     }
+}
+
+/// The bytes [`FlowScanner::scan`] reacts to after a token's first character: a blank only
+/// ends an anchor or tag (`properties`), and a comment's `#` looks back at the byte before it.
+fn ends_token_run(byte: u8, in_flow: bool, properties: bool) -> bool {
+    matches!(byte, b'#' | b':')
+        || (properties && matches!(byte, b' ' | b'\t'))
+        || (in_flow && matches!(byte, b'[' | b'{' | b']' | b'}' | b','))
 }
 
 /// Parses up to `limit` documents.
@@ -285,8 +346,27 @@ fn parse_documents_as(
     limit: usize,
     numbers: NumberMode,
 ) -> Result<Vec<Value>, YamlError> {
+    parse_documents_wanted(text, source, limit, numbers, direct::Want::All)
+}
+
+/// `parse_documents_as`, keeping of each document what `want` names when the direct loader
+/// can read it (the full loader, used otherwise, keeps everything).
+fn parse_documents_wanted(
+    text: &str,
+    source: &str,
+    limit: usize,
+    numbers: NumberMode,
+    want: direct::Want,
+) -> Result<Vec<Value>, YamlError> {
+    let tab_line = block_scalar_indentation_tab(text, limit == 1);
+    if tab_line.is_none()
+        && let Ok(docs) =
+            direct::parse_documents(&relax_flow_indentation(text), limit, numbers, want)
+    {
+        return Ok(docs);
+    }
     let parsed = parse_documents_saphyr(text, source, limit, numbers);
-    let Some(tab_line) = block_scalar_indentation_tab(text, limit == 1) else {
+    let Some(tab_line) = tab_line else {
         return parsed;
     };
     match parsed {
@@ -314,6 +394,10 @@ const BLOCK_SCALAR_TAB: &str =
 /// content line) and fails on a tab found before that column. `first_document`: stop at the
 /// second document (go-yaml's `Unmarshal` reads no further).
 fn block_scalar_indentation_tab(text: &str, first_document: bool) -> Option<usize> {
+    // Only a tab can be refused, and most texts have none.
+    if !text.contains('\t') {
+        return None;
+    }
     let lines: Vec<&str> = text.lines().collect();
     let leading_spaces = |line: &str| line.len() - line.trim_start_matches(' ').len();
     let mut seen_content = false;
@@ -822,6 +906,9 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Node {
 /// go-yaml v2's plain-scalar resolution (the one resolver, shared with the emitter's quoting
 /// rule); timestamps and `<<` stay text when decoding into `interface{}`.
 fn resolve_plain(text: &str) -> Node {
+    if let Some(i) = plain_decimal(text) {
+        return Node::Int(i.into());
+    }
     match crate::yaml_emit::resolve_plain(text) {
         Resolved::Null => Node::Null,
         Resolved::Bool(b) => Node::Bool(b),
@@ -830,6 +917,24 @@ fn resolve_plain(text: &str) -> Node {
         Resolved::Float(f) => Node::Float(f),
         Resolved::Timestamp | Resolved::Merge | Resolved::Str => Node::Str(text.to_string()),
     }
+}
+
+/// Ports, replica counts and sizes: a decimal integer without sign, leading zero or `_` is
+/// what go-yaml's resolver makes of it (no timestamp or YAML 1.1 word is all digits), without
+/// the resolver's timestamp regex and copies.
+fn plain_decimal(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || bytes.len() > 18 || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if bytes[0] == b'0' && bytes.len() > 1 {
+        return None;
+    }
+    Some(
+        bytes
+            .iter()
+            .fold(0i64, |n, digit| n * 10 + i64::from(digit - b'0')),
+    )
 }
 
 /// A map key as sigs.k8s.io/yaml turns it into a JSON object key.
@@ -1372,6 +1477,310 @@ mod tests {
         );
         // Ordinary anchors are fine.
         assert!(parse_values("base: &b {x: 1}\nother: *b\n", "ok.yaml").is_ok());
+    }
+
+    /// The flow relaxer as it read text char by char (before it scanned bytes), to check the
+    /// byte scanner against.
+    mod reference {
+
+        pub(super) fn relax_flow_indentation(text: &str) -> std::borrow::Cow<'_, str> {
+            if !text.contains(['[', '{', '"', '\'']) {
+                return std::borrow::Cow::Borrowed(text);
+            }
+            let mut scanner = FlowScanner::default();
+            let mut out = String::with_capacity(text.len() + 64);
+            let mut changed = false;
+            for line in text.split_inclusive('\n') {
+                let prefix = scanner.line_prefix(line);
+                if prefix > 0 {
+                    changed = true;
+                    out.extend(std::iter::repeat_n(' ', prefix));
+                }
+                out.push_str(line);
+                scanner.scan(line);
+            }
+            if changed {
+                std::borrow::Cow::Owned(out)
+            } else {
+                std::borrow::Cow::Borrowed(text)
+            }
+        }
+
+        /// Just enough of a YAML scanner to know, line by line, whether a line begins inside a flow
+        /// collection, a quoted scalar or a block scalar.
+        #[derive(Default)]
+        struct FlowScanner {
+            flow_depth: usize,
+            /// The open flow brackets, innermost last.
+            open: Vec<char>,
+            /// The open quote of a multi-line quoted scalar.
+            quote: Option<char>,
+            /// Spaces that put a continuation line right of the construct's start.
+            prefix: usize,
+            /// Inside a block scalar: lines indented more than this (or blank) are its content.
+            block_scalar: Option<isize>,
+        }
+
+        fn is_document_marker(line: &str) -> bool {
+            (line.starts_with("---") || line.starts_with("..."))
+                && line[3..].chars().next().is_none_or(char::is_whitespace)
+        }
+
+        impl FlowScanner {
+            /// Extra spaces for `line`, and whether it is block scalar content (then not scanned).
+            fn line_prefix(&mut self, line: &str) -> usize {
+                if let Some(parent) = self.block_scalar {
+                    let body = line.trim_end_matches(['\n', '\r']);
+                    let indent = body.len() - body.trim_start_matches(' ').len();
+                    if !is_document_marker(line)
+                        && (body.trim().is_empty() || indent as isize > parent)
+                    {
+                        return 0;
+                    }
+                    self.block_scalar = None;
+                }
+                if (self.flow_depth > 0 || self.quote.is_some()) && !is_document_marker(line) {
+                    self.prefix
+                } else {
+                    0
+                }
+            }
+
+            fn scan(&mut self, line: &str) {
+                if self.block_scalar.is_some() {
+                    return;
+                }
+                let chars: Vec<char> = line.trim_end_matches(['\n', '\r']).chars().collect();
+                // Whether the next non-blank character starts a token (so a quote or `[` opens one).
+                let mut token_start = true;
+                let mut token_col = 0;
+                let mut properties = false;
+                let mut key_col: Option<usize> = None;
+                let mut dash_col: Option<usize> = None;
+                let mut i = 0;
+                while i < chars.len() {
+                    let c = chars[i];
+                    let next = chars.get(i + 1).copied();
+                    if let Some(q) = self.quote {
+                        if q == '"' && c == '\\' {
+                            i += 2;
+                            continue;
+                        }
+                        if c == q {
+                            if q == '\'' && next == Some('\'') {
+                                i += 2;
+                                continue;
+                            }
+                            self.quote = None;
+                            token_start = false;
+                        }
+                        i += 1;
+                        continue;
+                    }
+                    let blank_after = next.is_none_or(|n| n == ' ' || n == '\t');
+                    match c {
+                        ' ' | '\t' => {
+                            if properties {
+                                properties = false;
+                                token_start = true;
+                            }
+                        }
+                        '#' if i == 0 || chars[i - 1] == ' ' || chars[i - 1] == '\t' => break,
+                        '"' | '\'' if token_start => {
+                            self.quote = Some(c);
+                            if self.flow_depth == 0 {
+                                self.prefix = i + 1;
+                            }
+                            token_col = i;
+                        }
+                        '[' | '{' if token_start || self.flow_depth > 0 => {
+                            if self.flow_depth == 0 {
+                                self.prefix = i + 1;
+                            }
+                            self.flow_depth += 1;
+                            self.open.push(c);
+                            token_start = true;
+                        }
+                        ']' | '}' if self.flow_depth > 0 => {
+                            self.flow_depth -= 1;
+                            self.open.pop();
+                            token_start = false;
+                        }
+                        ',' if self.flow_depth > 0 => token_start = true,
+                        '|' | '>' if token_start && self.flow_depth == 0 => {
+                            let parent = key_col.or(dash_col).map_or(-1, |c| c as isize);
+                            self.block_scalar = Some(parent);
+                            return;
+                        }
+                        '-' | '?' if token_start && self.flow_depth == 0 && blank_after => {
+                            dash_col = Some(i);
+                            key_col = None;
+                        }
+                        ':' if blank_after
+                            || (self.flow_depth > 0 && matches!(next, Some(',' | ']' | '}'))) =>
+                        {
+                            if self.flow_depth == 0 {
+                                key_col = Some(token_col);
+                            }
+                            token_start = true;
+                        }
+                        _ => {
+                            if token_start {
+                                token_col = i;
+                                properties = c == '&' || c == '!';
+                            }
+                            token_start = false;
+                        }
+                    }
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// Everything the direct loader accepts, the full loader reads the same: every YAML file of
+    /// the fixtures, each with lines dropped and cut short, and hand-written edge cases, as
+    /// values (first document, float64 numbers) and as manifests (all documents, integers as
+    /// written), whole and as manifest heads.
+    #[test]
+    fn direct_loader_agrees_with_the_full_loader() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let mut texts: Vec<String> = [
+            "a: 1\na: 2\n",
+            "a: &x {b: 1, c: [1, 2]}\nd: *x\ne:\n  <<: *x\n  b: 3\n",
+            "a: &x {b: 1}\nc: &y {b: 2, d: 4}\ne:\n  <<: [*x, *y]\n",
+            "<<: {a: 1}\na: 2\n",
+            "a: 2\n<<: {a: 1}\n",
+            "e:\n  <<: 5\n",
+            "? [a]\n: 1\n",
+            "~: 1\n",
+            "1: a\n1.5: b\ntrue: c\n0x10: d\n'1': e\n",
+            "a: .inf\na: 1\n",
+            "a: !!float '1'\nb: !!str 12\nc: !!binary aGVsbG8=\nd: !!int '7'\n",
+            "a: 007\nb: 0\nc: 123456789012345678901234\nd: -12\ne: +3\nf: 1_0\ng: 0b101\n",
+            "a: 2001-12-14\nb: <<\nc: null\nd: ~\ne:\nf: ''\ng: \"x\\ty\"\n",
+            "a: 1e400\nb: 9223372036854775808\nc: 18446744073709551616\nd: 2.0\ne: 1e20\n",
+            "kind: Pod\nmetadata:\n  name: p\n  annotations:\n    helm.sh/hook: pre-install\n  labels: {a: b}\nspec: {x: .nan}\n",
+            "kind: [a]\nmetadata: 5\n",
+            "metadata: {name: 5, annotations: {a: 1}}\n",
+            "kind: A\nkind: B\nmetadata: {name: a}\nmetadata: {annotations: {x: y}}\n",
+            "a: &k x\nkind: *k\nspec: &s {z: 1}\nmetadata: {name: n, annotations: *s}\n",
+            "- a\n- b\n",
+            "plain\n",
+            "---\n---\na: 1\n---\n- x\n...\n",
+            "{a: 1}\nb: 2\n",
+            "&a [*a]\n",
+            "a: [\n\"x\",\n  ]\nb: \"p\nq\"\n",
+            "é: [ü, \"ö\n  ä\"]\nb: 'x\n  y'\n",
+            "a: |\n  \tx\n",
+            "a: &x [\n1,\n2]\nb: !!str \"q\n  r\"\nc: &y !t 'p\nq'\n",
+            "a: {b: [\n  c, d],\ne: 'x\ny'}\nf: [g: h,\ni]   # [\n",
+            "- [a,\nb]\n- \"c\n d\" # x\n-   &a   [x,\ny]\n- \"é \\\"[\n{\"\n",
+            "k: v # \"[\nl: a:b [c\nm: - [x\n,y]\n? [a,\nb]\n: c\n",
+            "a: |\n\tx\n",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        texts.push(tests::laughs(3));
+        let mut files = vec![fixtures];
+        while let Some(path) = files.pop() {
+            let Ok(entries) = std::fs::read_dir(&path) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    files.push(path);
+                } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml")
+                    && let Ok(text) = std::fs::read_to_string(&path)
+                {
+                    texts.push(text);
+                }
+            }
+        }
+        assert!(texts.len() > 100, "fixtures not found");
+        let mut variants = Vec::new();
+        for text in &texts {
+            variants.push(text.clone());
+            if text.len() > 4000 {
+                continue;
+            }
+            let lines: Vec<&str> = text.split_inclusive('\n').collect();
+            for skip in 0..lines.len() {
+                let mut without = String::new();
+                let mut cut = String::new();
+                for (i, line) in lines.iter().enumerate() {
+                    if i != skip {
+                        without.push_str(line);
+                    }
+                    if i < skip {
+                        cut.push_str(line);
+                    }
+                }
+                cut.extend(lines[skip].chars().take(lines[skip].chars().count() / 2));
+                variants.push(without);
+                variants.push(cut);
+            }
+        }
+        let mut direct_read = 0;
+        for text in &variants {
+            for (limit, numbers) in [
+                (1, NumberMode::Float64),
+                (usize::MAX, NumberMode::AsWritten),
+            ] {
+                let relaxed = relax_flow_indentation(text);
+                assert_eq!(relaxed, reference::relax_flow_indentation(text), "{text:?}");
+                let tab = block_scalar_indentation_tab(text, limit == 1);
+                let full = parse_documents_saphyr(text, "t.yaml", limit, numbers);
+                if let Ok(direct) =
+                    direct::parse_documents(&relaxed, limit, numbers, direct::Want::All)
+                {
+                    direct_read += 1;
+                    if tab.is_none() {
+                        assert_eq!(full.as_ref().ok(), Some(&direct), "{text:?}");
+                    }
+                }
+                let Ok(heads) =
+                    direct::parse_documents(&relaxed, limit, numbers, direct::Want::ManifestRoot)
+                else {
+                    continue;
+                };
+                let full =
+                    full.unwrap_or_else(|e| panic!("{text:?}: direct head read, full failed: {e}"));
+                assert_eq!(heads.len(), full.len(), "{text:?}");
+                for (head, doc) in heads.iter().zip(&full) {
+                    match (head, doc) {
+                        (Value::Object(head), Value::Object(doc)) => {
+                            assert_eq!(head.get("kind"), doc.get("kind"), "{text:?}");
+                            let field =
+                                |m: Option<&Value>, f: &str| m.and_then(|m| m.get(f)).cloned();
+                            assert_eq!(
+                                field(head.get("metadata"), "name"),
+                                field(doc.get("metadata"), "name"),
+                                "{text:?}"
+                            );
+                            assert_eq!(
+                                field(head.get("metadata"), "annotations"),
+                                field(doc.get("metadata"), "annotations"),
+                                "{text:?}"
+                            );
+                            assert_eq!(
+                                head.get("metadata").map(json_type_name),
+                                doc.get("metadata").map(json_type_name),
+                                "{text:?}"
+                            );
+                        }
+                        _ => assert_eq!(head, doc, "{text:?}"),
+                    }
+                }
+            }
+        }
+        assert!(
+            direct_read > variants.len() / 2,
+            "{direct_read} of {}",
+            variants.len()
+        );
     }
 
     #[test]

@@ -206,6 +206,8 @@ fn resolve_map(s: &str) -> Option<Resolved> {
 
 /// go-yaml v2's `parseTimestamp` through Go's `time.Parse` of its four layouts.
 fn is_timestamp(s: &str) -> bool {
+    // Every layout starts `YYYY-`: most scalars are refused before the regex (whose first use
+    // compiles it) runs.
     let bytes = s.as_bytes();
     if bytes.len() < 8 || !bytes[..4].iter().all(u8::is_ascii_digit) || bytes[4] != b'-' {
         return false;
@@ -1182,5 +1184,52 @@ mod tests {
             sexagesimal += usize::from(base60.is_match(&text));
         }
         assert!(floats > 100 && sexagesimal > 100, "{floats} {sexagesimal}");
+    }
+
+    /// The hand-written float syntax and timestamp guard agree with the regexes they replace
+    /// or guard, on every string of up to five characters from the relevant alphabet.
+    #[test]
+    fn float_syntax_and_timestamp_guard_match_the_regexes() {
+        let float = Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$");
+        let Ok(float) = float else {
+            panic!("float regex");
+        };
+        let alphabet = ['0', '7', '.', 'e', 'E', '+', '-', 'x', '_'];
+        let mut texts = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..5 {
+            let mut longer = Vec::new();
+            for text in &last {
+                for c in alphabet {
+                    longer.push(format!("{text}{c}"));
+                }
+            }
+            texts.extend(longer.iter().cloned());
+            last = longer;
+        }
+        for text in &texts {
+            assert_eq!(is_yaml_style_float(text), float.is_match(text), "{text:?}");
+        }
+        let Some(timestamp) = TIMESTAMP.as_ref() else {
+            panic!("timestamp regex");
+        };
+        for text in [
+            "2001-12-14",
+            "2001-1-1",
+            "2001-12-14t21:59:43.10-05:00",
+            "2001-12-14 21:59:43.10",
+            "201-12-14",
+            "2001/12/14",
+            "2001-",
+            "20011-12-14",
+            "1.2.3",
+            "8080",
+            "2001-1-",
+        ] {
+            let guarded = text.len() >= 8
+                && text.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+                && text.as_bytes()[4] == b'-';
+            assert!(guarded || !timestamp.is_match(text), "{text:?}");
+        }
     }
 }
