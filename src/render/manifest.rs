@@ -1,7 +1,7 @@
 //! Helm's releaseutil: splitting rendered files into documents, separating hooks by annotation,
 //! and sorting both by kind in install order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -191,7 +191,7 @@ pub fn split_manifests(big: &str) -> Vec<String> {
 }
 
 /// The header fields Helm reads from every document (`releaseutil.SimpleHead`).
-struct Head {
+pub struct Head {
     kind: String,
     name: String,
     annotations: Option<BTreeMap<String, String>>,
@@ -266,14 +266,48 @@ pub fn sort_manifests(
     files: &BTreeMap<String, String>,
     order: KindOrder,
 ) -> Result<Sorted, ManifestError> {
+    sort_read_manifests(files, &mut HashMap::new(), order)
+}
+
+/// One rendered file's documents with their headers read (or why one could not be), ahead of
+/// [`sort_read_manifests`]: reading is the costly part, and files can be read as soon as they
+/// are rendered, while later templates still execute.
+pub struct ReadFile {
+    documents: Vec<(String, Result<Head, ManifestError>)>,
+}
+
+/// Reads the documents of the rendered file `path` as [`sort_manifests`] does; `None` for
+/// files it skips (partials, blank output).
+pub fn read_file(path: &str, content: &str) -> Option<ReadFile> {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    if base.starts_with('_') || content.trim().is_empty() {
+        return None;
+    }
+    Some(ReadFile {
+        documents: split_manifests(content)
+            .into_iter()
+            .map(|doc| {
+                let head = read_head(&doc, path);
+                (doc, head)
+            })
+            .collect(),
+    })
+}
+
+/// [`sort_manifests`] with files already read by [`read_file`] taken from `read` (files not
+/// in it are read here). The first failing document in file order is the error, as in Helm.
+pub fn sort_read_manifests(
+    files: &BTreeMap<String, String>,
+    read: &mut HashMap<String, ReadFile>,
+    order: KindOrder,
+) -> Result<Sorted, ManifestError> {
     let mut sorted = Sorted::default();
     for (path, content) in files {
-        let base = path.rsplit('/').next().unwrap_or(path);
-        if base.starts_with('_') || content.trim().is_empty() {
+        let Some(file) = read.remove(path).or_else(|| read_file(path, content)) else {
             continue;
-        }
-        for doc in split_manifests(content) {
-            let head = read_head(&doc, path)?;
+        };
+        for (doc, head) in file.documents {
+            let head = head?;
             let hook_types = head
                 .annotations
                 .as_ref()

@@ -1,7 +1,7 @@
 //! Renders a chart the way `helm install`/`helm template` do: dependencies, values, the data
 //! each template sees, the engine, and the sorted manifest, hooks and notes a release stores.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -194,7 +194,15 @@ pub fn render_chart(
         coalesced = Some(values);
         Ok(dots)
     };
-    let mut rendered = engine::render_with_data(sources, &options, prepare, |_, _| {})??;
+    // Each template's documents are read while the next templates execute.
+    let mut read_files = HashMap::new();
+    let mut rendered = engine::render_with_data(sources, &options, prepare, |name, output| {
+        if !name.ends_with("NOTES.txt")
+            && let Some(read) = manifest::read_file(name, output)
+        {
+            read_files.insert(name.to_string(), read);
+        }
+    })??;
     let coalesced = coalesced.ok_or_else(|| {
         RenderFailure::Chart("the values were not coalesced before rendering".to_string())
     })?;
@@ -207,7 +215,7 @@ pub fn render_chart(
         HelmFlavor::Helm3 => KindOrder::Helm3,
         HelmFlavor::Helm4 => KindOrder::Helm4,
     };
-    let sorted = manifest::sort_manifests(&rendered, order)?;
+    let sorted = manifest::sort_read_manifests(&rendered, &mut read_files, order)?;
     let mut manifest_text = String::new();
     for m in &sorted.manifests {
         manifest_text.push_str(&format!("---\n# Source: {}\n{}\n", m.name, m.content));
