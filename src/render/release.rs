@@ -538,6 +538,71 @@ pub fn render_from_record_with_subcharts(
 mod tests {
     use super::*;
 
+    fn render_files(files: &[(&str, &str)]) -> Result<RenderedRelease, String> {
+        let files = files
+            .iter()
+            .map(|(name, text)| crate::render::chart::ChartFile {
+                name: name.to_string(),
+                data: text.as_bytes().to_vec(),
+            })
+            .collect();
+        let chart = crate::render::chart::load_files_as(files, "c", HelmFlavor::Helm3)
+            .map_err(|e| e.to_string())?;
+        let settings = RenderSettings {
+            release_name: "rel".into(),
+            namespace: "ns".into(),
+            revision: 1,
+            is_upgrade: false,
+            kube_version: None,
+            api_versions: Vec::new(),
+            flavor: HelmFlavor::Helm3,
+            lookup: None,
+            skip_schema_validation: false,
+            budget: Default::default(),
+        };
+        render_chart(&chart, &Values::new(), &settings).map_err(|e| e.to_string())
+    }
+
+    /// Documents are read while later templates execute; the errors still come out as in
+    /// Helm, which executes every template before it reads any document.
+    #[test]
+    fn manifests_read_during_execution_give_helms_errors() {
+        const CHART_YAML: &str = "apiVersion: v2\nname: c\nversion: 0.1.0\n";
+        // b executes before a (reverse lexical order); its output is not YAML, then a fails.
+        let exec_error = render_files(&[
+            ("Chart.yaml", CHART_YAML),
+            ("templates/a.yaml", "{{ fail \"boom\" }}"),
+            ("templates/b.yaml", "kind: [\n"),
+        ]);
+        assert_eq!(
+            exec_error.err().as_deref(),
+            Some("execution error at (c/templates/a.yaml:1:3): boom")
+        );
+        // Both outputs unreadable: the first in file order (a) is named.
+        let read_error = render_files(&[
+            ("Chart.yaml", CHART_YAML),
+            ("templates/a.yaml", "kind: [\n"),
+            ("templates/b.yaml", "kind: {\n"),
+        ])
+        .err()
+        .unwrap_or_default();
+        assert!(
+            read_error.starts_with("YAML parse error on c/templates/a.yaml:"),
+            "{read_error}"
+        );
+        let rendered = render_files(&[
+            ("Chart.yaml", CHART_YAML),
+            ("templates/a.yaml", "kind: A\nmetadata:\n  name: a\n---\nkind: B\n"),
+            ("templates/b.yaml", "kind: C\nmetadata:\n  annotations:\n    helm.sh/hook: test\n"),
+        ]);
+        let Ok(rendered) = rendered else {
+            panic!("a valid chart renders: {rendered:?}")
+        };
+        let kinds: Vec<&str> = rendered.manifests.iter().map(|m| m.kind.as_str()).collect();
+        assert_eq!(kinds, ["A", "B"]);
+        assert_eq!(rendered.hooks.len(), 1);
+    }
+
     #[test]
     fn release_names_like_helm() {
         assert!(validate_release_name("rel").is_ok());
