@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::functions::FuncRegistry;
+use super::functions::{FastMap, FuncRegistry};
 use super::parse::{self, Arg, Branch, Command, Node, Pipe, Tree, TreeSet};
 use super::print::{self, type_name};
 use super::value::Value;
@@ -254,7 +254,7 @@ impl Scope<'_> {
 /// the maps templates changed in place.
 #[derive(Default)]
 pub struct Session {
-    included: RefCell<HashMap<String, usize>>,
+    included: RefCell<FastMap<String, usize>>,
     mutations: RefCell<Mutations>,
     /// What the render has used of its [`RenderBudget`].
     spent: RefCell<Spent>,
@@ -270,13 +270,52 @@ struct Spent {
 /// Go maps are references: after `set $d "k" v` every holder of that map sees `k`. Values
 /// here are immutable and shared (`Arc`), so a changed map is recorded as a replacement of
 /// the original (kept alive, so its address stays unique) and looked up wherever a map is read.
+///
+/// Functions and printing need values with every replacement applied inside them
+/// ([`Session::deep`]); those resolutions are cached per map or list and stay valid until a
+/// map found inside them changes. Only the resolutions holding a changed map are dropped (found
+/// through `holders`), so after `set $d "k" v` the next resolution of `$` rebuilds just the maps
+/// on the path to `$d` and shares every other resolved subtree. (Clearing every resolution on
+/// each change made the bitnami charts, which call `set` and `merge` in their common helpers,
+/// re-walk all of `.Values` after each such call.)
 #[derive(Default)]
 struct Mutations {
     /// Address of a replaced map → (the original, its current replacement).
-    replaced: HashMap<usize, (Value, Value)>,
-    /// Address of a value → (the value, the value with every nested replacement applied);
-    /// cleared whenever a map changes.
-    resolved: HashMap<usize, (Value, Value)>,
+    replaced: FastMap<usize, (Value, Value)>,
+    /// Address of a value → (the value, the value with every nested replacement applied).
+    resolved: FastMap<usize, (Value, Value)>,
+    /// Address of a map or list a resolution walked → addresses of the values (keys of
+    /// `resolved`) it was found in directly. An address may be listed more than once or no
+    /// longer be cached: that only drops a resolution that was still valid.
+    holders: FastMap<usize, Vec<usize>>,
+}
+
+impl Mutations {
+    /// Records that the map or list at `child` was found inside the value at `holder`.
+    fn hold(&mut self, child: usize, holder: usize) {
+        let holders = self.holders.entry(child).or_default();
+        // Values held by very many maps (`$` inside every `dict "context" $`) skip the search:
+        // a duplicate costs one extra lookup when the child changes.
+        let known = if holders.len() <= 16 {
+            holders.contains(&holder)
+        } else {
+            holders.last() == Some(&holder)
+        };
+        if !known {
+            holders.push(holder);
+        }
+    }
+
+    /// Drops the resolutions of the value at `address` and of every value it was found in.
+    fn invalidate(&mut self, address: usize) {
+        let mut pending = vec![address];
+        while let Some(address) = pending.pop() {
+            self.resolved.remove(&address);
+            if let Some(holders) = self.holders.remove(&address) {
+                pending.extend(holders);
+            }
+        }
+    }
 }
 
 fn shared_address(value: &Value) -> Option<usize> {
@@ -290,19 +329,23 @@ fn shared_address(value: &Value) -> Option<usize> {
 impl Session {
     /// The current version of a map someone may have changed in place.
     fn shallow(&self, value: Value) -> Value {
+        let Some(mut address) = shared_address(&value) else {
+            return value;
+        };
         let mutations = self.mutations.borrow();
         if mutations.replaced.is_empty() {
             return value;
         }
         let mut current = value;
         for _ in 0..MAX_RESOLVE_DEPTH {
-            let Some(next) = shared_address(&current)
-                .and_then(|address| mutations.replaced.get(&address))
-                .map(|(_, replacement)| replacement.clone())
-            else {
+            let Some((_, replacement)) = mutations.replaced.get(&address) else {
                 break;
             };
-            current = next;
+            current = replacement.clone();
+            let Some(next) = shared_address(&current) else {
+                break;
+            };
+            address = next;
         }
         current
     }
@@ -310,14 +353,14 @@ impl Session {
     /// The value with every changed map inside it replaced by its current version: what
     /// functions and printing must see.
     fn deep(&self, value: Value) -> Value {
-        if self.mutations.borrow().replaced.is_empty() {
+        if shared_address(&value).is_none() || self.mutations.borrow().replaced.is_empty() {
             return value;
         }
-        self.deep_at(value, 0)
+        self.deep_current(self.shallow(value), 0)
     }
 
-    fn deep_at(&self, value: Value, depth: usize) -> Value {
-        let value = self.shallow(value);
+    /// [`Session::deep`] of a value that is its own current version.
+    fn deep_current(&self, value: Value, depth: usize) -> Value {
         let Some(address) = shared_address(&value) else {
             return value;
         };
@@ -329,35 +372,41 @@ impl Session {
         }
         let resolved = match &value {
             Value::Map(map) => {
-                let mut changed = false;
-                let entries: Vec<(String, Value)> = map
-                    .iter()
-                    .map(|(key, item)| {
-                        let new = self.deep_at(item.clone(), depth + 1);
-                        changed |= !same_value(item, &new);
-                        (key.clone(), new)
-                    })
-                    .collect();
-                if changed {
-                    Value::map(entries)
-                } else {
+                let mut changes: Vec<(&String, Value)> = Vec::new();
+                for (key, item) in map.iter() {
+                    if let Some(new) = self.deep_child(item, address, depth) {
+                        changes.push((key, new));
+                    }
+                }
+                if changes.is_empty() {
                     value.clone()
+                } else {
+                    let mut entries = (**map).clone();
+                    for (key, new) in changes {
+                        if let Some(slot) = entries.get_mut(key) {
+                            *slot = new;
+                        }
+                    }
+                    Value::Map(Arc::new(entries))
                 }
             }
             Value::List(items) => {
-                let mut changed = false;
-                let new_items: Vec<Value> = items
-                    .iter()
-                    .map(|item| {
-                        let new = self.deep_at(item.clone(), depth + 1);
-                        changed |= !same_value(item, &new);
-                        new
-                    })
-                    .collect();
-                if changed {
-                    Value::list(new_items)
-                } else {
+                let mut changes: Vec<(usize, Value)> = Vec::new();
+                for (index, item) in items.iter().enumerate() {
+                    if let Some(new) = self.deep_child(item, address, depth) {
+                        changes.push((index, new));
+                    }
+                }
+                if changes.is_empty() {
                     value.clone()
+                } else {
+                    let mut new_items = (**items).clone();
+                    for (index, new) in changes {
+                        if let Some(slot) = new_items.get_mut(index) {
+                            *slot = new;
+                        }
+                    }
+                    Value::List(Arc::new(new_items))
                 }
             }
             _ => value.clone(),
@@ -369,12 +418,22 @@ impl Session {
         resolved
     }
 
+    /// The resolution of `item`, found in the value at `holder`, when it differs from `item`.
+    fn deep_child(&self, item: &Value, holder: usize, depth: usize) -> Option<Value> {
+        shared_address(item)?;
+        let current = self.shallow(item.clone());
+        if let Some(child) = shared_address(&current) {
+            self.mutations.borrow_mut().hold(child, holder);
+        }
+        let new = self.deep_current(current, depth + 1);
+        (!same_value(item, &new)).then_some(new)
+    }
+
     /// Records that a function changed `original` in place, its new content being `result`;
     /// maps nested in both that differ were changed in place too (Go's merge recurses into
     /// the destination's own maps).
     fn record(&self, original: &Value, result: &Value) {
         self.record_at(original, result, 0);
-        self.mutations.borrow_mut().resolved.clear();
     }
 
     fn record_at(&self, original: &Value, result: &Value, depth: usize) {
@@ -397,10 +456,11 @@ impl Session {
             }
         }
         if let Some(address) = shared_address(&original) {
-            self.mutations
-                .borrow_mut()
+            let mut mutations = self.mutations.borrow_mut();
+            mutations
                 .replaced
                 .insert(address, (original.clone(), result.clone()));
+            mutations.invalidate(address);
         }
     }
 }
@@ -1481,13 +1541,19 @@ impl<'a, 'c> State<'a, 'c> {
     fn include(&mut self, name: &str, data: Value) -> Result<Value, String> {
         {
             let mut included = self.context.session.included.borrow_mut();
-            let count = included.entry(name.to_string()).or_insert(0);
-            if *count > INCLUDE_RECURSION_MAX {
+            if included.get(name).copied().unwrap_or(0) > INCLUDE_RECURSION_MAX {
                 return Err(format!(
                     "rendering template has a nested reference name: {name}: unable to execute template"
                 ));
             }
-            *count += 1;
+            // Looked up before inserting: most includes name a template already counted, and
+            // the key would be a new String each time.
+            match included.get_mut(name) {
+                Some(count) => *count += 1,
+                None => {
+                    included.insert(name.to_string(), 1);
+                }
+            }
         }
         let result = self.execute_named(name, data);
         if let Some(count) = self.context.session.included.borrow_mut().get_mut(name) {
