@@ -2,8 +2,8 @@
 //! fields, maps, methods, pipelines, variables, truth, range and the built-in functions, plus
 //! Helm's context functions (include, tpl, required, fail, lookup).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::functions::{FastMap, FuncRegistry};
@@ -131,7 +131,7 @@ pub struct TemplateSet {
 impl TemplateSet {
     pub fn new(root_name: &str, funcs: Arc<FuncRegistry>) -> Self {
         Self {
-            trees: HashMap::new(),
+            trees: TreeSet::default(),
             funcs,
             root_name: root_name.to_string(),
             go123_comment_lines: false,
@@ -214,7 +214,7 @@ impl TemplateSet {
             context: &context,
             scope: &scope,
             tree: &tree,
-            vars: vec![("$".to_string(), dot.clone())],
+            vars: vec![(Cow::Borrowed("$"), dot.clone())],
             depth: 0,
         };
         state.walk_list(&mut out, &dot, false, &tree.root)?;
@@ -529,7 +529,8 @@ struct State<'a, 'c> {
     context: &'c Context<'c>,
     scope: &'c Scope<'c>,
     tree: &'a Tree,
-    vars: Vec<(String, Value)>,
+    /// Variables in scope, innermost last; `$` needs no allocation.
+    vars: Vec<(Cow<'static, str>, Value)>,
     depth: usize,
 }
 
@@ -559,6 +560,35 @@ impl Typed {
 }
 
 type Res<T> = Result<T, ExecError>;
+
+/// Which arguments of a call Go sees through an `interface{}` (see [`Typed`]), without
+/// allocating for the usual handful of arguments.
+#[derive(Default)]
+struct BoxedArgs {
+    first: u64,
+    rest: Vec<bool>,
+}
+
+impl BoxedArgs {
+    fn set(&mut self, index: usize, boxed: bool) {
+        if index < 64 {
+            if boxed {
+                self.first |= 1 << index;
+            }
+        } else {
+            self.rest.resize(index - 63, false);
+            self.rest[index - 64] = boxed;
+        }
+    }
+
+    fn get(&self, index: usize) -> bool {
+        if index < 64 {
+            self.first & (1 << index) != 0
+        } else {
+            self.rest.get(index - 64).copied().unwrap_or(false)
+        }
+    }
+}
 
 /// Helm's named Go map/slice types, for objects that do not say so through
 /// [`Object::collection`](super::value::Object::collection).
@@ -748,7 +778,7 @@ impl<'a, 'c> State<'a, 'c> {
                     context: self.context,
                     scope: self.scope,
                     tree: &tree,
-                    vars: vec![("$".to_string(), new_dot.clone())],
+                    vars: vec![(Cow::Borrowed("$"), new_dot.clone())],
                     depth: self.depth + 1,
                 };
                 state.walk_list(out, &new_dot, false, &tree.root)?;
@@ -955,7 +985,7 @@ impl<'a, 'c> State<'a, 'c> {
                     return Err(self.error(&at, format!("undefined variable: {name}")));
                 }
             } else {
-                self.vars.push((name.clone(), value.clone()));
+                self.vars.push((Cow::Owned(name.clone()), value.clone()));
             }
         }
         Ok(value)
@@ -1358,10 +1388,10 @@ impl<'a, 'c> State<'a, 'c> {
             ));
         }
         let mut values = Vec::with_capacity(got);
-        let mut boxed_args = Vec::with_capacity(args.len());
-        for arg in args {
+        let mut boxed_args = BoxedArgs::default();
+        for (index, arg) in args.iter().enumerate() {
             let typed = self.eval_arg_typed(dot, boxed, arg)?;
-            boxed_args.push(typed.boxed);
+            boxed_args.set(index, typed.boxed);
             values.push(typed.value);
         }
         let has_final = final_value.is_some();
@@ -1374,26 +1404,29 @@ impl<'a, 'c> State<'a, 'c> {
             (name, values.as_slice(), self.context.funcs.contains(name))
         {
             // Go's len sees a nil from a map as a nil interface, any other nil as no value.
-            if boxed_args.first().copied().unwrap_or(false) {
+            if boxed_args.get(0) {
                 Err("len of nil pointer".to_string())
             } else {
                 Err("reflect: call of reflect.Value.Type on zero Value".to_string())
             }
         } else {
             let session = self.context.session;
-            let original = values.first().cloned();
-            let resolved: Vec<Value> = if STORING_FUNCS.contains(&name) {
-                values.clone()
-            } else {
-                values.iter().map(|v| session.deep(v.clone())).collect()
-            };
+            let mutating = MUTATING_FUNCS.contains(&name);
+            let original = if mutating { values.first().cloned() } else { None };
+            // Resolved in place: the resolution of a value has the same Go type, which is all
+            // error reporting below looks at.
+            if !STORING_FUNCS.contains(&name) {
+                for value in values.iter_mut() {
+                    if shared_address(value).is_some() {
+                        *value = session.deep(std::mem::take(value));
+                    }
+                }
+            }
             let result = match self.context.funcs.get(name) {
-                Some(func) => func(&resolved),
-                None => self.call_builtin(name, node, args, &resolved)?,
+                Some(func) => func(&values),
+                None => self.call_builtin(name, node, args, &values)?,
             };
-            if let (Ok(changed), Some(original), true) =
-                (&result, &original, MUTATING_FUNCS.contains(&name))
-            {
+            if let (Ok(changed), Some(original)) = (&result, &original) {
                 session.record(original, changed);
             }
             result
@@ -1423,7 +1456,7 @@ impl<'a, 'c> State<'a, 'c> {
         node: &Arg,
         args: &[Arg],
         values: &[Value],
-        boxed_args: &[bool],
+        boxed_args: &BoxedArgs,
         has_final: bool,
         message: &str,
     ) -> Option<ExecError> {
@@ -1435,7 +1468,7 @@ impl<'a, 'c> State<'a, 'c> {
             };
             let text = match arg {
                 Arg::Nil { .. } => format!("cannot assign nil to {expected}"),
-                _ if boxed_args.get(culprit).copied().unwrap_or(false) => {
+                _ if boxed_args.get(culprit) => {
                     format!("wrong type for value; expected {expected}; got interface {{}}")
                 }
                 _ => message.to_string(),
@@ -1582,7 +1615,7 @@ impl<'a, 'c> State<'a, 'c> {
             context: self.context,
             scope: self.scope,
             tree: &tree,
-            vars: vec![("$".to_string(), data.clone())],
+            vars: vec![(Cow::Borrowed("$"), data.clone())],
             depth: self.depth + 1,
         };
         state
@@ -1612,7 +1645,7 @@ impl<'a, 'c> State<'a, 'c> {
         let Some(top) = trees.next() else {
             return Ok(Value::String(String::new()));
         };
-        let mut overlay: TreeSet = HashMap::new();
+        let mut overlay = TreeSet::default();
         let defined: Vec<Tree> = trees.collect();
         for tree in defined {
             let exists =
@@ -1631,7 +1664,7 @@ impl<'a, 'c> State<'a, 'c> {
             context: self.context,
             scope: &scope,
             tree: &top,
-            vars: vec![("$".to_string(), data.clone())],
+            vars: vec![(Cow::Borrowed("$"), data.clone())],
             depth: self.depth + 1,
         };
         state

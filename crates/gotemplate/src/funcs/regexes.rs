@@ -59,7 +59,7 @@ fn go_to_rust_pattern(pattern: &str) -> String {
 const REGEX_CACHE_CAPACITY: usize = 512;
 
 static REGEX_CACHE: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<String, Regex>>,
+    std::sync::Mutex<crate::functions::FastMap<String, Regex>>,
 > = std::sync::LazyLock::new(Default::default);
 
 /// `regexp.Compile` with Go's error prefix; compiled patterns are reused.
