@@ -1400,8 +1400,9 @@ impl<'a, 'c> State<'a, 'c> {
         }
         let result = if CONTEXT_FUNCS.contains(&name) {
             self.call_context_function(name, node, &values)?
-        } else if let ("len", [Value::Nil], false) =
-            (name, values.as_slice(), self.context.funcs.contains(name))
+        } else if name == "len"
+            && matches!(values.as_slice(), [Value::Nil])
+            && !self.context.funcs.contains(name)
         {
             // Go's len sees a nil from a map as a nil interface, any other nil as no value.
             if boxed_args.get(0) {
