@@ -1413,7 +1413,11 @@ impl<'a, 'c> State<'a, 'c> {
         } else {
             let session = self.context.session;
             let mutating = MUTATING_FUNCS.contains(&name);
-            let original = if mutating { values.first().cloned() } else { None };
+            let original = if mutating {
+                values.first().cloned()
+            } else {
+                None
+            };
             // Resolved in place: the resolution of a value has the same Go type, which is all
             // error reporting below looks at.
             if !STORING_FUNCS.contains(&name) {
