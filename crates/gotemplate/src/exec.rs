@@ -282,12 +282,46 @@ struct Spent {
 struct Mutations {
     /// Address of a replaced map → (the original, its current replacement).
     replaced: FastMap<usize, (Value, Value)>,
-    /// Address of a value → (the value, the value with every nested replacement applied).
-    resolved: FastMap<usize, (Value, Value)>,
+    /// Address of a map or list → its resolution, the value with every nested replacement
+    /// applied (`None`: the value itself).
+    resolved: FastMap<usize, Resolution>,
     /// Address of a map or list a resolution walked → addresses of the values (keys of
     /// `resolved`) it was found in directly. An address may be listed more than once or no
     /// longer be cached: that only drops a resolution that was still valid.
     holders: FastMap<usize, Vec<usize>>,
+}
+
+/// A cached [`Session::deep`] result. The resolved value is held weakly: a `Weak` keeps the
+/// allocation (so no other map gets its address while the entry exists) but not the contents,
+/// so a loop that `append`s to a list does not keep every intermediate list alive. An entry
+/// found by a live value's address is therefore that value's.
+struct Resolution {
+    _address_kept: Shared,
+    resolved: Option<Value>,
+}
+
+/// A weak reference to a map's or list's allocation.
+enum Shared {
+    Map {
+        _kept: std::sync::Weak<std::collections::BTreeMap<String, Value>>,
+    },
+    List {
+        _kept: std::sync::Weak<Vec<Value>>,
+    },
+}
+
+impl Shared {
+    fn of(value: &Value) -> Option<Shared> {
+        match value {
+            Value::Map(map) => Some(Shared::Map {
+                _kept: Arc::downgrade(map),
+            }),
+            Value::List(list) => Some(Shared::List {
+                _kept: Arc::downgrade(list),
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl Mutations {
@@ -367,8 +401,8 @@ impl Session {
         if depth >= MAX_RESOLVE_DEPTH {
             return value;
         }
-        if let Some((_, resolved)) = self.mutations.borrow().resolved.get(&address) {
-            return resolved.clone();
+        if let Some(cached) = self.mutations.borrow().resolved.get(&address) {
+            return cached.resolved.clone().unwrap_or(value);
         }
         let resolved = match &value {
             Value::Map(map) => {
@@ -411,10 +445,16 @@ impl Session {
             }
             _ => value.clone(),
         };
-        self.mutations
-            .borrow_mut()
-            .resolved
-            .insert(address, (value, resolved.clone()));
+        if let Some(shared) = Shared::of(&value) {
+            let resolution = Resolution {
+                _address_kept: shared,
+                resolved: (!same_value(&value, &resolved)).then(|| resolved.clone()),
+            };
+            self.mutations
+                .borrow_mut()
+                .resolved
+                .insert(address, resolution);
+        }
         resolved
     }
 
@@ -2145,6 +2185,56 @@ mod tests {
             ("V".to_string(), Value::Object(Arc::new(Versions))),
             ("n".to_string(), Value::Int(3)),
         ])
+    }
+
+    fn run_with_sprig(text: &str, dot: Value) -> Result<String, String> {
+        let mut funcs = FuncRegistry::new();
+        funcs.extend(crate::funcs::sprig_functions());
+        funcs.extend(crate::funcs::helm_functions());
+        let mut set = TemplateSet::new("gotpl", Arc::new(funcs));
+        set.parse("t.yaml", text).map_err(|e| e.to_string())?;
+        set.execute("t.yaml", dot, &ExecOptions::default())
+            .map_err(|e| e.message)
+    }
+
+    /// Resolutions of changed maps are cached and dropped only for values that hold the map
+    /// that changed: every holder must still see each later change, however deep, and values
+    /// that do not hold it keep their cached resolution.
+    #[test]
+    fn in_place_changes_reach_every_holder_after_cached_resolutions() {
+        let out = run_with_sprig(
+            r#"{{- $_ := set (dict) "first" "change" -}}
+{{- $inner := dict "b" 1 -}}
+{{- $d := dict "a" $inner -}}
+{{- $outer := dict "x" $d "l" (list $d) -}}
+{{- $other := dict "y" (dict "z" 1) -}}
+{{ toJson $outer }} {{ toJson $other }}
+{{ $_ := set $inner "b" 2 }}{{ toJson $outer }} {{ toJson $other }}
+{{ $_ := set $d "c" 3 }}{{ toJson $outer }}
+{{ $_ := set $inner "b" 4 }}{{ toJson $outer }} {{ toJson $d }}
+{{ $_ := merge $inner (dict "m" (dict "n" 5)) }}{{ toJson $outer.x }}
+{{ $_ := set $inner.m "n" 6 }}{{ toJson (index $outer.l 0) }}
+{{ $_ := unset $d "a" }}{{ toJson $outer }}"#,
+            Value::Nil,
+        );
+        assert_eq!(
+            out.as_deref(),
+            Ok(concat!(
+                r#"{"l":[{"a":{"b":1}}],"x":{"a":{"b":1}}} {"y":{"z":1}}"#,
+                "\n",
+                r#"{"l":[{"a":{"b":2}}],"x":{"a":{"b":2}}} {"y":{"z":1}}"#,
+                "\n",
+                r#"{"l":[{"a":{"b":2},"c":3}],"x":{"a":{"b":2},"c":3}}"#,
+                "\n",
+                r#"{"l":[{"a":{"b":4},"c":3}],"x":{"a":{"b":4},"c":3}} {"a":{"b":4},"c":3}"#,
+                "\n",
+                r#"{"a":{"b":4,"m":{"n":5}},"c":3}"#,
+                "\n",
+                r#"{"a":{"b":4,"m":{"n":6}},"c":3}"#,
+                "\n",
+                r#"{"l":[{"c":3}],"x":{"c":3}}"#,
+            ))
+        );
     }
 
     #[test]
