@@ -289,6 +289,38 @@ struct Mutations {
     /// `resolved`) it was found in directly. An address may be listed more than once or no
     /// longer be cached: that only drops a resolution that was still valid.
     holders: FastMap<usize, Vec<usize>>,
+    /// One bit per address bucket of `replaced`'s keys: most values read were never
+    /// replaced, and testing a bit is much cheaper than the lookup done on every field access.
+    replaced_filter: ReplacedFilter,
+}
+
+const REPLACED_FILTER_WORDS: usize = 64;
+
+struct ReplacedFilter([u64; REPLACED_FILTER_WORDS]);
+
+impl Default for ReplacedFilter {
+    fn default() -> Self {
+        ReplacedFilter([0; REPLACED_FILTER_WORDS])
+    }
+}
+
+impl ReplacedFilter {
+    /// The word and bit of an address; allocations are 16-byte aligned, so the low bits are
+    /// left out.
+    fn slot(address: usize) -> (usize, u64) {
+        let bucket = (address >> 4) % (REPLACED_FILTER_WORDS * 64);
+        (bucket / 64, 1 << (bucket % 64))
+    }
+
+    fn insert(&mut self, address: usize) {
+        let (word, bit) = Self::slot(address);
+        self.0[word] |= bit;
+    }
+
+    fn may_contain(&self, address: usize) -> bool {
+        let (word, bit) = Self::slot(address);
+        self.0[word] & bit != 0
+    }
 }
 
 /// A cached [`Session::deep`] result. The resolved value is held weakly: a `Weak` keeps the
@@ -325,6 +357,11 @@ impl Shared {
 }
 
 impl Mutations {
+    /// Whether the map or list at `address` may have a replacement (false: surely not).
+    fn may_be_replaced(&self, address: usize) -> bool {
+        !self.replaced.is_empty() && self.replaced_filter.may_contain(address)
+    }
+
     /// Records that the map or list at `child` was found inside the value at `holder`.
     fn hold(&mut self, child: usize, holder: usize) {
         let holders = self.holders.entry(child).or_default();
@@ -367,7 +404,7 @@ impl Session {
             return value;
         };
         let mutations = self.mutations.borrow();
-        if mutations.replaced.is_empty() {
+        if !mutations.may_be_replaced(address) {
             return value;
         }
         let mut current = value;
@@ -500,6 +537,7 @@ impl Session {
             mutations
                 .replaced
                 .insert(address, (original.clone(), result.clone()));
+            mutations.replaced_filter.insert(address);
             mutations.invalidate(address);
         }
     }
