@@ -2,11 +2,11 @@
 //! fields, maps, methods, pipelines, variables, truth, range and the built-in functions, plus
 //! Helm's context functions (include, tpl, required, fail, lookup).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::functions::FuncRegistry;
+use super::functions::{FastMap, FuncRegistry};
 use super::parse::{self, Arg, Branch, Command, Node, Pipe, Tree, TreeSet};
 use super::print::{self, type_name};
 use super::value::Value;
@@ -131,7 +131,7 @@ pub struct TemplateSet {
 impl TemplateSet {
     pub fn new(root_name: &str, funcs: Arc<FuncRegistry>) -> Self {
         Self {
-            trees: HashMap::new(),
+            trees: TreeSet::default(),
             funcs,
             root_name: root_name.to_string(),
             go123_comment_lines: false,
@@ -217,7 +217,7 @@ impl TemplateSet {
             context: &context,
             scope: &scope,
             tree: &tree,
-            vars: vec![("$".to_string(), dot.clone())],
+            vars: vec![(Cow::Borrowed("$"), dot.clone())],
             depth: 0,
         };
         state.walk_list(&mut out, &dot, false, &tree.root)?;
@@ -293,7 +293,7 @@ impl Scope<'_> {
 /// the maps templates changed in place.
 #[derive(Default)]
 pub struct Session {
-    included: RefCell<HashMap<String, usize>>,
+    included: RefCell<FastMap<String, usize>>,
     mutations: RefCell<Mutations>,
     /// What the render has used of its [`RenderBudget`].
     spent: RefCell<Spent>,
@@ -309,13 +309,123 @@ struct Spent {
 /// Go maps are references: after `set $d "k" v` every holder of that map sees `k`. Values
 /// here are immutable and shared (`Arc`), so a changed map is recorded as a replacement of
 /// the original (kept alive, so its address stays unique) and looked up wherever a map is read.
+///
+/// Functions and printing need values with every replacement applied inside them
+/// ([`Session::deep`]); those resolutions are cached per map or list and stay valid until a
+/// map found inside them changes. Only the resolutions holding a changed map are dropped (found
+/// through `holders`), so after `set $d "k" v` the next resolution of `$` rebuilds just the maps
+/// on the path to `$d` and shares every other resolved subtree. (Clearing every resolution on
+/// each change made the bitnami charts, which call `set` and `merge` in their common helpers,
+/// re-walk all of `.Values` after each such call.)
 #[derive(Default)]
 struct Mutations {
     /// Address of a replaced map → (the original, its current replacement).
-    replaced: HashMap<usize, (Value, Value)>,
-    /// Address of a value → (the value, the value with every nested replacement applied);
-    /// cleared whenever a map changes.
-    resolved: HashMap<usize, (Value, Value)>,
+    replaced: FastMap<usize, (Value, Value)>,
+    /// Address of a map or list → its resolution, the value with every nested replacement
+    /// applied (`None`: the value itself).
+    resolved: FastMap<usize, Resolution>,
+    /// Address of a map or list a resolution walked → addresses of the values (keys of
+    /// `resolved`) it was found in directly. An address may be listed more than once or no
+    /// longer be cached: that only drops a resolution that was still valid.
+    holders: FastMap<usize, Vec<usize>>,
+    /// One bit per address bucket of `replaced`'s keys: most values read were never
+    /// replaced, and testing a bit is much cheaper than the lookup done on every field access.
+    replaced_filter: ReplacedFilter,
+}
+
+const REPLACED_FILTER_WORDS: usize = 64;
+
+struct ReplacedFilter([u64; REPLACED_FILTER_WORDS]);
+
+impl Default for ReplacedFilter {
+    fn default() -> Self {
+        ReplacedFilter([0; REPLACED_FILTER_WORDS])
+    }
+}
+
+impl ReplacedFilter {
+    /// The word and bit of an address; allocations are 16-byte aligned, so the low bits are
+    /// left out.
+    fn slot(address: usize) -> (usize, u64) {
+        let bucket = (address >> 4) % (REPLACED_FILTER_WORDS * 64);
+        (bucket / 64, 1 << (bucket % 64))
+    }
+
+    fn insert(&mut self, address: usize) {
+        let (word, bit) = Self::slot(address);
+        self.0[word] |= bit;
+    }
+
+    fn may_contain(&self, address: usize) -> bool {
+        let (word, bit) = Self::slot(address);
+        self.0[word] & bit != 0
+    }
+}
+
+/// A cached [`Session::deep`] result. The resolved value is held weakly: a `Weak` keeps the
+/// allocation (so no other map gets its address while the entry exists) but not the contents,
+/// so a loop that `append`s to a list does not keep every intermediate list alive. An entry
+/// found by a live value's address is therefore that value's.
+struct Resolution {
+    _address_kept: Shared,
+    resolved: Option<Value>,
+}
+
+/// A weak reference to a map's or list's allocation.
+enum Shared {
+    Map {
+        _kept: std::sync::Weak<std::collections::BTreeMap<String, Value>>,
+    },
+    List {
+        _kept: std::sync::Weak<Vec<Value>>,
+    },
+}
+
+impl Shared {
+    fn of(value: &Value) -> Option<Shared> {
+        match value {
+            Value::Map(map) => Some(Shared::Map {
+                _kept: Arc::downgrade(map),
+            }),
+            Value::List(list) => Some(Shared::List {
+                _kept: Arc::downgrade(list),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Mutations {
+    /// Whether the map or list at `address` may have a replacement (false: surely not).
+    fn may_be_replaced(&self, address: usize) -> bool {
+        !self.replaced.is_empty() && self.replaced_filter.may_contain(address)
+    }
+
+    /// Records that the map or list at `child` was found inside the value at `holder`.
+    fn hold(&mut self, child: usize, holder: usize) {
+        let holders = self.holders.entry(child).or_default();
+        // Values held by very many maps (`$` inside every `dict "context" $`) skip the search:
+        // a duplicate costs one extra lookup when the child changes.
+        let known = if holders.len() <= 16 {
+            holders.contains(&holder)
+        } else {
+            holders.last() == Some(&holder)
+        };
+        if !known {
+            holders.push(holder);
+        }
+    }
+
+    /// Drops the resolutions of the value at `address` and of every value it was found in.
+    fn invalidate(&mut self, address: usize) {
+        let mut pending = vec![address];
+        while let Some(address) = pending.pop() {
+            self.resolved.remove(&address);
+            if let Some(holders) = self.holders.remove(&address) {
+                pending.extend(holders);
+            }
+        }
+    }
 }
 
 fn shared_address(value: &Value) -> Option<usize> {
@@ -329,19 +439,23 @@ fn shared_address(value: &Value) -> Option<usize> {
 impl Session {
     /// The current version of a map someone may have changed in place.
     fn shallow(&self, value: Value) -> Value {
+        let Some(mut address) = shared_address(&value) else {
+            return value;
+        };
         let mutations = self.mutations.borrow();
-        if mutations.replaced.is_empty() {
+        if !mutations.may_be_replaced(address) {
             return value;
         }
         let mut current = value;
         for _ in 0..MAX_RESOLVE_DEPTH {
-            let Some(next) = shared_address(&current)
-                .and_then(|address| mutations.replaced.get(&address))
-                .map(|(_, replacement)| replacement.clone())
-            else {
+            let Some((_, replacement)) = mutations.replaced.get(&address) else {
                 break;
             };
-            current = next;
+            current = replacement.clone();
+            let Some(next) = shared_address(&current) else {
+                break;
+            };
+            address = next;
         }
         current
     }
@@ -349,63 +463,86 @@ impl Session {
     /// The value with every changed map inside it replaced by its current version: what
     /// functions and printing must see.
     fn deep(&self, value: Value) -> Value {
-        if self.mutations.borrow().replaced.is_empty() {
+        if shared_address(&value).is_none() || self.mutations.borrow().replaced.is_empty() {
             return value;
         }
-        self.deep_at(value, 0)
+        self.deep_current(self.shallow(value), 0)
     }
 
-    fn deep_at(&self, value: Value, depth: usize) -> Value {
-        let value = self.shallow(value);
+    /// [`Session::deep`] of a value that is its own current version.
+    fn deep_current(&self, value: Value, depth: usize) -> Value {
         let Some(address) = shared_address(&value) else {
             return value;
         };
         if depth >= MAX_RESOLVE_DEPTH {
             return value;
         }
-        if let Some((_, resolved)) = self.mutations.borrow().resolved.get(&address) {
-            return resolved.clone();
+        if let Some(cached) = self.mutations.borrow().resolved.get(&address) {
+            return cached.resolved.clone().unwrap_or(value);
         }
         let resolved = match &value {
             Value::Map(map) => {
-                let mut changed = false;
-                let entries: Vec<(String, Value)> = map
-                    .iter()
-                    .map(|(key, item)| {
-                        let new = self.deep_at(item.clone(), depth + 1);
-                        changed |= !same_value(item, &new);
-                        (key.clone(), new)
-                    })
-                    .collect();
-                if changed {
-                    Value::map(entries)
-                } else {
+                let mut changes: Vec<(&String, Value)> = Vec::new();
+                for (key, item) in map.iter() {
+                    if let Some(new) = self.deep_child(item, address, depth) {
+                        changes.push((key, new));
+                    }
+                }
+                if changes.is_empty() {
                     value.clone()
+                } else {
+                    let mut entries = (**map).clone();
+                    for (key, new) in changes {
+                        if let Some(slot) = entries.get_mut(key) {
+                            *slot = new;
+                        }
+                    }
+                    Value::Map(Arc::new(entries))
                 }
             }
             Value::List(items) => {
-                let mut changed = false;
-                let new_items: Vec<Value> = items
-                    .iter()
-                    .map(|item| {
-                        let new = self.deep_at(item.clone(), depth + 1);
-                        changed |= !same_value(item, &new);
-                        new
-                    })
-                    .collect();
-                if changed {
-                    Value::list(new_items)
-                } else {
+                let mut changes: Vec<(usize, Value)> = Vec::new();
+                for (index, item) in items.iter().enumerate() {
+                    if let Some(new) = self.deep_child(item, address, depth) {
+                        changes.push((index, new));
+                    }
+                }
+                if changes.is_empty() {
                     value.clone()
+                } else {
+                    let mut new_items = (**items).clone();
+                    for (index, new) in changes {
+                        if let Some(slot) = new_items.get_mut(index) {
+                            *slot = new;
+                        }
+                    }
+                    Value::List(Arc::new(new_items))
                 }
             }
             _ => value.clone(),
         };
-        self.mutations
-            .borrow_mut()
-            .resolved
-            .insert(address, (value, resolved.clone()));
+        if let Some(shared) = Shared::of(&value) {
+            let resolution = Resolution {
+                _address_kept: shared,
+                resolved: (!same_value(&value, &resolved)).then(|| resolved.clone()),
+            };
+            self.mutations
+                .borrow_mut()
+                .resolved
+                .insert(address, resolution);
+        }
         resolved
+    }
+
+    /// The resolution of `item`, found in the value at `holder`, when it differs from `item`.
+    fn deep_child(&self, item: &Value, holder: usize, depth: usize) -> Option<Value> {
+        shared_address(item)?;
+        let current = self.shallow(item.clone());
+        if let Some(child) = shared_address(&current) {
+            self.mutations.borrow_mut().hold(child, holder);
+        }
+        let new = self.deep_current(current, depth + 1);
+        (!same_value(item, &new)).then_some(new)
     }
 
     /// Records that a function changed `original` in place, its new content being `result`;
@@ -413,7 +550,6 @@ impl Session {
     /// the destination's own maps).
     fn record(&self, original: &Value, result: &Value) {
         self.record_at(original, result, 0);
-        self.mutations.borrow_mut().resolved.clear();
     }
 
     fn record_at(&self, original: &Value, result: &Value, depth: usize) {
@@ -436,10 +572,12 @@ impl Session {
             }
         }
         if let Some(address) = shared_address(&original) {
-            self.mutations
-                .borrow_mut()
+            let mut mutations = self.mutations.borrow_mut();
+            mutations
                 .replaced
                 .insert(address, (original.clone(), result.clone()));
+            mutations.replaced_filter.insert(address);
+            mutations.invalidate(address);
         }
     }
 }
@@ -508,7 +646,8 @@ struct State<'a, 'c> {
     context: &'c Context<'c>,
     scope: &'c Scope<'c>,
     tree: &'a Tree,
-    vars: Vec<(String, Value)>,
+    /// Variables in scope, innermost last; `$` needs no allocation.
+    vars: Vec<(Cow<'static, str>, Value)>,
     depth: usize,
 }
 
@@ -538,6 +677,35 @@ impl Typed {
 }
 
 type Res<T> = Result<T, ExecError>;
+
+/// Which arguments of a call Go sees through an `interface{}` (see [`Typed`]), without
+/// allocating for the usual handful of arguments.
+#[derive(Default)]
+struct BoxedArgs {
+    first: u64,
+    rest: Vec<bool>,
+}
+
+impl BoxedArgs {
+    fn set(&mut self, index: usize, boxed: bool) {
+        if index < 64 {
+            if boxed {
+                self.first |= 1 << index;
+            }
+        } else {
+            self.rest.resize(index - 63, false);
+            self.rest[index - 64] = boxed;
+        }
+    }
+
+    fn get(&self, index: usize) -> bool {
+        if index < 64 {
+            self.first & (1 << index) != 0
+        } else {
+            self.rest.get(index - 64).copied().unwrap_or(false)
+        }
+    }
+}
 
 /// Helm's named Go map/slice types, for objects that do not say so through
 /// [`Object::collection`](super::value::Object::collection).
@@ -727,7 +895,7 @@ impl<'a, 'c> State<'a, 'c> {
                     context: self.context,
                     scope: self.scope,
                     tree: &tree,
-                    vars: vec![("$".to_string(), new_dot.clone())],
+                    vars: vec![(Cow::Borrowed("$"), new_dot.clone())],
                     depth: self.depth + 1,
                 };
                 state.walk_list(out, &new_dot, false, &tree.root)?;
@@ -934,7 +1102,7 @@ impl<'a, 'c> State<'a, 'c> {
                     return Err(self.error(&at, format!("undefined variable: {name}")));
                 }
             } else {
-                self.vars.push((name.clone(), value.clone()));
+                self.vars.push((Cow::Owned(name.clone()), value.clone()));
             }
         }
         Ok(value)
@@ -1337,10 +1505,10 @@ impl<'a, 'c> State<'a, 'c> {
             ));
         }
         let mut values = Vec::with_capacity(got);
-        let mut boxed_args = Vec::with_capacity(args.len());
-        for arg in args {
+        let mut boxed_args = BoxedArgs::default();
+        for (index, arg) in args.iter().enumerate() {
             let typed = self.eval_arg_typed(dot, boxed, arg)?;
-            boxed_args.push(typed.boxed);
+            boxed_args.set(index, typed.boxed);
             values.push(typed.value);
         }
         let has_final = final_value.is_some();
@@ -1349,30 +1517,38 @@ impl<'a, 'c> State<'a, 'c> {
         }
         let result = if CONTEXT_FUNCS.contains(&name) {
             self.call_context_function(name, node, &values)?
-        } else if let ("len", [Value::Nil], false) =
-            (name, values.as_slice(), self.context.funcs.contains(name))
+        } else if name == "len"
+            && matches!(values.as_slice(), [Value::Nil])
+            && !self.context.funcs.contains(name)
         {
             // Go's len sees a nil from a map as a nil interface, any other nil as no value.
-            if boxed_args.first().copied().unwrap_or(false) {
+            if boxed_args.get(0) {
                 Err("len of nil pointer".to_string())
             } else {
                 Err("reflect: call of reflect.Value.Type on zero Value".to_string())
             }
         } else {
             let session = self.context.session;
-            let original = values.first().cloned();
-            let resolved: Vec<Value> = if STORING_FUNCS.contains(&name) {
-                values.clone()
+            let mutating = MUTATING_FUNCS.contains(&name);
+            let original = if mutating {
+                values.first().cloned()
             } else {
-                values.iter().map(|v| session.deep(v.clone())).collect()
+                None
             };
+            // Resolved in place: the resolution of a value has the same Go type, which is all
+            // error reporting below looks at.
+            if !STORING_FUNCS.contains(&name) {
+                for value in values.iter_mut() {
+                    if shared_address(value).is_some() {
+                        *value = session.deep(std::mem::take(value));
+                    }
+                }
+            }
             let result = match self.context.funcs.get(name) {
-                Some(func) => func(&resolved),
-                None => self.call_builtin(name, node, args, &resolved)?,
+                Some(func) => func(&values),
+                None => self.call_builtin(name, node, args, &values)?,
             };
-            if let (Ok(changed), Some(original), true) =
-                (&result, &original, MUTATING_FUNCS.contains(&name))
-            {
+            if let (Ok(changed), Some(original)) = (&result, &original) {
                 session.record(original, changed);
             }
             result
@@ -1402,7 +1578,7 @@ impl<'a, 'c> State<'a, 'c> {
         node: &Arg,
         args: &[Arg],
         values: &[Value],
-        boxed_args: &[bool],
+        boxed_args: &BoxedArgs,
         has_final: bool,
         message: &str,
     ) -> Option<ExecError> {
@@ -1414,7 +1590,7 @@ impl<'a, 'c> State<'a, 'c> {
             };
             let text = match arg {
                 Arg::Nil { .. } => format!("cannot assign nil to {expected}"),
-                _ if boxed_args.get(culprit).copied().unwrap_or(false) => {
+                _ if boxed_args.get(culprit) => {
                     format!("wrong type for value; expected {expected}; got interface {{}}")
                 }
                 _ => message.to_string(),
@@ -1520,13 +1696,19 @@ impl<'a, 'c> State<'a, 'c> {
     fn include(&mut self, name: &str, data: Value) -> Result<Value, String> {
         {
             let mut included = self.context.session.included.borrow_mut();
-            let count = included.entry(name.to_string()).or_insert(0);
-            if *count > INCLUDE_RECURSION_MAX {
+            if included.get(name).copied().unwrap_or(0) > INCLUDE_RECURSION_MAX {
                 return Err(format!(
                     "rendering template has a nested reference name: {name}: unable to execute template"
                 ));
             }
-            *count += 1;
+            // Looked up before inserting: most includes name a template already counted, and
+            // the key would be a new String each time.
+            match included.get_mut(name) {
+                Some(count) => *count += 1,
+                None => {
+                    included.insert(name.to_string(), 1);
+                }
+            }
         }
         let result = self.execute_named(name, data);
         if let Some(count) = self.context.session.included.borrow_mut().get_mut(name) {
@@ -1555,7 +1737,7 @@ impl<'a, 'c> State<'a, 'c> {
             context: self.context,
             scope: self.scope,
             tree: &tree,
-            vars: vec![("$".to_string(), data.clone())],
+            vars: vec![(Cow::Borrowed("$"), data.clone())],
             depth: self.depth + 1,
         };
         state
@@ -1585,7 +1767,7 @@ impl<'a, 'c> State<'a, 'c> {
         let Some(top) = trees.next() else {
             return Ok(Value::String(String::new()));
         };
-        let mut overlay: TreeSet = HashMap::new();
+        let mut overlay = TreeSet::default();
         let defined: Vec<Tree> = trees.collect();
         for tree in defined {
             let exists =
@@ -1604,7 +1786,7 @@ impl<'a, 'c> State<'a, 'c> {
             context: self.context,
             scope: &scope,
             tree: &top,
-            vars: vec![("$".to_string(), data.clone())],
+            vars: vec![(Cow::Borrowed("$"), data.clone())],
             depth: self.depth + 1,
         };
         state
@@ -2080,6 +2262,56 @@ mod tests {
             ("V".to_string(), Value::Object(Arc::new(Versions))),
             ("n".to_string(), Value::Int(3)),
         ])
+    }
+
+    fn run_with_sprig(text: &str, dot: Value) -> Result<String, String> {
+        let mut funcs = FuncRegistry::new();
+        funcs.extend(crate::funcs::sprig_functions());
+        funcs.extend(crate::funcs::helm_functions());
+        let mut set = TemplateSet::new("gotpl", Arc::new(funcs));
+        set.parse("t.yaml", text).map_err(|e| e.to_string())?;
+        set.execute("t.yaml", dot, &ExecOptions::default())
+            .map_err(|e| e.message)
+    }
+
+    /// Resolutions of changed maps are cached and dropped only for values that hold the map
+    /// that changed: every holder must still see each later change, however deep, and values
+    /// that do not hold it keep their cached resolution.
+    #[test]
+    fn in_place_changes_reach_every_holder_after_cached_resolutions() {
+        let out = run_with_sprig(
+            r#"{{- $_ := set (dict) "first" "change" -}}
+{{- $inner := dict "b" 1 -}}
+{{- $d := dict "a" $inner -}}
+{{- $outer := dict "x" $d "l" (list $d) -}}
+{{- $other := dict "y" (dict "z" 1) -}}
+{{ toJson $outer }} {{ toJson $other }}
+{{ $_ := set $inner "b" 2 }}{{ toJson $outer }} {{ toJson $other }}
+{{ $_ := set $d "c" 3 }}{{ toJson $outer }}
+{{ $_ := set $inner "b" 4 }}{{ toJson $outer }} {{ toJson $d }}
+{{ $_ := merge $inner (dict "m" (dict "n" 5)) }}{{ toJson $outer.x }}
+{{ $_ := set $inner.m "n" 6 }}{{ toJson (index $outer.l 0) }}
+{{ $_ := unset $d "a" }}{{ toJson $outer }}"#,
+            Value::Nil,
+        );
+        assert_eq!(
+            out.as_deref(),
+            Ok(concat!(
+                r#"{"l":[{"a":{"b":1}}],"x":{"a":{"b":1}}} {"y":{"z":1}}"#,
+                "\n",
+                r#"{"l":[{"a":{"b":2}}],"x":{"a":{"b":2}}} {"y":{"z":1}}"#,
+                "\n",
+                r#"{"l":[{"a":{"b":2},"c":3}],"x":{"a":{"b":2},"c":3}}"#,
+                "\n",
+                r#"{"l":[{"a":{"b":4},"c":3}],"x":{"a":{"b":4},"c":3}} {"a":{"b":4},"c":3}"#,
+                "\n",
+                r#"{"a":{"b":4,"m":{"n":5}},"c":3}"#,
+                "\n",
+                r#"{"a":{"b":4,"m":{"n":6}},"c":3}"#,
+                "\n",
+                r#"{"l":[{"c":3}],"x":{"c":3}}"#,
+            ))
+        );
     }
 
     #[test]

@@ -7,8 +7,76 @@
 //! `lookup`, `call`) are handled by the executor, not stored here.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::value::Value;
+
+/// A fast non-cryptographic hasher (the multiply-rotate scheme of Firefox's and rustc's
+/// FxHash) for the executor's internal tables: keys are addresses, function names and
+/// template names, lookups happen on every field access and call, and SipHash (built for
+/// keys an attacker picks to collide) cost ~10% of execution. Nothing iterates these tables
+/// in an order a template can observe.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FastHasher {
+    hash: u64,
+}
+
+const FAST_HASH_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FAST_HASH_SEED);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // The multiply leaves the low bits (which pick the bucket) weak for keys with zero low
+        // bits, such as addresses: bring high bits down.
+        self.hash.rotate_left(26)
+    }
+}
+
+/// `HashMap`s keyed with [`FastHasher`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// Go's error text of a failing function; the executor wraps it as
 /// `error calling NAME: TEXT` with the template location, as Go does.
@@ -21,7 +89,7 @@ pub type Func = fn(&[Value]) -> Result<Value, FuncError>;
 /// (Helm's own functions override Sprig's of the same name).
 #[derive(Clone, Default, Debug)]
 pub struct FuncRegistry {
-    funcs: HashMap<&'static str, Func>,
+    funcs: FastMap<&'static str, Func>,
 }
 
 impl FuncRegistry {

@@ -44,7 +44,9 @@ fn to_node(value: &Value) -> Result<Node, JsonError> {
                 .iter()
                 .map(|(k, v)| Ok((string_after_json(k, true)?, to_node(v)?)))
                 .collect::<Result<Vec<_>, JsonError>>()?;
-            entries.sort_by(|(a, _), (b, _)| go_yaml_key_order(a, b));
+            if !in_go_yaml_order(&entries) {
+                entries.sort_by(|(a, _), (b, _)| go_yaml_key_order(a, b));
+            }
             Node::Map(entries)
         }
         Value::Object(object) if object.as_complex().is_some() => {
@@ -52,6 +54,16 @@ fn to_node(value: &Value) -> Result<Node, JsonError> {
         }
         Value::Object(object) => to_node(&object.to_serializable())?,
     })
+}
+
+/// Whether keys taken in byte order (a map's order) are already in go-yaml's order, known
+/// without comparing them its way: for keys of ASCII letters only the two orders agree (go-yaml
+/// compares two letters by code point and puts a prefix first). Comparing keys go-yaml's way is
+/// most of `toYaml`'s own cost, and most values keys are plain words.
+fn in_go_yaml_order(entries: &[(String, Node)]) -> bool {
+    entries
+        .iter()
+        .all(|(key, _)| key.bytes().all(|b| b.is_ascii_alphabetic()))
 }
 
 /// A string as go-yaml reads it back from the JSON text encoding/json wrote: characters the
@@ -162,7 +174,9 @@ fn to_pretty_node(value: &Value) -> Node {
                 .iter()
                 .map(|(k, v)| (k.clone(), to_pretty_node(v)))
                 .collect();
-            entries.sort_by(|(a, _), (b, _)| go_yaml_key_order(a, b));
+            if !in_go_yaml_order(&entries) {
+                entries.sort_by(|(a, _), (b, _)| go_yaml_key_order(a, b));
+            }
             Node::Map(entries)
         }
         Value::Object(object) => to_pretty_node(&object.to_serializable()),
@@ -346,6 +360,24 @@ mod tests {
     fn hostile_nesting_is_an_error() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(yaml_to_value(&deep).is_err());
+    }
+
+    #[test]
+    fn letter_keys_in_byte_order_are_in_go_yaml_order() {
+        let letters = ["", "A", "Ab", "Z", "a", "aB", "ab", "abc", "b", "zZ"];
+        for pair in letters.windows(2) {
+            assert_eq!(
+                go_yaml_key_order(pair[0], pair[1]),
+                std::cmp::Ordering::Less,
+                "{pair:?}"
+            );
+        }
+        let entries = |keys: &[&str]| -> Vec<(String, Node)> {
+            keys.iter().map(|k| (k.to_string(), Node::Null)).collect()
+        };
+        assert!(in_go_yaml_order(&entries(&letters)));
+        assert!(!in_go_yaml_order(&entries(&["a1", "a10", "a9"])));
+        assert!(!in_go_yaml_order(&entries(&["A", "_x"])));
     }
 
     #[test]
