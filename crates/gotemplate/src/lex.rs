@@ -67,17 +67,19 @@ impl TokenKind {
     }
 }
 
-/// One token: its kind, its byte offset in the template text and its text (borrowed from the
-/// template; owned only for error messages).
-#[derive(Clone, Debug)]
+/// One token: its kind, its byte offset in the template text and its text, borrowed from the
+/// template (tokens are `Copy` so that the parser's look-ahead costs no allocation). An
+/// `Error` token's text is Go's message: a constant, or the [`Lexed::error`] text when the
+/// message names what was found.
+#[derive(Clone, Copy, Debug)]
 pub struct Token<'a> {
     pub kind: TokenKind,
     pub pos: usize,
-    pub text: Cow<'a, str>,
+    pub text: &'a str,
 }
 
 impl std::fmt::Display for Token<'_> {
-    /// Go's `item.String()`, used in parse error messages.
+    /// Go's `item.String()`, used in parse error messages (an `Error` token shows its text).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.kind {
             TokenKind::Eof => write!(f, "EOF"),
@@ -88,36 +90,75 @@ impl std::fmt::Display for Token<'_> {
                     let short: String = self.text.chars().take(10).collect();
                     write!(f, "{}...", crate::print::go_quote(&short))
                 } else {
-                    write!(f, "{}", crate::print::go_quote(&self.text))
+                    write!(f, "{}", crate::print::go_quote(self.text))
                 }
             }
         }
     }
 }
 
-use std::borrow::Cow;
+/// What [`lex`] found.
+pub struct Lexed<'a> {
+    /// Ends with `Eof` or `Error`.
+    pub tokens: Vec<Token<'a>>,
+    /// The byte ranges of the comments' `/* ... */` (what Go 1.23's lexer skips without
+    /// counting its newlines).
+    pub comments: Vec<std::ops::Range<usize>>,
+    /// The message of a final `Error` token whose text is empty because the message is built
+    /// from what was found (`bad character U+0023 '#'`).
+    pub error: Option<String>,
+}
+
+impl Lexed<'_> {
+    /// Go's message for an `Error` token.
+    pub fn error_message<'t>(&'t self, token: &Token<'t>) -> &'t str {
+        match &self.error {
+            Some(message) if token.text.is_empty() => message,
+            _ => token.text,
+        }
+    }
+}
 
 const LEFT_DELIM: &str = "{{";
-const RIGHT_DELIM: &str = "}}";
-const LEFT_COMMENT: &str = "/*";
+const RIGHT_DELIM: &[u8] = b"}}";
+const LEFT_COMMENT: &[u8] = b"/*";
 const RIGHT_COMMENT: &str = "*/";
 
 fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
+fn is_space_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
 pub fn is_alphanumeric(c: char) -> bool {
     c == '_' || c.is_alphabetic() || c.is_numeric()
 }
 
-fn has_left_trim_marker(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() >= 2 && b[0] == b'-' && is_space(b[1] as char)
+fn has_left_trim_marker(b: &[u8]) -> bool {
+    b.len() >= 2 && b[0] == b'-' && is_space_byte(b[1])
 }
 
-fn has_right_trim_marker(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() >= 2 && is_space(b[0] as char) && b[1] == b'-'
+/// ` -}}` at the start of `b`.
+fn is_trimmed_right_delim(b: &[u8]) -> bool {
+    b.len() >= 4 && is_space_byte(b[0]) && b[1] == b'-' && b[2] == b'}' && b[3] == b'}'
+}
+
+/// Where `needle` (two ASCII bytes) first occurs in `haystack`: a memchr-style scan for its
+/// first byte, as templates are mostly text between rare delimiters.
+fn find_pair(haystack: &str, needle: &str) -> Option<usize> {
+    let pair = needle.as_bytes();
+    let bytes = haystack.as_bytes();
+    let first = pair[0] as char;
+    let mut from = 0;
+    loop {
+        let at = from + haystack.get(from..)?.find(first)?;
+        if bytes.get(at + 1) == Some(&pair[1]) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
 }
 
 fn keyword(word: &str) -> Option<TokenKind> {
@@ -138,34 +179,38 @@ fn keyword(word: &str) -> Option<TokenKind> {
     })
 }
 
-/// Splits `input` into tokens. Lexing stops after the first error token; the last token is
-/// always `Eof` or `Error`.
-pub fn lex(input: &str) -> Vec<Token<'_>> {
-    lex_with_comments(input).0
-}
-
-/// [`lex`], with the byte ranges of the comments' `/* ... */` (what Go 1.23's lexer skips
-/// without counting its newlines).
-pub fn lex_with_comments(input: &str) -> (Vec<Token<'_>>, Vec<std::ops::Range<usize>>) {
+/// Splits `input` into tokens and notes where its comments are. Lexing stops after the first
+/// error token; the last token is always `Eof` or `Error`.
+pub fn lex(input: &str) -> Lexed<'_> {
     let mut lexer = Lexer {
         input,
+        bytes: input.as_bytes(),
         start: 0,
         pos: 0,
-        tokens: Vec::new(),
+        // Helm templates run about one token per 6 bytes; sizing once avoids regrowing (and
+        // copying) the token vector several times per file.
+        tokens: Vec::with_capacity(input.len() / 6 + 8),
         paren_depth: 0,
         comments: Vec::new(),
+        error: None,
     };
     lexer.run();
-    (lexer.tokens, lexer.comments)
+    Lexed {
+        tokens: lexer.tokens,
+        comments: lexer.comments,
+        error: lexer.error,
+    }
 }
 
 struct Lexer<'a> {
     input: &'a str,
+    bytes: &'a [u8],
     start: usize,
     pos: usize,
     tokens: Vec<Token<'a>>,
     paren_depth: i32,
     comments: Vec<std::ops::Range<usize>>,
+    error: Option<String>,
 }
 
 enum State {
@@ -196,7 +241,19 @@ impl<'a> Lexer<'a> {
         self.input.get(self.pos..).unwrap_or("")
     }
 
+    fn rest_bytes(&self) -> &'a [u8] {
+        self.bytes.get(self.pos..).unwrap_or(&[])
+    }
+
+    fn peek_byte(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
     fn peek(&self) -> Option<char> {
+        let b = self.peek_byte()?;
+        if b.is_ascii() {
+            return Some(b as char);
+        }
         self.rest().chars().next()
     }
 
@@ -206,14 +263,8 @@ impl<'a> Lexer<'a> {
         Some(c)
     }
 
-    fn backup_char(&mut self, c: Option<char>) {
-        if let Some(c) = c {
-            self.pos -= c.len_utf8();
-        }
-    }
-
     fn emit(&mut self, kind: TokenKind) {
-        let text = Cow::Borrowed(self.input.get(self.start..self.pos).unwrap_or(""));
+        let text = self.input.get(self.start..self.pos).unwrap_or("");
         self.tokens.push(Token {
             kind,
             pos: self.start,
@@ -226,30 +277,41 @@ impl<'a> Lexer<'a> {
         self.start = self.pos;
     }
 
-    fn error(&mut self, message: String) -> State {
+    fn error(&mut self, message: &'static str) -> State {
         self.tokens.push(Token {
             kind: TokenKind::Error,
             pos: self.start,
-            text: Cow::Owned(message),
+            text: message,
         });
         State::Done
     }
 
+    fn error_found(&mut self, message: String) -> State {
+        self.error = Some(message);
+        self.error("")
+    }
+
     fn at_right_delim(&self) -> (bool, bool) {
-        let rest = self.rest();
-        if has_right_trim_marker(rest) && rest[2..].starts_with(RIGHT_DELIM) {
+        let rest = self.rest_bytes();
+        if is_trimmed_right_delim(rest) {
             return (true, true);
         }
         (rest.starts_with(RIGHT_DELIM), false)
     }
 
+    fn skip_spaces(&mut self) {
+        while self.peek_byte().is_some_and(is_space_byte) {
+            self.pos += 1;
+        }
+    }
+
     fn lex_text(&mut self) -> State {
-        if let Some(x) = self.rest().find(LEFT_DELIM) {
+        if let Some(x) = find_pair(self.rest(), LEFT_DELIM) {
             if x > 0 {
                 self.pos += x;
                 let delim_end = self.pos + LEFT_DELIM.len();
                 let mut trim = 0;
-                if has_left_trim_marker(&self.input[delim_end..]) {
+                if has_left_trim_marker(&self.bytes[delim_end..]) {
                     let text = &self.input[self.start..self.pos];
                     trim = text.len() - text.trim_end_matches(is_space).len();
                 }
@@ -272,9 +334,9 @@ impl<'a> Lexer<'a> {
 
     fn lex_left_delim(&mut self) -> State {
         self.pos += LEFT_DELIM.len();
-        let trim = has_left_trim_marker(self.rest());
+        let trim = has_left_trim_marker(self.rest_bytes());
         let after_marker = if trim { 2 } else { 0 };
-        if self.input[self.pos + after_marker..].starts_with(LEFT_COMMENT) {
+        if self.bytes[self.pos + after_marker..].starts_with(LEFT_COMMENT) {
             self.pos += after_marker;
             self.ignore();
             return State::Comment;
@@ -289,22 +351,21 @@ impl<'a> Lexer<'a> {
     fn lex_comment(&mut self) -> State {
         let comment_start = self.pos;
         self.pos += LEFT_COMMENT.len();
-        let Some(x) = self.rest().find(RIGHT_COMMENT) else {
-            return self.error("unclosed comment".to_string());
+        let Some(x) = find_pair(self.rest(), RIGHT_COMMENT) else {
+            return self.error("unclosed comment");
         };
         self.pos += x + RIGHT_COMMENT.len();
         self.comments.push(comment_start..self.pos);
         let (delim, trim) = self.at_right_delim();
         if !delim {
-            return self.error("comment ends before closing delimiter".to_string());
+            return self.error("comment ends before closing delimiter");
         }
         if trim {
             self.pos += 2;
         }
         self.pos += RIGHT_DELIM.len();
         if trim {
-            let rest = self.rest();
-            self.pos += rest.len() - rest.trim_start_matches(is_space).len();
+            self.skip_spaces();
         }
         self.ignore();
         State::Text
@@ -319,8 +380,7 @@ impl<'a> Lexer<'a> {
         self.pos += RIGHT_DELIM.len();
         self.emit(TokenKind::RightDelim);
         if trim {
-            let rest = self.rest();
-            self.pos += rest.len() - rest.trim_start_matches(is_space).len();
+            self.skip_spaces();
             self.ignore();
         }
         State::Text
@@ -332,89 +392,87 @@ impl<'a> Lexer<'a> {
             if self.paren_depth == 0 {
                 return State::RightDelim;
             }
-            return self.error("unclosed left paren".to_string());
+            return self.error("unclosed left paren");
         }
-        let Some(c) = self.next_char() else {
-            return self.error("unclosed action".to_string());
+        let Some(b) = self.peek_byte() else {
+            return self.error("unclosed action");
         };
-        match c {
-            c if is_space(c) => {
-                self.backup_char(Some(c));
-                self.lex_space()
+        if !b.is_ascii() {
+            let c = self.peek().unwrap_or('\0');
+            if is_alphanumeric(c) {
+                return self.lex_identifier();
             }
-            '=' => {
-                self.emit(TokenKind::Assign);
-                State::InsideAction
-            }
-            ':' => {
-                if self.next_char() != Some('=') {
-                    return self.error("expected :=".to_string());
-                }
-                self.emit(TokenKind::Declare);
-                State::InsideAction
-            }
-            '|' => {
-                self.emit(TokenKind::Pipe);
-                State::InsideAction
-            }
-            '"' => self.lex_quote(),
-            '`' => self.lex_raw_quote(),
-            '$' => self.lex_variable(),
-            '\'' => self.lex_char(),
-            '.' => {
-                let next = self.rest().as_bytes().first().copied();
-                match next {
-                    Some(b) if b.is_ascii_digit() => {
-                        self.backup_char(Some('.'));
-                        self.lex_number()
-                    }
-                    _ => self.lex_field_or_variable(TokenKind::Field),
-                }
-            }
-            '+' | '-' | '0'..='9' => {
-                self.backup_char(Some(c));
-                self.lex_number()
-            }
-            c if is_alphanumeric(c) => {
-                self.backup_char(Some(c));
-                self.lex_identifier()
-            }
-            '(' => {
-                self.paren_depth += 1;
-                self.emit(TokenKind::LeftParen);
-                State::InsideAction
-            }
-            ')' => {
-                self.paren_depth -= 1;
-                if self.paren_depth < 0 {
-                    return self.error("unexpected right paren".to_string());
-                }
-                self.emit(TokenKind::RightParen);
-                State::InsideAction
-            }
-            c if c.is_ascii() && !c.is_ascii_control() => {
-                self.emit(TokenKind::Char);
-                State::InsideAction
-            }
-            c => self.error(format!(
+            self.pos += c.len_utf8();
+            return self.error_found(format!(
                 "unrecognized character in action: {}",
                 crate::print::go_unicode_repr(c)
-            )),
+            ));
+        }
+        match b {
+            b' ' | b'\t' | b'\r' | b'\n' => self.lex_space(),
+            b'+' | b'-' | b'0'..=b'9' => self.lex_number(),
+            b'_' | b'a'..=b'z' | b'A'..=b'Z' => self.lex_identifier(),
+            _ => {
+                self.pos += 1;
+                match b {
+                    b'=' => {
+                        self.emit(TokenKind::Assign);
+                        State::InsideAction
+                    }
+                    b':' => {
+                        if self.next_char() != Some('=') {
+                            return self.error("expected :=");
+                        }
+                        self.emit(TokenKind::Declare);
+                        State::InsideAction
+                    }
+                    b'|' => {
+                        self.emit(TokenKind::Pipe);
+                        State::InsideAction
+                    }
+                    b'"' => self.lex_quote(),
+                    b'`' => self.lex_raw_quote(),
+                    b'$' => self.lex_variable(),
+                    b'\'' => self.lex_char(),
+                    b'.' => match self.peek_byte() {
+                        Some(b'0'..=b'9') => {
+                            self.pos -= 1;
+                            self.lex_number()
+                        }
+                        _ => self.lex_field_or_variable(TokenKind::Field),
+                    },
+                    b'(' => {
+                        self.paren_depth += 1;
+                        self.emit(TokenKind::LeftParen);
+                        State::InsideAction
+                    }
+                    b')' => {
+                        self.paren_depth -= 1;
+                        if self.paren_depth < 0 {
+                            return self.error("unexpected right paren");
+                        }
+                        self.emit(TokenKind::RightParen);
+                        State::InsideAction
+                    }
+                    _ if !b.is_ascii_control() => {
+                        self.emit(TokenKind::Char);
+                        State::InsideAction
+                    }
+                    _ => self.error_found(format!(
+                        "unrecognized character in action: {}",
+                        crate::print::go_unicode_repr(b as char)
+                    )),
+                }
+            }
         }
     }
 
     fn lex_space(&mut self) -> State {
-        let mut spaces = 0;
-        while let Some(c) = self.peek() {
-            if !is_space(c) {
-                break;
-            }
-            self.pos += c.len_utf8();
-            spaces += 1;
-        }
+        let from = self.pos;
+        self.skip_spaces();
+        let spaces = self.pos - from;
         // A space followed by `-}}` belongs to the trim marker.
-        let before = &self.input[self.pos - 1..];
-        if has_right_trim_marker(before) && before[2..].starts_with(RIGHT_DELIM) {
+        if is_trimmed_right_delim(&self.bytes[self.pos - 1..]) {
             self.pos -= 1;
             if spaces == 1 {
                 return State::InsideAction;
@@ -425,27 +483,41 @@ impl<'a> Lexer<'a> {
     }
 
     fn at_terminator(&self) -> bool {
-        match self.peek() {
+        match self.peek_byte() {
             None => true,
-            Some(c) if is_space(c) => true,
-            Some('.' | ',' | '|' | ':' | ')' | '(') => true,
-            Some(_) => self.rest().starts_with(RIGHT_DELIM),
+            Some(b' ' | b'\t' | b'\r' | b'\n' | b'.' | b',' | b'|' | b':' | b')' | b'(') => true,
+            Some(_) => self.rest_bytes().starts_with(RIGHT_DELIM),
         }
     }
 
-    fn lex_identifier(&mut self) -> State {
-        while let Some(c) = self.peek() {
-            if !is_alphanumeric(c) {
-                break;
+    fn skip_alphanumeric(&mut self) {
+        while let Some(b) = self.peek_byte() {
+            if b == b'_' || b.is_ascii_alphanumeric() {
+                self.pos += 1;
+                continue;
             }
-            self.pos += c.len_utf8();
+            if b.is_ascii() {
+                return;
+            }
+            match self.peek() {
+                Some(c) if is_alphanumeric(c) => self.pos += c.len_utf8(),
+                _ => return,
+            }
         }
+    }
+
+    fn bad_character(&mut self) -> State {
+        let c = self.peek().unwrap_or('\0');
+        self.error_found(format!(
+            "bad character {}",
+            crate::print::go_unicode_repr(c)
+        ))
+    }
+
+    fn lex_identifier(&mut self) -> State {
+        self.skip_alphanumeric();
         if !self.at_terminator() {
-            let c = self.peek().unwrap_or('\0');
-            return self.error(format!(
-                "bad character {}",
-                crate::print::go_unicode_repr(c)
-            ));
+            return self.bad_character();
         }
         let word = &self.input[self.start..self.pos];
         let kind = match keyword(word) {
@@ -474,18 +546,9 @@ impl<'a> Lexer<'a> {
             });
             return State::InsideAction;
         }
-        while let Some(c) = self.peek() {
-            if !is_alphanumeric(c) {
-                break;
-            }
-            self.pos += c.len_utf8();
-        }
+        self.skip_alphanumeric();
         if !self.at_terminator() {
-            let c = self.peek().unwrap_or('\0');
-            return self.error(format!(
-                "bad character {}",
-                crate::print::go_unicode_repr(c)
-            ));
+            return self.bad_character();
         }
         self.emit(kind);
         State::InsideAction
@@ -496,11 +559,11 @@ impl<'a> Lexer<'a> {
             match self.next_char() {
                 Some('\\') => {
                     if matches!(self.next_char(), None | Some('\n')) {
-                        return self.error("unterminated character constant".to_string());
+                        return self.error("unterminated character constant");
                     }
                 }
                 None | Some('\n') => {
-                    return self.error("unterminated character constant".to_string());
+                    return self.error("unterminated character constant");
                 }
                 Some('\'') => break,
                 Some(_) => {}
@@ -510,45 +573,48 @@ impl<'a> Lexer<'a> {
         State::InsideAction
     }
 
-    fn accept(&mut self, valid: &str) -> bool {
-        match self.peek() {
-            Some(c) if valid.contains(c) => {
-                self.pos += c.len_utf8();
+    /// Takes the next character if it is one of `valid` (ASCII bytes).
+    fn accept(&mut self, valid: &[u8]) -> bool {
+        match self.peek_byte() {
+            Some(b) if valid.contains(&b) => {
+                self.pos += 1;
                 true
             }
             _ => false,
         }
     }
 
-    fn accept_run(&mut self, valid: &str) {
+    fn accept_run(&mut self, valid: &[u8]) {
         while self.accept(valid) {}
     }
 
     fn scan_number(&mut self) -> bool {
-        self.accept("+-");
-        let mut digits = "0123456789_";
-        if self.accept("0") {
-            if self.accept("xX") {
-                digits = "0123456789abcdefABCDEF_";
-            } else if self.accept("oO") {
-                digits = "01234567_";
-            } else if self.accept("bB") {
-                digits = "01_";
+        const DECIMAL: &[u8] = b"0123456789_";
+        const HEX: &[u8] = b"0123456789abcdefABCDEF_";
+        self.accept(b"+-");
+        let mut digits = DECIMAL;
+        if self.accept(b"0") {
+            if self.accept(b"xX") {
+                digits = HEX;
+            } else if self.accept(b"oO") {
+                digits = b"01234567_";
+            } else if self.accept(b"bB") {
+                digits = b"01_";
             }
         }
         self.accept_run(digits);
-        if self.accept(".") {
+        if self.accept(b".") {
             self.accept_run(digits);
         }
-        if digits.len() == 11 && self.accept("eE") {
-            self.accept("+-");
-            self.accept_run("0123456789_");
+        if digits == DECIMAL && self.accept(b"eE") {
+            self.accept(b"+-");
+            self.accept_run(DECIMAL);
         }
-        if digits.len() == 23 && self.accept("pP") {
-            self.accept("+-");
-            self.accept_run("0123456789_");
+        if digits == HEX && self.accept(b"pP") {
+            self.accept(b"+-");
+            self.accept_run(DECIMAL);
         }
-        self.accept("i");
+        self.accept(b"i");
         match self.peek() {
             Some(c) if is_alphanumeric(c) => {
                 self.pos += c.len_utf8();
@@ -558,22 +624,20 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    fn bad_number(&mut self) -> State {
+        let text = &self.input[self.start..self.pos];
+        let message = format!("bad number syntax: {}", crate::print::go_quote(text));
+        self.error_found(message)
+    }
+
     fn lex_number(&mut self) -> State {
         if !self.scan_number() {
-            let text = self.input[self.start..self.pos].to_string();
-            return self.error(format!(
-                "bad number syntax: {}",
-                crate::print::go_quote(&text)
-            ));
+            return self.bad_number();
         }
-        if matches!(self.peek(), Some('+' | '-')) {
+        if matches!(self.peek_byte(), Some(b'+' | b'-')) {
             // A complex constant: 1+2i, no spaces, ending in i.
             if !self.scan_number() || !self.input[self.start..self.pos].ends_with('i') {
-                let text = self.input[self.start..self.pos].to_string();
-                return self.error(format!(
-                    "bad number syntax: {}",
-                    crate::print::go_quote(&text)
-                ));
+                return self.bad_number();
             }
             self.emit(TokenKind::Complex);
             return State::InsideAction;
@@ -582,17 +646,22 @@ impl<'a> Lexer<'a> {
         State::InsideAction
     }
 
+    /// Past the closing quote of a "..." string: escapes and UTF-8 need no decoding to find it.
     fn lex_quote(&mut self) -> State {
         loop {
-            match self.next_char() {
-                Some('\\') => {
+            match self.peek_byte() {
+                Some(b'\\') => {
+                    self.pos += 1;
                     if matches!(self.next_char(), None | Some('\n')) {
-                        return self.error("unterminated quoted string".to_string());
+                        return self.error("unterminated quoted string");
                     }
                 }
-                None | Some('\n') => return self.error("unterminated quoted string".to_string()),
-                Some('"') => break,
-                Some(_) => {}
+                None | Some(b'\n') => return self.error("unterminated quoted string"),
+                Some(b'"') => {
+                    self.pos += 1;
+                    break;
+                }
+                Some(_) => self.pos += 1,
             }
         }
         self.emit(TokenKind::String);
@@ -600,13 +669,11 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_raw_quote(&mut self) -> State {
-        loop {
-            match self.next_char() {
-                None => return self.error("unterminated raw quoted string".to_string()),
-                Some('`') => break,
-                Some(_) => {}
-            }
-        }
+        let Some(x) = self.rest().find('`') else {
+            self.pos = self.input.len();
+            return self.error("unterminated raw quoted string");
+        };
+        self.pos += x + 1;
         self.emit(TokenKind::RawString);
         State::InsideAction
     }
@@ -617,9 +684,11 @@ mod tests {
     use super::*;
 
     fn kinds(input: &str) -> Vec<(TokenKind, String)> {
-        lex(input)
-            .into_iter()
-            .map(|t| (t.kind, t.text.into_owned()))
+        let lexed = lex(input);
+        lexed
+            .tokens
+            .iter()
+            .map(|t| (t.kind, lexed.error_message(t).to_string()))
             .collect()
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::lex::{Token, TokenKind, lex_with_comments};
+use super::lex::{Token, TokenKind, lex};
 use super::number::{Constant, NumberKind, parse_constant};
 
 /// A parsed template: its name, the file it came from (for error locations), its body.
@@ -221,18 +221,20 @@ pub fn parse(
     let text: Arc<str> = Arc::from(text);
     let parse_name: Arc<str> = Arc::from(name);
     let lexed_text = text.clone();
-    let (tokens, comments) = lex_with_comments(&lexed_text);
+    let lexed = lex(&lexed_text);
     let uncounted_comments = if go123_comment_lines {
-        comments
+        lexed.comments
     } else {
         Vec::new()
     };
     let mut parser = Parser {
-        tokens,
+        tokens: lexed.tokens,
+        lex_error: lexed.error,
         index: 0,
         text: text.clone(),
         parse_name: parse_name.clone(),
-        vars: vec!["$".to_string()],
+        vars: vec!["$"],
+        var_base: 0,
         range_depth: 0,
         has_function,
         trees: Vec::new(),
@@ -286,10 +288,15 @@ enum Item {
 
 struct Parser<'f, 't> {
     tokens: Vec<Token<'t>>,
+    /// The lexer's message for a final `Error` token with an empty text.
+    lex_error: Option<String>,
     index: usize,
     text: Arc<str>,
     parse_name: Arc<str>,
-    vars: Vec<String>,
+    /// The variables in scope are `vars[var_base..]`: a `define` or `block` body starts a new
+    /// scope with only `$` without giving up the enclosing one's vector.
+    vars: Vec<&'t str>,
+    var_base: usize,
     range_depth: usize,
     has_function: &'f dyn Fn(&str) -> bool,
     trees: Vec<Tree>,
@@ -340,14 +347,14 @@ impl<'t> Parser<'_, 't> {
     }
 
     fn peek(&self) -> Token<'t> {
-        self.tokens
-            .get(self.index)
-            .cloned()
-            .unwrap_or_else(|| Token {
+        match self.tokens.get(self.index) {
+            Some(token) => *token,
+            None => Token {
                 kind: TokenKind::Eof,
                 pos: self.text.len(),
-                text: std::borrow::Cow::Borrowed(""),
-            })
+                text: "",
+            },
+        }
     }
 
     fn next(&mut self) -> Token<'t> {
@@ -363,12 +370,30 @@ impl<'t> Parser<'_, 't> {
     }
 
     fn next_non_space(&mut self) -> Token<'t> {
-        loop {
-            let token = self.next();
+        while let Some(token) = self.tokens.get(self.index) {
             if token.kind != TokenKind::Space {
-                return token;
+                break;
             }
+            self.index += 1;
         }
+        self.next()
+    }
+
+    /// How many `Field` tokens (`.a.b`) follow the current one, to size an identifier list once.
+    fn following_fields(&self) -> usize {
+        self.tokens
+            .get(self.index..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|token| token.kind == TokenKind::Field)
+            .count()
+    }
+
+    fn in_scope(&self, var: &str) -> bool {
+        self.vars
+            .get(self.var_base..)
+            .unwrap_or_default()
+            .contains(&var)
     }
 
     fn peek_non_space(&mut self) -> Token<'t> {
@@ -379,16 +404,20 @@ impl<'t> Parser<'_, 't> {
 
     fn unexpected(&self, token: &Token, context: &str) -> ParseError {
         if token.kind == TokenKind::Error {
+            let message = match &self.lex_error {
+                Some(message) if token.text.is_empty() => message.as_str(),
+                _ => token.text,
+            };
             let mut extra = String::new();
             let line = self.line_of(token.pos);
             let action_line = self.action_pos.map(|pos| self.line_of(pos));
             if let Some(action_line) = action_line.filter(|l| *l != line) {
                 extra = format!(" in action started at {}:{}", self.parse_name, action_line);
-                if token.text.starts_with(" action") {
+                if message.starts_with(" action") {
                     extra = extra[" in action".len()..].to_string();
                 }
             }
-            return self.error_at(token.pos, format!("{token}{extra}"));
+            return self.error_at(token.pos, format!("{message}{extra}"));
         }
         self.error_at(token.pos, format!("unexpected {token} in {context}"))
     }
@@ -402,7 +431,7 @@ impl<'t> Parser<'_, 't> {
     }
 
     fn unquote(&self, token: &Token) -> Result<String, ParseError> {
-        unquote_go(&token.text)
+        unquote_go(token.text)
             .ok_or_else(|| self.error_at(token.pos, "invalid syntax".to_string()))
     }
 
@@ -414,13 +443,26 @@ impl<'t> Parser<'_, 't> {
         }
         let name = self.unquote(&token)?;
         self.expect(TokenKind::RightDelim, context)?;
-        let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+        let (saved_base, var_mark) = self.new_var_scope();
         let (list, end) = self.item_list()?;
-        self.vars = saved_vars;
+        self.end_var_scope(saved_base, var_mark);
         if let Item::Else(pos) = end {
             return Err(self.error_at(pos, format!("unexpected {{{{else}}}} in {context}")));
         }
         self.add_tree(name, list)
+    }
+
+    /// Starts a scope holding only `$`; returns what [`Self::end_var_scope`] restores.
+    fn new_var_scope(&mut self) -> (usize, usize) {
+        let saved = (self.var_base, self.vars.len());
+        self.var_base = self.vars.len();
+        self.vars.push("$");
+        saved
+    }
+
+    fn end_var_scope(&mut self, saved_base: usize, var_mark: usize) {
+        self.vars.truncate(var_mark);
+        self.var_base = saved_base;
     }
 
     fn add_tree(&mut self, name: String, root: Vec<Node>) -> Result<(), ParseError> {
@@ -461,7 +503,7 @@ impl<'t> Parser<'_, 't> {
     fn text_or_action(&mut self) -> Result<Item, ParseError> {
         let token = self.next_non_space();
         match token.kind {
-            TokenKind::Text => Ok(Item::Node(Node::Text(token.text.into_owned()))),
+            TokenKind::Text => Ok(Item::Node(Node::Text(token.text.to_string()))),
             TokenKind::LeftDelim => {
                 self.action_pos = Some(token.pos);
                 let result = self.action();
@@ -596,10 +638,10 @@ impl<'t> Parser<'_, 't> {
         let token = self.next_non_space();
         let name = self.template_name(&token, context)?;
         let pipe = self.pipeline(context, TokenKind::RightDelim)?;
-        let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+        let (saved_base, var_mark) = self.new_var_scope();
         let saved_depth = std::mem::replace(&mut self.range_depth, 0);
         let listed = self.item_list();
-        self.vars = saved_vars;
+        self.end_var_scope(saved_base, var_mark);
         self.range_depth = saved_depth;
         let (list, end) = listed?;
         if let Item::Else(pos) = end {
@@ -634,13 +676,13 @@ impl<'t> Parser<'_, 't> {
                     pipe.is_assign = next.kind == TokenKind::Assign;
                     self.next_non_space();
                     pipe.decl.push(v.text.to_string());
-                    self.vars.push(v.text.into_owned());
+                    self.vars.push(v.text);
                     break;
                 }
                 TokenKind::Char if next.text == "," => {
                     self.next_non_space();
                     pipe.decl.push(v.text.to_string());
-                    self.vars.push(v.text.into_owned());
+                    self.vars.push(v.text);
                     if context == "range" && pipe.decl.len() < 2 {
                         let after = self.peek_non_space();
                         if matches!(
@@ -745,21 +787,16 @@ impl<'t> Parser<'_, 't> {
             return Ok(Some(node));
         }
         let chain_pos = self.peek().pos;
-        let mut fields = Vec::new();
-        while self.peek().kind == TokenKind::Field {
-            let token = self.next();
-            fields.push(token.text.trim_start_matches('.').to_string());
-        }
         Ok(Some(match node {
             Arg::Field { mut idents, .. } => {
-                idents.extend(fields);
+                self.take_fields(&mut idents);
                 Arg::Field {
                     pos: chain_pos,
                     idents,
                 }
             }
             Arg::Variable { mut idents, .. } => {
-                idents.extend(fields);
+                self.take_fields(&mut idents);
                 Arg::Variable {
                     pos: chain_pos,
                     idents,
@@ -770,17 +807,31 @@ impl<'t> Parser<'_, 't> {
             | Arg::Number { .. }
             | Arg::Nil { .. }
             | Arg::Dot { .. } => {
+                // Go reports the error at the chain's last field.
+                self.index += self.following_fields();
                 return Err(self.error(format!(
                     "unexpected . after term {}",
                     super::print::go_quote(&node.to_string())
                 )));
             }
-            other => Arg::Chain {
-                pos: chain_pos,
-                node: Box::new(other),
-                fields,
-            },
+            other => {
+                let mut fields = Vec::with_capacity(self.following_fields());
+                self.take_fields(&mut fields);
+                Arg::Chain {
+                    pos: chain_pos,
+                    node: Box::new(other),
+                    fields,
+                }
+            }
         }))
+    }
+
+    /// Moves the `Field` tokens that follow into `idents`, without their dots.
+    fn take_fields(&mut self, idents: &mut Vec<String>) {
+        while self.peek().kind == TokenKind::Field {
+            let token = self.next();
+            idents.push(token.text.trim_start_matches('.').to_string());
+        }
     }
 
     fn term(&mut self) -> Result<Option<Arg>, ParseError> {
@@ -788,34 +839,37 @@ impl<'t> Parser<'_, 't> {
         let pos = token.pos;
         Ok(Some(match token.kind {
             TokenKind::Identifier => {
-                if !(self.has_function)(&token.text) {
+                if !(self.has_function)(token.text) {
                     return Err(self.error(format!(
                         "function {} not defined",
-                        super::print::go_quote(&token.text)
+                        super::print::go_quote(token.text)
                     )));
                 }
                 Arg::Identifier {
                     pos,
-                    name: token.text.into_owned(),
+                    name: token.text.to_string(),
                 }
             }
             TokenKind::Dot => Arg::Dot { pos },
             TokenKind::Nil => Arg::Nil { pos },
             TokenKind::Variable => {
-                let idents: Vec<String> = token.text.split('.').map(str::to_string).collect();
-                let first = idents.first().cloned().unwrap_or_default();
-                if !self.vars.contains(&first) {
+                let first = token.text.split('.').next().unwrap_or_default();
+                if !self.in_scope(first) {
                     return Err(self.error(format!(
                         "undefined variable {}",
-                        super::print::go_quote(&first)
+                        super::print::go_quote(first)
                     )));
                 }
+                let dots = token.text.bytes().filter(|b| *b == b'.').count();
+                let mut idents = Vec::with_capacity(1 + dots + self.following_fields());
+                idents.extend(token.text.split('.').map(str::to_string));
                 Arg::Variable { pos, idents }
             }
-            TokenKind::Field => Arg::Field {
-                pos,
-                idents: vec![token.text.trim_start_matches('.').to_string()],
-            },
+            TokenKind::Field => {
+                let mut idents = Vec::with_capacity(1 + self.following_fields());
+                idents.push(token.text.trim_start_matches('.').to_string());
+                Arg::Field { pos, idents }
+            }
             TokenKind::Bool => Arg::Bool {
                 pos,
                 value: token.text == "true",
@@ -827,10 +881,10 @@ impl<'t> Parser<'_, 't> {
                     _ => NumberKind::Number,
                 };
                 let value =
-                    parse_constant(&token.text, kind).map_err(|message| self.error(message))?;
+                    parse_constant(token.text, kind).map_err(|message| self.error(message))?;
                 Arg::Number {
                     pos,
-                    text: token.text.into_owned(),
+                    text: token.text.to_string(),
                     value,
                 }
             }
@@ -847,7 +901,7 @@ impl<'t> Parser<'_, 't> {
                 let value = self.unquote(&token)?;
                 Arg::String {
                     pos,
-                    quoted: token.text.into_owned(),
+                    quoted: token.text.to_string(),
                     value,
                 }
             }
@@ -878,6 +932,13 @@ pub fn unquote_go(text: &str) -> Option<String> {
     }
     if quote != b'"' && quote != b'\'' {
         return None;
+    }
+    if !inner
+        .bytes()
+        .any(|b| b == b'\\' || b == b'\n' || b == quote)
+    {
+        // Nothing to decode: most strings in templates.
+        return Some(inner.to_string());
     }
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars().peekable();
