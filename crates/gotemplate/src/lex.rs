@@ -67,62 +67,61 @@ impl TokenKind {
     }
 }
 
-/// One token: its kind, its byte offset in the template text and its text, borrowed from the
-/// template (tokens are `Copy` so that the parser's look-ahead costs no allocation). An
-/// `Error` token's text is Go's message: a constant, or the [`Lexed::error`] text when the
-/// message names what was found.
+/// One token: its kind and where its text is in the template. Tokens are small `Copy` values
+/// without a borrow, so that the parser's look-ahead costs nothing and one token buffer per
+/// thread serves every file (parsing is a large part of rendering a chart).
 #[derive(Clone, Copy, Debug)]
-pub struct Token<'a> {
+pub struct Token {
     pub kind: TokenKind,
-    pub pos: usize,
-    pub text: &'a str,
+    /// Byte offset in the template.
+    pub pos: u32,
+    /// Byte length of the token's text.
+    pub len: u32,
 }
 
-impl std::fmt::Display for Token<'_> {
-    /// Go's `item.String()`, used in parse error messages (an `Error` token shows its text).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.kind {
-            TokenKind::Eof => write!(f, "EOF"),
-            TokenKind::Error => write!(f, "{}", self.text),
-            kind if kind.is_keyword() => write!(f, "<{}>", self.text),
-            _ => {
-                if self.text.chars().count() > 10 {
-                    let short: String = self.text.chars().take(10).collect();
-                    write!(f, "{}...", crate::print::go_quote(&short))
-                } else {
-                    write!(f, "{}", crate::print::go_quote(self.text))
-                }
-            }
-        }
+impl Token {
+    pub fn pos(&self) -> usize {
+        self.pos as usize
+    }
+
+    /// The token's text in `input`, the template it was lexed from.
+    pub fn text<'a>(&self, input: &'a str) -> &'a str {
+        let start = self.pos as usize;
+        input.get(start..start + self.len as usize).unwrap_or("")
     }
 }
+
+/// The largest template the lexer takes (token positions are 32-bit).
+pub const MAX_TEMPLATE_BYTES: usize = u32::MAX as usize;
 
 /// What [`lex`] found.
 pub struct Lexed<'a> {
+    pub input: &'a str,
     /// Ends with `Eof` or `Error`.
-    pub tokens: Vec<Token<'a>>,
+    pub tokens: Vec<Token>,
     /// The byte ranges of the comments' `/* ... */` (what Go 1.23's lexer skips without
     /// counting its newlines).
     pub comments: Vec<std::ops::Range<usize>>,
-    /// The message of a final `Error` token whose text is empty because the message is built
-    /// from what was found (`bad character U+0023 '#'`).
-    pub error: Option<String>,
+    /// Go's message for the final `Error` token, if lexing failed.
+    pub error: Option<Cow<'static, str>>,
 }
 
-impl Lexed<'_> {
-    /// Go's message for an `Error` token.
-    pub fn error_message<'t>(&'t self, token: &Token<'t>) -> &'t str {
-        match &self.error {
-            Some(message) if token.text.is_empty() => message,
-            _ => token.text,
+impl<'a> Lexed<'a> {
+    /// A token's text, or Go's message for an `Error` token.
+    pub fn text(&self, token: &Token) -> &str {
+        match (&self.error, token.kind) {
+            (Some(message), TokenKind::Error) => message,
+            _ => token.text(self.input),
         }
     }
 }
 
-const LEFT_DELIM: &str = "{{";
+use std::borrow::Cow;
+
+const LEFT_DELIM: &[u8; 2] = b"{{";
 const RIGHT_DELIM: &[u8] = b"}}";
 const LEFT_COMMENT: &[u8] = b"/*";
-const RIGHT_COMMENT: &str = "*/";
+const RIGHT_COMMENT: &[u8; 2] = b"*/";
 
 fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
@@ -145,16 +144,46 @@ fn is_trimmed_right_delim(b: &[u8]) -> bool {
     b.len() >= 4 && is_space_byte(b[0]) && b[1] == b'-' && b[2] == b'}' && b[3] == b'}'
 }
 
-/// Where `needle` (two ASCII bytes) first occurs in `haystack`: a memchr-style scan for its
-/// first byte, as templates are mostly text between rare delimiters.
-fn find_pair(haystack: &str, needle: &str) -> Option<usize> {
-    let pair = needle.as_bytes();
-    let bytes = haystack.as_bytes();
-    let first = pair[0] as char;
+/// ASCII bytes that continue an identifier (`_`, letters, digits).
+const IDENTIFIER_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = b == b'_' as usize || (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    table
+};
+
+/// Where `byte` first occurs in `haystack`, eight bytes at a time (templates are mostly text
+/// between delimiters, and `str::find` with a pattern sets up a searcher per call).
+fn find_byte(haystack: &[u8], byte: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let repeated = ONES * byte as u64;
+    let mut chunks = haystack.chunks_exact(8);
+    let mut skipped = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ repeated;
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            break;
+        }
+        skipped += 8;
+    }
+    haystack[skipped..]
+        .iter()
+        .position(|b| *b == byte)
+        .map(|at| skipped + at)
+}
+
+/// Where `needle` (two ASCII bytes) first occurs in `haystack`.
+fn find_pair(haystack: &[u8], needle: &[u8; 2]) -> Option<usize> {
     let mut from = 0;
     loop {
-        let at = from + haystack.get(from..)?.find(first)?;
-        if bytes.get(at + 1) == Some(&pair[1]) {
+        let at = from + find_byte(haystack.get(from..)?, needle[0])?;
+        if haystack.get(at + 1) == Some(&needle[1]) {
             return Some(at);
         }
         from = at + 1;
@@ -179,23 +208,32 @@ fn keyword(word: &str) -> Option<TokenKind> {
     })
 }
 
-/// Splits `input` into tokens and notes where its comments are. Lexing stops after the first
-/// error token; the last token is always `Eof` or `Error`.
+/// Splits `input` (at most [`MAX_TEMPLATE_BYTES`] long) into tokens and notes where its
+/// comments are. Lexing stops after the first error token; the last token is always `Eof` or
+/// `Error`.
 pub fn lex(input: &str) -> Lexed<'_> {
+    lex_into(input, Vec::new())
+}
+
+/// [`lex`] into `tokens` (cleared first), so that a caller can reuse one buffer.
+pub fn lex_into(input: &str, mut tokens: Vec<Token>) -> Lexed<'_> {
+    tokens.clear();
+    // Helm templates run about one token per 7 bytes; sizing once avoids regrowing (and
+    // copying) the token vector several times per file.
+    tokens.reserve(input.len() / 4 + 8);
     let mut lexer = Lexer {
         input,
         bytes: input.as_bytes(),
         start: 0,
         pos: 0,
-        // Helm templates run about one token per 6 bytes; sizing once avoids regrowing (and
-        // copying) the token vector several times per file.
-        tokens: Vec::with_capacity(input.len() / 6 + 8),
+        tokens,
         paren_depth: 0,
         comments: Vec::new(),
         error: None,
     };
     lexer.run();
     Lexed {
+        input,
         tokens: lexer.tokens,
         comments: lexer.comments,
         error: lexer.error,
@@ -207,10 +245,10 @@ struct Lexer<'a> {
     bytes: &'a [u8],
     start: usize,
     pos: usize,
-    tokens: Vec<Token<'a>>,
+    tokens: Vec<Token>,
     paren_depth: i32,
     comments: Vec<std::ops::Range<usize>>,
-    error: Option<String>,
+    error: Option<Cow<'static, str>>,
 }
 
 enum State {
@@ -264,11 +302,11 @@ impl<'a> Lexer<'a> {
     }
 
     fn emit(&mut self, kind: TokenKind) {
-        let text = self.input.get(self.start..self.pos).unwrap_or("");
+        // Both fit: `lex` takes at most MAX_TEMPLATE_BYTES.
         self.tokens.push(Token {
             kind,
-            pos: self.start,
-            text,
+            pos: self.start as u32,
+            len: (self.pos - self.start) as u32,
         });
         self.start = self.pos;
     }
@@ -278,17 +316,17 @@ impl<'a> Lexer<'a> {
     }
 
     fn error(&mut self, message: &'static str) -> State {
-        self.tokens.push(Token {
-            kind: TokenKind::Error,
-            pos: self.start,
-            text: message,
-        });
-        State::Done
+        self.error_found(Cow::Borrowed(message))
     }
 
-    fn error_found(&mut self, message: String) -> State {
+    fn error_found(&mut self, message: Cow<'static, str>) -> State {
         self.error = Some(message);
-        self.error("")
+        self.tokens.push(Token {
+            kind: TokenKind::Error,
+            pos: self.start as u32,
+            len: 0,
+        });
+        State::Done
     }
 
     fn at_right_delim(&self) -> (bool, bool) {
@@ -306,7 +344,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_text(&mut self) -> State {
-        if let Some(x) = find_pair(self.rest(), LEFT_DELIM) {
+        if let Some(x) = find_pair(self.rest_bytes(), LEFT_DELIM) {
             if x > 0 {
                 self.pos += x;
                 let delim_end = self.pos + LEFT_DELIM.len();
@@ -351,7 +389,7 @@ impl<'a> Lexer<'a> {
     fn lex_comment(&mut self) -> State {
         let comment_start = self.pos;
         self.pos += LEFT_COMMENT.len();
-        let Some(x) = find_pair(self.rest(), RIGHT_COMMENT) else {
+        let Some(x) = find_pair(self.rest_bytes(), RIGHT_COMMENT) else {
             return self.error("unclosed comment");
         };
         self.pos += x + RIGHT_COMMENT.len();
@@ -403,10 +441,10 @@ impl<'a> Lexer<'a> {
                 return self.lex_identifier();
             }
             self.pos += c.len_utf8();
-            return self.error_found(format!(
+            return self.error_found(Cow::Owned(format!(
                 "unrecognized character in action: {}",
                 crate::print::go_unicode_repr(c)
-            ));
+            )));
         }
         match b {
             b' ' | b'\t' | b'\r' | b'\n' => self.lex_space(),
@@ -458,10 +496,10 @@ impl<'a> Lexer<'a> {
                         self.emit(TokenKind::Char);
                         State::InsideAction
                     }
-                    _ => self.error_found(format!(
+                    _ => self.error_found(Cow::Owned(format!(
                         "unrecognized character in action: {}",
                         crate::print::go_unicode_repr(b as char)
-                    )),
+                    ))),
                 }
             }
         }
@@ -491,16 +529,18 @@ impl<'a> Lexer<'a> {
     }
 
     fn skip_alphanumeric(&mut self) {
-        while let Some(b) = self.peek_byte() {
-            if b == b'_' || b.is_ascii_alphanumeric() {
-                self.pos += 1;
-                continue;
-            }
-            if b.is_ascii() {
-                return;
-            }
-            match self.peek() {
-                Some(c) if is_alphanumeric(c) => self.pos += c.len_utf8(),
+        loop {
+            let rest = self.rest_bytes();
+            let ascii = rest
+                .iter()
+                .position(|b| !IDENTIFIER_BYTE[*b as usize])
+                .unwrap_or(rest.len());
+            self.pos += ascii;
+            match rest.get(ascii) {
+                Some(b) if !b.is_ascii() => match self.peek() {
+                    Some(c) if is_alphanumeric(c) => self.pos += c.len_utf8(),
+                    _ => return,
+                },
                 _ => return,
             }
         }
@@ -508,10 +548,10 @@ impl<'a> Lexer<'a> {
 
     fn bad_character(&mut self) -> State {
         let c = self.peek().unwrap_or('\0');
-        self.error_found(format!(
+        self.error_found(Cow::Owned(format!(
             "bad character {}",
             crate::print::go_unicode_repr(c)
-        ))
+        )))
     }
 
     fn lex_identifier(&mut self) -> State {
@@ -627,7 +667,7 @@ impl<'a> Lexer<'a> {
     fn bad_number(&mut self) -> State {
         let text = &self.input[self.start..self.pos];
         let message = format!("bad number syntax: {}", crate::print::go_quote(text));
-        self.error_found(message)
+        self.error_found(Cow::Owned(message))
     }
 
     fn lex_number(&mut self) -> State {
@@ -669,7 +709,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_raw_quote(&mut self) -> State {
-        let Some(x) = self.rest().find('`') else {
+        let Some(x) = find_byte(self.rest_bytes(), b'`') else {
             self.pos = self.input.len();
             return self.error("unterminated raw quoted string");
         };
@@ -688,7 +728,7 @@ mod tests {
         lexed
             .tokens
             .iter()
-            .map(|t| (t.kind, lexed.error_message(t).to_string()))
+            .map(|t| (t.kind, lexed.text(t).to_string()))
             .collect()
     }
 

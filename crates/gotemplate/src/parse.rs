@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::lex::{Token, TokenKind, lex};
+use super::lex::{MAX_TEMPLATE_BYTES, Token, TokenKind, lex_into};
 use super::number::{Constant, NumberKind, parse_constant};
 
 /// A parsed template: its name, the file it came from (for error locations), its body.
@@ -218,10 +218,18 @@ pub fn parse(
     has_function: &dyn Fn(&str) -> bool,
     go123_comment_lines: bool,
 ) -> Result<Vec<Tree>, ParseError> {
+    if text.len() > MAX_TEMPLATE_BYTES {
+        return Err(ParseError {
+            parse_name: name.to_string(),
+            line: 1,
+            message: format!("template is larger than {MAX_TEMPLATE_BYTES} bytes"),
+        });
+    }
     let text: Arc<str> = Arc::from(text);
     let parse_name: Arc<str> = Arc::from(name);
     let lexed_text = text.clone();
-    let lexed = lex(&lexed_text);
+    let buffer = TOKEN_BUFFER.with(|buffer| buffer.take());
+    let lexed = lex_into(&lexed_text, buffer);
     let uncounted_comments = if go123_comment_lines {
         lexed.comments
     } else {
@@ -229,6 +237,7 @@ pub fn parse(
     };
     let mut parser = Parser {
         tokens: lexed.tokens,
+        src: &lexed_text,
         lex_error: lexed.error,
         index: 0,
         text: text.clone(),
@@ -242,6 +251,29 @@ pub fn parse(
         nesting: 0,
         uncounted_comments,
     };
+    let result = parse_root(&mut parser);
+    let mut tokens = std::mem::take(&mut parser.tokens);
+    tokens.clear();
+    TOKEN_BUFFER.with(|buffer| buffer.replace(tokens));
+    let root = result?;
+    let top = Tree {
+        name: name.to_string(),
+        parse_name,
+        text,
+        root,
+    };
+    let mut trees = parser.trees;
+    trees.insert(0, top);
+    Ok(trees)
+}
+
+thread_local! {
+    /// The lexer's token buffer, kept between files: it would otherwise be the largest
+    /// allocation of every parse.
+    static TOKEN_BUFFER: std::cell::Cell<Vec<Token>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+fn parse_root(parser: &mut Parser) -> Result<Vec<Node>, ParseError> {
     let mut root = Vec::new();
     while parser.peek().kind != TokenKind::Eof {
         if parser.peek().kind == TokenKind::LeftDelim {
@@ -261,15 +293,7 @@ pub fn parse(
             }
         }
     }
-    let top = Tree {
-        name: name.to_string(),
-        parse_name,
-        text,
-        root,
-    };
-    let mut trees = parser.trees;
-    trees.insert(0, top);
-    Ok(trees)
+    Ok(root)
 }
 
 /// Go's `IsEmptyTree`: only whitespace text (defines-only files like `_helpers.tpl`).
@@ -287,9 +311,11 @@ enum Item {
 }
 
 struct Parser<'f, 't> {
-    tokens: Vec<Token<'t>>,
+    tokens: Vec<Token>,
+    /// The text the tokens point into.
+    src: &'t str,
     /// The lexer's message for a final `Error` token with an empty text.
-    lex_error: Option<String>,
+    lex_error: Option<std::borrow::Cow<'static, str>>,
     index: usize,
     text: Arc<str>,
     parse_name: Arc<str>,
@@ -343,21 +369,44 @@ impl<'t> Parser<'_, 't> {
 
     fn current_pos(&self) -> usize {
         let i = self.index.saturating_sub(1);
-        self.tokens.get(i).map(|t| t.pos).unwrap_or(0)
+        self.tokens.get(i).map(Token::pos).unwrap_or(0)
     }
 
-    fn peek(&self) -> Token<'t> {
+    fn text_of(&self, token: &Token) -> &'t str {
+        token.text(self.src)
+    }
+
+    /// Go's `item.String()`, used in parse error messages.
+    fn describe(&self, token: &Token) -> String {
+        let text = self.text_of(token);
+        match token.kind {
+            TokenKind::Eof => "EOF".to_string(),
+            TokenKind::Error => self.lex_error.as_deref().unwrap_or_default().to_string(),
+            kind if kind.is_keyword() => format!("<{text}>"),
+            _ => {
+                if text.chars().count() > 10 {
+                    let short: String = text.chars().take(10).collect();
+                    format!("{}...", super::print::go_quote(&short))
+                } else {
+                    super::print::go_quote(text)
+                }
+            }
+        }
+    }
+
+    fn peek(&self) -> Token {
         match self.tokens.get(self.index) {
             Some(token) => *token,
             None => Token {
                 kind: TokenKind::Eof,
-                pos: self.text.len(),
-                text: "",
+                // parse() refuses texts longer than u32::MAX.
+                pos: self.src.len() as u32,
+                len: 0,
             },
         }
     }
 
-    fn next(&mut self) -> Token<'t> {
+    fn next(&mut self) -> Token {
         let token = self.peek();
         if self.index < self.tokens.len() {
             self.index += 1;
@@ -369,7 +418,7 @@ impl<'t> Parser<'_, 't> {
         self.index = self.index.saturating_sub(1);
     }
 
-    fn next_non_space(&mut self) -> Token<'t> {
+    fn next_non_space(&mut self) -> Token {
         while let Some(token) = self.tokens.get(self.index) {
             if token.kind != TokenKind::Space {
                 break;
@@ -396,7 +445,7 @@ impl<'t> Parser<'_, 't> {
             .contains(&var)
     }
 
-    fn peek_non_space(&mut self) -> Token<'t> {
+    fn peek_non_space(&mut self) -> Token {
         let token = self.next_non_space();
         self.backup();
         token
@@ -404,12 +453,9 @@ impl<'t> Parser<'_, 't> {
 
     fn unexpected(&self, token: &Token, context: &str) -> ParseError {
         if token.kind == TokenKind::Error {
-            let message = match &self.lex_error {
-                Some(message) if token.text.is_empty() => message.as_str(),
-                _ => token.text,
-            };
+            let message = self.lex_error.as_deref().unwrap_or_default();
             let mut extra = String::new();
-            let line = self.line_of(token.pos);
+            let line = self.line_of(token.pos());
             let action_line = self.action_pos.map(|pos| self.line_of(pos));
             if let Some(action_line) = action_line.filter(|l| *l != line) {
                 extra = format!(" in action started at {}:{}", self.parse_name, action_line);
@@ -417,12 +463,13 @@ impl<'t> Parser<'_, 't> {
                     extra = extra[" in action".len()..].to_string();
                 }
             }
-            return self.error_at(token.pos, format!("{message}{extra}"));
+            return self.error_at(token.pos(), format!("{message}{extra}"));
         }
-        self.error_at(token.pos, format!("unexpected {token} in {context}"))
+        let token_text = self.describe(token);
+        self.error_at(token.pos(), format!("unexpected {token_text} in {context}"))
     }
 
-    fn expect(&mut self, kind: TokenKind, context: &str) -> Result<Token<'t>, ParseError> {
+    fn expect(&mut self, kind: TokenKind, context: &str) -> Result<Token, ParseError> {
         let token = self.next_non_space();
         if token.kind != kind {
             return Err(self.unexpected(&token, context));
@@ -431,8 +478,8 @@ impl<'t> Parser<'_, 't> {
     }
 
     fn unquote(&self, token: &Token) -> Result<String, ParseError> {
-        unquote_go(token.text)
-            .ok_or_else(|| self.error_at(token.pos, "invalid syntax".to_string()))
+        unquote_go(self.text_of(token))
+            .ok_or_else(|| self.error_at(token.pos(), "invalid syntax".to_string()))
     }
 
     fn parse_definition(&mut self) -> Result<(), ParseError> {
@@ -503,9 +550,9 @@ impl<'t> Parser<'_, 't> {
     fn text_or_action(&mut self) -> Result<Item, ParseError> {
         let token = self.next_non_space();
         match token.kind {
-            TokenKind::Text => Ok(Item::Node(Node::Text(token.text.to_string()))),
+            TokenKind::Text => Ok(Item::Node(Node::Text(self.text_of(&token).to_string()))),
             TokenKind::LeftDelim => {
-                self.action_pos = Some(token.pos);
+                self.action_pos = Some(token.pos());
                 let result = self.action();
                 self.action_pos = None;
                 result
@@ -541,14 +588,14 @@ impl<'t> Parser<'_, 't> {
             TokenKind::Else => {
                 let peek = self.peek_non_space();
                 if matches!(peek.kind, TokenKind::If | TokenKind::With) {
-                    return Ok(Item::Else(peek.pos));
+                    return Ok(Item::Else(peek.pos()));
                 }
                 let token = self.expect(TokenKind::RightDelim, "else")?;
-                return Ok(Item::Else(token.pos));
+                return Ok(Item::Else(token.pos()));
             }
             TokenKind::End => {
                 let token = self.expect(TokenKind::RightDelim, "end")?;
-                return Ok(Item::End(token.pos));
+                return Ok(Item::End(token.pos()));
             }
             TokenKind::If => return self.control("if").map(|b| Item::Node(Node::If(b))),
             TokenKind::Range => {
@@ -627,7 +674,7 @@ impl<'t> Parser<'_, 't> {
             None
         };
         Ok(Node::Template {
-            pos: token.pos,
+            pos: token.pos(),
             name,
             pipe,
         })
@@ -649,7 +696,7 @@ impl<'t> Parser<'_, 't> {
         }
         self.add_tree(name.clone(), list)?;
         Ok(Node::Template {
-            pos: token.pos,
+            pos: token.pos(),
             name,
             pipe: Some(pipe),
         })
@@ -658,7 +705,7 @@ impl<'t> Parser<'_, 't> {
     fn pipeline(&mut self, context: &str, end: TokenKind) -> Result<Pipe, ParseError> {
         let start = self.peek_non_space();
         let mut pipe = Pipe {
-            pos: start.pos,
+            pos: start.pos(),
             is_assign: false,
             decl: Vec::new(),
             cmds: Vec::new(),
@@ -675,14 +722,16 @@ impl<'t> Parser<'_, 't> {
                 TokenKind::Assign | TokenKind::Declare => {
                     pipe.is_assign = next.kind == TokenKind::Assign;
                     self.next_non_space();
-                    pipe.decl.push(v.text.to_string());
-                    self.vars.push(v.text);
+                    let var = self.text_of(&v);
+                    pipe.decl.push(var.to_string());
+                    self.vars.push(var);
                     break;
                 }
-                TokenKind::Char if next.text == "," => {
+                TokenKind::Char if self.text_of(&next) == "," => {
                     self.next_non_space();
-                    pipe.decl.push(v.text.to_string());
-                    self.vars.push(v.text);
+                    let var = self.text_of(&v);
+                    pipe.decl.push(var.to_string());
+                    self.vars.push(var);
                     if context == "range" && pipe.decl.len() < 2 {
                         let after = self.peek_non_space();
                         if matches!(
@@ -756,7 +805,7 @@ impl<'t> Parser<'_, 't> {
     fn command(&mut self) -> Result<Command, ParseError> {
         let start = self.peek_non_space();
         let mut cmd = Command {
-            pos: start.pos,
+            pos: start.pos(),
             args: Vec::new(),
         };
         loop {
@@ -786,7 +835,7 @@ impl<'t> Parser<'_, 't> {
         if self.peek().kind != TokenKind::Field {
             return Ok(Some(node));
         }
-        let chain_pos = self.peek().pos;
+        let chain_pos = self.peek().pos();
         Ok(Some(match node {
             Arg::Field { mut idents, .. } => {
                 self.take_fields(&mut idents);
@@ -830,49 +879,50 @@ impl<'t> Parser<'_, 't> {
     fn take_fields(&mut self, idents: &mut Vec<String>) {
         while self.peek().kind == TokenKind::Field {
             let token = self.next();
-            idents.push(token.text.trim_start_matches('.').to_string());
+            idents.push(self.text_of(&token).trim_start_matches('.').to_string());
         }
     }
 
     fn term(&mut self) -> Result<Option<Arg>, ParseError> {
         let token = self.next_non_space();
-        let pos = token.pos;
+        let pos = token.pos();
+        let text = self.text_of(&token);
         Ok(Some(match token.kind {
             TokenKind::Identifier => {
-                if !(self.has_function)(token.text) {
+                if !(self.has_function)(text) {
                     return Err(self.error(format!(
                         "function {} not defined",
-                        super::print::go_quote(token.text)
+                        super::print::go_quote(text)
                     )));
                 }
                 Arg::Identifier {
                     pos,
-                    name: token.text.to_string(),
+                    name: text.to_string(),
                 }
             }
             TokenKind::Dot => Arg::Dot { pos },
             TokenKind::Nil => Arg::Nil { pos },
             TokenKind::Variable => {
-                let first = token.text.split('.').next().unwrap_or_default();
+                let first = text.split('.').next().unwrap_or_default();
                 if !self.in_scope(first) {
                     return Err(self.error(format!(
                         "undefined variable {}",
                         super::print::go_quote(first)
                     )));
                 }
-                let dots = token.text.bytes().filter(|b| *b == b'.').count();
+                let dots = text.bytes().filter(|b| *b == b'.').count();
                 let mut idents = Vec::with_capacity(1 + dots + self.following_fields());
-                idents.extend(token.text.split('.').map(str::to_string));
+                idents.extend(text.split('.').map(str::to_string));
                 Arg::Variable { pos, idents }
             }
             TokenKind::Field => {
                 let mut idents = Vec::with_capacity(1 + self.following_fields());
-                idents.push(token.text.trim_start_matches('.').to_string());
+                idents.push(text.trim_start_matches('.').to_string());
                 Arg::Field { pos, idents }
             }
             TokenKind::Bool => Arg::Bool {
                 pos,
-                value: token.text == "true",
+                value: text == "true",
             },
             TokenKind::CharConstant | TokenKind::Number | TokenKind::Complex => {
                 let kind = match token.kind {
@@ -881,10 +931,10 @@ impl<'t> Parser<'_, 't> {
                     _ => NumberKind::Number,
                 };
                 let value =
-                    parse_constant(token.text, kind).map_err(|message| self.error(message))?;
+                    parse_constant(text, kind).map_err(|message| self.error(message))?;
                 Arg::Number {
                     pos,
-                    text: token.text.to_string(),
+                    text: text.to_string(),
                     value,
                 }
             }
@@ -901,7 +951,7 @@ impl<'t> Parser<'_, 't> {
                 let value = self.unquote(&token)?;
                 Arg::String {
                     pos,
-                    quoted: token.text.to_string(),
+                    quoted: text.to_string(),
                     value,
                 }
             }
