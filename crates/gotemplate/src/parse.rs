@@ -930,8 +930,7 @@ impl<'t> Parser<'_, 't> {
                     TokenKind::Complex => NumberKind::Complex,
                     _ => NumberKind::Number,
                 };
-                let value =
-                    parse_constant(text, kind).map_err(|message| self.error(message))?;
+                let value = parse_constant(text, kind).map_err(|message| self.error(message))?;
                 Arg::Number {
                     pos,
                     text: text.to_string(),
