@@ -459,7 +459,8 @@ impl<'t> Parser<'_, 't> {
             let action_line = self.action_pos.map(|pos| self.line_of(pos));
             if let Some(action_line) = action_line.filter(|l| *l != line) {
                 extra = format!(" in action started at {}:{}", self.parse_name, action_line);
-                if message.starts_with(" action") {
+                // Go avoids "unclosed action in action started at".
+                if message.ends_with(" action") {
                     extra = extra[" in action".len()..].to_string();
                 }
             }
@@ -1080,6 +1081,15 @@ mod tests {
         };
         assert_eq!(line(false), Some(7));
         assert_eq!(line(true), Some(5));
+    }
+
+    #[test]
+    fn an_unclosed_action_names_its_first_line_once() {
+        let err = parse_all("a: 1\nb: {{ .x\n\n").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("template: t.yaml:4: unclosed action started at t.yaml:2")
+        );
     }
 
     #[test]
