@@ -67,57 +67,127 @@ impl TokenKind {
     }
 }
 
-/// One token: its kind, its byte offset in the template text and its text (borrowed from the
-/// template; owned only for error messages).
-#[derive(Clone, Debug)]
-pub struct Token<'a> {
+/// One token: its kind and where its text is in the template. Tokens are small `Copy` values
+/// without a borrow, so that the parser's look-ahead costs nothing and one token buffer per
+/// thread serves every file (parsing is a large part of rendering a chart).
+#[derive(Clone, Copy, Debug)]
+pub struct Token {
     pub kind: TokenKind,
-    pub pos: usize,
-    pub text: Cow<'a, str>,
+    /// Byte offset in the template.
+    pub pos: u32,
+    /// Byte length of the token's text.
+    pub len: u32,
 }
 
-impl std::fmt::Display for Token<'_> {
-    /// Go's `item.String()`, used in parse error messages.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.kind {
-            TokenKind::Eof => write!(f, "EOF"),
-            TokenKind::Error => write!(f, "{}", self.text),
-            kind if kind.is_keyword() => write!(f, "<{}>", self.text),
-            _ => {
-                if self.text.chars().count() > 10 {
-                    let short: String = self.text.chars().take(10).collect();
-                    write!(f, "{}...", crate::print::go_quote(&short))
-                } else {
-                    write!(f, "{}", crate::print::go_quote(&self.text))
-                }
-            }
+impl Token {
+    pub fn pos(&self) -> usize {
+        self.pos as usize
+    }
+
+    /// The token's text in `input`, the template it was lexed from.
+    pub fn text<'a>(&self, input: &'a str) -> &'a str {
+        let start = self.pos as usize;
+        input.get(start..start + self.len as usize).unwrap_or("")
+    }
+}
+
+/// The largest template the lexer takes (token positions are 32-bit).
+pub const MAX_TEMPLATE_BYTES: usize = u32::MAX as usize;
+
+/// What [`lex`] found.
+pub struct Lexed<'a> {
+    pub input: &'a str,
+    /// Ends with `Eof` or `Error`.
+    pub tokens: Vec<Token>,
+    /// The byte ranges of the comments' `/* ... */` (what Go 1.23's lexer skips without
+    /// counting its newlines).
+    pub comments: Vec<std::ops::Range<usize>>,
+    /// Go's message for the final `Error` token, if lexing failed.
+    pub error: Option<Cow<'static, str>>,
+}
+
+impl<'a> Lexed<'a> {
+    /// A token's text, or Go's message for an `Error` token.
+    pub fn text(&self, token: &Token) -> &str {
+        match (&self.error, token.kind) {
+            (Some(message), TokenKind::Error) => message,
+            _ => token.text(self.input),
         }
     }
 }
 
 use std::borrow::Cow;
 
-const LEFT_DELIM: &str = "{{";
-const RIGHT_DELIM: &str = "}}";
-const LEFT_COMMENT: &str = "/*";
-const RIGHT_COMMENT: &str = "*/";
+const LEFT_DELIM: &[u8; 2] = b"{{";
+const RIGHT_DELIM: &[u8] = b"}}";
+const LEFT_COMMENT: &[u8] = b"/*";
+const RIGHT_COMMENT: &[u8; 2] = b"*/";
 
 fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+fn is_space_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 pub fn is_alphanumeric(c: char) -> bool {
     c == '_' || c.is_alphabetic() || c.is_numeric()
 }
 
-fn has_left_trim_marker(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() >= 2 && b[0] == b'-' && is_space(b[1] as char)
+fn has_left_trim_marker(b: &[u8]) -> bool {
+    b.len() >= 2 && b[0] == b'-' && is_space_byte(b[1])
 }
 
-fn has_right_trim_marker(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() >= 2 && is_space(b[0] as char) && b[1] == b'-'
+/// ` -}}` at the start of `b`.
+fn is_trimmed_right_delim(b: &[u8]) -> bool {
+    b.len() >= 4 && is_space_byte(b[0]) && b[1] == b'-' && b[2] == b'}' && b[3] == b'}'
+}
+
+/// ASCII bytes that continue an identifier (`_`, letters, digits).
+const IDENTIFIER_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = b == b'_' as usize || (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    table
+};
+
+/// Where `byte` first occurs in `haystack`, eight bytes at a time (templates are mostly text
+/// between delimiters, and `str::find` with a pattern sets up a searcher per call).
+fn find_byte(haystack: &[u8], byte: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let repeated = ONES * byte as u64;
+    let mut chunks = haystack.chunks_exact(8);
+    let mut skipped = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ repeated;
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            break;
+        }
+        skipped += 8;
+    }
+    haystack[skipped..]
+        .iter()
+        .position(|b| *b == byte)
+        .map(|at| skipped + at)
+}
+
+/// Where `needle` (two ASCII bytes) first occurs in `haystack`.
+fn find_pair(haystack: &[u8], needle: &[u8; 2]) -> Option<usize> {
+    let mut from = 0;
+    loop {
+        let at = from + find_byte(haystack.get(from..)?, needle[0])?;
+        if haystack.get(at + 1) == Some(&needle[1]) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
 }
 
 fn keyword(word: &str) -> Option<TokenKind> {
@@ -138,34 +208,47 @@ fn keyword(word: &str) -> Option<TokenKind> {
     })
 }
 
-/// Splits `input` into tokens. Lexing stops after the first error token; the last token is
-/// always `Eof` or `Error`.
-pub fn lex(input: &str) -> Vec<Token<'_>> {
-    lex_with_comments(input).0
+/// Splits `input` (at most [`MAX_TEMPLATE_BYTES`] long) into tokens and notes where its
+/// comments are. Lexing stops after the first error token; the last token is always `Eof` or
+/// `Error`.
+pub fn lex(input: &str) -> Lexed<'_> {
+    lex_into(input, Vec::new())
 }
 
-/// [`lex`], with the byte ranges of the comments' `/* ... */` (what Go 1.23's lexer skips
-/// without counting its newlines).
-pub fn lex_with_comments(input: &str) -> (Vec<Token<'_>>, Vec<std::ops::Range<usize>>) {
+/// [`lex`] into `tokens` (cleared first), so that a caller can reuse one buffer.
+pub fn lex_into(input: &str, mut tokens: Vec<Token>) -> Lexed<'_> {
+    tokens.clear();
+    // Helm templates run about one token per 7 bytes; sizing once avoids regrowing (and
+    // copying) the token vector several times per file.
+    tokens.reserve(input.len() / 4 + 8);
     let mut lexer = Lexer {
         input,
+        bytes: input.as_bytes(),
         start: 0,
         pos: 0,
-        tokens: Vec::new(),
+        tokens,
         paren_depth: 0,
         comments: Vec::new(),
+        error: None,
     };
     lexer.run();
-    (lexer.tokens, lexer.comments)
+    Lexed {
+        input,
+        tokens: lexer.tokens,
+        comments: lexer.comments,
+        error: lexer.error,
+    }
 }
 
 struct Lexer<'a> {
     input: &'a str,
+    bytes: &'a [u8],
     start: usize,
     pos: usize,
-    tokens: Vec<Token<'a>>,
+    tokens: Vec<Token>,
     paren_depth: i32,
     comments: Vec<std::ops::Range<usize>>,
+    error: Option<Cow<'static, str>>,
 }
 
 enum State {
@@ -196,7 +279,19 @@ impl<'a> Lexer<'a> {
         self.input.get(self.pos..).unwrap_or("")
     }
 
+    fn rest_bytes(&self) -> &'a [u8] {
+        self.bytes.get(self.pos..).unwrap_or(&[])
+    }
+
+    fn peek_byte(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
     fn peek(&self) -> Option<char> {
+        let b = self.peek_byte()?;
+        if b.is_ascii() {
+            return Some(b as char);
+        }
         self.rest().chars().next()
     }
 
@@ -206,18 +301,12 @@ impl<'a> Lexer<'a> {
         Some(c)
     }
 
-    fn backup_char(&mut self, c: Option<char>) {
-        if let Some(c) = c {
-            self.pos -= c.len_utf8();
-        }
-    }
-
     fn emit(&mut self, kind: TokenKind) {
-        let text = Cow::Borrowed(self.input.get(self.start..self.pos).unwrap_or(""));
+        // Both fit: `lex` takes at most MAX_TEMPLATE_BYTES.
         self.tokens.push(Token {
             kind,
-            pos: self.start,
-            text,
+            pos: self.start as u32,
+            len: (self.pos - self.start) as u32,
         });
         self.start = self.pos;
     }
@@ -226,30 +315,41 @@ impl<'a> Lexer<'a> {
         self.start = self.pos;
     }
 
-    fn error(&mut self, message: String) -> State {
+    fn error(&mut self, message: &'static str) -> State {
+        self.error_found(Cow::Borrowed(message))
+    }
+
+    fn error_found(&mut self, message: Cow<'static, str>) -> State {
+        self.error = Some(message);
         self.tokens.push(Token {
             kind: TokenKind::Error,
-            pos: self.start,
-            text: Cow::Owned(message),
+            pos: self.start as u32,
+            len: 0,
         });
         State::Done
     }
 
     fn at_right_delim(&self) -> (bool, bool) {
-        let rest = self.rest();
-        if has_right_trim_marker(rest) && rest[2..].starts_with(RIGHT_DELIM) {
+        let rest = self.rest_bytes();
+        if is_trimmed_right_delim(rest) {
             return (true, true);
         }
         (rest.starts_with(RIGHT_DELIM), false)
     }
 
+    fn skip_spaces(&mut self) {
+        while self.peek_byte().is_some_and(is_space_byte) {
+            self.pos += 1;
+        }
+    }
+
     fn lex_text(&mut self) -> State {
-        if let Some(x) = self.rest().find(LEFT_DELIM) {
+        if let Some(x) = find_pair(self.rest_bytes(), LEFT_DELIM) {
             if x > 0 {
                 self.pos += x;
                 let delim_end = self.pos + LEFT_DELIM.len();
                 let mut trim = 0;
-                if has_left_trim_marker(&self.input[delim_end..]) {
+                if has_left_trim_marker(&self.bytes[delim_end..]) {
                     let text = &self.input[self.start..self.pos];
                     trim = text.len() - text.trim_end_matches(is_space).len();
                 }
@@ -272,9 +372,9 @@ impl<'a> Lexer<'a> {
 
     fn lex_left_delim(&mut self) -> State {
         self.pos += LEFT_DELIM.len();
-        let trim = has_left_trim_marker(self.rest());
+        let trim = has_left_trim_marker(self.rest_bytes());
         let after_marker = if trim { 2 } else { 0 };
-        if self.input[self.pos + after_marker..].starts_with(LEFT_COMMENT) {
+        if self.bytes[self.pos + after_marker..].starts_with(LEFT_COMMENT) {
             self.pos += after_marker;
             self.ignore();
             return State::Comment;
@@ -289,22 +389,21 @@ impl<'a> Lexer<'a> {
     fn lex_comment(&mut self) -> State {
         let comment_start = self.pos;
         self.pos += LEFT_COMMENT.len();
-        let Some(x) = self.rest().find(RIGHT_COMMENT) else {
-            return self.error("unclosed comment".to_string());
+        let Some(x) = find_pair(self.rest_bytes(), RIGHT_COMMENT) else {
+            return self.error("unclosed comment");
         };
         self.pos += x + RIGHT_COMMENT.len();
         self.comments.push(comment_start..self.pos);
         let (delim, trim) = self.at_right_delim();
         if !delim {
-            return self.error("comment ends before closing delimiter".to_string());
+            return self.error("comment ends before closing delimiter");
         }
         if trim {
             self.pos += 2;
         }
         self.pos += RIGHT_DELIM.len();
         if trim {
-            let rest = self.rest();
-            self.pos += rest.len() - rest.trim_start_matches(is_space).len();
+            self.skip_spaces();
         }
         self.ignore();
         State::Text
@@ -319,8 +418,7 @@ impl<'a> Lexer<'a> {
         self.pos += RIGHT_DELIM.len();
         self.emit(TokenKind::RightDelim);
         if trim {
-            let rest = self.rest();
-            self.pos += rest.len() - rest.trim_start_matches(is_space).len();
+            self.skip_spaces();
             self.ignore();
         }
         State::Text
@@ -332,89 +430,87 @@ impl<'a> Lexer<'a> {
             if self.paren_depth == 0 {
                 return State::RightDelim;
             }
-            return self.error("unclosed left paren".to_string());
+            return self.error("unclosed left paren");
         }
-        let Some(c) = self.next_char() else {
-            return self.error("unclosed action".to_string());
+        let Some(b) = self.peek_byte() else {
+            return self.error("unclosed action");
         };
-        match c {
-            c if is_space(c) => {
-                self.backup_char(Some(c));
-                self.lex_space()
+        if !b.is_ascii() {
+            let c = self.peek().unwrap_or('\0');
+            if is_alphanumeric(c) {
+                return self.lex_identifier();
             }
-            '=' => {
-                self.emit(TokenKind::Assign);
-                State::InsideAction
-            }
-            ':' => {
-                if self.next_char() != Some('=') {
-                    return self.error("expected :=".to_string());
-                }
-                self.emit(TokenKind::Declare);
-                State::InsideAction
-            }
-            '|' => {
-                self.emit(TokenKind::Pipe);
-                State::InsideAction
-            }
-            '"' => self.lex_quote(),
-            '`' => self.lex_raw_quote(),
-            '$' => self.lex_variable(),
-            '\'' => self.lex_char(),
-            '.' => {
-                let next = self.rest().as_bytes().first().copied();
-                match next {
-                    Some(b) if b.is_ascii_digit() => {
-                        self.backup_char(Some('.'));
-                        self.lex_number()
-                    }
-                    _ => self.lex_field_or_variable(TokenKind::Field),
-                }
-            }
-            '+' | '-' | '0'..='9' => {
-                self.backup_char(Some(c));
-                self.lex_number()
-            }
-            c if is_alphanumeric(c) => {
-                self.backup_char(Some(c));
-                self.lex_identifier()
-            }
-            '(' => {
-                self.paren_depth += 1;
-                self.emit(TokenKind::LeftParen);
-                State::InsideAction
-            }
-            ')' => {
-                self.paren_depth -= 1;
-                if self.paren_depth < 0 {
-                    return self.error("unexpected right paren".to_string());
-                }
-                self.emit(TokenKind::RightParen);
-                State::InsideAction
-            }
-            c if c.is_ascii() && !c.is_ascii_control() => {
-                self.emit(TokenKind::Char);
-                State::InsideAction
-            }
-            c => self.error(format!(
+            self.pos += c.len_utf8();
+            return self.error_found(Cow::Owned(format!(
                 "unrecognized character in action: {}",
                 crate::print::go_unicode_repr(c)
-            )),
+            )));
+        }
+        match b {
+            b' ' | b'\t' | b'\r' | b'\n' => self.lex_space(),
+            b'+' | b'-' | b'0'..=b'9' => self.lex_number(),
+            b'_' | b'a'..=b'z' | b'A'..=b'Z' => self.lex_identifier(),
+            _ => {
+                self.pos += 1;
+                match b {
+                    b'=' => {
+                        self.emit(TokenKind::Assign);
+                        State::InsideAction
+                    }
+                    b':' => {
+                        if self.next_char() != Some('=') {
+                            return self.error("expected :=");
+                        }
+                        self.emit(TokenKind::Declare);
+                        State::InsideAction
+                    }
+                    b'|' => {
+                        self.emit(TokenKind::Pipe);
+                        State::InsideAction
+                    }
+                    b'"' => self.lex_quote(),
+                    b'`' => self.lex_raw_quote(),
+                    b'$' => self.lex_variable(),
+                    b'\'' => self.lex_char(),
+                    b'.' => match self.peek_byte() {
+                        Some(b'0'..=b'9') => {
+                            self.pos -= 1;
+                            self.lex_number()
+                        }
+                        _ => self.lex_field_or_variable(TokenKind::Field),
+                    },
+                    b'(' => {
+                        self.paren_depth += 1;
+                        self.emit(TokenKind::LeftParen);
+                        State::InsideAction
+                    }
+                    b')' => {
+                        self.paren_depth -= 1;
+                        if self.paren_depth < 0 {
+                            return self.error("unexpected right paren");
+                        }
+                        self.emit(TokenKind::RightParen);
+                        State::InsideAction
+                    }
+                    _ if !b.is_ascii_control() => {
+                        self.emit(TokenKind::Char);
+                        State::InsideAction
+                    }
+                    _ => self.error_found(Cow::Owned(format!(
+                        "unrecognized character in action: {}",
+                        crate::print::go_unicode_repr(b as char)
+                    ))),
+                }
+            }
         }
     }
 
     fn lex_space(&mut self) -> State {
-        let mut spaces = 0;
-        while let Some(c) = self.peek() {
-            if !is_space(c) {
-                break;
-            }
-            self.pos += c.len_utf8();
-            spaces += 1;
-        }
+        let from = self.pos;
+        self.skip_spaces();
+        let spaces = self.pos - from;
         // A space followed by `-}}` belongs to the trim marker.
-        let before = &self.input[self.pos - 1..];
-        if has_right_trim_marker(before) && before[2..].starts_with(RIGHT_DELIM) {
+        if is_trimmed_right_delim(&self.bytes[self.pos - 1..]) {
             self.pos -= 1;
             if spaces == 1 {
                 return State::InsideAction;
@@ -425,27 +521,43 @@ impl<'a> Lexer<'a> {
     }
 
     fn at_terminator(&self) -> bool {
-        match self.peek() {
+        match self.peek_byte() {
             None => true,
-            Some(c) if is_space(c) => true,
-            Some('.' | ',' | '|' | ':' | ')' | '(') => true,
-            Some(_) => self.rest().starts_with(RIGHT_DELIM),
+            Some(b' ' | b'\t' | b'\r' | b'\n' | b'.' | b',' | b'|' | b':' | b')' | b'(') => true,
+            Some(_) => self.rest_bytes().starts_with(RIGHT_DELIM),
         }
     }
 
-    fn lex_identifier(&mut self) -> State {
-        while let Some(c) = self.peek() {
-            if !is_alphanumeric(c) {
-                break;
+    fn skip_alphanumeric(&mut self) {
+        loop {
+            let rest = self.rest_bytes();
+            let ascii = rest
+                .iter()
+                .position(|b| !IDENTIFIER_BYTE[*b as usize])
+                .unwrap_or(rest.len());
+            self.pos += ascii;
+            match rest.get(ascii) {
+                Some(b) if !b.is_ascii() => match self.peek() {
+                    Some(c) if is_alphanumeric(c) => self.pos += c.len_utf8(),
+                    _ => return,
+                },
+                _ => return,
             }
-            self.pos += c.len_utf8();
         }
+    }
+
+    fn bad_character(&mut self) -> State {
+        let c = self.peek().unwrap_or('\0');
+        self.error_found(Cow::Owned(format!(
+            "bad character {}",
+            crate::print::go_unicode_repr(c)
+        )))
+    }
+
+    fn lex_identifier(&mut self) -> State {
+        self.skip_alphanumeric();
         if !self.at_terminator() {
-            let c = self.peek().unwrap_or('\0');
-            return self.error(format!(
-                "bad character {}",
-                crate::print::go_unicode_repr(c)
-            ));
+            return self.bad_character();
         }
         let word = &self.input[self.start..self.pos];
         let kind = match keyword(word) {
@@ -474,18 +586,9 @@ impl<'a> Lexer<'a> {
             });
             return State::InsideAction;
         }
-        while let Some(c) = self.peek() {
-            if !is_alphanumeric(c) {
-                break;
-            }
-            self.pos += c.len_utf8();
-        }
+        self.skip_alphanumeric();
         if !self.at_terminator() {
-            let c = self.peek().unwrap_or('\0');
-            return self.error(format!(
-                "bad character {}",
-                crate::print::go_unicode_repr(c)
-            ));
+            return self.bad_character();
         }
         self.emit(kind);
         State::InsideAction
@@ -496,11 +599,11 @@ impl<'a> Lexer<'a> {
             match self.next_char() {
                 Some('\\') => {
                     if matches!(self.next_char(), None | Some('\n')) {
-                        return self.error("unterminated character constant".to_string());
+                        return self.error("unterminated character constant");
                     }
                 }
                 None | Some('\n') => {
-                    return self.error("unterminated character constant".to_string());
+                    return self.error("unterminated character constant");
                 }
                 Some('\'') => break,
                 Some(_) => {}
@@ -510,45 +613,48 @@ impl<'a> Lexer<'a> {
         State::InsideAction
     }
 
-    fn accept(&mut self, valid: &str) -> bool {
-        match self.peek() {
-            Some(c) if valid.contains(c) => {
-                self.pos += c.len_utf8();
+    /// Takes the next character if it is one of `valid` (ASCII bytes).
+    fn accept(&mut self, valid: &[u8]) -> bool {
+        match self.peek_byte() {
+            Some(b) if valid.contains(&b) => {
+                self.pos += 1;
                 true
             }
             _ => false,
         }
     }
 
-    fn accept_run(&mut self, valid: &str) {
+    fn accept_run(&mut self, valid: &[u8]) {
         while self.accept(valid) {}
     }
 
     fn scan_number(&mut self) -> bool {
-        self.accept("+-");
-        let mut digits = "0123456789_";
-        if self.accept("0") {
-            if self.accept("xX") {
-                digits = "0123456789abcdefABCDEF_";
-            } else if self.accept("oO") {
-                digits = "01234567_";
-            } else if self.accept("bB") {
-                digits = "01_";
+        const DECIMAL: &[u8] = b"0123456789_";
+        const HEX: &[u8] = b"0123456789abcdefABCDEF_";
+        self.accept(b"+-");
+        let mut digits = DECIMAL;
+        if self.accept(b"0") {
+            if self.accept(b"xX") {
+                digits = HEX;
+            } else if self.accept(b"oO") {
+                digits = b"01234567_";
+            } else if self.accept(b"bB") {
+                digits = b"01_";
             }
         }
         self.accept_run(digits);
-        if self.accept(".") {
+        if self.accept(b".") {
             self.accept_run(digits);
         }
-        if digits.len() == 11 && self.accept("eE") {
-            self.accept("+-");
-            self.accept_run("0123456789_");
+        if digits == DECIMAL && self.accept(b"eE") {
+            self.accept(b"+-");
+            self.accept_run(DECIMAL);
         }
-        if digits.len() == 23 && self.accept("pP") {
-            self.accept("+-");
-            self.accept_run("0123456789_");
+        if digits == HEX && self.accept(b"pP") {
+            self.accept(b"+-");
+            self.accept_run(DECIMAL);
         }
-        self.accept("i");
+        self.accept(b"i");
         match self.peek() {
             Some(c) if is_alphanumeric(c) => {
                 self.pos += c.len_utf8();
@@ -558,22 +664,20 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    fn bad_number(&mut self) -> State {
+        let text = &self.input[self.start..self.pos];
+        let message = format!("bad number syntax: {}", crate::print::go_quote(text));
+        self.error_found(Cow::Owned(message))
+    }
+
     fn lex_number(&mut self) -> State {
         if !self.scan_number() {
-            let text = self.input[self.start..self.pos].to_string();
-            return self.error(format!(
-                "bad number syntax: {}",
-                crate::print::go_quote(&text)
-            ));
+            return self.bad_number();
         }
-        if matches!(self.peek(), Some('+' | '-')) {
+        if matches!(self.peek_byte(), Some(b'+' | b'-')) {
             // A complex constant: 1+2i, no spaces, ending in i.
             if !self.scan_number() || !self.input[self.start..self.pos].ends_with('i') {
-                let text = self.input[self.start..self.pos].to_string();
-                return self.error(format!(
-                    "bad number syntax: {}",
-                    crate::print::go_quote(&text)
-                ));
+                return self.bad_number();
             }
             self.emit(TokenKind::Complex);
             return State::InsideAction;
@@ -582,17 +686,22 @@ impl<'a> Lexer<'a> {
         State::InsideAction
     }
 
+    /// Past the closing quote of a "..." string: escapes and UTF-8 need no decoding to find it.
     fn lex_quote(&mut self) -> State {
         loop {
-            match self.next_char() {
-                Some('\\') => {
+            match self.peek_byte() {
+                Some(b'\\') => {
+                    self.pos += 1;
                     if matches!(self.next_char(), None | Some('\n')) {
-                        return self.error("unterminated quoted string".to_string());
+                        return self.error("unterminated quoted string");
                     }
                 }
-                None | Some('\n') => return self.error("unterminated quoted string".to_string()),
-                Some('"') => break,
-                Some(_) => {}
+                None | Some(b'\n') => return self.error("unterminated quoted string"),
+                Some(b'"') => {
+                    self.pos += 1;
+                    break;
+                }
+                Some(_) => self.pos += 1,
             }
         }
         self.emit(TokenKind::String);
@@ -600,13 +709,11 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_raw_quote(&mut self) -> State {
-        loop {
-            match self.next_char() {
-                None => return self.error("unterminated raw quoted string".to_string()),
-                Some('`') => break,
-                Some(_) => {}
-            }
-        }
+        let Some(x) = find_byte(self.rest_bytes(), b'`') else {
+            self.pos = self.input.len();
+            return self.error("unterminated raw quoted string");
+        };
+        self.pos += x + 1;
         self.emit(TokenKind::RawString);
         State::InsideAction
     }
@@ -617,9 +724,11 @@ mod tests {
     use super::*;
 
     fn kinds(input: &str) -> Vec<(TokenKind, String)> {
-        lex(input)
-            .into_iter()
-            .map(|t| (t.kind, t.text.into_owned()))
+        let lexed = lex(input);
+        lexed
+            .tokens
+            .iter()
+            .map(|t| (t.kind, lexed.text(t).to_string()))
             .collect()
     }
 

@@ -21,6 +21,6 @@ pub use exec::{
 };
 pub use funcs::{helm_functions, helm4_overrides, sprig_functions, yaml_marshal, yaml_to_value};
 pub use functions::{Func, FuncRegistry};
-pub use lex::{Token, TokenKind, lex};
+pub use lex::{Lexed, Token, TokenKind, lex};
 pub use parse::ParseError;
 pub use value::{Object, Value, forget_map_types, name_map_type};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::lex::{Token, TokenKind, lex_with_comments};
+use super::lex::{MAX_TEMPLATE_BYTES, Token, TokenKind, lex_into};
 use super::number::{Constant, NumberKind, parse_constant};
 
 /// A parsed template: its name, the file it came from (for error locations), its body.
@@ -218,21 +218,32 @@ pub fn parse(
     has_function: &dyn Fn(&str) -> bool,
     go123_comment_lines: bool,
 ) -> Result<Vec<Tree>, ParseError> {
+    if text.len() > MAX_TEMPLATE_BYTES {
+        return Err(ParseError {
+            parse_name: name.to_string(),
+            line: 1,
+            message: format!("template is larger than {MAX_TEMPLATE_BYTES} bytes"),
+        });
+    }
     let text: Arc<str> = Arc::from(text);
     let parse_name: Arc<str> = Arc::from(name);
     let lexed_text = text.clone();
-    let (tokens, comments) = lex_with_comments(&lexed_text);
+    let buffer = TOKEN_BUFFER.with(|buffer| buffer.take());
+    let lexed = lex_into(&lexed_text, buffer);
     let uncounted_comments = if go123_comment_lines {
-        comments
+        lexed.comments
     } else {
         Vec::new()
     };
     let mut parser = Parser {
-        tokens,
+        tokens: lexed.tokens,
+        src: &lexed_text,
+        lex_error: lexed.error,
         index: 0,
         text: text.clone(),
         parse_name: parse_name.clone(),
-        vars: vec!["$".to_string()],
+        vars: vec!["$"],
+        var_base: 0,
         range_depth: 0,
         has_function,
         trees: Vec::new(),
@@ -240,6 +251,29 @@ pub fn parse(
         nesting: 0,
         uncounted_comments,
     };
+    let result = parse_root(&mut parser);
+    let mut tokens = std::mem::take(&mut parser.tokens);
+    tokens.clear();
+    TOKEN_BUFFER.with(|buffer| buffer.replace(tokens));
+    let root = result?;
+    let top = Tree {
+        name: name.to_string(),
+        parse_name,
+        text,
+        root,
+    };
+    let mut trees = parser.trees;
+    trees.insert(0, top);
+    Ok(trees)
+}
+
+thread_local! {
+    /// The lexer's token buffer, kept between files: it would otherwise be the largest
+    /// allocation of every parse.
+    static TOKEN_BUFFER: std::cell::Cell<Vec<Token>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+fn parse_root(parser: &mut Parser) -> Result<Vec<Node>, ParseError> {
     let mut root = Vec::new();
     while parser.peek().kind != TokenKind::Eof {
         if parser.peek().kind == TokenKind::LeftDelim {
@@ -259,15 +293,7 @@ pub fn parse(
             }
         }
     }
-    let top = Tree {
-        name: name.to_string(),
-        parse_name,
-        text,
-        root,
-    };
-    let mut trees = parser.trees;
-    trees.insert(0, top);
-    Ok(trees)
+    Ok(root)
 }
 
 /// Go's `IsEmptyTree`: only whitespace text (defines-only files like `_helpers.tpl`).
@@ -285,11 +311,18 @@ enum Item {
 }
 
 struct Parser<'f, 't> {
-    tokens: Vec<Token<'t>>,
+    tokens: Vec<Token>,
+    /// The text the tokens point into.
+    src: &'t str,
+    /// The lexer's message for a final `Error` token with an empty text.
+    lex_error: Option<std::borrow::Cow<'static, str>>,
     index: usize,
     text: Arc<str>,
     parse_name: Arc<str>,
-    vars: Vec<String>,
+    /// The variables in scope are `vars[var_base..]`: a `define` or `block` body starts a new
+    /// scope with only `$` without giving up the enclosing one's vector.
+    vars: Vec<&'t str>,
+    var_base: usize,
     range_depth: usize,
     has_function: &'f dyn Fn(&str) -> bool,
     trees: Vec<Tree>,
@@ -336,21 +369,44 @@ impl<'t> Parser<'_, 't> {
 
     fn current_pos(&self) -> usize {
         let i = self.index.saturating_sub(1);
-        self.tokens.get(i).map(|t| t.pos).unwrap_or(0)
+        self.tokens.get(i).map(Token::pos).unwrap_or(0)
     }
 
-    fn peek(&self) -> Token<'t> {
-        self.tokens
-            .get(self.index)
-            .cloned()
-            .unwrap_or_else(|| Token {
+    fn text_of(&self, token: &Token) -> &'t str {
+        token.text(self.src)
+    }
+
+    /// Go's `item.String()`, used in parse error messages.
+    fn describe(&self, token: &Token) -> String {
+        let text = self.text_of(token);
+        match token.kind {
+            TokenKind::Eof => "EOF".to_string(),
+            TokenKind::Error => self.lex_error.as_deref().unwrap_or_default().to_string(),
+            kind if kind.is_keyword() => format!("<{text}>"),
+            _ => {
+                if text.chars().count() > 10 {
+                    let short: String = text.chars().take(10).collect();
+                    format!("{}...", super::print::go_quote(&short))
+                } else {
+                    super::print::go_quote(text)
+                }
+            }
+        }
+    }
+
+    fn peek(&self) -> Token {
+        match self.tokens.get(self.index) {
+            Some(token) => *token,
+            None => Token {
                 kind: TokenKind::Eof,
-                pos: self.text.len(),
-                text: std::borrow::Cow::Borrowed(""),
-            })
+                // parse() refuses texts longer than u32::MAX.
+                pos: self.src.len() as u32,
+                len: 0,
+            },
+        }
     }
 
-    fn next(&mut self) -> Token<'t> {
+    fn next(&mut self) -> Token {
         let token = self.peek();
         if self.index < self.tokens.len() {
             self.index += 1;
@@ -362,16 +418,34 @@ impl<'t> Parser<'_, 't> {
         self.index = self.index.saturating_sub(1);
     }
 
-    fn next_non_space(&mut self) -> Token<'t> {
-        loop {
-            let token = self.next();
+    fn next_non_space(&mut self) -> Token {
+        while let Some(token) = self.tokens.get(self.index) {
             if token.kind != TokenKind::Space {
-                return token;
+                break;
             }
+            self.index += 1;
         }
+        self.next()
     }
 
-    fn peek_non_space(&mut self) -> Token<'t> {
+    /// How many `Field` tokens (`.a.b`) follow the current one, to size an identifier list once.
+    fn following_fields(&self) -> usize {
+        self.tokens
+            .get(self.index..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|token| token.kind == TokenKind::Field)
+            .count()
+    }
+
+    fn in_scope(&self, var: &str) -> bool {
+        self.vars
+            .get(self.var_base..)
+            .unwrap_or_default()
+            .contains(&var)
+    }
+
+    fn peek_non_space(&mut self) -> Token {
         let token = self.next_non_space();
         self.backup();
         token
@@ -379,21 +453,24 @@ impl<'t> Parser<'_, 't> {
 
     fn unexpected(&self, token: &Token, context: &str) -> ParseError {
         if token.kind == TokenKind::Error {
+            let message = self.lex_error.as_deref().unwrap_or_default();
             let mut extra = String::new();
-            let line = self.line_of(token.pos);
+            let line = self.line_of(token.pos());
             let action_line = self.action_pos.map(|pos| self.line_of(pos));
             if let Some(action_line) = action_line.filter(|l| *l != line) {
                 extra = format!(" in action started at {}:{}", self.parse_name, action_line);
-                if token.text.starts_with(" action") {
+                // Go avoids "unclosed action in action started at".
+                if message.ends_with(" action") {
                     extra = extra[" in action".len()..].to_string();
                 }
             }
-            return self.error_at(token.pos, format!("{token}{extra}"));
+            return self.error_at(token.pos(), format!("{message}{extra}"));
         }
-        self.error_at(token.pos, format!("unexpected {token} in {context}"))
+        let token_text = self.describe(token);
+        self.error_at(token.pos(), format!("unexpected {token_text} in {context}"))
     }
 
-    fn expect(&mut self, kind: TokenKind, context: &str) -> Result<Token<'t>, ParseError> {
+    fn expect(&mut self, kind: TokenKind, context: &str) -> Result<Token, ParseError> {
         let token = self.next_non_space();
         if token.kind != kind {
             return Err(self.unexpected(&token, context));
@@ -402,8 +479,8 @@ impl<'t> Parser<'_, 't> {
     }
 
     fn unquote(&self, token: &Token) -> Result<String, ParseError> {
-        unquote_go(&token.text)
-            .ok_or_else(|| self.error_at(token.pos, "invalid syntax".to_string()))
+        unquote_go(self.text_of(token))
+            .ok_or_else(|| self.error_at(token.pos(), "invalid syntax".to_string()))
     }
 
     fn parse_definition(&mut self) -> Result<(), ParseError> {
@@ -414,13 +491,26 @@ impl<'t> Parser<'_, 't> {
         }
         let name = self.unquote(&token)?;
         self.expect(TokenKind::RightDelim, context)?;
-        let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+        let (saved_base, var_mark) = self.new_var_scope();
         let (list, end) = self.item_list()?;
-        self.vars = saved_vars;
+        self.end_var_scope(saved_base, var_mark);
         if let Item::Else(pos) = end {
             return Err(self.error_at(pos, format!("unexpected {{{{else}}}} in {context}")));
         }
         self.add_tree(name, list)
+    }
+
+    /// Starts a scope holding only `$`; returns what [`Self::end_var_scope`] restores.
+    fn new_var_scope(&mut self) -> (usize, usize) {
+        let saved = (self.var_base, self.vars.len());
+        self.var_base = self.vars.len();
+        self.vars.push("$");
+        saved
+    }
+
+    fn end_var_scope(&mut self, saved_base: usize, var_mark: usize) {
+        self.vars.truncate(var_mark);
+        self.var_base = saved_base;
     }
 
     fn add_tree(&mut self, name: String, root: Vec<Node>) -> Result<(), ParseError> {
@@ -461,9 +551,9 @@ impl<'t> Parser<'_, 't> {
     fn text_or_action(&mut self) -> Result<Item, ParseError> {
         let token = self.next_non_space();
         match token.kind {
-            TokenKind::Text => Ok(Item::Node(Node::Text(token.text.into_owned()))),
+            TokenKind::Text => Ok(Item::Node(Node::Text(self.text_of(&token).to_string()))),
             TokenKind::LeftDelim => {
-                self.action_pos = Some(token.pos);
+                self.action_pos = Some(token.pos());
                 let result = self.action();
                 self.action_pos = None;
                 result
@@ -499,14 +589,14 @@ impl<'t> Parser<'_, 't> {
             TokenKind::Else => {
                 let peek = self.peek_non_space();
                 if matches!(peek.kind, TokenKind::If | TokenKind::With) {
-                    return Ok(Item::Else(peek.pos));
+                    return Ok(Item::Else(peek.pos()));
                 }
                 let token = self.expect(TokenKind::RightDelim, "else")?;
-                return Ok(Item::Else(token.pos));
+                return Ok(Item::Else(token.pos()));
             }
             TokenKind::End => {
                 let token = self.expect(TokenKind::RightDelim, "end")?;
-                return Ok(Item::End(token.pos));
+                return Ok(Item::End(token.pos()));
             }
             TokenKind::If => return self.control("if").map(|b| Item::Node(Node::If(b))),
             TokenKind::Range => {
@@ -585,7 +675,7 @@ impl<'t> Parser<'_, 't> {
             None
         };
         Ok(Node::Template {
-            pos: token.pos,
+            pos: token.pos(),
             name,
             pipe,
         })
@@ -596,10 +686,10 @@ impl<'t> Parser<'_, 't> {
         let token = self.next_non_space();
         let name = self.template_name(&token, context)?;
         let pipe = self.pipeline(context, TokenKind::RightDelim)?;
-        let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+        let (saved_base, var_mark) = self.new_var_scope();
         let saved_depth = std::mem::replace(&mut self.range_depth, 0);
         let listed = self.item_list();
-        self.vars = saved_vars;
+        self.end_var_scope(saved_base, var_mark);
         self.range_depth = saved_depth;
         let (list, end) = listed?;
         if let Item::Else(pos) = end {
@@ -607,7 +697,7 @@ impl<'t> Parser<'_, 't> {
         }
         self.add_tree(name.clone(), list)?;
         Ok(Node::Template {
-            pos: token.pos,
+            pos: token.pos(),
             name,
             pipe: Some(pipe),
         })
@@ -616,7 +706,7 @@ impl<'t> Parser<'_, 't> {
     fn pipeline(&mut self, context: &str, end: TokenKind) -> Result<Pipe, ParseError> {
         let start = self.peek_non_space();
         let mut pipe = Pipe {
-            pos: start.pos,
+            pos: start.pos(),
             is_assign: false,
             decl: Vec::new(),
             cmds: Vec::new(),
@@ -633,14 +723,16 @@ impl<'t> Parser<'_, 't> {
                 TokenKind::Assign | TokenKind::Declare => {
                     pipe.is_assign = next.kind == TokenKind::Assign;
                     self.next_non_space();
-                    pipe.decl.push(v.text.to_string());
-                    self.vars.push(v.text.into_owned());
+                    let var = self.text_of(&v);
+                    pipe.decl.push(var.to_string());
+                    self.vars.push(var);
                     break;
                 }
-                TokenKind::Char if next.text == "," => {
+                TokenKind::Char if self.text_of(&next) == "," => {
                     self.next_non_space();
-                    pipe.decl.push(v.text.to_string());
-                    self.vars.push(v.text.into_owned());
+                    let var = self.text_of(&v);
+                    pipe.decl.push(var.to_string());
+                    self.vars.push(var);
                     if context == "range" && pipe.decl.len() < 2 {
                         let after = self.peek_non_space();
                         if matches!(
@@ -714,7 +806,7 @@ impl<'t> Parser<'_, 't> {
     fn command(&mut self) -> Result<Command, ParseError> {
         let start = self.peek_non_space();
         let mut cmd = Command {
-            pos: start.pos,
+            pos: start.pos(),
             args: Vec::new(),
         };
         loop {
@@ -744,22 +836,17 @@ impl<'t> Parser<'_, 't> {
         if self.peek().kind != TokenKind::Field {
             return Ok(Some(node));
         }
-        let chain_pos = self.peek().pos;
-        let mut fields = Vec::new();
-        while self.peek().kind == TokenKind::Field {
-            let token = self.next();
-            fields.push(token.text.trim_start_matches('.').to_string());
-        }
+        let chain_pos = self.peek().pos();
         Ok(Some(match node {
             Arg::Field { mut idents, .. } => {
-                idents.extend(fields);
+                self.take_fields(&mut idents);
                 Arg::Field {
                     pos: chain_pos,
                     idents,
                 }
             }
             Arg::Variable { mut idents, .. } => {
-                idents.extend(fields);
+                self.take_fields(&mut idents);
                 Arg::Variable {
                     pos: chain_pos,
                     idents,
@@ -770,55 +857,73 @@ impl<'t> Parser<'_, 't> {
             | Arg::Number { .. }
             | Arg::Nil { .. }
             | Arg::Dot { .. } => {
+                // Go reports the error at the chain's last field.
+                self.index += self.following_fields();
                 return Err(self.error(format!(
                     "unexpected . after term {}",
                     super::print::go_quote(&node.to_string())
                 )));
             }
-            other => Arg::Chain {
-                pos: chain_pos,
-                node: Box::new(other),
-                fields,
-            },
+            other => {
+                let mut fields = Vec::with_capacity(self.following_fields());
+                self.take_fields(&mut fields);
+                Arg::Chain {
+                    pos: chain_pos,
+                    node: Box::new(other),
+                    fields,
+                }
+            }
         }))
+    }
+
+    /// Moves the `Field` tokens that follow into `idents`, without their dots.
+    fn take_fields(&mut self, idents: &mut Vec<String>) {
+        while self.peek().kind == TokenKind::Field {
+            let token = self.next();
+            idents.push(self.text_of(&token).trim_start_matches('.').to_string());
+        }
     }
 
     fn term(&mut self) -> Result<Option<Arg>, ParseError> {
         let token = self.next_non_space();
-        let pos = token.pos;
+        let pos = token.pos();
+        let text = self.text_of(&token);
         Ok(Some(match token.kind {
             TokenKind::Identifier => {
-                if !(self.has_function)(&token.text) {
+                if !(self.has_function)(text) {
                     return Err(self.error(format!(
                         "function {} not defined",
-                        super::print::go_quote(&token.text)
+                        super::print::go_quote(text)
                     )));
                 }
                 Arg::Identifier {
                     pos,
-                    name: token.text.into_owned(),
+                    name: text.to_string(),
                 }
             }
             TokenKind::Dot => Arg::Dot { pos },
             TokenKind::Nil => Arg::Nil { pos },
             TokenKind::Variable => {
-                let idents: Vec<String> = token.text.split('.').map(str::to_string).collect();
-                let first = idents.first().cloned().unwrap_or_default();
-                if !self.vars.contains(&first) {
+                let first = text.split('.').next().unwrap_or_default();
+                if !self.in_scope(first) {
                     return Err(self.error(format!(
                         "undefined variable {}",
-                        super::print::go_quote(&first)
+                        super::print::go_quote(first)
                     )));
                 }
+                let dots = text.bytes().filter(|b| *b == b'.').count();
+                let mut idents = Vec::with_capacity(1 + dots + self.following_fields());
+                idents.extend(text.split('.').map(str::to_string));
                 Arg::Variable { pos, idents }
             }
-            TokenKind::Field => Arg::Field {
-                pos,
-                idents: vec![token.text.trim_start_matches('.').to_string()],
-            },
+            TokenKind::Field => {
+                let mut idents = Vec::with_capacity(1 + self.following_fields());
+                idents.push(text.trim_start_matches('.').to_string());
+                Arg::Field { pos, idents }
+            }
             TokenKind::Bool => Arg::Bool {
                 pos,
-                value: token.text == "true",
+                value: text == "true",
             },
             TokenKind::CharConstant | TokenKind::Number | TokenKind::Complex => {
                 let kind = match token.kind {
@@ -826,11 +931,10 @@ impl<'t> Parser<'_, 't> {
                     TokenKind::Complex => NumberKind::Complex,
                     _ => NumberKind::Number,
                 };
-                let value =
-                    parse_constant(&token.text, kind).map_err(|message| self.error(message))?;
+                let value = parse_constant(text, kind).map_err(|message| self.error(message))?;
                 Arg::Number {
                     pos,
-                    text: token.text.into_owned(),
+                    text: text.to_string(),
                     value,
                 }
             }
@@ -847,7 +951,7 @@ impl<'t> Parser<'_, 't> {
                 let value = self.unquote(&token)?;
                 Arg::String {
                     pos,
-                    quoted: token.text.into_owned(),
+                    quoted: text.to_string(),
                     value,
                 }
             }
@@ -878,6 +982,13 @@ pub fn unquote_go(text: &str) -> Option<String> {
     }
     if quote != b'"' && quote != b'\'' {
         return None;
+    }
+    if !inner
+        .bytes()
+        .any(|b| b == b'\\' || b == b'\n' || b == quote)
+    {
+        // Nothing to decode: most strings in templates.
+        return Some(inner.to_string());
     }
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars().peekable();
@@ -970,6 +1081,15 @@ mod tests {
         };
         assert_eq!(line(false), Some(7));
         assert_eq!(line(true), Some(5));
+    }
+
+    #[test]
+    fn an_unclosed_action_names_its_first_line_once() {
+        let err = parse_all("a: 1\nb: {{ .x\n\n").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("template: t.yaml:4: unclosed action started at t.yaml:2")
+        );
     }
 
     #[test]
