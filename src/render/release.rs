@@ -592,8 +592,14 @@ mod tests {
         );
         let rendered = render_files(&[
             ("Chart.yaml", CHART_YAML),
-            ("templates/a.yaml", "kind: A\nmetadata:\n  name: a\n---\nkind: B\n"),
-            ("templates/b.yaml", "kind: C\nmetadata:\n  annotations:\n    helm.sh/hook: test\n"),
+            (
+                "templates/a.yaml",
+                "kind: A\nmetadata:\n  name: a\n---\nkind: B\n",
+            ),
+            (
+                "templates/b.yaml",
+                "kind: C\nmetadata:\n  annotations:\n    helm.sh/hook: test\n",
+            ),
         ]);
         let Ok(rendered) = rendered else {
             panic!("a valid chart renders: {rendered:?}")

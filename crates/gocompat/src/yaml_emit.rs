@@ -34,29 +34,39 @@ pub fn go_yaml_key_order(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 fn key_less(a: &str, b: &str) -> bool {
+    // Keys are nearly always ASCII: compare their bytes as characters without collecting.
+    if a.is_ascii() && b.is_ascii() {
+        return key_less_in(a.as_bytes(), b.as_bytes());
+    }
     let ar: Vec<char> = a.chars().collect();
     let br: Vec<char> = b.chars().collect();
+    key_less_in(&ar, &br)
+}
+
+/// go-yaml's `keyList.Less` over characters (`u8` for ASCII text, else `char`).
+fn key_less_in<T: Copy + Into<char>>(ar: &[T], br: &[T]) -> bool {
+    let ch = |s: &[T], k: usize| -> char { s[k].into() };
     let is_digit = |c: char| c.is_ascii_digit();
     let mut i = 0;
     while i < ar.len() && i < br.len() {
-        if ar[i] == br[i] {
+        if ch(ar, i) == ch(br, i) {
             i += 1;
             continue;
         }
-        let al = ar[i].is_alphabetic();
-        let bl = br[i].is_alphabetic();
+        let al = ch(ar, i).is_alphabetic();
+        let bl = ch(br, i).is_alphabetic();
         if al && bl {
-            return ar[i] < br[i];
+            return ch(ar, i) < ch(br, i);
         }
         if al || bl {
             return bl;
         }
         let (mut an, mut bn): (i64, i64) = (0, 0);
-        if ar[i] == '0' || br[i] == '0' {
+        if ch(ar, i) == '0' || ch(br, i) == '0' {
             let mut j = i;
-            while j > 0 && is_digit(ar[j - 1]) {
+            while j > 0 && is_digit(ch(ar, j - 1)) {
                 j -= 1;
-                if ar[j] != '0' {
+                if ch(ar, j) != '0' {
                     an = 1;
                     bn = 1;
                     break;
@@ -64,17 +74,17 @@ fn key_less(a: &str, b: &str) -> bool {
             }
         }
         let mut ai = i;
-        while ai < ar.len() && is_digit(ar[ai]) {
+        while ai < ar.len() && is_digit(ch(ar, ai)) {
             an = an
                 .wrapping_mul(10)
-                .wrapping_add(i64::from(ar[ai].to_digit(10).unwrap_or(0)));
+                .wrapping_add(i64::from(ch(ar, ai).to_digit(10).unwrap_or(0)));
             ai += 1;
         }
         let mut bi = i;
-        while bi < br.len() && is_digit(br[bi]) {
+        while bi < br.len() && is_digit(ch(br, bi)) {
             bn = bn
                 .wrapping_mul(10)
-                .wrapping_add(i64::from(br[bi].to_digit(10).unwrap_or(0)));
+                .wrapping_add(i64::from(ch(br, bi).to_digit(10).unwrap_or(0)));
             bi += 1;
         }
         if an != bn {
@@ -83,7 +93,7 @@ fn key_less(a: &str, b: &str) -> bool {
         if ai != bi {
             return ai < bi;
         }
-        return ar[i] < br[i];
+        return ch(ar, i) < ch(br, i);
     }
     ar.len() < br.len()
 }

@@ -1,7 +1,6 @@
 //! Go text/template's parser: builds parse trees with Go's semantics (define/block/template,
 //! if/else-if/else-with chains, range with break/continue, variable scoping, parse errors).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -1055,7 +1054,7 @@ pub fn unquote_go(text: &str) -> Option<String> {
 const MAX_NESTING: usize = 10000;
 
 /// All trees of a template set by name, shared by every execution.
-pub type TreeSet = HashMap<String, Arc<Tree>>;
+pub type TreeSet = crate::functions::FastMap<String, Arc<Tree>>;
 
 #[cfg(test)]
 mod tests {
