@@ -146,9 +146,9 @@ pub fn generate(bits: usize) -> Result<Vec<u8>, String> {
             return key;
         }
         // Every running attempt will come back here as a finished key, so racing means having
-        // one attempt per core running (or finished) for this request, at least one of them at
-        // normal priority (a prefetched one may be starved on a busy machine).
-        if !fill(pool, bits, parallelism(), 1) {
+        // one attempt per core running at normal priority for this request: prefetched ones
+        // keep their head start but may be starved by the render on a busy machine.
+        if !fill(pool, bits, parallelism(), parallelism()) {
             drop(guard);
             return generate_now(bits);
         }
