@@ -159,6 +159,9 @@ pub fn render_with_data<E>(
     let (send_output, receive_output) = std::sync::mpsc::channel::<(String, String)>();
     let (work, parser, registry) = (&work, &parser, &registry);
     std::thread::scope(|scope| {
+        // Owned here, so that a panic in `prepare` drops it while unwinding: the renderer then
+        // stops waiting for data and the scope can end instead of waiting for it forever.
+        let send_data = send_data;
         // Deeply nested includes recurse natively, and deeply nested blocks parse recursively;
         // dedicated threads give both a roomy stack whatever thread the caller runs on.
         let renderer = std::thread::Builder::new()
@@ -973,6 +976,34 @@ mod budget_tests {
             ..RenderBudget::DEFAULT
         };
         assert_budget_error(text, budget, "more than 2000000 steps");
+    }
+
+    /// A bug that panics while the values are prepared must end the render (the panic goes
+    /// on to the caller), not leave it waiting for data that never comes.
+    #[test]
+    fn a_panic_while_preparing_does_not_hang_the_render() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let sources = (0..8)
+                .map(|i| TemplateSource {
+                    name: format!("c/templates/t{i}.yaml"),
+                    text: "{{ .Values.x }}\n".repeat(2000),
+                })
+                .collect();
+            let outcome = std::panic::catch_unwind(|| {
+                render_with_data(
+                    sources,
+                    &RenderOptions::default(),
+                    || -> Result<BTreeMap<String, Value>, String> { panic!("bug in prepare") },
+                    |_, _| {},
+                )
+            });
+            let _ = done.send(outcome.is_err());
+        });
+        match finished.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(panicked) => assert!(panicked, "the panic reaches the caller"),
+            Err(_) => panic!("the render hung after a panic in prepare"),
+        }
     }
 
     #[test]
