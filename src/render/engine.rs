@@ -978,6 +978,35 @@ mod budget_tests {
         assert_budget_error(text, budget, "more than 2000000 steps");
     }
 
+    /// Files are parsed on two threads in any order; the error is still the first failing
+    /// file in Helm's parse order (deeper paths first, then reverse lexical order).
+    #[test]
+    fn the_first_parse_error_in_helms_order_is_reported() {
+        let padding = "plain text that makes the set worth a second parser\n".repeat(400);
+        let file = |name: &str, text: String| TemplateFile {
+            name: name.to_string(),
+            text,
+            dot: Value::map(Vec::new()),
+        };
+        for _ in 0..20 {
+            let files = vec![
+                file("c/templates/a.yaml", format!("{padding}{{{{ if }}}}")),
+                file("c/templates/b.yaml", format!("{padding}{{{{ end }}}}")),
+                file("c/templates/c.yaml", padding.clone()),
+                file("c/templates/d.yaml", padding.clone()),
+                file("c/charts/s/templates/x.yaml", padding.clone()),
+            ];
+            let err = render(files, &RenderOptions::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                err.starts_with("parse error at (c/templates/b.yaml:401)"),
+                "{err}"
+            );
+        }
+    }
+
     /// A bug that panics while the values are prepared must end the render (the panic goes
     /// on to the caller), not leave it waiting for data that never comes.
     #[test]
