@@ -109,12 +109,18 @@ pub fn render(
     match render_with_data(
         sources,
         options,
-        || Ok::<_, std::convert::Infallible>(dots),
+        || Ok::<_, std::convert::Infallible>((dots, ())),
         |_, _| {},
     ) {
-        Ok(rendered) => rendered,
+        Ok(rendered) => rendered.map(|(outputs, ())| outputs),
         Err(never) => match never {},
     }
+}
+
+/// Whether a template is a partial (its base name starts with `_`): parsed for its `define`s,
+/// never executed on its own.
+pub fn is_partial(name: &str) -> bool {
+    name.rsplit('/').next().unwrap_or(name).starts_with('_')
 }
 
 /// A template file's name and source: all that parsing needs.
@@ -128,17 +134,18 @@ pub struct TemplateSource {
 /// name) on the calling thread while the sources are parsed on two others: parsing needs only
 /// the sources, and on most charts it costs about as much as coalescing and validating the
 /// values and building every template's data. An error from `prepare` is returned instead of
-/// any parse error, as Helm checks values before it parses templates.
+/// any parse error, as Helm checks values before it parses templates. What else `prepare`
+/// makes (`T`) comes back with the outputs.
 ///
 /// `on_output` sees each template's output (name, text) on the calling thread as soon as it
 /// is executed, while the next templates execute: a caller can start reading manifests there.
 /// The outputs it saw do not count if a later template fails.
-pub fn render_with_data<E>(
+pub fn render_with_data<T, E>(
     sources: Vec<TemplateSource>,
     options: &RenderOptions,
-    prepare: impl FnOnce() -> Result<BTreeMap<String, Value>, E>,
+    prepare: impl FnOnce() -> Result<(BTreeMap<String, Value>, T), E>,
     mut on_output: impl FnMut(&str, &str),
-) -> Result<Result<BTreeMap<String, String>, RenderError>, E> {
+) -> Result<Result<(BTreeMap<String, String>, T), RenderError>, E> {
     let registry = function_registry(options.helm4_functions);
     // helm 4 is built with Go 1.25, whose lexer counts a comment's newlines; helm 3.17's (Go
     // 1.23) does not, so its parse errors name earlier lines after a multi-line comment.
@@ -182,8 +189,8 @@ pub fn render_with_data<E>(
             // Without the helper the renderer parses every file itself.
             drop(helper);
         }
-        let dots = match prepare() {
-            Ok(dots) => dots,
+        let (dots, prepared) = match prepare() {
+            Ok(prepared) => prepared,
             Err(err) => {
                 work.abandon();
                 drop(send_data);
@@ -206,7 +213,7 @@ pub fn render_with_data<E>(
             rendered.insert(name, output);
         }
         Ok(match renderer.join() {
-            Ok(Some(Ok(()))) => Ok(rendered),
+            Ok(Some(Ok(()))) => Ok((rendered, prepared)),
             Ok(Some(Err(err))) => Err(err),
             Ok(None) | Err(_) => Err(RenderError::Exec(
                 "rendering template failed: the renderer thread panicked".to_string(),
@@ -431,8 +438,7 @@ fn execute_templates(
 ) -> Result<(), RenderError> {
     let session = Session::default();
     for name in order {
-        let base = name.rsplit('/').next().unwrap_or(name);
-        if base.starts_with('_') {
+        if is_partial(name) {
             continue;
         }
         let Some(dot) = dots.remove(name) else {
@@ -1023,7 +1029,9 @@ mod budget_tests {
                 render_with_data(
                     sources,
                     &RenderOptions::default(),
-                    || -> Result<BTreeMap<String, Value>, String> { panic!("bug in prepare") },
+                    || -> Result<(BTreeMap<String, Value>, ()), String> {
+                        panic!("bug in prepare")
+                    },
                     |_, _| {},
                 )
             });

@@ -6,9 +6,7 @@ struct Rule {
     pattern: String,
     /// The pattern as characters, split once: every file of the chart is matched against it.
     pattern_chars: Vec<char>,
-    /// No `*`, `?`, `[` or `\\`: the pattern matches only the equal name.
-    literal: bool,
-    /// Leading `*`s and then a literal: [`go_match`] needs no character vectors.
+    /// A literal, or leading `*`s and then a literal: [`go_match`] needs no character vectors.
     star_suffix: bool,
     negate: bool,
     must_dir: bool,
@@ -65,7 +63,6 @@ impl IgnoreRules {
         let pattern = rule.trim_start_matches('/').to_string();
         self.rules.push(Rule {
             pattern_chars: pattern.chars().collect(),
-            literal: !pattern.contains(['*', '?', '[', '\\']),
             star_suffix: !pattern
                 .trim_start_matches('*')
                 .contains(['*', '?', '[', '\\']),
@@ -90,9 +87,7 @@ impl IgnoreRules {
             let target = if whole { path } else { base };
             // Patterns were checked when the file was read, so a malformed one cannot turn up
             // here; Go's `Match` reports it only as an error, which Helm treats as no match.
-            let matched = if rule.literal {
-                rule.pattern == target
-            } else if rule.star_suffix {
+            let matched = if rule.star_suffix {
                 go_match(&rule.pattern, target).unwrap_or(false)
             } else {
                 let chars = if whole {

@@ -279,8 +279,7 @@ pub struct ReadFile {
 /// Reads the documents of the rendered file `path` as [`sort_manifests`] does; `None` for
 /// files it skips (partials, blank output).
 pub fn read_file(path: &str, content: &str) -> Option<ReadFile> {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    if base.starts_with('_') || content.trim().is_empty() {
+    if crate::render::engine::is_partial(path) || content.trim().is_empty() {
         return None;
     }
     Some(ReadFile {

@@ -141,8 +141,7 @@ pub fn render_chart(
         ..RenderOptions::default()
     };
     // The templates are parsed while the values are coalesced and checked (engine docs).
-    let mut coalesced = None;
-    let prepare = || -> Result<BTreeMap<String, Value>, RenderFailure> {
+    let prepare = || -> Result<(BTreeMap<String, Value>, Values), RenderFailure> {
         let kube_text = settings
             .kube_version
             .clone()
@@ -191,21 +190,18 @@ pub fn render_chart(
         };
         let mut dots = BTreeMap::new();
         collect_templates(&chart, None, &root_path, &shared, &mut dots);
-        coalesced = Some(values);
-        Ok(dots)
+        Ok((dots, values))
     };
     // Each template's documents are read while the next templates execute.
     let mut read_files = HashMap::new();
-    let mut rendered = engine::render_with_data(sources, &options, prepare, |name, output| {
-        if !name.ends_with("NOTES.txt")
-            && let Some(read) = manifest::read_file(name, output)
-        {
-            read_files.insert(name.to_string(), read);
-        }
-    })??;
-    let coalesced = coalesced.ok_or_else(|| {
-        RenderFailure::Chart("the values were not coalesced before rendering".to_string())
-    })?;
+    let (mut rendered, coalesced) =
+        engine::render_with_data(sources, &options, prepare, |name, output| {
+            if !name.ends_with("NOTES.txt")
+                && let Some(read) = manifest::read_file(name, output)
+            {
+                read_files.insert(name.to_string(), read);
+            }
+        })??;
 
     let notes_key = format!("{root_path}/templates/NOTES.txt");
     let notes = rendered.get(&notes_key).cloned().unwrap_or_default();
@@ -279,7 +275,7 @@ fn collect_templates(
     };
     let mut subcharts = BTreeMap::new();
     for dep in &chart.dependencies {
-        let child_path = format!("{full_path}/charts/{}", dep.name());
+        let child_path = subchart_path(full_path, dep);
         let child = collect_templates(dep, Some(&own_values), &child_path, shared, out);
         subcharts.insert(dep.name().to_string(), child);
     }
@@ -308,11 +304,9 @@ fn collect_templates(
     data.insert("Subcharts".to_string(), Value::Map(Arc::new(subcharts)));
     let base_path = format!("{full_path}/templates");
     for template in &chart.templates {
-        if chart.is_library() {
-            let base = template.name.rsplit('/').next().unwrap_or(&template.name);
-            if !base.starts_with('_') {
-                continue;
-            }
+        // A library chart's partials are all Helm renders (and parses) of it.
+        if chart.is_library() && !engine::is_partial(&template.name) {
+            continue;
         }
         let name = format!("{full_path}/{}", template.name);
         let mut dot = data.clone();
@@ -328,21 +322,23 @@ fn collect_templates(
     Value::Map(Arc::new(data))
 }
 
+/// Where a subchart's templates are named from: `PARENT/charts/NAME`.
+fn subchart_path(full_path: &str, dep: &Chart) -> String {
+    format!("{full_path}/charts/{}", dep.name())
+}
+
 /// The names and sources of the templates [`collect_templates`] gives data to. The sources
 /// are moved out of this render's own copy of the chart: from here on only the templates'
 /// names are read from it.
 fn template_sources(chart: &mut Chart, full_path: &str, out: &mut Vec<TemplateSource>) {
     for dep in &mut chart.dependencies {
-        let path = format!("{full_path}/charts/{}", dep.name());
+        let path = subchart_path(full_path, dep);
         template_sources(dep, &path, out);
     }
     let is_library = chart.is_library();
     for template in &mut chart.templates {
-        if is_library {
-            let base = template.name.rsplit('/').next().unwrap_or(&template.name);
-            if !base.starts_with('_') {
-                continue;
-            }
+        if is_library && !engine::is_partial(&template.name) {
+            continue;
         }
         let text = match String::from_utf8(std::mem::take(&mut template.data)) {
             Ok(text) => text,

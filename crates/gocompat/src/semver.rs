@@ -349,7 +349,16 @@ fn is_x(s: &str) -> bool {
     matches!(s, "x" | "*" | "X")
 }
 
-fn parse_constraint(text: &str) -> Result<Constraint, String> {
+/// How constraints are read: by hand wherever the text has a shape that allows it, or always
+/// with Masterminds' own patterns (the reference the hand reading is tested against).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    ByHand,
+    #[cfg_attr(not(test), allow(dead_code))]
+    Patterns,
+}
+
+fn parse_constraint(text: &str, reading: Reading) -> Result<Constraint, String> {
     if text.is_empty() {
         return Ok(Constraint {
             version: Version::parse("0.0.0")?,
@@ -359,7 +368,11 @@ fn parse_constraint(text: &str) -> Result<Constraint, String> {
             dirty: true,
         });
     }
-    match split_constraint(text) {
+    let by_hand = match reading {
+        Reading::ByHand => split_constraint(text),
+        Reading::Patterns => None,
+    };
+    match by_hand {
         Some(parts) => constraint_from_parts(&parts),
         None => {
             let caps = pattern(&CONSTRAINT)?
@@ -516,8 +529,16 @@ impl Constraint {
 
 /// `semver.NewConstraint(text).Check(version)`.
 pub fn constraint_matches(text: &str, version: &Version) -> Result<bool, String> {
+    constraint_matches_read(text, version, Reading::ByHand)
+}
+
+fn constraint_matches_read(
+    text: &str,
+    version: &Version,
+    reading: Reading,
+) -> Result<bool, String> {
     let mut rewritten = text.to_string();
-    if may_hold_range(text) {
+    if reading == Reading::Patterns || may_hold_range(text) {
         for caps in pattern(&RANGE)?.captures_iter(text) {
             let whole = caps.get(0).map(|m| m.as_str()).unwrap_or("");
             let low = caps.get(1).map(|m| m.as_str()).unwrap_or("");
@@ -528,7 +549,9 @@ pub fn constraint_matches(text: &str, version: &Version) -> Result<bool, String>
     let mut groups = Vec::new();
     for part in rewritten.split("||") {
         // A part that is one constraint as a whole is valid, and the regex finds exactly it.
-        if let Some(parts) = split_constraint(part) {
+        if reading == Reading::ByHand
+            && let Some(parts) = split_constraint(part)
+        {
             groups.push(vec![constraint_from_parts(&parts)?]);
             continue;
         }
@@ -542,7 +565,7 @@ pub fn constraint_matches(text: &str, version: &Version) -> Result<bool, String>
         let found = if found.is_empty() { vec![part] } else { found };
         let constraints = found
             .into_iter()
-            .map(parse_constraint)
+            .map(|one| parse_constraint(one, reading))
             .collect::<Result<Vec<_>, _>>()?;
         groups.push(constraints);
     }
@@ -554,10 +577,15 @@ pub fn constraint_matches(text: &str, version: &Version) -> Result<bool, String>
 /// Whether the range pattern (`A - B`, a dash with whitespace on both sides) can match at all;
 /// its regex is then not needed.
 fn may_hold_range(text: &str) -> bool {
-    let chars: Vec<char> = text.chars().collect();
-    chars
-        .windows(3)
-        .any(|w| w[1] == '-' && w[0].is_whitespace() && w[2].is_whitespace())
+    let mut chars = text.chars();
+    let (mut before, mut at) = (chars.next(), chars.next());
+    for after in chars {
+        if at == Some('-') && before.is_some_and(char::is_whitespace) && after.is_whitespace() {
+            return true;
+        }
+        (before, at) = (at, Some(after));
+    }
+    false
 }
 
 /// `semver.NewVersion`; `None` when it is not a version.
@@ -644,43 +672,7 @@ mod tests {
     }
 
     fn constraint_by_regex(text: &str, version: &Version) -> Result<bool, String> {
-        let mut rewritten = text.to_string();
-        for caps in pattern(&RANGE)?.captures_iter(text) {
-            let whole = caps.get(0).map(|m| m.as_str()).unwrap_or("");
-            let low = caps.get(1).map(|m| m.as_str()).unwrap_or("");
-            let high = caps.get(11).map(|m| m.as_str()).unwrap_or("");
-            rewritten = rewritten.replacen(whole, &format!(">= {low}, <= {high} "), 1);
-        }
-        let mut groups = Vec::new();
-        for part in rewritten.split("||") {
-            if !pattern(&VALID)?.is_match(part) {
-                return Err(format!("improper constraint: {part}"));
-            }
-            let found: Vec<&str> = pattern(&FIND)?
-                .find_iter(part)
-                .map(|m| m.as_str())
-                .collect();
-            let found = if found.is_empty() { vec![part] } else { found };
-            let mut constraints = Vec::new();
-            for one in found {
-                let caps = pattern(&CONSTRAINT)?
-                    .captures(one)
-                    .ok_or_else(|| format!("improper constraint: {one}"))?;
-                let group = |i: usize| caps.get(i).map(|m| m.as_str()).unwrap_or("");
-                constraints.push(constraint_from_parts(&ConstraintParts {
-                    op: group(1),
-                    version: group(2),
-                    major: group(3),
-                    minor: group(4),
-                    patch: group(5),
-                    pre: group(6),
-                })?);
-            }
-            groups.push(constraints);
-        }
-        Ok(groups
-            .iter()
-            .any(|group| group.iter().all(|c| c.check(version))))
+        constraint_matches_read(text, version, Reading::Patterns)
     }
 
     /// A small deterministic generator (xorshift) of texts over the characters the patterns
