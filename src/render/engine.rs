@@ -123,6 +123,9 @@ pub fn is_partial(name: &str) -> bool {
     name.rsplit('/').next().unwrap_or(name).starts_with('_')
 }
 
+/// Each executed template's output by template name (partials are not in it).
+pub type Outputs = BTreeMap<String, String>;
+
 /// A template file's name and source: all that parsing needs.
 #[derive(Clone, Debug)]
 pub struct TemplateSource {
@@ -145,7 +148,7 @@ pub fn render_with_data<T, E>(
     options: &RenderOptions,
     prepare: impl FnOnce() -> Result<(BTreeMap<String, Value>, T), E>,
     mut on_output: impl FnMut(&str, &str),
-) -> Result<Result<(BTreeMap<String, String>, T), RenderError>, E> {
+) -> Result<Result<(Outputs, T), RenderError>, E> {
     let registry = function_registry(options.helm4_functions);
     // helm 4 is built with Go 1.25, whose lexer counts a comment's newlines; helm 3.17's (Go
     // 1.23) does not, so its parse errors name earlier lines after a multi-line comment.
