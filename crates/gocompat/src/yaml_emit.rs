@@ -456,6 +456,18 @@ fn analyze_scalar(value: &[u8], v3: bool) -> ScalarAnalysis {
     let mut preceded_by_whitespace = true;
     let mut i = 0;
     while i < value.len() {
+        // After the first character, printable ASCII other than the space and the flow and
+        // comment indicators only clears the previous-character flags: skip such runs whole.
+        if i > 0 && is_unremarkable(value[i]) {
+            i += value[i..]
+                .iter()
+                .position(|&b| !is_unremarkable(b))
+                .unwrap_or(value.len() - i);
+            previous_space = false;
+            previous_break = false;
+            preceded_by_whitespace = false;
+            continue;
+        }
         let w = width(value[i]);
         let followed_by_whitespace = i + w >= value.len() || is_blank(value, i + w);
         let c = value[i];
@@ -573,6 +585,12 @@ fn analyze_scalar(value: &[u8], v3: bool) -> ScalarAnalysis {
     analysis
 }
 
+/// A character that, past the first, changes nothing in `analyze_scalar` but the flags about
+/// the previous character.
+fn is_unremarkable(b: u8) -> bool {
+    is_plain_run_byte(b) && !matches!(b, b',' | b'?' | b'[' | b']' | b'{' | b'}' | b':' | b'#')
+}
+
 /// The emitter's state that survives between events.
 struct Emitter {
     out: Vec<u8>,
@@ -626,6 +644,21 @@ impl Emitter {
         self.out.extend_from_slice(&s[*i..*i + w]);
         self.column += 1;
         *i += w;
+    }
+
+    /// `write` of one character and then of every following character that `ordinary` accepts
+    /// (printable ASCII only: one byte, one column each), copied at once. The writers' loops
+    /// would treat each of those characters alike, so their state after the run is the same.
+    fn write_run(&mut self, s: &[u8], i: &mut usize, ordinary: fn(u8) -> bool) {
+        self.write(s, i);
+        let rest = &s[*i..];
+        let run = rest
+            .iter()
+            .position(|&b| !ordinary(b))
+            .unwrap_or(rest.len());
+        self.out.extend_from_slice(&rest[..run]);
+        self.column += run as i64;
+        *i += run;
     }
 
     fn write_all(&mut self, s: &[u8]) {
@@ -823,7 +856,7 @@ impl Emitter {
                 if breaks {
                     self.write_indent();
                 }
-                self.write(value, &mut i);
+                self.write_run(value, &mut i, is_plain_run_byte);
                 self.indention = false;
                 spaces = false;
                 breaks = false;
@@ -867,7 +900,7 @@ impl Emitter {
                 if value[i] == b'\'' {
                     self.put(b'\'');
                 }
-                self.write(value, &mut i);
+                self.write_run(value, &mut i, is_single_quoted_run_byte);
                 self.indention = false;
                 spaces = false;
                 breaks = false;
@@ -1002,12 +1035,27 @@ impl Emitter {
                 if breaks {
                     self.write_indent();
                 }
-                self.write(value, &mut i);
+                self.write_run(value, &mut i, is_literal_run_byte);
                 self.indention = false;
                 breaks = false;
             }
         }
     }
+}
+
+/// Characters a plain scalar's writer copies as they are: printable ASCII except the space.
+fn is_plain_run_byte(b: u8) -> bool {
+    (0x21..=0x7E).contains(&b)
+}
+
+/// As for plain scalars, and not the quote the single-quoted writer doubles.
+fn is_single_quoted_run_byte(b: u8) -> bool {
+    is_plain_run_byte(b) && b != b'\''
+}
+
+/// A literal block copies spaces too; only line breaks end a run.
+fn is_literal_run_byte(b: u8) -> bool {
+    (0x20..=0x7E).contains(&b)
 }
 
 /// `yaml_emitter_check_simple_key` for a string key.
@@ -1018,13 +1066,19 @@ fn check_simple_key(key: &Node) -> bool {
     }
 }
 
+/// The emitter copies whole characters of valid strings, so its output is valid UTF-8; the
+/// lossy conversion only stands guard.
+fn into_string(out: Vec<u8>) -> String {
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// `yaml.Marshal` of go-yaml v2 over a tree (with the trailing newline).
 pub fn emit_document(node: &Node) -> String {
     let mut emitter = Emitter::new(2);
     emitter.emit_node(node, true, false, false, false);
     // Document end: an implicit end just finishes the line.
     emitter.write_indent();
-    String::from_utf8_lossy(&emitter.out).into_owned()
+    into_string(emitter.out)
 }
 
 /// go-yaml v3's emitter differs from v2 in that block sequences inside mappings are indented
@@ -1147,7 +1201,7 @@ pub fn emit_pretty_document(node: &Node) -> String {
     let mut emitter = PrettyEmitter { inner };
     emitter.emit(node, true, false, false);
     emitter.inner.write_indent();
-    String::from_utf8_lossy(&emitter.inner.out).into_owned()
+    into_string(emitter.inner.out)
 }
 
 #[cfg(test)]
