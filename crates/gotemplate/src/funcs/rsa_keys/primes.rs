@@ -1,0 +1,245 @@
+//! Random RSA primes found with an incremental sieve, and the two-prime key Go makes of them.
+//!
+//! A search draws a random odd start with its top two bits set (as Go's `crypto/rand.Prime`
+//! does, so that the product of two such primes has exactly the requested size), computes its
+//! residues modulo every odd prime below [`SIEVE_BOUND`] once, and then walks up the odd
+//! numbers from there: stepping the residues is word arithmetic, so crossing out the multiples
+//! of small primes costs almost nothing per candidate. Only the survivors reach AWS-LC's
+//! exponentiations: Fermat's test to base 2 first (one variable-time exponentiation, which
+//! nearly every composite fails), then AWS-LC's Miller-Rabin test for key generation. A search
+//! hands out one prime per random start and then starts afresh, so the two primes of a key
+//! never come from the same walk (two primes close together would make the key easy to
+//! factor).
+
+use std::sync::OnceLock;
+
+use super::bignum::{BigNum, Context, Word};
+
+/// Odd primes below this bound are sieved out. Chosen by measurement (scripts/bench-rsa): a
+/// higher bound crosses out more composites but costs more word divisions per start.
+pub(super) const SIEVE_BOUND: u32 = 1 << 16;
+
+/// Odd candidates crossed out at once. A 1024-bit prime turns up every ~355 odd numbers on
+/// average, so one window nearly always holds one; a longer walk sieves again further up.
+const WINDOW: usize = 4096;
+
+/// Windows walked from one start before drawing a new one (prime gaps this long do not occur
+/// at RSA sizes, so this only bounds the loop).
+const MAX_WINDOWS: usize = 64;
+
+/// Go's public exponent. A prime p with p ≡ 1 mod E cannot be used (E would not be
+/// invertible modulo (p-1)(q-1)); Go draws new primes then, the search skips such p.
+pub(super) const E: Word = 65537;
+
+/// The odd primes below a bound, with products of consecutive ones that fit in one word, so
+/// that the residues of a big start take one AWS-LC word division per product instead of one
+/// per prime.
+pub(super) struct SmallPrimes {
+    primes: Vec<u32>,
+    /// (product, number of primes in it), covering `primes` in order.
+    products: Vec<(Word, usize)>,
+}
+
+impl SmallPrimes {
+    pub(super) fn below(bound: u32) -> Self {
+        let bound = bound as usize;
+        let mut composite = vec![false; bound];
+        let mut primes = Vec::new();
+        for candidate in 3..bound {
+            if composite[candidate] || candidate % 2 == 0 {
+                continue;
+            }
+            primes.push(candidate as u32);
+            for multiple in (candidate * candidate..bound).step_by(candidate) {
+                composite[multiple] = true;
+            }
+        }
+        let mut products = Vec::new();
+        let mut product: Word = 1;
+        let mut count = 0;
+        for &prime in &primes {
+            match product.checked_mul(Word::from(prime)) {
+                Some(next) => {
+                    product = next;
+                    count += 1;
+                }
+                None => {
+                    products.push((product, count));
+                    product = Word::from(prime);
+                    count = 1;
+                }
+            }
+        }
+        if count > 0 {
+            products.push((product, count));
+        }
+        SmallPrimes { primes, products }
+    }
+
+    pub(super) fn standard() -> &'static SmallPrimes {
+        static STANDARD: OnceLock<SmallPrimes> = OnceLock::new();
+        STANDARD.get_or_init(|| SmallPrimes::below(SIEVE_BOUND))
+    }
+
+    /// `start mod p` for every small prime p, in order.
+    fn residues(&self, start: &BigNum) -> Result<Vec<u32>, String> {
+        let mut residues = Vec::with_capacity(self.primes.len());
+        let mut primes = self.primes.iter();
+        for &(product, count) in &self.products {
+            let residue = start.rem_word(product)?;
+            for &prime in primes.by_ref().take(count) {
+                residues.push((residue % Word::from(prime)) as u32);
+            }
+        }
+        Ok(residues)
+    }
+}
+
+/// Crosses out, in `composite`, every index i such that `start + 2 * (first + i)` is divisible
+/// by one of `primes`, where `residues[k]` is `start mod primes[k]`. The numbers must be larger
+/// than the primes (a small prime itself would be crossed out as its own multiple).
+pub(super) fn sieve(primes: &[u32], residues: &[u32], first: u64, composite: &mut [bool]) {
+    composite.fill(false);
+    for (&prime, &residue) in primes.iter().zip(residues) {
+        let prime = u64::from(prime);
+        // Residue of the window's first number, start + 2 * first.
+        let at_first = (u64::from(residue) + 2 * (first % prime)) % prime;
+        // Smallest i with at_first + 2i ≡ 0 (mod p): i ≡ -at_first / 2, and 1/2 ≡ (p + 1) / 2.
+        let mut index = ((prime - at_first) % prime * prime.div_ceil(2) % prime) as usize;
+        while index < composite.len() {
+            composite[index] = true;
+            index += prime as usize;
+        }
+    }
+}
+
+/// A random odd number of exactly `bits` bits with the top two set, as Go's `rand.Prime` draws
+/// its candidates.
+fn random_start(bits: usize) -> Result<BigNum, String> {
+    let mut bytes = vec![0u8; bits.div_ceil(8)];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "crypto/rsa: no random bytes".to_string())?;
+    let excess = bytes.len() * 8 - bits;
+    bytes[0] &= 0xff >> excess;
+    if excess < 7 {
+        bytes[0] |= 0xc0 >> excess;
+    } else {
+        bytes[0] |= 1;
+        bytes[1] |= 0x80;
+    }
+    if let Some(last) = bytes.last_mut() {
+        *last |= 1;
+    }
+    BigNum::from_be_bytes(&bytes)
+}
+
+/// A random prime of exactly `bits` bits (top two set, not ≡ 1 mod [`E`]), or None as soon
+/// as `keep_going` says the prime is no longer needed (asked before each expensive test).
+pub(super) fn find_prime(
+    bits: usize,
+    small: &SmallPrimes,
+    ctx: &mut Context,
+    keep_going: &mut dyn FnMut() -> bool,
+) -> Result<Option<BigNum>, String> {
+    let mut composite = vec![false; WINDOW];
+    loop {
+        if !keep_going() {
+            return Ok(None);
+        }
+        let start = random_start(bits)?;
+        let residues = small.residues(&start)?;
+        let start_mod_e = start.rem_word(E)?;
+        for window in 0..MAX_WINDOWS {
+            let first = (window * WINDOW) as u64;
+            sieve(&small.primes, &residues, first, &mut composite);
+            for (index, _) in composite.iter().enumerate().filter(|(_, crossed)| !**crossed) {
+                let offset = 2 * (first + index as u64);
+                if (start_mod_e + offset % E) % E == 1 {
+                    continue;
+                }
+                if !keep_going() {
+                    return Ok(None);
+                }
+                let mut candidate = start.try_clone()?;
+                candidate.add_word(offset)?;
+                if candidate.bits() != bits {
+                    // Walked past 2^bits: draw again (practically never happens).
+                    break;
+                }
+                if candidate.passes_fermat_base_2(ctx)? && candidate.is_probable_prime(ctx)? {
+                    return Ok(Some(candidate));
+                }
+            }
+        }
+    }
+}
+
+/// The PKCS#1 `RSAPrivateKey` DER of the two-prime key Go's `rsa.GenerateKey` (Go 1.23) makes
+/// of p and q: e = 65537, d = e⁻¹ mod (p-1)(q-1) (Euler's φ, not Carmichael's λ), dp = d mod
+/// (p-1), dq = d mod (q-1), qinv = q⁻¹ mod p. None when Go would reject the pair and draw
+/// again: p = q, a modulus not of `bits` bits, or e not invertible.
+pub(super) fn private_key_der(
+    p: &BigNum,
+    q: &BigNum,
+    bits: usize,
+    ctx: &mut Context,
+) -> Result<Option<Vec<u8>>, String> {
+    if p.equals(q) {
+        return Ok(None);
+    }
+    let n = p.mul(q, ctx)?;
+    if n.bits() != bits {
+        return Ok(None);
+    }
+    let mut p_minus_1 = p.try_clone()?;
+    p_minus_1.sub_word(1)?;
+    let mut q_minus_1 = q.try_clone()?;
+    q_minus_1.sub_word(1)?;
+    let phi = p_minus_1.mul(&q_minus_1, ctx)?;
+    let e = BigNum::from_word(E)?;
+    let Some(d) = e.mod_inverse(&phi, ctx)? else {
+        return Ok(None);
+    };
+    let dp = d.rem(&p_minus_1, ctx)?;
+    let dq = d.rem(&q_minus_1, ctx)?;
+    let Some(qinv) = q.mod_inverse(p, ctx)? else {
+        return Ok(None);
+    };
+    let fields = [&n, &e, &d, p, q, &dp, &dq, &qinv];
+    let mut content = der_integer(&[0]);
+    for field in fields {
+        content.extend(der_integer(&field.to_be_bytes()));
+    }
+    Ok(Some(der_tlv(0x30, &content)))
+}
+
+pub(super) fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let len_bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|byte| *byte == 0)
+            .collect();
+        out.push(0x80 | len_bytes.len() as u8);
+        out.extend(len_bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A non-negative INTEGER from its big-endian magnitude.
+pub(super) fn der_integer(magnitude: &[u8]) -> Vec<u8> {
+    let trimmed: &[u8] = match magnitude.iter().position(|byte| *byte != 0) {
+        Some(first) => &magnitude[first..],
+        None => &[],
+    };
+    let mut content = Vec::with_capacity(trimmed.len() + 1);
+    if trimmed.first().is_none_or(|byte| byte & 0x80 != 0) {
+        content.push(0);
+    }
+    content.extend_from_slice(trimmed);
+    der_tlv(0x02, &content)
+}
