@@ -243,3 +243,110 @@ pub(super) fn der_integer(magnitude: &[u8]) -> Vec<u8> {
     content.extend_from_slice(trimmed);
     der_tlv(0x02, &content)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_prime_by_trial_division(number: u64) -> bool {
+        number >= 2 && (2..).take_while(|d| d * d <= number).all(|d| number % d != 0)
+    }
+
+    #[test]
+    fn small_primes_are_the_odd_primes_below_the_bound_and_products_cover_them() {
+        let small = SmallPrimes::below(2000);
+        let expected: Vec<u32> = (3..2000u32)
+            .filter(|n| is_prime_by_trial_division(u64::from(*n)))
+            .collect();
+        assert_eq!(small.primes, expected);
+        let mut covered = 0;
+        for &(product, count) in &small.products {
+            let factors = &small.primes[covered..covered + count];
+            let multiplied = factors
+                .iter()
+                .try_fold(1 as Word, |acc, prime| acc.checked_mul(Word::from(*prime)));
+            assert_eq!(multiplied, Some(product));
+            covered += count;
+        }
+        assert_eq!(covered, small.primes.len());
+    }
+
+    /// The sieve against trial division over whole windows: it crosses out exactly the numbers
+    /// with an odd prime factor below the bound, so it never rejects a prime.
+    #[test]
+    fn the_sieve_crosses_out_exactly_the_multiples_of_small_primes() {
+        let small = SmallPrimes::standard();
+        let bound = u64::from(SIEVE_BOUND);
+        // Odd starts above the bound (and above the square of small primes), one with factors.
+        for start in [10_000_000_019u64, 3 * 5 * 7 * 11 * 13 * 65_537 * 2 + 1, 1_000_003] {
+            let residues: Vec<u32> = small
+                .primes
+                .iter()
+                .map(|prime| (start % u64::from(*prime)) as u32)
+                .collect();
+            let mut composite = vec![false; 1000];
+            for first in [0u64, 1000, 7 * 4096] {
+                sieve(&small.primes, &residues, first, &mut composite);
+                for (index, crossed) in composite.iter().enumerate() {
+                    let number = start + 2 * (first + index as u64);
+                    let has_small_factor = small
+                        .primes
+                        .iter()
+                        .any(|prime| number % u64::from(*prime) == 0);
+                    assert_eq!(*crossed, has_small_factor, "{number}");
+                    if number < bound * bound && is_prime_by_trial_division(number) {
+                        assert!(!crossed, "prime {number} crossed out");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The residues come from AWS-LC's word division of products of primes.
+    #[test]
+    fn residues_of_a_big_number_match_word_arithmetic() {
+        let small = SmallPrimes::standard();
+        let number: u64 = 0xc3a5_c85c_97cb_3127;
+        let Ok(big) = BigNum::from_be_bytes(&number.to_be_bytes()) else {
+            panic!("BN_bin2bn")
+        };
+        let Ok(residues) = small.residues(&big) else {
+            panic!("BN_mod_word")
+        };
+        let expected: Vec<u32> = small
+            .primes
+            .iter()
+            .map(|prime| (number % u64::from(*prime)) as u32)
+            .collect();
+        assert_eq!(residues, expected);
+    }
+
+    #[test]
+    fn found_primes_are_prime_with_the_top_two_bits_and_usable_with_e() {
+        let Ok(mut ctx) = Context::new() else {
+            panic!("BN_CTX_new")
+        };
+        let small = SmallPrimes::standard();
+        for _ in 0..40 {
+            let prime = match find_prime(40, small, &mut ctx, &mut || true) {
+                Ok(Some(prime)) => prime,
+                Ok(None) => panic!("the search stopped though asked to go on"),
+                Err(e) => panic!("{e}"),
+            };
+            let value = prime
+                .to_be_bytes()
+                .iter()
+                .fold(0u64, |acc, byte| acc << 8 | u64::from(*byte));
+            assert!(is_prime_by_trial_division(value), "{value}");
+            assert_eq!(value >> 38, 0b11, "{value} has 40 bits, the top two set");
+            assert_ne!(value % E, 1, "{value} ≡ 1 mod e");
+        }
+        let mut asked = 0;
+        let stopped = find_prime(1024, small, &mut ctx, &mut || {
+            // Yes to the first question (a start is drawn), no before the first test.
+            asked += 1;
+            asked < 2
+        });
+        assert!(matches!(stopped, Ok(None)), "the search stops when told");
+    }
+}
