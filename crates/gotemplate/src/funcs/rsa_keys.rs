@@ -500,4 +500,90 @@ mod tests {
         }
         panic!("no key had d mod λ different from d");
     }
+
+    fn percentiles(mut millis: Vec<f64>) -> String {
+        millis.sort_by(f64::total_cmp);
+        let at = |percent: usize| millis[(millis.len() - 1) * percent / 100];
+        format!(
+            "p10 {:7.1}  p50 {:7.1}  p90 {:7.1}  max {:7.1} ms",
+            at(10),
+            at(50),
+            at(90),
+            at(100)
+        )
+    }
+
+    fn aws_lc_key(size: aws_lc_rs::rsa::KeySize) {
+        if let Err(e) = aws_lc_rs::rsa::KeyPair::generate(size) {
+            panic!("aws-lc-rs: {e}");
+        }
+    }
+
+    /// The generator before session 7: whole AWS-LC key generations raced on every core, the
+    /// first finished one taken. The losers are waited for outside the timing, so each
+    /// measurement starts on an idle machine (the old pool would have handed a loser's key to
+    /// the next request instead).
+    fn raced_aws_lc_key(size: aws_lc_rs::rsa::KeySize) -> std::time::Duration {
+        let started = std::time::Instant::now();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let racers: Vec<_> = (0..parallelism())
+            .map(|_| {
+                let sender = sender.clone();
+                std::thread::spawn(move || {
+                    aws_lc_key(size);
+                    let _ = sender.send(());
+                })
+            })
+            .collect();
+        if receiver.recv().is_err() {
+            panic!("every racer died");
+        }
+        let first = started.elapsed();
+        for racer in racers {
+            if racer.join().is_err() {
+                panic!("a racer panicked");
+            }
+        }
+        first
+    }
+
+    /// Per-key latency of AWS-LC on one thread, the old race and this generator, measured in
+    /// turns so that machine noise hits all three alike. Run by scripts/bench-rsa.
+    #[test]
+    #[ignore = "benchmark: scripts/bench-rsa"]
+    fn bench_key_latency() {
+        let keys: usize = std::env::var("RSA_BENCH_KEYS")
+            .ok()
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(40);
+        println!("{} cores used", parallelism());
+        for (bits, size, count) in [
+            (2048, aws_lc_rs::rsa::KeySize::Rsa2048, keys),
+            (4096, aws_lc_rs::rsa::KeySize::Rsa4096, keys.div_ceil(4)),
+        ] {
+            let mut single = Vec::new();
+            let mut raced = Vec::new();
+            let mut sieved = Vec::new();
+            let millis = |elapsed: std::time::Duration| elapsed.as_secs_f64() * 1000.0;
+            for _ in 0..count {
+                let started = std::time::Instant::now();
+                aws_lc_key(size);
+                single.push(millis(started.elapsed()));
+
+                raced.push(millis(raced_aws_lc_key(size)));
+
+                // Cold, like a template's first key: no primes left from the last one.
+                state_of(&mut lock(), bits).primes.clear();
+                let started = std::time::Instant::now();
+                if let Err(e) = generate(bits) {
+                    panic!("{e}");
+                }
+                sieved.push(millis(started.elapsed()));
+            }
+            println!("RSA-{bits}, {count} keys each:");
+            println!("  aws-lc-rs, one thread      {}", percentiles(single));
+            println!("  aws-lc-rs raced (old)      {}", percentiles(raced));
+            println!("  sieved prime search (new)  {}", percentiles(sieved));
+        }
+    }
 }

@@ -349,4 +349,92 @@ mod tests {
         });
         assert!(matches!(stopped, Ok(None)), "the search stops when told");
     }
+
+    fn millis_since(started: std::time::Instant) -> f64 {
+        started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// Mean and median time to find one prime of half a 2048-bit key on one thread, per sieve
+    /// bound. Run by scripts/bench-rsa.
+    #[test]
+    #[ignore = "benchmark: scripts/bench-rsa"]
+    fn bench_sieve_bounds() {
+        let Ok(mut ctx) = Context::new() else {
+            panic!("BN_CTX_new")
+        };
+        let bounds = [1u32 << 8, 1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20];
+        let tables: Vec<SmallPrimes> = bounds.iter().map(|b| SmallPrimes::below(*b)).collect();
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); bounds.len()];
+        for _ in 0..30 {
+            for (table, times) in tables.iter().zip(&mut times) {
+                let started = std::time::Instant::now();
+                if let Err(e) = find_prime(1024, table, &mut ctx, &mut || true) {
+                    panic!("{e}");
+                }
+                times.push(millis_since(started));
+            }
+        }
+        println!("one 1024-bit prime on one thread, by sieve bound (30 primes each):");
+        for (bound, mut times) in bounds.iter().zip(times) {
+            times.sort_by(f64::total_cmp);
+            let mean = times.iter().sum::<f64>() / times.len() as f64;
+            println!(
+                "  bound {bound:>8}  mean {mean:6.1} ms  median {:6.1} ms",
+                times[times.len() / 2]
+            );
+        }
+    }
+
+    /// The cost of one test on a sieve survivor (nearly always composite): Fermat base 2 by
+    /// variable-time exponentiation against AWS-LC's Miller-Rabin; and the full test of a prime.
+    #[test]
+    #[ignore = "benchmark: scripts/bench-rsa"]
+    fn bench_primality_tests() {
+        let Ok(mut ctx) = Context::new() else {
+            panic!("BN_CTX_new")
+        };
+        let small = SmallPrimes::standard();
+        for bits in [1024, 1536, 2048] {
+            let mut survivors = Vec::new();
+            while survivors.len() < 200 {
+                let Ok(candidate) = random_start(bits) else {
+                    panic!("random")
+                };
+                let Ok(residues) = small.residues(&candidate) else {
+                    panic!("residues")
+                };
+                if !residues.contains(&0) {
+                    survivors.push(candidate);
+                }
+            }
+            let started = std::time::Instant::now();
+            for candidate in &survivors {
+                let _ = candidate.passes_fermat_base_2(&mut ctx);
+            }
+            let fermat = millis_since(started) / survivors.len() as f64;
+            let started = std::time::Instant::now();
+            for candidate in &survivors {
+                let _ = candidate.is_probable_prime(&mut ctx);
+            }
+            let miller_rabin = millis_since(started) / survivors.len() as f64;
+            let prime = match find_prime(bits, small, &mut ctx, &mut || true) {
+                Ok(Some(prime)) => prime,
+                _ => panic!("no prime"),
+            };
+            let started = std::time::Instant::now();
+            for _ in 0..10 {
+                let _ = prime.is_probable_prime(&mut ctx);
+            }
+            let full = millis_since(started) / 10.0;
+            let started = std::time::Instant::now();
+            for _ in 0..10 {
+                let _ = prime.passes_fermat_base_2(&mut ctx);
+            }
+            let fermat_prime = millis_since(started) / 10.0;
+            println!(
+                "{bits}-bit survivor: Fermat base 2 {fermat:.3} ms, AWS-LC Miller-Rabin {miller_rabin:.3} ms; \
+                 a prime: Fermat {fermat_prime:.3} ms, Miller-Rabin (all rounds) {full:.3} ms"
+            );
+        }
+    }
 }
