@@ -338,11 +338,7 @@ mod tests {
             Err("unsupported RSA key size 1000".to_string())
         );
         prefetch(1000);
-        assert!(
-            lock()
-                .as_ref()
-                .is_none_or(|pool| !pool.contains_key(&1000))
-        );
+        assert!(lock().as_ref().is_none_or(|pool| !pool.contains_key(&1000)));
     }
 
     fn big(magnitude: &[u8]) -> rsa::BigUint {
@@ -362,19 +358,21 @@ mod tests {
             odd /= &two;
             twos += 1;
         }
-        [2u32, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37].iter().all(|base| {
-            let mut x = rsa::BigUint::from(*base).modpow(&odd, candidate);
-            if x == one || x == minus_one {
-                return true;
-            }
-            for _ in 1..twos {
-                x = x.modpow(&two, candidate);
-                if x == minus_one {
+        [2u32, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]
+            .iter()
+            .all(|base| {
+                let mut x = rsa::BigUint::from(*base).modpow(&odd, candidate);
+                if x == one || x == minus_one {
                     return true;
                 }
-            }
-            false
-        })
+                for _ in 1..twos {
+                    x = x.modpow(&two, candidate);
+                    if x == minus_one {
+                        return true;
+                    }
+                }
+                false
+            })
     }
 
     /// Every property of a Go 1.23 `rsa.GenerateKey` key, checked with the rsa crate's parser
@@ -397,14 +395,21 @@ mod tests {
                 *prime >= rsa::BigUint::from(3u32) << (half - 2),
                 "top two bits set as Go's rand.Prime does"
             );
-            assert!(independently_prime(prime), "prime by Miller-Rabin over num-bigint");
+            assert!(
+                independently_prime(prime),
+                "prime by Miller-Rabin over num-bigint"
+            );
         }
         let one = rsa::BigUint::from(1u32);
         let p1 = &p - &one;
         let q1 = &q - &one;
         let phi = &p1 * &q1;
         assert!(d < phi, "d reduced mod (p-1)(q-1)");
-        assert_eq!((&d * &e) % &phi, one, "d = e^-1 mod φ(n), as Go 1.23 computes it");
+        assert_eq!(
+            (&d * &e) % &phi,
+            one,
+            "d = e^-1 mod φ(n), as Go 1.23 computes it"
+        );
         assert_eq!(dp, &d % &p1, "dp");
         assert_eq!(dq, &d % &q1, "dq");
         assert!(qinv < p);
@@ -493,7 +498,11 @@ mod tests {
             }
             let mut content = primes::der_integer(&[0]);
             for (at, field) in fields.iter().enumerate().skip(1) {
-                let magnitude = if at == 3 { d_lambda.to_bytes_be() } else { field.clone() };
+                let magnitude = if at == 3 {
+                    d_lambda.to_bytes_be()
+                } else {
+                    field.clone()
+                };
                 content.extend(primes::der_integer(&magnitude));
             }
             assert_go_shaped_key(&primes::der_tlv(0x30, &content), 2048);

@@ -20,7 +20,11 @@ fn failed(what: &str) -> String {
 }
 
 fn succeeded(status: c_int, what: &str) -> Result<(), String> {
-    if status == 1 { Ok(()) } else { Err(failed(what)) }
+    if status == 1 {
+        Ok(())
+    } else {
+        Err(failed(what))
+    }
 }
 
 /// A non-negative AWS-LC `BIGNUM`, freed on drop.
@@ -36,7 +40,9 @@ impl Drop for BigNum {
 
 impl BigNum {
     fn owned(pointer: *mut sys::BIGNUM, what: &str) -> Result<Self, String> {
-        NonNull::new(pointer).map(BigNum).ok_or_else(|| failed(what))
+        NonNull::new(pointer)
+            .map(BigNum)
+            .ok_or_else(|| failed(what))
     }
 
     fn zero() -> Result<Self, String> {
@@ -57,7 +63,10 @@ impl BigNum {
     pub(super) fn from_word(value: Word) -> Result<Self, String> {
         let number = Self::zero()?;
         // SAFETY: `number` is a live BIGNUM owned here.
-        succeeded(unsafe { sys::BN_set_word(number.0.as_ptr(), value) }, "BN_set_word")?;
+        succeeded(
+            unsafe { sys::BN_set_word(number.0.as_ptr(), value) },
+            "BN_set_word",
+        )?;
         Ok(number)
     }
 
@@ -93,12 +102,18 @@ impl BigNum {
 
     pub(super) fn add_word(&mut self, value: Word) -> Result<(), String> {
         // SAFETY: `self` is a live BIGNUM owned exclusively (&mut).
-        succeeded(unsafe { sys::BN_add_word(self.0.as_ptr(), value) }, "BN_add_word")
+        succeeded(
+            unsafe { sys::BN_add_word(self.0.as_ptr(), value) },
+            "BN_add_word",
+        )
     }
 
     pub(super) fn sub_word(&mut self, value: Word) -> Result<(), String> {
         // SAFETY: `self` is a live BIGNUM owned exclusively (&mut).
-        succeeded(unsafe { sys::BN_sub_word(self.0.as_ptr(), value) }, "BN_sub_word")
+        succeeded(
+            unsafe { sys::BN_sub_word(self.0.as_ptr(), value) },
+            "BN_sub_word",
+        )
     }
 
     pub(super) fn is_one(&self) -> bool {
@@ -111,7 +126,12 @@ impl BigNum {
         // SAFETY: all three BIGNUMs and the context are live; `product` aliases neither input.
         succeeded(
             unsafe {
-                sys::BN_mul(product.0.as_ptr(), self.0.as_ptr(), other.0.as_ptr(), ctx.as_ptr())
+                sys::BN_mul(
+                    product.0.as_ptr(),
+                    self.0.as_ptr(),
+                    other.0.as_ptr(),
+                    ctx.as_ptr(),
+                )
             },
             "BN_mul",
         )?;
@@ -165,37 +185,130 @@ impl BigNum {
         // SAFETY: both BIGNUMs are live.
         unsafe { sys::BN_cmp(self.0.as_ptr(), other.0.as_ptr()) == 0 }
     }
+}
 
-    /// Fermat's test to base 2 (2^(n-1) ≡ 1 mod n), with AWS-LC's variable-time Montgomery
-    /// exponentiation: one exponentiation that throws out nearly every composite before the
-    /// full Miller-Rabin test. `self` must be odd and greater than 2.
-    pub(super) fn passes_fermat_base_2(&self, ctx: &mut Context) -> Result<bool, String> {
-        let mont = MontContext::new(self, ctx)?;
-        let mut exponent = self.try_clone()?;
-        exponent.sub_word(1)?;
-        let power = Self::zero()?;
-        // SAFETY: all BIGNUMs, the context and the Montgomery context (made for this modulus)
-        // are live; `power` aliases no input.
+/// One odd number w > 3 prepared for Miller-Rabin rounds: w - 1 = m·2^a with m odd, and
+/// Montgomery constants for w. The rounds use AWS-LC's variable-time exponentiation
+/// (`BN_mod_exp_mont`): AWS-LC's own `BN_primality_test` is constant time, which makes it run
+/// at least 16 full rounds of twice the cost on every prime it accepts, about 30 times the
+/// work the rounds below do (measured by scripts/bench-rsa).
+pub(super) struct MillerRabin<'w> {
+    w: &'w BigNum,
+    w_minus_1: BigNum,
+    odd_part: BigNum,
+    twos: usize,
+    mont: MontContext,
+}
+
+impl<'w> MillerRabin<'w> {
+    pub(super) fn new(w: &'w BigNum, ctx: &mut Context) -> Result<Self, String> {
+        let mut w_minus_1 = w.try_clone()?;
+        w_minus_1.sub_word(1)?;
+        // SAFETY (both blocks): `w_minus_1` is a live BIGNUM; bit indexes are below its size.
+        let twos = (0..w.bits())
+            .find(|bit| unsafe { sys::BN_is_bit_set(w_minus_1.0.as_ptr(), *bit as c_int) } == 1)
+            .ok_or_else(|| "crypto/rsa: Miller-Rabin on 1".to_string())?;
+        let odd_part = BigNum::zero()?;
+        // SAFETY: both BIGNUMs are live and distinct; the shift is below the size of w.
+        succeeded(
+            unsafe { sys::BN_rshift(odd_part.0.as_ptr(), w_minus_1.0.as_ptr(), twos as c_int) },
+            "BN_rshift",
+        )?;
+        let mont = MontContext::new(w, ctx)?;
+        Ok(MillerRabin {
+            w,
+            w_minus_1,
+            odd_part,
+            twos,
+            mont,
+        })
+    }
+
+    /// Whether w is a strong probable prime to base 2 (which nearly every composite is not).
+    pub(super) fn passes_base_2(&self, ctx: &mut Context) -> Result<bool, String> {
+        let power = BigNum::zero()?;
+        // SAFETY: all BIGNUMs, the context and the Montgomery context (made for w) are live;
+        // `power` aliases no input.
         succeeded(
             unsafe {
                 sys::BN_mod_exp_mont_word(
                     power.0.as_ptr(),
                     2,
-                    exponent.0.as_ptr(),
-                    self.0.as_ptr(),
+                    self.odd_part.0.as_ptr(),
+                    self.w.0.as_ptr(),
                     ctx.as_ptr(),
-                    mont.0.as_ptr(),
+                    self.mont.0.as_ptr(),
                 )
             },
             "BN_mod_exp_mont_word",
         )?;
-        Ok(power.is_one())
+        self.finish_round(power, ctx)
     }
 
-    /// AWS-LC's Miller-Rabin test with the number of rounds it picks for key generation at
-    /// this size (BoringSSL's table: the chance that a random composite passes is below
-    /// 2^-80 at every size, far lower at RSA sizes), without trial division (the sieve did it).
-    pub(super) fn is_probable_prime(&self, ctx: &mut Context) -> Result<bool, String> {
+    /// Whether w passes one round with a base drawn uniformly from [2, w - 1).
+    pub(super) fn passes_random_base(&self, ctx: &mut Context) -> Result<bool, String> {
+        let base = BigNum::zero()?;
+        // SAFETY: both BIGNUMs are live; AWS-LC draws from its own random generator.
+        succeeded(
+            unsafe { sys::BN_rand_range_ex(base.0.as_ptr(), 2, self.w_minus_1.0.as_ptr()) },
+            "BN_rand_range_ex",
+        )?;
+        let power = BigNum::zero()?;
+        // SAFETY: all BIGNUMs, the context and the Montgomery context (made for w) are live;
+        // `power` aliases no input.
+        succeeded(
+            unsafe {
+                sys::BN_mod_exp_mont(
+                    power.0.as_ptr(),
+                    base.0.as_ptr(),
+                    self.odd_part.0.as_ptr(),
+                    self.w.0.as_ptr(),
+                    ctx.as_ptr(),
+                    self.mont.0.as_ptr(),
+                )
+            },
+            "BN_mod_exp_mont",
+        )?;
+        self.finish_round(power, ctx)
+    }
+
+    /// The rest of a round from z = b^m mod w: w passes when z is 1, or when z squared at most
+    /// a - 1 times reaches w - 1.
+    fn finish_round(&self, mut z: BigNum, ctx: &mut Context) -> Result<bool, String> {
+        if z.is_one() || z.equals(&self.w_minus_1) {
+            return Ok(true);
+        }
+        for _ in 1..self.twos {
+            let squared = BigNum::zero()?;
+            // SAFETY: all BIGNUMs and the context are live; `squared` aliases no input.
+            succeeded(
+                unsafe {
+                    sys::BN_mod_sqr(
+                        squared.0.as_ptr(),
+                        z.0.as_ptr(),
+                        self.w.0.as_ptr(),
+                        ctx.as_ptr(),
+                    )
+                },
+                "BN_mod_sqr",
+            )?;
+            z = squared;
+            if z.equals(&self.w_minus_1) {
+                return Ok(true);
+            }
+            if z.is_one() {
+                return Ok(false);
+            }
+        }
+        Ok(false)
+    }
+}
+
+impl BigNum {
+    /// AWS-LC's constant-time Miller-Rabin at the rounds it picks for key generation: only
+    /// measured against [`MillerRabin`] by scripts/bench-rsa.
+    #[cfg(test)]
+    pub(super) fn passes_aws_lc_primality_test(&self, ctx: &mut Context) -> Result<bool, String> {
         let mut verdict: c_int = 0;
         // SAFETY: `verdict` is a live int for the call; the BIGNUM and context are live; a
         // null callback is allowed.

@@ -13,7 +13,7 @@
 
 use std::sync::OnceLock;
 
-use super::bignum::{BigNum, Context, Word};
+use super::bignum::{BigNum, Context, MillerRabin, Word};
 
 /// Odd primes below this bound are sieved out. Chosen by measurement (scripts/bench-rsa): a
 /// higher bound crosses out more composites but costs more word divisions per start.
@@ -113,6 +113,37 @@ pub(super) fn sieve(primes: &[u32], residues: &[u32], first: u64, composite: &mu
     }
 }
 
+/// Miller-Rabin rounds with random bases after the base-2 round, by size of the candidate:
+/// FIPS 186-4's table C.3 as BoringSSL and AWS-LC extend it (and Go 1.24+ uses), for which a
+/// random composite passes with probability below 2^-100 at these sizes.
+fn random_rounds(bits: usize) -> usize {
+    match bits {
+        3747.. => 3,
+        1345.. => 4,
+        476.. => 5,
+        400.. => 6,
+        347.. => 7,
+        308.. => 8,
+        55.. => 27,
+        _ => 34,
+    }
+}
+
+/// Miller-Rabin to base 2 (which throws out nearly every sieve survivor for the price of one
+/// exponentiation), then [`random_rounds`] rounds with random bases.
+pub(super) fn is_probable_prime(candidate: &BigNum, ctx: &mut Context) -> Result<bool, String> {
+    let test = MillerRabin::new(candidate, ctx)?;
+    if !test.passes_base_2(ctx)? {
+        return Ok(false);
+    }
+    for _ in 0..random_rounds(candidate.bits()) {
+        if !test.passes_random_base(ctx)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// A random odd number of exactly `bits` bits with the top two set, as Go's `rand.Prime` draws
 /// its candidates.
 fn random_start(bits: usize) -> Result<BigNum, String> {
@@ -151,7 +182,11 @@ pub(super) fn find_prime(
         for window in 0..MAX_WINDOWS {
             let first = (window * WINDOW) as u64;
             sieve(&small.primes, &residues, first, &mut composite);
-            for (index, _) in composite.iter().enumerate().filter(|(_, crossed)| !**crossed) {
+            for (index, _) in composite
+                .iter()
+                .enumerate()
+                .filter(|(_, crossed)| !**crossed)
+            {
                 let offset = 2 * (first + index as u64);
                 if (start_mod_e + offset % E) % E == 1 {
                     continue;
@@ -165,7 +200,7 @@ pub(super) fn find_prime(
                     // Walked past 2^bits: draw again (practically never happens).
                     break;
                 }
-                if candidate.passes_fermat_base_2(ctx)? && candidate.is_probable_prime(ctx)? {
+                if is_probable_prime(&candidate, ctx)? {
                     return Ok(Some(candidate));
                 }
             }
@@ -249,7 +284,10 @@ mod tests {
     use super::*;
 
     fn is_prime_by_trial_division(number: u64) -> bool {
-        number >= 2 && (2..).take_while(|d| d * d <= number).all(|d| number % d != 0)
+        number >= 2
+            && (2..)
+                .take_while(|d| d * d <= number)
+                .all(|d| number % d != 0)
     }
 
     #[test]
@@ -278,7 +316,11 @@ mod tests {
         let small = SmallPrimes::standard();
         let bound = u64::from(SIEVE_BOUND);
         // Odd starts above the bound (and above the square of small primes), one with factors.
-        for start in [10_000_000_019u64, 3 * 5 * 7 * 11 * 13 * 65_537 * 2 + 1, 1_000_003] {
+        for start in [
+            10_000_000_019u64,
+            3 * 5 * 7 * 11 * 13 * 65_537 * 2 + 1,
+            1_000_003,
+        ] {
             let residues: Vec<u32> = small
                 .primes
                 .iter()
@@ -350,6 +392,49 @@ mod tests {
         assert!(matches!(stopped, Ok(None)), "the search stops when told");
     }
 
+    fn number(bytes: &[u8]) -> BigNum {
+        match BigNum::from_be_bytes(bytes) {
+            Ok(number) => number,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Known primes pass; strong pseudoprimes to base 2 (which pass that round) and a
+    /// Carmichael number are caught by the random rounds; products of two big primes fail.
+    #[test]
+    fn miller_rabin_tells_known_primes_from_pseudoprimes() {
+        let Ok(mut ctx) = Context::new() else {
+            panic!("BN_CTX_new")
+        };
+        let mersenne = |exponent: usize| {
+            let mut bytes = vec![0xffu8; exponent.div_ceil(8)];
+            bytes[0] = (1u8 << (exponent % 8)) - 1;
+            number(&bytes)
+        };
+        for prime in [mersenne(127), mersenne(521), mersenne(607)] {
+            assert!(matches!(is_probable_prime(&prime, &mut ctx), Ok(true)));
+        }
+        // 2047 = 23·89 and 3215031751 = 151·751·28351 are strong pseudoprimes to base 2;
+        // 561 = 3·11·17 is a Carmichael number.
+        for composite in [2047u64, 3_215_031_751, 561, 3_825_123_056_546_413_051] {
+            let candidate = number(&composite.to_be_bytes());
+            let Ok(test) = MillerRabin::new(&candidate, &mut ctx) else {
+                panic!("setup")
+            };
+            if composite != 561 {
+                assert!(matches!(test.passes_base_2(&mut ctx), Ok(true)), "{composite}");
+            }
+            assert!(
+                matches!(is_probable_prime(&candidate, &mut ctx), Ok(false)),
+                "{composite}"
+            );
+        }
+        let Ok(product) = mersenne(127).mul(&mersenne(521), &mut ctx) else {
+            panic!("BN_mul")
+        };
+        assert!(matches!(is_probable_prime(&product, &mut ctx), Ok(false)));
+    }
+
     fn millis_since(started: std::time::Instant) -> f64 {
         started.elapsed().as_secs_f64() * 1000.0
     }
@@ -362,7 +447,15 @@ mod tests {
         let Ok(mut ctx) = Context::new() else {
             panic!("BN_CTX_new")
         };
-        let bounds = [1u32 << 8, 1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20];
+        let bounds = [
+            1u32 << 8,
+            1 << 10,
+            1 << 12,
+            1 << 14,
+            1 << 16,
+            1 << 18,
+            1 << 20,
+        ];
         let tables: Vec<SmallPrimes> = bounds.iter().map(|b| SmallPrimes::below(*b)).collect();
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); bounds.len()];
         for _ in 0..30 {
@@ -409,31 +502,47 @@ mod tests {
             }
             let started = std::time::Instant::now();
             for candidate in &survivors {
-                let _ = candidate.passes_fermat_base_2(&mut ctx);
+                let Ok(test) = MillerRabin::new(candidate, &mut ctx) else {
+                    panic!("setup")
+                };
+                let _ = test.passes_base_2(&mut ctx);
             }
-            let fermat = millis_since(started) / survivors.len() as f64;
+            let base_2 = millis_since(started) / survivors.len() as f64;
             let started = std::time::Instant::now();
             for candidate in &survivors {
-                let _ = candidate.is_probable_prime(&mut ctx);
+                let _ = candidate.passes_aws_lc_primality_test(&mut ctx);
             }
-            let miller_rabin = millis_since(started) / survivors.len() as f64;
+            let aws_lc = millis_since(started) / survivors.len() as f64;
             let prime = match find_prime(bits, small, &mut ctx, &mut || true) {
                 Ok(Some(prime)) => prime,
                 _ => panic!("no prime"),
             };
-            let started = std::time::Instant::now();
-            for _ in 0..10 {
-                let _ = prime.is_probable_prime(&mut ctx);
-            }
-            let full = millis_since(started) / 10.0;
-            let started = std::time::Instant::now();
-            for _ in 0..10 {
-                let _ = prime.passes_fermat_base_2(&mut ctx);
-            }
-            let fermat_prime = millis_since(started) / 10.0;
+            let time_10 = |ctx: &mut Context, run: &dyn Fn(&mut Context)| {
+                let started = std::time::Instant::now();
+                for _ in 0..10 {
+                    run(ctx);
+                }
+                millis_since(started) / 10.0
+            };
+            let ours = time_10(&mut ctx, &|ctx| {
+                assert!(matches!(is_probable_prime(&prime, ctx), Ok(true)));
+            });
+            let aws_lc_prime = time_10(&mut ctx, &|ctx| {
+                assert!(matches!(prime.passes_aws_lc_primality_test(ctx), Ok(true)));
+            });
+            let go_rounds = time_10(&mut ctx, &|ctx| {
+                let Ok(test) = MillerRabin::new(&prime, ctx) else {
+                    panic!("setup")
+                };
+                for _ in 0..21 {
+                    assert!(matches!(test.passes_random_base(ctx), Ok(true)));
+                }
+            });
             println!(
-                "{bits}-bit survivor: Fermat base 2 {fermat:.3} ms, AWS-LC Miller-Rabin {miller_rabin:.3} ms; \
-                 a prime: Fermat {fermat_prime:.3} ms, Miller-Rabin (all rounds) {full:.3} ms"
+                "{bits}-bit sieve survivor: base-2 round {base_2:.3} ms, AWS-LC BN_primality_test \
+                 {aws_lc:.3} ms; a prime: base 2 + {} random rounds {ours:.2} ms, AWS-LC \
+                 {aws_lc_prime:.2} ms, Go 1.23's 21 rounds (without its Lucas test) {go_rounds:.2} ms",
+                random_rounds(bits)
             );
         }
     }
