@@ -134,7 +134,7 @@ fn spawn_search(bits: usize, idle_priority: bool) -> bool {
 
 fn search(bits: usize, idle_priority: bool) -> Result<(), String> {
     let mut ctx = bignum::Context::new()?;
-    let small = primes::SmallPrimes::standard();
+    let small = primes::SmallPrimes::for_bits(bits / 2);
     let mut keep_going = || {
         let mut guard = lock();
         let state = state_of(&mut guard, bits);
@@ -176,7 +176,7 @@ fn assemble(p: &[u8], q: &[u8], bits: usize) -> Result<Option<Vec<u8>>, String> 
 /// A key searched on the calling thread alone, when no search thread can be started.
 fn generate_here(bits: usize) -> Result<Vec<u8>, String> {
     let mut ctx = bignum::Context::new()?;
-    let small = primes::SmallPrimes::standard();
+    let small = primes::SmallPrimes::for_bits(bits / 2);
     loop {
         let mut primes = Vec::with_capacity(2);
         while primes.len() < 2 {

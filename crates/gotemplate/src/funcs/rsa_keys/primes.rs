@@ -15,9 +15,13 @@ use std::sync::OnceLock;
 
 use super::bignum::{BigNum, Context, MillerRabin, Word};
 
-/// Odd primes below this bound are sieved out. Chosen by measurement (scripts/bench-rsa): a
-/// higher bound crosses out more composites but costs more word divisions per start.
-pub(super) const SIEVE_BOUND: u32 = 1 << 16;
+/// Odd primes below this bound are sieved out of candidates of `bits` bits. Chosen by
+/// measurement (scripts/bench-rsa): a higher bound crosses out more composites but costs more
+/// word divisions per start, which pays off sooner the dearer the exponentiations: at 1024
+/// bits 2^16 to 2^20 cost within 6% of each other, 2^18 the least; at 2048 bits 2^20 wins.
+fn sieve_bound(bits: usize) -> u32 {
+    if bits > 1024 { 1 << 20 } else { 1 << 18 }
+}
 
 /// Odd candidates crossed out at once. A 1024-bit prime turns up every ~355 odd numbers on
 /// average, so one window nearly always holds one; a longer walk sieves again further up.
@@ -76,9 +80,17 @@ impl SmallPrimes {
         SmallPrimes { primes, products }
     }
 
-    pub(super) fn standard() -> &'static SmallPrimes {
-        static STANDARD: OnceLock<SmallPrimes> = OnceLock::new();
-        STANDARD.get_or_init(|| SmallPrimes::below(SIEVE_BOUND))
+    /// The table for candidates of `bits` bits, made once per process.
+    pub(super) fn for_bits(bits: usize) -> &'static SmallPrimes {
+        static SMALLER: OnceLock<SmallPrimes> = OnceLock::new();
+        static LARGER: OnceLock<SmallPrimes> = OnceLock::new();
+        let bound = sieve_bound(bits);
+        let table = if bound == sieve_bound(1024) {
+            &SMALLER
+        } else {
+            &LARGER
+        };
+        table.get_or_init(|| SmallPrimes::below(bound))
     }
 
     /// `start mod p` for every small prime p, in order.
@@ -313,8 +325,8 @@ mod tests {
     /// with an odd prime factor below the bound, so it never rejects a prime.
     #[test]
     fn the_sieve_crosses_out_exactly_the_multiples_of_small_primes() {
-        let small = SmallPrimes::standard();
-        let bound = u64::from(SIEVE_BOUND);
+        let small = SmallPrimes::for_bits(1024);
+        let bound = u64::from(sieve_bound(1024));
         // Odd starts above the bound (and above the square of small primes), one with factors.
         for start in [
             10_000_000_019u64,
@@ -347,7 +359,7 @@ mod tests {
     /// The residues come from AWS-LC's word division of products of primes.
     #[test]
     fn residues_of_a_big_number_match_word_arithmetic() {
-        let small = SmallPrimes::standard();
+        let small = SmallPrimes::for_bits(1024);
         let number: u64 = 0xc3a5_c85c_97cb_3127;
         let Ok(big) = BigNum::from_be_bytes(&number.to_be_bytes()) else {
             panic!("BN_bin2bn")
@@ -368,7 +380,7 @@ mod tests {
         let Ok(mut ctx) = Context::new() else {
             panic!("BN_CTX_new")
         };
-        let small = SmallPrimes::standard();
+        let small = SmallPrimes::for_bits(1024);
         for _ in 0..40 {
             let prime = match find_prime(40, small, &mut ctx, &mut || true) {
                 Ok(Some(prime)) => prime,
@@ -422,7 +434,10 @@ mod tests {
                 panic!("setup")
             };
             if composite != 561 {
-                assert!(matches!(test.passes_base_2(&mut ctx), Ok(true)), "{composite}");
+                assert!(
+                    matches!(test.passes_base_2(&mut ctx), Ok(true)),
+                    "{composite}"
+                );
             }
             assert!(
                 matches!(is_probable_prime(&candidate, &mut ctx), Ok(false)),
@@ -439,42 +454,74 @@ mod tests {
         started.elapsed().as_secs_f64() * 1000.0
     }
 
-    /// Mean and median time to find one prime of half a 2048-bit key on one thread, per sieve
-    /// bound. Run by scripts/bench-rsa.
+    /// The cost of one 1024-bit prime (half a 2048-bit key) or 2048-bit one on one thread, per
+    /// sieve bound,
+    /// from its parts, which unlike whole searches can be timed precisely on a noisy machine:
+    /// the residues of a start, one sieved window, and the base-2 rounds on the survivors of
+    /// the odd numbers walked on average (ln 2^bits / 2) before a prime; the rounds on
+    /// the prime itself are the same for every bound. Run by scripts/bench-rsa.
     #[test]
     #[ignore = "benchmark: scripts/bench-rsa"]
     fn bench_sieve_bounds() {
+        const STARTS: usize = 50;
         let Ok(mut ctx) = Context::new() else {
             panic!("BN_CTX_new")
         };
-        let bounds = [
-            1u32 << 8,
-            1 << 10,
-            1 << 12,
-            1 << 14,
-            1 << 16,
-            1 << 18,
-            1 << 20,
-        ];
-        let tables: Vec<SmallPrimes> = bounds.iter().map(|b| SmallPrimes::below(*b)).collect();
-        let mut times: Vec<Vec<f64>> = vec![Vec::new(); bounds.len()];
-        for _ in 0..30 {
-            for (table, times) in tables.iter().zip(&mut times) {
-                let started = std::time::Instant::now();
-                if let Err(e) = find_prime(1024, table, &mut ctx, &mut || true) {
-                    panic!("{e}");
-                }
-                times.push(millis_since(started));
+        for bits in [1024, 2048] {
+            let walked = (bits as f64 * std::f64::consts::LN_2) / 2.0;
+            let starts: Vec<BigNum> = (0..STARTS)
+                .map(|_| match random_start(bits) {
+                    Ok(start) => start,
+                    Err(e) => panic!("{e}"),
+                })
+                .collect();
+            let started = std::time::Instant::now();
+            for start in &starts {
+                let Ok(test) = MillerRabin::new(start, &mut ctx) else {
+                    panic!("setup")
+                };
+                let _ = test.passes_base_2(&mut ctx);
             }
-        }
-        println!("one 1024-bit prime on one thread, by sieve bound (30 primes each):");
-        for (bound, mut times) in bounds.iter().zip(times) {
-            times.sort_by(f64::total_cmp);
-            let mean = times.iter().sum::<f64>() / times.len() as f64;
+            let base_2 = millis_since(started) / STARTS as f64;
             println!(
-                "  bound {bound:>8}  mean {mean:6.1} ms  median {:6.1} ms",
-                times[times.len() / 2]
+                "one {bits}-bit prime on one thread, by sieve bound (base-2 round {base_2:.3} ms):"
             );
+            for bound in [
+                1u32 << 8,
+                1 << 10,
+                1 << 12,
+                1 << 14,
+                1 << 16,
+                1 << 18,
+                1 << 20,
+            ] {
+                let table = SmallPrimes::below(bound);
+                let started = std::time::Instant::now();
+                let all_residues: Vec<Vec<u32>> = starts
+                    .iter()
+                    .map(|start| match table.residues(start) {
+                        Ok(residues) => residues,
+                        Err(e) => panic!("{e}"),
+                    })
+                    .collect();
+                let residues = millis_since(started) / STARTS as f64;
+                let mut composite = vec![false; WINDOW];
+                let mut survivors = 0;
+                let started = std::time::Instant::now();
+                for residues in &all_residues {
+                    sieve(&table.primes, residues, 0, &mut composite);
+                    survivors += composite.iter().filter(|crossed| !**crossed).count();
+                }
+                let window = millis_since(started) / STARTS as f64;
+                let fraction = survivors as f64 / (STARTS * WINDOW) as f64;
+                let tested = walked * fraction;
+                let total = residues + window + tested * base_2;
+                println!(
+                    "  bound {bound:>8}: residues {residues:.3} ms, window {window:.3} ms, {:.1}% \
+                 survive, {tested:.1} base-2 rounds: {total:.2} ms per prime",
+                    fraction * 100.0
+                );
+            }
         }
     }
 
@@ -486,8 +533,8 @@ mod tests {
         let Ok(mut ctx) = Context::new() else {
             panic!("BN_CTX_new")
         };
-        let small = SmallPrimes::standard();
         for bits in [1024, 1536, 2048] {
+            let small = SmallPrimes::for_bits(bits);
             let mut survivors = Vec::new();
             while survivors.len() < 200 {
                 let Ok(candidate) = random_start(bits) else {
