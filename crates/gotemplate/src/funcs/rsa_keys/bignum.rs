@@ -245,6 +245,30 @@ impl<'w> MillerRabin<'w> {
         self.finish_round(power, ctx)
     }
 
+    /// Base 2 by AWS-LC's constant-time exponentiation (its AVX2 code for 1024-bit moduli),
+    /// only measured against [`Self::passes_base_2`] by scripts/bench-rsa.
+    #[cfg(test)]
+    pub(super) fn passes_base_2_consttime(&self, ctx: &mut Context) -> Result<bool, String> {
+        let base = BigNum::from_word(2)?;
+        let power = BigNum::zero()?;
+        // SAFETY: all BIGNUMs, the context and the Montgomery context (made for w) are live;
+        // `power` aliases no input.
+        succeeded(
+            unsafe {
+                sys::BN_mod_exp_mont_consttime(
+                    power.0.as_ptr(),
+                    base.0.as_ptr(),
+                    self.odd_part.0.as_ptr(),
+                    self.w.0.as_ptr(),
+                    ctx.as_ptr(),
+                    self.mont.0.as_ptr(),
+                )
+            },
+            "BN_mod_exp_mont_consttime",
+        )?;
+        self.finish_round(power, ctx)
+    }
+
     /// Whether w passes one round with a base drawn uniformly from [2, w - 1).
     pub(super) fn passes_random_base(&self, ctx: &mut Context) -> Result<bool, String> {
         let base = BigNum::zero()?;
