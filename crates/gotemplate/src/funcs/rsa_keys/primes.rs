@@ -299,7 +299,7 @@ mod tests {
         number >= 2
             && (2..)
                 .take_while(|d| d * d <= number)
-                .all(|d| number % d != 0)
+                .all(|d| !number.is_multiple_of(d))
     }
 
     #[test]
@@ -346,7 +346,7 @@ mod tests {
                     let has_small_factor = small
                         .primes
                         .iter()
-                        .any(|prime| number % u64::from(*prime) == 0);
+                        .any(|prime| number.is_multiple_of(u64::from(*prime)));
                     assert_eq!(*crossed, has_small_factor, "{number}");
                     if number < bound * bound && is_prime_by_trial_division(number) {
                         assert!(!crossed, "prime {number} crossed out");
