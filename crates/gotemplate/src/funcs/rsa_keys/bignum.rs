@@ -204,7 +204,7 @@ impl<'w> MillerRabin<'w> {
     pub(super) fn new(w: &'w BigNum, ctx: &mut Context) -> Result<Self, String> {
         let mut w_minus_1 = w.try_clone()?;
         w_minus_1.sub_word(1)?;
-        // SAFETY (both blocks): `w_minus_1` is a live BIGNUM; bit indexes are below its size.
+        // SAFETY: `w_minus_1` is a live BIGNUM; BN_is_bit_set reads any index (0 past its end).
         let twos = (0..w.bits())
             .find(|bit| unsafe { sys::BN_is_bit_set(w_minus_1.0.as_ptr(), *bit as c_int) } == 1)
             .ok_or_else(|| "crypto/rsa: Miller-Rabin on 1".to_string())?;
