@@ -6,7 +6,9 @@
 //! pool, and a key is made of the first two found by any thread: the wait is that of two
 //! primes over all cores, and no half-found key is thrown away. Primes found beyond need stay
 //! in the pool for the next key (a CA and its leaf certificates). Each search draws its own
-//! random start, so taking whichever prime comes first biases nothing.
+//! random start. An incremental walk leans towards primes that follow long gaps, and taking
+//! whichever walk ends first leans back towards short ones; both skews are the well-studied
+//! kind that costs a key a small fraction of a bit of entropy, not a weakness.
 //!
 //! The key is assembled the way Go 1.23's `rsa.GenerateKey` does (helm's), and handed out as
 //! PKCS#1 `RSAPrivateKey` DER, the form Go's `x509.MarshalPKCS1PrivateKey` writes. The
