@@ -145,6 +145,8 @@ struct Scalar<'a> {
     /// After a key, the byte after its `:`; otherwise the line's end (only blanks and a
     /// comment were left).
     after: usize,
+    /// A comment ends the line (so a plain scalar cannot go on below).
+    commented: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -218,6 +220,9 @@ impl<'a> Reader<'a> {
         self.depth += 1;
         let value = if self.is_entry(line) {
             self.sequence(line, false, want)
+        } else if matches!(self.bytes[line.content], b'[' | b'{') {
+            self.consume(line);
+            self.flow_collection(line.content, line.end, want)
         } else {
             self.mapping(line, want)
         };
@@ -274,7 +279,7 @@ impl<'a> Reader<'a> {
                 self.value_below(indent, false, item_want)?
             } else if self.bytes[at] == b'-' && self.blank_or_end(at + 1, line.end) {
                 return Err(Unusual);
-            } else if self.starts_key(at, line.end)? {
+            } else if !matches!(self.bytes[at], b'[' | b'{' | b'|') && self.starts_key(at, line.end)? {
                 let compact = Line {
                     indent: line.indent + (at - line.content),
                     content: at,
@@ -339,21 +344,188 @@ impl<'a> Reader<'a> {
         indent: usize,
         want: Want,
     ) -> Result<Value, Unusual> {
-        if self.bytes[at] == b'|' {
-            return self.literal_scalar(at, end, indent, want);
+        match self.bytes[at] {
+            b'|' => return self.literal_scalar(at, end, indent, want),
+            b'[' | b'{' => return self.flow_collection(at, end, want),
+            _ => {}
         }
         let scalar = self.scalar(at, end)?;
         if scalar.key {
             return Err(Unusual);
         }
         if scalar.plain {
-            return plain_value(scalar.text, self.numbers, want);
+            let text = if scalar.commented {
+                scalar.text
+            } else {
+                self.plain_continuation(scalar.text, indent, want)?
+            };
+            return plain_value(text, self.numbers, want);
         }
         Ok(if want == Want::Skip {
             Value::Null
         } else {
             Value::String(scalar.text.into_owned())
         })
+    }
+
+    /// The lines a one-line plain scalar `first` goes on with: more indented than `parent`
+    /// (its key's or `-`'s column), each trimmed, one line break folded into a space, blank
+    /// lines kept as line breaks. A comment, a `: `, an indicator starting a line: the full
+    /// loaders (go-yaml ends the scalar there, or fails).
+    fn plain_continuation(
+        &mut self,
+        first: Cow<'a, str>,
+        parent: usize,
+        want: Want,
+    ) -> Result<Cow<'a, str>, Unusual> {
+        let bytes = self.bytes;
+        let mut folded: Option<String> = None;
+        let mut blank_lines = 0;
+        let mut pos = self.pos;
+        while pos < bytes.len() {
+            let start = pos;
+            let end = self.line_end(start);
+            let content = self.skip_spaces(start, end);
+            if content == end {
+                blank_lines += 1;
+                pos = end + 1;
+                continue;
+            }
+            // A comment ends the scalar (whatever follows is the caller's).
+            if content - start <= parent || bytes[content] == b'#' {
+                break;
+            }
+            if matches!(
+                bytes[content],
+                b'-' | b'?'
+                    | b':'
+                    | b','
+                    | b'['
+                    | b']'
+                    | b'{'
+                    | b'}'
+                    | b'#'
+                    | b'&'
+                    | b'*'
+                    | b'!'
+                    | b'|'
+                    | b'>'
+                    | b'%'
+                    | b'@'
+                    | b'`'
+                    | b'\''
+                    | b'"'
+            ) {
+                return Err(Unusual);
+            }
+            let scalar = self.plain(content, end)?;
+            if scalar.key || scalar.commented {
+                return Err(Unusual);
+            }
+            if want != Want::Skip {
+                let out = folded.get_or_insert_with(|| first.to_string());
+                if blank_lines == 0 {
+                    out.push(' ');
+                } else {
+                    out.extend(std::iter::repeat_n('\n', blank_lines));
+                }
+                out.push_str(&scalar.text);
+            } else if folded.is_none() {
+                folded = Some(String::new());
+            }
+            blank_lines = 0;
+            pos = end + 1;
+            // Only now are the lines read part of the scalar: blank lines before a line that
+            // ends it are left to the caller (they are skipped as blank anyway).
+            self.pos = pos;
+        }
+        Ok(match folded {
+            Some(out) => Cow::Owned(out),
+            None => first,
+        })
+    }
+
+    /// `[]` or `{}` (blanks inside allowed), or a one-line flow sequence of scalars
+    /// (`[sh, -c]`, `["IPv4"]`); other flow collections go to the full loaders.
+    fn flow_collection(&mut self, at: usize, end: usize, want: Want) -> Result<Value, Unusual> {
+        let bytes = self.bytes;
+        let open = bytes[at];
+        let close = if open == b'[' { b']' } else { b'}' };
+        let mut i = self.skip_spaces(at + 1, end);
+        let mut items = Vec::new();
+        if i < end && bytes[i] == close {
+            i += 1;
+        } else if open == b'{' {
+            return Err(Unusual);
+        } else {
+            loop {
+                if i >= end {
+                    return Err(Unusual);
+                }
+                let item = match bytes[i] {
+                    b'"' => {
+                        let (text, after) = self.double_quoted(i, end)?;
+                        i = after;
+                        Value::String(text.into_owned())
+                    }
+                    b'\'' => {
+                        let (text, after) = self.single_quoted(i, end)?;
+                        i = after;
+                        Value::String(text.into_owned())
+                    }
+                    b'-' if !self.blank_or_end(i + 1, end) => self.flow_plain(&mut i, end)?,
+                    b'-' | b'?' | b':' | b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*'
+                    | b'!' | b'|' | b'>' | b'%' | b'@' | b'`' => return Err(Unusual),
+                    _ => self.flow_plain(&mut i, end)?,
+                };
+                items.push(item);
+                i = self.skip_spaces(i, end);
+                match bytes.get(i).filter(|_| i < end) {
+                    Some(b',') => {
+                        i = self.skip_spaces(i + 1, end);
+                        // `[a, ]`: the full loaders.
+                        if i < end && bytes[i] == b']' {
+                            return Err(Unusual);
+                        }
+                    }
+                    Some(b']') => {
+                        i += 1;
+                        break;
+                    }
+                    _ => return Err(Unusual),
+                }
+            }
+        }
+        let rest = self.skip_spaces(i, end);
+        if rest < end && (rest == i || bytes[rest] != b'#') {
+            return Err(Unusual);
+        }
+        Ok(match (want, open) {
+            (Want::Skip, _) => Value::Null,
+            (_, b'[') => Value::Array(items),
+            _ => Value::Object(Map::new()),
+        })
+    }
+
+    /// A plain scalar inside a flow sequence: up to `,` or `]`; a `:`, `#`, or any other
+    /// flow indicator in it goes to the full loaders.
+    fn flow_plain(&self, at: &mut usize, end: usize) -> Result<Value, Unusual> {
+        let bytes = self.bytes;
+        let start = *at;
+        let mut i = start;
+        while i < end {
+            match bytes[i] {
+                b',' | b']' => break,
+                b':' | b'#' | b'[' | b'{' | b'}' => return Err(Unusual),
+                _ => i += 1,
+            }
+        }
+        let mut stop = i;
+        while bytes[stop - 1] == b' ' {
+            stop -= 1;
+        }
+        *at = stop;
+        plain_value(Cow::Borrowed(&self.text[start..stop]), self.numbers, Want::All)
     }
 
     fn skip_spaces(&self, mut at: usize, end: usize) -> usize {
@@ -403,6 +575,7 @@ impl<'a> Reader<'a> {
                 plain,
                 key: true,
                 after: after + 1,
+                commented: false,
             });
         }
         // Only blanks and a comment (after a blank) may follow a quoted scalar.
@@ -415,6 +588,7 @@ impl<'a> Reader<'a> {
             plain,
             key: false,
             after: end,
+            commented: rest < end,
         })
     }
 
@@ -435,6 +609,7 @@ impl<'a> Reader<'a> {
                         plain: true,
                         key: true,
                         after: i + 1,
+                        commented: false,
                     });
                 }
                 b'#' if bytes[i - 1] == b' ' => break,
@@ -451,6 +626,7 @@ impl<'a> Reader<'a> {
             plain: true,
             key: false,
             after: end,
+            commented: i < end,
         })
     }
 
@@ -680,7 +856,15 @@ mod tests {
         "12345678901234567890", "123456789012345678901234567890", "1.0", "x: y: z", "a,b",
         "a]b", "}", "? q", ": q", "%q", "@q", "`q", "'", "\"", "''", "\"\"", "a  b", "1e400",
         "0.1e-3", "<<", "=", "x\ty", "x\r", "\u{85}", "\u{2028}x", "\u{feff}x", "0:30", "1:2:3",
-        "-0", "+0", "0", "00", "0.", "._", "1__0",
+        "-0", "+0", "0", "00", "0.", "._", "1__0", "[]", "{}", "[ ]", "{ }", "[a, b]",
+        "[\"x\", 'y']", "[a,]", "[a: b]", "[a #c]", "[1, -1, ~, on, 0x1F]", "[a,b]", "[ a ]",
+        "[a]b", "[a] #c", "[é, \"\\t\"]", "[-a, --]", "[- a]", "[a, [b]]", "[http://x]", "[a b]",
+    ];
+
+    /// Lines that may go on with a plain scalar.
+    const CONTINUATIONS: &[&str] = &[
+        "more", "more words", "x: y", "- x", "# c", "w # c", "'q'", "1", "é", "[a]", "",
+        "a#b", "tail:", "%x", "# more", "#", "[]", "{}", "[a, 'b']",
     ];
 
     /// Mostly in the subset, so most documents are read and compared.
@@ -762,6 +946,14 @@ mod tests {
             out.push_str(scalar);
             out.push_str(trailing(random));
             out.push('\n');
+            if random.chance(25) {
+                for _ in 0..1 + random.below(3) {
+                    let column = indent + random.below(4);
+                    out.push_str(&spaces(random, column));
+                    out.push_str(random.pick(CONTINUATIONS));
+                    out.push('\n');
+                }
+            }
         } else if choice < 7 {
             out.push(' ');
             let header = random.mostly(60, &["|", "|-"], HEADERS);
@@ -825,7 +1017,7 @@ mod tests {
             }
         }
         eprintln!("fast path read {handled} of {total} generated documents");
-        assert!(handled > total / 5, "only {handled} of {total} were read");
+        assert!(handled > total / 8, "only {handled} of {total} were read");
         assert!(handled < total, "every generated document was read");
     }
 
@@ -861,7 +1053,8 @@ mod tests {
         for text in [
             "a: {b: 1}\n",
             "a: &x 1\nb: *x\n",
-            "a: b\n  c\n",
+            "a: b # c\n  d\n",
+            "a: b\n  - c\n",
             "~: 1\n",
             "a: 1\n---\nb: 2\n",
             "a:\n\tb: 1\n",
