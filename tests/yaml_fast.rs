@@ -47,7 +47,9 @@ impl Tally {
                     "{source} ({reading:?}): the fast path and the loaders disagree"
                 ),
                 Err(err) => {
-                    panic!("{source} ({reading:?}): the fast path reads it, the loaders refuse: {err}")
+                    panic!(
+                        "{source} ({reading:?}): the fast path reads it, the loaders refuse: {err}"
+                    )
                 }
             }
         }
@@ -75,10 +77,7 @@ fn yaml_files(root: &Path) -> Vec<PathBuf> {
                 if path.file_name().is_some_and(|n| n != "templates") {
                     dirs.push(path);
                 }
-            } else if path
-                .extension()
-                .is_some_and(|e| e == "yaml" || e == "yml")
-            {
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
                 found.push(path);
             }
         }
@@ -117,7 +116,10 @@ fn render_cases(corpus: &Path, fixtures: &Path) -> Vec<(PathBuf, Option<PathBuf>
         if !chart.join("Chart.yaml").is_file() {
             continue;
         }
-        let values: Vec<PathBuf> = listing(&chart.join("ci")).into_iter().filter(is_yaml).collect();
+        let values: Vec<PathBuf> = listing(&chart.join("ci"))
+            .into_iter()
+            .filter(is_yaml)
+            .collect();
         if values.is_empty() {
             cases.push((chart.clone(), None, Vec::new()));
         }
@@ -150,10 +152,12 @@ fn fast_path_reads_the_corpus_as_the_loaders_do() {
     let mut rendered = 0;
     for (chart, values, extra) in render_cases(&corpus, &fixtures.join("charts")) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_keelson"));
-        command
-            .args(["template", "rel"])
-            .arg(&chart)
-            .args(["-n", "demo", "--kube-version", "1.30.0"]);
+        command.args(["template", "rel"]).arg(&chart).args([
+            "-n",
+            "demo",
+            "--kube-version",
+            "1.30.0",
+        ]);
         if let Some(values) = &values {
             command.arg("-f").arg(values);
         }
@@ -170,7 +174,10 @@ fn fast_path_reads_the_corpus_as_the_loaders_do() {
         let label = format!(
             "{} {}",
             chart.display(),
-            values.as_ref().map(|v| v.display().to_string()).unwrap_or_default()
+            values
+                .as_ref()
+                .map(|v| v.display().to_string())
+                .unwrap_or_default()
         );
         for (i, doc) in keelson::render::manifest::split_manifests(&text)
             .iter()

@@ -22,7 +22,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::direct::{Unusual, Want, plain_node, plain_value};
-use super::{NumberMode, Node, key_string};
+use super::{Node, NumberMode, key_string};
 
 /// Nesting beyond this goes to the full loaders (which know go-yaml's limit and its words).
 const MAX_NESTING: usize = 200;
@@ -64,7 +64,11 @@ pub(super) fn first_document(
         started = true;
     }
     let Some(line) = reader.peek()? else {
-        return Ok(if started { vec![Value::Null] } else { Vec::new() });
+        return Ok(if started {
+            vec![Value::Null]
+        } else {
+            Vec::new()
+        });
     };
     let value = reader.block_node(line, want)?;
     // What follows the root node (a less indented line, a second document) is the full
@@ -279,7 +283,9 @@ impl<'a> Reader<'a> {
                 self.value_below(indent, false, item_want)?
             } else if self.bytes[at] == b'-' && self.blank_or_end(at + 1, line.end) {
                 return Err(Unusual);
-            } else if !matches!(self.bytes[at], b'[' | b'{' | b'|') && self.starts_key(at, line.end)? {
+            } else if !matches!(self.bytes[at], b'[' | b'{' | b'|')
+                && self.starts_key(at, line.end)?
+            {
                 let compact = Line {
                     indent: line.indent + (at - line.content),
                     content: at,
@@ -349,7 +355,13 @@ impl<'a> Reader<'a> {
             b'[' | b'{' => return self.flow_collection(at, end, want),
             _ => {}
         }
-        let scalar = self.scalar(at, end)?;
+        let scalar = match self.scalar(at, end) {
+            Ok(scalar) => scalar,
+            Err(Unusual) if matches!(self.bytes[at], b'"' | b'\'') => {
+                return self.quoted_lines(at, end, indent, want);
+            }
+            Err(unusual) => return Err(unusual),
+        };
         if scalar.key {
             return Err(Unusual);
         }
@@ -370,8 +382,9 @@ impl<'a> Reader<'a> {
 
     /// The lines a one-line plain scalar `first` goes on with: more indented than `parent`
     /// (its key's or `-`'s column), each trimmed, one line break folded into a space, blank
-    /// lines kept as line breaks. A comment, a `: `, an indicator starting a line: the full
-    /// loaders (go-yaml ends the scalar there, or fails).
+    /// lines kept as line breaks; a comment ends it. A `: ` or ` #` in a line, or an indicator
+    /// other than a quote starting one: the full loaders (go-yaml ends the scalar there, or
+    /// fails).
     fn plain_continuation(
         &mut self,
         first: Cow<'a, str>,
@@ -395,27 +408,38 @@ impl<'a> Reader<'a> {
             if content - start <= parent || bytes[content] == b'#' {
                 break;
             }
-            if matches!(
-                bytes[content],
-                b'-' | b'?'
-                    | b':'
-                    | b','
-                    | b'['
-                    | b']'
-                    | b'{'
-                    | b'}'
-                    | b'#'
-                    | b'&'
-                    | b'*'
-                    | b'!'
-                    | b'|'
-                    | b'>'
-                    | b'%'
-                    | b'@'
-                    | b'`'
-                    | b'\''
-                    | b'"'
-            ) {
+            let flag_like = matches!(bytes[content], b'-' | b'?' | b':')
+                && !self.blank_or_end(content + 1, end);
+            if !flag_like
+                && matches!(
+                    bytes[content],
+                    b'-' | b'?'
+                        | b':'
+                        | b','
+                        | b'['
+                        | b']'
+                        | b'{'
+                        | b'}'
+                        | b'#'
+                        | b'&'
+                        | b'*'
+                        | b'!'
+                        | b'|'
+                        | b'>'
+                        | b'%'
+                        | b'@'
+                        | b'`'
+                )
+            {
+                return Err(Unusual);
+            }
+            // The loaders' flow-indentation relaxer takes a quote starting a line for a quoted
+            // scalar's start, and moves the lines after it if it does not close there.
+            if matches!(bytes[content], b'\'' | b'"')
+                && self
+                    .quoted_segment(content + 1, end, bytes[content], &mut String::new())?
+                    .is_none()
+            {
                 return Err(Unusual);
             }
             let scalar = self.plain(content, end)?;
@@ -443,6 +467,105 @@ impl<'a> Reader<'a> {
             Some(out) => Cow::Owned(out),
             None => first,
         })
+    }
+
+    /// A quoted scalar going on below its first line (the line is consumed): each line
+    /// break folds into a space, blank lines stay line breaks, blanks around line breaks go.
+    /// Its lines must be more indented than `parent` (go-yaml takes any indentation; the
+    /// loaders handle the rest), and a line ending in an escape goes to the loaders.
+    fn quoted_lines(
+        &mut self,
+        at: usize,
+        end: usize,
+        parent: usize,
+        want: Want,
+    ) -> Result<Value, Unusual> {
+        let bytes = self.bytes;
+        let quote = bytes[at];
+        let mut out = String::new();
+        let mut from = at + 1;
+        let mut line_end = end;
+        let mut pos = self.pos;
+        loop {
+            let line_mark = out.len();
+            if let Some(after) = self.quoted_segment(from, line_end, quote, &mut out)? {
+                let rest = self.skip_spaces(after, line_end);
+                if rest < line_end && (rest == after || bytes[rest] != b'#') {
+                    return Err(Unusual);
+                }
+                self.pos = line_end + 1;
+                return Ok(if want == Want::Skip {
+                    Value::Null
+                } else {
+                    Value::String(out)
+                });
+            }
+            while out.len() > line_mark && out.ends_with(' ') {
+                out.pop();
+            }
+            let mut blank_lines = 0;
+            loop {
+                if pos >= bytes.len() {
+                    return Err(Unusual);
+                }
+                let start = pos;
+                let next_end = self.line_end(start);
+                let content = self.skip_spaces(start, next_end);
+                pos = next_end + 1;
+                if content == next_end {
+                    blank_lines += 1;
+                    continue;
+                }
+                if content - start <= parent {
+                    return Err(Unusual);
+                }
+                from = content;
+                line_end = next_end;
+                break;
+            }
+            if blank_lines == 0 {
+                out.push(' ');
+            } else {
+                out.extend(std::iter::repeat_n('\n', blank_lines));
+            }
+        }
+    }
+
+    /// Appends a quoted scalar's text from `at` up to its closing quote (returning the
+    /// offset after it) or the line's end `end` (`None`).
+    fn quoted_segment(
+        &self,
+        at: usize,
+        end: usize,
+        quote: u8,
+        out: &mut String,
+    ) -> Result<Option<usize>, Unusual> {
+        let bytes = self.bytes;
+        let mut run = at;
+        let mut i = at;
+        while i < end {
+            let b = bytes[i];
+            if b == quote {
+                if quote == b'\'' && i + 1 < end && bytes[i + 1] == b'\'' {
+                    out.push_str(&self.text[run..=i]);
+                    i += 2;
+                    run = i;
+                    continue;
+                }
+                out.push_str(&self.text[run..i]);
+                return Ok(Some(i + 1));
+            }
+            if quote == b'"' && b == b'\\' {
+                out.push_str(&self.text[run..i]);
+                out.push(double_quoted_escape(bytes, i, end)?);
+                i += 2;
+                run = i;
+                continue;
+            }
+            i += 1;
+        }
+        out.push_str(&self.text[run..end]);
+        Ok(None)
     }
 
     /// `[]` or `{}` (blanks inside allowed), or a one-line flow sequence of scalars
@@ -525,7 +648,11 @@ impl<'a> Reader<'a> {
             stop -= 1;
         }
         *at = stop;
-        plain_value(Cow::Borrowed(&self.text[start..stop]), self.numbers, Want::All)
+        plain_value(
+            Cow::Borrowed(&self.text[start..stop]),
+            self.numbers,
+            Want::All,
+        )
     }
 
     fn skip_spaces(&self, mut at: usize, end: usize) -> usize {
@@ -564,7 +691,7 @@ impl<'a> Reader<'a> {
                 let (text, after) = self.single_quoted(at, end)?;
                 (text, false, after)
             }
-            b'-' if !self.blank_or_end(at + 1, end) => return self.plain(at, end),
+            b'-' | b':' | b'?' if !self.blank_or_end(at + 1, end) => return self.plain(at, end),
             b'-' | b'?' | b':' | b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!'
             | b'|' | b'>' | b'%' | b'@' | b'`' => return Err(Unusual),
             _ => return self.plain(at, end),
@@ -684,15 +811,7 @@ impl<'a> Reader<'a> {
                     return Ok((text, i + 1));
                 }
                 b'\\' => {
-                    let escaped = match bytes.get(i + 1).filter(|_| i + 1 < end) {
-                        Some(b'"') => '"',
-                        Some(b'\\') => '\\',
-                        Some(b'/') => '/',
-                        Some(b'n') => '\n',
-                        Some(b't') => '\t',
-                        Some(b'r') => '\r',
-                        _ => return Err(Unusual),
-                    };
+                    let escaped = double_quoted_escape(bytes, i, end)?;
                     let out = owned.get_or_insert_with(String::new);
                     out.push_str(&self.text[run..i]);
                     out.push(escaped);
@@ -780,6 +899,20 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The character a double-quoted scalar's escape at `at` stands for, for the escapes values
+/// and manifests use; the others (and a line ending in `\\`) go to the loaders.
+fn double_quoted_escape(bytes: &[u8], at: usize, end: usize) -> Result<char, Unusual> {
+    match bytes.get(at + 1).filter(|_| at + 1 < end) {
+        Some(b'"') => Ok('"'),
+        Some(b'\\') => Ok('\\'),
+        Some(b'/') => Ok('/'),
+        Some(b'n') => Ok('\n'),
+        Some(b't') => Ok('\t'),
+        Some(b'r') => Ok('\r'),
+        _ => Err(Unusual),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{FirstDocumentReading, fast_path_only, without_fast_path};
@@ -804,7 +937,9 @@ mod tests {
                     fast, slow,
                     "{reading:?} of {text:?}: fast path read {fast}, loaders read {slow}"
                 ),
-                Err(err) => panic!("{reading:?} of {text:?}: fast path read {fast}, loaders refuse: {err}"),
+                Err(err) => {
+                    panic!("{reading:?} of {text:?}: fast path read {fast}, loaders refuse: {err}")
+                }
             }
         }
         handled
@@ -840,38 +975,233 @@ mod tests {
     }
 
     const KEYS: &[&str] = &[
-        "a", "b", "name", "kind", "metadata", "annotations", "on", "yes", "No", "y", "1e3",
-        "0x1F", "~", "null", "1", "1.5", "true", "'q k'", "\"d k\"", "\"\"", "''", "é", "a#b",
-        "a b", "-x", "<<", "key:x", "k ", "k\t", "'it''s'", "\"e\\\"q\"", "&a k", "*a", "!t k",
-        "? k", "[k]", "{k: 1}", "0o17", "-1", ".inf", "2001-12-14", "a #c", "\"x\" ", "%k", "@k",
+        "a",
+        "b",
+        "name",
+        "kind",
+        "metadata",
+        "annotations",
+        "on",
+        "yes",
+        "No",
+        "y",
+        "1e3",
+        "0x1F",
+        "~",
+        "null",
+        "1",
+        "1.5",
+        "true",
+        "'q k'",
+        "\"d k\"",
+        "\"\"",
+        "''",
+        "é",
+        "a#b",
+        "a b",
+        "-x",
+        "<<",
+        "key:x",
+        "k ",
+        "k\t",
+        "'it''s'",
+        "\"e\\\"q\"",
+        "&a k",
+        "*a",
+        "!t k",
+        "? k",
+        "[k]",
+        "{k: 1}",
+        "0o17",
+        "-1",
+        ".inf",
+        "2001-12-14",
+        "a #c",
+        "\"x\" ",
+        "%k",
+        "@k",
     ];
 
     const SCALARS: &[&str] = &[
-        "v", "1", "-1", "0755", "1e3", "1_000", ".5", ".inf", ".nan", "-.inf", "on", "off", "yes",
-        "n", "Y", "~", "null", "Null", "NULL", "true", "False", "\"x\"", "'y'", "'it''s'",
-        "\"a\\\"b\"", "\"t\\tq\"", "\"s\\/l\"", "\"bad\\x41\"", "\"u\\u00e9\"", "\"e\\\\\"", "a: b",
-        "a:b", "a #c", "a#c", "http://x:80/p?q=1#f", "[1]", "{a: 1}", "&x v", "*x", "!!str 1",
-        "- x", "-", "--", "-x", "2001-12-14", "2001-12-14T21:59:43.10-05:00", "é ü ☃", "\"open",
-        "'x'y", "\"x\" y", "\"x\"#c", "\"x\" #c", "b ", "0o17", "0b101", "+1", "+.5", "0x_1F",
-        "12345678901234567890", "123456789012345678901234567890", "1.0", "x: y: z", "a,b",
-        "a]b", "}", "? q", ": q", "%q", "@q", "`q", "'", "\"", "''", "\"\"", "a  b", "1e400",
-        "0.1e-3", "<<", "=", "x\ty", "x\r", "\u{85}", "\u{2028}x", "\u{feff}x", "0:30", "1:2:3",
-        "-0", "+0", "0", "00", "0.", "._", "1__0", "[]", "{}", "[ ]", "{ }", "[a, b]",
-        "[\"x\", 'y']", "[a,]", "[a: b]", "[a #c]", "[1, -1, ~, on, 0x1F]", "[a,b]", "[ a ]",
-        "[a]b", "[a] #c", "[é, \"\\t\"]", "[-a, --]", "[- a]", "[a, [b]]", "[http://x]", "[a b]",
+        "v",
+        "1",
+        "-1",
+        "0755",
+        "1e3",
+        "1_000",
+        ".5",
+        ".inf",
+        ".nan",
+        "-.inf",
+        "on",
+        "off",
+        "yes",
+        "n",
+        "Y",
+        "~",
+        "null",
+        "Null",
+        "NULL",
+        "true",
+        "False",
+        "\"x\"",
+        "'y'",
+        "'it''s'",
+        "\"a\\\"b\"",
+        "\"t\\tq\"",
+        "\"s\\/l\"",
+        "\"bad\\x41\"",
+        "\"u\\u00e9\"",
+        "\"e\\\\\"",
+        "a: b",
+        "a:b",
+        "a #c",
+        "a#c",
+        "http://x:80/p?q=1#f",
+        "[1]",
+        "{a: 1}",
+        "&x v",
+        "*x",
+        "!!str 1",
+        "- x",
+        "-",
+        "--",
+        "-x",
+        "2001-12-14",
+        "2001-12-14T21:59:43.10-05:00",
+        "é ü ☃",
+        "\"open",
+        "'x'y",
+        "\"x\" y",
+        "\"x\"#c",
+        "\"x\" #c",
+        "b ",
+        "0o17",
+        "0b101",
+        "+1",
+        "+.5",
+        "0x_1F",
+        "12345678901234567890",
+        "123456789012345678901234567890",
+        "1.0",
+        "x: y: z",
+        "a,b",
+        "a]b",
+        "}",
+        "? q",
+        ": q",
+        "%q",
+        "@q",
+        "`q",
+        "'",
+        "\"",
+        "''",
+        "\"\"",
+        "a  b",
+        "1e400",
+        "0.1e-3",
+        "<<",
+        "=",
+        "x\ty",
+        "x\r",
+        "\u{85}",
+        "\u{2028}x",
+        "\u{feff}x",
+        "0:30",
+        "1:2:3",
+        "-0",
+        "+0",
+        "0",
+        "00",
+        "0.",
+        "._",
+        "1__0",
+        "[]",
+        "{}",
+        "[ ]",
+        "{ }",
+        "[a, b]",
+        "[\"x\", 'y']",
+        "[a,]",
+        "[a: b]",
+        "[a #c]",
+        "[1, -1, ~, on, 0x1F]",
+        "[a,b]",
+        "[ a ]",
+        "[a]b",
+        "[a] #c",
+        ":8080",
+        "?x",
+        ":x:",
+        "::",
+        "'open  ",
+        "\"open \\t ",
+        "'a''",
+        "\"a\\",
+        "[é, \"\\t\"]",
+        "[-a, --]",
+        "[- a]",
+        "[a, [b]]",
+        "[http://x]",
+        "[a b]",
     ];
 
     /// Lines that may go on with a plain scalar.
     const CONTINUATIONS: &[&str] = &[
-        "more", "more words", "x: y", "- x", "# c", "w # c", "'q'", "1", "é", "[a]", "",
-        "a#b", "tail:", "%x", "# more", "#", "[]", "{}", "[a, 'b']",
+        "more",
+        "more words",
+        "x: y",
+        "- x",
+        "# c",
+        "w # c",
+        "'q'",
+        "1",
+        "é",
+        "[a]",
+        "",
+        "a#b",
+        "tail:",
+        "%x",
+        "end'",
+        "end\"",
+        "x' y",
+        "x\" #c",
+        "'' z'",
+        "q\\\" r\"",
+        "e': 1",
+        "'open",
+        "\"open",
+        "\"a\", \"b\")",
+        "--flag x",
+        "-x",
+        "?q",
+        ":q",
+        "- x",
+        "? x",
+        ": x",
+        "# more",
+        "#",
+        "[]",
+        "{}",
+        "[a, 'b']",
     ];
 
     /// Mostly in the subset, so most documents are read and compared.
-    const SAFE_KEYS: &[&str] = &["a", "b", "name", "kind", "metadata", "annotations", "on", "1"];
+    const SAFE_KEYS: &[&str] = &[
+        "a",
+        "b",
+        "name",
+        "kind",
+        "metadata",
+        "annotations",
+        "on",
+        "1",
+    ];
     const SAFE_SCALARS: &[&str] = &["v", "1", "x y", "\"q\"", "'s'", "true", "~", "1.5", "0755"];
 
-    const HEADERS: &[&str] = &["|", "|-", "|+", ">", ">-", "|2", "|1-", "| # c", "|#c", "|x"];
+    const HEADERS: &[&str] = &[
+        "|", "|-", "|+", ">", ">-", "|2", "|1-", "| # c", "|#c", "|x",
+    ];
 
     fn spaces(random: &mut Random, base: usize) -> String {
         let mut indent = base;
@@ -923,7 +1253,7 @@ mod tests {
                 }
             } else {
                 let key = random.mostly(70, SAFE_KEYS, KEYS);
-                    out.push_str(key);
+                out.push_str(key);
                 out.push(':');
                 indent
             };
@@ -931,7 +1261,7 @@ mod tests {
             if sequence && inner != indent && random.chance(50) {
                 out.push_str(&spaces(random, inner));
                 let key = random.mostly(70, SAFE_KEYS, KEYS);
-                    out.push_str(key);
+                out.push_str(key);
                 out.push(':');
                 value(random, out, inner, depth);
             }
@@ -1035,6 +1365,11 @@ mod tests {
             "e: |\n   \n  x\n",
             "e: |\nf: 1\n",
             "on: 1\n1e3: 2\n0x1F: 3\n",
+            "a: 'x  \n  y'\nb: \"p \n\n   q\\tr\"\n- c\n",
+            "a: 'x  \n  y'\nb: \"p \n\n   q\\tr\"\n",
+            "- 'a\n  b''c' # c\n- \"d\n  \"\n",
+            "a: :8080\nb: ?x\n",
+            "a: b\n  c\n\n  d\n  # e\nf: []\ng:\n  {}\nh: [a, 'b', \"c\", -1]\n",
             "",
             "# only\n",
             "---\n",
@@ -1047,7 +1382,10 @@ mod tests {
             }
         }
         assert!(handled >= 10, "{handled}");
-        for text in ["a: 1\nb:\n  c: x\n  d:\n  - 1\n  - two\n", "- a: 1\n  b: 2\n- c\n-\n"] {
+        for text in [
+            "a: 1\nb:\n  c: x\n  d:\n  - 1\n  - two\n",
+            "- a: 1\n  b: 2\n- c\n-\n",
+        ] {
             assert!(check(text), "{text:?} not read by the fast path");
         }
         for text in [
@@ -1060,7 +1398,8 @@ mod tests {
             "a:\n\tb: 1\n",
             "a: >\n  x\n",
             "<<: {a: 1}\n",
-            "a: 'x\n  y'\n",
+            "a: 'x\ny'\n",
+            "a: \"x\\\n  y\"\n",
             "a: .nan\n",
             "plain\n",
         ] {
