@@ -22,7 +22,8 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::direct::{Unusual, Want, plain_node, plain_value};
-use super::{Node, NumberMode, key_string};
+use super::{Node, NumberMode, key_string, plain_decimal};
+use crate::yaml_emit::Resolved;
 
 /// Nesting beyond this goes to the full loaders (which know go-yaml's limit and its words).
 const MAX_NESTING: usize = 200;
@@ -85,13 +86,6 @@ pub(super) fn first_document(
 fn plain_characters(bytes: &[u8]) -> bool {
     // Eight bytes at a time, each byte's test exact (no carry crosses a byte): this runs over
     // every text read, and a byte-by-byte loop cost more than the reading after it.
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const fn repeat(byte: u8) -> u64 {
-        u64::from_ne_bytes([byte; 8])
-    }
-    // High bit of each byte set where that byte is zero.
-    let zero_bytes = |w: u64| !((((w & LOW7) + LOW7) | w) | LOW7);
     let mut words = bytes.chunks_exact(8);
     let mut bad = 0u64;
     let mut high = 0u64;
@@ -137,6 +131,27 @@ fn plain_characters(bytes: &[u8]) -> bool {
         i += 1;
     }
     true
+}
+
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// `byte` in each of a word's eight bytes.
+const fn repeat(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
+}
+
+/// The high bit of each byte of `w` that is zero, and nothing else (exact: no carry crosses a
+/// byte, unlike the usual has-zero trick).
+fn zero_bytes(w: u64) -> u64 {
+    !((((w & LOW7) + LOW7) | w) | LOW7)
+}
+
+/// The eight bytes from `at` as a word.
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut array = [0u8; 8];
+    array.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_ne_bytes(array)
 }
 
 /// A line with content (not blank, not a comment): byte offsets into the text.
@@ -190,10 +205,7 @@ impl<'a> Reader<'a> {
         while self.pos < self.bytes.len() {
             let start = self.pos;
             let end = self.line_end(start);
-            let mut content = start;
-            while content < end && self.bytes[content] == b' ' {
-                content += 1;
-            }
+            let content = self.skip_spaces(start, end);
             if content == end || self.bytes[content] == b'#' {
                 self.pos = end + 1;
                 continue;
@@ -275,7 +287,7 @@ impl<'a> Reader<'a> {
                 self.inline_value(after, line.end, indent, value_want)?
             };
             if want != Want::Skip && value_want != Want::Skip {
-                map.insert(key, value);
+                map.insert(key.into_owned(), value);
             }
             match self.peek()? {
                 Some(next) if next.indent == indent => line = next,
@@ -676,27 +688,41 @@ impl<'a> Reader<'a> {
         )
     }
 
+    /// The first byte from `at` that is not a space (or `end`). Eight at a time: rendered
+    /// CRDs are indented by dozens of spaces.
     fn skip_spaces(&self, mut at: usize, end: usize) -> usize {
+        while at + 8 <= end && word(self.bytes, at) == repeat(b' ') {
+            at += 8;
+        }
         while at < end && self.bytes[at] == b' ' {
             at += 1;
         }
         at
     }
 
-    /// A key's JSON object key, as the direct loader makes it.
-    fn key_text(&self, scalar: Scalar<'a>) -> Result<String, Unusual> {
+    /// A key's JSON object key, as the direct loader makes it; text that stays text is not
+    /// copied (most keys of a manifest head are only compared, never kept).
+    fn key_text(&self, scalar: Scalar<'a>) -> Result<Cow<'a, str>, Unusual> {
         if scalar.text.len() > MAX_KEY_BYTES {
             return Err(Unusual);
         }
         if !scalar.plain {
-            return Ok(scalar.text.into_owned());
+            return Ok(scalar.text);
         }
         if scalar.text == "<<" {
             return Err(Unusual);
         }
+        let stays_text = plain_decimal(&scalar.text).is_none()
+            && matches!(
+                crate::yaml_emit::resolve_plain(&scalar.text),
+                Resolved::Timestamp | Resolved::Merge | Resolved::Str
+            );
+        if stays_text {
+            return Ok(scalar.text);
+        }
         match plain_node(scalar.text) {
-            Node::Str(s) => Ok(s),
-            other => key_string(&other).ok_or(Unusual),
+            Node::Str(s) => Ok(Cow::Owned(s)),
+            other => key_string(&other).map(Cow::Owned).ok_or(Unusual),
         }
     }
 
@@ -746,6 +772,14 @@ impl<'a> Reader<'a> {
         let bytes = self.bytes;
         let mut i = at;
         while i < end {
+            // Words holding neither `:` nor `#` (most of a description) are passed over whole.
+            if i + 8 <= end {
+                let w = word(bytes, i);
+                if (zero_bytes(w ^ repeat(b':')) | zero_bytes(w ^ repeat(b'#'))) == 0 {
+                    i += 8;
+                    continue;
+                }
+            }
             match bytes[i] {
                 b':' if self.blank_or_end(i + 1, end) => {
                     // `a : b` is a key too, but rare; the full loaders read it.
