@@ -1413,7 +1413,9 @@ mod tests {
         let bytewise = |bytes: &[u8]| {
             let text = String::from_utf8_lossy(bytes);
             !bytes.iter().any(|&b| (b < 0x20 && b != b'\n') || b == 0x7f)
-                && !text.contains(['\u{85}', '\u{2028}', '\u{2029}', '\u{feff}', '\u{fffe}', '\u{ffff}'])
+                && !text.contains([
+                    '\u{85}', '\u{2028}', '\u{2029}', '\u{feff}', '\u{fffe}', '\u{ffff}',
+                ])
                 && !text.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c))
         };
         for byte in 0..=0x7fu8 {
@@ -1427,8 +1429,20 @@ mod tests {
                 );
             }
         }
-        for text in ["é\u{85}", "x\u{2028}", "\u{feff}a", "ok é ☃", "\u{9f}", "\u{a0}", "\u{fffe}"] {
-            assert_eq!(super::plain_characters(text.as_bytes()), bytewise(text.as_bytes()), "{text:?}");
+        for text in [
+            "é\u{85}",
+            "x\u{2028}",
+            "\u{feff}a",
+            "ok é ☃",
+            "\u{9f}",
+            "\u{a0}",
+            "\u{fffe}",
+        ] {
+            assert_eq!(
+                super::plain_characters(text.as_bytes()),
+                bytewise(text.as_bytes()),
+                "{text:?}"
+            );
         }
     }
 
