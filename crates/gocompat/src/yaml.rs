@@ -13,6 +13,7 @@ use crate::strconv;
 use crate::yaml_emit::Resolved;
 
 mod direct;
+mod fast;
 
 /// What can go wrong reading YAML; every variant names its input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -70,6 +71,51 @@ pub fn parse_manifest_head(text: &str, source: &str) -> Result<Value, YamlError>
     } else {
         docs.swap_remove(0)
     })
+}
+
+/// How [`fast_path_only`] and [`without_fast_path`] read a first document, for the checks that
+/// the fast path agrees with the saphyr-based loaders (tests and benchmarks, not production).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirstDocumentReading {
+    /// As [`parse_first_document`] (values files): everything, numbers as float64.
+    Values,
+    /// As [`parse_manifest_head`].
+    ManifestHead,
+    /// Everything, integers as written (the first document of [`parse_manifest_documents`]).
+    Manifest,
+}
+
+impl FirstDocumentReading {
+    fn modes(self) -> (NumberMode, direct::Want) {
+        match self {
+            Self::Values => (NumberMode::Float64, direct::Want::All),
+            Self::ManifestHead => (NumberMode::Float64, direct::Want::ManifestRoot),
+            Self::Manifest => (NumberMode::AsWritten, direct::Want::All),
+        }
+    }
+}
+
+/// The fast path's reading of `text`'s first document (`None`: it leaves the text to the
+/// saphyr-based loaders). For equivalence checks.
+#[doc(hidden)]
+pub fn fast_path_only(text: &str, reading: FirstDocumentReading) -> Option<Value> {
+    let (numbers, want) = reading.modes();
+    fast::first_document(text, numbers, want)
+        .ok()
+        .map(|mut docs| docs.pop().unwrap_or(Value::Null))
+}
+
+/// The first document as the readers read it without the fast path. For equivalence checks.
+#[doc(hidden)]
+pub fn without_fast_path(
+    text: &str,
+    source: &str,
+    reading: FirstDocumentReading,
+) -> Result<Value, YamlError> {
+    let (numbers, want) = reading.modes();
+    parse_documents_without_fast_path(text, source, 1, numbers, want)
+        .map(|mut docs| docs.pop().unwrap_or(Value::Null))
 }
 
 /// Parses a values file: the first document must be a map (or empty, which gives `{}`).
@@ -352,6 +398,22 @@ fn parse_documents_as(
 /// `parse_documents_as`, keeping of each document what `want` names when the direct loader
 /// can read it (the full loader, used otherwise, keeps everything).
 fn parse_documents_wanted(
+    text: &str,
+    source: &str,
+    limit: usize,
+    numbers: NumberMode,
+    want: direct::Want,
+) -> Result<Vec<Value>, YamlError> {
+    if limit == 1
+        && let Ok(docs) = fast::first_document(text, numbers, want)
+    {
+        return Ok(docs);
+    }
+    parse_documents_without_fast_path(text, source, limit, numbers, want)
+}
+
+/// The saphyr-based loaders: the direct one, then the full one for what it gives up on.
+fn parse_documents_without_fast_path(
     text: &str,
     source: &str,
     limit: usize,

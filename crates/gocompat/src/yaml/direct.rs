@@ -41,7 +41,7 @@ pub(super) enum Want {
 
 impl Want {
     /// What is read of the value under `key` of a map read as `self`.
-    fn entry(self, key: &str) -> Want {
+    pub(super) fn entry(self, key: &str) -> Want {
         match (self, key) {
             (Want::All, _) => Want::All,
             (Want::ManifestRoot, "kind") => Want::All,
@@ -53,7 +53,7 @@ impl Want {
 
     /// What is read of the items of a sequence read as `self`: the manifest heads only look
     /// into maps, and a sequence in their place is read whole (its type is what they report).
-    fn item(self) -> Want {
+    pub(super) fn item(self) -> Want {
         if self == Want::Skip {
             Want::Skip
         } else {
@@ -245,21 +245,7 @@ impl<'a> DirectLoader<'a> {
                 Value::String(text.into_owned())
             });
         }
-        if let Some(i) = plain_decimal(&text) {
-            return self.int_value(i.into());
-        }
-        match crate::yaml_emit::resolve_plain(&text) {
-            Resolved::Null => Ok(Value::Null),
-            Resolved::Bool(b) => Ok(Value::Bool(b)),
-            Resolved::Int(i) => self.int_value(i.into()),
-            Resolved::Uint(u) => self.int_value(u.into()),
-            Resolved::Float(f) => self.float_value(f),
-            Resolved::Timestamp | Resolved::Merge | Resolved::Str => Ok(if want == Want::Skip {
-                Value::Null
-            } else {
-                Value::String(text.into_owned())
-            }),
-        }
+        plain_value(text, self.numbers, want)
     }
 
     /// The parent module's `to_json` of a scalar node.
@@ -279,28 +265,60 @@ impl<'a> DirectLoader<'a> {
     }
 
     fn int_value(&self, i: i128) -> Result<Value, Unusual> {
-        if self.numbers == NumberMode::AsWritten {
-            if let Ok(n) = i64::try_from(i) {
-                return Ok(Value::Number(n.into()));
-            }
-            if let Ok(n) = u64::try_from(i) {
-                return Ok(Value::Number(n.into()));
-            }
-        }
-        finite(i as f64)
+        int_value(i, self.numbers)
     }
 
     fn float_value(&self, f: f64) -> Result<Value, Unusual> {
-        // Go's json.Marshal prints an integral float64 below 1e21 without a fraction.
-        if self.numbers == NumberMode::AsWritten
-            && f.fract() == 0.0
-            && f.abs() < 1e21
-            && (i64::MIN as f64..=i64::MAX as f64).contains(&f)
-        {
-            return Ok(Value::Number((f as i64).into()));
-        }
-        finite(f)
+        float_value(f, self.numbers)
     }
+}
+
+/// An untagged plain scalar's JSON value (go-yaml v2's resolver, then the number mode); text
+/// that stays text is copied only if `want` keeps it.
+pub(super) fn plain_value(
+    text: Cow<'_, str>,
+    numbers: NumberMode,
+    want: Want,
+) -> Result<Value, Unusual> {
+    if let Some(i) = plain_decimal(&text) {
+        return int_value(i.into(), numbers);
+    }
+    match crate::yaml_emit::resolve_plain(&text) {
+        Resolved::Null => Ok(Value::Null),
+        Resolved::Bool(b) => Ok(Value::Bool(b)),
+        Resolved::Int(i) => int_value(i.into(), numbers),
+        Resolved::Uint(u) => int_value(u.into(), numbers),
+        Resolved::Float(f) => float_value(f, numbers),
+        Resolved::Timestamp | Resolved::Merge | Resolved::Str => Ok(if want == Want::Skip {
+            Value::Null
+        } else {
+            Value::String(text.into_owned())
+        }),
+    }
+}
+
+fn int_value(i: i128, numbers: NumberMode) -> Result<Value, Unusual> {
+    if numbers == NumberMode::AsWritten {
+        if let Ok(n) = i64::try_from(i) {
+            return Ok(Value::Number(n.into()));
+        }
+        if let Ok(n) = u64::try_from(i) {
+            return Ok(Value::Number(n.into()));
+        }
+    }
+    finite(i as f64)
+}
+
+fn float_value(f: f64, numbers: NumberMode) -> Result<Value, Unusual> {
+    // Go's json.Marshal prints an integral float64 below 1e21 without a fraction.
+    if numbers == NumberMode::AsWritten
+        && f.fract() == 0.0
+        && f.abs() < 1e21
+        && (i64::MIN as f64..=i64::MAX as f64).contains(&f)
+    {
+        return Ok(Value::Number((f as i64).into()));
+    }
+    finite(f)
 }
 
 fn finite(f: f64) -> Result<Value, Unusual> {
@@ -309,7 +327,7 @@ fn finite(f: f64) -> Result<Value, Unusual> {
 
 /// An untagged plain scalar as the parent module's resolver reads it, without copying text
 /// that stays text.
-fn plain_node(text: Cow<'_, str>) -> Node {
+pub(super) fn plain_node(text: Cow<'_, str>) -> Node {
     if let Some(i) = plain_decimal(&text) {
         return Node::Int(i.into());
     }
