@@ -175,6 +175,17 @@ fn assemble(p: &[u8], q: &[u8], bits: usize) -> Result<Option<Vec<u8>>, String> 
     primes::private_key_der(&p, &q, bits, &mut ctx)
 }
 
+/// Random bytes from the operating system (getrandom, through ring), as Go's crypto/rand reads
+/// them. AWS-LC's own generator would first seed itself from its CPU-jitter entropy source,
+/// which the aws-lc-sys build here keeps despite `AWS_LC_SYS_NO_JITTER_ENTROPY`: that
+/// start-up measurement was a third of the CPU time of a render making one key.
+fn random_bytes(bytes: &mut [u8]) -> Result<(), String> {
+    use ring::rand::SecureRandom;
+    ring::rand::SystemRandom::new()
+        .fill(bytes)
+        .map_err(|_| "crypto/rsa: the operating system gave no random bytes".to_string())
+}
+
 /// A key searched on the calling thread alone, when no search thread can be started.
 fn generate_here(bits: usize) -> Result<Vec<u8>, String> {
     let mut ctx = bignum::Context::new()?;

@@ -269,14 +269,9 @@ impl<'w> MillerRabin<'w> {
         self.finish_round(power, ctx)
     }
 
-    /// Whether w passes one round with a base drawn uniformly from [2, w - 1).
+    /// Whether w passes one round with a base drawn from [2, w - 1).
     pub(super) fn passes_random_base(&self, ctx: &mut Context) -> Result<bool, String> {
-        let base = BigNum::zero()?;
-        // SAFETY: both BIGNUMs are live; AWS-LC draws from its own random generator.
-        succeeded(
-            unsafe { sys::BN_rand_range_ex(base.0.as_ptr(), 2, self.w_minus_1.0.as_ptr()) },
-            "BN_rand_range_ex",
-        )?;
+        let base = self.random_base(ctx)?;
         let power = BigNum::zero()?;
         // SAFETY: all BIGNUMs, the context and the Montgomery context (made for w) are live;
         // `power` aliases no input.
@@ -294,6 +289,19 @@ impl<'w> MillerRabin<'w> {
             "BN_mod_exp_mont",
         )?;
         self.finish_round(power, ctx)
+    }
+
+    /// A base from [2, w - 1): 64 random bits more than w has, reduced modulo w - 3, so the
+    /// draw is uniform but for a bias below 2^-64. The bytes come from the operating system
+    /// (`super::random_bytes`), not from AWS-LC's generator (see there).
+    fn random_base(&self, ctx: &mut Context) -> Result<BigNum, String> {
+        let mut bytes = vec![0u8; self.w.bits().div_ceil(8) + 8];
+        super::random_bytes(&mut bytes)?;
+        let mut span = self.w_minus_1.try_clone()?;
+        span.sub_word(2)?;
+        let mut base = BigNum::from_be_bytes(&bytes)?.rem(&span, ctx)?;
+        base.add_word(2)?;
+        Ok(base)
     }
 
     /// The rest of a round from z = b^m mod w: w passes when z is 1, or when z squared at most

@@ -169,7 +169,7 @@ pub(super) fn is_probable_prime(candidate: &BigNum, ctx: &mut Context) -> Result
 /// its candidates.
 fn random_start(bits: usize) -> Result<BigNum, String> {
     let mut bytes = vec![0u8; bits.div_ceil(8)];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "crypto/rsa: no random bytes".to_string())?;
+    super::random_bytes(&mut bytes)?;
     let excess = bytes.len() * 8 - bits;
     bytes[0] &= 0xff >> excess;
     if excess < 7 {
