@@ -118,7 +118,8 @@ extern "C" fn choose_allocator(
         USE_MIMALLOC.store(true, Ordering::Relaxed);
         // mimalloc asks for transparent huge pages, and the kernel then zeroes 2 MiB at each
         // first touch of a region: on a small chart that was a fifth of the CPU time and 7 MiB
-        // of memory no render needed (docs/renderer.md, "Huge pages").
+        // of memory no render needed. A large chart gets them back once loaded
+        // (cli::template, docs/renderer.md "Huge pages").
         // SAFETY: prctl with PR_SET_THP_DISABLE only sets a flag of this process.
         unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     }
