@@ -249,22 +249,32 @@ impl<'a> Reader<'a> {
         at >= end || self.bytes[at] == b' '
     }
 
-    /// A block mapping or sequence starting at `line`.
-    fn block_node(&mut self, line: Line, want: Want) -> Result<Value, Unusual> {
+    /// `read` one level deeper; past [`MAX_NESTING`] levels the loaders decide.
+    fn nested(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Result<Value, Unusual>,
+    ) -> Result<Value, Unusual> {
         if self.depth >= MAX_NESTING {
             return Err(Unusual);
         }
         self.depth += 1;
-        let value = if self.is_entry(line) {
-            self.sequence(line, false, want)
-        } else if matches!(self.bytes[line.content], b'[' | b'{') {
-            self.consume(line);
-            self.flow_collection(line.content, line.end, want)
-        } else {
-            self.mapping(line, want)
-        };
+        let value = read(self);
         self.depth -= 1;
         value
+    }
+
+    /// A block mapping or sequence starting at `line`.
+    fn block_node(&mut self, line: Line, want: Want) -> Result<Value, Unusual> {
+        self.nested(|reader| {
+            if reader.is_entry(line) {
+                reader.sequence(line, false, want)
+            } else if matches!(reader.bytes[line.content], b'[' | b'{') {
+                reader.consume(line);
+                reader.flow_collection(line.content, line.end, want)
+            } else {
+                reader.mapping(line, want)
+            }
+        })
     }
 
     /// A block mapping whose first key starts at `first` (a line, or the rest of a `- ` line).
@@ -324,13 +334,7 @@ impl<'a> Reader<'a> {
                     content: at,
                     end: line.end,
                 };
-                if self.depth >= MAX_NESTING {
-                    return Err(Unusual);
-                }
-                self.depth += 1;
-                let value = self.mapping(compact, item_want);
-                self.depth -= 1;
-                value?
+                self.nested(|reader| reader.mapping(compact, item_want))?
             } else {
                 self.inline_value(at, line.end, indent, item_want)?
             };
@@ -357,13 +361,7 @@ impl<'a> Reader<'a> {
         match self.peek()? {
             Some(next) if next.indent > indent => self.block_node(next, want),
             Some(next) if key && next.indent == indent && self.is_entry(next) => {
-                if self.depth >= MAX_NESTING {
-                    return Err(Unusual);
-                }
-                self.depth += 1;
-                let value = self.sequence(next, true, want);
-                self.depth -= 1;
-                value
+                self.nested(|reader| reader.sequence(next, true, want))
             }
             _ => Ok(Value::Null),
         }

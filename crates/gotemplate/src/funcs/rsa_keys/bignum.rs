@@ -27,6 +27,16 @@ fn succeeded(status: c_int, what: &str) -> Result<(), String> {
     }
 }
 
+/// AWS-LC's `BN_mod_exp_mont` and `BN_mod_exp_mont_consttime`: rr = a^p mod m.
+type ModExp = unsafe extern "C" fn(
+    *mut sys::BIGNUM,
+    *const sys::BIGNUM,
+    *const sys::BIGNUM,
+    *const sys::BIGNUM,
+    *mut sys::BN_CTX,
+    *const sys::BN_MONT_CTX,
+) -> c_int;
+
 /// A non-negative AWS-LC `BIGNUM`, freed on drop.
 pub(super) struct BigNum(NonNull<sys::BIGNUM>);
 
@@ -250,34 +260,35 @@ impl<'w> MillerRabin<'w> {
     #[cfg(test)]
     pub(super) fn passes_base_2_consttime(&self, ctx: &mut Context) -> Result<bool, String> {
         let base = BigNum::from_word(2)?;
-        let power = BigNum::zero()?;
-        // SAFETY: all BIGNUMs, the context and the Montgomery context (made for w) are live;
-        // `power` aliases no input.
-        succeeded(
-            unsafe {
-                sys::BN_mod_exp_mont_consttime(
-                    power.0.as_ptr(),
-                    base.0.as_ptr(),
-                    self.odd_part.0.as_ptr(),
-                    self.w.0.as_ptr(),
-                    ctx.as_ptr(),
-                    self.mont.0.as_ptr(),
-                )
-            },
+        self.passes_base(
+            &base,
+            sys::BN_mod_exp_mont_consttime,
             "BN_mod_exp_mont_consttime",
-        )?;
-        self.finish_round(power, ctx)
+            ctx,
+        )
     }
 
     /// Whether w passes one round with a base drawn from [2, w - 1).
     pub(super) fn passes_random_base(&self, ctx: &mut Context) -> Result<bool, String> {
         let base = self.random_base(ctx)?;
+        self.passes_base(&base, sys::BN_mod_exp_mont, "BN_mod_exp_mont", ctx)
+    }
+
+    /// One round to `base`, z = base^m mod w computed by `exponentiate` (one of AWS-LC's
+    /// Montgomery exponentiations, which share this signature).
+    fn passes_base(
+        &self,
+        base: &BigNum,
+        exponentiate: ModExp,
+        what: &str,
+        ctx: &mut Context,
+    ) -> Result<bool, String> {
         let power = BigNum::zero()?;
         // SAFETY: all BIGNUMs, the context and the Montgomery context (made for w) are live;
-        // `power` aliases no input.
+        // `power` aliases no input; `exponentiate` is one of AWS-LC's functions of this type.
         succeeded(
             unsafe {
-                sys::BN_mod_exp_mont(
+                exponentiate(
                     power.0.as_ptr(),
                     base.0.as_ptr(),
                     self.odd_part.0.as_ptr(),
@@ -286,7 +297,7 @@ impl<'w> MillerRabin<'w> {
                     self.mont.0.as_ptr(),
                 )
             },
-            "BN_mod_exp_mont",
+            what,
         )?;
         self.finish_round(power, ctx)
     }
