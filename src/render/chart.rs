@@ -370,6 +370,16 @@ pub fn load_archive_as(
     load_files_as(files, display, flavor)
 }
 
+/// A file's text, invalid UTF-8 replaced as before. Valid text (the usual case) is checked
+/// whole first: `from_utf8_lossy`'s chunk walk cost ~7 instructions a byte (0.4M on vault's
+/// values.yaml), several times the plain check.
+fn text_of(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// `loader.LoadFiles`: sorts files into metadata, values, schema, templates, subcharts, files.
 pub fn load_files(files: Vec<ChartFile>, display: &str) -> Result<Chart, ChartError> {
     load_files_as(files, display, HelmFlavor::Helm3)
@@ -399,7 +409,7 @@ pub fn load_files_as(
             "Chart.yaml" | "Chart.lock" => {}
             "values.yaml" => {
                 let source = format!("{display}/values.yaml");
-                let text = String::from_utf8_lossy(&file.data);
+                let text = text_of(&file.data);
                 chart.values = match flavor {
                     HelmFlavor::Helm3 => {
                         yaml::parse_values(&text, &source).map_err(|e| ChartError::ValuesYaml {
@@ -423,7 +433,7 @@ pub fn load_files_as(
             "values.schema.json" => chart.schema = Some(file.data),
             "requirements.yaml" => {
                 let source = format!("{display}/requirements.yaml");
-                let doc = yaml::parse_first_document(&String::from_utf8_lossy(&file.data), &source)
+                let doc = yaml::parse_first_document(&text_of(&file.data), &source)
                     .map_err(|e| ChartError::Values {
                         file: source.clone(),
                         source: e.into(),
@@ -505,7 +515,7 @@ pub fn load_files_as(
 
 /// Parses Chart.yaml; string fields accept YAML numbers and booleans as Helm's loader does.
 fn parse_metadata(data: &[u8], source: &str) -> Result<Metadata, ChartError> {
-    let doc = yaml::parse_first_document(&String::from_utf8_lossy(data), source).map_err(|e| {
+    let doc = yaml::parse_first_document(&text_of(data), source).map_err(|e| {
         ChartError::Values {
             file: source.to_string(),
             source: e.into(),
