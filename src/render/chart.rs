@@ -433,10 +433,12 @@ pub fn load_files_as(
             "values.schema.json" => chart.schema = Some(file.data),
             "requirements.yaml" => {
                 let source = format!("{display}/requirements.yaml");
-                let doc = yaml::parse_first_document(&text_of(&file.data), &source)
-                    .map_err(|e| ChartError::Values {
-                        file: source.clone(),
-                        source: e.into(),
+                let doc =
+                    yaml::parse_first_document(&text_of(&file.data), &source).map_err(|e| {
+                        ChartError::Values {
+                            file: source.clone(),
+                            source: e.into(),
+                        }
                     })?;
                 let deps = doc.get("dependencies").cloned().unwrap_or(Json::Null);
                 if !deps.is_null() {
@@ -515,12 +517,11 @@ pub fn load_files_as(
 
 /// Parses Chart.yaml; string fields accept YAML numbers and booleans as Helm's loader does.
 fn parse_metadata(data: &[u8], source: &str) -> Result<Metadata, ChartError> {
-    let doc = yaml::parse_first_document(&text_of(data), source).map_err(|e| {
-        ChartError::Values {
+    let doc =
+        yaml::parse_first_document(&text_of(data), source).map_err(|e| ChartError::Values {
             file: source.to_string(),
             source: e.into(),
-        }
-    })?;
+        })?;
     let doc = stringify_scalars(doc, &["version", "appVersion", "kubeVersion", "name"]);
     serde_json::from_value(doc).map_err(|e| ChartError::Invalid {
         path: source.to_string(),
