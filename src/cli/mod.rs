@@ -17,6 +17,7 @@ use crate::cluster::ClusterArgs;
 use crate::logging::{self, LogFormat};
 
 pub mod template;
+mod template_argv;
 
 /// keelson keeps Helm releases on the newest container images their `keel:` block allows.
 #[derive(Debug, Parser)]
@@ -88,12 +89,22 @@ fn template_only_command() -> clap::Command {
     GlobalArgs::augment_args(top).subcommand(template)
 }
 
-/// Parses a `keelson template …` command line with [`template_only_command`]; `None` when
+/// Parses a `keelson template …` command line: its plain forms without clap
+/// ([`template_argv`]), the rest with [`template_only_command`]; `None` when
 /// the first argument is not `template` (a global flag first takes the full parser).
 fn parse_template_command_line() -> Option<Cli> {
     use clap::FromArgMatches;
     if std::env::args_os().nth(1).as_deref() != Some(std::ffi::OsStr::new("template")) {
         return None;
+    }
+    let argv: Option<Vec<String>> = std::env::args_os()
+        .map(|word| word.into_string().ok())
+        .collect();
+    if let Some((global, args)) = argv.as_deref().and_then(template_argv::read) {
+        return Some(Cli {
+            global,
+            command: Command::Template(Box::new(args)),
+        });
     }
     let matches = template_only_command().get_matches();
     let global = GlobalArgs::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
