@@ -107,7 +107,7 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         skip_schema_validation: args.skip_schema_validation,
         budget: Default::default(),
     };
-    let rendered = match release::render_chart(&loaded, &user_values, &settings) {
+    let rendered = match release::render_owned_chart(loaded, &user_values, &settings) {
         Ok(rendered) => rendered,
         Err(err) if err.after_release_created() => {
             anyhow::bail!("{err}\n\nUse --debug flag to render out invalid YAML")
@@ -127,7 +127,7 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         .and_then(|_| stdout.flush())
         .context("cannot write to stdout")?;
     // The process exits next: its memory goes back whole, without freeing each value.
-    std::mem::forget((loaded, user_values, rendered, text));
+    std::mem::forget((user_values, rendered, text));
     Ok(ExitCode::SUCCESS)
 }
 
