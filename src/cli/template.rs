@@ -139,9 +139,6 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
 const HUGE_PAGES_FROM_TEMPLATE_BYTES: usize = 64 * 1024;
 
 fn allow_huge_pages_for_large_charts(loaded: &chart::Chart) {
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(HUGE_PAGES_FROM_TEMPLATE_BYTES);
     if template_bytes(loaded) >= HUGE_PAGES_FROM_TEMPLATE_BYTES {
         #[cfg(target_os = "linux")]
         // SAFETY: prctl with PR_SET_THP_DISABLE only changes a flag of this process; memory
