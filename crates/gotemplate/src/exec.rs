@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::functions::{FastMap, FuncRegistry};
-use super::parse::{self, Arg, Branch, Command, Node, Pipe, Span, TemplateCall, Tree, TreeSet};
+use super::parse::{self, Arg, Branch, Command, Names, Node, Pipe, Span, TemplateCall, Tree, TreeSet};
 use super::print::{self, type_name};
 use super::value::Value;
 
@@ -1152,8 +1152,8 @@ impl<'a, 'c> State<'a, 'c> {
                     value: dot.clone(),
                     boxed,
                 };
-                let path = self.src(*path);
-                self.eval_field_chain(dot, boxed, receiver, first, path, cmd, final_value)
+                let names = path.names(&self.tree.text);
+                self.eval_field_chain(dot, boxed, receiver, first, names, cmd, final_value)
             }
             Arg::Chain { node, fields, .. } => {
                 if let Arg::Nil { .. } = node.as_ref() {
@@ -1163,8 +1163,8 @@ impl<'a, 'c> State<'a, 'c> {
                     ));
                 }
                 let receiver = Typed::plain(self.eval_arg(dot, boxed, node)?);
-                let fields = self.src(*fields);
-                self.eval_field_chain(dot, boxed, receiver, first, fields, cmd, final_value)
+                let names = fields.names(&self.tree.text);
+                self.eval_field_chain(dot, boxed, receiver, first, names, cmd, final_value)
             }
             Arg::Identifier { name, .. } => {
                 let name = self.src(*name);
@@ -1175,18 +1175,19 @@ impl<'a, 'c> State<'a, 'c> {
                 Ok(Typed::plain(self.eval_pipeline(dot, boxed, pipe)?))
             }
             Arg::Variable { path, .. } => {
-                let (var_name, fields) = split_variable(self.src(*path));
+                let mut names = path.names(&self.tree.text);
+                let (var_name, more) = names.next_name();
                 let value = self.var_value(var_name, first)?;
-                let Some(fields) = fields else {
+                if !more {
                     self.not_a_function(cmd, &final_value)?;
                     return Ok(Typed::plain(value));
-                };
+                }
                 self.eval_field_chain(
                     dot,
                     boxed,
                     Typed::plain(value),
                     first,
-                    fields,
+                    names,
                     cmd,
                     final_value,
                 )
@@ -1242,20 +1243,21 @@ impl<'a, 'c> State<'a, 'c> {
                     pos: *pos,
                     args: Box::default(),
                 };
-                let path = self.src(*path);
-                self.eval_field_chain(dot, boxed, receiver, arg, path, &cmd, None)
+                let names = path.names(&self.tree.text);
+                self.eval_field_chain(dot, boxed, receiver, arg, names, &cmd, None)
             }
             Arg::Variable { pos, path } => {
-                let (var_name, fields) = split_variable(self.src(*path));
+                let mut names = path.names(&self.tree.text);
+                let (var_name, more) = names.next_name();
                 let value = self.var_value(var_name, arg)?;
-                let Some(fields) = fields else {
+                if !more {
                     return Ok(Typed::plain(value));
-                };
+                }
                 let cmd = Command {
                     pos: *pos,
                     args: Box::default(),
                 };
-                self.eval_field_chain(dot, boxed, Typed::plain(value), arg, fields, &cmd, None)
+                self.eval_field_chain(dot, boxed, Typed::plain(value), arg, names, &cmd, None)
             }
             Arg::Pipe(pipe) => {
                 // Variables declared inside parentheses persist in Go.
@@ -1281,8 +1283,8 @@ impl<'a, 'c> State<'a, 'c> {
                     pos: *pos,
                     args: Box::default(),
                 };
-                let fields = self.src(*fields);
-                self.eval_field_chain(dot, boxed, receiver, arg, fields, &cmd, None)
+                let names = fields.names(&self.tree.text);
+                self.eval_field_chain(dot, boxed, receiver, arg, names, &cmd, None)
             }
             Arg::Bool { value, .. } => Ok(Typed::plain(Value::Bool(*value))),
             Arg::Number { value, .. } => value
@@ -1309,24 +1311,18 @@ impl<'a, 'c> State<'a, 'c> {
         boxed: bool,
         mut receiver: Typed,
         node: &Arg,
-        path: &str,
+        mut names: Names<'_>,
         cmd: &Command,
         final_value: Option<Value>,
     ) -> Res<Typed> {
-        if path.is_empty() {
-            return Ok(receiver);
-        }
-        let last = match path.rsplit_once('.') {
-            Some((init, last)) => {
-                for ident in init.split('.') {
-                    receiver = self.eval_field(dot, boxed, ident, node, &[], None, receiver)?;
-                }
-                last
+        loop {
+            let (name, more) = names.next_name();
+            if !more {
+                let args = cmd.args.get(1..).unwrap_or(&[]);
+                return self.eval_field(dot, boxed, name, node, args, final_value, receiver);
             }
-            None => path,
-        };
-        let args = cmd.args.get(1..).unwrap_or(&[]);
-        self.eval_field(dot, boxed, last, node, args, final_value, receiver)
+            receiver = self.eval_field(dot, boxed, name, node, &[], None, receiver)?;
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -2114,13 +2110,6 @@ pub fn builtin_eq(first: &Value, others: &[Value]) -> Result<bool, String> {
     Ok(false)
 }
 
-/// A variable's path (`$x.a.b`) split into the variable (`$x`) and its fields (`a.b`), if any.
-fn split_variable(path: &str) -> (&str, Option<&str>) {
-    match path.split_once('.') {
-        Some((variable, fields)) => (variable, Some(fields)),
-        None => (path, None),
-    }
-}
 
 /// Where Go reports a piped value of the wrong type: at the node it evaluated last, which is
 /// the function's last argument (`<100>` in `. | wrap 100`) or, without arguments, the function.

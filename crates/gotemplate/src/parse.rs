@@ -124,9 +124,9 @@ impl Command {
 pub enum Arg {
     /// `.a.b`: `path` is `a.b`, the names joined by dots (a chain of fields is one piece of
     /// the text).
-    Field { pos: u32, path: Span },
+    Field { pos: u32, path: Path },
     /// `$x.a.b`: `path` is all of it, `$x` first.
-    Variable { pos: u32, path: Span },
+    Variable { pos: u32, path: Path },
     Dot { pos: u32 },
     Nil { pos: u32 },
     Bool { pos: u32, value: bool },
@@ -147,9 +147,71 @@ pub enum Arg {
     Chain {
         pos: u32,
         node: Box<Arg>,
-        fields: Span,
+        fields: Path,
     },
     Pipe(Box<Pipe>),
+}
+
+/// Names joined by dots (`a.b.c`): a chain of fields, or a variable and its fields.
+#[derive(Clone, Copy, Debug)]
+pub struct Path {
+    pub span: Span,
+    /// Bit `i` is set when byte `i` of a path of at most 64 bytes is a dot: executing a chain
+    /// then finds its names without searching the text again.
+    dots: u64,
+}
+
+impl Path {
+    fn new(span: Span, text: &str) -> Path {
+        let names = span.of(text).as_bytes();
+        let mut dots = 0;
+        if names.len() <= 64 {
+            for (i, byte) in names.iter().enumerate() {
+                if *byte == b'.' {
+                    dots |= 1 << i;
+                }
+            }
+        }
+        Path { span, dots }
+    }
+
+    /// The names, read from `text` (the tree's).
+    pub fn names(self, text: &str) -> Names<'_> {
+        let rest = self.span.of(text);
+        Names {
+            rest,
+            dots: self.dots,
+            masked: rest.len() <= 64,
+        }
+    }
+}
+
+/// The names of a [`Path`], first to last.
+pub struct Names<'a> {
+    rest: &'a str,
+    /// The dots of `rest`, when `masked`.
+    dots: u64,
+    masked: bool,
+}
+
+impl<'a> Names<'a> {
+    /// The next name, and whether more follow.
+    pub fn next_name(&mut self) -> (&'a str, bool) {
+        let dot = if self.masked {
+            (self.dots != 0).then(|| self.dots.trailing_zeros() as usize)
+        } else {
+            self.rest.bytes().position(|b| b == b'.')
+        };
+        match dot {
+            Some(dot) => {
+                let name = self.rest.get(..dot).unwrap_or_default();
+                self.rest = self.rest.get(dot + 1..).unwrap_or_default();
+                self.dots = self.dots.checked_shr(dot as u32 + 1).unwrap_or(0);
+                (name, true)
+            }
+            None => (std::mem::take(&mut self.rest), false),
+        }
+    }
 }
 
 /// A number constant, with the usual ones held without an allocation.
@@ -232,8 +294,8 @@ impl fmt::Display for Display<'_, Arg> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = self.text;
         match self.node {
-            Arg::Field { path, .. } => write!(f, ".{}", path.of(text)),
-            Arg::Variable { path, .. } => write!(f, "{}", path.of(text)),
+            Arg::Field { path, .. } => write!(f, ".{}", path.span.of(text)),
+            Arg::Variable { path, .. } => write!(f, "{}", path.span.of(text)),
             Arg::Dot { .. } => write!(f, "."),
             Arg::Nil { .. } => write!(f, "nil"),
             Arg::Bool { value, .. } => write!(f, "{value}"),
@@ -246,7 +308,7 @@ impl fmt::Display for Display<'_, Arg> {
                 } else {
                     write!(f, "{}", node.display(text))?;
                 }
-                write!(f, ".{}", fields.of(text))
+                write!(f, ".{}", fields.span.of(text))
             }
             Arg::Pipe(pipe) => write!(f, "{}", pipe.display(text)),
         }
@@ -342,12 +404,13 @@ pub fn parse(
         action_pos: None,
         nesting: 0,
         uncounted_comments,
+        pending: Pending::default(),
     };
     let result = parse_root(&mut parser);
     let mut tokens = std::mem::take(&mut parser.tokens);
     tokens.clear();
     TOKEN_BUFFER.with(|buffer| buffer.replace(tokens));
-    let root = result?.into_boxed_slice();
+    let root = result?;
     let top = Tree {
         name: name.to_string(),
         parse_name,
@@ -365,8 +428,8 @@ thread_local! {
     static TOKEN_BUFFER: std::cell::Cell<Vec<Token>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-fn parse_root(parser: &mut Parser) -> Result<Vec<Node>, ParseError> {
-    let mut root = Vec::new();
+fn parse_root(parser: &mut Parser) -> Result<Box<[Node]>, ParseError> {
+    let mark = parser.pending.nodes.len();
     while parser.peek().kind != TokenKind::Eof {
         if parser.peek().kind == TokenKind::LeftDelim {
             let save = parser.index;
@@ -378,14 +441,14 @@ fn parse_root(parser: &mut Parser) -> Result<Vec<Node>, ParseError> {
             parser.index = save;
         }
         match parser.text_or_action()? {
-            Item::Node(node) => root.push(node),
+            Item::Node(node) => parser.pending.nodes.push(node),
             Item::End(pos) => return Err(parser.error_at(pos, "unexpected {{end}}".to_string())),
             Item::Else(pos) => {
                 return Err(parser.error_at(pos, "unexpected {{else}}".to_string()));
             }
         }
     }
-    Ok(root)
+    Ok(finish(&mut parser.pending.nodes, mark))
 }
 
 /// Go's `IsEmptyTree`: only whitespace text (defines-only files like `_helpers.tpl`);
@@ -429,6 +492,24 @@ struct Parser<'f, 't> {
     nesting: usize,
     /// Comments whose newlines error line numbers leave out (Go 1.23's lexer).
     uncounted_comments: Vec<std::ops::Range<usize>>,
+    pending: Pending,
+}
+
+/// The nodes, commands and arguments of the lists being parsed, innermost last: a finished
+/// list moves out into an allocation of its exact size, where growing a vector of its own
+/// would reallocate it several times and leave it with spare capacity.
+#[derive(Default)]
+struct Pending {
+    nodes: Vec<Node>,
+    cmds: Vec<Command>,
+    args: Vec<Arg>,
+}
+
+/// The items of `pending` from `mark` on, in an allocation of their own.
+fn finish<T>(pending: &mut Vec<T>, mark: usize) -> Box<[T]> {
+    // `split_off` copies them at once into a vector of exactly their number, which then
+    // becomes the box without reallocating.
+    pending.split_off(mark).into_boxed_slice()
 }
 
 impl<'t> Parser<'_, 't> {
@@ -625,11 +706,11 @@ impl<'t> Parser<'_, 't> {
 
     /// textOrAction* up to `{{end}}` or `{{else}}`, which is returned separately.
     fn item_list(&mut self) -> Result<(Box<[Node]>, Item), ParseError> {
-        let mut list = Vec::new();
+        let mark = self.pending.nodes.len();
         while self.peek_non_space().kind != TokenKind::Eof {
             match self.text_or_action()? {
-                Item::Node(node) => list.push(node),
-                other => return Ok((list.into_boxed_slice(), other)),
+                Item::Node(node) => self.pending.nodes.push(node),
+                other => return Ok((finish(&mut self.pending.nodes, mark), other)),
             }
         }
         Err(self.error("unexpected EOF".to_string()))
@@ -806,7 +887,7 @@ impl<'t> Parser<'_, 't> {
         let start = self.peek_non_space();
         let mut is_assign = false;
         let mut decl = Vec::new();
-        let mut cmds = Vec::new();
+        let cmds_mark = self.pending.cmds.len();
         loop {
             let v = self.peek_non_space();
             if v.kind != TokenKind::Variable {
@@ -850,12 +931,13 @@ impl<'t> Parser<'_, 't> {
         loop {
             let token = self.next_non_space();
             if token.kind == end {
+                let cmds = finish(&mut self.pending.cmds, cmds_mark);
                 self.check_pipeline(&cmds, context)?;
                 return Ok(Pipe {
                     pos: start.pos,
                     is_assign,
-                    decl: decl.into_boxed_slice(),
-                    cmds: cmds.into_boxed_slice(),
+                    decl: decl.as_slice().into(),
+                    cmds,
                 });
             }
             match token.kind {
@@ -873,7 +955,7 @@ impl<'t> Parser<'_, 't> {
                 | TokenKind::LeftParen => {
                     self.backup();
                     let cmd = self.command()?;
-                    cmds.push(cmd);
+                    self.pending.cmds.push(cmd);
                 }
                 _ => return Err(self.unexpected(&token, context)),
             }
@@ -906,11 +988,11 @@ impl<'t> Parser<'_, 't> {
 
     fn command(&mut self) -> Result<Command, ParseError> {
         let start = self.peek_non_space();
-        let mut args = Vec::new();
+        let mark = self.pending.args.len();
         loop {
             self.peek_non_space();
             if let Some(operand) = self.operand()? {
-                args.push(operand);
+                self.pending.args.push(operand);
             }
             let token = self.next();
             match token.kind {
@@ -921,12 +1003,12 @@ impl<'t> Parser<'_, 't> {
             }
             break;
         }
-        if args.is_empty() {
+        if self.pending.args.len() == mark {
             return Err(self.error("empty command".to_string()));
         }
         Ok(Command {
             pos: start.pos,
-            args: args.into_boxed_slice(),
+            args: finish(&mut self.pending.args, mark),
         })
     }
 
@@ -942,17 +1024,23 @@ impl<'t> Parser<'_, 't> {
         Ok(Some(match node {
             Arg::Field { path, .. } => Arg::Field {
                 pos: chain_pos,
-                path: Span {
-                    start: path.start,
-                    end: fields.end,
-                },
+                path: Path::new(
+                    Span {
+                        start: path.span.start,
+                        end: fields.end,
+                    },
+                    self.src,
+                ),
             },
             Arg::Variable { path, .. } => Arg::Variable {
                 pos: chain_pos,
-                path: Span {
-                    start: path.start,
-                    end: fields.end,
-                },
+                path: Path::new(
+                    Span {
+                        start: path.span.start,
+                        end: fields.end,
+                    },
+                    self.src,
+                ),
             },
             Arg::Bool { .. }
             | Arg::String { .. }
@@ -968,7 +1056,7 @@ impl<'t> Parser<'_, 't> {
             other => Arg::Chain {
                 pos: chain_pos,
                 node: Box::new(other),
-                fields,
+                fields: Path::new(fields, self.src),
             },
         }))
     }
@@ -1017,16 +1105,19 @@ impl<'t> Parser<'_, 't> {
                 }
                 Arg::Variable {
                     pos,
-                    path: token_span(&token),
+                    path: Path::new(token_span(&token), self.src),
                 }
             }
             // The token is the field's name after a dot.
             TokenKind::Field => Arg::Field {
                 pos,
-                path: Span {
-                    start: token.pos + 1,
-                    end: token.pos + token.len,
-                },
+                path: Path::new(
+                    Span {
+                        start: token.pos + 1,
+                        end: token.pos + token.len,
+                    },
+                    self.src,
+                ),
             },
             TokenKind::Bool => Arg::Bool {
                 pos,
