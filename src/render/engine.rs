@@ -102,7 +102,7 @@ pub fn render(
             dots.insert(file.name.clone(), file.dot);
             TemplateSource {
                 name: file.name,
-                text: file.text,
+                text: Arc::from(file.text),
             }
         })
         .collect();
@@ -130,7 +130,8 @@ pub type Outputs = BTreeMap<String, String>;
 #[derive(Clone, Debug)]
 pub struct TemplateSource {
     pub name: String,
-    pub text: String,
+    /// Shared with the parsed templates, which refer to it instead of copying it.
+    pub text: Arc<str>,
 }
 
 /// Renders like [`render`], with each template's data made by `prepare` (keyed by template
@@ -265,7 +266,7 @@ impl ParseWork {
             // A parser bug must end this render with an error, not leave it waiting forever
             // for the slot.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                parser.parse(&source.name, &source.text)
+                parser.parse_shared(&source.name, source.text.clone())
             }))
             .unwrap_or_else(|_| {
                 Err(gotemplate::ParseError {
@@ -1025,7 +1026,7 @@ mod budget_tests {
             let sources = (0..8)
                 .map(|i| TemplateSource {
                     name: format!("c/templates/t{i}.yaml"),
-                    text: "{{ .Values.x }}\n".repeat(2000),
+                    text: Arc::from("{{ .Values.x }}\n".repeat(2000)),
                 })
                 .collect();
             let outcome = std::panic::catch_unwind(|| {
