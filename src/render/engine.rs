@@ -102,7 +102,7 @@ pub fn render(
             dots.insert(file.name.clone(), file.dot);
             TemplateSource {
                 name: file.name,
-                text: Arc::from(file.text),
+                text: file.text,
             }
         })
         .collect();
@@ -130,8 +130,7 @@ pub type Outputs = BTreeMap<String, String>;
 #[derive(Clone, Debug)]
 pub struct TemplateSource {
     pub name: String,
-    /// Shared with the parsed templates, which refer to it instead of copying it.
-    pub text: Arc<str>,
+    pub text: String,
 }
 
 /// Renders like [`render`], with each template's data made by `prepare` (keyed by template
@@ -266,7 +265,7 @@ impl ParseWork {
             // A parser bug must end this render with an error, not leave it waiting forever
             // for the slot.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                parser.parse_shared(&source.name, source.text.clone())
+                parser.parse(&source.name, &source.text)
             }))
             .unwrap_or_else(|_| {
                 Err(gotemplate::ParseError {
@@ -1026,7 +1025,7 @@ mod budget_tests {
             let sources = (0..8)
                 .map(|i| TemplateSource {
                     name: format!("c/templates/t{i}.yaml"),
-                    text: Arc::from("{{ .Values.x }}\n".repeat(2000)),
+                    text: "{{ .Values.x }}\n".repeat(2000),
                 })
                 .collect();
             let outcome = std::panic::catch_unwind(|| {

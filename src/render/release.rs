@@ -340,11 +340,9 @@ fn template_sources(chart: &mut Chart, full_path: &str, out: &mut Vec<TemplateSo
         if is_library && !engine::is_partial(&template.name) {
             continue;
         }
-        // One copy into the shared text the parsed templates keep.
-        let data = std::mem::take(&mut template.data);
-        let text: Arc<str> = match std::str::from_utf8(&data) {
-            Ok(text) => Arc::from(text),
-            Err(_) => Arc::from(String::from_utf8_lossy(&data)),
+        let text = match String::from_utf8(std::mem::take(&mut template.data)) {
+            Ok(text) => text,
+            Err(invalid) => String::from_utf8_lossy(invalid.as_bytes()).into_owned(),
         };
         out.push(TemplateSource {
             name: format!("{full_path}/{}", template.name),

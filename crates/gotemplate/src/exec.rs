@@ -260,17 +260,7 @@ impl FileParser {
     }
 
     pub fn parse(&self, name: &str, text: &str) -> Result<ParsedFile, parse::ParseError> {
-        self.parse_shared(name, Arc::from(text))
-    }
-
-    /// [`FileParser::parse`] of a text the parsed templates keep (for their text and
-    /// names) instead of a copy of it.
-    pub fn parse_shared(
-        &self,
-        name: &str,
-        text: Arc<str>,
-    ) -> Result<ParsedFile, parse::ParseError> {
-        let trees = parse::parse_shared(
+        let trees = parse::parse(
             name,
             text,
             &|f| {

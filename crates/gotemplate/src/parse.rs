@@ -372,16 +372,6 @@ pub fn parse(
     has_function: &dyn Fn(&str) -> bool,
     go123_comment_lines: bool,
 ) -> Result<Vec<Tree>, ParseError> {
-    parse_shared(name, Arc::from(text), has_function, go123_comment_lines)
-}
-
-/// [`parse`] of a text the trees then share instead of copying it.
-pub fn parse_shared(
-    name: &str,
-    text: Arc<str>,
-    has_function: &dyn Fn(&str) -> bool,
-    go123_comment_lines: bool,
-) -> Result<Vec<Tree>, ParseError> {
     if text.len() > MAX_TEMPLATE_BYTES {
         return Err(ParseError {
             parse_name: name.to_string(),
@@ -389,6 +379,7 @@ pub fn parse_shared(
             message: format!("template is larger than {MAX_TEMPLATE_BYTES} bytes"),
         });
     }
+    let text: Arc<str> = Arc::from(text);
     let parse_name: Arc<str> = Arc::from(name);
     let lexed_text = text.clone();
     let buffer = TOKEN_BUFFER.with(|buffer| buffer.take());
