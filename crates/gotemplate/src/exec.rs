@@ -6,7 +6,9 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::functions::{FastMap, FuncRegistry};
-use super::parse::{self, Arg, Branch, Command, Names, Node, Pipe, Span, TemplateCall, Tree, TreeSet};
+use super::parse::{
+    self, Arg, Branch, Command, Names, Node, Pipe, Span, TemplateCall, Tree, TreeSet,
+};
 use super::print::{self, type_name};
 use super::value::Value;
 
@@ -2109,7 +2111,6 @@ pub fn builtin_eq(first: &Value, others: &[Value]) -> Result<bool, String> {
     }
     Ok(false)
 }
-
 
 /// Where Go reports a piped value of the wrong type: at the node it evaluated last, which is
 /// the function's last argument (`<100>` in `. | wrap 100`) or, without arguments, the function.

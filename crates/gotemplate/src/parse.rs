@@ -98,8 +98,8 @@ impl Pipe {
     }
 
     /// Go's `String()` of the pipeline, with names read from `text`.
-    pub fn display<'a>(&'a self, text: &'a str) -> Display<'a, Pipe> {
-        Display { node: self, text }
+    pub fn display<'a>(&'a self, text: &'a str) -> Shown<'a, Pipe> {
+        Shown { node: self, text }
     }
 }
 
@@ -115,8 +115,8 @@ impl Command {
     }
 
     /// Go's `String()` of the command, with names read from `text`.
-    pub fn display<'a>(&'a self, text: &'a str) -> Display<'a, Command> {
-        Display { node: self, text }
+    pub fn display<'a>(&'a self, text: &'a str) -> Shown<'a, Command> {
+        Shown { node: self, text }
     }
 }
 
@@ -124,12 +124,25 @@ impl Command {
 pub enum Arg {
     /// `.a.b`: `path` is `a.b`, the names joined by dots (a chain of fields is one piece of
     /// the text).
-    Field { pos: u32, path: Path },
+    Field {
+        pos: u32,
+        path: Path,
+    },
     /// `$x.a.b`: `path` is all of it, `$x` first.
-    Variable { pos: u32, path: Path },
-    Dot { pos: u32 },
-    Nil { pos: u32 },
-    Bool { pos: u32, value: bool },
+    Variable {
+        pos: u32,
+        path: Path,
+    },
+    Dot {
+        pos: u32,
+    },
+    Nil {
+        pos: u32,
+    },
+    Bool {
+        pos: u32,
+        value: bool,
+    },
     Number {
         pos: u32,
         text: Span,
@@ -142,7 +155,10 @@ pub enum Arg {
         value: StringValue,
     },
     /// A function name.
-    Identifier { pos: u32, name: Span },
+    Identifier {
+        pos: u32,
+        name: Span,
+    },
     /// `(pipe).a.b` or `fn.a`: `fields` is `a.b`.
     Chain {
         pos: u32,
@@ -278,19 +294,19 @@ impl Arg {
     }
 
     /// Go's `String()` of the node, with names and literals read from `text`.
-    pub fn display<'a>(&'a self, text: &'a str) -> Display<'a, Arg> {
-        Display { node: self, text }
+    pub fn display<'a>(&'a self, text: &'a str) -> Shown<'a, Arg> {
+        Shown { node: self, text }
     }
 }
 
 /// A node printed as Go's `String()` does (for error messages), with the text it was parsed
 /// from.
-pub struct Display<'a, T> {
+pub struct Shown<'a, T> {
     node: &'a T,
     text: &'a str,
 }
 
-impl fmt::Display for Display<'_, Arg> {
+impl fmt::Display for Shown<'_, Arg> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = self.text;
         match self.node {
@@ -315,7 +331,7 @@ impl fmt::Display for Display<'_, Arg> {
     }
 }
 
-impl fmt::Display for Display<'_, Command> {
+impl fmt::Display for Shown<'_, Command> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, arg) in self.node.args.iter().enumerate() {
             if i > 0 {
@@ -331,7 +347,7 @@ impl fmt::Display for Display<'_, Command> {
     }
 }
 
-impl fmt::Display for Display<'_, Pipe> {
+impl fmt::Display for Shown<'_, Pipe> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pipe = self.node;
         if !pipe.decl.is_empty() {
