@@ -2,12 +2,13 @@
 //! fields, maps, methods, pipelines, variables, truth, range and the built-in functions, plus
 //! Helm's context functions (include, tpl, required, fail, lookup).
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::functions::{FastMap, FuncRegistry};
-use super::parse::{self, Arg, Branch, Command, Node, Pipe, Tree, TreeSet};
+use super::parse::{
+    self, Arg, Branch, Command, Names, Node, Pipe, Span, TemplateCall, Tree, TreeSet,
+};
 use super::print::{self, type_name};
 use super::value::Value;
 
@@ -217,7 +218,7 @@ impl TemplateSet {
             context: &context,
             scope: &scope,
             tree: &tree,
-            vars: vec![(Cow::Borrowed("$"), dot.clone())],
+            vars: vec![("$", dot.clone())],
             depth: 0,
         };
         state.walk_list(&mut out, &dot, false, &tree.root)?;
@@ -231,7 +232,7 @@ fn has_function(funcs: &FuncRegistry, name: &str) -> bool {
 
 fn add_trees(set: &mut TreeSet, trees: Vec<Tree>) {
     for tree in trees {
-        if set.contains_key(&tree.name) && parse::is_empty_tree(&tree.root) {
+        if set.contains_key(&tree.name) && parse::is_empty_tree(&tree.root, &tree.text) {
             continue;
         }
         set.insert(tree.name.clone(), Arc::new(tree));
@@ -626,17 +627,18 @@ impl At<'_> {
     fn pos(&self) -> usize {
         match self {
             At::Arg(arg) => arg.pos(),
-            At::Command(cmd) => cmd.pos,
-            At::Pipe(pipe) => pipe.pos,
+            At::Command(cmd) => cmd.pos(),
+            At::Pipe(pipe) => pipe.pos(),
             At::Text(pos, _) => *pos,
         }
     }
 
-    fn context(&self) -> String {
+    /// Go's `String()` of the node; `text` is its tree's.
+    fn context(&self, text: &str) -> String {
         match self {
-            At::Arg(arg) => arg.to_string(),
-            At::Command(cmd) => cmd.to_string(),
-            At::Pipe(pipe) => pipe.to_string(),
+            At::Arg(arg) => arg.display(text).to_string(),
+            At::Command(cmd) => cmd.display(text).to_string(),
+            At::Pipe(pipe) => pipe.display(text).to_string(),
             At::Text(_, text) => text.clone(),
         }
     }
@@ -647,7 +649,7 @@ struct State<'a, 'c> {
     scope: &'c Scope<'c>,
     tree: &'a Tree,
     /// Variables in scope, innermost last; `$` needs no allocation.
-    vars: Vec<(Cow<'static, str>, Value)>,
+    vars: Vec<(&'a str, Value)>,
     depth: usize,
 }
 
@@ -768,7 +770,7 @@ impl<'a, 'c> State<'a, 'c> {
                 "template: {}: executing {} at <{}>: {}",
                 self.tree.location(at.pos()),
                 print::go_quote(&self.tree.name),
-                at.context(),
+                at.context(&self.tree.text),
                 message
             ),
         }
@@ -776,6 +778,17 @@ impl<'a, 'c> State<'a, 'c> {
 
     fn at_arg(arg: &Arg) -> At<'_> {
         At::Arg(arg)
+    }
+
+    /// The text of a span of the tree being executed.
+    fn src(&self, span: Span) -> &'a str {
+        let tree: &'a Tree = self.tree;
+        tree.source(span)
+    }
+
+    /// Go's `String()` of an argument node, for error messages.
+    fn shown(&self, arg: &Arg) -> String {
+        arg.display(&self.tree.text).to_string()
     }
 
     /// A comparison builtin's error in the wording of the Go version being matched.
@@ -842,7 +855,8 @@ impl<'a, 'c> State<'a, 'c> {
 
     fn walk(&mut self, out: &mut String, dot: &Value, boxed: bool, node: &Node) -> Res<Flow> {
         match node {
-            Node::Text(text) => {
+            Node::Text(span) => {
+                let text = self.src(*span);
                 self.charge(text.len())?;
                 out.push_str(text)
             }
@@ -865,12 +879,17 @@ impl<'a, 'c> State<'a, 'c> {
             Node::If(branch) => return self.walk_if_with(out, dot, boxed, branch, false),
             Node::With(branch) => return self.walk_if_with(out, dot, boxed, branch, true),
             Node::Range(branch) => return self.walk_range(out, dot, boxed, branch),
-            Node::Template { pos, name, pipe } => {
+            Node::Template(call) => {
+                let TemplateCall { pos, name, pipe } = call.as_ref();
                 let at = || {
                     At::Text(
-                        *pos,
+                        *pos as usize,
                         match pipe {
-                            Some(p) => format!("{{{{template {} {}}}}}", print::go_quote(name), p),
+                            Some(p) => format!(
+                                "{{{{template {} {}}}}}",
+                                print::go_quote(name),
+                                p.display(&self.tree.text)
+                            ),
                             None => format!("{{{{template {}}}}}", print::go_quote(name)),
                         },
                     )
@@ -895,7 +914,7 @@ impl<'a, 'c> State<'a, 'c> {
                     context: self.context,
                     scope: self.scope,
                     tree: &tree,
-                    vars: vec![(Cow::Borrowed("$"), new_dot.clone())],
+                    vars: vec![("$", new_dot.clone())],
                     depth: self.depth + 1,
                 };
                 state.walk_list(out, &new_dot, false, &tree.root)?;
@@ -948,7 +967,7 @@ impl<'a, 'c> State<'a, 'c> {
 
     /// Go's `setVar`: false when no variable of that name is in scope.
     fn set_var(&mut self, name: &str, value: Value) -> bool {
-        match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+        match self.vars.iter_mut().rev().find(|(n, _)| *n == name) {
             Some(slot) => {
                 slot.1 = value;
                 true
@@ -973,7 +992,7 @@ impl<'a, 'c> State<'a, 'c> {
         elem_boxed: bool,
     ) -> Res<Flow> {
         let decl = &branch.pipe.decl;
-        if let Some(first) = decl.first() {
+        if let Some(first) = decl.first().map(|span| self.src(*span)) {
             if branch.pipe.is_assign {
                 if decl.len() > 1 {
                     let _ = self.set_var(first, index.clone());
@@ -984,7 +1003,7 @@ impl<'a, 'c> State<'a, 'c> {
                 self.set_top_var(1, elem.clone());
             }
         }
-        if let Some(second) = decl.get(1) {
+        if let Some(second) = decl.get(1).map(|span| self.src(*span)) {
             if branch.pipe.is_assign {
                 let _ = self.set_var(second, elem.clone());
             } else {
@@ -1095,14 +1114,15 @@ impl<'a, 'c> State<'a, 'c> {
             value = Some(self.eval_command(dot, boxed, cmd, value)?.value);
         }
         let value = value.unwrap_or_default();
-        for name in &pipe.decl {
+        let tree: &'a Tree = self.tree;
+        for name in pipe.decl.iter().map(|span| tree.source(*span)) {
             if pipe.is_assign {
                 if !self.set_var(name, value.clone()) {
                     let at = self.pipe_at(pipe);
                     return Err(self.error(&at, format!("undefined variable: {name}")));
                 }
             } else {
-                self.vars.push((Cow::Owned(name.clone()), value.clone()));
+                self.vars.push((name, value.clone()));
             }
         }
         Ok(value)
@@ -1112,7 +1132,7 @@ impl<'a, 'c> State<'a, 'c> {
         if cmd.args.len() > 1 || final_value.is_some() {
             let first = cmd.args.first();
             let at = first.map(Self::at_arg).unwrap_or(At::Command(cmd));
-            let name = first.map(|a| a.to_string()).unwrap_or_default();
+            let name = first.map(|a| self.shown(a)).unwrap_or_default();
             return Err(self.error(&at, format!("can't give argument to non-function {name}")));
         }
         Ok(())
@@ -1129,36 +1149,38 @@ impl<'a, 'c> State<'a, 'c> {
             return Ok(Typed::plain(Value::Nil));
         };
         match first {
-            Arg::Field { idents, .. } => {
+            Arg::Field { path, .. } => {
                 let receiver = Typed {
                     value: dot.clone(),
                     boxed,
                 };
-                self.eval_field_chain(dot, boxed, receiver, first, idents, cmd, final_value)
+                let names = path.names(&self.tree.text);
+                self.eval_field_chain(dot, boxed, receiver, first, names, cmd, final_value)
             }
             Arg::Chain { node, fields, .. } => {
                 if let Arg::Nil { .. } = node.as_ref() {
                     return Err(self.error(
                         &Self::at_arg(first),
-                        format!("indirection through explicit nil in {first}"),
+                        format!("indirection through explicit nil in {}", self.shown(first)),
                     ));
                 }
                 let receiver = Typed::plain(self.eval_arg(dot, boxed, node)?);
-                self.eval_field_chain(dot, boxed, receiver, first, fields, cmd, final_value)
+                let names = fields.names(&self.tree.text);
+                self.eval_field_chain(dot, boxed, receiver, first, names, cmd, final_value)
             }
             Arg::Identifier { name, .. } => {
+                let name = self.src(*name);
                 self.eval_function(dot, boxed, name, first, cmd, final_value)
             }
             Arg::Pipe(pipe) => {
                 self.not_a_function(cmd, &final_value)?;
                 Ok(Typed::plain(self.eval_pipeline(dot, boxed, pipe)?))
             }
-            Arg::Variable { idents, .. } => {
-                let Some(var_name) = idents.first() else {
-                    return Ok(Typed::plain(Value::Nil));
-                };
+            Arg::Variable { path, .. } => {
+                let mut names = path.names(&self.tree.text);
+                let (var_name, more) = names.next_name();
                 let value = self.var_value(var_name, first)?;
-                if idents.len() == 1 {
+                if !more {
                     self.not_a_function(cmd, &final_value)?;
                     return Ok(Typed::plain(value));
                 }
@@ -1167,7 +1189,7 @@ impl<'a, 'c> State<'a, 'c> {
                     boxed,
                     Typed::plain(value),
                     first,
-                    &idents[1..],
+                    names,
                     cmd,
                     final_value,
                 )
@@ -1187,19 +1209,20 @@ impl<'a, 'c> State<'a, 'c> {
             Arg::Number { value, .. } => {
                 self.not_a_function(cmd, &final_value)?;
                 let value = value
-                    .clone()
+                    .constant()
                     .map_err(|message| self.error(&Self::at_arg(first), message))?;
                 Ok(Typed::plain(value))
             }
             Arg::String { value, .. } => {
                 self.not_a_function(cmd, &final_value)?;
-                Ok(Typed::plain(Value::String(value.clone())))
+                let value = value.get(&self.tree.text).to_string();
+                Ok(Typed::plain(Value::String(value)))
             }
         }
     }
 
     fn var_value(&self, name: &str, arg: &Arg) -> Res<Value> {
-        match self.vars.iter().rev().find(|(n, _)| n == name) {
+        match self.vars.iter().rev().find(|(n, _)| *n == name) {
             Some((_, value)) => Ok(self.context.session.shallow(value.clone())),
             None => Err(self.error(&Self::at_arg(arg), format!("undefined variable: {name}"))),
         }
@@ -1213,70 +1236,67 @@ impl<'a, 'c> State<'a, 'c> {
                 boxed,
             }),
             Arg::Nil { .. } => Ok(Typed::plain(Value::Nil)),
-            Arg::Field { idents, .. } => {
+            Arg::Field { pos, path } => {
                 let receiver = Typed {
                     value: dot.clone(),
                     boxed,
                 };
                 let cmd = Command {
-                    pos: arg.pos(),
-                    args: Vec::new(),
+                    pos: *pos,
+                    args: Box::default(),
                 };
-                self.eval_field_chain(dot, boxed, receiver, arg, idents, &cmd, None)
+                let names = path.names(&self.tree.text);
+                self.eval_field_chain(dot, boxed, receiver, arg, names, &cmd, None)
             }
-            Arg::Variable { idents, .. } => {
-                let Some(var_name) = idents.first() else {
-                    return Ok(Typed::plain(Value::Nil));
-                };
+            Arg::Variable { pos, path } => {
+                let mut names = path.names(&self.tree.text);
+                let (var_name, more) = names.next_name();
                 let value = self.var_value(var_name, arg)?;
-                if idents.len() == 1 {
+                if !more {
                     return Ok(Typed::plain(value));
                 }
                 let cmd = Command {
-                    pos: arg.pos(),
-                    args: Vec::new(),
+                    pos: *pos,
+                    args: Box::default(),
                 };
-                self.eval_field_chain(
-                    dot,
-                    boxed,
-                    Typed::plain(value),
-                    arg,
-                    &idents[1..],
-                    &cmd,
-                    None,
-                )
+                self.eval_field_chain(dot, boxed, Typed::plain(value), arg, names, &cmd, None)
             }
             Arg::Pipe(pipe) => {
                 // Variables declared inside parentheses persist in Go.
                 self.eval_pipeline(dot, boxed, pipe).map(Typed::plain)
             }
-            Arg::Identifier { name, .. } => {
+            Arg::Identifier { pos, name } => {
                 let cmd = Command {
-                    pos: arg.pos(),
-                    args: Vec::new(),
+                    pos: *pos,
+                    args: Box::default(),
                 };
+                let name = self.src(*name);
                 self.eval_function_with_args(dot, boxed, name, arg, &cmd, &[], None)
             }
-            Arg::Chain { node, fields, .. } => {
+            Arg::Chain { pos, node, fields } => {
                 if let Arg::Nil { .. } = node.as_ref() {
                     return Err(self.error(
                         &Self::at_arg(arg),
-                        format!("indirection through explicit nil in {arg}"),
+                        format!("indirection through explicit nil in {}", self.shown(arg)),
                     ));
                 }
                 let receiver = Typed::plain(self.eval_arg(dot, boxed, node)?);
                 let cmd = Command {
-                    pos: arg.pos(),
-                    args: Vec::new(),
+                    pos: *pos,
+                    args: Box::default(),
                 };
-                self.eval_field_chain(dot, boxed, receiver, arg, fields, &cmd, None)
+                let names = fields.names(&self.tree.text);
+                self.eval_field_chain(dot, boxed, receiver, arg, names, &cmd, None)
             }
             Arg::Bool { value, .. } => Ok(Typed::plain(Value::Bool(*value))),
             Arg::Number { value, .. } => value
-                .clone()
+                .constant()
                 .map(Typed::plain)
                 .map_err(|message| self.error(&Self::at_arg(arg), message)),
-            Arg::String { value, .. } => Ok(Typed::plain(Value::String(value.clone()))),
+            Arg::String { value, .. } => {
+                let value = value.get(&self.tree.text).to_string();
+                Ok(Typed::plain(Value::String(value)))
+            }
         }
     }
 
@@ -1293,18 +1313,18 @@ impl<'a, 'c> State<'a, 'c> {
         boxed: bool,
         mut receiver: Typed,
         node: &Arg,
-        idents: &[String],
+        mut names: Names<'_>,
         cmd: &Command,
         final_value: Option<Value>,
     ) -> Res<Typed> {
-        let Some((last, init)) = idents.split_last() else {
-            return Ok(receiver);
-        };
-        for ident in init {
-            receiver = self.eval_field(dot, boxed, ident, node, &[], None, receiver)?;
+        loop {
+            let (name, more) = names.next_name();
+            if !more {
+                let args = cmd.args.get(1..).unwrap_or(&[]);
+                return self.eval_field(dot, boxed, name, node, args, final_value, receiver);
+            }
+            receiver = self.eval_field(dot, boxed, name, node, &[], None, receiver)?;
         }
-        let args = cmd.args.get(1..).unwrap_or(&[]);
-        self.eval_field(dot, boxed, last, node, args, final_value, receiver)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1501,7 +1521,7 @@ impl<'a, 'c> State<'a, 'c> {
         {
             return Err(self.error(
                 &Self::at_arg(first),
-                format!("expected string; found {first}"),
+                format!("expected string; found {}", self.shown(first)),
             ));
         }
         let mut values = Vec::with_capacity(got);
@@ -1613,7 +1633,7 @@ impl<'a, 'c> State<'a, 'c> {
                     e if e.starts_with("float") => "float",
                     _ => return Some(self.error(&Self::at_arg(arg), message)),
                 };
-                format!("expected {wanted}; found {arg}")
+                format!("expected {wanted}; found {}", self.shown(arg))
             }
             _ => message.to_string(),
         };
@@ -1737,7 +1757,7 @@ impl<'a, 'c> State<'a, 'c> {
             context: self.context,
             scope: self.scope,
             tree: &tree,
-            vars: vec![(Cow::Borrowed("$"), data.clone())],
+            vars: vec![("$", data.clone())],
             depth: self.depth + 1,
         };
         state
@@ -1772,7 +1792,7 @@ impl<'a, 'c> State<'a, 'c> {
         for tree in defined {
             let exists =
                 self.scope.lookup(&tree.name).is_some() || overlay.contains_key(&tree.name);
-            if exists && parse::is_empty_tree(&tree.root) {
+            if exists && parse::is_empty_tree(&tree.root, &tree.text) {
                 continue;
             }
             overlay.insert(tree.name.clone(), Arc::new(tree));
@@ -1786,7 +1806,7 @@ impl<'a, 'c> State<'a, 'c> {
             context: self.context,
             scope: &scope,
             tree: &top,
-            vars: vec![(Cow::Borrowed("$"), data.clone())],
+            vars: vec![("$", data.clone())],
             depth: self.depth + 1,
         };
         state
@@ -1886,7 +1906,7 @@ impl<'a, 'c> State<'a, 'c> {
                 at_least(1)?;
                 // Template values are never Go funcs, so call always fails as Go's does.
                 let callee = match args_nodes.first() {
-                    Some(arg) => format!("{arg} "),
+                    Some(arg) => format!("{} ", self.shown(arg)),
                     None => String::new(),
                 };
                 if first.is_nil() {

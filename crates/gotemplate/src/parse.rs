@@ -1,11 +1,13 @@
 //! Go text/template's parser: builds parse trees with Go's semantics (define/block/template,
 //! if/else-if/else-with chains, range with break/continue, variable scoping, parse errors).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use super::lex::{MAX_TEMPLATE_BYTES, Token, TokenKind, lex_into};
 use super::number::{Constant, NumberKind, parse_constant};
+use super::value::Value;
 
 /// A parsed template: its name, the file it came from (for error locations), its body.
 #[derive(Debug)]
@@ -13,9 +15,9 @@ pub struct Tree {
     pub name: String,
     /// The name of the file being parsed (Go's `ParseName`), used in error locations.
     pub parse_name: Arc<str>,
-    /// The whole file's text (positions index into it).
+    /// The whole file's text: positions index into it and [`Span`]s are read from it.
     pub text: Arc<str>,
-    pub root: Vec<Node>,
+    pub root: Box<[Node]>,
 }
 
 impl Tree {
@@ -29,20 +31,38 @@ impl Tree {
         };
         format!("{}:{}:{}", self.parse_name, line, col)
     }
+
+    /// The text of one of this tree's spans.
+    pub fn source(&self, span: Span) -> &str {
+        span.of(&self.text)
+    }
+}
+
+/// A piece of a template file's text, by byte offsets: trees refer to their file's text
+/// instead of copying it, since template text, names and literals are most of a tree.
+/// Offsets fit 32 bits because [`parse`] refuses longer texts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// This span's text in `text` (the file it was parsed from).
+    pub fn of(self, text: &str) -> &str {
+        text.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug)]
 pub enum Node {
-    Text(String),
+    Text(Span),
     Action(Pipe),
-    If(Branch),
-    Range(Branch),
-    With(Branch),
-    Template {
-        pos: usize,
-        name: String,
-        pipe: Option<Pipe>,
-    },
+    If(Box<Branch>),
+    Range(Box<Branch>),
+    With(Box<Branch>),
+    Template(Box<TemplateCall>),
     Break,
     Continue,
 }
@@ -51,75 +71,214 @@ pub enum Node {
 #[derive(Debug)]
 pub struct Branch {
     pub pipe: Pipe,
-    pub list: Vec<Node>,
-    pub else_list: Option<Vec<Node>>,
+    pub list: Box<[Node]>,
+    pub else_list: Option<Box<[Node]>>,
+}
+
+/// `{{template "name" pipe}}` (and the call a `block` makes).
+#[derive(Debug)]
+pub struct TemplateCall {
+    pub pos: u32,
+    pub name: String,
+    pub pipe: Option<Pipe>,
 }
 
 #[derive(Debug)]
 pub struct Pipe {
-    pub pos: usize,
+    pub pos: u32,
     pub is_assign: bool,
-    pub decl: Vec<String>,
-    pub cmds: Vec<Command>,
+    /// The declared or assigned variables' names (`$x`).
+    pub decl: Box<[Span]>,
+    pub cmds: Box<[Command]>,
+}
+
+impl Pipe {
+    pub fn pos(&self) -> usize {
+        self.pos as usize
+    }
+
+    /// Go's `String()` of the pipeline, with names read from `text`.
+    pub fn display<'a>(&'a self, text: &'a str) -> Shown<'a, Pipe> {
+        Shown { node: self, text }
+    }
 }
 
 #[derive(Debug)]
 pub struct Command {
-    pub pos: usize,
-    pub args: Vec<Arg>,
+    pub pos: u32,
+    pub args: Box<[Arg]>,
+}
+
+impl Command {
+    pub fn pos(&self) -> usize {
+        self.pos as usize
+    }
+
+    /// Go's `String()` of the command, with names read from `text`.
+    pub fn display<'a>(&'a self, text: &'a str) -> Shown<'a, Command> {
+        Shown { node: self, text }
+    }
 }
 
 #[derive(Debug)]
 pub enum Arg {
-    /// `.a.b`: the names without dots.
+    /// `.a.b`: `path` is `a.b`, the names joined by dots (a chain of fields is one piece of
+    /// the text).
     Field {
-        pos: usize,
-        idents: Vec<String>,
+        pos: u32,
+        path: Path,
     },
-    /// `$x.a.b`: `$x` first.
+    /// `$x.a.b`: `path` is all of it, `$x` first.
     Variable {
-        pos: usize,
-        idents: Vec<String>,
+        pos: u32,
+        path: Path,
     },
     Dot {
-        pos: usize,
+        pos: u32,
     },
     Nil {
-        pos: usize,
+        pos: u32,
     },
     Bool {
-        pos: usize,
+        pos: u32,
         value: bool,
     },
     Number {
-        pos: usize,
-        text: String,
-        /// The constant, or the error executing it gives (an integer that only fits a
-        /// uint64: `N overflows int`).
-        value: Constant,
+        pos: u32,
+        text: Span,
+        value: NumberValue,
     },
     String {
-        pos: usize,
-        quoted: String,
-        value: String,
+        pos: u32,
+        /// The literal as written, quotes included.
+        quoted: Span,
+        value: StringValue,
     },
     /// A function name.
     Identifier {
-        pos: usize,
-        name: String,
+        pos: u32,
+        name: Span,
     },
-    /// `(pipe).a.b` or `fn.a`.
+    /// `(pipe).a.b` or `fn.a`: `fields` is `a.b`.
     Chain {
-        pos: usize,
+        pos: u32,
         node: Box<Arg>,
-        fields: Vec<String>,
+        fields: Path,
     },
     Pipe(Box<Pipe>),
 }
 
+/// Names joined by dots (`a.b.c`): a chain of fields, or a variable and its fields.
+#[derive(Clone, Copy, Debug)]
+pub struct Path {
+    pub span: Span,
+    /// Bit `i` is set when byte `i` of a path of at most 64 bytes is a dot: executing a chain
+    /// then finds its names without searching the text again.
+    dots: u64,
+}
+
+impl Path {
+    fn new(span: Span, text: &str) -> Path {
+        let names = span.of(text).as_bytes();
+        let mut dots = 0;
+        if names.len() <= 64 {
+            for (i, byte) in names.iter().enumerate() {
+                if *byte == b'.' {
+                    dots |= 1 << i;
+                }
+            }
+        }
+        Path { span, dots }
+    }
+
+    /// The names, read from `text` (the tree's).
+    pub fn names(self, text: &str) -> Names<'_> {
+        let rest = self.span.of(text);
+        Names {
+            rest,
+            dots: self.dots,
+            masked: rest.len() <= 64,
+        }
+    }
+}
+
+/// The names of a [`Path`], first to last.
+pub struct Names<'a> {
+    rest: &'a str,
+    /// The dots of `rest`, when `masked`.
+    dots: u64,
+    masked: bool,
+}
+
+impl<'a> Names<'a> {
+    /// The next name, and whether more follow.
+    pub fn next_name(&mut self) -> (&'a str, bool) {
+        let dot = if self.masked {
+            (self.dots != 0).then(|| self.dots.trailing_zeros() as usize)
+        } else {
+            self.rest.bytes().position(|b| b == b'.')
+        };
+        match dot {
+            Some(dot) => {
+                let name = self.rest.get(..dot).unwrap_or_default();
+                self.rest = self.rest.get(dot + 1..).unwrap_or_default();
+                self.dots = self.dots.checked_shr(dot as u32 + 1).unwrap_or(0);
+                (name, true)
+            }
+            None => (std::mem::take(&mut self.rest), false),
+        }
+    }
+}
+
+/// A number constant, with the usual ones held without an allocation.
+#[derive(Debug)]
+pub enum NumberValue {
+    Int(i64),
+    Float(f64),
+    /// A complex constant, or the error executing the constant gives (an integer that only
+    /// fits a uint64: `N overflows int`).
+    Other(Box<Constant>),
+}
+
+impl NumberValue {
+    fn new(constant: Constant) -> NumberValue {
+        match constant {
+            Ok(Value::Int(i)) => NumberValue::Int(i),
+            Ok(Value::Float(f)) => NumberValue::Float(f),
+            other => NumberValue::Other(Box::new(other)),
+        }
+    }
+
+    /// The constant's value, or the error executing it gives.
+    pub fn constant(&self) -> Constant {
+        match self {
+            NumberValue::Int(i) => Ok(Value::Int(*i)),
+            NumberValue::Float(f) => Ok(Value::Float(*f)),
+            NumberValue::Other(constant) => (**constant).clone(),
+        }
+    }
+}
+
+/// A string literal's value: most are the text between their quotes.
+#[derive(Debug)]
+pub enum StringValue {
+    Source(Span),
+    Decoded(Box<str>),
+}
+
+impl StringValue {
+    /// The value, reading an undecoded literal from `text` (the tree's).
+    pub fn get<'a>(&'a self, text: &'a str) -> &'a str {
+        match self {
+            StringValue::Source(span) => span.of(text),
+            StringValue::Decoded(value) => value,
+        }
+    }
+}
+
 impl Arg {
     pub fn pos(&self) -> usize {
-        match self {
+        let pos = match self {
             Arg::Field { pos, .. }
             | Arg::Variable { pos, .. }
             | Arg::Dot { pos }
@@ -130,69 +289,81 @@ impl Arg {
             | Arg::Identifier { pos, .. }
             | Arg::Chain { pos, .. } => *pos,
             Arg::Pipe(pipe) => pipe.pos,
-        }
+        };
+        pos as usize
+    }
+
+    /// Go's `String()` of the node, with names and literals read from `text`.
+    pub fn display<'a>(&'a self, text: &'a str) -> Shown<'a, Arg> {
+        Shown { node: self, text }
     }
 }
 
-impl fmt::Display for Arg {
+/// A node printed as Go's `String()` does (for error messages), with the text it was parsed
+/// from.
+pub struct Shown<'a, T> {
+    node: &'a T,
+    text: &'a str,
+}
+
+impl fmt::Display for Shown<'_, Arg> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Arg::Field { idents, .. } => {
-                for ident in idents {
-                    write!(f, ".{ident}")?;
-                }
-                Ok(())
-            }
-            Arg::Variable { idents, .. } => write!(f, "{}", idents.join(".")),
+        let text = self.text;
+        match self.node {
+            Arg::Field { path, .. } => write!(f, ".{}", path.span.of(text)),
+            Arg::Variable { path, .. } => write!(f, "{}", path.span.of(text)),
             Arg::Dot { .. } => write!(f, "."),
             Arg::Nil { .. } => write!(f, "nil"),
             Arg::Bool { value, .. } => write!(f, "{value}"),
-            Arg::Number { text, .. } => write!(f, "{text}"),
-            Arg::String { quoted, .. } => write!(f, "{quoted}"),
-            Arg::Identifier { name, .. } => write!(f, "{name}"),
+            Arg::Number { text: number, .. } => write!(f, "{}", number.of(text)),
+            Arg::String { quoted, .. } => write!(f, "{}", quoted.of(text)),
+            Arg::Identifier { name, .. } => write!(f, "{}", name.of(text)),
             Arg::Chain { node, fields, .. } => {
                 if let Arg::Pipe(pipe) = node.as_ref() {
-                    write!(f, "({pipe})")?;
+                    write!(f, "({})", pipe.display(text))?;
                 } else {
-                    write!(f, "{node}")?;
+                    write!(f, "{}", node.display(text))?;
                 }
-                for field in fields {
-                    write!(f, ".{field}")?;
-                }
-                Ok(())
+                write!(f, ".{}", fields.span.of(text))
             }
-            Arg::Pipe(pipe) => write!(f, "{pipe}"),
+            Arg::Pipe(pipe) => write!(f, "{}", pipe.display(text)),
         }
     }
 }
 
-impl fmt::Display for Command {
+impl fmt::Display for Shown<'_, Command> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, arg) in self.args.iter().enumerate() {
+        for (i, arg) in self.node.args.iter().enumerate() {
             if i > 0 {
                 write!(f, " ")?;
             }
             if let Arg::Pipe(pipe) = arg {
-                write!(f, "({pipe})")?;
+                write!(f, "({})", pipe.display(self.text))?;
             } else {
-                write!(f, "{arg}")?;
+                write!(f, "{}", arg.display(self.text))?;
             }
         }
         Ok(())
     }
 }
 
-impl fmt::Display for Pipe {
+impl fmt::Display for Shown<'_, Pipe> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.decl.is_empty() {
-            write!(f, "{}", self.decl.join(", "))?;
-            write!(f, "{}", if self.is_assign { " = " } else { " := " })?;
+        let pipe = self.node;
+        if !pipe.decl.is_empty() {
+            for (i, name) in pipe.decl.iter().enumerate() {
+                if i > 0 {
+                    write!(f, ", ")?;
+                }
+                write!(f, "{}", name.of(self.text))?;
+            }
+            write!(f, "{}", if pipe.is_assign { " = " } else { " := " })?;
         }
-        for (i, cmd) in self.cmds.iter().enumerate() {
+        for (i, cmd) in pipe.cmds.iter().enumerate() {
             if i > 0 {
                 write!(f, " | ")?;
             }
-            write!(f, "{cmd}")?;
+            write!(f, "{}", cmd.display(self.text))?;
         }
         Ok(())
     }
@@ -249,6 +420,7 @@ pub fn parse(
         action_pos: None,
         nesting: 0,
         uncounted_comments,
+        pending: Pending::default(),
     };
     let result = parse_root(&mut parser);
     let mut tokens = std::mem::take(&mut parser.tokens);
@@ -272,8 +444,8 @@ thread_local! {
     static TOKEN_BUFFER: std::cell::Cell<Vec<Token>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-fn parse_root(parser: &mut Parser) -> Result<Vec<Node>, ParseError> {
-    let mut root = Vec::new();
+fn parse_root(parser: &mut Parser) -> Result<Box<[Node]>, ParseError> {
+    let mark = parser.pending.nodes.len();
     while parser.peek().kind != TokenKind::Eof {
         if parser.peek().kind == TokenKind::LeftDelim {
             let save = parser.index;
@@ -285,20 +457,24 @@ fn parse_root(parser: &mut Parser) -> Result<Vec<Node>, ParseError> {
             parser.index = save;
         }
         match parser.text_or_action()? {
-            Item::Node(node) => root.push(node),
+            Item::Node(node) => parser.pending.nodes.push(node),
             Item::End(pos) => return Err(parser.error_at(pos, "unexpected {{end}}".to_string())),
             Item::Else(pos) => {
                 return Err(parser.error_at(pos, "unexpected {{else}}".to_string()));
             }
         }
     }
-    Ok(root)
+    Ok(finish(&mut parser.pending.nodes, mark))
 }
 
-/// Go's `IsEmptyTree`: only whitespace text (defines-only files like `_helpers.tpl`).
-pub fn is_empty_tree(nodes: &[Node]) -> bool {
+/// Go's `IsEmptyTree`: only whitespace text (defines-only files like `_helpers.tpl`);
+/// `text` is the file's the nodes were parsed from.
+pub fn is_empty_tree(nodes: &[Node], text: &str) -> bool {
     nodes.iter().all(|node| match node {
-        Node::Text(text) => text.trim_matches(|c: char| c.is_whitespace()).is_empty(),
+        Node::Text(span) => span
+            .of(text)
+            .trim_matches(|c: char| c.is_whitespace())
+            .is_empty(),
         _ => false,
     })
 }
@@ -332,6 +508,24 @@ struct Parser<'f, 't> {
     nesting: usize,
     /// Comments whose newlines error line numbers leave out (Go 1.23's lexer).
     uncounted_comments: Vec<std::ops::Range<usize>>,
+    pending: Pending,
+}
+
+/// The nodes, commands and arguments of the lists being parsed, innermost last: a finished
+/// list moves out into an allocation of its exact size, where growing a vector of its own
+/// would reallocate it several times and leave it with spare capacity.
+#[derive(Default)]
+struct Pending {
+    nodes: Vec<Node>,
+    cmds: Vec<Command>,
+    args: Vec<Arg>,
+}
+
+/// The items of `pending` from `mark` on, in an allocation of their own.
+fn finish<T>(pending: &mut Vec<T>, mark: usize) -> Box<[T]> {
+    // `split_off` copies them at once into a vector of exactly their number, which then
+    // becomes the box without reallocating.
+    pending.split_off(mark).into_boxed_slice()
 }
 
 impl<'t> Parser<'_, 't> {
@@ -427,16 +621,6 @@ impl<'t> Parser<'_, 't> {
         self.next()
     }
 
-    /// How many `Field` tokens (`.a.b`) follow the current one, to size an identifier list once.
-    fn following_fields(&self) -> usize {
-        self.tokens
-            .get(self.index..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|token| token.kind == TokenKind::Field)
-            .count()
-    }
-
     fn in_scope(&self, var: &str) -> bool {
         self.vars
             .get(self.var_base..)
@@ -477,7 +661,7 @@ impl<'t> Parser<'_, 't> {
         Ok(token)
     }
 
-    fn unquote(&self, token: &Token) -> Result<String, ParseError> {
+    fn unquote(&self, token: &Token) -> Result<Cow<'t, str>, ParseError> {
         unquote_go(self.text_of(token))
             .ok_or_else(|| self.error_at(token.pos(), "invalid syntax".to_string()))
     }
@@ -488,7 +672,7 @@ impl<'t> Parser<'_, 't> {
         if !matches!(token.kind, TokenKind::String | TokenKind::RawString) {
             return Err(self.unexpected(&token, context));
         }
-        let name = self.unquote(&token)?;
+        let name = self.unquote(&token)?.into_owned();
         self.expect(TokenKind::RightDelim, context)?;
         let (saved_base, var_mark) = self.new_var_scope();
         let (list, end) = self.item_list()?;
@@ -512,13 +696,14 @@ impl<'t> Parser<'_, 't> {
         self.var_base = saved_base;
     }
 
-    fn add_tree(&mut self, name: String, root: Vec<Node>) -> Result<(), ParseError> {
+    fn add_tree(&mut self, name: String, root: Box<[Node]>) -> Result<(), ParseError> {
+        let text = self.src;
         if let Some(existing) = self.trees.iter_mut().find(|t| t.name == name) {
-            if is_empty_tree(&existing.root) {
+            if is_empty_tree(&existing.root, text) {
                 existing.root = root;
                 return Ok(());
             }
-            if !is_empty_tree(&root) {
+            if !is_empty_tree(&root, text) {
                 return Err(self.error(format!(
                     "template: multiple definition of template {}",
                     super::print::go_quote(&name)
@@ -536,12 +721,12 @@ impl<'t> Parser<'_, 't> {
     }
 
     /// textOrAction* up to `{{end}}` or `{{else}}`, which is returned separately.
-    fn item_list(&mut self) -> Result<(Vec<Node>, Item), ParseError> {
-        let mut list = Vec::new();
+    fn item_list(&mut self) -> Result<(Box<[Node]>, Item), ParseError> {
+        let mark = self.pending.nodes.len();
         while self.peek_non_space().kind != TokenKind::Eof {
             match self.text_or_action()? {
-                Item::Node(node) => list.push(node),
-                other => return Ok((list, other)),
+                Item::Node(node) => self.pending.nodes.push(node),
+                other => return Ok((finish(&mut self.pending.nodes, mark), other)),
             }
         }
         Err(self.error("unexpected EOF".to_string()))
@@ -550,7 +735,7 @@ impl<'t> Parser<'_, 't> {
     fn text_or_action(&mut self) -> Result<Item, ParseError> {
         let token = self.next_non_space();
         match token.kind {
-            TokenKind::Text => Ok(Item::Node(Node::Text(self.text_of(&token).to_string()))),
+            TokenKind::Text => Ok(Item::Node(Node::Text(token_span(&token)))),
             TokenKind::LeftDelim => {
                 self.action_pos = Some(token.pos());
                 let result = self.action();
@@ -597,11 +782,21 @@ impl<'t> Parser<'_, 't> {
                 let token = self.expect(TokenKind::RightDelim, "end")?;
                 return Ok(Item::End(token.pos()));
             }
-            TokenKind::If => return self.control("if").map(|b| Item::Node(Node::If(b))),
-            TokenKind::Range => {
-                return self.control("range").map(|b| Item::Node(Node::Range(b)));
+            TokenKind::If => {
+                return self
+                    .control("if")
+                    .map(|b| Item::Node(Node::If(Box::new(b))));
             }
-            TokenKind::With => return self.control("with").map(|b| Item::Node(Node::With(b))),
+            TokenKind::Range => {
+                return self
+                    .control("range")
+                    .map(|b| Item::Node(Node::Range(Box::new(b))));
+            }
+            TokenKind::With => {
+                return self
+                    .control("with")
+                    .map(|b| Item::Node(Node::With(Box::new(b))));
+            }
             TokenKind::Template => return self.template_control().map(Item::Node),
             _ => {}
         }
@@ -637,10 +832,12 @@ impl<'t> Parser<'_, 't> {
             let peek = self.peek();
             if context == "if" && peek.kind == TokenKind::If {
                 self.next();
-                else_list = Some(vec![Node::If(self.control("if")?)]);
+                let chained: Box<[Node]> = Box::new([Node::If(Box::new(self.control("if")?))]);
+                else_list = Some(chained);
             } else if context == "with" && peek.kind == TokenKind::With {
                 self.next();
-                else_list = Some(vec![Node::With(self.control("with")?)]);
+                let chained: Box<[Node]> = Box::new([Node::With(Box::new(self.control("with")?))]);
+                else_list = Some(chained);
             } else {
                 let (list, next) = self.item_list()?;
                 if let Item::Else(pos) = next {
@@ -658,7 +855,7 @@ impl<'t> Parser<'_, 't> {
 
     fn template_name(&mut self, token: &Token, context: &str) -> Result<String, ParseError> {
         match token.kind {
-            TokenKind::String | TokenKind::RawString => self.unquote(token),
+            TokenKind::String | TokenKind::RawString => self.unquote(token).map(Cow::into_owned),
             _ => Err(self.unexpected(token, context)),
         }
     }
@@ -673,11 +870,11 @@ impl<'t> Parser<'_, 't> {
         } else {
             None
         };
-        Ok(Node::Template {
-            pos: token.pos(),
+        Ok(Node::Template(Box::new(TemplateCall {
+            pos: token.pos,
             name,
             pipe,
-        })
+        })))
     }
 
     fn block_control(&mut self) -> Result<Node, ParseError> {
@@ -695,21 +892,18 @@ impl<'t> Parser<'_, 't> {
             return Err(self.error_at(pos, format!("unexpected {{{{else}}}} in {context}")));
         }
         self.add_tree(name.clone(), list)?;
-        Ok(Node::Template {
-            pos: token.pos(),
+        Ok(Node::Template(Box::new(TemplateCall {
+            pos: token.pos,
             name,
             pipe: Some(pipe),
-        })
+        })))
     }
 
     fn pipeline(&mut self, context: &str, end: TokenKind) -> Result<Pipe, ParseError> {
         let start = self.peek_non_space();
-        let mut pipe = Pipe {
-            pos: start.pos(),
-            is_assign: false,
-            decl: Vec::new(),
-            cmds: Vec::new(),
-        };
+        let mut is_assign = false;
+        let mut decl = Vec::new();
+        let cmds_mark = self.pending.cmds.len();
         loop {
             let v = self.peek_non_space();
             if v.kind != TokenKind::Variable {
@@ -720,19 +914,19 @@ impl<'t> Parser<'_, 't> {
             let next = self.peek_non_space();
             match next.kind {
                 TokenKind::Assign | TokenKind::Declare => {
-                    pipe.is_assign = next.kind == TokenKind::Assign;
+                    is_assign = next.kind == TokenKind::Assign;
                     self.next_non_space();
                     let var = self.text_of(&v);
-                    pipe.decl.push(var.to_string());
+                    decl.push(token_span(&v));
                     self.vars.push(var);
                     break;
                 }
                 TokenKind::Char if self.text_of(&next) == "," => {
                     self.next_non_space();
                     let var = self.text_of(&v);
-                    pipe.decl.push(var.to_string());
+                    decl.push(token_span(&v));
                     self.vars.push(var);
-                    if context == "range" && pipe.decl.len() < 2 {
+                    if context == "range" && decl.len() < 2 {
                         let after = self.peek_non_space();
                         if matches!(
                             after.kind,
@@ -753,8 +947,14 @@ impl<'t> Parser<'_, 't> {
         loop {
             let token = self.next_non_space();
             if token.kind == end {
-                self.check_pipeline(&pipe, context)?;
-                return Ok(pipe);
+                let cmds = finish(&mut self.pending.cmds, cmds_mark);
+                self.check_pipeline(&cmds, context)?;
+                return Ok(Pipe {
+                    pos: start.pos,
+                    is_assign,
+                    decl: decl.as_slice().into(),
+                    cmds,
+                });
             }
             match token.kind {
                 TokenKind::Bool
@@ -771,18 +971,18 @@ impl<'t> Parser<'_, 't> {
                 | TokenKind::LeftParen => {
                     self.backup();
                     let cmd = self.command()?;
-                    pipe.cmds.push(cmd);
+                    self.pending.cmds.push(cmd);
                 }
                 _ => return Err(self.unexpected(&token, context)),
             }
         }
     }
 
-    fn check_pipeline(&self, pipe: &Pipe, context: &str) -> Result<(), ParseError> {
-        if pipe.cmds.is_empty() {
+    fn check_pipeline(&self, cmds: &[Command], context: &str) -> Result<(), ParseError> {
+        if cmds.is_empty() {
             return Err(self.error(format!("missing value for {context}")));
         }
-        for (i, cmd) in pipe.cmds.iter().enumerate().skip(1) {
+        for (i, cmd) in cmds.iter().enumerate().skip(1) {
             if matches!(
                 cmd.args.first(),
                 Some(
@@ -804,14 +1004,11 @@ impl<'t> Parser<'_, 't> {
 
     fn command(&mut self) -> Result<Command, ParseError> {
         let start = self.peek_non_space();
-        let mut cmd = Command {
-            pos: start.pos(),
-            args: Vec::new(),
-        };
+        let mark = self.pending.args.len();
         loop {
             self.peek_non_space();
             if let Some(operand) = self.operand()? {
-                cmd.args.push(operand);
+                self.pending.args.push(operand);
             }
             let token = self.next();
             match token.kind {
@@ -822,10 +1019,13 @@ impl<'t> Parser<'_, 't> {
             }
             break;
         }
-        if cmd.args.is_empty() {
+        if self.pending.args.len() == mark {
             return Err(self.error("empty command".to_string()));
         }
-        Ok(cmd)
+        Ok(Command {
+            pos: start.pos,
+            args: finish(&mut self.pending.args, mark),
+        })
     }
 
     fn operand(&mut self) -> Result<Option<Arg>, ParseError> {
@@ -835,57 +1035,67 @@ impl<'t> Parser<'_, 't> {
         if self.peek().kind != TokenKind::Field {
             return Ok(Some(node));
         }
-        let chain_pos = self.peek().pos();
+        let chain_pos = self.peek().pos;
+        let fields = self.take_fields();
         Ok(Some(match node {
-            Arg::Field { mut idents, .. } => {
-                self.take_fields(&mut idents);
-                Arg::Field {
-                    pos: chain_pos,
-                    idents,
-                }
-            }
-            Arg::Variable { mut idents, .. } => {
-                self.take_fields(&mut idents);
-                Arg::Variable {
-                    pos: chain_pos,
-                    idents,
-                }
-            }
+            Arg::Field { path, .. } => Arg::Field {
+                pos: chain_pos,
+                path: Path::new(
+                    Span {
+                        start: path.span.start,
+                        end: fields.end,
+                    },
+                    self.src,
+                ),
+            },
+            Arg::Variable { path, .. } => Arg::Variable {
+                pos: chain_pos,
+                path: Path::new(
+                    Span {
+                        start: path.span.start,
+                        end: fields.end,
+                    },
+                    self.src,
+                ),
+            },
             Arg::Bool { .. }
             | Arg::String { .. }
             | Arg::Number { .. }
             | Arg::Nil { .. }
             | Arg::Dot { .. } => {
-                // Go reports the error at the chain's last field.
-                self.index += self.following_fields();
+                // Go reports the error at the chain's last field, the token just taken.
                 return Err(self.error(format!(
                     "unexpected . after term {}",
-                    super::print::go_quote(&node.to_string())
+                    super::print::go_quote(&node.display(self.src).to_string())
                 )));
             }
-            other => {
-                let mut fields = Vec::with_capacity(self.following_fields());
-                self.take_fields(&mut fields);
-                Arg::Chain {
-                    pos: chain_pos,
-                    node: Box::new(other),
-                    fields,
-                }
-            }
+            other => Arg::Chain {
+                pos: chain_pos,
+                node: Box::new(other),
+                fields: Path::new(fields, self.src),
+            },
         }))
     }
 
-    /// Moves the `Field` tokens that follow into `idents`, without their dots.
-    fn take_fields(&mut self, idents: &mut Vec<String>) {
+    /// Takes the `Field` tokens that follow (`.a.b`): the span of their names (`a.b`). They
+    /// are one piece of the text: a space between two would be a token of its own.
+    fn take_fields(&mut self) -> Span {
+        let first = self.next();
+        let mut end = first.pos + first.len;
         while self.peek().kind == TokenKind::Field {
             let token = self.next();
-            idents.push(self.text_of(&token).trim_start_matches('.').to_string());
+            debug_assert_eq!(token.pos, end, "field tokens are contiguous");
+            end = token.pos + token.len;
+        }
+        Span {
+            start: first.pos + 1,
+            end,
         }
     }
 
     fn term(&mut self) -> Result<Option<Arg>, ParseError> {
         let token = self.next_non_space();
-        let pos = token.pos();
+        let pos = token.pos;
         let text = self.text_of(&token);
         Ok(Some(match token.kind {
             TokenKind::Identifier => {
@@ -897,29 +1107,34 @@ impl<'t> Parser<'_, 't> {
                 }
                 Arg::Identifier {
                     pos,
-                    name: text.to_string(),
+                    name: token_span(&token),
                 }
             }
             TokenKind::Dot => Arg::Dot { pos },
             TokenKind::Nil => Arg::Nil { pos },
             TokenKind::Variable => {
-                let first = text.split('.').next().unwrap_or_default();
-                if !self.in_scope(first) {
+                if !self.in_scope(text) {
                     return Err(self.error(format!(
                         "undefined variable {}",
-                        super::print::go_quote(first)
+                        super::print::go_quote(text)
                     )));
                 }
-                let dots = text.bytes().filter(|b| *b == b'.').count();
-                let mut idents = Vec::with_capacity(1 + dots + self.following_fields());
-                idents.extend(text.split('.').map(str::to_string));
-                Arg::Variable { pos, idents }
+                Arg::Variable {
+                    pos,
+                    path: Path::new(token_span(&token), self.src),
+                }
             }
-            TokenKind::Field => {
-                let mut idents = Vec::with_capacity(1 + self.following_fields());
-                idents.push(text.trim_start_matches('.').to_string());
-                Arg::Field { pos, idents }
-            }
+            // The token is the field's name after a dot.
+            TokenKind::Field => Arg::Field {
+                pos,
+                path: Path::new(
+                    Span {
+                        start: token.pos + 1,
+                        end: token.pos + token.len,
+                    },
+                    self.src,
+                ),
+            },
             TokenKind::Bool => Arg::Bool {
                 pos,
                 value: text == "true",
@@ -933,8 +1148,8 @@ impl<'t> Parser<'_, 't> {
                 let value = parse_constant(text, kind).map_err(|message| self.error(message))?;
                 Arg::Number {
                     pos,
-                    text: text.to_string(),
-                    value,
+                    text: token_span(&token),
+                    value: NumberValue::new(value),
                 }
             }
             TokenKind::LeftParen => {
@@ -947,10 +1162,17 @@ impl<'t> Parser<'_, 't> {
                 Arg::Pipe(Box::new(pipe?))
             }
             TokenKind::String | TokenKind::RawString => {
-                let value = self.unquote(&token)?;
+                let value = match self.unquote(&token)? {
+                    // What unquoting leaves as it was is the text between the quotes.
+                    Cow::Borrowed(_) => StringValue::Source(Span {
+                        start: token.pos + 1,
+                        end: token.pos + token.len - 1,
+                    }),
+                    Cow::Owned(value) => StringValue::Decoded(value.into_boxed_str()),
+                };
                 Arg::String {
                     pos,
-                    quoted: text.to_string(),
+                    quoted: token_span(&token),
                     value,
                 }
             }
@@ -962,8 +1184,17 @@ impl<'t> Parser<'_, 't> {
     }
 }
 
-/// Go's `strconv.Unquote` for "..." , `...` and '...' literals.
-pub fn unquote_go(text: &str) -> Option<String> {
+/// The text a token covers.
+fn token_span(token: &Token) -> Span {
+    Span {
+        start: token.pos,
+        end: token.pos + token.len,
+    }
+}
+
+/// Go's `strconv.Unquote` for "..." , `...` and '...' literals; borrowed when the value is
+/// the text between the quotes.
+pub fn unquote_go(text: &str) -> Option<Cow<'_, str>> {
     let bytes = text.as_bytes();
     if bytes.len() < 2 {
         return None;
@@ -977,7 +1208,10 @@ pub fn unquote_go(text: &str) -> Option<String> {
         if inner.contains('`') {
             return None;
         }
-        return Some(inner.replace('\r', ""));
+        if !inner.contains('\r') {
+            return Some(Cow::Borrowed(inner));
+        }
+        return Some(Cow::Owned(inner.replace('\r', "")));
     }
     if quote != b'"' && quote != b'\'' {
         return None;
@@ -987,7 +1221,7 @@ pub fn unquote_go(text: &str) -> Option<String> {
         .any(|b| b == b'\\' || b == b'\n' || b == quote)
     {
         // Nothing to decode: most strings in templates.
-        return Some(inner.to_string());
+        return Some(Cow::Borrowed(inner));
     }
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars().peekable();
@@ -1046,7 +1280,7 @@ pub fn unquote_go(text: &str) -> Option<String> {
             _ => return None,
         }
     }
-    Some(out)
+    Some(Cow::Owned(out))
 }
 
 /// Go's cap on nested parenthesized pipelines (`maxStackDepth`); keelson applies it to nested
@@ -1137,6 +1371,16 @@ mod tests {
             _ => None,
         });
         assert_eq!(pos, Some(13));
+    }
+
+    #[test]
+    fn tree_nodes_stay_small() {
+        // Trees are most of a render's heap: these sizes are what keeps them compact.
+        assert_eq!(std::mem::size_of::<Span>(), 8);
+        assert_eq!(std::mem::size_of::<Arg>(), 32);
+        assert_eq!(std::mem::size_of::<Command>(), 24);
+        assert_eq!(std::mem::size_of::<Pipe>(), 40);
+        assert_eq!(std::mem::size_of::<Node>(), 40);
     }
 
     #[test]
