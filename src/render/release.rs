@@ -193,7 +193,7 @@ pub fn render_owned_chart(
             ("Service".to_string(), Value::from("Helm")),
         ]);
         let shared = SharedData {
-            top_values: Value::from_json(&Json::Object(values.clone())),
+            top_values: Value::from_json_map(&values),
             release,
             capabilities,
             flavor: settings.flavor,

@@ -130,12 +130,17 @@ impl Value {
             serde_json::Value::Array(items) => {
                 Value::List(Arc::new(items.iter().map(Value::from_json).collect()))
             }
-            serde_json::Value::Object(map) => Value::Map(Arc::new(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
-                    .collect(),
-            )),
+            serde_json::Value::Object(map) => Value::from_json_map(map),
         }
+    }
+
+    /// [`Value::from_json`] of an object, for a caller that holds the map alone.
+    pub fn from_json_map(map: &serde_json::Map<String, serde_json::Value>) -> Value {
+        Value::Map(Arc::new(
+            map.iter()
+                .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                .collect(),
+        ))
     }
 
     /// Converts back to interchange JSON. Objects become their serializable form; bytes become
