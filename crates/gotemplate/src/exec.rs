@@ -265,10 +265,7 @@ impl FileParser {
         let trees = parse::parse(
             name,
             text,
-            &|f| {
-                super::funcs::called_in_template(f);
-                has_function(&self.funcs, f)
-            },
+            &|f| has_function(&self.funcs, f),
             self.go123_comment_lines,
         )?;
         Ok(ParsedFile { trees })

@@ -29,15 +29,6 @@ mod toml;
 mod x509;
 mod yaml;
 
-/// Told by the parser about every function a template calls, before anything runs: a template
-/// calling one of Sprig's 2048-bit RSA certificate functions gets a key started in the
-/// background, so the (slow, random-length) generation overlaps loading and rendering.
-pub fn called_in_template(name: &str) {
-    if matches!(name, "genCA" | "genSelfSignedCert" | "genSignedCert") {
-        rsa_keys::prefetch(2048);
-    }
-}
-
 pub use yaml::{yaml_marshal, yaml_to_value};
 
 use super::value::Value;

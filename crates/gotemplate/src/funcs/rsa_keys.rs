@@ -20,13 +20,9 @@ mod primes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-/// At most this many searches run at once per key size and priority: beyond a few cores the
-/// first primes hardly come sooner, while every extra search is CPU spent on spare primes.
+/// At most this many searches run at once per key size: beyond a few cores the first primes
+/// hardly come sooner, while every extra search is CPU spent on spare primes.
 const MAX_PARALLEL: usize = 4;
-
-/// At most this many keys are searched for ahead of need, however many key function calls the
-/// parser saw: later keys are searched for when asked.
-const MAX_AHEAD: usize = 4;
 
 #[derive(Default)]
 struct SizeState {
@@ -34,19 +30,15 @@ struct SizeState {
     primes: VecDeque<Vec<u8>>,
     /// `generate` calls waiting for a key of this size.
     waiting: usize,
-    /// Keys announced by `prefetch` that no `generate` has claimed yet.
-    ahead: usize,
-    /// Searches running at normal priority (for a waiting `generate`).
+    /// Searches running (for a waiting `generate`).
     searching: usize,
-    /// Searches running at idle priority (ahead of need).
-    searching_idle: usize,
     /// A search that failed (AWS-LC out of memory, no random bytes), for the next caller.
     failure: Option<String>,
 }
 
 impl SizeState {
     fn primes_wanted(&self) -> usize {
-        2 * (self.waiting + self.ahead)
+        2 * self.waiting
     }
 
     fn needs_primes(&self) -> bool {
@@ -85,62 +77,45 @@ fn check_size(bits: usize) -> Result<(), String> {
     }
 }
 
-/// Starts searches for `bits` keys until the state's demand is covered: one per core at normal
-/// priority while a `generate` waits, one per core at idle priority while primes are wanted
-/// ahead of need. Returns false when a search was needed but none runs or could be started.
+/// Starts searches for `bits` keys while a `generate` waits, one per core. Returns false when
+/// a search was needed but none runs or could be started.
 fn staff(state: &mut SizeState, bits: usize) -> bool {
-    let mut ok = true;
     while state.waiting > 0 && state.needs_primes() && state.searching < parallelism() {
-        if !spawn_search(bits, false) {
-            ok = state.searching > 0 || state.searching_idle > 0;
-            break;
+        if !spawn_search(bits) {
+            return state.searching > 0;
         }
         state.searching += 1;
     }
-    while state.needs_primes() && state.searching_idle < parallelism() {
-        if !spawn_search(bits, true) {
-            break;
-        }
-        state.searching_idle += 1;
-    }
-    ok
+    true
 }
 
-/// One search thread: finds primes of half of `bits` into the pool as long as they are
-/// wanted (and, at normal priority, as long as a `generate` waits).
-fn spawn_search(bits: usize, idle_priority: bool) -> bool {
+/// One search thread: finds primes of half of `bits` into the pool as long as a `generate`
+/// waits for them.
+fn spawn_search(bits: usize) -> bool {
     std::thread::Builder::new()
         .name("rsa-keygen".to_string())
         .spawn(move || {
-            if idle_priority {
-                run_when_idle();
-            }
-            let outcome = search(bits, idle_priority);
+            let outcome = search(bits);
             let mut guard = lock();
             let state = state_of(&mut guard, bits);
-            if idle_priority {
-                state.searching_idle = state.searching_idle.saturating_sub(1);
-            } else {
-                state.searching = state.searching.saturating_sub(1);
-            }
+            state.searching = state.searching.saturating_sub(1);
             if let Err(failure) = outcome {
                 state.failure = Some(failure);
             }
-            // Waiting callers re-check; a search at normal priority may leave primes wanted
-            // ahead of need to the idle ones.
+            // Waiting callers re-check (and restart searches still wanted).
             staff(state, bits);
             FOUND.notify_all();
         })
         .is_ok()
 }
 
-fn search(bits: usize, idle_priority: bool) -> Result<(), String> {
+fn search(bits: usize) -> Result<(), String> {
     let mut ctx = bignum::Context::new()?;
     let small = primes::SmallPrimes::for_bits(bits / 2);
     let mut keep_going = || {
         let mut guard = lock();
         let state = state_of(&mut guard, bits);
-        state.needs_primes() && (idle_priority || state.waiting > 0)
+        state.needs_primes() && state.waiting > 0
     };
     while let Some(prime) = primes::find_prime(bits / 2, small, &mut ctx, &mut keep_going)? {
         let mut guard = lock();
@@ -150,21 +125,6 @@ fn search(bits: usize, idle_priority: bool) -> Result<(), String> {
         FOUND.notify_all();
     }
     Ok(())
-}
-
-/// Lowers the calling thread to Linux's idle scheduling class: a prime searched ahead of need
-/// then uses only otherwise idle CPU and never slows the render on a busy machine. Where the
-/// class is not available the thread keeps its priority.
-fn run_when_idle() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: sched_setscheduler with pid 0 changes only the calling thread's policy and
-        // reads `param` during the call.
-        unsafe {
-            libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
-        }
-    }
 }
 
 /// The key made of two primes, or None when Go would have drawn new primes.
@@ -208,8 +168,6 @@ pub fn generate(bits: usize) -> Result<Vec<u8>, String> {
     check_size(bits)?;
     let mut guard = lock();
     let state = state_of(&mut guard, bits);
-    // This call takes the key a prefetch announced, if any.
-    state.ahead = state.ahead.saturating_sub(1);
     state.waiting += 1;
     loop {
         let state = state_of(&mut guard, bits);
@@ -240,19 +198,6 @@ pub fn generate(bits: usize) -> Result<Vec<u8>, String> {
             .wait(guard)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
     }
-}
-
-/// Announces that a template will ask for one more `bits` key, so its primes are searched in
-/// the background at idle priority: a chart making a CA and a certificate signed by it asks
-/// twice. A template that never asks costs only idle CPU.
-pub fn prefetch(bits: usize) {
-    if check_size(bits).is_err() {
-        return;
-    }
-    let mut guard = lock();
-    let state = state_of(&mut guard, bits);
-    state.ahead = (state.ahead + 1).min(MAX_AHEAD);
-    staff(state, bits);
 }
 
 #[cfg(test)]
@@ -305,52 +250,12 @@ mod tests {
         assert_ne!(keys[1], keys[2]);
     }
 
-    /// The scheduling policy (field 41 of `/proc/self/task/N/stat`) of every thread named
-    /// `rsa-keygen`.
-    #[cfg(target_os = "linux")]
-    fn keygen_thread_policies() -> Vec<u32> {
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return Vec::new();
-        };
-        tasks
-            .flatten()
-            .filter(|task| {
-                std::fs::read_to_string(task.path().join("comm"))
-                    .is_ok_and(|comm| comm.trim() == "rsa-keygen")
-            })
-            .filter_map(|task| {
-                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-                // Fields after the parenthesised name, which may itself hold spaces.
-                let rest = &stat[stat.rfind(')')? + 2..];
-                rest.split(' ').nth(41 - 3)?.parse().ok()
-            })
-            .collect()
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn prefetched_keys_are_generated_at_idle_priority() {
-        const SCHED_IDLE: u32 = 5;
-        prefetch(4096);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let mut seen_idle = false;
-        while !seen_idle && std::time::Instant::now() < deadline {
-            seen_idle = keygen_thread_policies().contains(&SCHED_IDLE);
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        assert!(seen_idle, "a prefetching thread must run in SCHED_IDLE");
-        // A key asked for while the prefetched one runs comes from a normal-priority attempt
-        // too, so a busy machine cannot starve it.
-        assert!(generate(4096).is_ok());
-    }
-
     #[test]
     fn unsupported_sizes_are_refused_without_starting_work() {
         assert_eq!(
             generate(1000),
             Err("unsupported RSA key size 1000".to_string())
         );
-        prefetch(1000);
         assert!(lock().as_ref().is_none_or(|pool| !pool.contains_key(&1000)));
     }
 
