@@ -96,6 +96,16 @@ static CHOOSE_ALLOCATOR: extern "C" fn(
     *const *const libc::c_char,
 ) = choose_allocator;
 
+/// `mi_option_arena_reserve` of mimalloc v3's `mi_option_e` (mimalloc.h), in KiB. The
+/// `mimalloc` crate declares only options up to 21, so this one is declared here.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MI_OPTION_ARENA_RESERVE: libc::c_int = 23;
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+unsafe extern "C" {
+    fn mi_option_set(option: libc::c_int, value: libc::c_long);
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 extern "C" fn choose_allocator(
     argc: libc::c_int,
@@ -122,5 +132,11 @@ extern "C" fn choose_allocator(
         // (cli::template, docs/renderer.md "Huge pages").
         // SAFETY: prctl with PR_SET_THP_DISABLE only sets a flag of this process.
         unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        // mimalloc reserves its first arena at 1 GiB and writes that arena's bitmaps at start:
+        // 38 fresh pages of a small chart's 346 (~0.15 ms). A render that needs more than
+        // 32 MiB gets further arenas.
+        // SAFETY: mi_option_set only stores an option value; mimalloc reads it when it
+        // reserves an arena, which happens at its first allocation, after this function.
+        unsafe { mi_option_set(MI_OPTION_ARENA_RESERVE, 32 * 1024) };
     }
 }

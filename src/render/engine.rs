@@ -152,22 +152,30 @@ pub fn render_with_data<T, E>(
     let registry = function_registry(options.helm4_functions);
     // helm 4 is built with Go 1.25, whose lexer counts a comment's newlines; helm 3.17's (Go
     // 1.23) does not, so its parse errors name earlier lines after a multi-line comment.
-    let parser = FileParser::new(registry.clone(), !options.helm4_wording);
+    let parser = Arc::new(FileParser::new(registry.clone(), !options.helm4_wording));
     let mut by_name: BTreeMap<String, TemplateSource> = BTreeMap::new();
     for source in sources {
         by_name.insert(source.name.clone(), source);
     }
     let mut order: Vec<String> = by_name.keys().cloned().collect();
     helm_parse_order(&mut order);
-    let work = ParseWork::new(
+    let work = Arc::new(ParseWork::new(
         order
             .iter()
             .filter_map(|name| by_name.remove(name))
             .collect(),
-    );
+    ));
+    // psm switches stacks on these targets; elsewhere every render takes the threaded path.
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    if !work.worth_threads_of_its_own() {
+        return render_on_this_thread(&registry, parser, work, options, prepare, on_output);
+    }
     let (send_data, receive_data) = std::sync::mpsc::channel::<BTreeMap<String, Value>>();
     let (send_output, receive_output) = std::sync::mpsc::channel::<(String, String)>();
-    let (work, parser, registry) = (&work, &parser, &registry);
+    let (work, parser, registry) = (&*work, &*parser, &registry);
     std::thread::scope(|scope| {
         // Owned here, so that a panic in `prepare` drops it while unwinding: the renderer then
         // stops waiting for data and the scope can end instead of waiting for it forever.
@@ -225,6 +233,113 @@ pub fn render_with_data<T, E>(
     })
 }
 
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+/// [`render_with_data`] for all but the largest charts: parsing, `prepare` and execution on
+/// the calling thread (on a stack of its own, [`on_render_stack`]), with a helper thread that
+/// parses files too once it runs.
+///
+/// Nothing here waits for a thread to start. On the 2-CPU virtual machines measured, a new
+/// thread placed on the idle CPU often began 1-2 ms after it was made (the CPU had to be woken
+/// first), longer than a mid-size chart takes to render; the render thread of the threaded path
+/// then left the calling thread idle for as long. The helper is not joined either: one that
+/// starts after the work is done finds nothing to take and ends.
+fn render_on_this_thread<T, E>(
+    registry: &Arc<FuncRegistry>,
+    parser: Arc<FileParser>,
+    work: Arc<ParseWork>,
+    options: &RenderOptions,
+    prepare: impl FnOnce() -> Result<(BTreeMap<String, Value>, T), E>,
+    mut on_output: impl FnMut(&str, &str),
+) -> Result<Result<(Outputs, T), RenderError>, E> {
+    if work.worth_a_second_parser() {
+        let (helper_work, helper_parser) = (work.clone(), parser.clone());
+        // Without the helper this thread parses every file itself.
+        let _ = std::thread::Builder::new()
+            .name("keelson-parse".to_string())
+            .stack_size(RENDER_STACK_BYTES)
+            .spawn(move || helper_work.help(&helper_parser));
+    }
+    let (dots, prepared) = match prepare() {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            work.abandon();
+            return Err(err);
+        }
+    };
+    let (send_output, receive_output) = std::sync::mpsc::channel::<(String, String)>();
+    let executed = on_render_stack(|| {
+        work.help(&parser);
+        work.wait_until_parsed();
+        execute_parsed(registry, &work, dots, options, &send_output)
+    });
+    drop(send_output);
+    let mut rendered = BTreeMap::new();
+    for (name, output) in receive_output {
+        on_output(&name, &output);
+        rendered.insert(name, output);
+    }
+    Ok(match executed {
+        Ok(Some(Ok(()))) => Ok((rendered, prepared)),
+        Ok(Some(Err(err))) => Err(err),
+        Ok(None) => Err(RenderError::Exec(
+            "rendering template failed: the renderer panicked".to_string(),
+        )),
+        Err(err) => Err(RenderError::Exec(format!(
+            "rendering template failed: cannot map the render stack: {err}"
+        ))),
+    })
+}
+
+/// Runs `render` on this thread on a stack of [`RENDER_STACK_BYTES`] (deeply nested includes
+/// recurse natively, deeply nested blocks parse recursively), mapped for the call and
+/// touched only as deep as it goes. `None` when `render` panicked.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn on_render_stack<R>(render: impl FnOnce() -> R) -> std::io::Result<Option<R>> {
+    // SAFETY: sysconf only reads a system constant.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let mapped = RENDER_STACK_BYTES + page;
+    // SAFETY: a new private anonymous mapping, owned by this function alone.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            mapped,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    // The lowest page stays inaccessible: an overflow faults instead of writing below.
+    // SAFETY: the first page of the mapping made above.
+    if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
+        let err = std::io::Error::last_os_error();
+        // SAFETY: the mapping made above, not used by anything.
+        unsafe { libc::munmap(base, mapped) };
+        return Err(err);
+    }
+    // SAFETY: the stack is the mapping above its guard page, page-aligned and a multiple of
+    // the page size long; the callback cannot unwind, as catch_unwind stops any panic.
+    let outcome = unsafe {
+        psm::on_stack(base.cast::<u8>().add(page), RENDER_STACK_BYTES, || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(render)).ok()
+        })
+    };
+    if !PROCESS_ENDS_AFTER_RENDER.load(Ordering::Relaxed) {
+        // SAFETY: the mapping made above; nothing on it is used any more.
+        unsafe { libc::munmap(base, mapped) };
+    }
+    Ok(outcome)
+}
+
 /// The files of one render, parsed by whichever thread takes each next, into slots kept in
 /// Helm's parse order.
 struct ParseWork {
@@ -247,6 +362,20 @@ impl ParseWork {
             all_finished: Condvar::new(),
             abandoned: AtomicBool::new(false),
         }
+    }
+
+    #[cfg_attr(
+        not(all(
+            target_os = "linux",
+            any(target_arch = "x86_64", target_arch = "aarch64")
+        )),
+        allow(dead_code)
+    )]
+    /// From this size on (CRDs kept as templates: keda, argo-rollouts, argo-cd) the outputs
+    /// are large enough that reading each template's manifests on the calling thread while a
+    /// render thread executes the next one pays for the thread's start.
+    fn worth_threads_of_its_own(&self) -> bool {
+        self.sources.iter().map(|s| s.text.len()).sum::<usize>() >= 512 * 1024
     }
 
     /// A second thread costs about as much to start as parsing a few kilobytes.
