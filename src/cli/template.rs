@@ -81,7 +81,6 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
     };
     crate::render::engine::process_ends_after_render();
     let loaded = chart::load_as(std::path::Path::new(&chart_path), flavor)?;
-    allow_huge_pages_for_large_charts(&loaded);
     let options = ValueOptions {
         value_files: args.values.clone(),
         set: args.set.clone(),
@@ -129,29 +128,6 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
     // The process exits next: its memory goes back whole, without freeing each value.
     std::mem::forget((user_values, rendered, text));
     Ok(ExitCode::SUCCESS)
-}
-
-/// From this many bytes of templates (subcharts included) a render is given transparent huge
-/// pages back. `keelson template` starts without them (src/main.rs): for a small chart, zeroing
-/// whole 2 MiB pages costs more than the 4 KiB faults it saves; from ingress-nginx's and vault's
-/// ~110 KiB upwards, one huge page instead of 512 faults wins (keda and argo-cd render 25-30%
-/// faster with them; docs/renderer.md, "Huge pages").
-const HUGE_PAGES_FROM_TEMPLATE_BYTES: usize = 64 * 1024;
-
-fn allow_huge_pages_for_large_charts(loaded: &chart::Chart) {
-    if template_bytes(loaded) >= HUGE_PAGES_FROM_TEMPLATE_BYTES {
-        #[cfg(target_os = "linux")]
-        // SAFETY: prctl with PR_SET_THP_DISABLE only changes a flag of this process; memory
-        // touched from now on may be backed by huge pages where mimalloc advised them.
-        unsafe {
-            libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0)
-        };
-    }
-}
-
-fn template_bytes(chart: &chart::Chart) -> usize {
-    let own: usize = chart.templates.iter().map(|file| file.data.len()).sum();
-    own + chart.dependencies.iter().map(template_bytes).sum::<usize>()
 }
 
 #[cfg(test)]
@@ -215,41 +191,5 @@ mod tests {
         assert_eq!(args, Some(vec!["./chart".to_string()]));
         assert!(parse(&[]).is_none());
         assert!(parse(&["a", "b", "c"]).is_none());
-    }
-
-    /// The huge-page flag follows the chart's size: off for a small chart, back on for a large one.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn large_charts_get_huge_pages_back() {
-        let thp_disabled = || unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
-        use crate::render::chart;
-        let file = |size: usize| chart::ChartFile {
-            name: "templates/a.yaml".to_string(),
-            data: vec![b'x'; size],
-        };
-        let small = chart::Chart {
-            templates: vec![file(1000)],
-            ..Default::default()
-        };
-        let large = chart::Chart {
-            templates: vec![file(1000)],
-            dependencies: vec![chart::Chart {
-                templates: vec![file(super::HUGE_PAGES_FROM_TEMPLATE_BYTES)],
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        assert_eq!(
-            unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) },
-            0
-        );
-        super::allow_huge_pages_for_large_charts(&small);
-        assert_eq!(thp_disabled(), 1, "a small chart keeps huge pages off");
-        super::allow_huge_pages_for_large_charts(&large);
-        assert_eq!(
-            thp_disabled(),
-            0,
-            "a chart with large subchart templates gets them back"
-        );
     }
 }
