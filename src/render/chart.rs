@@ -240,19 +240,26 @@ fn walk(
         path: p.display().to_string(),
         message: e.to_string(),
     };
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+    // The directory listing tells files from directories (d_type) without a stat per entry;
+    // only symlinks, which Helm follows, and entries of unknown type are stat'ed.
+    let mut entries: Vec<(PathBuf, std::fs::FileType)> = std::fs::read_dir(dir)
         .map_err(|e| io_err(dir, e))?
-        .map(|entry| entry.map(|e| e.path()))
+        .map(|entry| entry.and_then(|e| Ok((e.path(), e.file_type()?))))
         .collect::<Result<_, _>>()
         .map_err(|e| io_err(dir, e))?;
-    entries.sort();
-    for path in entries {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, file_type) in entries {
         let relative = path
             .strip_prefix(root)
             .map(|p| p.to_string_lossy().replace('\\', "/"))
             .unwrap_or_default();
-        // Helm follows symlinks for the chart's files.
-        let meta = std::fs::metadata(&path).map_err(|e| io_err(&path, e))?;
+        let meta = if file_type.is_symlink() {
+            std::fs::metadata(&path)
+                .map_err(|e| io_err(&path, e))?
+                .file_type()
+        } else {
+            file_type
+        };
         if meta.is_dir() {
             if rules.ignore(&relative, true) {
                 continue;
@@ -269,13 +276,41 @@ fn walk(
                 message: "cannot load irregular file as it has file mode type bits set".into(),
             });
         }
-        let data = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
+        let data = read_whole(&path).map_err(|e| io_err(&path, e))?;
         out.push(ChartFile {
             name: relative,
             data: strip_bom(data),
         });
     }
     Ok(())
+}
+
+/// A whole file, read through one scratch buffer per thread into a vector of its exact size:
+/// open, read, read (end of file), close. `std::fs::read` (and `File::read_to_end`) first ask
+/// for the size and the position, two more system calls per file for a chart's dozens of
+/// files.
+fn read_whole(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut file = std::fs::File::open(path)?;
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let mut filled = 0;
+        loop {
+            if filled == scratch.len() {
+                let grown = (scratch.len() * 2).max(64 * 1024);
+                scratch.resize(grown, 0);
+            }
+            match file.read(&mut scratch[filled..]) {
+                Ok(0) => return Ok(scratch[..filled].to_vec()),
+                Ok(read) => filled += read,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+    })
 }
 
 fn strip_bom(mut data: Vec<u8>) -> Vec<u8> {
@@ -601,6 +636,82 @@ fn validate_metadata(metadata: &Metadata, display: &str) -> Result<(), ChartErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Helm follows symlinks to files and directories inside a chart; the directory walk tells
+    /// entries apart from the listing and stats only the links. A file larger than the read
+    /// buffer's first size comes back whole, and a FIFO is refused as Helm refuses it.
+    #[cfg(unix)]
+    #[test]
+    fn chart_directories_follow_symlinks_and_read_whole_files() {
+        let root = std::env::temp_dir().join(format!("keelson-chart-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let chart = root.join("chart");
+        let elsewhere = root.join("elsewhere");
+        let made = std::fs::create_dir_all(chart.join("templates"))
+            .and_then(|()| std::fs::create_dir_all(&elsewhere))
+            .and_then(|()| {
+                std::fs::write(
+                    chart.join("Chart.yaml"),
+                    "apiVersion: v2\nname: c\nversion: 1.0.0\n",
+                )
+            })
+            .and_then(|()| std::fs::write(chart.join("templates/a.yaml"), "a: 1\n"))
+            .and_then(|()| std::os::unix::fs::symlink("a.yaml", chart.join("templates/b.yaml")))
+            .and_then(|()| std::fs::write(elsewhere.join("big.txt"), vec![b'x'; 200_000]))
+            .and_then(|()| std::os::unix::fs::symlink(&elsewhere, chart.join("files")));
+        if let Err(err) = made {
+            panic!(
+                "cannot build the test chart under {}: {err}",
+                root.display()
+            );
+        }
+        let loaded = load_dir(&chart);
+        let _ = std::fs::remove_dir_all(&root);
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(err) => panic!("the chart must load: {err}"),
+        };
+        let templates: Vec<(&str, &[u8])> = loaded
+            .templates
+            .iter()
+            .map(|f| (f.name.as_str(), f.data.as_slice()))
+            .collect();
+        assert_eq!(
+            templates,
+            vec![
+                ("templates/a.yaml", &b"a: 1\n"[..]),
+                ("templates/b.yaml", &b"a: 1\n"[..])
+            ]
+        );
+        let big = loaded.files.iter().find(|f| f.name == "files/big.txt");
+        assert_eq!(big.map(|f| f.data.len()), Some(200_000));
+
+        let fifo_root =
+            std::env::temp_dir().join(format!("keelson-chart-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&fifo_root);
+        let made = std::fs::create_dir_all(&fifo_root).and_then(|()| {
+            std::fs::write(
+                fifo_root.join("Chart.yaml"),
+                "apiVersion: v2\nname: c\nversion: 1.0.0\n",
+            )
+        });
+        if let Err(err) = made {
+            panic!("cannot build the FIFO chart: {err}");
+        }
+        let fifo = fifo_root.join("pipe");
+        let fifo_c =
+            std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap_or_default();
+        // SAFETY: mkfifo reads the NUL-terminated path during the call.
+        assert_eq!(unsafe { libc::mkfifo(fifo_c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let refused = load_dir(&fifo_root).err().map(|e| e.to_string());
+        let _ = std::fs::remove_dir_all(&fifo_root);
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|e| e.contains("irregular file")),
+            "{refused:?}"
+        );
+    }
 
     fn file(name: &str, data: &str) -> ChartFile {
         ChartFile {

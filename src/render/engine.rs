@@ -405,8 +405,12 @@ impl ParseWork {
             })
             .map_err(|err| err.to_string());
             *lock(&self.parsed[index]) = Some(result);
-            *lock(&self.finished) += 1;
-            self.all_finished.notify_all();
+            let mut finished = lock(&self.finished);
+            *finished += 1;
+            // Only the last file is worth a wake-up (a system call each): waiters wait for all.
+            if *finished == self.sources.len() {
+                self.all_finished.notify_all();
+            }
         }
     }
 
