@@ -564,6 +564,12 @@ pub fn process_ends_after_render() {
     PROCESS_ENDS_AFTER_RENDER.store(true, Ordering::Relaxed);
 }
 
+/// Whether [`process_ends_after_render`] was called: what one render builds may then be left
+/// to the process exit instead of being freed piece by piece.
+pub fn memory_goes_back_at_exit() -> bool {
+    PROCESS_ENDS_AFTER_RENDER.load(Ordering::Relaxed)
+}
+
 fn execute_templates(
     set: &TemplateSet,
     order: &[String],

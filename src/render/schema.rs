@@ -42,6 +42,10 @@ fn collect(chart: &Chart, values: &Values, report: &mut String) {
                         report.push_str(&format!("- {error}\n"));
                     }
                 }
+                if crate::render::engine::memory_goes_back_at_exit() {
+                    // Freeing the schema node by node cost vault 0.27M instructions.
+                    std::mem::forget(schema);
+                }
             }
             Err(e) => report.push_str(&format!(
                 "{}:\n- values.schema.json is not valid JSON: {e}\n",
