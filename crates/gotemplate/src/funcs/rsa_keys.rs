@@ -414,16 +414,16 @@ mod tests {
             if d_lambda == d {
                 continue;
             }
-            let mut content = primes::der_integer(&[0]);
+            let mut content = crate::funcs::x509::uint(&[0]);
             for (at, field) in fields.iter().enumerate().skip(1) {
                 let magnitude = if at == 3 {
                     d_lambda.to_bytes_be()
                 } else {
                     field.clone()
                 };
-                content.extend(primes::der_integer(&magnitude));
+                content.extend(crate::funcs::x509::uint(&magnitude));
             }
-            assert_go_shaped_key(&primes::der_tlv(0x30, &content), 2048);
+            assert_go_shaped_key(&crate::funcs::x509::tlv(0x30, &content), 2048);
         }
         panic!("no key had d mod λ different from d");
     }

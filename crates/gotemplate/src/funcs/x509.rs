@@ -13,7 +13,8 @@ use super::crypto::random_fill;
 // ---------------------------------------------------------------------------------------------
 // DER writing.
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+/// A DER tag-length-value (also the RSA keys' PKCS#1 encoding, rsa_keys::primes).
+pub(super) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = content.len();
     if len < 0x80 {
@@ -41,7 +42,7 @@ fn set(items: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// A non-negative INTEGER from big-endian magnitude bytes.
-fn uint(magnitude: &[u8]) -> Vec<u8> {
+pub(super) fn uint(magnitude: &[u8]) -> Vec<u8> {
     let trimmed: Vec<u8> = magnitude.iter().copied().skip_while(|b| *b == 0).collect();
     let mut content = Vec::new();
     if trimmed.first().is_none_or(|b| b & 0x80 != 0) {

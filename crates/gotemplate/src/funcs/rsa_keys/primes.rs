@@ -15,6 +15,7 @@
 use std::sync::OnceLock;
 
 use super::bignum::{BigNum, Context, MillerRabin, Word};
+use crate::funcs::x509::{tlv, uint};
 
 /// Odd primes below this bound are sieved out of candidates of `bits` bits. Chosen by
 /// measurement (scripts/bench-rsa): a higher bound crosses out more composites but costs more
@@ -261,43 +262,11 @@ pub(super) fn private_key_der(
         return Ok(None);
     };
     let fields = [&n, &e, &d, p, q, &dp, &dq, &qinv];
-    let mut content = der_integer(&[0]);
+    let mut content = uint(&[0]);
     for field in fields {
-        content.extend(der_integer(&field.to_be_bytes()));
+        content.extend(uint(&field.to_be_bytes()));
     }
-    Ok(Some(der_tlv(0x30, &content)))
-}
-
-pub(super) fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let len_bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|byte| *byte == 0)
-            .collect();
-        out.push(0x80 | len_bytes.len() as u8);
-        out.extend(len_bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// A non-negative INTEGER from its big-endian magnitude.
-pub(super) fn der_integer(magnitude: &[u8]) -> Vec<u8> {
-    let trimmed: &[u8] = match magnitude.iter().position(|byte| *byte != 0) {
-        Some(first) => &magnitude[first..],
-        None => &[],
-    };
-    let mut content = Vec::with_capacity(trimmed.len() + 1);
-    if trimmed.first().is_none_or(|byte| byte & 0x80 != 0) {
-        content.push(0);
-    }
-    content.extend_from_slice(trimmed);
-    der_tlv(0x02, &content)
+    Ok(Some(tlv(0x30, &content)))
 }
 
 #[cfg(test)]
