@@ -218,11 +218,7 @@ pub fn render_with_data<T, E>(
         };
         // The renderer waits for the data unless it has stopped; then the join below says why.
         let _ = send_data.send(dots);
-        let mut rendered = BTreeMap::new();
-        for (name, output) in receive_output {
-            on_output(&name, &output);
-            rendered.insert(name, output);
-        }
+        let rendered = collect_outputs(receive_output, &mut on_output);
         Ok(match renderer.join() {
             Ok(Some(Ok(()))) => Ok((rendered, prepared)),
             Ok(Some(Err(err))) => Err(err),
@@ -276,11 +272,7 @@ fn render_on_this_thread<T, E>(
         execute_parsed(registry, &work, dots, options, &send_output)
     });
     drop(send_output);
-    let mut rendered = BTreeMap::new();
-    for (name, output) in receive_output {
-        on_output(&name, &output);
-        rendered.insert(name, output);
-    }
+    let rendered = collect_outputs(receive_output, &mut on_output);
     Ok(match executed {
         Ok(Some(Ok(()))) => Ok((rendered, prepared)),
         Ok(Some(Err(err))) => Err(err),
@@ -338,6 +330,19 @@ fn on_render_stack<R>(render: impl FnOnce() -> R) -> std::io::Result<Option<R>> 
         unsafe { libc::munmap(base, mapped) };
     }
     Ok(outcome)
+}
+
+/// Every executed template's output, each shown to `on_output` as it arrives.
+fn collect_outputs(
+    outputs: std::sync::mpsc::Receiver<(String, String)>,
+    on_output: &mut impl FnMut(&str, &str),
+) -> Outputs {
+    let mut rendered = BTreeMap::new();
+    for (name, output) in outputs {
+        on_output(&name, &output);
+        rendered.insert(name, output);
+    }
+    rendered
 }
 
 /// The files of one render, parsed by whichever thread takes each next, into slots kept in
