@@ -2,7 +2,7 @@
 //! order and executes every non-partial template with its own data.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -186,7 +186,7 @@ pub fn render_with_data<T, E>(
             .name("keelson-render".to_string())
             .stack_size(RENDER_STACK_BYTES)
             .spawn_scoped(scope, move || {
-                work.help(parser);
+                work.help(parser, Take::Largest);
                 let dots = receive_data.recv().ok()?;
                 work.wait_until_parsed();
                 // `send_output` moved in: the caller's loop ends when this thread does.
@@ -196,7 +196,7 @@ pub fn render_with_data<T, E>(
             let helper = std::thread::Builder::new()
                 .name("keelson-parse".to_string())
                 .stack_size(RENDER_STACK_BYTES)
-                .spawn_scoped(scope, || work.help(parser));
+                .spawn_scoped(scope, || work.help(parser, Take::Smallest));
             // Without the helper the renderer parses every file itself.
             drop(helper);
         }
@@ -253,10 +253,11 @@ fn render_on_this_thread<T, E>(
     if work.worth_a_second_parser() {
         let (helper_work, helper_parser) = (work.clone(), parser.clone());
         // Without the helper this thread parses every file itself.
-        let _ = std::thread::Builder::new()
-            .name("keelson-parse".to_string())
-            .stack_size(RENDER_STACK_BYTES)
-            .spawn(move || helper_work.help(&helper_parser));
+        let _ = super::another_cpu::spawn_on_another_cpu(
+            "keelson-parse",
+            RENDER_STACK_BYTES,
+            Box::new(move || helper_work.help(&helper_parser, Take::Smallest)),
+        );
     }
     let (dots, prepared) = match prepare() {
         Ok(prepared) => prepared,
@@ -267,7 +268,7 @@ fn render_on_this_thread<T, E>(
     };
     let (send_output, receive_output) = std::sync::mpsc::channel::<(String, String)>();
     let executed = on_render_stack(|| {
-        work.help(&parser);
+        work.help(&parser, Take::Largest);
         work.wait_until_parsed();
         execute_parsed(registry, &work, dots, options, &send_output)
     });
@@ -349,7 +350,10 @@ fn collect_outputs(
 /// Helm's parse order.
 struct ParseWork {
     sources: Vec<TemplateSource>,
-    next: AtomicUsize,
+    /// Indices into `sources`, largest file first.
+    by_size: Vec<usize>,
+    /// The part of `by_size` nobody has claimed yet, as (start, end).
+    unclaimed: Mutex<(usize, usize)>,
     parsed: Vec<Mutex<Option<Result<ParsedFile, String>>>>,
     finished: Mutex<usize>,
     all_finished: Condvar,
@@ -359,9 +363,12 @@ struct ParseWork {
 impl ParseWork {
     fn new(sources: Vec<TemplateSource>) -> Self {
         let parsed = sources.iter().map(|_| Mutex::new(None)).collect();
+        let mut by_size: Vec<usize> = (0..sources.len()).collect();
+        by_size.sort_by_key(|&index| std::cmp::Reverse(sources[index].text.len()));
         Self {
+            unclaimed: Mutex::new((0, sources.len())),
+            by_size,
             sources,
-            next: AtomicUsize::new(0),
             parsed,
             finished: Mutex::new(0),
             all_finished: Condvar::new(),
@@ -389,10 +396,35 @@ impl ParseWork {
             && self.sources.iter().map(|s| s.text.len()).sum::<usize>() >= 16_384
     }
 
-    /// Parses files until none is left (or the render was abandoned).
-    fn help(&self, parser: &FileParser) {
+    /// The next file to parse from `end` of the size order, if any is left.
+    fn claim(&self, end: Take) -> Option<usize> {
+        let mut unclaimed = lock(&self.unclaimed);
+        let (start, stop) = &mut *unclaimed;
+        if start >= stop {
+            return None;
+        }
+        let at = match end {
+            Take::Largest => {
+                *start += 1;
+                *start - 1
+            }
+            Take::Smallest => {
+                *stop -= 1;
+                *stop
+            }
+        };
+        self.by_size.get(at).copied()
+    }
+
+    /// Parses files until none is left (or the render was abandoned), taking them from `end`
+    /// of the size order. The thread that executes takes the largest files and the helper
+    /// the smallest: when they meet, the file the executing thread may have to wait for is
+    /// one of the smallest, not whichever file came last.
+    fn help(&self, parser: &FileParser, end: Take) {
         while !self.abandoned.load(Ordering::Relaxed) {
-            let index = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(index) = self.claim(end) else {
+                return;
+            };
             let Some(source) = self.sources.get(index) else {
                 return;
             };
@@ -432,6 +464,13 @@ impl ParseWork {
     fn abandon(&self) {
         self.abandoned.store(true, Ordering::Relaxed);
     }
+}
+
+/// Which end of [`ParseWork`]'s size order a parsing thread takes files from.
+#[derive(Clone, Copy)]
+enum Take {
+    Largest,
+    Smallest,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1209,5 +1248,49 @@ mod budget_tests {
             render_one("{{ range until 3 }}{{ . }}{{ end }}", RenderBudget::DEFAULT).as_deref(),
             Ok("012")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn work_of_sizes(sizes: &[usize]) -> ParseWork {
+        ParseWork::new(
+            sizes
+                .iter()
+                .enumerate()
+                .map(|(index, &size)| TemplateSource {
+                    name: format!("t{index}"),
+                    text: "x".repeat(size),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_two_ends_take_the_largest_and_the_smallest_files_each_once() {
+        let work = work_of_sizes(&[30, 500, 10, 200, 40]);
+        assert_eq!(work.claim(Take::Largest), Some(1));
+        assert_eq!(work.claim(Take::Smallest), Some(2));
+        assert_eq!(work.claim(Take::Smallest), Some(0));
+        assert_eq!(work.claim(Take::Largest), Some(3));
+        assert_eq!(work.claim(Take::Largest), Some(4));
+        assert_eq!(work.claim(Take::Smallest), None);
+        assert_eq!(work.claim(Take::Largest), None);
+    }
+
+    #[test]
+    fn helpers_at_both_ends_parse_every_file() {
+        let work = Arc::new(work_of_sizes(&[100, 3000, 5, 700, 64, 9000, 1]));
+        let parser = Arc::new(FileParser::new(function_registry(false), true));
+        let (helper_work, helper_parser) = (work.clone(), parser.clone());
+        let helper = std::thread::spawn(move || helper_work.help(&helper_parser, Take::Smallest));
+        work.help(&parser, Take::Largest);
+        work.wait_until_parsed();
+        helper.join().expect("the helper ends");
+        for slot in &work.parsed {
+            assert!(matches!(*lock(slot), Some(Ok(_))));
+        }
     }
 }
