@@ -253,7 +253,7 @@ fn render_on_this_thread<T, E>(
     if work.worth_a_second_parser() {
         let (helper_work, helper_parser) = (work.clone(), parser.clone());
         // Without the helper this thread parses every file itself.
-        let _ = super::another_cpu::spawn_on_another_cpu(
+        let _ = super::helper::spawn_on_another_cpu(
             "keelson-parse",
             RENDER_STACK_BYTES,
             Box::new(move || helper_work.help(&helper_parser, Take::Smallest)),

@@ -1,7 +1,7 @@
 //! Renders Helm charts exactly as Helm does: Go templates with Sprig and Helm's functions,
 //! chart loading, values coalescing and manifest sorting.
 
-mod another_cpu;
+mod helper;
 pub mod chart;
 pub mod dependencies;
 pub mod engine;
