@@ -2,10 +2,11 @@
 //! order and executes every non-partial template with its own data.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Condvar, Mutex};
 
+use super::helper::{SharedWork, Take};
 use gotemplate::{
     ExecOptions, FileParser, FuncRegistry, LookupFn, ParsedFile, RenderBudget, Session,
     TemplateSet, Value, WARN_END, WARN_START,
@@ -186,17 +187,24 @@ pub fn render_with_data<T, E>(
             .name("keelson-render".to_string())
             .stack_size(RENDER_STACK_BYTES)
             .spawn_scoped(scope, move || {
-                work.help(parser, Take::Largest);
+                work.help(parser, LARGEST);
                 let dots = receive_data.recv().ok()?;
-                work.wait_until_parsed();
+                let parsed = work.wait_until_parsed();
                 // `send_output` moved in: the caller's loop ends when this thread does.
-                Some(execute_parsed(registry, work, dots, options, &send_output))
+                Some(execute_parsed(
+                    registry,
+                    work,
+                    parsed,
+                    dots,
+                    options,
+                    &send_output,
+                ))
             });
         if work.worth_a_second_parser() {
             let helper = std::thread::Builder::new()
                 .name("keelson-parse".to_string())
                 .stack_size(RENDER_STACK_BYTES)
-                .spawn_scoped(scope, || work.help(parser, Take::Smallest));
+                .spawn_scoped(scope, || work.help(parser, SMALLEST));
             // Without the helper the renderer parses every file itself.
             drop(helper);
         }
@@ -256,7 +264,7 @@ fn render_on_this_thread<T, E>(
         let _ = super::helper::spawn_on_another_cpu(
             "keelson-parse",
             RENDER_STACK_BYTES,
-            Box::new(move || helper_work.help(&helper_parser, Take::Smallest)),
+            Box::new(move || helper_work.help(&helper_parser, SMALLEST)),
         );
     }
     let (dots, prepared) = match prepare() {
@@ -268,9 +276,9 @@ fn render_on_this_thread<T, E>(
     };
     let (send_output, receive_output) = std::sync::mpsc::channel::<(String, String)>();
     let executed = on_render_stack(|| {
-        work.help(&parser, Take::Largest);
-        work.wait_until_parsed();
-        execute_parsed(registry, &work, dots, options, &send_output)
+        work.help(&parser, LARGEST);
+        let parsed = work.wait_until_parsed();
+        execute_parsed(registry, &work, parsed, dots, options, &send_output)
     });
     drop(send_output);
     let rendered = collect_outputs(receive_output, &mut on_output);
@@ -347,32 +355,29 @@ fn collect_outputs(
 }
 
 /// The files of one render, parsed by whichever thread takes each next, into slots kept in
-/// Helm's parse order.
+/// Helm's parse order. The thread that executes takes the largest files and the helper the
+/// smallest: when they meet, the file the executing thread may have to wait for is one of
+/// the smallest, not whichever file came last.
 struct ParseWork {
     sources: Vec<TemplateSource>,
-    /// Indices into `sources`, largest file first.
+    /// Indices into `sources`, largest file first: the items of `shared`.
     by_size: Vec<usize>,
-    /// The part of `by_size` nobody has claimed yet, as (start, end).
-    unclaimed: Mutex<(usize, usize)>,
-    parsed: Vec<Mutex<Option<Result<ParsedFile, String>>>>,
-    finished: Mutex<usize>,
-    all_finished: Condvar,
-    abandoned: AtomicBool,
+    /// Results by position in `by_size`.
+    shared: SharedWork<Result<ParsedFile, String>>,
 }
+
+/// A parsing thread's end of [`ParseWork`]'s size order.
+const LARGEST: Take = Take::Front;
+const SMALLEST: Take = Take::Back;
 
 impl ParseWork {
     fn new(sources: Vec<TemplateSource>) -> Self {
-        let parsed = sources.iter().map(|_| Mutex::new(None)).collect();
         let mut by_size: Vec<usize> = (0..sources.len()).collect();
         by_size.sort_by_key(|&index| std::cmp::Reverse(sources[index].text.len()));
         Self {
-            unclaimed: Mutex::new((0, sources.len())),
+            shared: SharedWork::new(sources.len()),
             by_size,
             sources,
-            parsed,
-            finished: Mutex::new(0),
-            all_finished: Condvar::new(),
-            abandoned: AtomicBool::new(false),
         }
     }
 
@@ -396,36 +401,15 @@ impl ParseWork {
             && self.sources.iter().map(|s| s.text.len()).sum::<usize>() >= 16_384
     }
 
-    /// The next file to parse from `end` of the size order, if any is left.
-    fn claim(&self, end: Take) -> Option<usize> {
-        let mut unclaimed = lock(&self.unclaimed);
-        let (start, stop) = &mut *unclaimed;
-        if start >= stop {
-            return None;
-        }
-        let at = match end {
-            Take::Largest => {
-                *start += 1;
-                *start - 1
-            }
-            Take::Smallest => {
-                *stop -= 1;
-                *stop
-            }
-        };
-        self.by_size.get(at).copied()
-    }
-
     /// Parses files until none is left (or the render was abandoned), taking them from `end`
-    /// of the size order. The thread that executes takes the largest files and the helper
-    /// the smallest: when they meet, the file the executing thread may have to wait for is
-    /// one of the smallest, not whichever file came last.
+    /// of the size order.
     fn help(&self, parser: &FileParser, end: Take) {
-        while !self.abandoned.load(Ordering::Relaxed) {
-            let Some(index) = self.claim(end) else {
-                return;
-            };
-            let Some(source) = self.sources.get(index) else {
+        while let Some(position) = self.shared.claim(end) {
+            let Some(source) = self
+                .by_size
+                .get(position)
+                .and_then(|&i| self.sources.get(i))
+            else {
                 return;
             };
             // A parser bug must end this render with an error, not leave it waiting forever
@@ -441,43 +425,28 @@ impl ParseWork {
                 })
             })
             .map_err(|err| err.to_string());
-            *lock(&self.parsed[index]) = Some(result);
-            let mut finished = lock(&self.finished);
-            *finished += 1;
-            // Only the last file is worth a wake-up (a system call each): waiters wait for all.
-            if *finished == self.sources.len() {
-                self.all_finished.notify_all();
-            }
+            self.shared.finish(position, result);
         }
     }
 
-    fn wait_until_parsed(&self) {
-        let mut finished = lock(&self.finished);
-        while *finished < self.sources.len() {
-            finished = self
-                .all_finished
-                .wait(finished)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+    /// Waits for every file's result and takes them, in `sources`' order.
+    fn wait_until_parsed(&self) -> Vec<Option<Result<ParsedFile, String>>> {
+        let mut by_position = self.shared.wait_for_all();
+        let mut in_order: Vec<Option<Result<ParsedFile, String>>> =
+            (0..self.sources.len()).map(|_| None).collect();
+        for (position, &index) in self.by_size.iter().enumerate() {
+            if let (Some(slot), Some(result)) =
+                (in_order.get_mut(index), by_position.get_mut(position))
+            {
+                *slot = result.take();
+            }
         }
+        in_order
     }
 
     fn abandon(&self) {
-        self.abandoned.store(true, Ordering::Relaxed);
+        self.shared.abandon();
     }
-}
-
-/// Which end of [`ParseWork`]'s size order a parsing thread takes files from.
-#[derive(Clone, Copy)]
-enum Take {
-    Largest,
-    Smallest,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Slots are written whole, so a panic elsewhere leaves nothing half-done behind a lock.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn function_registry(helm4: bool) -> Arc<FuncRegistry> {
@@ -531,14 +500,15 @@ fn helm_parse_order(names: &mut [String]) {
 fn execute_parsed(
     registry: &Arc<FuncRegistry>,
     work: &ParseWork,
+    parsed: Vec<Option<Result<ParsedFile, String>>>,
     dots: BTreeMap<String, Value>,
     options: &RenderOptions,
     outputs: &Sender<(String, String)>,
 ) -> Result<(), RenderError> {
     let mut set = TemplateSet::new("gotpl", registry.clone());
     set.use_go123_comment_lines(!options.helm4_wording);
-    for (source, slot) in work.sources.iter().zip(&work.parsed) {
-        match lock(slot).take() {
+    for (source, slot) in work.sources.iter().zip(parsed) {
+        match slot {
             Some(Ok(parsed)) => set.add_parsed(parsed),
             Some(Err(message)) => {
                 return Err(RenderError::Parse(cleanup_parse_error(
@@ -1271,13 +1241,18 @@ mod tests {
     #[test]
     fn the_two_ends_take_the_largest_and_the_smallest_files_each_once() {
         let work = work_of_sizes(&[30, 500, 10, 200, 40]);
-        assert_eq!(work.claim(Take::Largest), Some(1));
-        assert_eq!(work.claim(Take::Smallest), Some(2));
-        assert_eq!(work.claim(Take::Smallest), Some(0));
-        assert_eq!(work.claim(Take::Largest), Some(3));
-        assert_eq!(work.claim(Take::Largest), Some(4));
-        assert_eq!(work.claim(Take::Smallest), None);
-        assert_eq!(work.claim(Take::Largest), None);
+        let claim = |end| {
+            work.shared
+                .claim(end)
+                .map(|position| work.by_size[position])
+        };
+        assert_eq!(claim(LARGEST), Some(1));
+        assert_eq!(claim(SMALLEST), Some(2));
+        assert_eq!(claim(SMALLEST), Some(0));
+        assert_eq!(claim(LARGEST), Some(3));
+        assert_eq!(claim(LARGEST), Some(4));
+        assert_eq!(claim(SMALLEST), None);
+        assert_eq!(claim(LARGEST), None);
     }
 
     #[test]
@@ -1285,12 +1260,17 @@ mod tests {
         let work = Arc::new(work_of_sizes(&[100, 3000, 5, 700, 64, 9000, 1]));
         let parser = Arc::new(FileParser::new(function_registry(false), true));
         let (helper_work, helper_parser) = (work.clone(), parser.clone());
-        let helper = std::thread::spawn(move || helper_work.help(&helper_parser, Take::Smallest));
-        work.help(&parser, Take::Largest);
-        work.wait_until_parsed();
+        let helper = std::thread::spawn(move || helper_work.help(&helper_parser, SMALLEST));
+        work.help(&parser, LARGEST);
+        let parsed = work.wait_until_parsed();
         helper.join().expect("the helper ends");
-        for slot in &work.parsed {
-            assert!(matches!(*lock(slot), Some(Ok(_))));
+        assert_eq!(parsed.len(), 7);
+        for (slot, source) in parsed.iter().zip(&work.sources) {
+            assert!(
+                matches!(slot, Some(Ok(_))),
+                "{} was not parsed",
+                source.name
+            );
         }
     }
 }

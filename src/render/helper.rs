@@ -1,4 +1,4 @@
-//! Starts a helper thread on a CPU other than the caller's, so that it runs at once.
+//! A helper thread on another CPU, and the work it shares with the thread that made it.
 //!
 //! A new thread is queued on its parent's CPU. On the 2-vCPU virtual machines measured, it then
 //! waited there 2.8-3.6 ms (until the load balancer moved it, or until the parent blocked)
@@ -7,6 +7,98 @@
 //! that runs at once"). Once running, it may go anywhere again.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// Which end of a [`SharedWork`]'s items a thread takes from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Take {
+    Front,
+    Back,
+}
+
+/// Items `0..len` shared by two threads, one taking from the front and one from the back,
+/// each result kept in its item's slot. When the two meet, the item the other thread may
+/// still be working on is the last one from its end.
+pub(crate) struct SharedWork<R> {
+    /// The items nobody has taken yet, as (start, end).
+    unclaimed: Mutex<(usize, usize)>,
+    /// The results so far, and how many there are.
+    done: Mutex<(Vec<Option<R>>, usize)>,
+    all_done: Condvar,
+    abandoned: AtomicBool,
+}
+
+impl<R> SharedWork<R> {
+    pub(crate) fn new(len: usize) -> Self {
+        Self {
+            unclaimed: Mutex::new((0, len)),
+            done: Mutex::new(((0..len).map(|_| None).collect(), 0)),
+            all_done: Condvar::new(),
+            abandoned: AtomicBool::new(false),
+        }
+    }
+
+    /// The next item from `end`, unless none is left or the work was abandoned.
+    pub(crate) fn claim(&self, end: Take) -> Option<usize> {
+        if self.abandoned.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut unclaimed = lock(&self.unclaimed);
+        let (start, stop) = &mut *unclaimed;
+        if start >= stop {
+            return None;
+        }
+        Some(match end {
+            Take::Front => {
+                *start += 1;
+                *start - 1
+            }
+            Take::Back => {
+                *stop -= 1;
+                *stop
+            }
+        })
+    }
+
+    /// Stores the result of a claimed item.
+    pub(crate) fn finish(&self, item: usize, result: R) {
+        let mut done = lock(&self.done);
+        let (results, count) = &mut *done;
+        if let Some(slot) = results.get_mut(item) {
+            *slot = Some(result);
+            *count += 1;
+        }
+        // Only the last result is worth a wake-up (a system call each): waiters wait for all.
+        if *count == results.len() {
+            self.all_done.notify_all();
+        }
+    }
+
+    /// Makes `claim` hand out nothing more; items already taken are still finished.
+    pub(crate) fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits until every item has its result, then takes them all, in item order.
+    pub(crate) fn wait_for_all(&self) -> Vec<Option<R>> {
+        let mut done = lock(&self.done);
+        while done.1 < done.0.len() {
+            done = self
+                .all_done
+                .wait(done)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        std::mem::take(&mut done.0)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Results are stored whole, so a panic elsewhere leaves nothing half-done behind a lock.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Runs `work` on a detached thread with a stack of `stack_bytes`, started on one of the
 /// allowed CPUs other than the caller's where there is one. A panic in `work` ends only that
