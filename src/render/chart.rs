@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::render::helmignore::IgnoreRules;
+use crate::render::helper::{SharedWork, Take, spawn_on_another_cpu};
 use crate::render::release::HelmFlavor;
 use crate::values::documents::go_values_error;
 use crate::values::{DocumentsError, Values, ValuesError, load_values_documents};
@@ -225,16 +226,82 @@ fn load_dir_as(root: &Path, flavor: HelmFlavor) -> Result<Chart, ChartError> {
             message,
         })?;
     }
-    let mut files = Vec::new();
-    walk(root, root, &rules, &mut files)?;
+    let mut listed = Vec::new();
+    let stopped = walk(root, root, &rules, &mut listed).err();
+    let files = read_listed(listed, stopped)?;
     load_files_as(files, &display, flavor)
 }
 
+/// From this many files on, a helper thread reads half of them: a file costs about as much
+/// as the helper's start on the virtual machines measured (docs/renderer.md).
+const FILES_WORTH_A_READER: usize = 24;
+
+/// The files `walk` listed, read by this thread and a helper on another CPU. The result is
+/// the sequential walk's: the first file that cannot be read, in walk order, is the error,
+/// and `stopped` (where the walk itself failed) only after every file listed before it.
+fn read_listed(
+    listed: Vec<(PathBuf, String)>,
+    stopped: Option<ChartError>,
+) -> Result<Vec<ChartFile>, ChartError> {
+    struct Reads {
+        paths: Vec<PathBuf>,
+        shared: SharedWork<std::io::Result<Vec<u8>>>,
+    }
+    impl Reads {
+        fn read(&self, end: Take) {
+            while let Some(item) = self.shared.claim(end) {
+                let result = match self.paths.get(item) {
+                    Some(path) => read_whole(path),
+                    None => Err(std::io::Error::other("no such item")),
+                };
+                self.shared.finish(item, result);
+            }
+        }
+    }
+    let (paths, names): (Vec<PathBuf>, Vec<String>) = listed.into_iter().unzip();
+    let reads = std::sync::Arc::new(Reads {
+        shared: SharedWork::new(paths.len()),
+        paths,
+    });
+    if reads.paths.len() >= FILES_WORTH_A_READER {
+        let helper_reads = reads.clone();
+        // Without the helper this thread reads every file itself.
+        let _ = spawn_on_another_cpu(
+            "keelson-read",
+            256 * 1024,
+            Box::new(move || helper_reads.read(Take::Back)),
+        );
+    }
+    reads.read(Take::Front);
+    let results = reads.shared.wait_for_all();
+    let mut files = Vec::with_capacity(names.len());
+    for ((name, path), result) in names.into_iter().zip(&reads.paths).zip(results) {
+        let io_err = |message: String| ChartError::Io {
+            path: path.display().to_string(),
+            message,
+        };
+        match result {
+            Some(Ok(data)) => files.push(ChartFile {
+                name,
+                data: strip_bom(data),
+            }),
+            Some(Err(err)) => return Err(io_err(err.to_string())),
+            None => return Err(io_err("the file was not read".to_string())),
+        }
+    }
+    match stopped {
+        Some(err) => Err(err),
+        None => Ok(files),
+    }
+}
+
+/// Lists the files of `dir` to load (path, name in the chart) in Helm's order, recursively,
+/// without reading them; stops at the first entry Helm's loader would fail on.
 fn walk(
     root: &Path,
     dir: &Path,
     rules: &IgnoreRules,
-    out: &mut Vec<ChartFile>,
+    out: &mut Vec<(PathBuf, String)>,
 ) -> Result<(), ChartError> {
     let io_err = |p: &Path, e: std::io::Error| ChartError::Io {
         path: p.display().to_string(),
@@ -276,11 +343,7 @@ fn walk(
                 message: "cannot load irregular file as it has file mode type bits set".into(),
             });
         }
-        let data = read_whole(&path).map_err(|e| io_err(&path, e))?;
-        out.push(ChartFile {
-            name: relative,
-            data: strip_bom(data),
-        });
+        out.push((path, relative));
     }
     Ok(())
 }
@@ -641,6 +704,73 @@ mod tests {
     /// entries apart from the listing and stats only the links. A file larger than the read
     /// buffer's first size comes back whole, and a FIFO is refused as Helm refuses it.
     #[cfg(unix)]
+    #[test]
+    fn many_files_are_read_by_two_threads_with_the_sequential_walks_result() {
+        let root = std::env::temp_dir().join(format!("keelson-chart-many-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let build = |root: &Path| -> std::io::Result<()> {
+            std::fs::create_dir_all(root.join("templates"))?;
+            std::fs::write(
+                root.join("Chart.yaml"),
+                "apiVersion: v2\nname: c\nversion: 1.0.0\n",
+            )?;
+            for index in 0..3 * FILES_WORTH_A_READER {
+                let text = format!("n: {index}\n{}", "#".repeat(index * 37));
+                std::fs::write(root.join(format!("templates/t{index:03}.yaml")), text)?;
+            }
+            Ok(())
+        };
+        if let Err(err) = build(&root) {
+            panic!(
+                "cannot build the test chart under {}: {err}",
+                root.display()
+            );
+        }
+        let loaded = load_dir(&root);
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(err) => panic!("the chart must load: {err}"),
+        };
+        assert_eq!(loaded.templates.len(), 3 * FILES_WORTH_A_READER);
+        for (index, file) in loaded.templates.iter().enumerate() {
+            assert_eq!(file.name, format!("templates/t{index:03}.yaml"));
+            let text = format!("n: {index}\n{}", "#".repeat(index * 37));
+            assert_eq!(file.data, text.as_bytes());
+        }
+
+        // A file that cannot be read (reading /proc/self/mem at offset 0 fails with EIO)
+        // comes before an irregular file in walk order: its error is the one reported, as
+        // Helm's sequential walk would.
+        let unreadable = root.join("templates/t010.yaml");
+        let fifo = root.join("templates/t900.yaml");
+        let fifo_c =
+            std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap_or_default();
+        let made = std::fs::remove_file(&unreadable)
+            .and_then(|()| std::os::unix::fs::symlink("/proc/self/mem", &unreadable));
+        if let Err(err) = made {
+            panic!("cannot make the unreadable file: {err}");
+        }
+        // SAFETY: mkfifo reads the NUL-terminated path during the call.
+        assert_eq!(unsafe { libc::mkfifo(fifo_c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let first = load_dir(&root).err().map(|e| e.to_string());
+        // Without the unreadable file, the irregular one is the error.
+        let _ = std::fs::remove_file(&unreadable);
+        let second = load_dir(&root).err().map(|e| e.to_string());
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(
+            first
+                .as_deref()
+                .is_some_and(|e| e.contains("t010.yaml") && !e.contains("irregular")),
+            "{first:?}"
+        );
+        assert!(
+            second
+                .as_deref()
+                .is_some_and(|e| e.contains("t900.yaml") && e.contains("irregular")),
+            "{second:?}"
+        );
+    }
+
     #[test]
     fn chart_directories_follow_symlinks_and_read_whole_files() {
         let root = std::env::temp_dir().join(format!("keelson-chart-walk-{}", std::process::id()));
