@@ -351,21 +351,23 @@ fn walk(
 /// A whole file, read through one scratch buffer per thread into a vector of its exact size:
 /// open, read, read (end of file), close. `std::fs::read` (and `File::read_to_end`) first ask
 /// for the size and the position, two more system calls per file for a chart's dozens of
-/// files.
+/// files. Only a file larger than the scratch buffer is asked for its size, and read straight
+/// into its vector: a scratch buffer grown to the largest file (CRDs of hundreds of KiB) was
+/// zeroed page by page and then copied, touching thrice the memory the file needs.
 fn read_whole(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
+    const SCRATCH_BYTES: usize = 64 * 1024;
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     let mut file = std::fs::File::open(path)?;
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
+        if scratch.len() < SCRATCH_BYTES {
+            scratch.resize(SCRATCH_BYTES, 0);
+        }
         let mut filled = 0;
-        loop {
-            if filled == scratch.len() {
-                let grown = (scratch.len() * 2).max(64 * 1024);
-                scratch.resize(grown, 0);
-            }
+        while filled < scratch.len() {
             match file.read(&mut scratch[filled..]) {
                 Ok(0) => return Ok(scratch[..filled].to_vec()),
                 Ok(read) => filled += read,
@@ -373,6 +375,15 @@ fn read_whole(path: &Path) -> std::io::Result<Vec<u8>> {
                 Err(err) => return Err(err),
             }
         }
+        let size = file
+            .metadata()
+            .ok()
+            .and_then(|meta| usize::try_from(meta.len()).ok())
+            .unwrap_or(0);
+        let mut data = Vec::with_capacity(size.max(filled));
+        data.extend_from_slice(&scratch[..filled]);
+        file.read_to_end(&mut data)?;
+        Ok(data)
     })
 }
 

@@ -176,65 +176,85 @@ pub fn render_with_data<T, E>(
     }
     let (send_data, receive_data) = std::sync::mpsc::channel::<BTreeMap<String, Value>>();
     let (send_output, receive_output) = std::sync::mpsc::channel::<(String, String)>();
-    let (work, parser, registry) = (&*work, &*parser, &registry);
-    std::thread::scope(|scope| {
-        // Owned here, so that a panic in `prepare` drops it while unwinding: the renderer then
-        // stops waiting for data and the scope can end instead of waiting for it forever.
-        let send_data = send_data;
-        // Deeply nested includes recurse natively, and deeply nested blocks parse recursively;
-        // dedicated threads give both a roomy stack whatever thread the caller runs on.
-        let renderer = std::thread::Builder::new()
-            .name("keelson-render".to_string())
-            .stack_size(RENDER_STACK_BYTES)
-            .spawn_scoped(scope, move || {
-                work.help(parser, LARGEST);
-                let dots = receive_data.recv().ok()?;
+    let (send_result, receive_result) = std::sync::mpsc::channel::<Result<(), RenderError>>();
+    // The renderer starts on the other CPU: a thread left to start on this one waited there
+    // until this thread blocked, and the two then took turns on one CPU while the other idled
+    // (docs/renderer.md, "The threaded path on one CPU"). Deeply nested includes recurse
+    // natively, and deeply nested blocks parse recursively: its stack is a roomy one.
+    let renderer = {
+        let (work, parser, registry, options) =
+            (work.clone(), parser.clone(), registry.clone(), options.clone());
+        super::helper::spawn_on_another_cpu(
+            "keelson-render",
+            RENDER_STACK_BYTES,
+            Box::new(move || {
+                work.help(&parser, LARGEST);
+                // No data: `prepare` failed and the caller has returned its error.
+                let Ok(dots) = receive_data.recv() else {
+                    return;
+                };
                 let parsed = work.wait_until_parsed();
-                // `send_output` moved in: the caller's loop ends when this thread does.
-                Some(execute_parsed(
-                    registry,
-                    work,
-                    parsed,
-                    dots,
-                    options,
-                    &send_output,
-                ))
-            });
-        if work.worth_a_second_parser() {
-            let helper = std::thread::Builder::new()
-                .name("keelson-parse".to_string())
-                .stack_size(RENDER_STACK_BYTES)
-                .spawn_scoped(scope, || work.help(parser, SMALLEST));
-            // Without the helper the renderer parses every file itself.
-            drop(helper);
+                let executed =
+                    execute_parsed(&registry, &work, parsed, dots, &options, &send_output);
+                let _ = send_result.send(executed);
+                // `send_output` is dropped with this closure: the caller's loop then ends.
+            }),
+        )
+    };
+    if let Err(err) = renderer {
+        work.abandon();
+        return Ok(Err(RenderError::Exec(format!(
+            "rendering template failed: cannot start the renderer thread: {err}"
+        ))));
+    }
+    let (dots, prepared) = match prepare() {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            work.abandon();
+            return Err(err);
         }
-        let (dots, prepared) = match prepare() {
-            Ok(prepared) => prepared,
-            Err(err) => {
-                work.abandon();
-                drop(send_data);
-                return Err(err);
-            }
-        };
-        let renderer = match renderer {
-            Ok(renderer) => renderer,
-            Err(err) => {
-                return Ok(Err(RenderError::Exec(format!(
-                    "rendering template failed: cannot start the renderer thread: {err}"
-                ))));
-            }
-        };
-        // The renderer waits for the data unless it has stopped; then the join below says why.
-        let _ = send_data.send(dots);
-        let rendered = collect_outputs(receive_output, &mut on_output);
-        Ok(match renderer.join() {
-            Ok(Some(Ok(()))) => Ok((rendered, prepared)),
-            Ok(Some(Err(err))) => Err(err),
-            Ok(None) | Err(_) => Err(RenderError::Exec(
-                "rendering template failed: the renderer thread panicked".to_string(),
-            )),
-        })
+    };
+    // The renderer waits for the data; if it has stopped, the result below says why.
+    let _ = send_data.send(dots);
+    help_parse_here(&work, &parser);
+    let rendered = collect_outputs(receive_output, &mut on_output);
+    Ok(match receive_result.recv() {
+        Ok(Ok(())) => Ok((rendered, prepared)),
+        Ok(Err(err)) => Err(err),
+        Err(_) => Err(RenderError::Exec(
+            "rendering template failed: the renderer thread panicked".to_string(),
+        )),
     })
+}
+
+/// The calling thread parses the smallest files left while the renderer parses the largest:
+/// with the values prepared it has nothing else to do until the first output arrives.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn help_parse_here(work: &ParseWork, parser: &FileParser) {
+    if work.worth_a_second_parser() {
+        // A stack that cannot be mapped, or a panic, leaves the files to the renderer.
+        let _ = on_render_stack(|| work.help(parser, SMALLEST));
+    }
+}
+
+/// Elsewhere no roomy stack can be switched to here: a helper thread parses instead.
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+fn help_parse_here(work: &Arc<ParseWork>, parser: &Arc<FileParser>) {
+    if work.worth_a_second_parser() {
+        let (work, parser) = (work.clone(), parser.clone());
+        // Without the helper the renderer parses every file itself.
+        let _ = super::helper::spawn_on_another_cpu(
+            "keelson-parse",
+            RENDER_STACK_BYTES,
+            Box::new(move || work.help(&parser, SMALLEST)),
+        );
+    }
 }
 
 #[cfg(all(

@@ -222,9 +222,17 @@ pub fn render_owned_chart(
         HelmFlavor::Helm4 => KindOrder::Helm4,
     };
     let sorted = manifest::sort_read_manifests(&rendered, &mut read_files, order)?;
-    let mut manifest_text = String::new();
+    // Sized once: a chart with CRDs as templates makes a manifest of hundreds of KiB, and each
+    // doubling of a growing string copies it into fresh pages.
+    let mut manifest_text = String::with_capacity(
+        sorted
+            .manifests
+            .iter()
+            .map(|m| SOURCE_HEADER.len() + m.name.len() + m.content.len() + 2)
+            .sum(),
+    );
     for m in &sorted.manifests {
-        manifest_text.push_str(&format!("---\n# Source: {}\n{}\n", m.name, m.content));
+        push_document(&mut manifest_text, &m.name, &m.content);
     }
     let crds = chart
         .crd_objects(&root_path)
@@ -375,26 +383,46 @@ pub fn template_output(
     rendered: &RenderedRelease,
     options: &TemplateOutput,
 ) -> Result<String, String> {
-    let mut manifest = String::new();
-    if options.include_crds {
-        for (path, content) in &rendered.crds {
-            manifest.push_str(&format!("---\n# Source: {path}\n{content}\n"));
-        }
+    let crds: &[(String, String)] = if options.include_crds {
+        &rendered.crds
+    } else {
+        &[]
+    };
+    let hooks: Vec<&Hook> = if options.no_hooks {
+        Vec::new()
+    } else {
+        rendered
+            .hooks
+            .iter()
+            .filter(|hook| !(options.skip_tests && hook.events.iter().any(|e| e == "test")))
+            .collect()
+    };
+    // Written once into a string of its final size: the output of a chart with CRDs is
+    // hundreds of KiB, and copies of it (or doublings of a growing string) cost a page fault
+    // per 4 KiB.
+    let mut out = String::with_capacity(
+        crds.iter()
+            .map(|(path, content)| SOURCE_HEADER.len() + path.len() + content.len() + 2)
+            .sum::<usize>()
+            + rendered.manifest.len()
+            + 1
+            + hooks
+                .iter()
+                .map(|hook| SOURCE_HEADER.len() + hook.path.len() + hook.manifest.len() + 2)
+                .sum::<usize>(),
+    );
+    for (path, content) in crds {
+        push_document(&mut out, path, content);
     }
-    manifest.push_str(&rendered.manifest);
-    let mut out = String::new();
-    out.push_str(manifest.trim());
+    out.push_str(&rendered.manifest);
+    // Helm trims the CRDs and manifest together, then ends them with one newline.
+    let end = out.trim_end().len();
+    out.truncate(end);
+    let start = out.len() - out.trim_start().len();
+    out.drain(..start);
     out.push('\n');
-    if !options.no_hooks {
-        for hook in &rendered.hooks {
-            if options.skip_tests && hook.events.iter().any(|e| e == "test") {
-                continue;
-            }
-            out.push_str(&format!(
-                "---\n# Source: {}\n{}\n",
-                hook.path, hook.manifest
-            ));
-        }
+    for hook in hooks {
+        push_document(&mut out, &hook.path, &hook.manifest);
     }
     if options.show_only.is_empty() {
         return Ok(out);
@@ -421,6 +449,17 @@ pub fn template_output(
         .into_iter()
         .map(|doc| format!("---\n{doc}\n"))
         .collect())
+}
+
+const SOURCE_HEADER: &str = "---\n# Source: ";
+
+/// Appends `---\n# Source: PATH\nTEXT\n`, one document of a manifest as Helm joins them.
+fn push_document(out: &mut String, path: &str, text: &str) {
+    out.push_str(SOURCE_HEADER);
+    out.push_str(path);
+    out.push('\n');
+    out.push_str(text);
+    out.push('\n');
 }
 
 /// The path after the chart name in a document's `# Source: chart/PATH` line (Helm's regex
