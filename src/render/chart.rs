@@ -356,7 +356,7 @@ fn walk(
 /// zeroed page by page and then copied, touching thrice the memory the file needs.
 fn read_whole(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    const SCRATCH_BYTES: usize = 64 * 1024;
+    const SCRATCH_BYTES: usize = 16 * 1024;
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
