@@ -182,8 +182,12 @@ pub fn render_with_data<T, E>(
     // (docs/renderer.md, "The threaded path on one CPU"). Deeply nested includes recurse
     // natively, and deeply nested blocks parse recursively: its stack is a roomy one.
     let renderer = {
-        let (work, parser, registry, options) =
-            (work.clone(), parser.clone(), registry.clone(), options.clone());
+        let (work, parser, registry, options) = (
+            work.clone(),
+            parser.clone(),
+            registry.clone(),
+            options.clone(),
+        );
         super::helper::spawn_on_another_cpu(
             "keelson-render",
             RENDER_STACK_BYTES,
@@ -1190,12 +1194,19 @@ mod budget_tests {
     }
 
     /// A bug that panics while the values are prepared must end the render (the panic goes
-    /// on to the caller), not leave it waiting for data that never comes.
+    /// on to the caller), not leave it waiting for data that never comes. 8 files of 32 KB
+    /// render on the calling thread, 40 on the threaded path (a renderer on another CPU).
     #[test]
     fn a_panic_while_preparing_does_not_hang_the_render() {
+        for files in [8, 40] {
+            a_panic_while_preparing_does_not_hang_a_render_of(files);
+        }
+    }
+
+    fn a_panic_while_preparing_does_not_hang_a_render_of(files: usize) {
         let (done, finished) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let sources = (0..8)
+            let sources = (0..files)
                 .map(|i| TemplateSource {
                     name: format!("c/templates/t{i}.yaml"),
                     text: "{{ .Values.x }}\n".repeat(2000),
@@ -1217,6 +1228,75 @@ mod budget_tests {
             Ok(panicked) => assert!(panicked, "the panic reaches the caller"),
             Err(_) => panic!("the render hung after a panic in prepare"),
         }
+    }
+
+    /// Charts with CRDs kept as templates (over 512 KiB of sources) take the threaded path:
+    /// the same outputs, the values from `prepare`, the first execution error in Helm's order,
+    /// and a `prepare` error instead of any other.
+    #[test]
+    fn the_threaded_path_renders_like_the_calling_thread() {
+        let sources = |broken: Option<usize>| -> Vec<TemplateSource> {
+            (0..40)
+                .map(|i| TemplateSource {
+                    name: format!("c/templates/t{i:02}.yaml"),
+                    text: if Some(i) == broken {
+                        "{{ fail \"broken\" }}".to_string()
+                    } else {
+                        format!(
+                            "{}{{{{ .Values.n }}}}-{i}",
+                            "# padding line of a large CRD\n".repeat(1000)
+                        )
+                    },
+                })
+                .collect()
+        };
+        assert!(ParseWork::new(sources(None)).worth_threads_of_its_own());
+        let prepare = || -> Result<(BTreeMap<String, Value>, &str), String> {
+            let dot = Value::map([(
+                "Values".to_string(),
+                Value::map([("n".to_string(), Value::Int(7))]),
+            )]);
+            let dots = (0..40)
+                .map(|i| (format!("c/templates/t{i:02}.yaml"), dot.clone()))
+                .collect();
+            Ok((dots, "prepared"))
+        };
+        let mut seen = 0;
+        let (outputs, prepared) =
+            render_with_data(sources(None), &RenderOptions::default(), prepare, |_, _| {
+                seen += 1
+            })
+            .expect("prepare succeeds")
+            .expect("the render succeeds");
+        assert_eq!(prepared, "prepared");
+        assert_eq!(seen, 40);
+        assert_eq!(outputs.len(), 40);
+        for (i, (name, output)) in outputs.iter().enumerate() {
+            assert_eq!(name, &format!("c/templates/t{i:02}.yaml"));
+            assert!(output.ends_with(&format!("\n7-{i}")), "{name}: {output:?}");
+        }
+
+        let failed = render_with_data(
+            sources(Some(17)),
+            &RenderOptions::default(),
+            prepare,
+            |_, _| {},
+        )
+        .expect("prepare succeeds")
+        .map(|_| ())
+        .map_err(|err| err.to_string());
+        assert!(
+            matches!(&failed, Err(message) if message.contains("c/templates/t17.yaml") && message.contains("broken")),
+            "{failed:?}"
+        );
+
+        let refused = render_with_data(
+            sources(Some(3)),
+            &RenderOptions::default(),
+            || -> Result<(BTreeMap<String, Value>, ()), String> { Err("bad values".to_string()) },
+            |_, _| {},
+        );
+        assert!(matches!(refused, Err(message) if message == "bad values"));
     }
 
     #[test]
