@@ -2,8 +2,8 @@
 //! order and executes every non-partial template with its own data.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::sync::mpsc::Sender;
 
 use super::helper::{SharedWork, Take};
@@ -199,7 +199,7 @@ pub fn render_with_data<T, E>(
                 };
                 let parsed = work.wait_until_parsed();
                 let executed =
-                    execute_parsed(&registry, &work, parsed, dots, &options, &send_output);
+                    execute_parsed(&registry, &work, parsed, dots, &options, &send_output, None);
                 let _ = send_result.send(executed);
                 // `send_output` is dropped with this closure: the caller's loop then ends.
             }),
@@ -282,14 +282,25 @@ fn render_on_this_thread<T, E>(
     prepare: impl FnOnce() -> Result<(BTreeMap<String, Value>, T), E>,
     mut on_output: impl FnMut(&str, &str),
 ) -> Result<Result<(Outputs, T), RenderError>, E> {
+    let mut to_helper = None;
     if work.worth_a_second_parser() {
         let (helper_work, helper_parser) = (work.clone(), parser.clone());
-        // Without the helper this thread parses every file itself.
-        let _ = super::helper::spawn_on_another_cpu(
+        let (send_execution, receive_execution) = std::sync::mpsc::channel::<Arc<Execution>>();
+        // Without the helper this thread parses and executes every file itself.
+        if super::helper::spawn_on_another_cpu(
             "keelson-parse",
             RENDER_STACK_BYTES,
-            Box::new(move || helper_work.help(&helper_parser, SMALLEST)),
-        );
+            Box::new(move || {
+                helper_work.help(&helper_parser, SMALLEST);
+                if let Ok(execution) = receive_execution.recv() {
+                    execution.speculate();
+                }
+            }),
+        )
+        .is_ok()
+        {
+            to_helper = Some(send_execution);
+        }
     }
     let (dots, prepared) = match prepare() {
         Ok(prepared) => prepared,
@@ -302,7 +313,7 @@ fn render_on_this_thread<T, E>(
     let executed = on_render_stack(|| {
         work.help(&parser, LARGEST);
         let parsed = work.wait_until_parsed();
-        execute_parsed(registry, &work, parsed, dots, options, &send_output)
+        execute_parsed(registry, &work, parsed, dots, options, &send_output, to_helper)
     });
     drop(send_output);
     let rendered = collect_outputs(receive_output, &mut on_output);
@@ -528,6 +539,7 @@ fn execute_parsed(
     dots: BTreeMap<String, Value>,
     options: &RenderOptions,
     outputs: &Sender<(String, String)>,
+    helper: Option<Sender<Arc<Execution>>>,
 ) -> Result<(), RenderError> {
     let mut set = TemplateSet::new("gotpl", registry.clone());
     set.use_go123_comment_lines(!options.helm4_wording);
@@ -548,7 +560,6 @@ fn execute_parsed(
             }
         }
     }
-    let order: Vec<String> = work.sources.iter().map(|s| s.name.clone()).collect();
     let exec_options = ExecOptions {
         strict: options.strict,
         lint_mode: options.lint_mode,
@@ -574,24 +585,219 @@ fn execute_parsed(
     } else {
         "chartutil.Values"
     };
-    for dot in dots.values() {
-        gotemplate::name_map_type(dot, values_type);
-        if let Value::Map(dot) = dot {
-            for key in ["Values", "Template"] {
-                if let Some(named) = dot.get(key) {
-                    gotemplate::name_map_type(named, values_type);
+    // Helm's order, less the partials and the templates without data.
+    let mut dots = dots;
+    let (names, dots): (Vec<String>, Vec<Value>) = work
+        .sources
+        .iter()
+        .filter(|source| !is_partial(&source.name))
+        .filter_map(|source| Some((source.name.clone(), dots.remove(&source.name)?)))
+        .unzip();
+    let unclaimed_end = names.len();
+    let execution = Arc::new(Execution {
+        set,
+        names,
+        dots,
+        options: exec_options,
+        values_type,
+        shared: std::sync::OnceLock::new(),
+        claims: Mutex::new(Claims {
+            unclaimed_end,
+            ..Claims::default()
+        }),
+        claims_changed: Condvar::new(),
+    });
+    // The helper executes from the last template back while this thread executes from the
+    // first; an offline render only (`lookup` may ask the cluster, and is asked once).
+    if let Some(helper) = helper
+        && options.lookup.is_none()
+        && execution.names.len() >= 2
+    {
+        // A helper that has ended takes nothing: this thread executes every template.
+        let _ = helper.send(execution.clone());
+    }
+    execution.name_map_types();
+    let result = execution.execute_in_order(options, outputs);
+    gotemplate::forget_map_types();
+    execution.stop_helper();
+    if PROCESS_ENDS_AFTER_RENDER.load(Ordering::Relaxed) {
+        // Freeing every parsed node one by one costs about 2% of a render; the process is
+        // about to hand all of its memory back at once.
+        std::mem::forget(execution);
+    }
+    result
+}
+
+/// The templates of one render, executed in Helm's order by the thread that renders, and
+/// speculatively from the last one back by the parse helper once it has parsed its files.
+///
+/// Go maps are references: a template that changes a map of the shared data in place (`set`,
+/// `merge` on `.Values` or `$`) changes it for every later template. A speculative output is
+/// therefore used only while no template before it has changed shared data, which the thread
+/// in order checks after each of its own templates; a helper's template that changed shared
+/// data, or failed, stops the helper, and the thread in order executes it and every later
+/// template itself. Each thread has its own [`Session`] (with its own budget).
+struct Execution {
+    set: TemplateSet,
+    names: Vec<String>,
+    dots: Vec<Value>,
+    options: ExecOptions,
+    values_type: &'static str,
+    /// The maps and lists of the templates' data, found when a template first changes a map.
+    shared: std::sync::OnceLock<gotemplate::SharedValues>,
+    claims: Mutex<Claims>,
+    claims_changed: Condvar,
+}
+
+#[derive(Default)]
+struct Claims {
+    /// Templates from here on were claimed by the helper (it takes `unclaimed_end - 1` next).
+    unclaimed_end: usize,
+    /// The next template of the thread in order: the helper stops before it.
+    next_in_order: usize,
+    /// The helper is to take nothing more.
+    stopped: bool,
+    /// The template the helper is executing.
+    helper_busy_on: Option<usize>,
+    /// The helper's outcomes by template: an output, or `None` (failed, or changed shared
+    /// data: that template and every later one are the thread in order's).
+    speculated: BTreeMap<usize, Option<String>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Outcomes are stored whole, so a panic elsewhere leaves nothing half-done behind a lock.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Execution {
+    /// Helm executes each template with its `Values` type as `.`, and `.Values` and
+    /// `.Template` are of that type too (named per thread).
+    fn name_map_types(&self) {
+        for dot in &self.dots {
+            gotemplate::name_map_type(dot, self.values_type);
+            if let Value::Map(dot) = dot {
+                for key in ["Values", "Template"] {
+                    if let Some(named) = dot.get(key) {
+                        gotemplate::name_map_type(named, self.values_type);
+                    }
                 }
             }
         }
     }
-    let result = execute_templates(&set, &order, dots, &exec_options, options, outputs);
-    gotemplate::forget_map_types();
-    if PROCESS_ENDS_AFTER_RENDER.load(Ordering::Relaxed) {
-        // Freeing every parsed node one by one costs about 2% of a render; the process is
-        // about to hand all of its memory back at once.
-        std::mem::forget(set);
+
+    fn changed_shared_data(&self, session: &Session) -> bool {
+        session.changed_any_map()
+            && session.changed_any_of(
+                self.shared
+                    .get_or_init(|| gotemplate::SharedValues::of(&self.dots)),
+            )
     }
-    result
+
+    fn stop_helper(&self) {
+        lock(&self.claims).stopped = true;
+        self.claims_changed.notify_all();
+    }
+
+    /// The helper's part: templates from the last one back, until it meets the thread in
+    /// order, is stopped, or a template fails or changes shared data.
+    fn speculate(&self) {
+        self.name_map_types();
+        let session = Session::default();
+        loop {
+            let index = {
+                let mut claims = lock(&self.claims);
+                if claims.stopped || claims.unclaimed_end <= claims.next_in_order {
+                    break;
+                }
+                claims.unclaimed_end -= 1;
+                claims.helper_busy_on = Some(claims.unclaimed_end);
+                claims.unclaimed_end
+            };
+            // A panic counts as a failure: the thread in order executes the template itself
+            // (and meets the panic there) instead of waiting for this one forever.
+            let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.set
+                    .execute_in(&self.names[index], self.dots[index].clone(), &self.options, &session)
+                    .ok()
+                    .filter(|_| !self.changed_shared_data(&session))
+            }))
+            .ok()
+            .flatten();
+            let mut claims = lock(&self.claims);
+            claims.helper_busy_on = None;
+            if output.is_none() {
+                claims.stopped = true;
+            }
+            claims.speculated.insert(index, output);
+            drop(claims);
+            self.claims_changed.notify_all();
+        }
+        gotemplate::forget_map_types();
+    }
+
+    /// Executes every template in Helm's order, using the helper's outputs while they are
+    /// valid; the first error is Helm's.
+    fn execute_in_order(
+        &self,
+        options: &RenderOptions,
+        outputs: &Sender<(String, String)>,
+    ) -> Result<(), RenderError> {
+        let session = Session::default();
+        let mut speculation_valid = true;
+        for (index, name) in self.names.iter().enumerate() {
+            let mut output = None;
+            {
+                let mut claims = lock(&self.claims);
+                if speculation_valid && index >= claims.unclaimed_end {
+                    while claims.helper_busy_on == Some(index) {
+                        claims = self
+                            .claims_changed
+                            .wait(claims)
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    }
+                    output = claims.speculated.remove(&index).flatten();
+                }
+                if output.is_none() {
+                    // From here on this thread executes everything itself.
+                    if index >= claims.unclaimed_end {
+                        speculation_valid = false;
+                        claims.stopped = true;
+                    }
+                    claims.next_in_order = index + 1;
+                }
+            }
+            let output = match output {
+                Some(output) => output,
+                None => {
+                    let executed = self
+                        .set
+                        .execute_in(name, self.dots[index].clone(), &self.options, &session)
+                        .map_err(|err| {
+                            RenderError::Exec(if options.helm4_wording {
+                                reformat_exec_error_helm4(name, &err.message)
+                            } else {
+                                cleanup_exec_error(name, &err.message)
+                            })
+                        })?;
+                    if speculation_valid && self.changed_shared_data(&session) {
+                        speculation_valid = false;
+                        self.stop_helper();
+                    }
+                    executed
+                }
+            };
+            // A caller that stopped listening has given up on the render.
+            if outputs
+                .send((name.clone(), output.replace("<no value>", "")))
+                .is_err()
+            {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 static PROCESS_ENDS_AFTER_RENDER: AtomicBool = AtomicBool::new(false);
@@ -606,42 +812,6 @@ pub fn process_ends_after_render() {
 /// to the process exit instead of being freed piece by piece.
 pub fn memory_goes_back_at_exit() -> bool {
     PROCESS_ENDS_AFTER_RENDER.load(Ordering::Relaxed)
-}
-
-fn execute_templates(
-    set: &TemplateSet,
-    order: &[String],
-    mut dots: BTreeMap<String, Value>,
-    exec_options: &ExecOptions,
-    options: &RenderOptions,
-    outputs: &Sender<(String, String)>,
-) -> Result<(), RenderError> {
-    let session = Session::default();
-    for name in order {
-        if is_partial(name) {
-            continue;
-        }
-        let Some(dot) = dots.remove(name) else {
-            continue;
-        };
-        let output = set
-            .execute_in(name, dot, exec_options, &session)
-            .map_err(|err| {
-                RenderError::Exec(if options.helm4_wording {
-                    reformat_exec_error_helm4(name, &err.message)
-                } else {
-                    cleanup_exec_error(name, &err.message)
-                })
-            })?;
-        // A caller that stopped listening has given up on the render.
-        if outputs
-            .send((name.clone(), output.replace("<no value>", "")))
-            .is_err()
-        {
-            break;
-        }
-    }
-    Ok(())
 }
 
 /// Helm's `cleanupParseError`: `parse error at (FILE:LINE): LAST-MESSAGE-PART`.

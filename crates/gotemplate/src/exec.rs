@@ -434,7 +434,52 @@ fn shared_address(value: &Value) -> Option<usize> {
     }
 }
 
+/// The maps and lists reachable from some values (a render's template data), by address: what
+/// a template that changes one in place (`set`, `merge`, ...) changes for every other template.
+pub struct SharedValues {
+    addresses: std::collections::HashSet<usize, std::hash::BuildHasherDefault<crate::functions::FastHasher>>,
+}
+
+impl SharedValues {
+    pub fn of<'a>(roots: impl IntoIterator<Item = &'a Value>) -> Self {
+        let mut shared = Self {
+            addresses: Default::default(),
+        };
+        let mut pending: Vec<(&Value, usize)> = roots.into_iter().map(|root| (root, 0)).collect();
+        while let Some((value, depth)) = pending.pop() {
+            // A map found again (`.Values` in every template's data) is walked once.
+            let Some(address) = shared_address(value) else {
+                continue;
+            };
+            if depth >= MAX_RESOLVE_DEPTH || !shared.addresses.insert(address) {
+                continue;
+            }
+            match value {
+                Value::Map(map) => pending.extend(map.values().map(|v| (v, depth + 1))),
+                Value::List(list) => pending.extend(list.iter().map(|v| (v, depth + 1))),
+                _ => {}
+            }
+        }
+        shared
+    }
+}
+
 impl Session {
+    /// Whether a template executed in this session changed a map in place.
+    pub fn changed_any_map(&self) -> bool {
+        !self.mutations.borrow().replaced.is_empty()
+    }
+
+    /// Whether a template executed in this session changed in place a map of `shared`: the
+    /// templates after it would see the change (Go maps are references).
+    pub fn changed_any_of(&self, shared: &SharedValues) -> bool {
+        self.mutations
+            .borrow()
+            .replaced
+            .keys()
+            .any(|address| shared.addresses.contains(address))
+    }
+
     /// The current version of a map someone may have changed in place.
     fn shallow(&self, value: Value) -> Value {
         let Some(mut address) = shared_address(&value) else {
