@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex};
 
 use super::helper::{SharedWork, Take};
 use gotemplate::{
@@ -313,7 +313,15 @@ fn render_on_this_thread<T, E>(
     let executed = on_render_stack(|| {
         work.help(&parser, LARGEST);
         let parsed = work.wait_until_parsed();
-        execute_parsed(registry, &work, parsed, dots, options, &send_output, to_helper)
+        execute_parsed(
+            registry,
+            &work,
+            parsed,
+            dots,
+            options,
+            &send_output,
+            to_helper,
+        )
     });
     drop(send_output);
     let rendered = collect_outputs(receive_output, &mut on_output);
@@ -703,6 +711,10 @@ impl Execution {
     /// The helper's part: templates from the last one back, until it meets the thread in
     /// order, is stopped, or a template fails or changes shared data.
     fn speculate(&self) {
+        // Found here, on the other CPU, before the thread in order needs them: most charts'
+        // helpers change some map (a walk of all values, ~0.1 ms for bitnami's).
+        self.shared
+            .get_or_init(|| gotemplate::SharedValues::of(&self.dots));
         self.name_map_types();
         let session = Session::default();
         loop {
@@ -719,7 +731,12 @@ impl Execution {
             // (and meets the panic there) instead of waiting for this one forever.
             let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.set
-                    .execute_in(&self.names[index], self.dots[index].clone(), &self.options, &session)
+                    .execute_in(
+                        &self.names[index],
+                        self.dots[index].clone(),
+                        &self.options,
+                        &session,
+                    )
                     .ok()
                     .filter(|_| !self.changed_shared_data(&session))
             }))
@@ -769,7 +786,11 @@ impl Execution {
                 }
             }
             let output = match output {
-                Some(output) => output,
+                Some(output) => {
+                    #[cfg(test)]
+                    speculation_tests::OUTPUTS_FROM_HELPER.with(|count| count.set(count.get() + 1));
+                    output
+                }
                 None => {
                     let executed = self
                         .set
@@ -1540,6 +1561,145 @@ mod tests {
                 matches!(slot, Some(Ok(_))),
                 "{} was not parsed",
                 source.name
+            );
+        }
+    }
+}
+
+/// The helper's speculative outputs (templates from the last one back) never change what a
+/// render gives: Helm's order decides what each template sees and which error is reported.
+#[cfg(test)]
+mod speculation_tests {
+    use super::*;
+
+    thread_local! {
+        /// Outputs this thread's renders took from their helper.
+        pub(super) static OUTPUTS_FROM_HELPER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Twelve files of ~10 KB: a helper parses and then executes from the last template back.
+    fn files_with(special: &[(usize, &str)], values: &Value) -> Vec<TemplateFile> {
+        let padding = "# padding that makes the set worth a second parser\n".repeat(200);
+        (0..12)
+            .map(|i| {
+                let body = special
+                    .iter()
+                    .find(|(index, _)| *index == i)
+                    .map(|(_, body)| body.to_string())
+                    .unwrap_or_else(|| "{{ .Values.x }}".to_string());
+                TemplateFile {
+                    name: format!("c/templates/t{i:02}.yaml"),
+                    text: format!("{padding}{body}"),
+                    dot: Value::map([("Values".to_string(), values.clone())]),
+                }
+            })
+            .collect()
+    }
+
+    fn original_values() -> Value {
+        Value::map([("x".to_string(), Value::from("original"))])
+    }
+
+    #[test]
+    fn a_change_to_shared_values_reaches_every_later_template() {
+        // Helm executes t11 first and t00 last; t03 changes the values all templates share,
+        // whichever thread comes to it first. Each template takes a while, so that the
+        // helper has executed some of the later ones by then.
+        let slow = "{{ range until 3000 }}{{ end }}";
+        let change =
+            format!("{slow}{{{{ $_ := set .Values \"x\" \"changed\" }}}}{{{{ .Values.x }}}}");
+        let plain = format!("{slow}{{{{ .Values.x }}}}");
+        let bodies: Vec<(usize, &str)> = (0..12)
+            .map(|i| {
+                (
+                    i,
+                    if i == 3 {
+                        change.as_str()
+                    } else {
+                        plain.as_str()
+                    },
+                )
+            })
+            .collect();
+        for _ in 0..30 {
+            let outputs = render(
+                files_with(&bodies, &original_values()),
+                &RenderOptions::default(),
+            )
+            .expect("renders");
+            for (i, (name, output)) in outputs.iter().enumerate() {
+                let expected = if i <= 3 { "changed" } else { "original" };
+                assert!(output.ends_with(expected), "{name}: {output:?}");
+            }
+        }
+    }
+
+    /// Templates that take a while each, so that the helper executes some of them.
+    #[test]
+    fn a_change_to_a_map_of_the_templates_own_leaves_the_others_alone() {
+        let slow = "{{ range until 3000 }}{{ end }}";
+        let local = format!(
+            "{slow}{{{{ $d := dict \"x\" \"local\" }}}}{{{{ $_ := set $d \"x\" \"changed\" }}}}{{{{ $d.x }}}}"
+        );
+        let plain = format!("{slow}{{{{ .Values.x }}}}");
+        let bodies: Vec<(usize, &str)> = (0..12)
+            .map(|i| {
+                (
+                    i,
+                    if i == 1 || i == 8 {
+                        local.as_str()
+                    } else {
+                        plain.as_str()
+                    },
+                )
+            })
+            .collect();
+        OUTPUTS_FROM_HELPER.with(|count| count.set(0));
+        for _ in 0..30 {
+            let outputs = render(
+                files_with(&bodies, &original_values()),
+                &RenderOptions::default(),
+            )
+            .expect("renders");
+            for (i, (name, output)) in outputs.iter().enumerate() {
+                let expected = if i == 1 || i == 8 {
+                    "changed"
+                } else {
+                    "original"
+                };
+                assert!(output.ends_with(expected), "{name}: {output:?}");
+            }
+        }
+        // A change to a template's own map does not stop the helper: its outputs were used.
+        assert!(OUTPUTS_FROM_HELPER.with(|count| count.get()) > 0);
+    }
+
+    #[test]
+    fn the_first_failing_template_in_helms_order_is_the_error() {
+        for _ in 0..30 {
+            // t00 is the helper's first template and Helm's last.
+            let both = render(
+                files_with(
+                    &[(2, "{{ fail \"first\" }}"), (0, "{{ fail \"second\" }}")],
+                    &original_values(),
+                ),
+                &RenderOptions::default(),
+            )
+            .map(|_| ())
+            .map_err(|err| err.to_string());
+            assert!(
+                matches!(&both, Err(message) if message.contains("first") && message.contains("t02.yaml")),
+                "{both:?}"
+            );
+            let last = render(
+                files_with(&[(0, "{{ fail \"second\" }}")], &original_values()),
+                &RenderOptions::default(),
+            )
+            .map(|_| ())
+            .map_err(|err| err.to_string());
+            assert!(
+                matches!(&last, Err(message) if message.contains("second") && message.contains("t00.yaml")),
+                "{last:?}"
             );
         }
     }

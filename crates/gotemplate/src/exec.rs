@@ -437,7 +437,10 @@ fn shared_address(value: &Value) -> Option<usize> {
 /// The maps and lists reachable from some values (a render's template data), by address: what
 /// a template that changes one in place (`set`, `merge`, ...) changes for every other template.
 pub struct SharedValues {
-    addresses: std::collections::HashSet<usize, std::hash::BuildHasherDefault<crate::functions::FastHasher>>,
+    addresses: std::collections::HashSet<
+        usize,
+        std::hash::BuildHasherDefault<crate::functions::FastHasher>,
+    >,
 }
 
 impl SharedValues {

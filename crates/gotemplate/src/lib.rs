@@ -16,8 +16,8 @@ mod print;
 mod value;
 
 pub use exec::{
-    ExecOptions, FileParser, LookupFn, ParsedFile, RenderBudget, Session, SharedValues, TemplateSet, WARN_END,
-    WARN_START,
+    ExecOptions, FileParser, LookupFn, ParsedFile, RenderBudget, Session, SharedValues,
+    TemplateSet, WARN_END, WARN_START,
 };
 pub use funcs::{helm_functions, helm4_overrides, sprig_functions, yaml_marshal, yaml_to_value};
 pub use functions::{Func, FuncRegistry};
