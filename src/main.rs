@@ -3,6 +3,14 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 fn main() -> ExitCode {
+    // Errors are printed as their chain of messages, never with a backtrace, yet anyhow
+    // captures one for every error when RUST_BACKTRACE is set (as it often is, for panics):
+    // the first capture of a static build sorts the whole unwind table (~10 ms). Panics still
+    // follow RUST_BACKTRACE; RUST_LIB_BACKTRACE, when set, still decides for errors.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet to read the environment concurrently.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let code = keelson::cli::main();
     end_process(code)
 }
