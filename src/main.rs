@@ -15,12 +15,13 @@ fn main() -> ExitCode {
     end_process(code)
 }
 
-/// Ends the process without running C libraries' exit-time destructors. A template that may
-/// ask for an RSA key gets one generated in the background ahead of need (gotemplate's key
-/// pool), and such a generation can still be running when the command is done. AWS-LC's
-/// destructor then locks every thread's random state for good, and the generating thread
-/// aborts the whole process (exit status 134 after correct output, seen 1 run in 30). Only
-/// buffered standard output needs flushing first; nothing of keelson's runs at exit.
+/// Ends the process without running C libraries' exit-time destructors. Helper threads may
+/// still be working when the command is done (a parse or speculative-execution helper that
+/// found nothing left, a prime search on another core); when key generation ran in the
+/// background, AWS-LC's destructor once locked every thread's random state for good and the
+/// generating thread aborted the whole process (exit status 134 after correct output, seen 1
+/// run in 30). Only buffered standard output needs flushing first; nothing of keelson's runs
+/// at exit.
 fn end_process(code: ExitCode) -> ExitCode {
     use std::io::Write;
     // As at a normal exit, a failed flush of what is left does not change the status.

@@ -716,6 +716,7 @@ impl Execution {
         self.shared
             .get_or_init(|| gotemplate::SharedValues::of(&self.dots));
         self.name_map_types();
+        gotemplate::set_speculative(true);
         let session = Session::default();
         loop {
             let index = {
@@ -751,6 +752,7 @@ impl Execution {
             drop(claims);
             self.claims_changed.notify_all();
         }
+        gotemplate::set_speculative(false);
         gotemplate::forget_map_types();
     }
 
@@ -1672,6 +1674,30 @@ mod speculation_tests {
         }
         // A change to a template's own map does not stop the helper: its outputs were used.
         assert!(OUTPUTS_FROM_HELPER.with(|count| count.get()) > 0);
+    }
+
+    /// Key generation is left to the render: a speculative template that asks for a key ends
+    /// the speculation, and the key comes from the execution whose output counts.
+    #[test]
+    fn templates_that_make_keys_render_whoever_reaches_them_first() {
+        let key = "{{ genPrivateKey \"ecdsa\" }}";
+        for _ in 0..10 {
+            let outputs = render(
+                files_with(&[(0, key), (6, key)], &original_values()),
+                &RenderOptions::default(),
+            )
+            .expect("renders");
+            for (i, (name, output)) in outputs.iter().enumerate() {
+                if i == 0 || i == 6 {
+                    assert!(
+                        output.trim_end().ends_with("-----END EC PRIVATE KEY-----"),
+                        "{name}: {output:?}"
+                    );
+                } else {
+                    assert!(output.ends_with("original"), "{name}: {output:?}");
+                }
+            }
+        }
     }
 
     #[test]

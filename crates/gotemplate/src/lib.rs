@@ -19,7 +19,9 @@ pub use exec::{
     ExecOptions, FileParser, LookupFn, ParsedFile, RenderBudget, Session, SharedValues,
     TemplateSet, WARN_END, WARN_START,
 };
-pub use funcs::{helm_functions, helm4_overrides, sprig_functions, yaml_marshal, yaml_to_value};
+pub use funcs::{
+    helm_functions, helm4_overrides, set_speculative, sprig_functions, yaml_marshal, yaml_to_value,
+};
 pub use functions::{Func, FuncRegistry};
 pub use lex::{Lexed, Token, TokenKind, lex};
 pub use parse::ParseError;

@@ -35,6 +35,25 @@ pub fn functions() -> Vec<(&'static str, Func)> {
     ]
 }
 
+thread_local! {
+    static SPECULATIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread's executions as speculative (their outputs may be thrown away): the
+/// functions that cost far more than a template usually does (RSA keys, bcrypt, scrypt) then
+/// fail instead of running, which leaves them to an execution whose output counts.
+pub fn set_speculative(speculative: bool) {
+    SPECULATIVE.with(|flag| flag.set(speculative));
+}
+
+fn refuse_when_speculative(name: &str) -> Result<(), FuncError> {
+    if SPECULATIVE.with(|flag| flag.get()) {
+        Err(format!("{name} is left to a render whose output counts"))
+    } else {
+        Ok(())
+    }
+}
+
 /// Fills `buf` from the operating system's secure random source.
 pub fn random_fill(buf: &mut [u8]) -> Result<(), FuncError> {
     SystemRandom::new()
@@ -147,12 +166,14 @@ fn bcrypt_hash(input: &str) -> Result<String, FuncError> {
 }
 
 fn bcrypt_fn(args: &[Value]) -> Result<Value, FuncError> {
+    refuse_when_speculative("bcrypt")?;
     args::exact("bcrypt", args, 1)?;
     let input = args::string(args, 0)?;
     Ok(Value::String(bcrypt_hash(input).unwrap_or_else(|e| e)))
 }
 
 fn htpasswd(args: &[Value]) -> Result<Value, FuncError> {
+    refuse_when_speculative("htpasswd")?;
     args::exact("htpasswd", args, 2)?;
     let user = args::string(args, 0)?;
     let password = args::string(args, 1)?;
@@ -231,6 +252,7 @@ fn template_characters(class: u8) -> &'static [u8] {
 }
 
 fn derive_password(args: &[Value]) -> Result<Value, FuncError> {
+    refuse_when_speculative("derivePassword")?;
     args::exact("derivePassword", args, 5)?;
     let counter = args::int(args, 0)?;
     let kind = args::string(args, 1)?;
@@ -271,6 +293,7 @@ fn derive_password(args: &[Value]) -> Result<Value, FuncError> {
 // --- keys and certificates -------------------------------------------------------------------
 
 fn gen_private_key(args: &[Value]) -> Result<Value, FuncError> {
+    refuse_when_speculative("genPrivateKey")?;
     args::exact("genPrivateKey", args, 1)?;
     let kind = args::string(args, 0)?;
     let key = match kind {
@@ -396,6 +419,7 @@ fn ca_request(args: &[Value]) -> Result<CertificateRequest<'_>, FuncError> {
 }
 
 fn gen_ca(args: &[Value]) -> Result<Value, FuncError> {
+    refuse_when_speculative("genCA")?;
     args::exact("genCA", args, 2)?;
     let request = ca_request(args)?;
     issue(&request, &rsa_2048()?, None)
@@ -418,6 +442,7 @@ fn leaf_request(args: &[Value]) -> Result<CertificateRequest<'_>, FuncError> {
 }
 
 fn gen_self_signed_cert(args: &[Value]) -> Result<Value, FuncError> {
+    refuse_when_speculative("genSelfSignedCert")?;
     args::exact("genSelfSignedCert", args, 4)?;
     let request = leaf_request(args)?;
     issue(&request, &rsa_2048()?, None)
@@ -460,6 +485,7 @@ fn ca_param(
 }
 
 fn gen_signed_cert(args: &[Value]) -> Result<Value, FuncError> {
+    refuse_when_speculative("genSignedCert")?;
     args::exact("genSignedCert", args, 5)?;
     let request = leaf_request(args)?;
     let (info, ca_key) = ca_param(args, 4)?;
@@ -577,6 +603,28 @@ fn decrypt_aes(args: &[Value]) -> Result<Value, FuncError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn speculative_executions_make_no_keys_or_password_hashes() {
+        set_speculative(true);
+        let refused = [
+            gen_private_key(&[Value::from("ecdsa")]),
+            bcrypt_fn(&[Value::from("pw")]),
+            htpasswd(&[Value::from("user"), Value::from("pw")]),
+            gen_ca(&[Value::from("ca"), Value::Int(1)]),
+        ];
+        set_speculative(false);
+        for result in refused {
+            assert!(
+                matches!(&result, Err(message) if message.contains("left to a render")),
+                "{result:?}"
+            );
+        }
+        assert!(matches!(
+            gen_private_key(&[Value::from("ecdsa")]),
+            Ok(Value::String(pem)) if pem.contains("EC PRIVATE KEY")
+        ));
+    }
 
     #[test]
     fn hashes_match_known_values() {

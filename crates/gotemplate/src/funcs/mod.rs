@@ -29,6 +29,7 @@ mod toml;
 mod x509;
 mod yaml;
 
+pub use crypto::set_speculative;
 pub use yaml::{yaml_marshal, yaml_to_value};
 
 use super::value::Value;
