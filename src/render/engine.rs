@@ -1598,6 +1598,33 @@ mod speculation_tests {
             .collect()
     }
 
+    /// Renders 30 times; template `tNN` must end with `expected(NN)` each time.
+    fn assert_outputs_end_with(bodies: &[(usize, &str)], expected: impl Fn(usize) -> &'static str) {
+        for _ in 0..30 {
+            let outputs = render(
+                files_with(bodies, &original_values()),
+                &RenderOptions::default(),
+            )
+            .expect("renders");
+            for (i, (name, output)) in outputs.iter().enumerate() {
+                assert!(output.ends_with(expected(i)), "{name}: {output:?}");
+            }
+        }
+    }
+
+    fn assert_render_fails_with(special: &[(usize, &str)], words: &[&str]) {
+        let result = render(
+            files_with(special, &original_values()),
+            &RenderOptions::default(),
+        )
+        .map(|_| ())
+        .map_err(|err| err.to_string());
+        assert!(
+            matches!(&result, Err(message) if words.iter().all(|word| message.contains(word))),
+            "{result:?}"
+        );
+    }
+
     fn original_values() -> Value {
         Value::map([("x".to_string(), Value::from("original"))])
     }
@@ -1623,17 +1650,7 @@ mod speculation_tests {
                 )
             })
             .collect();
-        for _ in 0..30 {
-            let outputs = render(
-                files_with(&bodies, &original_values()),
-                &RenderOptions::default(),
-            )
-            .expect("renders");
-            for (i, (name, output)) in outputs.iter().enumerate() {
-                let expected = if i <= 3 { "changed" } else { "original" };
-                assert!(output.ends_with(expected), "{name}: {output:?}");
-            }
-        }
+        assert_outputs_end_with(&bodies, |i| if i <= 3 { "changed" } else { "original" });
     }
 
     /// Templates that take a while each, so that the helper executes some of them.
@@ -1657,21 +1674,13 @@ mod speculation_tests {
             })
             .collect();
         OUTPUTS_FROM_HELPER.with(|count| count.set(0));
-        for _ in 0..30 {
-            let outputs = render(
-                files_with(&bodies, &original_values()),
-                &RenderOptions::default(),
-            )
-            .expect("renders");
-            for (i, (name, output)) in outputs.iter().enumerate() {
-                let expected = if i == 1 || i == 8 {
-                    "changed"
-                } else {
-                    "original"
-                };
-                assert!(output.ends_with(expected), "{name}: {output:?}");
+        assert_outputs_end_with(&bodies, |i| {
+            if i == 1 || i == 8 {
+                "changed"
+            } else {
+                "original"
             }
-        }
+        });
         // A change to a template's own map does not stop the helper: its outputs were used.
         assert!(OUTPUTS_FROM_HELPER.with(|count| count.get()) > 0);
     }
@@ -1704,29 +1713,11 @@ mod speculation_tests {
     fn the_first_failing_template_in_helms_order_is_the_error() {
         for _ in 0..30 {
             // t00 is the helper's first template and Helm's last.
-            let both = render(
-                files_with(
-                    &[(2, "{{ fail \"first\" }}"), (0, "{{ fail \"second\" }}")],
-                    &original_values(),
-                ),
-                &RenderOptions::default(),
-            )
-            .map(|_| ())
-            .map_err(|err| err.to_string());
-            assert!(
-                matches!(&both, Err(message) if message.contains("first") && message.contains("t02.yaml")),
-                "{both:?}"
+            assert_render_fails_with(
+                &[(2, "{{ fail \"first\" }}"), (0, "{{ fail \"second\" }}")],
+                &["first", "t02.yaml"],
             );
-            let last = render(
-                files_with(&[(0, "{{ fail \"second\" }}")], &original_values()),
-                &RenderOptions::default(),
-            )
-            .map(|_| ())
-            .map_err(|err| err.to_string());
-            assert!(
-                matches!(&last, Err(message) if message.contains("second") && message.contains("t00.yaml")),
-                "{last:?}"
-            );
+            assert_render_fails_with(&[(0, "{{ fail \"second\" }}")], &["second", "t00.yaml"]);
         }
     }
 }
