@@ -672,6 +672,19 @@ struct Claims {
     speculated: BTreeMap<usize, Option<String>>,
 }
 
+/// The chart a template's `.` belongs to: its `Template.BasePath` (`chart/charts/sub/templates`).
+fn base_path(dot: &Value) -> String {
+    dot.as_map()
+        .and_then(|map| map.get("Template"))
+        .and_then(|template| template.as_map())
+        .and_then(|template| template.get("BasePath"))
+        .map(|path| match path {
+            Value::String(path) => path.clone(),
+            _ => String::new(),
+        })
+        .unwrap_or_default()
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Outcomes are stored whole, so a panic elsewhere leaves nothing half-done behind a lock.
     mutex
@@ -701,6 +714,18 @@ impl Execution {
                 self.shared
                     .get_or_init(|| gotemplate::SharedValues::of(&self.dots)),
             )
+    }
+
+    /// A template's `.` after an earlier template of its chart changed its own: the changed
+    /// map with this template's `Template`, of Helm's `Values` type like the original.
+    fn carried_dot(&self, changed: &Arc<BTreeMap<String, Value>>, original: &Value) -> Value {
+        let mut dot = (**changed).clone();
+        if let Some(template) = original.as_map().and_then(|map| map.get("Template")) {
+            dot.insert("Template".to_string(), template.clone());
+        }
+        let dot = Value::Map(Arc::new(dot));
+        gotemplate::name_map_type(&dot, self.values_type);
+        dot
     }
 
     fn stop_helper(&self) {
@@ -765,6 +790,10 @@ impl Execution {
     ) -> Result<(), RenderError> {
         let session = Session::default();
         let mut speculation_valid = true;
+        // Helm gives all templates of a chart one `.` (and sets its `Template` before each):
+        // what a template sets on `.` reaches the chart's later templates. Each template has
+        // a `.` of its own here; a changed one is carried on, by chart (`Template.BasePath`).
+        let mut carried: BTreeMap<String, Arc<BTreeMap<String, Value>>> = BTreeMap::new();
         for (index, name) in self.names.iter().enumerate() {
             let mut output = None;
             {
@@ -794,9 +823,14 @@ impl Execution {
                     output
                 }
                 None => {
+                    let chart = base_path(&self.dots[index]);
+                    let dot = match carried.get(&chart) {
+                        Some(changed) => self.carried_dot(changed, &self.dots[index]),
+                        None => self.dots[index].clone(),
+                    };
                     let executed = self
                         .set
-                        .execute_in(name, self.dots[index].clone(), &self.options, &session)
+                        .execute_in(name, dot.clone(), &self.options, &session)
                         .map_err(|err| {
                             RenderError::Exec(if options.helm4_wording {
                                 reformat_exec_error_helm4(name, &err.message)
@@ -804,6 +838,13 @@ impl Execution {
                                 cleanup_exec_error(name, &err.message)
                             })
                         })?;
+                    if session.changed_any_map()
+                        && let (Value::Map(before), Value::Map(after)) =
+                            (&dot, session.current(&dot))
+                        && !Arc::ptr_eq(before, &after)
+                    {
+                        carried.insert(chart, after);
+                    }
                     if speculation_valid && self.changed_shared_data(&session) {
                         speculation_valid = false;
                         self.stop_helper();
@@ -1707,6 +1748,49 @@ mod speculation_tests {
                 }
             }
         }
+    }
+
+    /// Helm gives all templates of a chart one `.`: what one sets on it, the chart's later
+    /// templates see (with their own `Template`); another chart's templates do not.
+    #[test]
+    fn a_key_set_on_dot_reaches_the_later_templates_of_its_chart_only() {
+        let values = original_values();
+        let file = |chart: &str, name: &str, body: &str| {
+            let base_path = format!("{chart}/templates");
+            let full = format!("{base_path}/{name}");
+            TemplateFile {
+                name: full.clone(),
+                text: body.to_string(),
+                dot: Value::map([
+                    ("Values".to_string(), values.clone()),
+                    (
+                        "Template".to_string(),
+                        Value::map([
+                            ("Name".to_string(), Value::from(full)),
+                            ("BasePath".to_string(), Value::from(base_path)),
+                        ]),
+                    ),
+                ]),
+            }
+        };
+        let reads = "{{ .mode }}|{{ .Template.Name }}";
+        // Helm's order (reverse lexical at one depth): z.yaml, m.yaml, a.yaml, then chart b's.
+        let files = vec![
+            file(
+                "c",
+                "z.yaml",
+                "{{ $_ := set . \"mode\" \"ha\" }}{{ .mode }}",
+            ),
+            file("c", "m.yaml", reads),
+            file("c", "a.yaml", reads),
+            file("b", "x.yaml", reads),
+        ];
+        let outputs = render(files, &RenderOptions::default()).expect("renders");
+        let output = |name: &str| outputs.get(name).map(String::as_str);
+        assert_eq!(output("c/templates/z.yaml"), Some("ha"));
+        assert_eq!(output("c/templates/m.yaml"), Some("ha|c/templates/m.yaml"));
+        assert_eq!(output("c/templates/a.yaml"), Some("ha|c/templates/a.yaml"));
+        assert_eq!(output("b/templates/x.yaml"), Some("|b/templates/x.yaml"));
     }
 
     #[test]

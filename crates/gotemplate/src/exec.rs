@@ -468,6 +468,12 @@ impl SharedValues {
 }
 
 impl Session {
+    /// The current version of a map or list that templates of this session may have changed
+    /// in place (`set`, `merge`); anything else as it is.
+    pub fn current(&self, value: &Value) -> Value {
+        self.shallow(value.clone())
+    }
+
     /// Whether a template executed in this session changed a map in place.
     pub fn changed_any_map(&self) -> bool {
         !self.mutations.borrow().replaced.is_empty()
@@ -543,7 +549,12 @@ impl Session {
                             *slot = new;
                         }
                     }
-                    Value::Map(Arc::new(entries))
+                    let resolved = Value::Map(Arc::new(entries));
+                    // Resolved, a named map keeps Helm's type (as a changed one does).
+                    if let Some(type_name) = crate::value::named_map_type(map) {
+                        crate::value::name_map_type(&resolved, type_name);
+                    }
+                    resolved
                 }
             }
             Value::List(items) => {
@@ -616,6 +627,10 @@ impl Session {
             if matches!((old, new), (Value::Map(_), Value::Map(_))) && !same_value(old, new) {
                 self.record_at(old, new, depth + 1);
             }
+        }
+        // The changed map keeps Helm's named type (`set . "k" v` leaves `.` a chartutil.Values).
+        if let Some(type_name) = crate::value::named_map_type(before) {
+            crate::value::name_map_type(result, type_name);
         }
         if let Some(address) = shared_address(&original) {
             let mut mutations = self.mutations.borrow_mut();
