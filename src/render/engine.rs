@@ -544,7 +544,7 @@ fn execute_parsed(
     registry: &Arc<FuncRegistry>,
     work: &ParseWork,
     parsed: Vec<Option<Result<ParsedFile, String>>>,
-    dots: BTreeMap<String, Value>,
+    mut dots: BTreeMap<String, Value>,
     options: &RenderOptions,
     outputs: &Sender<(String, String)>,
     helper: Option<Sender<Arc<Execution>>>,
@@ -594,7 +594,6 @@ fn execute_parsed(
         "chartutil.Values"
     };
     // Helm's order, less the partials and the templates without data.
-    let mut dots = dots;
     let (names, dots): (Vec<String>, Vec<Value>) = work
         .sources
         .iter()
@@ -673,15 +672,12 @@ struct Claims {
 }
 
 /// The chart a template's `.` belongs to: its `Template.BasePath` (`chart/charts/sub/templates`).
-fn base_path(dot: &Value) -> String {
+fn base_path(dot: &Value) -> &str {
     dot.as_map()
         .and_then(|map| map.get("Template"))
-        .and_then(|template| template.as_map())
+        .and_then(Value::as_map)
         .and_then(|template| template.get("BasePath"))
-        .map(|path| match path {
-            Value::String(path) => path.clone(),
-            _ => String::new(),
-        })
+        .and_then(Value::as_str)
         .unwrap_or_default()
 }
 
@@ -709,11 +705,15 @@ impl Execution {
     }
 
     fn changed_shared_data(&self, session: &Session) -> bool {
-        session.changed_any_map()
-            && session.changed_any_of(
-                self.shared
-                    .get_or_init(|| gotemplate::SharedValues::of(&self.dots)),
-            )
+        // The walk of every value only once some map has changed at all.
+        session.changed_any_map() && session.changed_any_of(self.shared_values())
+    }
+
+    /// The maps and lists the templates' data holds (each template's `.` included: Helm gives
+    /// a chart's templates one `.`).
+    fn shared_values(&self) -> &gotemplate::SharedValues {
+        self.shared
+            .get_or_init(|| gotemplate::SharedValues::of(&self.dots))
     }
 
     /// A template's `.` after an earlier template of its chart changed its own: the changed
@@ -738,8 +738,7 @@ impl Execution {
     fn speculate(&self) {
         // Found here, on the other CPU, before the thread in order needs them: most charts'
         // helpers change some map (a walk of all values, ~0.1 ms for bitnami's).
-        self.shared
-            .get_or_init(|| gotemplate::SharedValues::of(&self.dots));
+        self.shared_values();
         self.name_map_types();
         gotemplate::set_speculative(true);
         let session = Session::default();
@@ -824,7 +823,7 @@ impl Execution {
                 }
                 None => {
                     let chart = base_path(&self.dots[index]);
-                    let dot = match carried.get(&chart) {
+                    let dot = match carried.get(chart) {
                         Some(changed) => self.carried_dot(changed, &self.dots[index]),
                         None => self.dots[index].clone(),
                     };
@@ -843,7 +842,7 @@ impl Execution {
                             (&dot, session.current(&dot))
                         && !Arc::ptr_eq(before, &after)
                     {
-                        carried.insert(chart, after);
+                        carried.insert(chart.to_string(), after);
                     }
                     if speculation_valid && self.changed_shared_data(&session) {
                         speculation_valid = false;

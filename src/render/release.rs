@@ -228,7 +228,7 @@ pub fn render_owned_chart(
         sorted
             .manifests
             .iter()
-            .map(|m| SOURCE_HEADER.len() + m.name.len() + m.content.len() + 2)
+            .map(|m| document_len(&m.name, &m.content))
             .sum(),
     );
     for m in &sorted.manifests {
@@ -402,13 +402,13 @@ pub fn template_output(
     // per 4 KiB.
     let mut out = String::with_capacity(
         crds.iter()
-            .map(|(path, content)| SOURCE_HEADER.len() + path.len() + content.len() + 2)
+            .map(|(path, content)| document_len(path, content))
             .sum::<usize>()
             + rendered.manifest.len()
             + 1
             + hooks
                 .iter()
-                .map(|hook| SOURCE_HEADER.len() + hook.path.len() + hook.manifest.len() + 2)
+                .map(|hook| document_len(&hook.path, &hook.manifest))
                 .sum::<usize>(),
     );
     for (path, content) in crds {
@@ -452,6 +452,11 @@ pub fn template_output(
 }
 
 const SOURCE_HEADER: &str = "---\n# Source: ";
+
+/// How long [`push_document`] makes a string.
+fn document_len(path: &str, text: &str) -> usize {
+    SOURCE_HEADER.len() + path.len() + 1 + text.len() + 1
+}
 
 /// Appends `---\n# Source: PATH\nTEXT\n`, one document of a manifest as Helm joins them.
 fn push_document(out: &mut String, path: &str, text: &str) {

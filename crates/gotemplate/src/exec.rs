@@ -550,10 +550,7 @@ impl Session {
                         }
                     }
                     let resolved = Value::Map(Arc::new(entries));
-                    // Resolved, a named map keeps Helm's type (as a changed one does).
-                    if let Some(type_name) = crate::value::named_map_type(map) {
-                        crate::value::name_map_type(&resolved, type_name);
-                    }
+                    crate::value::keep_map_type(map, &resolved);
                     resolved
                 }
             }
@@ -628,10 +625,8 @@ impl Session {
                 self.record_at(old, new, depth + 1);
             }
         }
-        // The changed map keeps Helm's named type (`set . "k" v` leaves `.` a chartutil.Values).
-        if let Some(type_name) = crate::value::named_map_type(before) {
-            crate::value::name_map_type(result, type_name);
-        }
+        // `set . "k" v` leaves `.` a chartutil.Values.
+        crate::value::keep_map_type(before, result);
         if let Some(address) = shared_address(&original) {
             let mut mutations = self.mutations.borrow_mut();
             mutations

@@ -94,6 +94,14 @@ pub fn name_map_type(value: &Value, type_name: &'static str) {
     }
 }
 
+/// Gives `version` (a changed or resolved copy of `map`) the named type `map` has, if any: in
+/// Go the map changed in place keeps its type.
+pub(crate) fn keep_map_type(map: &Arc<BTreeMap<String, Value>>, version: &Value) {
+    if let Some(type_name) = named_map_type(map) {
+        name_map_type(version, type_name);
+    }
+}
+
 /// Forgets the maps [`name_map_type`] named on this thread.
 pub fn forget_map_types() {
     NAMED_MAPS.with(|named| named.borrow_mut().clear());
